@@ -1,0 +1,687 @@
+/* channel.c - Channel, its reader and writer ends, matching, poison, retire.
+ *
+ * All state here is changed with the GIL held.  A read or write first tries
+ * to complete at once against a blocked peer or the buffer; only if it cannot
+ * does it link an offer into the channel's queue and wait.  A writer that
+ * finds a blocked reader hands it the message and goes on: one wake-up per
+ * rendezvous.
+ */
+#include "csp.h"
+
+#include <structmember.h>
+
+/* ------------------------------------------------------------------ */
+/* Offer queues                                                        */
+
+void
+csp_offer_link(csp_offer *o)
+{
+    ChannelObject *ch = o->chan;
+    csp_offer **head = o->is_write ? &ch->wq_head : &ch->rq_head;
+    csp_offer **tail = o->is_write ? &ch->wq_tail : &ch->rq_tail;
+    o->next = NULL;
+    o->prev = *tail;
+    if (*tail)
+        (*tail)->next = o;
+    else
+        *head = o;
+    *tail = o;
+    o->linked = 1;
+}
+
+void
+csp_offer_unlink(csp_offer *o)
+{
+    if (!o->linked)
+        return;
+    ChannelObject *ch = o->chan;
+    csp_offer **head = o->is_write ? &ch->wq_head : &ch->rq_head;
+    csp_offer **tail = o->is_write ? &ch->wq_tail : &ch->rq_tail;
+    if (o->prev)
+        o->prev->next = o->next;
+    else
+        *head = o->next;
+    if (o->next)
+        o->next->prev = o->prev;
+    else
+        *tail = o->prev;
+    o->prev = o->next = NULL;
+    o->linked = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+
+static void
+raise_poisoned(void)
+{
+    PyErr_SetString(csp_PoisonError, "channel is poisoned");
+}
+
+static void
+raise_retired(const char *what)
+{
+    PyErr_SetString(csp_RetireError, what);
+}
+
+void
+csp_raise_for_status(int status)
+{
+    switch (status) {
+    case CSP_POISONED:
+        raise_poisoned();
+        break;
+    case CSP_RETIRED:
+        raise_retired("channel is retired");
+        break;
+    case CSP_DEADLOCK:
+        PyErr_SetString(csp_DeadlockError,
+                        "deadlock: every CSP process is blocked on a channel");
+        break;
+    case CSP_KILLED:
+        PyErr_SetString(csp_PoisonError, "process stopped: its Parallel was interrupted");
+        break;
+    default:
+        PyErr_Format(PyExc_SystemError, "pycsp: unexpected wait status %d", status);
+    }
+}
+
+int
+csp_end_check_usable(EndObject *end)
+{
+    if (end->retired) {
+        raise_retired(end->is_writer ? "this writer end is retired"
+                                     : "this reader end is retired");
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Matching (GIL held)                                                 */
+
+static inline void
+buf_push(ChannelObject *ch, PyObject *msg)
+{
+    ch->buf[(ch->head + ch->count) % ch->capacity] = msg;
+    ch->count++;
+}
+
+static inline PyObject *
+buf_pop(ChannelObject *ch)
+{
+    PyObject *m = ch->buf[ch->head];
+    ch->buf[ch->head] = NULL;
+    ch->head = (ch->head + 1) % ch->capacity;
+    ch->count--;
+    return m;
+}
+
+int
+csp_try_read(ChannelObject *ch, PyObject **msg_out)
+{
+    if (ch->poisoned) {
+        raise_poisoned();
+        return -1;
+    }
+    csp_offer *w = ch->wq_head;
+    if (ch->count > 0) {
+        *msg_out = buf_pop(ch);
+        if (w) {
+            /* A blocked writer's message takes the freed slot. */
+            buf_push(ch, Py_NewRef(w->msg));
+            csp_task_complete(w->task, CSP_DONE, w->index, NULL);
+        }
+        return 1;
+    }
+    if (w) {
+        *msg_out = Py_NewRef(w->msg);
+        csp_task_complete(w->task, CSP_DONE, w->index, NULL);
+        return 1;
+    }
+    if (ch->no_writers) {
+        raise_retired("channel is retired: every writer has retired");
+        return -1;
+    }
+    return 0;
+}
+
+int
+csp_try_write(ChannelObject *ch, PyObject *msg)
+{
+    if (ch->poisoned) {
+        raise_poisoned();
+        return -1;
+    }
+    if (ch->no_readers) {
+        raise_retired("channel is retired: every reader has retired");
+        return -1;
+    }
+    csp_offer *r = ch->rq_head;
+    if (r) {
+        csp_task_complete(r->task, CSP_DONE, r->index, Py_NewRef(msg));
+        return 1;
+    }
+    if (ch->count < ch->capacity) {
+        buf_push(ch, Py_NewRef(msg));
+        return 1;
+    }
+    return 0;
+}
+
+/* Wake every task blocked on one side of `ch` with `status`. */
+static void
+wake_queue(ChannelObject *ch, int writers, int status)
+{
+    csp_offer *o;
+    while ((o = writers ? ch->wq_head : ch->rq_head) != NULL)
+        csp_task_complete(o->task, status, o->index, NULL);
+}
+
+static void
+channel_poison(ChannelObject *ch)
+{
+    if (ch->poisoned)
+        return;
+    ch->poisoned = 1;
+    wake_queue(ch, 0, CSP_POISONED);
+    wake_queue(ch, 1, CSP_POISONED);
+    /* Dropped last: a message's __del__ may run arbitrary code. */
+    while (ch->count > 0) {
+        PyObject *m = buf_pop(ch);
+        Py_DECREF(m);
+    }
+}
+
+static void
+end_retire_impl(EndObject *e)
+{
+    if (e->retired)
+        return;
+    e->retired = 1;
+    ChannelObject *ch = e->chan;
+    if (e->is_writer) {
+        if (--ch->nwriters == 0 && !ch->no_writers) {
+            ch->no_writers = 1;
+            /* Readers block only when nothing is buffered or offered. */
+            if (ch->count == 0 && !ch->wq_head)
+                wake_queue(ch, 0, CSP_RETIRED);
+        }
+    }
+    else {
+        if (--ch->nreaders == 0 && !ch->no_readers) {
+            ch->no_readers = 1;
+            wake_queue(ch, 1, CSP_RETIRED);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Blocking read and write                                             */
+
+static PyObject *
+channel_read(EndObject *end)
+{
+    ChannelObject *ch = end->chan;
+    PyObject *msg;
+    if (csp_end_check_usable(end) < 0)
+        return NULL;
+    TaskObject *t = csp_current_task();
+    if (!t)
+        return NULL;
+    if (t->killed) {
+        csp_raise_for_status(CSP_KILLED);
+        return NULL;
+    }
+    int r = csp_try_read(ch, &msg);
+    if (r)
+        return r < 0 ? NULL : msg;
+    if (csp_task_prepare(t, 1) < 0)
+        return NULL;
+    csp_offer *o = &t->offers[0];
+    o->task = t;
+    o->chan = ch;
+    o->msg = NULL;
+    o->index = 0;
+    o->is_write = 0;
+    t->noffers = 1;
+    csp_offer_link(o);
+    int st = csp_task_wait(t, -1.0, CSP_WAIT_CHANNEL);
+    if (st == CSP_DONE) {
+        msg = t->msg;
+        t->msg = NULL;
+        return msg;
+    }
+    if (st >= 0)
+        csp_raise_for_status(st);
+    return NULL;
+}
+
+static int
+channel_write(EndObject *end, PyObject *msg)
+{
+    ChannelObject *ch = end->chan;
+    if (csp_end_check_usable(end) < 0)
+        return -1;
+    TaskObject *t = csp_current_task();
+    if (!t)
+        return -1;
+    if (t->killed) {
+        csp_raise_for_status(CSP_KILLED);
+        return -1;
+    }
+    int r = csp_try_write(ch, msg);
+    if (r)
+        return r < 0 ? -1 : 0;
+    if (csp_task_prepare(t, 1) < 0)
+        return -1;
+    csp_offer *o = &t->offers[0];
+    o->task = t;
+    o->chan = ch;
+    o->msg = msg;
+    o->index = 0;
+    o->is_write = 1;
+    t->noffers = 1;
+    csp_offer_link(o);
+    int st = csp_task_wait(t, -1.0, CSP_WAIT_CHANNEL);
+    if (st == CSP_DONE)
+        return 0;
+    if (st >= 0)
+        csp_raise_for_status(st);
+    return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Channel ends                                                        */
+
+typedef struct {
+    EndObject base;
+    vectorcallfunc vectorcall;
+} EndCallObject;
+
+static PyObject *
+end_read_vectorcall(PyObject *self, PyObject *const *Py_UNUSED(args), size_t nargsf,
+                    PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 0 || (kwnames && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "a reader end is called with no arguments: msg = cin(); "
+                        "to write, use a writer end (ch.writer(), -ch or OUT(ch))");
+        return NULL;
+    }
+    return channel_read((EndObject *)self);
+}
+
+static PyObject *
+end_write_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "a writer end takes exactly one message: cout(msg); "
+                        "to read, use a reader end (ch.reader(), +ch or IN(ch))");
+        return NULL;
+    }
+    if (channel_write((EndObject *)self, args[0]) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* New reference: a fresh end joined to `ch`. */
+static PyObject *
+end_create(ChannelObject *ch, int is_writer)
+{
+    PyTypeObject *tp = is_writer ? &csp_EndWriteType : &csp_EndReadType;
+    EndCallObject *e = PyObject_GC_New(EndCallObject, tp);
+    if (!e)
+        return NULL;
+    e->base.chan = (ChannelObject *)Py_NewRef(ch);
+    e->base.retired = 0;
+    e->base.is_writer = (char)is_writer;
+    e->base.fair_stamp = 0;
+    e->vectorcall = is_writer ? end_write_vectorcall : end_read_vectorcall;
+    if (is_writer)
+        ch->nwriters++;
+    else
+        ch->nreaders++;
+    PyObject_GC_Track(e);
+    return (PyObject *)e;
+}
+
+static int
+end_traverse(EndObject *e, visitproc visit, void *arg)
+{
+    Py_VISIT(e->chan);
+    return 0;
+}
+
+static int
+end_clear(EndObject *e)
+{
+    Py_CLEAR(e->chan);
+    return 0;
+}
+
+static void
+end_dealloc(EndObject *e)
+{
+    PyObject_GC_UnTrack(e);
+    end_clear(e);
+    Py_TYPE(e)->tp_free((PyObject *)e);
+}
+
+static PyObject *
+end_new_from_python(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *ch;
+    static char *kwlist[] = {"channel", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:channel end", kwlist, &ch))
+        return NULL;
+    if (!PyObject_TypeCheck(ch, &csp_ChannelType)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes a Channel, not %.100s",
+                     type->tp_name, Py_TYPE(ch)->tp_name);
+        return NULL;
+    }
+    return end_create((ChannelObject *)ch, type == &csp_EndWriteType);
+}
+
+static PyObject *
+end_retire(EndObject *e, PyObject *Py_UNUSED(ignored))
+{
+    end_retire_impl(e);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+end_poison(EndObject *e, PyObject *Py_UNUSED(ignored))
+{
+    channel_poison(e->chan);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+end_repr(EndObject *e)
+{
+    const char *kind = e->is_writer ? "ChannelEndWrite" : "ChannelEndRead";
+    if (e->chan->name != Py_None)
+        return PyUnicode_FromFormat("<%s on Channel %R%s>", kind, e->chan->name,
+                                    e->retired ? " (retired)" : "");
+    return PyUnicode_FromFormat("<%s on Channel at %p%s>", kind, (void *)e->chan,
+                                e->retired ? " (retired)" : "");
+}
+
+static PyObject *
+end_get_channel(EndObject *e, void *Py_UNUSED(c))
+{
+    return Py_NewRef((PyObject *)e->chan);
+}
+
+static PyObject *
+end_get_retired(EndObject *e, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(e->retired);
+}
+
+static PyMethodDef end_methods[] = {
+    {"retire", (PyCFunction)end_retire, METH_NOARGS,
+     "Leave the channel. Harmless twice; using a retired end raises ChannelRetireException."},
+    {"poison", (PyCFunction)end_poison, METH_NOARGS,
+     "Poison the channel: every blocked and later operation raises ChannelPoisonException."},
+    {NULL}
+};
+
+static PyGetSetDef end_getset[] = {
+    {"channel", (getter)end_get_channel, NULL, "the Channel this end belongs to", NULL},
+    {"retired", (getter)end_get_retired, NULL, "True once retire() was called", NULL},
+    {NULL}
+};
+
+PyTypeObject csp_EndReadType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "pycsp.ChannelEndRead",
+    .tp_basicsize = sizeof(EndCallObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "ChannelEndRead(channel): reader end. msg = end() blocks until a writer offers a "
+              "message; raises ChannelPoisonException or ChannelRetireException.",
+    .tp_new = end_new_from_python,
+    .tp_dealloc = (destructor)end_dealloc,
+    .tp_traverse = (traverseproc)end_traverse,
+    .tp_clear = (inquiry)end_clear,
+    .tp_vectorcall_offset = offsetof(EndCallObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_repr = (reprfunc)end_repr,
+    .tp_methods = end_methods,
+    .tp_getset = end_getset,
+};
+
+PyTypeObject csp_EndWriteType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "pycsp.ChannelEndWrite",
+    .tp_basicsize = sizeof(EndCallObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "ChannelEndWrite(channel): writer end. end(msg) blocks until a reader takes the "
+              "message (or it fits in the buffer); raises ChannelPoisonException or "
+              "ChannelRetireException.",
+    .tp_new = end_new_from_python,
+    .tp_dealloc = (destructor)end_dealloc,
+    .tp_traverse = (traverseproc)end_traverse,
+    .tp_clear = (inquiry)end_clear,
+    .tp_vectorcall_offset = offsetof(EndCallObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_repr = (reprfunc)end_repr,
+    .tp_methods = end_methods,
+    .tp_getset = end_getset,
+};
+
+/* ------------------------------------------------------------------ */
+/* Channel                                                             */
+
+static PyObject *
+channel_alloc(PyTypeObject *type, PyObject *name, Py_ssize_t capacity)
+{
+    ChannelObject *ch = (ChannelObject *)type->tp_alloc(type, 0);
+    if (!ch)
+        return NULL;
+    ch->name = Py_NewRef(name);
+    ch->capacity = capacity;
+    ch->buf = NULL;
+    if (capacity > 0) {
+        ch->buf = PyMem_Calloc((size_t)capacity, sizeof(PyObject *));
+        if (!ch->buf) {
+            Py_DECREF(ch);
+            return PyErr_NoMemory();
+        }
+    }
+    return (PyObject *)ch;
+}
+
+static PyObject *
+channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *name = Py_None, *buffer = NULL;
+    static char *kwlist[] = {"name", "buffer", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:Channel", kwlist, &name, &buffer))
+        return NULL;
+    Py_ssize_t capacity = 0;
+    if (buffer && buffer != Py_None) {
+        if (PyBool_Check(buffer) || !PyLong_Check(buffer)) {
+            PyErr_Format(PyExc_TypeError, "Channel buffer must be an int >= 0, not %.100s",
+                         Py_TYPE(buffer)->tp_name);
+            return NULL;
+        }
+        capacity = PyLong_AsSsize_t(buffer);
+        if (capacity == -1 && PyErr_Occurred())
+            return NULL;
+        if (capacity < 0) {
+            PyErr_Format(PyExc_ValueError, "Channel buffer must be >= 0, got %zd", capacity);
+            return NULL;
+        }
+    }
+    return channel_alloc(type, name, capacity);
+}
+
+static int
+channel_traverse(ChannelObject *ch, visitproc visit, void *arg)
+{
+    Py_VISIT(ch->name);
+    for (Py_ssize_t i = 0; i < ch->count; i++)
+        Py_VISIT(ch->buf[(ch->head + i) % ch->capacity]);
+    return 0;
+}
+
+static int
+channel_clear(ChannelObject *ch)
+{
+    Py_CLEAR(ch->name);
+    while (ch->count > 0) {
+        PyObject *m = buf_pop(ch);
+        Py_DECREF(m);
+    }
+    return 0;
+}
+
+static void
+channel_dealloc(ChannelObject *ch)
+{
+    PyObject_GC_UnTrack(ch);
+    if (ch->weakreflist)
+        PyObject_ClearWeakRefs((PyObject *)ch);
+    channel_clear(ch);
+    PyMem_Free(ch->buf);
+    Py_TYPE(ch)->tp_free((PyObject *)ch);
+}
+
+static PyObject *
+channel_reader(ChannelObject *ch, PyObject *Py_UNUSED(ignored))
+{
+    return end_create(ch, 0);
+}
+
+static PyObject *
+channel_writer(ChannelObject *ch, PyObject *Py_UNUSED(ignored))
+{
+    return end_create(ch, 1);
+}
+
+static PyObject *
+channel_poison_method(ChannelObject *ch, PyObject *Py_UNUSED(ignored))
+{
+    channel_poison(ch);
+    Py_RETURN_NONE;
+}
+
+/* Channel() * n and n * Channel(): n fresh channels with the same buffer. */
+static PyObject *
+channel_multiply(PyObject *a, PyObject *b)
+{
+    PyObject *chobj = PyObject_TypeCheck(a, &csp_ChannelType) ? a : b;
+    PyObject *nobj = chobj == a ? b : a;
+    if (!PyLong_Check(nobj) || PyBool_Check(nobj))
+        Py_RETURN_NOTIMPLEMENTED;
+    Py_ssize_t n = PyLong_AsSsize_t(nobj);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0) {
+        PyErr_Format(PyExc_ValueError, "cannot make %zd channels", n);
+        return NULL;
+    }
+    ChannelObject *ch = (ChannelObject *)chobj;
+    PyObject *list = PyList_New(n);
+    if (!list)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *c = channel_alloc(Py_TYPE(ch), Py_None, ch->capacity);
+        if (!c) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, c);
+    }
+    return list;
+}
+
+static PyObject *
+channel_repr(ChannelObject *ch)
+{
+    if (ch->name != Py_None)
+        return PyUnicode_FromFormat("<Channel %R buffer=%zd>", ch->name, ch->capacity);
+    return PyUnicode_FromFormat("<Channel at %p buffer=%zd>", (void *)ch, ch->capacity);
+}
+
+static PyObject *
+channel_stats(ChannelObject *ch, PyObject *Py_UNUSED(ignored))
+{
+    Py_ssize_t nr = 0, nw = 0;
+    for (csp_offer *o = ch->rq_head; o; o = o->next)
+        nr++;
+    for (csp_offer *o = ch->wq_head; o; o = o->next)
+        nw++;
+    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:O,s:O,s:O}", "buffered", ch->count,
+                         "blocked_readers", nr, "blocked_writers", nw, "readers", ch->nreaders,
+                         "writers", ch->nwriters, "poisoned", ch->poisoned ? Py_True : Py_False,
+                         "readers_retired", ch->no_readers ? Py_True : Py_False,
+                         "writers_retired", ch->no_writers ? Py_True : Py_False);
+}
+
+static PyMethodDef channel_methods[] = {
+    {"reader", (PyCFunction)channel_reader, METH_NOARGS, "Join as one more reader: a ChannelEndRead."},
+    {"writer", (PyCFunction)channel_writer, METH_NOARGS, "Join as one more writer: a ChannelEndWrite."},
+    {"poison", (PyCFunction)channel_poison_method, METH_NOARGS, "Poison the channel."},
+    {"statistics", (PyCFunction)channel_stats, METH_NOARGS,
+     "A dict of counts (buffered, blocked readers/writers, joined ends, flags)."},
+    {NULL}
+};
+
+static PyMemberDef channel_members[] = {
+    {"name", T_OBJECT, offsetof(ChannelObject, name), READONLY, "the channel's name"},
+    {"buffer", T_PYSSIZET, offsetof(ChannelObject, capacity), READONLY, "buffer capacity"},
+    {NULL}
+};
+
+static PyObject *
+channel_pos(PyObject *ch)
+{
+    return end_create((ChannelObject *)ch, 0);
+}
+
+static PyObject *
+channel_neg(PyObject *ch)
+{
+    return end_create((ChannelObject *)ch, 1);
+}
+
+static PyNumberMethods channel_as_number = {
+    .nb_multiply = channel_multiply,
+    .nb_positive = channel_pos,
+    .nb_negative = channel_neg,
+};
+
+PyTypeObject csp_ChannelType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "pycsp.Channel",
+    .tp_basicsize = sizeof(ChannelObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "Channel(name=None, buffer=0): any-to-any channel. buffer=0 is a rendezvous; "
+              "buffer=N lets N messages wait in FIFO order.",
+    .tp_new = channel_new,
+    .tp_dealloc = (destructor)channel_dealloc,
+    .tp_traverse = (traverseproc)channel_traverse,
+    .tp_clear = (inquiry)channel_clear,
+    .tp_repr = (reprfunc)channel_repr,
+    .tp_methods = channel_methods,
+    .tp_members = channel_members,
+    .tp_as_number = &channel_as_number,
+    .tp_weaklistoffset = offsetof(ChannelObject, weakreflist),
+};
+
+int
+csp_channel_init_module(PyObject *m)
+{
+    if (PyType_Ready(&csp_ChannelType) < 0 || PyType_Ready(&csp_EndReadType) < 0 ||
+        PyType_Ready(&csp_EndWriteType) < 0)
+        return -1;
+    if (PyModule_AddObjectRef(m, "Channel", (PyObject *)&csp_ChannelType) < 0 ||
+        PyModule_AddObjectRef(m, "ChannelEndRead", (PyObject *)&csp_EndReadType) < 0 ||
+        PyModule_AddObjectRef(m, "ChannelEndWrite", (PyObject *)&csp_EndWriteType) < 0)
+        return -1;
+    return 0;
+}

@@ -1,0 +1,164 @@
+/* csp.h - shared declarations of the pycsp C core.
+ *
+ * One C core, several ways to wait.  All channel state (queues of blocked
+ * offers, buffers, reader/writer counts, poison) is changed only while the
+ * GIL is held, so the matching of readers and writers and the commit of an
+ * alternation are atomic without a lock of their own.  What differs between
+ * backends is how a Task waits: an OS thread releases the GIL and sleeps on a
+ * futex (after a short spin); a greenlet switches to the scheduler.  Both are
+ * reached through the block/wake function pointers of a Task.
+ */
+#ifndef CSP_H
+#define CSP_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ */
+/* Outcome of a wait, stored in Task.status (also the futex word).    */
+
+enum csp_status {
+    CSP_WAITING = 0,
+    CSP_DONE,       /* a peer committed one of our offers / a join finished */
+    CSP_POISONED,   /* the channel of offer `chosen` was poisoned */
+    CSP_RETIRED,    /* the channel of offer `chosen` was retired */
+    CSP_TIMEOUT,    /* the deadline passed first (set by the waiter itself) */
+    CSP_DEADLOCK,   /* every CSP process is blocked */
+    CSP_KILLED,     /* the process was told to stop (Ctrl-C in its Parallel) */
+    CSP_CANCELLED,  /* the waiter gave up (signal): nobody may commit it */
+};
+
+/* What a blocked task waits for; deadlock breaking wakes channel waits
+ * first and join waits only when nothing else is blocked. */
+enum csp_wait_kind { CSP_WAIT_CHANNEL = 0, CSP_WAIT_JOIN = 1 };
+
+typedef struct ChannelObject ChannelObject;
+typedef struct TaskObject TaskObject;
+
+/* One side of a pending communication, linked into a channel's queue.
+ * Lives inside the Task (never on a C stack: greenlet stacks move). */
+typedef struct csp_offer {
+    struct csp_offer *prev, *next;
+    TaskObject *task;
+    ChannelObject *chan;
+    PyObject *msg;          /* write offers: borrowed, kept alive by the blocked call */
+    Py_ssize_t index;       /* guard index within the task's current operation */
+    int is_write;
+    int linked;
+} csp_offer;
+
+typedef int (*csp_block_fn)(TaskObject *task, double deadline);
+typedef void (*csp_wake_fn)(TaskObject *task);
+
+/* A CSP process as the core sees it: the thing that blocks and is woken. */
+struct TaskObject {
+    PyObject_HEAD
+    _Atomic int status;         /* enum csp_status; futex word for threads */
+    _Atomic int sleeping;       /* threads: set while in futex_wait */
+    Py_ssize_t chosen;          /* index of the committed offer */
+    PyObject *msg;              /* received message (owned) */
+    csp_offer *offers;          /* offers of the current operation */
+    Py_ssize_t noffers, offers_cap;
+    csp_offer inline_offer;     /* plain cin/cout need just one */
+    csp_block_fn block;
+    csp_wake_fn wake;
+    /* deadlock accounting (GIL-protected) */
+    int counted;                /* counts as a live CSP process */
+    int inactive;               /* currently blocked without a deadline */
+    int wait_kind;
+    TaskObject *blocked_prev, *blocked_next;
+    int killed;
+    int is_main_thread;
+    PyObject *greenlet;         /* greenlets backend: the greenlet running it */
+    PyObject *process_id;       /* str or NULL */
+    PyObject *weakreflist;
+};
+
+struct ChannelObject {
+    PyObject_HEAD
+    PyObject *name;
+    Py_ssize_t capacity;        /* 0 = rendezvous */
+    PyObject **buf;             /* ring of capacity slots */
+    Py_ssize_t head, count;
+    csp_offer *rq_head, *rq_tail;   /* blocked readers */
+    csp_offer *wq_head, *wq_tail;   /* blocked writers */
+    Py_ssize_t nreaders, nwriters;  /* joined, not retired */
+    char poisoned;
+    char no_readers;            /* every reader retired: writes raise retire */
+    char no_writers;            /* every writer retired: reads drain, then retire */
+    PyObject *weakreflist;
+};
+
+typedef struct {
+    PyObject_HEAD
+    ChannelObject *chan;
+    char retired;
+    char is_writer;
+    uint64_t fair_stamp;        /* FairSelect: when this end was last chosen */
+} EndObject;
+
+/* Guard objects of an alternation (InputGuard, OutputGuard, SkipGuard, TimeoutGuard). */
+typedef struct {
+    PyObject_HEAD
+    int kind;                   /* enum csp_guard_kind */
+    EndObject *end;             /* input/output */
+    PyObject *msg;              /* output */
+    PyObject *action;
+    double seconds;             /* timeout */
+    uint64_t fair_stamp;
+} GuardObject;
+
+enum csp_guard_kind { CSP_GUARD_INPUT = 1, CSP_GUARD_OUTPUT, CSP_GUARD_SKIP, CSP_GUARD_TIMEOUT };
+
+/* ------------------------------------------------------------------ */
+/* module.c */
+extern PyObject *csp_PoisonError;
+extern PyObject *csp_RetireError;
+extern PyObject *csp_DeadlockError;
+
+/* task.c */
+extern PyTypeObject csp_TaskType;
+extern PyTypeObject csp_JoinType;
+int csp_task_init_module(PyObject *m);
+/* Borrowed reference to the running task, creating one for a thread that
+ * never used the core before.  NULL with an exception on failure. */
+TaskObject *csp_current_task(void);
+/* Reset the task for a new operation; returns 0/-1. */
+int csp_task_prepare(TaskObject *t, Py_ssize_t noffers);
+/* Block the current task until a peer completes it or the deadline (monotonic
+ * seconds, < 0 for none) passes.  GIL held on entry and exit.  Returns the
+ * final status, or -1 with an exception set (a signal interrupted the wait;
+ * the task's offers are withdrawn). */
+int csp_task_wait(TaskObject *t, double deadline, int wait_kind);
+/* Finish a blocked task's operation with `status` (GIL held): withdraws all
+ * its offers, stores `msg` (stolen, may be NULL) and wakes it. */
+void csp_task_complete(TaskObject *t, int status, Py_ssize_t chosen, PyObject *msg);
+double csp_monotonic(void);
+
+/* channel.c */
+extern PyTypeObject csp_ChannelType;
+extern PyTypeObject csp_EndReadType;
+extern PyTypeObject csp_EndWriteType;
+int csp_channel_init_module(PyObject *m);
+void csp_offer_link(csp_offer *o);
+void csp_offer_unlink(csp_offer *o);
+/* Raise the exception for a finished wait whose status is not CSP_DONE. */
+void csp_raise_for_status(int status);
+/* Non-blocking attempts used by cin/cout and select (GIL held).
+ * Return 1 if the communication happened, 0 if it would block, -1 on error
+ * (poison/retire raised).  *msg_out receives a new reference on input. */
+int csp_try_read(ChannelObject *ch, PyObject **msg_out);
+int csp_try_write(ChannelObject *ch, PyObject *msg);
+int csp_end_check_usable(EndObject *end);
+
+/* alt.c */
+extern PyTypeObject csp_GuardType;
+int csp_alt_init_module(PyObject *m);
+
+#define CSP_IS_END(o) (Py_IS_TYPE((o), &csp_EndReadType) || Py_IS_TYPE((o), &csp_EndWriteType) || \
+                       PyObject_TypeCheck((o), &csp_EndReadType) || PyObject_TypeCheck((o), &csp_EndWriteType))
+
+#endif

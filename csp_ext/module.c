@@ -1,0 +1,51 @@
+/* module.c - the csp_ext module: exceptions and initialisation.
+ *
+ * The exception classes live here so that every backend raises the very same
+ * objects (pycsp.threads.ChannelPoisonException is
+ * pycsp.greenlets.ChannelPoisonException).
+ */
+#include "csp.h"
+
+PyObject *csp_PoisonError;
+PyObject *csp_RetireError;
+PyObject *csp_DeadlockError;
+
+static struct PyModuleDef csp_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "csp_ext",
+    .m_doc = "The C core of pycsp: channels, ends, alternation, tasks and waiting.",
+    .m_size = -1,
+};
+
+static int
+add_exception(PyObject *m, PyObject **slot, const char *name, const char *doc)
+{
+    char qualified[128];
+    PyOS_snprintf(qualified, sizeof(qualified), "pycsp.%s", name);
+    *slot = PyErr_NewExceptionWithDoc(qualified, doc, NULL, NULL);
+    if (!*slot)
+        return -1;
+    return PyModule_AddObjectRef(m, name, *slot);
+}
+
+PyMODINIT_FUNC
+PyInit_csp_ext(void)
+{
+    PyObject *m = PyModule_Create(&csp_module);
+    if (!m)
+        return NULL;
+    if (add_exception(m, &csp_PoisonError, "ChannelPoisonException",
+                      "The channel was poisoned: every read and write on it fails.") < 0 ||
+        add_exception(m, &csp_RetireError, "ChannelRetireException",
+                      "The channel end, or every end on the other side, has retired.") < 0 ||
+        add_exception(m, &csp_DeadlockError, "DeadlockError",
+                      "Every CSP process is blocked on a channel: the program cannot go on.") < 0)
+        goto error;
+    if (csp_task_init_module(m) < 0 || csp_channel_init_module(m) < 0 ||
+        csp_alt_init_module(m) < 0)
+        goto error;
+    return m;
+error:
+    Py_DECREF(m);
+    return NULL;
+}

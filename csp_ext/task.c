@@ -1,0 +1,680 @@
+/* task.c - Tasks (what blocks), thread waiting, deadlock accounting, Join.
+ *
+ * A Task is one CSP process as the core sees it.  Channel operations link
+ * offers that point at the Task, then call csp_task_wait(); a peer that
+ * commits an offer calls csp_task_complete(), which withdraws the Task's other
+ * offers, stores the result and wakes it through Task.wake.
+ *
+ * Deadlock accounting: every counted Task is "active" unless it is blocked
+ * without a deadline.  When the last active Task blocks, nobody can ever
+ * complete the blocked ones, so they are woken with CSP_DEADLOCK.
+ */
+#include "csp.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* Global state, protected by the GIL.                                 */
+
+static Py_ssize_t n_active;          /* counted tasks not blocked without deadline */
+static TaskObject *blocked_head;     /* tasks blocked without deadline */
+static _Thread_local TaskObject *tls_task;  /* borrowed; owned by the thread-state dict */
+static PyObject *tls_dict_key;       /* interned key in PyThreadState_GetDict() */
+static unsigned long main_thread_ident;
+
+/* Spinning: at most this many threads spin at once (the GIL holder needs a
+ * core too); each spins this many iterations before sleeping. */
+static _Atomic int n_spinners;
+static int max_spinners = 1;
+static int spin_iterations = 20000;
+
+double
+csp_monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static inline void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ __volatile__("pause");
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* ------------------------------------------------------------------ */
+/* Blocked list and activity counting                                  */
+
+static void
+blocked_list_remove(TaskObject *t)
+{
+    if (t->blocked_prev)
+        t->blocked_prev->blocked_next = t->blocked_next;
+    else if (blocked_head == t)
+        blocked_head = t->blocked_next;
+    if (t->blocked_next)
+        t->blocked_next->blocked_prev = t->blocked_prev;
+    t->blocked_prev = t->blocked_next = NULL;
+}
+
+/* The task stops blocking (woken, timed out or cancelled): count it again. */
+static void
+task_mark_active(TaskObject *t)
+{
+    if (!t->inactive)
+        return;
+    t->inactive = 0;
+    blocked_list_remove(t);
+    if (t->counted)
+        n_active++;
+}
+
+/* Wake every blocked task that can never be woken otherwise. */
+static void
+break_deadlock(void)
+{
+    int woke = 0;
+    TaskObject *t = blocked_head, *next;
+    for (; t; t = next) {
+        next = t->blocked_next;
+        if (t->wait_kind == CSP_WAIT_CHANNEL && atomic_load(&t->status) == CSP_WAITING) {
+            csp_task_complete(t, CSP_DEADLOCK, -1, NULL);
+            woke = 1;
+        }
+    }
+    if (woke)
+        return;
+    /* Only joins are blocked: nothing runs that could finish them. */
+    for (t = blocked_head; t; t = next) {
+        next = t->blocked_next;
+        if (atomic_load(&t->status) == CSP_WAITING)
+            csp_task_complete(t, CSP_DEADLOCK, -1, NULL);
+    }
+}
+
+static void
+task_uncount(TaskObject *t)
+{
+    if (!t->counted)
+        return;
+    t->counted = 0;
+    if (!t->inactive && --n_active == 0 && blocked_head)
+        break_deadlock();
+}
+
+/* ------------------------------------------------------------------ */
+/* Thread waiting: spin, then futex                                    */
+
+static long
+futex_wait(_Atomic int *addr, int expected, double until)
+{
+    struct timespec rel, *relp = NULL;
+    if (until >= 0) {
+        double left = until - csp_monotonic();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        rel.tv_sec = (time_t)left;
+        rel.tv_nsec = (long)((left - (double)rel.tv_sec) * 1e9);
+        relp = &rel;
+    }
+    long r = syscall(SYS_futex, (int *)addr, FUTEX_WAIT_PRIVATE, expected, relp, NULL, 0);
+    return r < 0 ? -errno : r;
+}
+
+static void
+futex_wake(_Atomic int *addr)
+{
+    syscall(SYS_futex, (int *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Wait without the GIL until the status changes, `until` passes or a signal
+ * arrives.  Must not touch any PyObject. */
+static void
+thread_wait_nogil(TaskObject *t, double until)
+{
+    if (atomic_fetch_add(&n_spinners, 1) < max_spinners) {
+        for (int i = 0; i < spin_iterations; i++) {
+            if (atomic_load_explicit(&t->status, memory_order_acquire) != CSP_WAITING)
+                break;
+            cpu_relax();
+        }
+    }
+    atomic_fetch_sub(&n_spinners, 1);
+    while (atomic_load(&t->status) == CSP_WAITING) {
+        atomic_store(&t->sleeping, 1);
+        long r = 0;
+        if (atomic_load(&t->status) == CSP_WAITING)
+            r = futex_wait(&t->status, CSP_WAITING, until);
+        atomic_store(&t->sleeping, 0);
+        if (r == -ETIMEDOUT || r == -EINTR)
+            return;
+    }
+}
+
+/* Withdraw a waiting task's offers and finish it with `status` (GIL held). */
+static void
+task_cancel(TaskObject *t, int status)
+{
+    for (Py_ssize_t i = 0; i < t->noffers; i++)
+        csp_offer_unlink(&t->offers[i]);
+    task_mark_active(t);
+    atomic_store(&t->status, status);
+}
+
+/* Task.block for OS threads. */
+static int
+thread_block(TaskObject *t, double deadline)
+{
+    for (;;) {
+        double until = deadline;
+        if (t->is_main_thread) {
+            /* Signals may be delivered to any thread; look at them often. */
+            double slice = csp_monotonic() + 0.02;
+            if (until < 0 || slice < until)
+                until = slice;
+        }
+        PyThreadState *ts = PyEval_SaveThread();
+        thread_wait_nogil(t, until);
+        PyEval_RestoreThread(ts);
+
+        int st = atomic_load(&t->status);
+        if (st != CSP_WAITING)
+            return st;
+        if (t->is_main_thread && PyErr_CheckSignals() < 0) {
+            task_cancel(t, CSP_CANCELLED);
+            return -1;
+        }
+        if (deadline >= 0 && csp_monotonic() >= deadline) {
+            task_cancel(t, CSP_TIMEOUT);
+            return CSP_TIMEOUT;
+        }
+    }
+}
+
+static void
+thread_wake(TaskObject *t)
+{
+    if (atomic_load(&t->sleeping))
+        futex_wake(&t->status);
+}
+
+/* ------------------------------------------------------------------ */
+/* Core entry points                                                   */
+
+int
+csp_task_prepare(TaskObject *t, Py_ssize_t noffers)
+{
+    if (noffers > 1 && noffers > t->offers_cap) {
+        csp_offer *o = PyMem_Realloc(t->offers == &t->inline_offer ? NULL : t->offers,
+                                     (size_t)noffers * sizeof(csp_offer));
+        if (!o) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        t->offers = o;
+        t->offers_cap = noffers;
+    }
+    else if (noffers <= 1 && t->offers_cap <= 1) {
+        t->offers = &t->inline_offer;
+        t->offers_cap = 1;
+    }
+    t->noffers = 0;
+    t->chosen = -1;
+    Py_CLEAR(t->msg);
+    atomic_store(&t->status, CSP_WAITING);
+    return 0;
+}
+
+int
+csp_task_wait(TaskObject *t, double deadline, int wait_kind)
+{
+    if (deadline < 0) {
+        t->inactive = 1;
+        t->wait_kind = wait_kind;
+        t->blocked_prev = NULL;
+        t->blocked_next = blocked_head;
+        if (blocked_head)
+            blocked_head->blocked_prev = t;
+        blocked_head = t;
+        if (t->counted && --n_active == 0)
+            break_deadlock();
+    }
+    int st = atomic_load(&t->status);
+    if (st != CSP_WAITING)
+        return st;
+    if (t->killed) {
+        task_cancel(t, CSP_KILLED);
+        return CSP_KILLED;
+    }
+    return t->block(t, deadline);
+}
+
+void
+csp_task_complete(TaskObject *t, int status, Py_ssize_t chosen, PyObject *msg)
+{
+    for (Py_ssize_t i = 0; i < t->noffers; i++)
+        csp_offer_unlink(&t->offers[i]);
+    task_mark_active(t);
+    t->chosen = chosen;
+    Py_XSETREF(t->msg, msg);
+    atomic_store(&t->status, status);
+    t->wake(t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Task objects                                                        */
+
+static TaskObject *
+task_alloc(void)
+{
+    TaskObject *t = PyObject_GC_New(TaskObject, &csp_TaskType);
+    if (!t)
+        return NULL;
+    atomic_store(&t->status, CSP_DONE);
+    atomic_store(&t->sleeping, 0);
+    t->chosen = -1;
+    t->msg = NULL;
+    t->offers = &t->inline_offer;
+    t->noffers = 0;
+    t->offers_cap = 1;
+    memset(&t->inline_offer, 0, sizeof(csp_offer));
+    t->block = thread_block;
+    t->wake = thread_wake;
+    t->counted = 1;
+    n_active++;
+    t->inactive = 0;
+    t->wait_kind = CSP_WAIT_CHANNEL;
+    t->blocked_prev = t->blocked_next = NULL;
+    t->killed = 0;
+    t->is_main_thread = 0;
+    t->greenlet = NULL;
+    t->process_id = NULL;
+    t->weakreflist = NULL;
+    PyObject_GC_Track(t);
+    return t;
+}
+
+/* Bind `t` to the calling OS thread; the thread-state dict keeps it alive
+ * as long as the thread.  Returns 0/-1. */
+static int
+task_bind_thread(TaskObject *t)
+{
+    PyObject *d = PyThreadState_GetDict();
+    if (!d) {
+        PyErr_SetString(PyExc_RuntimeError, "pycsp: no thread state dict");
+        return -1;
+    }
+    if (PyDict_SetItem(d, tls_dict_key, (PyObject *)t) < 0)
+        return -1;
+    t->is_main_thread = (PyThread_get_thread_ident() == main_thread_ident);
+    tls_task = t;
+    return 0;
+}
+
+TaskObject *
+csp_current_task(void)
+{
+    TaskObject *t = tls_task;
+    if (t)
+        return t;
+    t = task_alloc();
+    if (!t)
+        return NULL;
+    if (task_bind_thread(t) < 0) {
+        task_uncount(t);
+        Py_DECREF(t);
+        return NULL;
+    }
+    Py_DECREF(t);  /* the thread-state dict owns it */
+    return t;
+}
+
+static PyObject *
+task_new(PyTypeObject *Py_UNUSED(type), PyObject *args, PyObject *kwds)
+{
+    if ((kwds && PyDict_GET_SIZE(kwds)) || PyTuple_GET_SIZE(args)) {
+        PyErr_SetString(PyExc_TypeError, "Task() takes no arguments");
+        return NULL;
+    }
+    return (PyObject *)task_alloc();
+}
+
+static int
+task_traverse(TaskObject *t, visitproc visit, void *arg)
+{
+    Py_VISIT(t->msg);
+    Py_VISIT(t->greenlet);
+    Py_VISIT(t->process_id);
+    return 0;
+}
+
+static int
+task_clear(TaskObject *t)
+{
+    Py_CLEAR(t->msg);
+    Py_CLEAR(t->greenlet);
+    Py_CLEAR(t->process_id);
+    return 0;
+}
+
+static void
+task_dealloc(TaskObject *t)
+{
+    PyObject_GC_UnTrack(t);
+    if (tls_task == t)
+        tls_task = NULL;
+    for (Py_ssize_t i = 0; i < t->noffers; i++)
+        csp_offer_unlink(&t->offers[i]);
+    if (t->inactive)
+        task_mark_active(t);
+    task_uncount(t);
+    if (t->weakreflist)
+        PyObject_ClearWeakRefs((PyObject *)t);
+    if (t->offers != &t->inline_offer)
+        PyMem_Free(t->offers);
+    task_clear(t);
+    Py_TYPE(t)->tp_free((PyObject *)t);
+}
+
+static PyObject *
+task_enter(TaskObject *t, PyObject *Py_UNUSED(ignored))
+{
+    if (task_bind_thread(t) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *join_done_impl(PyObject *join, PyObject *ignored);
+
+/* Task.finish(join): the process body has ended.  Signal `join` (or None)
+ * first, then stop counting this task, so the count never touches zero while
+ * the waiter is about to be woken. */
+static PyObject *
+task_finish(TaskObject *t, PyObject *join)
+{
+    if (join != Py_None) {
+        if (!Py_IS_TYPE(join, &csp_JoinType)) {
+            PyErr_SetString(PyExc_TypeError, "Task.finish() takes a Join or None");
+            return NULL;
+        }
+        PyObject *r = join_done_impl(join, NULL);
+        if (!r)
+            return NULL;
+        Py_DECREF(r);
+    }
+    task_uncount(t);
+    Py_RETURN_NONE;
+}
+
+/* Task.kill(): make the process stop at its current or next channel operation. */
+static PyObject *
+task_kill(TaskObject *t, PyObject *Py_UNUSED(ignored))
+{
+    t->killed = 1;
+    if (t->inactive || t->noffers) {
+        if (atomic_load(&t->status) == CSP_WAITING)
+            csp_task_complete(t, CSP_KILLED, -1, NULL);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+task_abandon(TaskObject *t, PyObject *Py_UNUSED(ignored))
+{
+    task_uncount(t);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef task_methods[] = {
+    {"enter", (PyCFunction)task_enter, METH_NOARGS, "Bind this task to the calling OS thread."},
+    {"finish", (PyCFunction)task_finish, METH_O, "finish(join): the process body has ended."},
+    {"kill", (PyCFunction)task_kill, METH_NOARGS, "Stop the process at its next channel operation."},
+    {"abandon", (PyCFunction)task_abandon, METH_NOARGS, "The task's thread never started."},
+    {NULL}
+};
+
+static PyObject *
+task_get_process_id(TaskObject *t, void *Py_UNUSED(c))
+{
+    if (!t->process_id)
+        Py_RETURN_NONE;
+    return Py_NewRef(t->process_id);
+}
+
+static int
+task_set_process_id(TaskObject *t, PyObject *v, void *Py_UNUSED(c))
+{
+    Py_XINCREF(v);
+    Py_XSETREF(t->process_id, v);
+    return 0;
+}
+
+static PyObject *
+task_get_killed(TaskObject *t, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(t->killed);
+}
+
+static PyGetSetDef task_getset[] = {
+    {"process_id", (getter)task_get_process_id, (setter)task_set_process_id, "CSP process id", NULL},
+    {"killed", (getter)task_get_killed, NULL, "kill() was called", NULL},
+    {NULL}
+};
+
+PyTypeObject csp_TaskType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "csp_ext.Task",
+    .tp_basicsize = sizeof(TaskObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A CSP process as the C core sees it (what blocks and is woken).",
+    .tp_new = task_new,
+    .tp_dealloc = (destructor)task_dealloc,
+    .tp_traverse = (traverseproc)task_traverse,
+    .tp_clear = (inquiry)task_clear,
+    .tp_methods = task_methods,
+    .tp_getset = task_getset,
+    .tp_weaklistoffset = offsetof(TaskObject, weakreflist),
+};
+
+/* ------------------------------------------------------------------ */
+/* Join: a countdown that one task waits on (Parallel, shutdown)       */
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t remaining;
+    TaskObject *waiter;   /* borrowed while it waits */
+} JoinObject;
+
+static PyObject *
+join_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    Py_ssize_t n = 0;
+    static char *kwlist[] = {"count", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:Join", kwlist, &n))
+        return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "Join count must be >= 0");
+        return NULL;
+    }
+    JoinObject *j = (JoinObject *)type->tp_alloc(type, 0);
+    if (!j)
+        return NULL;
+    j->remaining = n;
+    j->waiter = NULL;
+    return (PyObject *)j;
+}
+
+static PyObject *
+join_done_impl(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    JoinObject *j = (JoinObject *)self;
+    if (j->remaining <= 0) {
+        PyErr_SetString(PyExc_RuntimeError, "Join.done() called more often than its count");
+        return NULL;
+    }
+    if (--j->remaining == 0 && j->waiter) {
+        TaskObject *w = j->waiter;
+        j->waiter = NULL;
+        if (atomic_load(&w->status) == CSP_WAITING)
+            csp_task_complete(w, CSP_DONE, -1, NULL);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+join_add(JoinObject *j, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "Join.add() takes a count >= 0");
+        return NULL;
+    }
+    j->remaining += n;
+    Py_RETURN_NONE;
+}
+
+/* Join.wait(): block until the count is zero.  Raises DeadlockError when
+ * nothing can finish it, ChannelPoisonException when this process is killed,
+ * or the exception of an interrupting signal. */
+static PyObject *
+join_wait(JoinObject *j, PyObject *Py_UNUSED(ignored))
+{
+    while (j->remaining > 0) {
+        if (j->waiter) {
+            PyErr_SetString(PyExc_RuntimeError, "Join.wait() is already waited on");
+            return NULL;
+        }
+        TaskObject *t = csp_current_task();
+        if (!t || csp_task_prepare(t, 0) < 0)
+            return NULL;
+        j->waiter = t;
+        int st = csp_task_wait(t, -1.0, CSP_WAIT_JOIN);
+        if (j->waiter == t)
+            j->waiter = NULL;
+        if (st < 0)
+            return NULL;
+        if (st == CSP_DEADLOCK) {
+            PyErr_SetString(csp_DeadlockError,
+                            "deadlock: every CSP process is blocked on a channel");
+            return NULL;
+        }
+        if (st == CSP_KILLED) {
+            PyErr_SetString(csp_PoisonError, "process stopped while waiting for its Parallel");
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+join_get_remaining(JoinObject *j, void *Py_UNUSED(c))
+{
+    return PyLong_FromSsize_t(j->remaining);
+}
+
+static PyMethodDef join_methods[] = {
+    {"done", join_done_impl, METH_NOARGS, "One of the awaited processes ended."},
+    {"add", (PyCFunction)join_add, METH_O, "Await n more processes."},
+    {"wait", (PyCFunction)join_wait, METH_NOARGS, "Block until every awaited process ended."},
+    {NULL}
+};
+
+static PyGetSetDef join_getset[] = {
+    {"remaining", (getter)join_get_remaining, NULL, "processes not yet ended", NULL},
+    {NULL}
+};
+
+PyTypeObject csp_JoinType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "csp_ext.Join",
+    .tp_basicsize = sizeof(JoinObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Join(count): countdown of running processes that one task waits on.",
+    .tp_new = join_new,
+    .tp_methods = join_methods,
+    .tp_getset = join_getset,
+};
+
+/* ------------------------------------------------------------------ */
+
+static PyObject *
+mod_current_task(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    TaskObject *t = csp_current_task();
+    return Py_XNewRef((PyObject *)t);
+}
+
+static PyObject *
+mod_set_spin(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    int iterations, spinners;
+    if (!PyArg_ParseTuple(args, "ii:set_spin", &iterations, &spinners))
+        return NULL;
+    if (iterations < 0 || spinners < 0) {
+        PyErr_SetString(PyExc_ValueError, "set_spin() takes counts >= 0");
+        return NULL;
+    }
+    spin_iterations = iterations;
+    max_spinners = spinners;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    Py_ssize_t blocked = 0;
+    for (TaskObject *t = blocked_head; t; t = t->blocked_next)
+        blocked++;
+    return Py_BuildValue("{s:n,s:n}", "active", n_active, "blocked", blocked);
+}
+
+static PyMethodDef task_module_methods[] = {
+    {"current_task", mod_current_task, METH_NOARGS, "The Task of the running CSP process."},
+    {"set_spin", mod_set_spin, METH_VARARGS,
+     "set_spin(iterations, spinners): tune how blocked threads spin before sleeping."},
+    {"stats", mod_stats, METH_NOARGS, "Counts of active and blocked tasks (for tests)."},
+    {NULL}
+};
+
+int
+csp_task_init_module(PyObject *m)
+{
+    tls_dict_key = PyUnicode_InternFromString("__pycsp_task__");
+    if (!tls_dict_key)
+        return -1;
+    PyObject *threading = PyImport_ImportModule("threading");
+    if (!threading)
+        return -1;
+    PyObject *main = PyObject_CallMethod(threading, "main_thread", NULL);
+    Py_DECREF(threading);
+    if (!main)
+        return -1;
+    PyObject *ident = PyObject_GetAttrString(main, "ident");
+    Py_DECREF(main);
+    if (!ident)
+        return -1;
+    main_thread_ident = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    if (PyErr_Occurred())
+        return -1;
+    if (PyType_Ready(&csp_TaskType) < 0 || PyType_Ready(&csp_JoinType) < 0)
+        return -1;
+    /* The main thread counts as a running CSP process from the start: it may
+     * be about to write to a channel that other processes block on. */
+    if (PyThread_get_thread_ident() == main_thread_ident && !csp_current_task())
+        return -1;
+    if (PyModule_AddObjectRef(m, "Task", (PyObject *)&csp_TaskType) < 0 ||
+        PyModule_AddObjectRef(m, "Join", (PyObject *)&csp_JoinType) < 0)
+        return -1;
+    return PyModule_AddFunctions(m, task_module_methods);
+}

@@ -1,0 +1,166 @@
+"""Alternation (external choice) on top of ``csp_ext.select``.
+
+The commit itself — exactly one ready guard, performed atomically — is in C.
+This module turns PyCSP's guard spellings (dicts, tuples, guard objects) into
+the tuple that ``csp_ext.select`` takes, once, and runs actions.
+"""
+import sys
+
+import csp_ext
+from csp_ext import (ChannelEndRead, ChannelEndWrite, InputGuard, OutputGuard, SkipGuard,
+                     TimeoutGuard)
+
+Skip = SkipGuard
+Timeout = TimeoutGuard
+
+_INPUT, _OUTPUT, _OTHER = 0, 1, 2
+
+
+class Choice:
+    """A deferred call made by a ``@choice`` function: run by ``Alternation.execute``."""
+
+    __slots__ = ("fn", "args", "kwargs")
+
+    def __init__(self, fn, args, kwargs):
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+
+    def __call__(self, **extra):
+        return self.fn(*self.args, **self.kwargs, **extra)
+
+    def __repr__(self):
+        return f"<Choice {getattr(self.fn, '__name__', self.fn)!r}>"
+
+
+def choice(fn):
+    """Decorator: ``fn(args)`` returns a ``Choice`` to use as a guard action.
+
+    For an input guard the function is called with the keyword ``channel_input``
+    bound to the message received.
+    """
+    if not callable(fn):
+        raise TypeError(f"@choice decorates a function, not {type(fn).__name__}")
+
+    def make_choice(*args, **kwargs):
+        return Choice(fn, args, kwargs)
+
+    make_choice.__name__ = getattr(fn, "__name__", "choice")
+    make_choice.__doc__ = getattr(fn, "__doc__", None)
+    make_choice.__wrapped__ = fn
+    return make_choice
+
+
+def _check_action(action, where):
+    if action is None or isinstance(action, str) or callable(action):
+        return action
+    raise TypeError(f"{where}: an action must be callable, a string of code or None, "
+                    f"not {type(action).__name__}")
+
+
+def _normalize(guard, action, where):
+    """Return (c_guard, user_guard, kind, action) for one guard spelling."""
+    if isinstance(guard, ChannelEndRead):
+        return guard, guard, _INPUT, _check_action(action, where)
+    if isinstance(guard, InputGuard):
+        return guard, guard.end, _INPUT, _check_action(action if action is not None else guard.action, where)
+    if isinstance(guard, OutputGuard):
+        return guard, guard.end, _OUTPUT, _check_action(action if action is not None else guard.action, where)
+    if isinstance(guard, (SkipGuard, TimeoutGuard)):
+        return guard, guard, _OTHER, _check_action(action if action is not None else guard.action, where)
+    if isinstance(guard, tuple) and len(guard) == 2 and isinstance(guard[0], ChannelEndWrite):
+        return OutputGuard(guard[0], guard[1]), guard[0], _OUTPUT, _check_action(action, where)
+    if isinstance(guard, ChannelEndWrite):
+        raise TypeError(f"{where}: a writer end needs a message: use (cout, msg) or "
+                        f"OutputGuard(cout, msg)")
+    raise TypeError(f"{where}: not a guard: {guard!r} (expected a reader end, (cout, msg), "
+                    f"InputGuard, OutputGuard, SkipGuard or TimeoutGuard)")
+
+
+def _parse_alternation(guards):
+    if isinstance(guards, (str, bytes)) or not hasattr(guards, "__iter__"):
+        raise TypeError(f"Alternation takes a list of guards, not {type(guards).__name__}")
+    entries = []
+    for n, item in enumerate(guards):
+        where = f"Alternation guard {n}"
+        if isinstance(item, dict):
+            for g, action in item.items():
+                entries.append(_normalize(g, action, where))
+        elif isinstance(item, tuple) and len(item) == 3:
+            cout, msg, action = item
+            if not isinstance(cout, ChannelEndWrite):
+                raise TypeError(f"{where}: (cout, msg, action) needs a writer end first, "
+                                f"not {type(cout).__name__}")
+            entries.append((OutputGuard(cout, msg), cout, _OUTPUT, _check_action(action, where)))
+        elif isinstance(item, tuple) and len(item) == 2 and not isinstance(item[0], ChannelEndWrite):
+            g, action = item
+            entries.append(_normalize(g, action, where))
+        else:
+            entries.append(_normalize(item, None, where))
+    if not entries:
+        raise ValueError("an Alternation needs at least one guard")
+    return entries
+
+
+def _run_action(action, kind, msg, frame):
+    if action is None:
+        return None
+    if isinstance(action, str):
+        local_ns = dict(frame.f_locals)
+        local_ns["channel_input"] = msg
+        exec(action, frame.f_globals, local_ns)
+        return None
+    if kind == _INPUT:
+        return action(channel_input=msg)
+    return action()
+
+
+class Alternation:
+    """External choice over a list of guards; order is priority.
+
+    ``Alternation([{cin: action}, (cout, msg, action), {Skip(): None}])``.
+    ``select()`` commits exactly one ready guard (blocking until one is) and
+    returns ``(guard, msg)``; ``execute()`` also runs that guard's action.
+    """
+
+    __slots__ = ("_entries", "_c_guards")
+
+    def __init__(self, guards):
+        self._entries = _parse_alternation(guards)
+        self._c_guards = tuple(e[0] for e in self._entries)
+
+    def _choose(self):
+        index, msg = csp_ext.select(self._c_guards)
+        return self._entries[index], msg
+
+    def select(self):
+        entry, msg = self._choose()
+        return entry[1], msg
+
+    def execute(self):
+        entry, msg = self._choose()
+        _run_action(entry[3], entry[2], msg, sys._getframe(1))
+        return entry[1], msg
+
+
+def _select(guards, fair, frame):
+    entries = [_normalize(g, None, f"guard {n}") for n, g in enumerate(guards)]
+    if not entries:
+        raise ValueError("a select needs at least one guard")
+    index, msg = csp_ext.select(tuple(e[0] for e in entries), fair)
+    entry = entries[index]
+    _run_action(entry[3], entry[2], msg, frame)
+    return entry[1], msg
+
+
+def AltSelect(*guards):
+    """Commit one ready guard, run its action, return ``(guard_end, msg)``."""
+    return _select(guards, False, sys._getframe(1))
+
+
+def PriSelect(*guards):
+    """Like AltSelect, always committing the first ready guard in order."""
+    return _select(guards, False, sys._getframe(1))
+
+
+def FairSelect(*guards):
+    """Like AltSelect, preferring the ready guards least recently chosen."""
+    return _select(guards, True, sys._getframe(1))

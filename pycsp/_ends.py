@@ -1,0 +1,61 @@
+"""Finding channel ends inside process arguments.
+
+Used for poison/retire propagation when a process body ends, and for
+``Process * n``, which gives every copy fresh ends joined to the same channels.
+"""
+from csp_ext import Channel, ChannelEndRead, ChannelEndWrite
+
+_END_TYPES = (ChannelEndRead, ChannelEndWrite)
+
+
+def find_ends(*roots):
+    """Yield every channel end and channel inside ``roots``.
+
+    Searches lists, tuples, dicts (keys and values), sets and frozensets, each
+    container once, so cyclic structures end.
+    """
+    seen = set()
+    stack = list(roots)
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, _END_TYPES) or isinstance(obj, Channel):
+            yield obj
+        elif isinstance(obj, (list, tuple, set, frozenset, dict)):
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            if isinstance(obj, dict):
+                stack.extend(obj.keys())
+                stack.extend(obj.values())
+            else:
+                stack.extend(obj)
+
+
+def poison_all(*roots):
+    """Poison every channel reachable from ``roots``."""
+    for end in find_ends(*roots):
+        end.poison()
+
+
+def retire_all(*roots):
+    """Retire every channel end reachable from ``roots`` (channels themselves have no end to retire)."""
+    for end in find_ends(*roots):
+        if isinstance(end, _END_TYPES):
+            end.retire()
+
+
+def with_fresh_ends(obj):
+    """A copy of ``obj`` where every channel end is replaced by a new end of the same channel."""
+    if isinstance(obj, ChannelEndRead):
+        return obj.channel.reader()
+    if isinstance(obj, ChannelEndWrite):
+        return obj.channel.writer()
+    if isinstance(obj, list):
+        return [with_fresh_ends(x) for x in obj]
+    if isinstance(obj, tuple):
+        return type(obj)(with_fresh_ends(x) for x in obj) if type(obj) is tuple else obj
+    if isinstance(obj, dict):
+        return {k: with_fresh_ends(v) for k, v in obj.items()}
+    if isinstance(obj, (set, frozenset)):
+        return type(obj)(with_fresh_ends(x) for x in obj)
+    return obj

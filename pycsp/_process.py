@@ -1,0 +1,200 @@
+"""Processes and their composition: Process, @process, Parallel, Sequence, Spawn.
+
+Shared by the in-interpreter backends.  A backend supplies a ``start`` function
+that runs ``Process._run_body`` for each process somewhere (an OS thread, a
+greenlet) with the process's ``csp_ext.Task`` bound, and then calls
+``task.finish(join)``.  Waiting happens in C (``csp_ext.Join.wait``), where the
+GIL is released, Ctrl-C is honoured and deadlock is detected.
+"""
+import atexit
+import itertools
+import os
+import sys
+import traceback
+
+import csp_ext
+from csp_ext import ChannelPoisonException, ChannelRetireException, Join, Task
+
+from ._ends import poison_all, retire_all, with_fresh_ends
+
+_ids = itertools.count(1)
+
+
+class Process:
+    """A CSP process that has not started: ``Process(fn, *args, **kwargs)``.
+
+    Run it with ``Parallel``, ``Sequence`` or ``Spawn``.  ``P * n`` gives n
+    processes of the same function, the copies with fresh channel ends joined
+    to the same channels.
+    """
+
+    __slots__ = ("fn", "args", "kwargs", "return_value", "exception", "id", "task",
+                 "_error_order", "__weakref__")
+
+    def __init__(self, fn, *args, **kwargs):
+        if not callable(fn):
+            raise TypeError(f"Process needs a callable, not {type(fn).__name__}")
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.return_value = None
+        self.exception = None
+        self.id = None
+        self.task = None
+        self._error_order = None
+
+    def __repr__(self):
+        return f"<Process {getattr(self.fn, '__name__', self.fn)!r} id={self.id}>"
+
+    def __mul__(self, n):
+        if not isinstance(n, int) or isinstance(n, bool):
+            return NotImplemented
+        if n < 1:
+            raise ValueError(f"Process * n needs n >= 1, got {n}")
+        return [self] + [Process(self.fn, *with_fresh_ends(list(self.args)),
+                                 **with_fresh_ends(self.kwargs)) for _ in range(n - 1)]
+
+    __rmul__ = __mul__
+
+    def _prepare(self):
+        if self.task is not None:
+            raise RuntimeError(f"{self!r} was already started; a Process runs once")
+        self.task = Task()
+        self.id = f"{os.getpid()}.{next(_ids)}"
+        self.task.process_id = self.id
+
+    def _run_body(self):
+        """Run the function; propagate poison/retire; keep any other exception."""
+        try:
+            self.return_value = self.fn(*self.args, **self.kwargs)
+        except ChannelPoisonException:
+            poison_all(self.args, self.kwargs)
+        except ChannelRetireException:
+            retire_all(self.args, self.kwargs)
+        except BaseException as exc:  # noqa: B036 - the caller of Parallel gets it
+            self.exception = exc
+            self._error_order = next(_error_clock)
+            poison_all(self.args, self.kwargs)
+
+
+_error_clock = itertools.count()
+
+
+def process(fn):
+    """Decorator: calling ``fn(args)`` returns a ``Process`` instead of running it."""
+    if not callable(fn):
+        raise TypeError(f"@process decorates a function, not {type(fn).__name__}")
+
+    def make_process(*args, **kwargs):
+        return Process(fn, *args, **kwargs)
+
+    make_process.__name__ = getattr(fn, "__name__", "process")
+    make_process.__qualname__ = getattr(fn, "__qualname__", make_process.__name__)
+    make_process.__doc__ = getattr(fn, "__doc__", None)
+    make_process.__wrapped__ = fn
+    return make_process
+
+
+def io(fn):
+    """Mark ``fn`` as blocking in the OS.  In this backend it is a plain call."""
+    if not callable(fn):
+        raise TypeError(f"@io decorates a function, not {type(fn).__name__}")
+    return fn
+
+
+def flatten(items, what):
+    procs = []
+    for item in items:
+        if isinstance(item, Process):
+            procs.append(item)
+        elif isinstance(item, (list, tuple)):
+            procs.extend(flatten(item, what))
+        else:
+            raise TypeError(f"{what} takes processes or lists of processes, "
+                            f"not {type(item).__name__} ({item!r})")
+    return procs
+
+
+def _first_error(procs):
+    failed = [p for p in procs if p.exception is not None]
+    if not failed:
+        return None
+    return min(failed, key=lambda p: p._error_order).exception
+
+
+class Runtime:
+    """Parallel, Sequence, Spawn and shutdown over one way of starting processes.
+
+    ``start(procs, join)`` starts every prepared process; on failure it must
+    call ``task.abandon()`` and ``join.done()`` for each one it did not start
+    and then raise.
+    """
+
+    def __init__(self, start):
+        self._start = start
+        self._spawned = Join(0)
+        self._spawned_procs = []
+        atexit.register(self.shutdown)
+
+    def Parallel(self, *items):
+        """Run the processes concurrently; return their values in order once all ended.
+
+        An exception in a process (other than poison or retire) is raised here
+        after every process has ended.
+        """
+        procs = flatten(items, "Parallel")
+        if not procs:
+            return []
+        for p in procs:
+            p._prepare()
+        join = Join(len(procs))
+        self._start(procs, join)
+        try:
+            join.wait()
+        except BaseException:
+            # Ctrl-C (or this process being stopped): stop the children at
+            # their next channel operation and do not wait for them.
+            for p in procs:
+                p.task.kill()
+                poison_all(p.args, p.kwargs)
+            raise
+        error = _first_error(procs)
+        if error is not None:
+            raise error
+        return [p.return_value for p in procs]
+
+    def Sequence(self, *items):
+        """Run the processes one after the other; return their values in order."""
+        procs = flatten(items, "Sequence")
+        results = []
+        for p in procs:
+            results.extend(self.Parallel(p))
+        return results
+
+    def Spawn(self, *items):
+        """Start the processes and return at once; ``shutdown()`` waits for them."""
+        procs = flatten(items, "Spawn")
+        for p in procs:
+            p._prepare()
+        self._spawned.add(len(procs))
+        self._spawned_procs.extend(procs)
+        self._start(procs, self._spawned)
+
+    def shutdown(self):
+        """Wait for every spawned process; report (on stderr) any that failed."""
+        self._spawned.wait()
+        procs, self._spawned_procs = self._spawned_procs, []
+        for p in procs:
+            if p.exception is not None:
+                print(f"pycsp: spawned process {p.id} ({getattr(p.fn, '__name__', p.fn)}) "
+                      f"failed:", file=sys.stderr)
+                traceback.print_exception(p.exception, file=sys.stderr)
+
+
+def current_process_id():
+    """A string unique to the running CSP process (the main program included)."""
+    task = csp_ext.current_task()
+    pid = task.process_id
+    if pid is None:
+        pid = task.process_id = f"{os.getpid()}.main{next(_ids)}"
+    return pid

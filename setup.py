@@ -1,0 +1,26 @@
+"""Build of the C extension csp_ext; metadata lives in pyproject.toml."""
+import glob
+import os
+
+from setuptools import Extension, setup
+
+extra_compile_args = ["-Wall", "-Wextra", "-std=c11", "-D_GNU_SOURCE"]
+extra_link_args = []
+# PYCSP_SANITIZE=1 builds with AddressSanitizer and UBSan for the sanitizer test target.
+if os.environ.get("PYCSP_SANITIZE"):
+    extra_compile_args += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g"]
+    extra_link_args += ["-fsanitize=address,undefined"]
+else:
+    extra_compile_args += os.environ.get("PYCSP_OPT", "-O2").split()
+
+setup(
+    ext_modules=[
+        Extension(
+            "csp_ext",
+            sources=sorted(glob.glob("csp_ext/*.c")),
+            depends=sorted(glob.glob("csp_ext/*.h")),
+            extra_compile_args=extra_compile_args,
+            extra_link_args=extra_link_args,
+        )
+    ],
+)

@@ -1,0 +1,118 @@
+"""Shared fixtures: one suite, parametrised over the pycsp backends.
+
+Every test that takes the ``csp`` fixture runs once per backend; the id in the
+report is the backend name (``test_rendezvous[threads]``).
+"""
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+# Backends the suite runs against. "greenlets" and "processes" join this list as
+# they land in pycsp/; every test must then pass on them unchanged.
+BACKENDS = ["threads"]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(params=BACKENDS, ids=lambda name: name)
+def backend(request):
+    """The backend name: 'threads', 'greenlets' or 'processes'."""
+    return request.param
+
+
+@pytest.fixture
+def csp(backend):
+    """The backend module, used as a user would: ``import pycsp.<name> as csp``."""
+    return importlib.import_module(f"pycsp.{backend}")
+
+
+def by_backend(backend, **sizes):
+    """Pick a size for this backend: ``by_backend(b, default=10_000, processes=200)``.
+
+    OS processes cost far more than threads or greenlets; stress sizes scale down
+    for them rather than skip.
+    """
+    return sizes.get(backend, sizes["default"])
+
+
+def make_nap(csp):
+    """An @io sleep for the backend: a blocking OS call a CSP process may make."""
+
+    @csp.io
+    def nap(seconds):
+        time.sleep(seconds)
+
+    return nap
+
+
+def _child_env():
+    """Environment for a child Python: it imports pycsp from where this run does."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+    return env
+
+
+def run_script(source, *, timeout=30, env=None, args=()):
+    """Run ``source`` (dedented) as a fresh Python program; return CompletedProcess.
+
+    stdout and stderr are captured as text. A hang is reported as a test failure
+    (with whatever output the child produced) instead of a stuck run.
+    """
+    full_env = _child_env()
+    full_env["PYTHONFAULTHANDLER"] = "1"
+    if env:
+        full_env.update(env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(source), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
+        cwd=ROOT,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(
+            f"script did not finish within {timeout}s\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
+        )
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def start_script(source, *, env=None):
+    """Start ``source`` as a fresh Python program and return the Popen (text pipes).
+
+    The caller must wait for it / kill it; use ``finish_script``.
+    """
+    full_env = _child_env()
+    full_env["PYTHONUNBUFFERED"] = "1"
+    if env:
+        full_env.update(env)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(source)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
+        cwd=ROOT,
+    )
+
+
+def finish_script(proc, timeout):
+    """Wait up to ``timeout`` seconds for ``proc``; on a hang kill it and fail."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(
+            f"script did not exit within {timeout}s\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
+        )
+    return out, err

@@ -1,0 +1,553 @@
+"""API.md, section "Processes": process, Parallel, Sequence, Spawn, errors, Ctrl-C."""
+import signal
+import threading
+import time
+
+import pytest
+
+from conftest import finish_script, make_nap, run_script, start_script
+
+
+# --------------------------------------------------------------------------- creation
+
+
+def test_process_decorator_returns_unstarted_process(csp):
+    calls = []
+
+    @csp.process
+    def p(x):
+        calls.append(x)
+        return x
+
+    proc = p(1)
+    assert isinstance(proc, csp.Process)
+    assert calls == []  # not started by creating it
+    assert csp.Parallel(proc) == [1]
+    assert calls == [1]
+
+
+@pytest.mark.timeout(20)
+def test_process_class_directly_with_args_and_kwargs(csp):
+    def fn(a, b, *, c):
+        return (a, b, c)
+
+    proc = csp.Process(fn, 1, 2, c=3)
+    assert isinstance(proc, csp.Process)
+    assert csp.Parallel(proc) == [(1, 2, 3)]
+
+
+# --------------------------------------------------------------------------- Parallel
+
+
+@pytest.mark.timeout(20)
+def test_parallel_returns_values_in_order_lists_flattened(csp):
+    nap = make_nap(csp)
+
+    @csp.process
+    def value(v, delay):
+        nap(delay)
+        return v
+
+    # Later items finish first: the order of results is the order given.
+    results = csp.Parallel(
+        value("a", 0.3),
+        [value("b", 0.2), value("c", 0.1)],
+        value("d", 0.0),
+        [value("e", 0.0)],
+    )
+    assert results == ["a", "b", "c", "d", "e"]
+
+
+def test_parallel_of_nothing_returns_empty_list(csp):
+    assert csp.Parallel() == []
+    assert csp.Parallel([]) == []
+
+
+@pytest.mark.timeout(20)
+def test_parallel_runs_processes_concurrently(csp):
+    """Two processes that must talk to each other both ways can only finish together."""
+
+    @csp.process
+    def ping(cout, cin, n):
+        for i in range(n):
+            cout(i)
+            assert cin() == i + 1
+        return "ping done"
+
+    @csp.process
+    def pong(cin, cout, n):
+        for _ in range(n):
+            cout(cin() + 1)
+        return "pong done"
+
+    a, b = csp.Channel(), csp.Channel()
+    assert csp.Parallel(ping(-a, +b, 200), pong(+a, -b, 200)) == ["ping done", "pong done"]
+
+
+@pytest.mark.timeout(20)
+def test_parallel_result_none_for_process_without_return(csp):
+    @csp.process
+    def nothing():
+        pass
+
+    assert csp.Parallel(nothing(), nothing()) == [None, None]
+
+
+# --------------------------------------------------------------------------- Sequence
+
+
+@pytest.mark.timeout(20)
+def test_sequence_runs_one_after_the_other(csp):
+    nap = make_nap(csp)
+    log = []
+
+    @csp.process
+    def step(i, delay):
+        log.append(("start", i))
+        nap(delay)
+        log.append(("end", i))
+        return i * 10
+
+    results = csp.Sequence(step(0, 0.2), [step(1, 0.1), step(2, 0.0)], step(3, 0.0))
+    assert results == [0, 10, 20, 30]
+    assert log == [(what, i) for i in range(4) for what in ("start", "end")]
+
+
+@pytest.mark.timeout(20)
+def test_sequence_inside_a_process_talks_to_a_peer(csp):
+    @csp.process
+    def send(cout, v):
+        cout(v)
+        return v
+
+    @csp.process
+    def sender(cout):
+        return csp.Sequence([send(cout, i) for i in range(5)])
+
+    @csp.process
+    def receiver(cin):
+        return [cin() for _ in range(5)]
+
+    ch = csp.Channel()
+    assert csp.Parallel(sender(-ch), receiver(+ch)) == [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4]]
+
+
+# --------------------------------------------------------------------------- Spawn
+
+
+@pytest.mark.timeout(20)
+def test_spawn_returns_at_once_and_shutdown_waits(csp):
+    nap = make_nap(csp)
+    done = []
+
+    @csp.process
+    def producer(cout):
+        for i in range(3):
+            cout(i)  # rendezvous: can only finish if Spawn returned and main reads
+
+    @csp.process
+    def slow():
+        nap(0.3)
+        done.append("slow finished")
+
+    ch = csp.Channel()
+    csp.Spawn(producer(ch.writer()), [slow()])
+    cin = ch.reader()
+    assert [cin(), cin(), cin()] == [0, 1, 2]
+    csp.shutdown()
+    assert done == ["slow finished"]
+    csp.shutdown()  # nothing left: returns at once
+
+
+@pytest.mark.timeout(30)
+def test_shutdown_runs_at_interpreter_exit(backend):
+    result = run_script(
+        f"""
+        import time
+        import pycsp.{backend} as csp
+
+        @csp.process
+        def late():
+            time.sleep(0.5)
+            print("spawned process finished", flush=True)
+
+        csp.Spawn(late())
+        print("main program done", flush=True)
+        """,
+        timeout=20,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == "main program done spawned process finished".split()
+
+
+# --------------------------------------------------------------------------- P * 3
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("form", ["P*3", "3*P"])
+def test_process_multiplication_gives_three_processes(csp, form):
+    @csp.process
+    def emit(cout, v):
+        cout(v)
+        return v
+
+    @csp.process
+    def collect(cin, n):
+        return sorted(cin() for _ in range(n))
+
+    ch = csp.Channel()
+    p = emit(ch.writer(), 7)
+    procs = p * 3 if form == "P*3" else 3 * p
+    assert isinstance(procs, list)
+    assert len(procs) == 3
+    assert all(isinstance(q, csp.Process) for q in procs)
+    assert len({id(q) for q in procs}) == 3
+    results = csp.Parallel(procs, collect(ch.reader(), 3))
+    assert results == [7, 7, 7, [7, 7, 7]]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("form", ["P*3", "3*P"])
+def test_process_multiplication_gives_fresh_ends(csp, form):
+    """Each copy has its own end: one copy retiring it does not retire the others'."""
+
+    @csp.process
+    def emit_and_leave(cout, v):
+        cout(v)
+        cout.retire()
+
+    ch = csp.Channel(buffer=3)
+    cin = ch.reader()
+    p = emit_and_leave(ch.writer(), "m")
+    procs = p * 3 if form == "P*3" else 3 * p
+    # One after the other: if the copies shared one end, the second copy would
+    # find it retired and write nothing.
+    assert csp.Sequence(procs) == [None, None, None]
+    assert [cin(), cin(), cin()] == ["m", "m", "m"]
+
+
+@pytest.mark.timeout(20)
+def test_process_multiplication_copies_ends_inside_containers(csp):
+    @csp.process
+    def emit(outs, v):
+        for cout in outs:
+            cout(v)
+            cout.retire()
+
+    a, b = csp.Channel(buffer=3), csp.Channel(buffer=3)
+    ra, rb = a.reader(), b.reader()
+    procs = emit([a.writer(), b.writer()], "x") * 3
+    csp.Sequence(procs)
+    assert [ra(), ra(), ra()] == ["x"] * 3
+    assert [rb(), rb(), rb()] == ["x"] * 3
+
+
+# --------------------------------------------------------------------------- exceptions
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.mark.timeout(20)
+def test_exception_in_process_poisons_its_ends_and_parallel_reraises(csp):
+    seen = []
+
+    @csp.process
+    def faulty(outs):
+        raise Boom("boom from faulty")
+
+    @csp.process
+    def peer(cin):
+        try:
+            cin()
+        except csp.ChannelPoisonException:
+            seen.append("peer poisoned")
+            raise
+
+    ch = csp.Channel()
+    with pytest.raises(Boom, match="boom from faulty"):
+        csp.Parallel(faulty([ch.writer()]), peer(ch.reader()))
+    assert seen == ["peer poisoned"]
+
+
+@pytest.mark.timeout(20)
+def test_parallel_reraises_only_after_the_others_ended(csp):
+    nap = make_nap(csp)
+    finished = []
+
+    @csp.process
+    def faulty():
+        raise Boom("early")
+
+    @csp.process
+    def slow():
+        nap(0.5)
+        finished.append("slow")
+
+    with pytest.raises(Boom):
+        csp.Parallel(faulty(), slow())
+    assert finished == ["slow"]
+
+
+@pytest.mark.timeout(20)
+def test_exception_type_and_message_preserved(csp):
+    @csp.process
+    def faulty():
+        raise KeyError("missing key 42")
+
+    with pytest.raises(KeyError, match="missing key 42"):
+        csp.Parallel(faulty())
+
+
+@pytest.mark.timeout(20)
+def test_parallel_usable_after_an_exception(csp):
+    @csp.process
+    def faulty():
+        raise Boom("x")
+
+    @csp.process
+    def fine(v):
+        return v
+
+    with pytest.raises(Boom):
+        csp.Parallel(faulty())
+    assert csp.Parallel(fine(1), fine(2)) == [1, 2]
+
+
+# --------------------------------------------------------------------------- nesting
+
+
+@pytest.mark.timeout(20)
+def test_nested_parallel(csp):
+    @csp.process
+    def leaf(v):
+        return v * v
+
+    @csp.process
+    def branch(base):
+        return sum(csp.Parallel([leaf(base + i) for i in range(3)]))
+
+    @csp.process
+    def root():
+        return csp.Parallel(branch(0), branch(10))
+
+    assert csp.Parallel(root()) == [[0 + 1 + 4, 100 + 121 + 144]]
+
+
+@pytest.mark.timeout(20)
+def test_nested_parallel_children_talk_to_outer_processes(csp):
+    @csp.process
+    def produce(cout, vs):
+        for v in vs:
+            cout(v)
+
+    @csp.process
+    def producers(cout):
+        csp.Parallel(produce(cout, [1, 2, 3]), produce(cout, [4, 5, 6]))
+
+    @csp.process
+    def consume(cin):
+        return sorted(cin() for _ in range(6))
+
+    ch = csp.Channel()
+    assert csp.Parallel(producers(-ch), consume(+ch)) == [None, [1, 2, 3, 4, 5, 6]]
+
+
+# --------------------------------------------------------------------------- ids
+
+
+@pytest.mark.timeout(20)
+def test_current_process_id_unique_per_process(csp):
+    @csp.process
+    def who():
+        first = csp.current_process_id()
+        second = csp.current_process_id()
+        assert first == second
+        return first
+
+    @csp.process
+    def parent():
+        mine = csp.current_process_id()
+        children = csp.Parallel([who() for _ in range(5)])
+        return [mine] + children
+
+    ids = csp.Parallel([who() for _ in range(20)])
+    nested = csp.Parallel(parent())[0]
+    main_id = csp.current_process_id()
+    everything = ids + nested + [main_id]
+    assert all(isinstance(i, str) for i in everything)
+    assert len(set(everything)) == len(everything)
+
+
+# --------------------------------------------------------------------------- io
+
+
+@pytest.mark.timeout(20)
+def test_io_is_a_plain_call_returning_value_and_raising(csp):
+    @csp.io
+    def double(x):
+        return 2 * x
+
+    @csp.io
+    def fail():
+        raise Boom("io failure")
+
+    assert double(21) == 42
+    with pytest.raises(Boom, match="io failure"):
+        fail()
+
+    @csp.process
+    def user():
+        try:
+            fail()
+        except Boom:
+            return double(5)
+
+    assert csp.Parallel(user()) == [10]
+
+
+@pytest.mark.timeout(30)
+def test_io_call_does_not_stop_other_processes(csp):
+    """While one process sleeps in @io, others keep communicating."""
+    nap = make_nap(csp)
+    events = []
+
+    @csp.process
+    def sleeper():
+        nap(2.0)
+        events.append("nap done")
+
+    @csp.process
+    def ping(cout, cin):
+        for i in range(100):
+            cout(i)
+            cin()
+        events.append("pingpong done")
+
+    @csp.process
+    def pong(cin, cout):
+        for _ in range(100):
+            cout(cin())
+
+    a, b = csp.Channel(), csp.Channel()
+    csp.Parallel(sleeper(), ping(-a, +b), pong(+a, -b))
+    assert events == ["pingpong done", "nap done"]
+
+
+# --------------------------------------------------------------------------- version
+
+
+def test_version_tuple(csp, backend):
+    v = csp.version
+    assert isinstance(v, tuple)
+    assert len(v) == 4
+    assert all(isinstance(x, int) and x >= 0 for x in v[:3])
+    assert v[3] == backend
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+
+CTRL_C_SCRIPT = """
+import pycsp.{backend} as csp
+
+@csp.process
+def blocked(cin, i):
+    print("blocked", i, flush=True)
+    cin()
+
+@csp.process
+def ticker(cin):
+    # A pending TimeoutGuard: the network is waiting, not deadlocked.
+    print("ticker", flush=True)
+    while True:
+        csp.AltSelect(csp.InputGuard(cin), csp.TimeoutGuard(0.05))
+
+ch = csp.Channel()
+keep_open = ch.writer()
+side = csp.Channel()
+keep_side_open = side.writer()
+csp.Parallel([blocked(ch.reader(), i) for i in range(4)], ticker(side.reader()))
+print("Parallel returned", flush=True)
+"""
+
+
+@pytest.mark.timeout(40)
+def test_ctrl_c_ends_parallel_promptly(backend):
+    proc = start_script(CTRL_C_SCRIPT.format(backend=backend))
+    try:
+        started = []
+        while len(started) < 5:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            started.append(line.strip())
+        assert len(started) == 5, f"script did not start its processes: {started}\n{proc.stderr.read()}"
+        time.sleep(0.3)  # let them block
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = finish_script(proc, timeout=10)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode != 0
+    assert "KeyboardInterrupt" in err, err
+    assert "Parallel returned" not in out
+    assert elapsed < 10
+
+
+CTRL_C_CAUGHT_SCRIPT = """
+import pycsp.{backend} as csp
+
+@csp.process
+def blocked(cin):
+    print("blocked", flush=True)
+    try:
+        cin()
+    except csp.ChannelPoisonException:
+        print("poisoned out", flush=True)
+        raise
+
+@csp.process
+def ticker(cin):
+    print("ticker", flush=True)
+    while True:
+        csp.AltSelect(csp.InputGuard(cin), csp.TimeoutGuard(0.05))
+
+ch = csp.Channel()
+keep_open = ch.writer()
+side = csp.Channel()
+keep_side_open = side.writer()
+try:
+    csp.Parallel([blocked(ch.reader()) for _ in range(3)], ticker(side.reader()))
+except KeyboardInterrupt:
+    print("caught KeyboardInterrupt", flush=True)
+"""
+
+
+@pytest.mark.timeout(40)
+def test_ctrl_c_poisons_out_the_processes(backend):
+    proc = start_script(CTRL_C_CAUGHT_SCRIPT.format(backend=backend))
+    try:
+        started = []
+        while len(started) < 4:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            started.append(line.strip())
+        assert len(started) == 4, f"script did not start its processes: {started}\n{proc.stderr.read()}"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = finish_script(proc, timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    lines = out.split("\n")
+    assert "caught KeyboardInterrupt" in lines
+    # Every blocked process was ended (threads: poisoned out of their channel read).
+    assert lines.count("poisoned out") == 3, out + err
