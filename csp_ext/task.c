@@ -146,6 +146,45 @@ futex_wake(_Atomic int *addr)
     syscall(SYS_futex, (int *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+/* The GIL gate: a woken thread passes it before asking for the GIL, so that
+ * at most one thread at a time waits inside CPython's take_gil().  Thousands
+ * of threads waiting there (10,000 writers woken by one reader) all time out
+ * every switch interval and melt down; waiting here they sleep untimed, in
+ * order.  0 = free, 1 = held, 2 = held with sleepers (Drepper's mutex). */
+static _Atomic int gil_gate;
+
+static void
+gil_gate_enter(void)
+{
+    int c = 0;
+    if (atomic_compare_exchange_strong(&gil_gate, &c, 1))
+        return;
+    if (c != 2)
+        c = atomic_exchange(&gil_gate, 2);
+    while (c != 0) {
+        futex_wait(&gil_gate, 2, -1.0);
+        c = atomic_exchange(&gil_gate, 2);
+    }
+}
+
+static void
+gil_gate_leave(void)
+{
+    if (atomic_fetch_sub(&gil_gate, 1) != 1) {
+        atomic_store(&gil_gate, 0);
+        futex_wake(&gil_gate);
+    }
+}
+
+/* Take the GIL back after thread_wait_nogil(). */
+static void
+restore_thread_gated(PyThreadState *ts)
+{
+    gil_gate_enter();
+    PyEval_RestoreThread(ts);
+    gil_gate_leave();
+}
+
 /* Poll `*word` until it differs from `value` (returns 1) or the spin
  * budget is spent (returns 0).  Must not touch any PyObject. */
 static int
@@ -219,7 +258,7 @@ thread_block(TaskObject *t, double deadline)
         PyThreadState *ts = PyEval_SaveThread();
         atomic_store_explicit(&gil_busy_hint, 0, memory_order_relaxed);
         thread_wait_nogil(t, until);
-        PyEval_RestoreThread(ts);
+        restore_thread_gated(ts);
         atomic_store_explicit(&gil_busy_hint, 1, memory_order_relaxed);
 
         int st = atomic_load(&t->status);
