@@ -13,6 +13,18 @@ if os.environ.get("PYCSP_SANITIZE"):
 else:
     extra_compile_args += os.environ.get("PYCSP_OPT", "-O2").split()
 
+define_macros = []
+include_dirs = []
+try:  # the greenlets scheduler needs greenlet.h at build time (a build requirement)
+    import greenlet
+
+    header_dir = os.path.dirname(greenlet.__file__)
+    if os.path.exists(os.path.join(header_dir, "greenlet.h")):
+        include_dirs.append(header_dir)
+        define_macros.append(("CSP_HAVE_GREENLET", "1"))
+except ImportError:
+    pass
+
 setup(
     ext_modules=[
         Extension(
@@ -21,6 +33,8 @@ setup(
             depends=sorted(glob.glob("csp_ext/*.h")),
             extra_compile_args=extra_compile_args,
             extra_link_args=extra_link_args,
+            include_dirs=include_dirs,
+            define_macros=define_macros,
         )
     ],
 )

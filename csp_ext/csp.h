@@ -33,7 +33,11 @@ enum csp_status {
 
 /* What a blocked task waits for; deadlock breaking wakes channel waits
  * first and join waits only when nothing else is blocked. */
-enum csp_wait_kind { CSP_WAIT_CHANNEL = 0, CSP_WAIT_JOIN = 1 };
+enum csp_wait_kind {
+    CSP_WAIT_CHANNEL = 0,
+    CSP_WAIT_JOIN = 1,
+    CSP_WAIT_IO = 2,    /* an @io call in a worker thread: counts as running */
+};
 
 typedef struct ChannelObject ChannelObject;
 typedef struct TaskObject TaskObject;
@@ -73,6 +77,9 @@ struct TaskObject {
     int killed;
     int is_main_thread;
     PyObject *greenlet;         /* greenlets backend: the greenlet running it */
+    void *sched;                /* greenlets backend: its scheduler */
+    Py_ssize_t timer_slot;      /* greenlets backend: index in the timer heap, or -1 */
+    uint64_t wait_seq;          /* counts csp_task_prepare() calls */
     PyObject *process_id;       /* str or NULL */
     PyObject *weakreflist;
 };
@@ -136,7 +143,13 @@ int csp_task_wait(TaskObject *t, double deadline, int wait_kind);
 /* Finish a blocked task's operation with `status` (GIL held): withdraws all
  * its offers, stores `msg` (stolen, may be NULL) and wakes it. */
 void csp_task_complete(TaskObject *t, int status, Py_ssize_t chosen, PyObject *msg);
+/* Withdraw a waiting task's offers and set `status` without waking it. */
+void csp_task_cancel(TaskObject *t, int status);
+/* Make `t` the running task of this OS thread (greenlet switches). */
+void csp_set_current_task(TaskObject *t);
 double csp_monotonic(void);
+long csp_futex_wait(_Atomic int *addr, int expected, double until);
+void csp_futex_wake(_Atomic int *addr);
 
 /* channel.c */
 extern PyTypeObject csp_ChannelType;
@@ -153,6 +166,9 @@ void csp_raise_for_status(int status);
 int csp_try_read(ChannelObject *ch, PyObject **msg_out);
 int csp_try_write(ChannelObject *ch, PyObject *msg);
 int csp_end_check_usable(EndObject *end);
+
+/* greensched.c */
+int csp_green_init_module(PyObject *m);
 
 /* alt.c */
 extern PyTypeObject csp_GuardType;

@@ -124,8 +124,8 @@ task_uncount(TaskObject *t)
 /* ------------------------------------------------------------------ */
 /* Thread waiting: spin, then futex                                    */
 
-static long
-futex_wait(_Atomic int *addr, int expected, double until)
+long
+csp_futex_wait(_Atomic int *addr, int expected, double until)
 {
     struct timespec rel, *relp = NULL;
     if (until >= 0) {
@@ -140,8 +140,8 @@ futex_wait(_Atomic int *addr, int expected, double until)
     return r < 0 ? -errno : r;
 }
 
-static void
-futex_wake(_Atomic int *addr)
+void
+csp_futex_wake(_Atomic int *addr)
 {
     syscall(SYS_futex, (int *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
@@ -162,7 +162,7 @@ gil_gate_enter(void)
     if (c != 2)
         c = atomic_exchange(&gil_gate, 2);
     while (c != 0) {
-        futex_wait(&gil_gate, 2, -1.0);
+        csp_futex_wait(&gil_gate, 2, -1.0);
         c = atomic_exchange(&gil_gate, 2);
     }
 }
@@ -172,7 +172,7 @@ gil_gate_leave(void)
 {
     if (atomic_fetch_sub(&gil_gate, 1) != 1) {
         atomic_store(&gil_gate, 0);
-        futex_wake(&gil_gate);
+        csp_futex_wake(&gil_gate);
     }
 }
 
@@ -215,7 +215,7 @@ sleep_while_waiting(TaskObject *t, double until)
         atomic_store(&t->sleeping, 1);
         long r = 0;
         if (atomic_load(&t->status) == CSP_WAITING)
-            r = futex_wait(&t->status, CSP_WAITING, until);
+            r = csp_futex_wait(&t->status, CSP_WAITING, until);
         atomic_store(&t->sleeping, 0);
         if (r == -ETIMEDOUT || r == -EINTR)
             return;
@@ -233,9 +233,8 @@ thread_wait_nogil(TaskObject *t, double until)
         spin_while_equal(&gil_busy_hint, 1);
 }
 
-/* Withdraw a waiting task's offers and finish it with `status` (GIL held). */
-static void
-task_cancel(TaskObject *t, int status)
+void
+csp_task_cancel(TaskObject *t, int status)
 {
     for (Py_ssize_t i = 0; i < t->noffers; i++)
         csp_offer_unlink(&t->offers[i]);
@@ -265,11 +264,11 @@ thread_block(TaskObject *t, double deadline)
         if (st != CSP_WAITING)
             return st;
         if (t->is_main_thread && PyErr_CheckSignals() < 0) {
-            task_cancel(t, CSP_CANCELLED);
+            csp_task_cancel(t, CSP_CANCELLED);
             return -1;
         }
         if (deadline >= 0 && csp_monotonic() >= deadline) {
-            task_cancel(t, CSP_TIMEOUT);
+            csp_task_cancel(t, CSP_TIMEOUT);
             return CSP_TIMEOUT;
         }
     }
@@ -279,7 +278,7 @@ static void
 thread_wake(TaskObject *t)
 {
     if (atomic_load(&t->sleeping))
-        futex_wake(&t->status);
+        csp_futex_wake(&t->status);
 }
 
 /* ------------------------------------------------------------------ */
@@ -304,6 +303,7 @@ csp_task_prepare(TaskObject *t, Py_ssize_t noffers)
     }
     t->noffers = 0;
     t->chosen = -1;
+    t->wait_seq++;
     Py_CLEAR(t->msg);
     atomic_store(&t->status, CSP_WAITING);
     return 0;
@@ -312,7 +312,7 @@ csp_task_prepare(TaskObject *t, Py_ssize_t noffers)
 int
 csp_task_wait(TaskObject *t, double deadline, int wait_kind)
 {
-    if (deadline < 0) {
+    if (deadline < 0 && wait_kind != CSP_WAIT_IO) {
         t->inactive = 1;
         t->wait_kind = wait_kind;
         t->blocked_prev = NULL;
@@ -327,7 +327,7 @@ csp_task_wait(TaskObject *t, double deadline, int wait_kind)
     if (st != CSP_WAITING)
         return st;
     if (t->killed) {
-        task_cancel(t, CSP_KILLED);
+        csp_task_cancel(t, CSP_KILLED);
         return CSP_KILLED;
     }
     return t->block(t, deadline);
@@ -372,6 +372,9 @@ task_alloc(void)
     t->killed = 0;
     t->is_main_thread = 0;
     t->greenlet = NULL;
+    t->sched = NULL;
+    t->timer_slot = -1;
+    t->wait_seq = 0;
     t->process_id = NULL;
     t->weakreflist = NULL;
     PyObject_GC_Track(t);
@@ -393,6 +396,12 @@ task_bind_thread(TaskObject *t)
     t->is_main_thread = (PyThread_get_thread_ident() == main_thread_ident);
     tls_task = t;
     return 0;
+}
+
+void
+csp_set_current_task(TaskObject *t)
+{
+    tls_task = t;
 }
 
 TaskObject *
@@ -619,12 +628,28 @@ join_add(JoinObject *j, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-/* Join.wait(): block until the count is zero.  Raises DeadlockError when
- * nothing can finish it, ChannelPoisonException when this process is killed,
- * or the exception of an interrupting signal. */
+/* Join.wait(timeout=None) -> bool: block until the count is zero (True) or
+ * `timeout` seconds passed (False).  Raises DeadlockError when nothing can
+ * finish it, ChannelPoisonException when this process is killed, or the
+ * exception of an interrupting signal. */
 static PyObject *
-join_wait(JoinObject *j, PyObject *Py_UNUSED(ignored))
+join_wait(JoinObject *j, PyObject *args, PyObject *kwds)
 {
+    PyObject *timeout = Py_None;
+    static char *kwlist[] = {"timeout", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:wait", kwlist, &timeout))
+        return NULL;
+    double deadline = -1.0;
+    if (timeout != Py_None) {
+        double seconds = PyFloat_AsDouble(timeout);
+        if (seconds == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (!(seconds >= 0.0)) {
+            PyErr_SetString(PyExc_ValueError, "Join.wait() timeout must be >= 0");
+            return NULL;
+        }
+        deadline = csp_monotonic() + seconds;
+    }
     while (j->remaining > 0) {
         if (j->waiter) {
             PyErr_SetString(PyExc_RuntimeError, "Join.wait() is already waited on");
@@ -634,11 +659,13 @@ join_wait(JoinObject *j, PyObject *Py_UNUSED(ignored))
         if (!t || csp_task_prepare(t, 0) < 0)
             return NULL;
         j->waiter = t;
-        int st = csp_task_wait(t, -1.0, CSP_WAIT_JOIN);
+        int st = csp_task_wait(t, deadline, CSP_WAIT_JOIN);
         if (j->waiter == t)
             j->waiter = NULL;
         if (st < 0)
             return NULL;
+        if (st == CSP_TIMEOUT)
+            Py_RETURN_FALSE;
         if (st == CSP_DEADLOCK) {
             PyErr_SetString(csp_DeadlockError,
                             "deadlock: every CSP process is blocked on a channel");
@@ -649,7 +676,7 @@ join_wait(JoinObject *j, PyObject *Py_UNUSED(ignored))
             return NULL;
         }
     }
-    Py_RETURN_NONE;
+    Py_RETURN_TRUE;
 }
 
 static PyObject *
@@ -661,7 +688,8 @@ join_get_remaining(JoinObject *j, void *Py_UNUSED(c))
 static PyMethodDef join_methods[] = {
     {"done", join_done_impl, METH_NOARGS, "One of the awaited processes ended."},
     {"add", (PyCFunction)join_add, METH_O, "Await n more processes."},
-    {"wait", (PyCFunction)join_wait, METH_NOARGS, "Block until every awaited process ended."},
+    {"wait", (PyCFunction)(void (*)(void))join_wait, METH_VARARGS | METH_KEYWORDS,
+     "wait(timeout=None) -> bool: block until every awaited process ended."},
     {NULL}
 };
 

@@ -19,6 +19,10 @@ from ._ends import poison_all, retire_all, with_fresh_ends
 
 _ids = itertools.count(1)
 
+# After Ctrl-C, how long Parallel waits for its stopped processes to end
+# before raising (a thread in a long computation cannot be stopped sooner).
+KILL_GRACE_SECONDS = 1.0
+
 
 class Process:
     """A CSP process that has not started: ``Process(fn, *args, **kwargs)``.
@@ -153,10 +157,14 @@ class Runtime:
             join.wait()
         except BaseException:
             # Ctrl-C (or this process being stopped): stop the children at
-            # their next channel operation and do not wait for them.
+            # their next channel operation, and give them a moment to end.
             for p in procs:
                 p.task.kill()
                 poison_all(p.args, p.kwargs)
+            try:
+                join.wait(timeout=KILL_GRACE_SECONDS)
+            except BaseException:  # noqa: B036 - a second Ctrl-C stops the grace wait
+                pass
             raise
         error = _first_error(procs)
         if error is not None:

@@ -1,0 +1,493 @@
+/* greensched.c - the greenlets backend's scheduler: run queue, timers, @io
+ * completions, and greenlet switching through greenlet's C API.
+ *
+ * The only file that includes greenlet.h (its API table is static); the
+ * capsule is imported on first use, so csp_ext imports without greenlet.
+ *
+ * There is no scheduler greenlet.  A task that blocks pops the next runnable
+ * task and switches straight to it; a writer that completes a blocked reader
+ * puts the reader on the run queue and goes on.  Process greenlets have the
+ * thread's root greenlet as parent: when one ends, the root's wait loop picks
+ * the next runnable task.  When nothing is runnable, the blocking task itself
+ * sleeps (GIL released) until a timer is due, an @io call completes, or
+ * another OS thread wakes one of this scheduler's tasks.
+ */
+#include "csp.h"
+
+#ifdef CSP_HAVE_GREENLET
+#include <greenlet.h>
+
+typedef struct {
+    double deadline;
+    TaskObject *task;           /* strong */
+} green_timer;
+
+typedef struct {
+    TaskObject **runq;          /* ring of strong references */
+    Py_ssize_t rq_head, rq_count, rq_cap;
+    green_timer *timers;        /* binary min-heap on deadline */
+    Py_ssize_t ntimers, timers_cap;
+    _Atomic int wakeup;         /* futex word: bumped when another thread makes a task runnable */
+    _Atomic int idle;           /* 1 while this scheduler sleeps */
+    PyObject *root;             /* the root greenlet of the owning thread (strong) */
+    PyObject *starter;          /* greenlet that starts new process greenlets (strong) */
+    TaskObject *to_start;       /* handed to the starter (strong) */
+    TaskObject *root_task;      /* borrowed: the thread-state dict owns it */
+    unsigned long thread_ident;
+    int is_main_thread;
+    PyObject *signal_exc[3];    /* a signal's exception on its way to the root task */
+} green_sched;
+
+static _Thread_local green_sched *tls_sched;
+static int greenlet_imported;
+static unsigned long main_ident;
+
+/* ------------------------------------------------------------------ */
+/* Run queue                                                           */
+
+static int
+runq_push(green_sched *s, TaskObject *t)
+{
+    if (s->rq_count == s->rq_cap) {
+        Py_ssize_t cap = s->rq_cap ? s->rq_cap * 2 : 64;
+        TaskObject **q = PyMem_Malloc((size_t)cap * sizeof(TaskObject *));
+        if (!q)
+            return -1;
+        for (Py_ssize_t i = 0; i < s->rq_count; i++)
+            q[i] = s->runq[(s->rq_head + i) % s->rq_cap];
+        PyMem_Free(s->runq);
+        s->runq = q;
+        s->rq_head = 0;
+        s->rq_cap = cap;
+    }
+    s->runq[(s->rq_head + s->rq_count) % s->rq_cap] = (TaskObject *)Py_NewRef(t);
+    s->rq_count++;
+    return 0;
+}
+
+/* New reference or NULL when empty. */
+static TaskObject *
+runq_pop(green_sched *s)
+{
+    if (s->rq_count == 0)
+        return NULL;
+    TaskObject *t = s->runq[s->rq_head];
+    s->rq_head = (s->rq_head + 1) % s->rq_cap;
+    s->rq_count--;
+    return t;
+}
+
+/* ------------------------------------------------------------------ */
+/* Timers: a min-heap; each task has at most one timer (timer_slot)     */
+
+static void
+timer_place(green_sched *s, Py_ssize_t i, green_timer tm)
+{
+    s->timers[i] = tm;
+    tm.task->timer_slot = i;
+}
+
+static void
+timer_sift(green_sched *s, Py_ssize_t i)
+{
+    green_timer tm = s->timers[i];
+    while (i > 0) {
+        Py_ssize_t parent = (i - 1) / 2;
+        if (s->timers[parent].deadline <= tm.deadline)
+            break;
+        timer_place(s, i, s->timers[parent]);
+        i = parent;
+    }
+    for (;;) {
+        Py_ssize_t child = 2 * i + 1;
+        if (child >= s->ntimers)
+            break;
+        if (child + 1 < s->ntimers && s->timers[child + 1].deadline < s->timers[child].deadline)
+            child++;
+        if (s->timers[child].deadline >= tm.deadline)
+            break;
+        timer_place(s, i, s->timers[child]);
+        i = child;
+    }
+    timer_place(s, i, tm);
+}
+
+static int
+timer_add(green_sched *s, TaskObject *t, double deadline)
+{
+    if (s->ntimers == s->timers_cap) {
+        Py_ssize_t cap = s->timers_cap ? s->timers_cap * 2 : 16;
+        green_timer *h = PyMem_Realloc(s->timers, (size_t)cap * sizeof(green_timer));
+        if (!h) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        s->timers = h;
+        s->timers_cap = cap;
+    }
+    green_timer tm = {deadline, (TaskObject *)Py_NewRef(t)};
+    s->timers[s->ntimers++] = tm;
+    t->timer_slot = s->ntimers - 1;
+    timer_sift(s, s->ntimers - 1);
+    return 0;
+}
+
+static void
+timer_remove(green_sched *s, TaskObject *t)
+{
+    Py_ssize_t i = t->timer_slot;
+    if (i < 0)
+        return;
+    t->timer_slot = -1;
+    s->ntimers--;
+    if (i != s->ntimers) {
+        s->timers[i] = s->timers[s->ntimers];
+        s->timers[i].task->timer_slot = i;
+        timer_sift(s, i);
+    }
+    Py_DECREF(t);
+}
+
+/* Time out every task whose deadline has passed; they become runnable. */
+static void
+timers_expire(green_sched *s)
+{
+    double now = csp_monotonic();
+    while (s->ntimers > 0 && s->timers[0].deadline <= now) {
+        TaskObject *t = (TaskObject *)Py_NewRef(s->timers[0].task);
+        timer_remove(s, t);
+        if (atomic_load(&t->status) == CSP_WAITING) {
+            csp_task_cancel(t, CSP_TIMEOUT);
+            if (runq_push(s, t) < 0)
+                PyErr_Clear();  /* out of memory: the task stays blocked */
+        }
+        Py_DECREF(t);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Block and wake                                                      */
+
+static void
+green_wake(TaskObject *t)
+{
+    green_sched *s = t->sched;
+    timer_remove(s, t);
+    if (runq_push(s, t) < 0) {
+        PyErr_Clear();
+        return;
+    }
+    if (PyThread_get_thread_ident() != s->thread_ident) {
+        atomic_fetch_add(&s->wakeup, 1);
+        if (atomic_load(&s->idle))
+            csp_futex_wake(&s->wakeup);
+    }
+}
+
+/* A signal handler raised (Ctrl-C) while task `t` waited for the scheduler.
+ * As with threads, the main program gets it: the root task is interrupted,
+ * and `t` goes on waiting.  Returns -1 if `t` is the root. */
+static int
+forward_signal(green_sched *s, TaskObject *t)
+{
+    TaskObject *root = s->root_task;
+    if (t == root || atomic_load(&root->status) != CSP_WAITING)
+        return -1;
+    if (s->signal_exc[0]) {
+        PyErr_Clear();  /* one interrupt is already on its way */
+        return 0;
+    }
+    PyErr_Fetch(&s->signal_exc[0], &s->signal_exc[1], &s->signal_exc[2]);
+    timer_remove(s, root);
+    csp_task_cancel(root, CSP_CANCELLED);
+    if (runq_push(s, root) < 0)
+        return -1;
+    return 0;
+}
+
+/* Nothing is runnable: sleep until something may be.  Returns -1 with an
+ * exception if a signal handler raised in the root task. */
+static int
+green_idle(green_sched *s, TaskObject *t)
+{
+    timers_expire(s);
+    if (s->rq_count)
+        return 0;
+    int seen = atomic_load(&s->wakeup);
+    double until = s->ntimers ? s->timers[0].deadline : -1.0;
+    if (s->is_main_thread) {
+        double slice = csp_monotonic() + 0.02;
+        if (until < 0 || slice < until)
+            until = slice;
+    }
+    PyThreadState *ts = PyEval_SaveThread();
+    atomic_store(&s->idle, 1);
+    csp_futex_wait(&s->wakeup, seen, until);
+    atomic_store(&s->idle, 0);
+    PyEval_RestoreThread(ts);
+    if (s->is_main_thread && PyErr_CheckSignals() < 0 && forward_signal(s, t) < 0)
+        return -1;
+    timers_expire(s);
+    return 0;
+}
+
+/* Task.block for greenlets: run other tasks until `t` is completed. */
+static int
+green_block(TaskObject *t, double deadline)
+{
+    green_sched *s = t->sched;
+    if (deadline >= 0 && timer_add(s, t, deadline) < 0) {
+        csp_task_cancel(t, CSP_CANCELLED);
+        return -1;
+    }
+    while (atomic_load(&t->status) == CSP_WAITING) {
+        TaskObject *next = runq_pop(s);
+        if (!next) {
+            if (green_idle(s, t) < 0)
+                goto cancel;
+            continue;
+        }
+        if (next == t) {
+            Py_DECREF(next);
+            continue;
+        }
+        PyObject *r;
+        if (PyGreenlet_STARTED((PyGreenlet *)next->greenlet)) {
+            csp_set_current_task(next);
+            r = PyGreenlet_Switch((PyGreenlet *)next->greenlet, NULL, NULL);
+            Py_DECREF(next);
+        }
+        else {
+            s->to_start = next;  /* the starter takes the reference */
+            r = PyGreenlet_Switch((PyGreenlet *)s->starter, NULL, NULL);
+        }
+        csp_set_current_task(t);
+        if (!r)
+            goto cancel;  /* thrown into this greenlet (e.g. GreenletExit) */
+        Py_DECREF(r);
+    }
+    if (t == s->root_task && s->signal_exc[0]) {
+        PyErr_Restore(s->signal_exc[0], s->signal_exc[1], s->signal_exc[2]);
+        s->signal_exc[0] = s->signal_exc[1] = s->signal_exc[2] = NULL;
+        return -1;
+    }
+    return atomic_load(&t->status);
+cancel:
+    timer_remove(s, t);
+    if (atomic_load(&t->status) == CSP_WAITING)
+        csp_task_cancel(t, CSP_CANCELLED);
+    return -1;
+}
+
+/* The starter greenlet's body.  A greenlet starts at the Python recursion
+ * depth of whoever first switches to it; started from the blocking task's
+ * stack, 10,000 processes each starting the next would add up past the
+ * recursion limit.  The starter sits at one fixed, shallow depth. */
+static PyObject *
+starter_main(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args))
+{
+    green_sched *s = tls_sched;
+    for (;;) {
+        TaskObject *next = s->to_start;
+        s->to_start = NULL;
+        if (!next)
+            Py_RETURN_NONE;
+        csp_set_current_task(next);
+        PyObject *r = PyGreenlet_Switch((PyGreenlet *)next->greenlet, NULL, NULL);
+        Py_DECREF(next);
+        if (!r)
+            return NULL;
+        Py_DECREF(r);
+    }
+}
+
+static PyMethodDef starter_def = {"pycsp_starter", starter_main, METH_VARARGS, NULL};
+
+/* ------------------------------------------------------------------ */
+/* Scheduler creation and the Python-facing functions                  */
+
+/* Borrowed: this thread's scheduler, made on first use.  Converts the
+ * thread's own task into the root task of the scheduler. */
+static green_sched *
+sched_get(void)
+{
+    if (tls_sched)
+        return tls_sched;
+    if (!greenlet_imported) {
+        PyGreenlet_Import();
+        if (!_PyGreenlet_API)
+            return NULL;
+        greenlet_imported = 1;
+    }
+    TaskObject *root_task = csp_current_task();
+    if (!root_task)
+        return NULL;
+    green_sched *s = PyMem_Calloc(1, sizeof(green_sched));
+    if (!s) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    s->root = (PyObject *)PyGreenlet_GetCurrent();
+    if (!s->root) {
+        PyMem_Free(s);
+        return NULL;
+    }
+    PyObject *run = PyCFunction_New(&starter_def, NULL);
+    if (!run) {
+        Py_DECREF(s->root);
+        PyMem_Free(s);
+        return NULL;
+    }
+    s->starter = (PyObject *)PyGreenlet_New(run, (PyGreenlet *)s->root);
+    Py_DECREF(run);
+    if (!s->starter) {
+        Py_DECREF(s->root);
+        PyMem_Free(s);
+        return NULL;
+    }
+    s->root_task = root_task;
+    s->thread_ident = PyThread_get_thread_ident();
+    s->is_main_thread = (s->thread_ident == main_ident);
+    root_task->sched = s;
+    root_task->block = green_block;
+    root_task->wake = green_wake;
+    Py_XSETREF(root_task->greenlet, Py_NewRef(s->root));
+    tls_sched = s;
+    return s;
+}
+
+/* green_spawn(task, run): make a greenlet running `run()` for `task` and
+ * put it on the run queue. */
+static PyObject *
+green_spawn(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyObject_TypeCheck(args[0], &csp_TaskType) || !PyCallable_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "green_spawn(task, run)");
+        return NULL;
+    }
+    TaskObject *t = (TaskObject *)args[0];
+    green_sched *s = sched_get();
+    if (!s)
+        return NULL;
+    if (t->greenlet) {
+        PyErr_SetString(PyExc_RuntimeError, "task already has a greenlet");
+        return NULL;
+    }
+    PyGreenlet *g = PyGreenlet_New(args[1], (PyGreenlet *)s->root);
+    if (!g)
+        return NULL;
+    t->greenlet = (PyObject *)g;
+    t->sched = s;
+    t->block = green_block;
+    t->wake = green_wake;
+    if (runq_push(s, t) < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* green_io_begin() -> (task, ticket): prepare the calling task to wait for an
+ * @io call; green_io_done(task, ticket) from the worker thread ends the wait.
+ * The ticket makes a late completion (after Ctrl-C) harmless. */
+static PyObject *
+green_io_begin(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    if (!sched_get())
+        return NULL;
+    TaskObject *t = csp_current_task();
+    if (!t || csp_task_prepare(t, 0) < 0)
+        return NULL;
+    return Py_BuildValue("(OK)", (PyObject *)t, (unsigned long long)t->wait_seq);
+}
+
+/* green_io_wait(task): block until the worker calls green_io_done.  Counts as
+ * running for deadlock detection. */
+static PyObject *
+green_io_wait(PyObject *Py_UNUSED(m), PyObject *task)
+{
+    if (!PyObject_TypeCheck(task, &csp_TaskType)) {
+        PyErr_SetString(PyExc_TypeError, "green_io_wait(task)");
+        return NULL;
+    }
+    int st = csp_task_wait((TaskObject *)task, -1.0, CSP_WAIT_IO);
+    if (st == CSP_DONE)
+        Py_RETURN_NONE;
+    if (st >= 0)
+        csp_raise_for_status(st);
+    return NULL;
+}
+
+static PyObject *
+green_io_done(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    PyObject *task;
+    unsigned long long ticket;
+    if (!PyArg_ParseTuple(args, "O!K:green_io_done", &csp_TaskType, &task, &ticket))
+        return NULL;
+    TaskObject *t = (TaskObject *)task;
+    if (t->wait_seq == ticket && atomic_load(&t->status) == CSP_WAITING)
+        csp_task_complete(t, CSP_DONE, -1, NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+green_root(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    green_sched *s = sched_get();
+    if (!s)
+        return NULL;
+    return Py_NewRef(s->root);
+}
+
+static PyObject *
+green_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    green_sched *s = tls_sched;
+    if (!s)
+        Py_RETURN_NONE;
+    return Py_BuildValue("{s:n,s:n}", "runnable", s->rq_count, "timers", s->ntimers);
+}
+
+static PyMethodDef green_methods[] = {
+    {"green_spawn", (PyCFunction)(void (*)(void))green_spawn, METH_FASTCALL,
+     "green_spawn(task, run): start a greenlet process for task."},
+    {"green_io_begin", green_io_begin, METH_NOARGS,
+     "green_io_begin() -> (task, ticket): prepare the calling task for an @io call."},
+    {"green_io_wait", green_io_wait, METH_O, "Block the task until green_io_done(task, ticket)."},
+    {"green_io_done", green_io_done, METH_VARARGS, "The @io call of (task, ticket) has finished."},
+    {"green_root", green_root, METH_NOARGS, "The root greenlet of this thread's scheduler."},
+    {"green_stats", green_stats, METH_NOARGS, "Counts of the scheduler (for tests)."},
+    {NULL}
+};
+
+int
+csp_green_init_module(PyObject *m)
+{
+    PyObject *threading = PyImport_ImportModule("threading");
+    if (!threading)
+        return -1;
+    PyObject *main = PyObject_CallMethod(threading, "main_thread", NULL);
+    Py_DECREF(threading);
+    if (!main)
+        return -1;
+    PyObject *ident = PyObject_GetAttrString(main, "ident");
+    Py_DECREF(main);
+    if (!ident)
+        return -1;
+    main_ident = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    if (PyErr_Occurred())
+        return -1;
+    if (PyModule_AddIntConstant(m, "HAVE_GREENLET_SCHEDULER", 1) < 0)
+        return -1;
+    return PyModule_AddFunctions(m, green_methods);
+}
+
+#else  /* built without greenlet.h */
+
+int
+csp_green_init_module(PyObject *m)
+{
+    return PyModule_AddIntConstant(m, "HAVE_GREENLET_SCHEDULER", 0);
+}
+
+#endif

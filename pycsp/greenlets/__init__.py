@@ -1,0 +1,29 @@
+"""pycsp.greenlets: every CSP process is a greenlet on a scheduler written in C.
+
+Channels work from the main program too: it is the root of the scheduler.
+``@io`` functions run in a worker thread while the other greenlets go on.
+"""
+try:
+    import greenlet as _greenlet  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError("pycsp.greenlets needs the 'greenlet' package: "
+                      "pip install greenlet (or pip install 'pycsp[greenlets]')") from exc
+
+import csp_ext as _csp_ext
+
+if not _csp_ext.HAVE_GREENLET_SCHEDULER:  # pragma: no cover
+    raise ImportError("csp_ext was built without greenlet.h: reinstall pycsp with greenlet "
+                      "installed (pip install greenlet && pip install --force-reinstall pycsp)")
+
+from .._names import *  # noqa: E402,F403 - the API's names
+from .._names import API_NAMES as __all__, VERSION  # noqa: E402,F401
+from .._process import Runtime  # noqa: E402
+from ._io import io  # noqa: E402,F401
+from ._start import start_greenlets  # noqa: E402
+
+_runtime = Runtime(start_greenlets)
+Parallel = _runtime.Parallel
+Sequence = _runtime.Sequence
+Spawn = _runtime.Spawn
+shutdown = _runtime.shutdown
+version = VERSION + ("greenlets",)

@@ -1,0 +1,69 @@
+"""@io for greenlets: the call runs in a worker thread; the caller's greenlet
+waits (counted as running) while the others go on."""
+import _thread
+import functools
+import queue
+import threading
+
+from csp_ext import green_io_begin, green_io_done, green_io_wait
+
+
+class _Call:
+    __slots__ = ("fn", "args", "kwargs", "task", "ticket", "value", "error")
+
+    def __init__(self, fn, args, kwargs, task, ticket):
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.task, self.ticket = task, ticket
+        self.value = self.error = None
+
+    def run(self):
+        try:
+            self.value = self.fn(*self.args, **self.kwargs)
+        except BaseException as exc:  # noqa: B036 - re-raised in the caller
+            self.error = exc
+        green_io_done(self.task, self.ticket)
+
+
+class _Workers:
+    """Threads that run @io calls; one more is started whenever none is idle."""
+
+    def __init__(self):
+        self._calls = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def submit(self, call):
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+            else:
+                _thread.start_new_thread(self._work, ())
+        self._calls.put(call)
+
+    def _work(self):
+        while True:
+            self._calls.get().run()
+            with self._lock:
+                self._idle += 1
+
+
+_workers = _Workers()
+
+
+def io(fn):
+    """Mark ``fn`` as blocking in the OS: it runs in a worker thread while the
+    other greenlets keep running; its value or exception comes back here."""
+    if not callable(fn):
+        raise TypeError(f"@io decorates a function, not {type(fn).__name__}")
+
+    @functools.wraps(fn)
+    def call_in_worker(*args, **kwargs):
+        task, ticket = green_io_begin()
+        call = _Call(fn, args, kwargs, task, ticket)
+        _workers.submit(call)
+        green_io_wait(task)
+        if call.error is not None:
+            raise call.error
+        return call.value
+
+    return call_in_worker
