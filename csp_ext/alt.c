@@ -44,10 +44,17 @@ check_action(PyObject *action)
 }
 
 static int
+is_shm_end(PyObject *o)
+{
+    return Py_IS_TYPE(o, &csp_ShmEndReadType) || Py_IS_TYPE(o, &csp_ShmEndWriteType);
+}
+
+static int
 check_end(PyObject *end, int want_writer, const char *guard)
 {
     PyTypeObject *want = want_writer ? &csp_EndWriteType : &csp_EndReadType;
-    if (PyObject_TypeCheck(end, want))
+    PyTypeObject *want_shm = want_writer ? &csp_ShmEndWriteType : &csp_ShmEndReadType;
+    if (PyObject_TypeCheck(end, want) || Py_IS_TYPE(end, want_shm))
         return 0;
     PyErr_Format(PyExc_TypeError, "%s needs a %s, not %.100s", guard,
                  want_writer ? "writer end (ch.writer(), -ch, OUT(ch))"
@@ -253,7 +260,9 @@ is_guard(PyObject *o)
 /* One guard, unpacked for the commit loop (all borrowed). */
 typedef struct {
     int kind;
-    EndObject *end;
+    EndObject *end;         /* in-process ends */
+    PyObject *end_obj;      /* the end as given (in-process or shared) */
+    int shared;             /* a processes-backend end */
     PyObject *msg;
     double seconds;
     uint64_t *stamp;
@@ -262,23 +271,33 @@ typedef struct {
 static int
 view_guard(PyObject *o, Py_ssize_t i, guard_view *v)
 {
-    if (PyObject_TypeCheck(o, &csp_EndReadType)) {
+    v->shared = 0;
+    if (PyObject_TypeCheck(o, &csp_EndReadType) || Py_IS_TYPE(o, &csp_ShmEndReadType)) {
         v->kind = CSP_GUARD_INPUT;
-        v->end = (EndObject *)o;
+        v->end_obj = o;
         v->msg = NULL;
-        v->stamp = &v->end->fair_stamp;
-        return 0;
     }
-    if (is_guard(o)) {
+    else if (is_guard(o)) {
         GuardObject *g = (GuardObject *)o;
         v->kind = g->kind;
-        v->end = g->end;
+        v->end_obj = (PyObject *)g->end;
         v->msg = g->msg;
         v->seconds = g->seconds;
-        v->stamp = g->end ? &g->end->fair_stamp : &g->fair_stamp;
+        v->stamp = &g->fair_stamp;
+    }
+    if (v->kind) {
+        if (v->end_obj && is_shm_end(v->end_obj)) {
+            v->shared = 1;
+            v->end = NULL;
+            v->stamp = shm_end_stamp(v->end_obj);
+        }
+        else if (v->end_obj) {
+            v->end = (EndObject *)v->end_obj;
+            v->stamp = &v->end->fair_stamp;
+        }
         return 0;
     }
-    if (PyObject_TypeCheck(o, &csp_EndWriteType))
+    if (PyObject_TypeCheck(o, &csp_EndWriteType) || Py_IS_TYPE(o, &csp_ShmEndWriteType))
         PyErr_Format(PyExc_TypeError,
                      "guard %zd is a writer end with no message: use OutputGuard(cout, msg) "
                      "or the tuple (cout, msg)", i);
@@ -312,6 +331,38 @@ select_result(Py_ssize_t index, PyObject *msg, guard_view *v)
 
 #define SMALL_GUARDS 16
 
+/* Alternation over channels of the processes backend (shm_channel.c). */
+static PyObject *
+select_shared(Py_ssize_t n, guard_view *views, Py_ssize_t *order)
+{
+    int *kinds = PyMem_Malloc((size_t)n * sizeof(int));
+    PyObject **ends = PyMem_Malloc((size_t)n * sizeof(PyObject *));
+    PyObject **msgs = PyMem_Malloc((size_t)n * sizeof(PyObject *));
+    double *seconds = PyMem_Malloc((size_t)n * sizeof(double));
+    PyObject *r = NULL;
+    if (!kinds || !ends || !msgs || !seconds) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        kinds[i] = views[i].kind;
+        ends[i] = views[i].end_obj;
+        msgs[i] = views[i].msg;
+        seconds[i] = views[i].seconds;
+    }
+    r = shm_select(n, kinds, ends, msgs, seconds, order);
+    if (r) {
+        Py_ssize_t index = PyLong_AsSsize_t(PyTuple_GET_ITEM(r, 0));
+        *views[index].stamp = ++fair_clock;
+    }
+done:
+    PyMem_Free(kinds);
+    PyMem_Free(ends);
+    PyMem_Free(msgs);
+    PyMem_Free(seconds);
+    return r;
+}
+
 /* select(guards, fair=False) -> (index, msg)
  * guards: a tuple of reader ends and guard objects, in priority order. */
 static PyObject *
@@ -341,10 +392,20 @@ csp_select(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
     }
+    int nshared = 0, nlocal = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
+        views[i].kind = 0;
         if (view_guard(PyTuple_GET_ITEM(guards, i), i, &views[i]) < 0)
             goto done;
         order[i] = i;
+        if (views[i].end_obj)
+            views[i].shared ? nshared++ : nlocal++;
+    }
+    if (nshared && nlocal) {
+        PyErr_SetString(PyExc_TypeError,
+                        "an alternation cannot mix channels of pycsp.processes with channels "
+                        "of the in-process backends");
+        goto done;
     }
     if (mode == CSP_SELECT_FAIR) {
         /* Stable insertion sort: least recently chosen first. */
@@ -356,6 +417,11 @@ csp_select(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             }
             order[j] = k;
         }
+    }
+
+    if (nshared) {
+        result = select_shared(n, views, order);
+        goto done;
     }
 
     TaskObject *t = csp_current_task();
@@ -462,7 +528,8 @@ done:
 static PyObject *
 csp_is_guard(PyObject *Py_UNUSED(module), PyObject *o)
 {
-    return PyBool_FromLong(is_guard(o) || PyObject_TypeCheck(o, &csp_EndReadType));
+    return PyBool_FromLong(is_guard(o) || PyObject_TypeCheck(o, &csp_EndReadType) ||
+                           Py_IS_TYPE(o, &csp_ShmEndReadType));
 }
 
 static PyMethodDef alt_methods[] = {

@@ -170,6 +170,15 @@ int csp_end_check_usable(EndObject *end);
 /* greensched.c */
 int csp_green_init_module(PyObject *m);
 
+/* shm_channel.c (processes backend) */
+extern PyTypeObject csp_ShmEndReadType;
+extern PyTypeObject csp_ShmEndWriteType;
+uint64_t *shm_end_stamp(PyObject *end);
+PyObject *shm_select(Py_ssize_t n, const int *kinds, PyObject *const *ends, PyObject *const *msgs,
+                     const double *seconds, const Py_ssize_t *order);
+int csp_shm_init_module(PyObject *m);
+int csp_shm_channel_init_module(PyObject *m);
+
 /* alt.c */
 extern PyTypeObject csp_GuardType;
 int csp_alt_init_module(PyObject *m);

@@ -5,6 +5,7 @@
  * pycsp.greenlets.ChannelPoisonException).
  */
 #include "csp.h"
+#include "shm.h"
 
 PyObject *csp_PoisonError;
 PyObject *csp_RetireError;
@@ -42,7 +43,8 @@ PyInit_csp_ext(void)
                       "Every CSP process is blocked on a channel: the program cannot go on.") < 0)
         goto error;
     if (csp_task_init_module(m) < 0 || csp_channel_init_module(m) < 0 ||
-        csp_alt_init_module(m) < 0 || csp_green_init_module(m) < 0)
+        csp_alt_init_module(m) < 0 || csp_green_init_module(m) < 0 ||
+        csp_shm_init_module(m) < 0 || csp_shm_channel_init_module(m) < 0)
         goto error;
     return m;
 error:

@@ -7,8 +7,9 @@ the tuple that ``csp_ext.select`` takes, once, and runs actions.
 import sys
 
 import csp_ext
-from csp_ext import (ChannelEndRead, ChannelEndWrite, InputGuard, OutputGuard, SkipGuard,
-                     TimeoutGuard)
+from csp_ext import InputGuard, OutputGuard, SkipGuard, TimeoutGuard
+
+from ._ends import READ_ENDS as ChannelEndRead, WRITE_ENDS as ChannelEndWrite
 
 Skip = SkipGuard
 Timeout = TimeoutGuard

@@ -3,9 +3,13 @@
 Used for poison/retire propagation when a process body ends, and for
 ``Process * n``, which gives every copy fresh ends joined to the same channels.
 """
-from csp_ext import Channel, ChannelEndRead, ChannelEndWrite
+from csp_ext import (Channel, ChannelEndRead, ChannelEndWrite, ShmChannel, ShmChannelEndRead,
+                     ShmChannelEndWrite)
 
-_END_TYPES = (ChannelEndRead, ChannelEndWrite)
+READ_ENDS = (ChannelEndRead, ShmChannelEndRead)
+WRITE_ENDS = (ChannelEndWrite, ShmChannelEndWrite)
+_END_TYPES = READ_ENDS + WRITE_ENDS
+_CHANNEL_TYPES = (Channel, ShmChannel)
 
 
 def find_ends(*roots):
@@ -18,7 +22,7 @@ def find_ends(*roots):
     stack = list(roots)
     while stack:
         obj = stack.pop()
-        if isinstance(obj, _END_TYPES) or isinstance(obj, Channel):
+        if isinstance(obj, _END_TYPES) or isinstance(obj, _CHANNEL_TYPES):
             yield obj
         elif isinstance(obj, (list, tuple, set, frozenset, dict)):
             if id(obj) in seen:
@@ -46,9 +50,9 @@ def retire_all(*roots):
 
 def with_fresh_ends(obj):
     """A copy of ``obj`` where every channel end is replaced by a new end of the same channel."""
-    if isinstance(obj, ChannelEndRead):
+    if isinstance(obj, READ_ENDS):
         return obj.channel.reader()
-    if isinstance(obj, ChannelEndWrite):
+    if isinstance(obj, WRITE_ENDS):
         return obj.channel.writer()
     if isinstance(obj, list):
         return [with_fresh_ends(x) for x in obj]

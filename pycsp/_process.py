@@ -60,12 +60,13 @@ class Process:
 
     __rmul__ = __mul__
 
-    def _prepare(self):
-        if self.task is not None:
+    def _prepare(self, make_task=True):
+        if self.id is not None:
             raise RuntimeError(f"{self!r} was already started; a Process runs once")
-        self.task = Task()
         self.id = f"{os.getpid()}.{next(_ids)}"
-        self.task.process_id = self.id
+        if make_task:
+            self.task = Task()
+            self.task.process_id = self.id
 
     def _run_body(self):
         """Run the function; propagate poison/retire; keep any other exception."""
@@ -106,6 +107,10 @@ def io(fn):
     return fn
 
 
+def name_of(proc):
+    return getattr(proc.fn, "__name__", repr(proc.fn))
+
+
 def flatten(items, what):
     procs = []
     for item in items:
@@ -119,7 +124,7 @@ def flatten(items, what):
     return procs
 
 
-def _first_error(procs):
+def first_error(procs):
     failed = [p for p in procs if p.exception is not None]
     if not failed:
         return None
@@ -166,7 +171,7 @@ class Runtime:
             except BaseException:  # noqa: B036 - a second Ctrl-C stops the grace wait
                 pass
             raise
-        error = _first_error(procs)
+        error = first_error(procs)
         if error is not None:
             raise error
         return [p.return_value for p in procs]

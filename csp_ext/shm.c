@@ -1,0 +1,569 @@
+/* shm.c - the shared arena of the processes backend: mapping, allocator,
+ * robust locks, per-process waiters and cross-process deadlock accounting.
+ *
+ * A waiter's status word is the commit point between processes: a peer
+ * that finds an offer claims the waiter (CAS WAITING -> CLAIMED) while
+ * holding that offer's channel lock, fills in the result, then publishes the
+ * final status and wakes it (futex on the shared word).  An alternation has
+ * one offer per guard but one waiter, so only one guard can be claimed.
+ */
+#include "shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+char *shm_base;
+shm_header *shm_hdr;
+static int shm_fd = -1;
+static uint64_t shm_reserved;
+static _Thread_local shm_waiter *my_waiter;
+static _Thread_local pid_t my_waiter_pid;
+static double shm_spin_budget = 50e-6;
+static unsigned long shm_main_ident;
+
+#define MIN_CLASS_SHIFT 6          /* smallest block: 64 bytes with header */
+#define BLOCK_HEADER 16
+#define INITIAL_FILE_SIZE (4u << 20)
+#define PUNCH_HOLE_MIN (64u << 20) /* free memory of big blocks back to the OS */
+
+typedef struct {
+    uint64_t klass;
+    shm_off next;                  /* free list link while free */
+} block_header;
+
+/* ------------------------------------------------------------------ */
+/* Locks                                                               */
+
+int
+shm_lock_init(shm_lock *l)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    int r = pthread_mutex_init(&l->m, &a);
+    pthread_mutexattr_destroy(&a);
+    return r == 0 ? 0 : -1;
+}
+
+int
+shm_lock_acquire(shm_lock *l)
+{
+    int r = pthread_mutex_lock(&l->m);
+    if (r == EOWNERDEAD) {
+        pthread_mutex_consistent(&l->m);
+        return 1;
+    }
+    return 0;
+}
+
+void
+shm_lock_release(shm_lock *l)
+{
+    pthread_mutex_unlock(&l->m);
+}
+
+/* ------------------------------------------------------------------ */
+/* Arena                                                               */
+
+static void
+after_fork_in_child(void)
+{
+    my_waiter = NULL;
+    my_waiter_pid = 0;
+}
+
+int
+shm_ensure(void)
+{
+    if (shm_base)
+        return 0;
+    int fd = memfd_create("pycsp-arena", MFD_CLOEXEC);
+    if (fd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (ftruncate(fd, INITIAL_FILE_SIZE) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        close(fd);
+        return -1;
+    }
+    /* Reserve address space once; the file grows underneath it. */
+    uint64_t reserve = (uint64_t)1 << 40;
+    void *base = MAP_FAILED;
+    while (reserve >= ((uint64_t)1 << 32)) {
+        base = mmap(NULL, reserve, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+        if (base != MAP_FAILED)
+            break;
+        reserve >>= 1;
+    }
+    if (base == MAP_FAILED) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        close(fd);
+        return -1;
+    }
+    shm_fd = fd;
+    shm_reserved = reserve;
+    shm_base = base;
+    shm_hdr = (shm_header *)base;
+    memset(shm_hdr, 0, sizeof(*shm_hdr));
+    shm_hdr->magic = SHM_MAGIC;
+    shm_hdr->version = SHM_VERSION;
+    shm_hdr->header_size = sizeof(shm_header);
+    shm_hdr->file_size = INITIAL_FILE_SIZE;
+    shm_hdr->reserved = reserve;
+    shm_hdr->bump = (sizeof(shm_header) + 63) & ~(uint64_t)63;
+    atomic_store(&shm_hdr->n_active, 1);   /* this process */
+    if (shm_lock_init(&shm_hdr->lock) < 0) {
+        PyErr_SetString(PyExc_OSError, "pycsp: cannot make a process-shared robust mutex");
+        return -1;
+    }
+    pthread_atfork(NULL, NULL, after_fork_in_child);
+    return 0;
+}
+
+static int
+size_class(uint64_t total)
+{
+    int k = 0;
+    uint64_t size = (uint64_t)1 << MIN_CLASS_SHIFT;
+    while (size < total) {
+        size <<= 1;
+        k++;
+    }
+    return k;
+}
+
+shm_off
+shm_alloc(uint64_t size)
+{
+    if (size > shm_reserved / 2) {
+        PyErr_Format(PyExc_MemoryError, "pycsp: a %llu-byte message does not fit the arena",
+                     (unsigned long long)size);
+        return 0;
+    }
+    int k = size_class(size + BLOCK_HEADER);
+    if (k >= SHM_NCLASSES) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    uint64_t block = (uint64_t)1 << (k + MIN_CLASS_SHIFT);
+    shm_lock_acquire(&shm_hdr->lock);  /* allocator state is kept consistent at every store */
+    shm_off off = shm_hdr->free_lists[k];
+    if (off) {
+        shm_hdr->free_lists[k] = SHM_PTR(block_header, off)->next;
+    }
+    else {
+        /* Align big blocks to pages so that freeing can punch holes. */
+        uint64_t align = block >= 4096 ? 4096 : 64;
+        off = (shm_hdr->bump + align - 1) & ~(align - 1);
+        if (off + block > shm_hdr->file_size) {
+            uint64_t want = shm_hdr->file_size;
+            while (want < off + block)
+                want *= 2;
+            if (want > shm_reserved)
+                want = off + block;
+            if (want > shm_reserved || ftruncate(shm_fd, (off_t)want) < 0) {
+                shm_lock_release(&shm_hdr->lock);
+                PyErr_Format(PyExc_MemoryError,
+                             "pycsp: the shared arena cannot grow to %llu bytes",
+                             (unsigned long long)want);
+                return 0;
+            }
+            shm_hdr->file_size = want;
+        }
+        shm_hdr->bump = off + block;
+    }
+    SHM_PTR(block_header, off)->klass = (uint64_t)k;
+    SHM_PTR(block_header, off)->next = 0;
+    shm_hdr->bytes_in_use += block;
+    shm_hdr->blocks_in_use++;
+    shm_lock_release(&shm_hdr->lock);
+    return off + BLOCK_HEADER;
+}
+
+uint64_t
+shm_block_size(shm_off off)
+{
+    block_header *h = SHM_PTR(block_header, off - BLOCK_HEADER);
+    return ((uint64_t)1 << (h->klass + MIN_CLASS_SHIFT)) - BLOCK_HEADER;
+}
+
+void
+shm_free(shm_off off)
+{
+    if (!off)
+        return;
+    shm_off boff = off - BLOCK_HEADER;
+    block_header *h = SHM_PTR(block_header, boff);
+    uint64_t k = h->klass;
+    uint64_t block = (uint64_t)1 << (k + MIN_CLASS_SHIFT);
+    if (block >= PUNCH_HOLE_MIN) {
+        /* Give the pages back; the block stays valid (reads as zeros). */
+        fallocate(shm_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(boff + 4096),
+                  (off_t)(block - 4096));
+    }
+    shm_lock_acquire(&shm_hdr->lock);
+    h->next = shm_hdr->free_lists[k];
+    shm_hdr->free_lists[k] = boff;
+    shm_hdr->bytes_in_use -= block;
+    shm_hdr->blocks_in_use--;
+    shm_lock_release(&shm_hdr->lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Futex on shared memory                                              */
+
+static long
+shared_futex_wait(_Atomic uint32_t *addr, uint32_t expected, double until)
+{
+    struct timespec rel, *relp = NULL;
+    if (until >= 0) {
+        double left = until - csp_monotonic();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        rel.tv_sec = (time_t)left;
+        rel.tv_nsec = (long)((left - (double)rel.tv_sec) * 1e9);
+        relp = &rel;
+    }
+    long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT, expected, relp, NULL, 0);
+    return r < 0 ? -errno : r;
+}
+
+static void
+shared_futex_wake(_Atomic uint32_t *addr)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Waiters                                                             */
+
+shm_waiter *
+shm_my_waiter(void)
+{
+    if (my_waiter)
+        return my_waiter;
+    if (shm_ensure() < 0)
+        return NULL;
+    shm_off off = shm_alloc(sizeof(shm_waiter));
+    if (!off)
+        return NULL;
+    shm_waiter *w = SHM_PTR(shm_waiter, off);
+    memset(w, 0, sizeof(*w));
+    atomic_store(&w->status, CSP_DONE);
+    w->pid = getpid();
+    /* The process that made the arena, and every child forked by Parallel
+     * (counted by its parent before the fork), counts as running. */
+    w->counted = 1;
+    shm_lock_acquire(&shm_hdr->lock);
+    w->next = shm_hdr->waiters;
+    shm_hdr->waiters = off;
+    shm_lock_release(&shm_hdr->lock);
+    my_waiter = w;
+    my_waiter_pid = w->pid;
+    return w;
+}
+
+int
+shm_waiter_prepare(shm_waiter *w, int64_t noffers)
+{
+    if (noffers > w->offers_cap) {
+        int64_t cap = noffers < 4 ? 4 : noffers;
+        shm_off o = shm_alloc((uint64_t)cap * sizeof(shm_offer));
+        if (!o)
+            return -1;
+        shm_free(w->offers);
+        w->offers = o;
+        w->offers_cap = cap;
+    }
+    w->noffers = 0;
+    w->chosen = -1;
+    w->msg = 0;
+    atomic_store(&w->status, CSP_WAITING);
+    return 0;
+}
+
+int
+shm_waiter_claim(shm_waiter *w)
+{
+    uint32_t expect = CSP_WAITING;
+    return atomic_compare_exchange_strong(&w->status, &expect, SHM_CLAIMED);
+}
+
+/* The waiter stops blocking: count it as running again. */
+static void
+waiter_reactivate(shm_waiter *w)
+{
+    if (atomic_exchange(&w->inactive, 0) && w->counted)
+        atomic_fetch_add(&shm_hdr->n_active, 1);
+}
+
+void
+shm_waiter_finish(shm_waiter *w, uint32_t status, int64_t chosen, shm_off msg)
+{
+    w->chosen = chosen;
+    w->msg = msg;
+    waiter_reactivate(w);
+    atomic_store(&w->status, status);
+    if (atomic_load(&w->sleeping))
+        shared_futex_wake(&w->status);
+}
+
+/* Every process is blocked without a deadline: wake the blocked ones with
+ * CSP_DEADLOCK. */
+static void
+break_deadlock(void)
+{
+    shm_lock_acquire(&shm_hdr->lock);
+    for (shm_off off = shm_hdr->waiters; off; off = SHM_PTR(shm_waiter, off)->next) {
+        shm_waiter *w = SHM_PTR(shm_waiter, off);
+        if (!w->dead && atomic_load(&w->inactive) && shm_waiter_claim(w))
+            shm_waiter_finish(w, CSP_DEADLOCK, -1, 0);
+    }
+    shm_lock_release(&shm_hdr->lock);
+}
+
+void
+shm_deadlock_uncount(int64_t n)
+{
+    if (atomic_fetch_sub(&shm_hdr->n_active, n) == n)
+        break_deadlock();
+}
+
+void
+shm_deadlock_count(int64_t n)
+{
+    atomic_fetch_add(&shm_hdr->n_active, n);
+}
+
+static int
+spin_while_pending(_Atomic uint32_t *word)
+{
+    double give_up = 0.0;
+    for (;;) {
+        uint32_t st = atomic_load_explicit(word, memory_order_acquire);
+        if (st != CSP_WAITING && st != SHM_CLAIMED)
+            return 1;
+        if (give_up == 0.0)
+            give_up = csp_monotonic() + shm_spin_budget;
+        else if (st == CSP_WAITING && csp_monotonic() >= give_up)
+            return 0;
+        sched_yield();
+    }
+}
+
+int
+shm_waiter_wait(shm_waiter *w, double deadline)
+{
+    int is_main = PyThread_get_thread_ident() == shm_main_ident;
+    if (deadline < 0) {
+        atomic_store(&w->inactive, 1);
+        if (w->counted)
+            shm_deadlock_uncount(1);
+    }
+    for (;;) {
+        uint32_t st = atomic_load(&w->status);
+        if (st != CSP_WAITING && st != SHM_CLAIMED)
+            return (int)st;
+        double until = deadline;
+        if (is_main) {
+            double slice = csp_monotonic() + 0.02;
+            if (until < 0 || slice < until)
+                until = slice;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        if (!spin_while_pending(&w->status)) {
+            atomic_store(&w->sleeping, 1);
+            if (atomic_load(&w->status) == CSP_WAITING)
+                shared_futex_wait(&w->status, CSP_WAITING, until);
+            atomic_store(&w->sleeping, 0);
+        }
+        Py_END_ALLOW_THREADS
+        st = atomic_load(&w->status);
+        if (st != CSP_WAITING)
+            continue;   /* finished, or claimed and about to be */
+        if (is_main && PyErr_CheckSignals() < 0) {
+            uint32_t expect = CSP_WAITING;
+            if (atomic_compare_exchange_strong(&w->status, &expect, CSP_CANCELLED)) {
+                waiter_reactivate(w);
+                return -1;
+            }
+            /* Claimed meanwhile: the communication happened; report it and
+             * leave the signal's exception for the caller's next check. */
+            PyObject *t, *v, *tb;
+            PyErr_Fetch(&t, &v, &tb);
+            while ((st = atomic_load(&w->status)) == SHM_CLAIMED)
+                sched_yield();
+            PyErr_Restore(t, v, tb);
+            return -1;
+        }
+        if (deadline >= 0 && csp_monotonic() >= deadline) {
+            uint32_t expect = CSP_WAITING;
+            if (atomic_compare_exchange_strong(&w->status, &expect, CSP_TIMEOUT)) {
+                waiter_reactivate(w);
+                return CSP_TIMEOUT;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Python-facing functions                                             */
+
+static PyObject *
+py_shm_init(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    if (shm_ensure() < 0 || !shm_my_waiter())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+py_shm_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    if (!shm_base)
+        Py_RETURN_NONE;
+    int64_t nwaiters = 0;
+    shm_lock_acquire(&shm_hdr->lock);
+    for (shm_off off = shm_hdr->waiters; off; off = SHM_PTR(shm_waiter, off)->next)
+        nwaiters++;
+    PyObject *r = Py_BuildValue("{s:K,s:K,s:K,s:K,s:L,s:L}", "file_size",
+                                (unsigned long long)shm_hdr->file_size, "reserved",
+                                (unsigned long long)shm_hdr->reserved, "bytes_in_use",
+                                (unsigned long long)shm_hdr->bytes_in_use, "blocks_in_use",
+                                (unsigned long long)shm_hdr->blocks_in_use, "n_active",
+                                (long long)atomic_load(&shm_hdr->n_active), "waiters",
+                                (long long)nwaiters);
+    shm_lock_release(&shm_hdr->lock);
+    return r;
+}
+
+/* shm_count(n) / shm_uncount(n): deadlock accounting for processes that are
+ * about to start (counted by the parent before fork), that a parent waits for,
+ * or that ended. */
+static PyObject *
+py_shm_count(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    long long n = PyLong_AsLongLong(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (shm_ensure() < 0)
+        return NULL;
+    if (n >= 0)
+        shm_deadlock_count(n);
+    else
+        shm_deadlock_uncount(-n);
+    Py_RETURN_NONE;
+}
+
+/* Withdraw every linked offer of w (declared in shm_channel.c). */
+void shm_waiter_withdraw(shm_waiter *w);
+
+/* shm_reap(pid) -> bool: a child process has ended (any way).  Its waiter
+ * is withdrawn from every channel and freed; it stops counting as running.
+ * Returns whether the child had ever used channels. */
+static PyObject *
+py_shm_reap(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    long pid = PyLong_AsLong(arg);
+    if (pid == -1 && PyErr_Occurred())
+        return NULL;
+    if (!shm_base)
+        Py_RETURN_FALSE;
+    shm_waiter *found = NULL;
+    shm_lock_acquire(&shm_hdr->lock);
+    shm_off *link = &shm_hdr->waiters;
+    while (*link) {
+        shm_waiter *w = SHM_PTR(shm_waiter, *link);
+        if (w->pid == pid && !w->dead) {
+            found = w;
+            *link = w->next;
+            break;
+        }
+        link = &w->next;
+    }
+    shm_lock_release(&shm_hdr->lock);
+    if (!found) {
+        /* Never used a channel: it was counted by its parent until now. */
+        shm_deadlock_uncount(1);
+        Py_RETURN_FALSE;
+    }
+    found->dead = 1;
+    uint32_t expect = CSP_WAITING;
+    atomic_compare_exchange_strong(&found->status, &expect, CSP_CANCELLED);
+    while (atomic_load(&found->status) == SHM_CLAIMED)
+        sched_yield();
+    shm_waiter_withdraw(found);
+    if (!atomic_exchange(&found->inactive, 0))
+        shm_deadlock_uncount(1);
+    shm_free(found->msg);   /* a message delivered to it but never read */
+    shm_free(found->offers);
+    shm_free(SHM_OFF(found));
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+py_shm_set_spin(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    double b = PyFloat_AsDouble(arg);
+    if (b == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (!(b >= 0.0 && b <= 1.0)) {
+        PyErr_SetString(PyExc_ValueError, "shm_set_spin(budget_seconds in [0, 1])");
+        return NULL;
+    }
+    shm_spin_budget = b;
+    Py_RETURN_NONE;
+}
+
+/* set_parent_death_signal(sig): this process gets `sig` when its parent dies. */
+static PyObject *
+py_set_parent_death_signal(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    int sig = PyLong_AsLong(arg);
+    if (sig == -1 && PyErr_Occurred())
+        return NULL;
+    if (prctl(PR_SET_PDEATHSIG, sig) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef shm_methods[] = {
+    {"set_parent_death_signal", py_set_parent_death_signal, METH_O,
+     "This process receives the signal when its parent dies (Linux prctl)."},
+    {"shm_init", py_shm_init, METH_NOARGS, "Map the shared arena (before the first fork)."},
+    {"shm_stats", py_shm_stats, METH_NOARGS, "Arena statistics (for tests), or None."},
+    {"shm_count", py_shm_count, METH_O, "Deadlock accounting: n processes start (n<0: stop) running."},
+    {"shm_reap", py_shm_reap, METH_O, "A child process has ended: withdraw and free its waiter."},
+    {"shm_set_spin", py_shm_set_spin, METH_O, "How long a blocked process polls before sleeping."},
+    {NULL}
+};
+
+int
+csp_shm_init_module(PyObject *m)
+{
+    PyObject *threading = PyImport_ImportModule("threading");
+    if (!threading)
+        return -1;
+    PyObject *main = PyObject_CallMethod(threading, "main_thread", NULL);
+    Py_DECREF(threading);
+    if (!main)
+        return -1;
+    PyObject *ident = PyObject_GetAttrString(main, "ident");
+    Py_DECREF(main);
+    if (!ident)
+        return -1;
+    shm_main_ident = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    if (PyErr_Occurred())
+        return -1;
+    return PyModule_AddFunctions(m, shm_methods);
+}

@@ -1,0 +1,108 @@
+/* shm.h - the processes backend: a shared arena, its allocator, robust
+ * locks and shared waiters.
+ *
+ * Everything lives in one memfd (nothing named in /dev/shm) mapped once over
+ * a large reserved range before the first child is forked; the file grows
+ * with ftruncate, so the mapping never moves and every process sees new
+ * space at once.  Inside the arena, structures refer to each other by
+ * offsets, never pointers.
+ */
+#ifndef CSP_SHM_H
+#define CSP_SHM_H
+
+#include "csp.h"
+
+#include <pthread.h>
+#include <sys/types.h>
+
+typedef uint64_t shm_off;   /* 0 = none */
+
+#define SHM_MAGIC 0x6873707363797050ULL   /* "Pycspsh" */
+#define SHM_VERSION 1
+#define SHM_NCLASSES 48
+
+/* A process-shared robust mutex: a process that dies holding it does not
+ * wedge the others; the next locker learns it (return value 1). */
+typedef struct {
+    pthread_mutex_t m;
+} shm_lock;
+
+typedef struct {
+    uint64_t magic, version;
+    uint64_t header_size;
+    uint64_t file_size;          /* current size of the memfd (under lock) */
+    uint64_t reserved;           /* size of the mapping */
+    shm_lock lock;               /* allocator and waiter registry */
+    uint64_t bump;               /* first never-allocated offset */
+    shm_off free_lists[SHM_NCLASSES];
+    uint64_t bytes_in_use;
+    uint64_t blocks_in_use;
+    shm_off waiters;             /* registry of every process's waiter */
+    _Atomic int64_t n_active;    /* deadlock accounting across processes */
+} shm_header;
+
+/* One per OS process (per thread that uses channels). */
+typedef struct shm_waiter {
+    _Atomic uint32_t status;     /* enum csp_status, plus SHM_CLAIMED; futex word */
+    _Atomic uint32_t sleeping;
+    int32_t pid;
+    int32_t counted;             /* counts for deadlock accounting */
+    _Atomic int32_t inactive;    /* blocked without deadline */
+    int32_t dead;
+    int64_t chosen;
+    shm_off msg;                 /* message block delivered to this waiter */
+    shm_off offers;              /* block of shm_offer[offers_cap] */
+    int64_t noffers, offers_cap;
+    shm_off next;                /* registry */
+} shm_waiter;
+
+#define SHM_CLAIMED 100          /* a committer is filling in the result */
+
+typedef struct {
+    shm_off prev, next;
+    shm_off waiter;
+    shm_off chan;
+    shm_off msg;                 /* write offers: the writer's message block */
+    int64_t index;
+    int32_t is_write;
+    int32_t linked;
+} shm_offer;
+
+typedef struct {
+    shm_lock lock;
+    _Atomic int64_t refs;        /* Python objects and in-flight pickles referring to it */
+    int64_t nreaders, nwriters;
+    int32_t poisoned, no_readers, no_writers, pad;
+    int64_t capacity, head, count;
+    shm_off ring;                /* block of shm_off[capacity] message blocks */
+    shm_off rq_head, rq_tail, wq_head, wq_tail;
+} shm_channel;
+
+extern char *shm_base;
+extern shm_header *shm_hdr;
+
+#define SHM_PTR(type, off) ((type *)(shm_base + (off)))
+#define SHM_OFF(ptr) ((shm_off)((char *)(ptr) - shm_base))
+
+int shm_ensure(void);                       /* map the arena; 0/-1 with exception */
+int shm_lock_init(shm_lock *l);
+int shm_lock_acquire(shm_lock *l);          /* 0, or 1 if the previous owner died */
+void shm_lock_release(shm_lock *l);
+shm_off shm_alloc(uint64_t size);           /* 0 with MemoryError set */
+void shm_free(shm_off off);
+uint64_t shm_block_size(shm_off off);       /* usable bytes of a block */
+
+shm_waiter *shm_my_waiter(void);            /* NULL with exception */
+int shm_waiter_prepare(shm_waiter *w, int64_t noffers);
+/* Claim a waiting waiter for a commit: 1 if we own its result now. */
+int shm_waiter_claim(shm_waiter *w);
+/* Publish a claimed waiter's result and wake it. */
+void shm_waiter_finish(shm_waiter *w, uint32_t status, int64_t chosen, shm_off msg);
+/* Wait (GIL held on entry/exit) until a peer finishes w, deadline passes
+ * (CSP_TIMEOUT) or a signal handler raises (-1).  Offers must be linked. */
+int shm_waiter_wait(shm_waiter *w, double deadline);
+void shm_deadlock_uncount(int64_t n);
+void shm_deadlock_count(int64_t n);
+
+
+#endif

@@ -1,0 +1,255 @@
+/* shm_message.c - messages of the processes backend, as blocks in the arena.
+ *
+ * A top-level bytes/bytearray message is copied straight into a block (one
+ * copy).  Anything else is pickled with protocol 5; out-of-band buffers
+ * (bytearray, numpy arrays, PickleBuffer) are copied once into the block,
+ * after the pickle stream.  The reader unpickles from the block; out-of-band
+ * buffers are handed to pickle as views of the block itself (no second copy),
+ * which keeps the block alive until the last view is gone.
+ *
+ * Block layout: msg_header, then nbuf uint64 lengths, then the pickle
+ * stream, then each buffer (each starting 64-byte aligned).
+ */
+#include "shm.h"
+
+enum { MSG_BYTES = 1, MSG_BYTEARRAY = 2, MSG_PICKLE = 3 };
+
+typedef struct {
+    uint32_t kind;
+    uint32_t nbuf;
+    uint64_t len;            /* raw data or pickle stream length */
+} msg_header;
+
+static PyObject *pickle_dumps, *pickle_loads, *protocol_5, *str_buffer_callback, *str_buffers;
+
+#define ALIGN64(x) (((x) + 63) & ~(uint64_t)63)
+
+static uint64_t
+data_start(uint32_t nbuf)
+{
+    return ALIGN64(sizeof(msg_header) + (uint64_t)nbuf * sizeof(uint64_t));
+}
+
+/* ------------------------------------------------------------------ */
+/* ShmBuffer: owns a message block; exports its bytes (writable)       */
+
+typedef struct {
+    PyObject_HEAD
+    shm_off block;
+    Py_ssize_t exports;
+} ShmBufferObject;
+
+static int
+shmbuf_getbuffer(ShmBufferObject *self, Py_buffer *view, int flags)
+{
+    int r = PyBuffer_FillInfo(view, (PyObject *)self, shm_base + self->block,
+                              (Py_ssize_t)shm_block_size(self->block), 0, flags);
+    if (r == 0)
+        self->exports++;
+    return r;
+}
+
+static void
+shmbuf_releasebuffer(ShmBufferObject *self, Py_buffer *Py_UNUSED(view))
+{
+    self->exports--;
+}
+
+static void
+shmbuf_dealloc(ShmBufferObject *self)
+{
+    shm_free(self->block);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyBufferProcs shmbuf_as_buffer = {
+    (getbufferproc)shmbuf_getbuffer,
+    (releasebufferproc)shmbuf_releasebuffer,
+};
+
+static PyTypeObject ShmBufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "csp_ext.ShmBuffer",
+    .tp_basicsize = sizeof(ShmBufferObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A message block in the shared arena, freed when the last view of it is gone.",
+    .tp_dealloc = (destructor)shmbuf_dealloc,
+    .tp_as_buffer = &shmbuf_as_buffer,
+};
+
+/* ------------------------------------------------------------------ */
+/* Encode                                                              */
+
+/* Copy one contiguous buffer-supporting object into a new block. */
+static shm_off
+encode_raw(PyObject *obj, uint32_t kind)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
+        return 0;
+    uint64_t start = data_start(0);
+    shm_off off = shm_alloc(start + (uint64_t)view.len);
+    if (off) {
+        msg_header *h = SHM_PTR(msg_header, off);
+        h->kind = kind;
+        h->nbuf = 0;
+        h->len = (uint64_t)view.len;
+        memcpy(shm_base + off + start, view.buf, (size_t)view.len);
+    }
+    PyBuffer_Release(&view);
+    return off;
+}
+
+shm_off
+shm_message_encode(PyObject *obj)
+{
+    if (PyBytes_CheckExact(obj))
+        return encode_raw(obj, MSG_BYTES);
+    if (PyByteArray_CheckExact(obj))
+        return encode_raw(obj, MSG_BYTEARRAY);
+
+    shm_off off = 0;
+    PyObject *buffers = PyList_New(0), *append = NULL, *kwargs = NULL, *stream = NULL;
+    Py_buffer *views = NULL;
+    Py_ssize_t nviews = 0;
+    if (!buffers)
+        goto done;
+    append = PyObject_GetAttrString(buffers, "append");
+    kwargs = append ? Py_BuildValue("{OO}", str_buffer_callback, append) : NULL;
+    if (!kwargs)
+        goto done;
+    PyObject *args[2] = {obj, protocol_5};
+    PyObject *call_args = PyTuple_Pack(2, args[0], args[1]);
+    if (!call_args)
+        goto done;
+    stream = PyObject_Call(pickle_dumps, call_args, kwargs);
+    Py_DECREF(call_args);
+    if (!stream)
+        goto done;
+    Py_ssize_t nbuf = PyList_GET_SIZE(buffers);
+    views = PyMem_Calloc((size_t)(nbuf ? nbuf : 1), sizeof(Py_buffer));
+    if (!views) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    uint64_t total = data_start((uint32_t)nbuf) + ALIGN64((uint64_t)PyBytes_GET_SIZE(stream));
+    for (; nviews < nbuf; nviews++) {
+        if (PyObject_GetBuffer(PyList_GET_ITEM(buffers, nviews), &views[nviews],
+                               PyBUF_C_CONTIGUOUS) < 0)
+            goto done;
+        total += ALIGN64((uint64_t)views[nviews].len);
+    }
+    off = shm_alloc(total);
+    if (!off)
+        goto done;
+    msg_header *h = SHM_PTR(msg_header, off);
+    h->kind = MSG_PICKLE;
+    h->nbuf = (uint32_t)nbuf;
+    h->len = (uint64_t)PyBytes_GET_SIZE(stream);
+    uint64_t *lens = (uint64_t *)(h + 1);
+    uint64_t pos = data_start((uint32_t)nbuf);
+    memcpy(shm_base + off + pos, PyBytes_AS_STRING(stream), (size_t)h->len);
+    pos += ALIGN64(h->len);
+    for (Py_ssize_t i = 0; i < nbuf; i++) {
+        lens[i] = (uint64_t)views[i].len;
+        memcpy(shm_base + off + pos, views[i].buf, (size_t)views[i].len);
+        pos += ALIGN64(lens[i]);
+    }
+done:
+    for (Py_ssize_t i = 0; i < nviews; i++)
+        PyBuffer_Release(&views[i]);
+    PyMem_Free(views);
+    Py_XDECREF(stream);
+    Py_XDECREF(kwargs);
+    Py_XDECREF(append);
+    Py_XDECREF(buffers);
+    return off;
+}
+
+/* ------------------------------------------------------------------ */
+/* Decode: consumes the block (freed here or by the views it hands out) */
+
+PyObject *
+shm_message_decode(shm_off off)
+{
+    msg_header *h = SHM_PTR(msg_header, off);
+    uint64_t start = data_start(h->nbuf);
+    if (h->kind == MSG_BYTES || h->kind == MSG_BYTEARRAY) {
+        PyObject *r = h->kind == MSG_BYTES
+                          ? PyBytes_FromStringAndSize(shm_base + off + start, (Py_ssize_t)h->len)
+                          : PyByteArray_FromStringAndSize(shm_base + off + start,
+                                                          (Py_ssize_t)h->len);
+        shm_free(off);
+        return r;
+    }
+    if (h->kind != MSG_PICKLE) {
+        shm_free(off);
+        PyErr_Format(PyExc_SystemError, "pycsp: corrupt message block (kind %u)", h->kind);
+        return NULL;
+    }
+    ShmBufferObject *owner = PyObject_New(ShmBufferObject, &ShmBufferType);
+    if (!owner) {
+        shm_free(off);
+        return NULL;
+    }
+    owner->block = off;
+    owner->exports = 0;
+    PyObject *result = NULL, *whole = NULL, *stream = NULL, *bufs = NULL, *kwargs = NULL;
+    whole = PyMemoryView_FromObject((PyObject *)owner);
+    Py_DECREF(owner);  /* the views keep it alive */
+    if (!whole)
+        return NULL;
+    uint64_t *lens = (uint64_t *)(h + 1);
+    stream = PySequence_GetSlice(whole, (Py_ssize_t)start, (Py_ssize_t)(start + h->len));
+    bufs = PyList_New(h->nbuf);
+    if (!stream || !bufs)
+        goto done;
+    uint64_t pos = start + ALIGN64(h->len);
+    for (uint32_t i = 0; i < h->nbuf; i++) {
+        PyObject *v = PySequence_GetSlice(whole, (Py_ssize_t)pos, (Py_ssize_t)(pos + lens[i]));
+        if (!v)
+            goto done;
+        PyList_SET_ITEM(bufs, i, v);
+        pos += ALIGN64(lens[i]);
+    }
+    kwargs = Py_BuildValue("{OO}", str_buffers, bufs);
+    if (!kwargs)
+        goto done;
+    PyObject *args = PyTuple_Pack(1, stream);
+    if (!args)
+        goto done;
+    result = PyObject_Call(pickle_loads, args, kwargs);
+    Py_DECREF(args);
+done:
+    Py_XDECREF(kwargs);
+    Py_XDECREF(bufs);
+    Py_XDECREF(stream);
+    Py_XDECREF(whole);
+    return result;
+}
+
+/* Free a block that was never delivered. */
+void
+shm_message_discard(shm_off off)
+{
+    shm_free(off);
+}
+
+int
+csp_shm_message_init_module(PyObject *m)
+{
+    if (PyType_Ready(&ShmBufferType) < 0)
+        return -1;
+    PyObject *pickle = PyImport_ImportModule("pickle");
+    if (!pickle)
+        return -1;
+    pickle_dumps = PyObject_GetAttrString(pickle, "dumps");
+    pickle_loads = PyObject_GetAttrString(pickle, "loads");
+    Py_DECREF(pickle);
+    protocol_5 = PyLong_FromLong(5);
+    str_buffer_callback = PyUnicode_InternFromString("buffer_callback");
+    str_buffers = PyUnicode_InternFromString("buffers");
+    if (!pickle_dumps || !pickle_loads || !protocol_5 || !str_buffer_callback || !str_buffers)
+        return -1;
+    return PyModule_AddObjectRef(m, "ShmBuffer", (PyObject *)&ShmBufferType);
+}

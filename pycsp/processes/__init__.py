@@ -1,0 +1,25 @@
+"""pycsp.processes: every CSP process is an OS process.
+
+Channels, their queues and messages live in a shared arena made by csp_ext
+(one memfd, nothing in /dev/shm); messages travel pickled (protocol 5, large
+buffers copied once).  Processes start by fork (Linux).
+"""
+import csp_ext as _csp_ext
+
+from .._names import *  # noqa: F403 - the API's names
+from .._names import API_NAMES, VERSION
+from .._process import io  # noqa: F401 - a plain call here
+from ._fork import ProcessCrashed, current_process_id, runtime as _runtime
+
+Channel = _csp_ext.ShmChannel
+ChannelEndRead = _csp_ext.ShmChannelEndRead
+ChannelEndWrite = _csp_ext.ShmChannelEndWrite
+Parallel = _runtime.Parallel
+Sequence = _runtime.Sequence
+Spawn = _runtime.Spawn
+shutdown = _runtime.shutdown
+version = VERSION + ("processes",)
+
+__all__ = API_NAMES + ["ProcessCrashed"]
+
+_csp_ext.shm_init()

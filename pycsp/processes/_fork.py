@@ -1,0 +1,258 @@
+"""Running CSP processes as forked OS processes, and watching them.
+
+The parent forks one child per process, keeps a pidfd per child and polls
+them.  A child sends its result (or its exception with the traceback text)
+through a buffered shared channel and leaves with os._exit.  A child that
+ends any other way (kill -9, os._exit, a crash in C) has its channel ends
+poisoned at once and is reported as ProcessCrashed.  Children die with their
+parent (PR_SET_PDEATHSIG).
+"""
+import os
+import select
+import signal
+import sys
+import traceback
+
+import csp_ext
+
+from .._ends import poison_all
+from .._process import flatten, name_of
+
+
+class ProcessCrashed(Exception):
+    """A child OS process ended without returning or raising (killed, os._exit, crash)."""
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a child process (set as ``__cause__``)."""
+
+    def __init__(self, text):
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self):
+        return self.text
+
+
+_current_id = None
+
+
+def current_process_id():
+    """A string unique to the running CSP process (the main program included)."""
+    global _current_id
+    if _current_id is None:
+        _current_id = f"{os.getpid()}.main"
+    return _current_id
+
+
+def _describe_exit(status):
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return f"was killed by {name}"
+    return f"exited with code {os.waitstatus_to_exitcode(status)} without returning"
+
+
+def _child(proc, index, results, parent_pid):
+    """Body of a forked child; never returns."""
+    global _current_id
+    code = 0
+    try:
+        csp_ext.set_parent_death_signal(signal.SIGKILL)
+        if os.getppid() != parent_pid:
+            os._exit(70)
+        _current_id = proc.id
+        proc._run_body()
+        if proc.exception is None:
+            payload = ("ok", proc.return_value)
+        else:
+            text = "".join(traceback.format_exception(proc.exception))
+            payload = ("error", proc.exception, text)
+        try:
+            results((index, payload))
+        except Exception as exc:  # the result or exception cannot be pickled
+            if payload[0] == "ok":
+                err = TypeError(f"the return value of process {name_of(proc)} cannot be "
+                                f"pickled: {exc}")
+                text = ""
+            else:
+                err = RuntimeError(f"{type(proc.exception).__name__}: {proc.exception} "
+                                   f"(the exception itself cannot be pickled: {exc})")
+                text = payload[2]
+            results((index, ("error", err, text)))
+    except BaseException:  # noqa: B036 - nothing may escape a forked child
+        traceback.print_exc()
+        code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(code)
+
+
+class _Child:
+    __slots__ = ("proc", "index", "pid", "status")
+
+    def __init__(self, proc, index, pid):
+        self.proc, self.index, self.pid = proc, index, pid
+        self.status = None
+
+
+class _Group:
+    """Children started together: forked, watched, reaped, their results read."""
+
+    def __init__(self, procs):
+        self.procs = procs
+        self.results = csp_ext.ShmChannel(buffer=max(1, len(procs)))
+        self.results_in = self.results.reader()
+        self.results_out = self.results.writer()
+        self.children = {}
+        self.crashed = []
+
+    def start(self):
+        csp_ext.shm_init()
+        parent = os.getpid()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        for index, proc in enumerate(self.procs):
+            proc._prepare(make_task=False)
+            csp_ext.shm_count(1)  # counted as running from before the fork
+            try:
+                pid = os.fork()
+            except OSError:
+                csp_ext.shm_count(-1)
+                self.kill()
+                raise
+            if pid == 0:
+                _child(proc, index, self.results_out, parent)
+            self.children[_pidfd(pid)] = _Child(proc, index, pid)
+
+    def _reap(self, fd):
+        child = self.children.pop(fd)
+        os.close(fd)
+        _, status = os.waitpid(child.pid, 0)
+        child.status = status
+        csp_ext.shm_reap(child.pid)
+        if status != 0:
+            # Poison its ends now, so that its peers stop instead of hanging.
+            poison_all(child.proc.args, child.proc.kwargs)
+            self.crashed.append(child)
+
+    def wait(self):
+        poller = select.poll()
+        for fd in self.children:
+            poller.register(fd, select.POLLIN)
+        csp_ext.shm_count(-1)  # this process waits: not running
+        try:
+            while self.children:
+                for fd, _ in poller.poll():
+                    poller.unregister(fd)
+                    csp_ext.shm_count(1)
+                    self._reap(fd)
+                    csp_ext.shm_count(-1)
+        except BaseException:
+            csp_ext.shm_count(1)
+            self.kill()
+            raise
+        csp_ext.shm_count(1)
+
+    def kill(self):
+        """Ctrl-C or an error in the parent: end every child now."""
+        for child in self.children.values():
+            poison_all(child.proc.args, child.proc.kwargs)
+            try:
+                os.kill(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for fd in list(self.children):
+            child = self.children.pop(fd)
+            os.close(fd)
+            os.waitpid(child.pid, 0)
+            csp_ext.shm_reap(child.pid)
+
+    def collect(self):
+        """Return values in order; raise the first exception or ProcessCrashed."""
+        outcome = {}
+        while True:
+            index, msg = csp_ext.select((self.results_in, csp_ext.SkipGuard()))
+            if index == 1:
+                break
+            outcome[msg[0]] = msg[1]
+        errors = []
+        for index, proc in enumerate(self.procs):
+            got = outcome.get(index)
+            if got is not None and got[0] == "error":
+                exc = got[1]
+                if got[2]:
+                    exc.__cause__ = RemoteTraceback(
+                        f"\n\nTraceback in child process {proc.id}:\n{got[2]}")
+                errors.append(exc)
+        for child in self.crashed:
+            if child.index not in outcome:
+                errors.append(ProcessCrashed(
+                    f"process {name_of(child.proc)} (pid {child.pid}) "
+                    f"{_describe_exit(child.status)}; its channel ends were poisoned"))
+        if errors:
+            raise errors[0]
+        return [outcome[i][1] if i in outcome else None for i in range(len(self.procs))]
+
+
+def _pidfd(pid):
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            return os.pidfd_open(pid)
+        raise
+
+
+class _ForkRuntime:
+    def __init__(self):
+        self._spawned = []
+        import atexit
+
+        atexit.register(self.shutdown)
+
+    def Parallel(self, *items):
+        """Run each process in its own OS process; return their values in order."""
+        procs = flatten(items, "Parallel")
+        if not procs:
+            return []
+        group = _Group(procs)
+        group.start()
+        group.wait()
+        return group.collect()
+
+    def Sequence(self, *items):
+        """Run the processes one after the other, each in its own OS process."""
+        return [value for p in flatten(items, "Sequence") for value in self.Parallel(p)]
+
+    def Spawn(self, *items):
+        """Start the processes and return at once; ``shutdown()`` waits for them."""
+        procs = flatten(items, "Spawn")
+        if procs:
+            group = _Group(procs)
+            group.start()
+            self._spawned.append(group)
+
+    def shutdown(self):
+        """Wait for every spawned process; report (on stderr) any that failed."""
+        groups, self._spawned = self._spawned, []
+        for group in groups:
+            group.wait()
+            try:
+                group.collect()
+            except Exception as exc:  # nobody else can receive it
+                print(f"pycsp: a spawned process failed: {exc!r}", file=sys.stderr)
+
+
+runtime = _ForkRuntime()
