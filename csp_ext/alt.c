@@ -331,6 +331,12 @@ select_result(Py_ssize_t index, PyObject *msg, guard_view *v)
 
 #define SMALL_GUARDS 16
 
+static uint64_t
+fair_key(const guard_view *v)
+{
+    return v->end_obj ? *v->stamp : UINT64_MAX;
+}
+
 /* Alternation over channels of the processes backend (shm_channel.c). */
 static PyObject *
 select_shared(Py_ssize_t n, guard_view *views, Py_ssize_t *order)
@@ -373,7 +379,10 @@ csp_select(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *guards = args[0];
-    int mode = (nargs == 2 && PyObject_IsTrue(args[1])) ? CSP_SELECT_FAIR : CSP_SELECT_PRI;
+    int fair = nargs == 2 ? PyObject_IsTrue(args[1]) : 0;
+    if (fair < 0)
+        return NULL;
+    int mode = fair ? CSP_SELECT_FAIR : CSP_SELECT_PRI;
     Py_ssize_t n = PyTuple_GET_SIZE(guards);
     if (n == 0) {
         PyErr_SetString(PyExc_ValueError, "an alternation needs at least one guard");
@@ -408,10 +417,12 @@ csp_select(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     if (mode == CSP_SELECT_FAIR) {
-        /* Stable insertion sort: least recently chosen first. */
+        /* Stable insertion sort: least recently chosen channel guard first;
+         * Skip and Timeout guards after them (a fresh Skip() each call would
+         * otherwise always look least recently chosen and starve the rest). */
         for (Py_ssize_t i = 1; i < n; i++) {
             Py_ssize_t k = order[i], j = i;
-            while (j > 0 && *views[order[j - 1]].stamp > *views[k].stamp) {
+            while (j > 0 && fair_key(&views[order[j - 1]]) > fair_key(&views[k])) {
                 order[j] = order[j - 1];
                 j--;
             }
@@ -432,6 +443,8 @@ csp_select(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
 
+    double deadline = -2.0;   /* set on the first pass */
+retry:;
     /* Pass 1: commit the first ready guard. */
     Py_ssize_t timeout_index = -1;
     double min_seconds = 0.0;
@@ -470,6 +483,11 @@ csp_select(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             result = select_result(i, NULL, v);
             goto done;
         case CSP_GUARD_TIMEOUT:
+            if (v->seconds <= 0.0) {
+                /* Ready at once: committed in its priority position. */
+                result = select_result(i, NULL, v);
+                goto done;
+            }
             if (timeout_index < 0 || v->seconds < min_seconds) {
                 timeout_index = i;
                 min_seconds = v->seconds;
@@ -477,7 +495,9 @@ csp_select(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             break;
         }
     }
-    if (timeout_index >= 0 && min_seconds <= 0.0) {
+    if (deadline == -2.0)
+        deadline = timeout_index >= 0 ? csp_monotonic() + min_seconds : -1.0;
+    if (timeout_index >= 0 && csp_monotonic() >= deadline) {
         result = select_result(timeout_index, NULL, &views[timeout_index]);
         goto done;
     }
@@ -501,10 +521,16 @@ csp_select(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         csp_offer_link(of);
     }
     t->noffers = o;
-    double deadline = timeout_index >= 0 ? csp_monotonic() + min_seconds : -1.0;
     int st = csp_task_wait(t, deadline, CSP_WAIT_CHANNEL);
     if (st < 0)
         goto done;
+    if (st == CSP_RETRY) {
+        if (t->killed) {
+            csp_raise_for_status(CSP_KILLED);
+            goto done;
+        }
+        goto retry;
+    }
     if (st == CSP_DONE) {
         PyObject *msg = t->msg;
         t->msg = NULL;

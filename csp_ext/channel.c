@@ -233,20 +233,23 @@ channel_read(EndObject *end)
         csp_raise_for_status(CSP_KILLED);
         return NULL;
     }
-    int r = csp_try_read(ch, &msg);
-    if (r)
-        return r < 0 ? NULL : msg;
-    if (csp_task_prepare(t, 1) < 0)
-        return NULL;
-    csp_offer *o = &t->offers[0];
-    o->task = t;
-    o->chan = ch;
-    o->msg = NULL;
-    o->index = 0;
-    o->is_write = 0;
-    t->noffers = 1;
-    csp_offer_link(o);
-    int st = csp_task_wait(t, -1.0, CSP_WAIT_CHANNEL);
+    int st;
+    do {
+        int r = csp_try_read(ch, &msg);
+        if (r)
+            return r < 0 ? NULL : msg;
+        if (csp_task_prepare(t, 1) < 0)
+            return NULL;
+        csp_offer *o = &t->offers[0];
+        o->task = t;
+        o->chan = ch;
+        o->msg = NULL;
+        o->index = 0;
+        o->is_write = 0;
+        t->noffers = 1;
+        csp_offer_link(o);
+        st = csp_task_wait(t, -1.0, CSP_WAIT_CHANNEL);
+    } while (st == CSP_RETRY);
     if (st == CSP_DONE) {
         msg = t->msg;
         t->msg = NULL;
@@ -270,20 +273,23 @@ channel_write(EndObject *end, PyObject *msg)
         csp_raise_for_status(CSP_KILLED);
         return -1;
     }
-    int r = csp_try_write(ch, msg);
-    if (r)
-        return r < 0 ? -1 : 0;
-    if (csp_task_prepare(t, 1) < 0)
-        return -1;
-    csp_offer *o = &t->offers[0];
-    o->task = t;
-    o->chan = ch;
-    o->msg = msg;
-    o->index = 0;
-    o->is_write = 1;
-    t->noffers = 1;
-    csp_offer_link(o);
-    int st = csp_task_wait(t, -1.0, CSP_WAIT_CHANNEL);
+    int st;
+    do {
+        int r = csp_try_write(ch, msg);
+        if (r)
+            return r < 0 ? -1 : 0;
+        if (csp_task_prepare(t, 1) < 0)
+            return -1;
+        csp_offer *o = &t->offers[0];
+        o->task = t;
+        o->chan = ch;
+        o->msg = msg;
+        o->index = 0;
+        o->is_write = 1;
+        t->noffers = 1;
+        csp_offer_link(o);
+        st = csp_task_wait(t, -1.0, CSP_WAIT_CHANNEL);
+    } while (st == CSP_RETRY);
     if (st == CSP_DONE)
         return 0;
     if (st >= 0)

@@ -29,6 +29,8 @@ enum csp_status {
     CSP_DEADLOCK,   /* every CSP process is blocked */
     CSP_KILLED,     /* the process was told to stop (Ctrl-C in its Parallel) */
     CSP_CANCELLED,  /* the waiter gave up (signal): nobody may commit it */
+    CSP_RETRY,      /* offers withdrawn so that signal handlers could run (they may
+                     * use channels themselves): do the operation again */
 };
 
 /* What a blocked task waits for; deadlock breaking wakes channel waits
@@ -138,7 +140,8 @@ int csp_task_prepare(TaskObject *t, Py_ssize_t noffers);
 /* Block the current task until a peer completes it or the deadline (monotonic
  * seconds, < 0 for none) passes.  GIL held on entry and exit.  Returns the
  * final status, or -1 with an exception set (a signal interrupted the wait;
- * the task's offers are withdrawn). */
+ * the task's offers are withdrawn), or CSP_RETRY: the offers were withdrawn
+ * and signal handlers ran; the caller must start the operation again. */
 int csp_task_wait(TaskObject *t, double deadline, int wait_kind);
 /* Finish a blocked task's operation with `status` (GIL held): withdraws all
  * its offers, stores `msg` (stolen, may be NULL) and wakes it. */

@@ -172,11 +172,12 @@ static void
 green_wake(TaskObject *t)
 {
     green_sched *s = t->sched;
-    timer_remove(s, t);
+    /* Queue first: the timer may hold the last reference. */
     if (runq_push(s, t) < 0) {
         PyErr_Clear();
         return;
     }
+    timer_remove(s, t);
     if (PyThread_get_thread_ident() != s->thread_ident) {
         atomic_fetch_add(&s->wakeup, 1);
         if (atomic_load(&s->idle))
@@ -205,10 +206,10 @@ forward_signal(green_sched *s, TaskObject *t)
     return 0;
 }
 
-/* Nothing is runnable: sleep until something may be.  Returns -1 with an
- * exception if a signal handler raised in the root task. */
+/* Nothing is runnable: sleep until something may be.  Returns 1 when the
+ * main thread should look at signals. */
 static int
-green_idle(green_sched *s, TaskObject *t)
+green_idle(green_sched *s)
 {
     timers_expire(s);
     if (s->rq_count)
@@ -225,10 +226,20 @@ green_idle(green_sched *s, TaskObject *t)
     csp_futex_wait(&s->wakeup, seen, until);
     atomic_store(&s->idle, 0);
     PyEval_RestoreThread(ts);
-    if (s->is_main_thread && PyErr_CheckSignals() < 0 && forward_signal(s, t) < 0)
-        return -1;
     timers_expire(s);
-    return 0;
+    return s->is_main_thread;
+}
+
+/* A runnable-queue entry is stale when its task went back to waiting (it
+ * was resumed another way, e.g. as the parent of a greenlet that ended) or
+ * its greenlet has ended. */
+static int
+is_stale(TaskObject *next)
+{
+    if (atomic_load(&next->status) == CSP_WAITING)
+        return 1;
+    PyGreenlet *g = (PyGreenlet *)next->greenlet;
+    return PyGreenlet_STARTED(g) && !PyGreenlet_ACTIVE(g);
 }
 
 /* Task.block for greenlets: run other tasks until `t` is completed. */
@@ -236,18 +247,28 @@ static int
 green_block(TaskObject *t, double deadline)
 {
     green_sched *s = t->sched;
-    if (deadline >= 0 && timer_add(s, t, deadline) < 0) {
-        csp_task_cancel(t, CSP_CANCELLED);
-        return -1;
-    }
+    int result;
+    Py_INCREF(t);  /* a blocked task must not be freed under its greenlet */
+    if (deadline >= 0 && timer_add(s, t, deadline) < 0)
+        goto cancel;
     while (atomic_load(&t->status) == CSP_WAITING) {
         TaskObject *next = runq_pop(s);
         if (!next) {
-            if (green_idle(s, t) < 0)
-                goto cancel;
+            if (green_idle(s) && atomic_load(&t->status) == CSP_WAITING) {
+                /* Handlers run with none of t's offers linked: they may use
+                 * channels, and one that raises must not lose a message. */
+                timer_remove(s, t);
+                csp_task_cancel(t, CSP_RETRY);
+                if (PyErr_CheckSignals() < 0 && forward_signal(s, t) < 0) {
+                    result = -1;
+                    goto out;
+                }
+                result = CSP_RETRY;
+                goto out;
+            }
             continue;
         }
-        if (next == t) {
+        if (next == t || is_stale(next)) {
             Py_DECREF(next);
             continue;
         }
@@ -269,14 +290,25 @@ green_block(TaskObject *t, double deadline)
     if (t == s->root_task && s->signal_exc[0]) {
         PyErr_Restore(s->signal_exc[0], s->signal_exc[1], s->signal_exc[2]);
         s->signal_exc[0] = s->signal_exc[1] = s->signal_exc[2] = NULL;
-        return -1;
+        result = -1;
+        goto out;
     }
-    return atomic_load(&t->status);
+    result = atomic_load(&t->status);
+    goto out;
 cancel:
     timer_remove(s, t);
     if (atomic_load(&t->status) == CSP_WAITING)
         csp_task_cancel(t, CSP_CANCELLED);
-    return -1;
+    if (t == s->root_task && s->signal_exc[0]) {
+        /* The root ends its wait with another error: drop the interrupt. */
+        Py_CLEAR(s->signal_exc[0]);
+        Py_CLEAR(s->signal_exc[1]);
+        Py_CLEAR(s->signal_exc[2]);
+    }
+    result = -1;
+out:
+    Py_DECREF(t);
+    return result;
 }
 
 /* The starter greenlet's body.  A greenlet starts at the Python recursion
@@ -408,12 +440,21 @@ green_io_wait(PyObject *Py_UNUSED(m), PyObject *task)
         PyErr_SetString(PyExc_TypeError, "green_io_wait(task)");
         return NULL;
     }
-    int st = csp_task_wait((TaskObject *)task, -1.0, CSP_WAIT_IO);
-    if (st == CSP_DONE)
-        Py_RETURN_NONE;
-    if (st >= 0)
-        csp_raise_for_status(st);
-    return NULL;
+    TaskObject *t = (TaskObject *)task;
+    for (;;) {
+        int st = csp_task_wait(t, -1.0, CSP_WAIT_IO);
+        if (st == CSP_DONE)
+            Py_RETURN_NONE;
+        if (st != CSP_RETRY) {
+            if (st >= 0)
+                csp_raise_for_status(st);
+            return NULL;
+        }
+        /* Signal handlers ran; the worker may have finished meanwhile. */
+        if (atomic_load(&t->status) == CSP_DONE)
+            Py_RETURN_NONE;
+        atomic_store(&t->status, CSP_WAITING);
+    }
 }
 
 static PyObject *
@@ -424,8 +465,13 @@ green_io_done(PyObject *Py_UNUSED(m), PyObject *args)
     if (!PyArg_ParseTuple(args, "O!K:green_io_done", &csp_TaskType, &task, &ticket))
         return NULL;
     TaskObject *t = (TaskObject *)task;
-    if (t->wait_seq == ticket && atomic_load(&t->status) == CSP_WAITING)
-        csp_task_complete(t, CSP_DONE, -1, NULL);
+    if (t->wait_seq == ticket) {
+        int st = atomic_load(&t->status);
+        if (st == CSP_WAITING)
+            csp_task_complete(t, CSP_DONE, -1, NULL);
+        else if (st == CSP_RETRY)
+            atomic_store(&t->status, CSP_DONE);  /* between two waits: no wake needed */
+    }
     Py_RETURN_NONE;
 }
 

@@ -360,15 +360,20 @@ spin_while_pending(_Atomic uint32_t *word)
     }
 }
 
-int
-shm_waiter_wait(shm_waiter *w, double deadline)
+void
+shm_waiter_mark_blocked(shm_waiter *w, double deadline)
 {
-    int is_main = PyThread_get_thread_ident() == shm_main_ident;
     if (deadline < 0) {
         atomic_store(&w->inactive, 1);
         if (w->counted)
             shm_deadlock_uncount(1);
     }
+}
+
+int
+shm_waiter_wait(shm_waiter *w, double deadline)
+{
+    int is_main = PyThread_get_thread_ident() == shm_main_ident;
     for (;;) {
         uint32_t st = atomic_load(&w->status);
         if (st != CSP_WAITING && st != SHM_CLAIMED)

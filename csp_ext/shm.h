@@ -98,6 +98,9 @@ int shm_waiter_prepare(shm_waiter *w, int64_t noffers);
 int shm_waiter_claim(shm_waiter *w);
 /* Publish a claimed waiter's result and wake it. */
 void shm_waiter_finish(shm_waiter *w, uint32_t status, int64_t chosen, shm_off msg);
+/* Count w as blocked (deadline < 0) before its offers become visible, that
+ * is, while the channel locks that published them are still held. */
+void shm_waiter_mark_blocked(shm_waiter *w, double deadline);
 /* Wait (GIL held on entry/exit) until a peer finishes w, deadline passes
  * (CSP_TIMEOUT) or a signal handler raises (-1).  Offers must be linked. */
 int shm_waiter_wait(shm_waiter *w, double deadline);

@@ -103,6 +103,7 @@ poison_locked(shm_channel *c)
 {
     if (c->poisoned)
         return;
+    if (getenv("PYCSP_DEBUG")) { fprintf(stderr, "pycsp[%d]: poison channel +%llu\n", getpid(), (unsigned long long)SHM_OFF(c)); PyErr_WarnEx(NULL, "poison", 1); }
     c->poisoned = 1;
     wake_queue(c, 0, CSP_POISONED);
     wake_queue(c, 1, CSP_POISONED);
@@ -120,6 +121,7 @@ static void
 chan_lock(shm_channel *c)
 {
     if (shm_lock_acquire(&c->lock) == 1) {
+        if (getenv("PYCSP_DEBUG")) fprintf(stderr, "pycsp[%d]: owner died on channel lock\n", getpid());
         c->poisoned = 1;
         c->rq_head = c->rq_tail = c->wq_head = c->wq_tail = 0;
         c->count = 0;
@@ -285,6 +287,7 @@ shm_read(ShmEndObject *e)
     o->chan = e->channel->chan;
     w->noffers = 1;
     offer_link(c, o);
+    shm_waiter_mark_blocked(w, -1.0);
     chan_unlock(c);
     int st = shm_waiter_wait(w, -1.0);
     shm_waiter_withdraw(w);
@@ -334,6 +337,7 @@ shm_write(ShmEndObject *e, PyObject *obj)
     o->is_write = 1;
     w->noffers = 1;
     offer_link(c, o);
+    shm_waiter_mark_blocked(w, -1.0);
     chan_unlock(c);
     int st = shm_waiter_wait(w, -1.0);
     shm_waiter_withdraw(w);
@@ -897,6 +901,10 @@ shm_select(Py_ssize_t n, const int *kinds, PyObject *const *ends, PyObject *cons
             chosen = i;
             break;
         case CSP_GUARD_TIMEOUT:
+            if (seconds[i] <= 0.0) {
+                chosen = i;  /* ready at once, in its priority position */
+                break;
+            }
             if (timeout_index < 0 || seconds[i] < min_seconds) {
                 timeout_index = i;
                 min_seconds = seconds[i];
@@ -933,9 +941,10 @@ shm_select(Py_ssize_t n, const int *kinds, PyObject *const *ends, PyObject *cons
         offer_link(gs[j].c, o);
     }
     w->noffers = ng;
+    double deadline = timeout_index >= 0 ? csp_monotonic() + min_seconds : -1.0;
+    shm_waiter_mark_blocked(w, deadline);
     for (Py_ssize_t j = 0; j < nlocked; j++)
         chan_unlock(locked[j]->c);
-    double deadline = timeout_index >= 0 ? csp_monotonic() + min_seconds : -1.0;
     int st = shm_waiter_wait(w, deadline);
     shm_waiter_withdraw(w);
     if (st < 0)

@@ -263,13 +263,15 @@ thread_block(TaskObject *t, double deadline)
         int st = atomic_load(&t->status);
         if (st != CSP_WAITING)
             return st;
-        if (t->is_main_thread && PyErr_CheckSignals() < 0) {
-            csp_task_cancel(t, CSP_CANCELLED);
-            return -1;
-        }
         if (deadline >= 0 && csp_monotonic() >= deadline) {
             csp_task_cancel(t, CSP_TIMEOUT);
             return CSP_TIMEOUT;
+        }
+        if (t->is_main_thread) {
+            /* Handlers run with none of our offers linked: a handler may use
+             * channels itself, and one that raises must not lose a message. */
+            csp_task_cancel(t, CSP_RETRY);
+            return PyErr_CheckSignals() < 0 ? -1 : CSP_RETRY;
         }
     }
 }
@@ -312,6 +314,10 @@ csp_task_prepare(TaskObject *t, Py_ssize_t noffers)
 int
 csp_task_wait(TaskObject *t, double deadline, int wait_kind)
 {
+    if (t->killed && atomic_load(&t->status) == CSP_WAITING) {
+        csp_task_cancel(t, CSP_KILLED);
+        return CSP_KILLED;
+    }
     if (deadline < 0 && wait_kind != CSP_WAIT_IO) {
         t->inactive = 1;
         t->wait_kind = wait_kind;
@@ -325,11 +331,7 @@ csp_task_wait(TaskObject *t, double deadline, int wait_kind)
     }
     int st = atomic_load(&t->status);
     if (st != CSP_WAITING)
-        return st;
-    if (t->killed) {
-        csp_task_cancel(t, CSP_KILLED);
-        return CSP_KILLED;
-    }
+        return st;  /* break_deadlock() completed it */
     return t->block(t, deadline);
 }
 
@@ -504,10 +506,8 @@ static PyObject *
 task_kill(TaskObject *t, PyObject *Py_UNUSED(ignored))
 {
     t->killed = 1;
-    if (t->inactive || t->noffers) {
-        if (atomic_load(&t->status) == CSP_WAITING)
-            csp_task_complete(t, CSP_KILLED, -1, NULL);
-    }
+    if (atomic_load(&t->status) == CSP_WAITING)
+        csp_task_complete(t, CSP_KILLED, -1, NULL);
     Py_RETURN_NONE;
 }
 
@@ -664,6 +664,8 @@ join_wait(JoinObject *j, PyObject *args, PyObject *kwds)
             j->waiter = NULL;
         if (st < 0)
             return NULL;
+        if (st == CSP_RETRY)
+            continue;
         if (st == CSP_TIMEOUT)
             Py_RETURN_FALSE;
         if (st == CSP_DEADLOCK) {

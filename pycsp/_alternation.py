@@ -105,9 +105,14 @@ def _run_action(action, kind, msg, frame):
     if action is None:
         return None
     if isinstance(action, str):
-        local_ns = dict(frame.f_locals)
-        local_ns["channel_input"] = msg
-        exec(action, frame.f_globals, local_ns)
+        if frame.f_locals is frame.f_globals:
+            # Module level: the action runs in the module, its assignments stick.
+            frame.f_globals["channel_input"] = msg
+            exec(action, frame.f_globals)
+        else:
+            local_ns = dict(frame.f_locals)
+            local_ns["channel_input"] = msg
+            exec(action, frame.f_globals, local_ns)
         return None
     if kind == _INPUT:
         return action(channel_input=msg)

@@ -12,17 +12,25 @@ import time
 
 import pytest
 
-# Backends the suite runs against. "greenlets" and "processes" join this list as
-# they land in pycsp/; every test must then pass on them unchanged.
-BACKENDS = ["threads"]
+# Backends the suite runs against (PYCSP_TEST_BACKENDS narrows it, e.g. for the
+# sanitizer run); every test passes on each of them unchanged.
+BACKENDS = os.environ.get("PYCSP_TEST_BACKENDS", "threads,greenlets,processes").split(",")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(params=BACKENDS, ids=lambda name: name)
-def backend(request):
-    """The backend name: 'threads', 'greenlets' or 'processes'."""
-    return request.param
+# Backends where a message is the object itself (a reference), not a copy.
+REFERENCE_BACKENDS = [b for b in BACKENDS if b != "processes"]
+
+
+def pytest_generate_tests(metafunc):
+    """Parametrise ``backend`` over BACKENDS, or over REFERENCE_BACKENDS for tests
+    marked ``by_reference`` (they watch the writer's own object)."""
+    if "backend" in metafunc.fixturenames:
+        names = BACKENDS
+        if metafunc.definition.get_closest_marker("by_reference"):
+            names = REFERENCE_BACKENDS
+        metafunc.parametrize("backend", names, ids=str)
 
 
 @pytest.fixture

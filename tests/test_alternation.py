@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import make_nap
+from conftest import make_nap, run_script
 
 
 def filled(csp, *msgs, buffer=None):
@@ -414,6 +414,37 @@ def test_timeout_reused_in_loop(csp):
     tg = csp.TimeoutGuard(0.05)
     g, _ = csp.PriSelect(csp.InputGuard(r), tg)
     assert g is tg
+    # None of the earlier timers may fire into a later select.
+    t0 = time.monotonic()
+    tg = csp.TimeoutGuard(0.5)
+    g, _ = csp.PriSelect(csp.InputGuard(r), tg)
+    assert g is tg
+    assert time.monotonic() - t0 >= 0.45
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("select", SELECTS)
+def test_action_exception_propagates_from_select(csp, select):
+    class ActionFailed(Exception):
+        pass
+
+    def fail(channel_input):
+        raise ActionFailed(channel_input)
+
+    _, r, w_keep = filled(csp, "m")
+    with pytest.raises(ActionFailed, match="m"):
+        getattr(csp, select)(csp.InputGuard(r, action=fail))
+    # The communication happened before the action ran.
+    assert empty_now(csp, r)
+
+
+@pytest.mark.timeout(20)
+def test_action_exception_propagates_from_execute(csp):
+    def fail():
+        raise KeyError("from action")
+
+    with pytest.raises(KeyError, match="from action"):
+        csp.Alternation([{csp.Skip(): fail}]).execute()
 
 
 # --------------------------------------------------------------------------- exactly one commits
@@ -709,3 +740,190 @@ def test_poison_wakes_a_waiting_select(csp):
     a, b = csp.Channel(), csp.Channel()
     keep_a = a.writer()
     assert csp.Parallel(chooser(+a, +b), poisoner(-b)) == ["poisoned", None]
+
+
+@pytest.mark.timeout(30)
+def test_offer_withdrawn_after_poison_of_another_guard(csp):
+    """A select woken by poison on one guard leaves no stale offer on the other."""
+    nap = make_nap(csp)
+
+    @csp.process
+    def chooser(cin_a, cin_b):
+        try:
+            csp.AltSelect(csp.InputGuard(cin_a), csp.InputGuard(cin_b))
+        except csp.ChannelPoisonException:
+            pass
+        return cin_a()  # the late writer's message must arrive here
+
+    @csp.process
+    def poisoner(cout_b, cout_a):
+        nap(0.2)
+        cout_b.poison()
+        nap(0.2)
+        cout_a("late message")
+
+    a, b = csp.Channel(), csp.Channel()
+    assert csp.Parallel(chooser(+a, +b), poisoner(-b, -a)) == ["late message", None]
+
+
+@pytest.mark.timeout(60)
+def test_input_select_racing_short_timeouts_loses_nothing(csp):
+    """Timeouts that expire while a writer commits neither lose nor repeat messages."""
+    n = 2000
+    nap = make_nap(csp)
+
+    @csp.process
+    def writer(cout):
+        for i in range(n):
+            if i % 4 == 0:
+                nap(0.0004 * (i % 3))  # vary the timing around the reader's timeout
+            cout(i)
+
+    @csp.process
+    def reader(cin):
+        got = []
+        while len(got) < n:
+            g, msg = csp.PriSelect(csp.InputGuard(cin), csp.TimeoutGuard(0.0005))
+            if g is cin:
+                got.append(msg)
+            else:
+                assert msg is None  # timed out: try again
+        return got
+
+    ch = csp.Channel()
+    _, got = csp.Parallel(writer(-ch), reader(+ch))
+    assert got == list(range(n))
+
+
+@pytest.mark.timeout(60)
+def test_output_select_racing_short_timeouts_loses_nothing(csp):
+    n = 2000
+    nap = make_nap(csp)
+
+    @csp.process
+    def writer(cout):
+        i = 0
+        while i < n:
+            g, _ = csp.PriSelect(csp.OutputGuard(cout, i), csp.TimeoutGuard(0.0005))
+            if g is cout:
+                i += 1
+
+    @csp.process
+    def reader(cin):
+        got = []
+        for i in range(n):
+            if i % 4 == 0:
+                nap(0.0004 * (i % 3))
+            got.append(cin())
+        return got
+
+    ch = csp.Channel()
+    _, got = csp.Parallel(writer(-ch), reader(+ch))
+    assert got == list(range(n))
+
+
+@pytest.mark.timeout(60)
+def test_both_sides_racing_short_timeouts_loses_nothing(csp):
+    n = 2000
+    nap = make_nap(csp)
+
+    @csp.process
+    def writer(cout):
+        i = 0
+        while i < n:
+            g, _ = csp.AltSelect(csp.OutputGuard(cout, i), csp.TimeoutGuard(0.0003))
+            if g is cout:
+                i += 1
+            elif i % 5 == 0:
+                nap(0.0002)
+
+    @csp.process
+    def reader(cin):
+        got = []
+        while len(got) < n:
+            g, msg = csp.AltSelect(csp.InputGuard(cin), csp.TimeoutGuard(0.0003))
+            if g is cin:
+                got.append(msg)
+            elif len(got) % 7 == 0:
+                nap(0.0002)
+        return got
+
+    ch = csp.Channel()
+    _, got = csp.Parallel(writer(-ch), reader(+ch))
+    assert got == list(range(n))
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("select", SELECTS)
+def test_select_does_not_match_its_own_input_and_output(csp, select):
+    """A process offering to write and read one rendezvous channel cannot talk to itself."""
+    ch = csp.Channel()
+    w, r = ch.writer(), ch.reader()
+    tg = csp.TimeoutGuard(0.2)
+    g, msg = getattr(csp, select)(csp.OutputGuard(w, "to myself"), csp.InputGuard(r), tg)
+    assert g is tg and msg is None
+
+
+@pytest.mark.timeout(30)
+def test_offer_withdrawn_after_retire_of_another_guard(csp):
+    nap = make_nap(csp)
+
+    @csp.process
+    def chooser(cin_a, cin_b):
+        try:
+            csp.AltSelect(csp.InputGuard(cin_a), csp.InputGuard(cin_b))
+        except csp.ChannelRetireException:
+            pass
+        return cin_a()
+
+    @csp.process
+    def leaver(cout_b, cout_a):
+        nap(0.2)
+        cout_b.retire()  # b's only writer leaves: the select raises retire
+        nap(0.2)
+        cout_a("late message")
+
+    a, b = csp.Channel(), csp.Channel()
+    assert csp.Parallel(chooser(+a, +b), leaver(-b, -a)) == ["late message", None]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("select", SELECTS)
+def test_zero_timeout_is_ready_at_once(csp, select):
+    idle = csp.Channel()
+    idle_r, idle_w = idle.reader(), idle.writer()
+    tg = csp.TimeoutGuard(0)
+    g, msg = getattr(csp, select)(csp.InputGuard(idle_r), tg)
+    assert g is tg and msg is None
+
+
+@pytest.mark.timeout(20)
+def test_zero_timeout_first_in_priority_beats_a_ready_input(csp):
+    """TimeoutGuard(0) is ready at once; PriSelect and Alternation honour its priority."""
+    _, r, w_keep = filled(csp, 1, 2, buffer=2)
+    tg = csp.TimeoutGuard(0)
+    assert csp.PriSelect(tg, csp.InputGuard(r)) == (tg, None)
+    t = csp.Timeout(0)
+    assert csp.Alternation([{t: None}, {r: None}]).select() == (t, None)
+    # Nothing was taken from the channel.
+    assert [r(), r()] == [1, 2]
+
+
+@pytest.mark.timeout(30)
+def test_string_action_at_module_level_binds_names(backend):
+    """At module level the caller's frame is the module: the action's assignments stick."""
+    result = run_script(
+        f"""
+        import pycsp.{backend} as csp
+
+        ch = csp.Channel(buffer=1)
+        cout, cin = ch.writer(), ch.reader()
+        cout(41)
+        total = 1
+        csp.Alternation([{{cin: "received = channel_input + total"}}]).execute()
+        print(received)
+        """,
+        timeout=20,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "42"

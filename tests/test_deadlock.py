@@ -46,31 +46,36 @@ def test_cycle_of_rendezvous_writers(csp):
 @pytest.mark.timeout(20)
 def test_deadlock_after_work_is_done(csp):
     """Others finish their work first; once only blocked processes remain, raise."""
-    done = []
 
     @csp.process
     def stuck(cin):
         cin()
 
     @csp.process
-    def ping(cout, cin):
+    def ping(cout, cin, report):
         for i in range(200):
             cout(i)
             cin()
-        done.append("ping")
+        report("ping")
 
     @csp.process
-    def pong(cin, cout):
+    def pong(cin, cout, report):
         for _ in range(200):
             cout(cin())
-        done.append("pong")
+        report("pong")
 
     idle = csp.Channel()
     keep = idle.writer()
+    reports = csp.Channel(buffer=2)
+    report_in = reports.reader()
     a, b = csp.Channel(), csp.Channel()
     with pytest.raises(csp.DeadlockError):
-        csp.Parallel(stuck(idle.reader()), ping(-a, +b), pong(+a, -b))
-    assert sorted(done) == ["ping", "pong"]
+        csp.Parallel(
+            stuck(idle.reader()),
+            ping(-a, +b, reports.writer()),
+            pong(+a, -b, reports.writer()),
+        )
+    assert sorted([report_in(), report_in()]) == ["ping", "pong"]
 
 
 @pytest.mark.timeout(20)
@@ -226,3 +231,52 @@ def test_deadlocked_program_exits_with_deadlock_error(backend):
     assert result.returncode != 0
     assert "DeadlockError" in result.stderr, result.stderr
     assert "not reached" not in result.stdout
+
+
+@pytest.mark.timeout(20)
+def test_busy_process_is_not_a_deadlock(csp):
+    """A process computing (not blocked, not in @io) keeps the network alive."""
+    import time
+
+    @csp.process
+    def reader(cin):
+        return cin()
+
+    @csp.process
+    def busy_writer(cout):
+        end = time.monotonic() + 0.5
+        x = 0
+        while time.monotonic() < end:
+            x += 1  # pure Python work, never blocking
+        cout("computed")
+
+    ch = csp.Channel()
+    assert csp.Parallel(reader(+ch), busy_writer(-ch)) == ["computed", None]
+
+
+@pytest.mark.timeout(20)
+def test_deadlock_inside_nested_parallel(csp):
+    @csp.process
+    def stuck(cin):
+        cin()
+
+    @csp.process
+    def parent(cin):
+        csp.Parallel(stuck(cin))
+
+    ch = csp.Channel()
+    keep = ch.writer()
+    with pytest.raises(csp.DeadlockError):
+        csp.Parallel(parent(ch.reader()))
+
+
+@pytest.mark.timeout(20)
+def test_deadlock_in_sequence(csp):
+    @csp.process
+    def stuck(cin):
+        cin()
+
+    ch = csp.Channel()
+    keep = ch.writer()
+    with pytest.raises(csp.DeadlockError):
+        csp.Sequence(stuck(ch.reader()))

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.stress
 @pytest.mark.timeout(120)
 def test_ten_thousand_processes_in_one_parallel(csp, backend):
     """10,000 processes at once on one any-to-any channel, one communication each."""
-    pairs = by_backend(backend, default=5_000, processes=250)
+    pairs = by_backend(backend, default=5_000, processes=250)  # processes: 500 OS processes
 
     @csp.process
     def writer(cout, v):
@@ -34,7 +34,7 @@ def test_ten_thousand_processes_in_one_parallel(csp, backend):
 @pytest.mark.timeout(120)
 def test_ten_thousand_processes_private_channels(csp, backend):
     """10,000 processes, 5,000 pairs each on its own channel: results in order."""
-    pairs = by_backend(backend, default=5_000, processes=250)
+    pairs = by_backend(backend, default=5_000, processes=250)  # processes: 500 OS processes
 
     @csp.process
     def writer(cout, v):
@@ -53,14 +53,14 @@ def test_ten_thousand_processes_private_channels(csp, backend):
 
 
 @pytest.mark.timeout(120)
-def test_ring_of_processes_carries_100k_messages(csp, backend):
+def test_ring_of_processes_carries_100k_messages(csp):
     """Tokens go round a ring of nodes; 100,000 channel messages in all.
 
     The head offers a new token and accepts a returning one in the same select,
     so the ring never fills up. Each node adds 1; every token comes back once.
     """
     nodes = 10
-    tokens = by_backend(backend, default=10_000, processes=2_000)  # x nodes hops each
+    tokens = 10_000  # x 10 channels = 100,000 messages
 
     @csp.process
     def node(cin, cout):
@@ -95,10 +95,10 @@ def test_ring_of_processes_carries_100k_messages(csp, backend):
 
 
 @pytest.mark.timeout(120)
-def test_many_readers_many_writers_buffered(csp, backend):
-    writers = by_backend(backend, default=16, processes=8)
-    readers = by_backend(backend, default=16, processes=8)
-    per_writer = by_backend(backend, default=2_500, processes=1_000)
+def test_many_readers_many_writers_buffered(csp):
+    writers = 16
+    readers = 16
+    per_writer = 2_500
 
     @csp.process
     def writer(cout, wid):

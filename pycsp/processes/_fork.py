@@ -147,19 +147,21 @@ class _Group:
         poller = select.poll()
         for fd in self.children:
             poller.register(fd, select.POLLIN)
-        csp_ext.shm_count(-1)  # this process waits: not running
-        try:
-            while self.children:
-                for fd, _ in poller.poll():
-                    poller.unregister(fd)
-                    csp_ext.shm_count(1)
-                    self._reap(fd)
-                    csp_ext.shm_count(-1)
-        except BaseException:
+        # While it waits, this process is not running (deadlock accounting);
+        # it counts again before it reaps, so the count never touches zero
+        # between a child's end and the parent's return.
+        while self.children:
+            csp_ext.shm_count(-1)
+            try:
+                ready = poller.poll()
+            except BaseException:
+                csp_ext.shm_count(1)
+                self.kill()
+                raise
             csp_ext.shm_count(1)
-            self.kill()
-            raise
-        csp_ext.shm_count(1)
+            for fd, _ in ready:
+                poller.unregister(fd)
+                self._reap(fd)
 
     def kill(self):
         """Ctrl-C or an error in the parent: end every child now."""
