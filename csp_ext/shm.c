@@ -31,7 +31,11 @@ static unsigned long shm_main_ident;
 #define MIN_CLASS_SHIFT 6          /* smallest block: 64 bytes with header */
 #define BLOCK_HEADER 16
 #define INITIAL_FILE_SIZE (4u << 20)
-#define PUNCH_HOLE_MIN (64u << 20) /* free memory of big blocks back to the OS */
+#define PREFAULT_MIN (1u << 20)    /* populate big blocks in one call, not page by page */
+#define CACHE_BIG_FREE (512ull << 20) /* freed big blocks kept warm up to this much */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 typedef struct {
     uint64_t klass;
@@ -159,6 +163,9 @@ shm_alloc(uint64_t size)
     shm_off off = shm_hdr->free_lists[k];
     if (off) {
         shm_hdr->free_lists[k] = SHM_PTR(block_header, off)->next;
+        if (block >= PREFAULT_MIN)
+            shm_hdr->warm_free_bytes -= block < shm_hdr->warm_free_bytes ? block
+                                                                         : shm_hdr->warm_free_bytes;
     }
     else {
         /* Align big blocks to pages so that freeing can punch holes. */
@@ -186,6 +193,11 @@ shm_alloc(uint64_t size)
     shm_hdr->bytes_in_use += block;
     shm_hdr->blocks_in_use++;
     shm_lock_release(&shm_hdr->lock);
+    if (block >= PREFAULT_MIN) {
+        /* One call populates the pages (a demand fault per 4 KiB page costs
+         * far more); pages already there are left as they are. */
+        madvise(shm_base + off, (size_t)block, MADV_POPULATE_WRITE);
+    }
     return off + BLOCK_HEADER;
 }
 
@@ -205,12 +217,18 @@ shm_free(shm_off off)
     block_header *h = SHM_PTR(block_header, boff);
     uint64_t k = h->klass;
     uint64_t block = (uint64_t)1 << (k + MIN_CLASS_SHIFT);
-    if (block >= PUNCH_HOLE_MIN) {
-        /* Give the pages back; the block stays valid (reads as zeros). */
-        fallocate(shm_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(boff + 4096),
-                  (off_t)(block - 4096));
-    }
     shm_lock_acquire(&shm_hdr->lock);
+    if (block >= PREFAULT_MIN) {
+        if (shm_hdr->warm_free_bytes + block > CACHE_BIG_FREE) {
+            /* Enough warm memory cached: give these pages back to the OS
+             * (the block stays valid and reads as zeros). */
+            fallocate(shm_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(boff + 4096),
+                      (off_t)(block - 4096));
+        }
+        else {
+            shm_hdr->warm_free_bytes += block;
+        }
+    }
     h->next = shm_hdr->free_lists[k];
     shm_hdr->free_lists[k] = boff;
     shm_hdr->bytes_in_use -= block;

@@ -37,6 +37,7 @@ typedef struct {
     shm_off free_lists[SHM_NCLASSES];
     uint64_t bytes_in_use;
     uint64_t blocks_in_use;
+    uint64_t warm_free_bytes;    /* freed big blocks whose pages are kept (reuse without faults) */
     shm_off waiters;             /* registry of every process's waiter */
     _Atomic int64_t n_active;    /* deadlock accounting across processes */
 } shm_header;

@@ -103,7 +103,6 @@ poison_locked(shm_channel *c)
 {
     if (c->poisoned)
         return;
-    if (getenv("PYCSP_DEBUG")) { fprintf(stderr, "pycsp[%d]: poison channel +%llu\n", getpid(), (unsigned long long)SHM_OFF(c)); PyErr_WarnEx(NULL, "poison", 1); }
     c->poisoned = 1;
     wake_queue(c, 0, CSP_POISONED);
     wake_queue(c, 1, CSP_POISONED);
@@ -121,7 +120,6 @@ static void
 chan_lock(shm_channel *c)
 {
     if (shm_lock_acquire(&c->lock) == 1) {
-        if (getenv("PYCSP_DEBUG")) fprintf(stderr, "pycsp[%d]: owner died on channel lock\n", getpid());
         c->poisoned = 1;
         c->rq_head = c->rq_tail = c->wq_head = c->wq_tail = 0;
         c->count = 0;
