@@ -169,10 +169,42 @@ done:
 /* ------------------------------------------------------------------ */
 /* Decode: consumes the block (freed here or by the views it hands out) */
 
+/* 0 if the block's header describes data that fits in the block. */
+static int
+check_layout(shm_off off)
+{
+    uint64_t size = shm_block_size(off);
+    msg_header *h = SHM_PTR(msg_header, off);
+    if (size < sizeof(msg_header))
+        return -1;
+    if (h->kind != MSG_BYTES && h->kind != MSG_BYTEARRAY && h->kind != MSG_PICKLE)
+        return -1;
+    if (h->kind != MSG_PICKLE && h->nbuf != 0)
+        return -1;
+    if ((uint64_t)h->nbuf > (size - sizeof(msg_header)) / sizeof(uint64_t))
+        return -1;
+    uint64_t start = data_start(h->nbuf);
+    if (start > size || h->len > size - start)
+        return -1;
+    uint64_t pos = start + ALIGN64(h->len);
+    uint64_t *lens = (uint64_t *)(h + 1);
+    for (uint32_t i = 0; i < h->nbuf; i++) {
+        if (pos > size || lens[i] > size - pos)
+            return -1;
+        pos += ALIGN64(lens[i]);
+    }
+    return 0;
+}
+
 PyObject *
 shm_message_decode(shm_off off)
 {
     msg_header *h = SHM_PTR(msg_header, off);
+    if (check_layout(off) < 0) {
+        shm_free(off);
+        PyErr_SetString(PyExc_ValueError, "pycsp: corrupt message block in the shared arena");
+        return NULL;
+    }
     uint64_t start = data_start(h->nbuf);
     if (h->kind == MSG_BYTES || h->kind == MSG_BYTEARRAY) {
         PyObject *r = h->kind == MSG_BYTES
@@ -235,9 +267,52 @@ shm_message_discard(shm_off off)
     shm_free(off);
 }
 
+/* _shm_decode_bytes(data): decode `data` as if it were a message block
+ * (for the decoder's fuzz test). */
+static PyObject *
+decode_bytes(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (shm_ensure() < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    shm_off off = shm_alloc((uint64_t)view.len);
+    if (off) {
+        memset(shm_base + off, 0, (size_t)shm_block_size(off));
+        memcpy(shm_base + off, view.buf, (size_t)view.len);
+    }
+    PyBuffer_Release(&view);
+    return off ? shm_message_decode(off) : NULL;
+}
+
+/* _shm_encode_bytes(obj) -> bytes: a message block as the writer makes it. */
+static PyObject *
+encode_bytes(PyObject *Py_UNUSED(m), PyObject *obj)
+{
+    if (shm_ensure() < 0)
+        return NULL;
+    shm_off off = shm_message_encode(obj);
+    if (!off)
+        return NULL;
+    PyObject *r = PyBytes_FromStringAndSize(shm_base + off, (Py_ssize_t)shm_block_size(off));
+    shm_free(off);
+    return r;
+}
+
+static PyMethodDef message_methods[] = {
+    {"_shm_decode_bytes", decode_bytes, METH_O, "Decode bytes as a message block (fuzz tests)."},
+    {"_shm_encode_bytes", encode_bytes, METH_O, "Encode obj as a message block (fuzz tests)."},
+    {NULL}
+};
+
 int
 csp_shm_message_init_module(PyObject *m)
 {
+    if (PyModule_AddFunctions(m, message_methods) < 0)
+        return -1;
     if (PyType_Ready(&ShmBufferType) < 0)
         return -1;
     PyObject *pickle = PyImport_ImportModule("pickle");
