@@ -20,7 +20,8 @@ typedef struct {
     uint64_t len;            /* raw data or pickle stream length */
 } msg_header;
 
-static PyObject *pickle_dumps, *pickle_loads, *protocol_5, *str_buffer_callback, *str_buffers;
+static PyObject *pickle_dumps, *pickle_loads, *protocol_5, *str_buffer_callback, *str_buffers,
+    *str_append, *kwnames_buffer_callback;
 
 #define ALIGN64(x) (((x) + 63) & ~(uint64_t)63)
 
@@ -109,21 +110,17 @@ shm_message_encode(PyObject *obj)
         return encode_raw(obj, MSG_BYTEARRAY);
 
     shm_off off = 0;
-    PyObject *buffers = PyList_New(0), *append = NULL, *kwargs = NULL, *stream = NULL;
+    PyObject *buffers = PyList_New(0), *append = NULL, *stream = NULL;
     Py_buffer *views = NULL;
     Py_ssize_t nviews = 0;
     if (!buffers)
         goto done;
-    append = PyObject_GetAttrString(buffers, "append");
-    kwargs = append ? Py_BuildValue("{OO}", str_buffer_callback, append) : NULL;
-    if (!kwargs)
+    append = PyObject_GetAttr(buffers, str_append);
+    if (!append)
         goto done;
-    PyObject *args[2] = {obj, protocol_5};
-    PyObject *call_args = PyTuple_Pack(2, args[0], args[1]);
-    if (!call_args)
-        goto done;
-    stream = PyObject_Call(pickle_dumps, call_args, kwargs);
-    Py_DECREF(call_args);
+    /* pickle.dumps(obj, 5, buffer_callback=buffers.append) */
+    PyObject *args[3] = {obj, protocol_5, append};
+    stream = PyObject_Vectorcall(pickle_dumps, args, 2, kwnames_buffer_callback);
     if (!stream)
         goto done;
     Py_ssize_t nbuf = PyList_GET_SIZE(buffers);
@@ -160,7 +157,6 @@ done:
         PyBuffer_Release(&views[i]);
     PyMem_Free(views);
     Py_XDECREF(stream);
-    Py_XDECREF(kwargs);
     Py_XDECREF(append);
     Py_XDECREF(buffers);
     return off;
@@ -218,6 +214,16 @@ shm_message_decode(shm_off off)
         shm_free(off);
         PyErr_Format(PyExc_SystemError, "pycsp: corrupt message block (kind %u)", h->kind);
         return NULL;
+    }
+    if (h->nbuf == 0) {
+        /* No out-of-band buffers: unpickle from a copy and free the block now. */
+        PyObject *stream = PyBytes_FromStringAndSize(shm_base + off + start, (Py_ssize_t)h->len);
+        shm_free(off);
+        if (!stream)
+            return NULL;
+        PyObject *r = PyObject_CallOneArg(pickle_loads, stream);
+        Py_DECREF(stream);
+        return r;
     }
     ShmBufferObject *owner = PyObject_New(ShmBufferObject, &ShmBufferType);
     if (!owner) {
@@ -324,7 +330,10 @@ csp_shm_message_init_module(PyObject *m)
     protocol_5 = PyLong_FromLong(5);
     str_buffer_callback = PyUnicode_InternFromString("buffer_callback");
     str_buffers = PyUnicode_InternFromString("buffers");
-    if (!pickle_dumps || !pickle_loads || !protocol_5 || !str_buffer_callback || !str_buffers)
+    str_append = PyUnicode_InternFromString("append");
+    kwnames_buffer_callback = PyTuple_Pack(1, str_buffer_callback);
+    if (!pickle_dumps || !pickle_loads || !protocol_5 || !str_buffer_callback || !str_buffers ||
+        !str_append || !kwnames_buffer_callback)
         return -1;
     return PyModule_AddObjectRef(m, "ShmBuffer", (PyObject *)&ShmBufferType);
 }
