@@ -79,6 +79,7 @@ struct TaskObject {
     int killed;
     int is_main_thread;
     PyObject *greenlet;         /* greenlets backend: the greenlet running it */
+    PyObject *run;              /* greenlets backend: body, until its greenlet is made */
     void *sched;                /* greenlets backend: its scheduler */
     Py_ssize_t timer_slot;      /* greenlets backend: index in the timer heap, or -1 */
     uint64_t wait_seq;          /* counts csp_task_prepare() calls */

@@ -22,9 +22,17 @@ typedef struct {
     TaskObject *task;           /* strong */
 } green_timer;
 
+/* A FIFO ring of strong references to tasks. */
 typedef struct {
-    TaskObject **runq;          /* ring of strong references */
-    Py_ssize_t rq_head, rq_count, rq_cap;
+    TaskObject **items;
+    Py_ssize_t head, count, cap;
+} task_queue;
+
+typedef struct {
+    task_queue runq;            /* started tasks that can go on */
+    task_queue startq;          /* processes not started yet: run only when runq is
+                                 * empty, so that work in progress finishes before
+                                 * new work starts (memory stays bounded) */
     green_timer *timers;        /* binary min-heap on deadline */
     Py_ssize_t ntimers, timers_cap;
     _Atomic int wakeup;         /* futex word: bumped when another thread makes a task runnable */
@@ -46,35 +54,49 @@ static unsigned long main_ident;
 /* Run queue                                                           */
 
 static int
-runq_push(green_sched *s, TaskObject *t)
+queue_push(task_queue *q, TaskObject *t)
 {
-    if (s->rq_count == s->rq_cap) {
-        Py_ssize_t cap = s->rq_cap ? s->rq_cap * 2 : 64;
-        TaskObject **q = PyMem_Malloc((size_t)cap * sizeof(TaskObject *));
-        if (!q)
+    if (q->count == q->cap) {
+        Py_ssize_t cap = q->cap ? q->cap * 2 : 64;
+        TaskObject **items = PyMem_Malloc((size_t)cap * sizeof(TaskObject *));
+        if (!items)
             return -1;
-        for (Py_ssize_t i = 0; i < s->rq_count; i++)
-            q[i] = s->runq[(s->rq_head + i) % s->rq_cap];
-        PyMem_Free(s->runq);
-        s->runq = q;
-        s->rq_head = 0;
-        s->rq_cap = cap;
+        for (Py_ssize_t i = 0; i < q->count; i++)
+            items[i] = q->items[(q->head + i) % q->cap];
+        PyMem_Free(q->items);
+        q->items = items;
+        q->head = 0;
+        q->cap = cap;
     }
-    s->runq[(s->rq_head + s->rq_count) % s->rq_cap] = (TaskObject *)Py_NewRef(t);
-    s->rq_count++;
+    q->items[(q->head + q->count) % q->cap] = (TaskObject *)Py_NewRef(t);
+    q->count++;
     return 0;
 }
 
 /* New reference or NULL when empty. */
 static TaskObject *
+queue_pop(task_queue *q)
+{
+    if (q->count == 0)
+        return NULL;
+    TaskObject *t = q->items[q->head];
+    q->head = (q->head + 1) % q->cap;
+    q->count--;
+    return t;
+}
+
+static int
+runq_push(green_sched *s, TaskObject *t)
+{
+    return queue_push(&s->runq, t);
+}
+
+/* New reference to the next task to run, or NULL. */
+static TaskObject *
 runq_pop(green_sched *s)
 {
-    if (s->rq_count == 0)
-        return NULL;
-    TaskObject *t = s->runq[s->rq_head];
-    s->rq_head = (s->rq_head + 1) % s->rq_cap;
-    s->rq_count--;
-    return t;
+    TaskObject *t = queue_pop(&s->runq);
+    return t ? t : queue_pop(&s->startq);
 }
 
 /* ------------------------------------------------------------------ */
@@ -212,7 +234,7 @@ static int
 green_idle(green_sched *s)
 {
     timers_expire(s);
-    if (s->rq_count)
+    if (s->runq.count || s->startq.count)
         return 0;
     int seen = atomic_load(&s->wakeup);
     double until = s->ntimers ? s->timers[0].deadline : -1.0;
@@ -239,7 +261,17 @@ is_stale(TaskObject *next)
     if (atomic_load(&next->status) == CSP_WAITING)
         return 1;
     PyGreenlet *g = (PyGreenlet *)next->greenlet;
-    return PyGreenlet_STARTED(g) && !PyGreenlet_ACTIVE(g);
+    return !g ? !next->run : PyGreenlet_STARTED(g) && !PyGreenlet_ACTIVE(g);
+}
+
+/* A process greenlet that has ended is dropped at once: its task may live on
+ * (held by its Process) but needs no greenlet any more. */
+static void
+release_if_ended(TaskObject *t)
+{
+    PyGreenlet *g = (PyGreenlet *)t->greenlet;
+    if (g && PyGreenlet_STARTED(g) && !PyGreenlet_ACTIVE(g))
+        Py_CLEAR(t->greenlet);
 }
 
 /* Task.block for greenlets: run other tasks until `t` is completed. */
@@ -273,9 +305,10 @@ green_block(TaskObject *t, double deadline)
             continue;
         }
         PyObject *r;
-        if (PyGreenlet_STARTED((PyGreenlet *)next->greenlet)) {
+        if (next->greenlet) {
             csp_set_current_task(next);
             r = PyGreenlet_Switch((PyGreenlet *)next->greenlet, NULL, NULL);
+            release_if_ended(next);
             Py_DECREF(next);
         }
         else {
@@ -285,6 +318,8 @@ green_block(TaskObject *t, double deadline)
         csp_set_current_task(t);
         if (!r)
             goto cancel;  /* thrown into this greenlet (e.g. GreenletExit) */
+        if (PyObject_TypeCheck(r, &csp_TaskType))
+            release_if_ended((TaskObject *)r);  /* a process ended: the root hears of it */
         Py_DECREF(r);
     }
     if (t == s->root_task && s->signal_exc[0]) {
@@ -324,8 +359,17 @@ starter_main(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args))
         s->to_start = NULL;
         if (!next)
             Py_RETURN_NONE;
+        /* Made only now: a process waiting to start costs no greenlet. */
+        PyGreenlet *g = PyGreenlet_New(next->run, (PyGreenlet *)s->root);
+        if (!g) {
+            Py_DECREF(next);
+            return NULL;
+        }
+        next->greenlet = (PyObject *)g;
+        Py_CLEAR(next->run);
         csp_set_current_task(next);
-        PyObject *r = PyGreenlet_Switch((PyGreenlet *)next->greenlet, NULL, NULL);
+        PyObject *r = PyGreenlet_Switch(g, NULL, NULL);
+        release_if_ended(next);
         Py_DECREF(next);
         if (!r)
             return NULL;
@@ -401,18 +445,15 @@ green_spawn(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
     green_sched *s = sched_get();
     if (!s)
         return NULL;
-    if (t->greenlet) {
+    if (t->greenlet || t->run) {
         PyErr_SetString(PyExc_RuntimeError, "task already has a greenlet");
         return NULL;
     }
-    PyGreenlet *g = PyGreenlet_New(args[1], (PyGreenlet *)s->root);
-    if (!g)
-        return NULL;
-    t->greenlet = (PyObject *)g;
+    t->run = Py_NewRef(args[1]);
     t->sched = s;
     t->block = green_block;
     t->wake = green_wake;
-    if (runq_push(s, t) < 0)
+    if (queue_push(&s->startq, t) < 0)
         return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
@@ -490,7 +531,8 @@ green_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
     green_sched *s = tls_sched;
     if (!s)
         Py_RETURN_NONE;
-    return Py_BuildValue("{s:n,s:n}", "runnable", s->rq_count, "timers", s->ntimers);
+    return Py_BuildValue("{s:n,s:n,s:n}", "runnable", s->runq.count, "not_started",
+                         s->startq.count, "timers", s->ntimers);
 }
 
 static PyMethodDef green_methods[] = {

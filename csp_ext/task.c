@@ -374,6 +374,7 @@ task_alloc(void)
     t->killed = 0;
     t->is_main_thread = 0;
     t->greenlet = NULL;
+    t->run = NULL;
     t->sched = NULL;
     t->timer_slot = -1;
     t->wait_seq = 0;
@@ -439,6 +440,7 @@ task_traverse(TaskObject *t, visitproc visit, void *arg)
 {
     Py_VISIT(t->msg);
     Py_VISIT(t->greenlet);
+    Py_VISIT(t->run);
     Py_VISIT(t->process_id);
     return 0;
 }
@@ -448,6 +450,7 @@ task_clear(TaskObject *t)
 {
     Py_CLEAR(t->msg);
     Py_CLEAR(t->greenlet);
+    Py_CLEAR(t->run);
     Py_CLEAR(t->process_id);
     return 0;
 }

@@ -9,6 +9,8 @@ def _bootstrap(proc, join):
         proc._run_body()
     finally:
         proc.task.finish(join)
+    # Handed to the root greenlet (the parent), which then drops this greenlet.
+    return proc.task
 
 
 def start_greenlets(procs, join):
