@@ -649,3 +649,18 @@ def test_deep_recursion_in_a_process_does_not_crash(backend, depth):
     result = run_script(DEEP_RECURSION_SCRIPT.format(backend=backend, depth=depth), timeout=30)
     assert result.returncode == 0, f"exit status {result.returncode}\n{result.stderr}"
     assert result.stdout.strip() in (str(depth), "RecursionError")
+
+
+@pytest.mark.timeout(30)
+def test_ten_io_sleeps_overlap(csp):
+    """Ten processes each in an @io time.sleep(0.2) run concurrently: together they
+    take far less than the 2 s they would take one after the other."""
+    nap = make_nap(csp)
+
+    @csp.process
+    def sleeper():
+        nap(0.2)
+
+    start = time.monotonic()
+    csp.Parallel([sleeper() for _ in range(10)])
+    assert time.monotonic() - start < 1.5
