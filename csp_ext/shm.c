@@ -26,6 +26,11 @@ static uint64_t shm_reserved;
 static _Thread_local shm_waiter *my_waiter;
 static _Thread_local pid_t my_waiter_pid;
 static double shm_spin_budget = 50e-6;
+/* How long this thread's recent waits took (moving average).  Polling only
+ * pays when the wait is likely to end within the budget: in a ring of 256
+ * processes every wait is long, and 2 cores shared by dozens of pollers leave
+ * the one process that has work with little CPU. */
+static _Thread_local double recent_wait;
 static unsigned long shm_main_ident;
 
 #define MIN_CLASS_SHIFT 6          /* smallest block: 64 bytes with header */
@@ -366,6 +371,8 @@ static int
 spin_while_pending(_Atomic uint32_t *word)
 {
     double give_up = 0.0;
+    if (recent_wait > 2 * shm_spin_budget)
+        return atomic_load(word) != CSP_WAITING;
     for (;;) {
         uint32_t st = atomic_load_explicit(word, memory_order_acquire);
         if (st != CSP_WAITING && st != SHM_CLAIMED)
@@ -392,10 +399,13 @@ int
 shm_waiter_wait(shm_waiter *w, double deadline)
 {
     int is_main = PyThread_get_thread_ident() == shm_main_ident;
+    double started = csp_monotonic();
     for (;;) {
         uint32_t st = atomic_load(&w->status);
-        if (st != CSP_WAITING && st != SHM_CLAIMED)
+        if (st != CSP_WAITING && st != SHM_CLAIMED) {
+            recent_wait = 0.75 * recent_wait + 0.25 * (csp_monotonic() - started);
             return (int)st;
+        }
         double until = deadline;
         if (is_main) {
             double slice = csp_monotonic() + 0.02;
@@ -413,27 +423,24 @@ shm_waiter_wait(shm_waiter *w, double deadline)
         st = atomic_load(&w->status);
         if (st != CSP_WAITING)
             continue;   /* finished, or claimed and about to be */
-        if (is_main && PyErr_CheckSignals() < 0) {
-            uint32_t expect = CSP_WAITING;
-            if (atomic_compare_exchange_strong(&w->status, &expect, CSP_CANCELLED)) {
-                waiter_reactivate(w);
-                return -1;
-            }
-            /* Claimed meanwhile: the communication happened; report it and
-             * leave the signal's exception for the caller's next check. */
-            PyObject *t, *v, *tb;
-            PyErr_Fetch(&t, &v, &tb);
-            while ((st = atomic_load(&w->status)) == SHM_CLAIMED)
-                sched_yield();
-            PyErr_Restore(t, v, tb);
-            return -1;
-        }
         if (deadline >= 0 && csp_monotonic() >= deadline) {
             uint32_t expect = CSP_WAITING;
             if (atomic_compare_exchange_strong(&w->status, &expect, CSP_TIMEOUT)) {
                 waiter_reactivate(w);
                 return CSP_TIMEOUT;
             }
+            continue;   /* claimed: the result is on its way */
+        }
+        if (is_main) {
+            /* Signal handlers run with none of our offers linked (they may
+             * use channels, and one that raises must not lose a message):
+             * withdraw, let them run, and have the caller start again. */
+            uint32_t expect = CSP_WAITING;
+            if (!atomic_compare_exchange_strong(&w->status, &expect, CSP_RETRY))
+                continue;   /* claimed: the result is on its way */
+            waiter_reactivate(w);
+            shm_waiter_withdraw(w);
+            return PyErr_CheckSignals() < 0 ? -1 : CSP_RETRY;
         }
     }
 }
@@ -487,8 +494,6 @@ py_shm_count(PyObject *Py_UNUSED(m), PyObject *arg)
     Py_RETURN_NONE;
 }
 
-/* Withdraw every linked offer of w (declared in shm_channel.c). */
-void shm_waiter_withdraw(shm_waiter *w);
 
 /* shm_reap(pid) -> bool: a child process has ended (any way).  Its waiter
  * is withdrawn from every channel and freed; it stops counting as running.
@@ -521,10 +526,17 @@ py_shm_reap(PyObject *Py_UNUSED(m), PyObject *arg)
     }
     found->dead = 1;
     uint32_t expect = CSP_WAITING;
-    atomic_compare_exchange_strong(&found->status, &expect, CSP_CANCELLED);
+    int undelivered = atomic_compare_exchange_strong(&found->status, &expect, CSP_CANCELLED);
     while (atomic_load(&found->status) == SHM_CLAIMED)
         sched_yield();
     shm_waiter_withdraw(found);
+    if (undelivered) {
+        /* It died offering: the messages of its write offers reached nobody. */
+        shm_offer *offers = SHM_PTR(shm_offer, found->offers);
+        for (int64_t i = 0; i < found->noffers; i++)
+            if (offers[i].is_write)
+                shm_free(offers[i].msg);
+    }
     if (!atomic_exchange(&found->inactive, 0))
         shm_deadlock_uncount(1);
     shm_free(found->msg);   /* a message delivered to it but never read */

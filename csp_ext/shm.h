@@ -103,8 +103,12 @@ void shm_waiter_finish(shm_waiter *w, uint32_t status, int64_t chosen, shm_off m
  * is, while the channel locks that published them are still held. */
 void shm_waiter_mark_blocked(shm_waiter *w, double deadline);
 /* Wait (GIL held on entry/exit) until a peer finishes w, deadline passes
- * (CSP_TIMEOUT) or a signal handler raises (-1).  Offers must be linked. */
+ * (CSP_TIMEOUT) or a signal handler raises (-1).  Offers must be linked.
+ * CSP_RETRY: the offers were withdrawn and signal handlers ran; the caller
+ * must start the operation again. */
 int shm_waiter_wait(shm_waiter *w, double deadline);
+/* Withdraw every offer of w still linked (after it woke, or after it died). */
+void shm_waiter_withdraw(shm_waiter *w);
 void shm_deadlock_uncount(int64_t n);
 void shm_deadlock_count(int64_t n);
 

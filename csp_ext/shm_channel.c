@@ -210,7 +210,7 @@ shm_waiter_withdraw(shm_waiter *w)
         offer_unlink(c, o);
         chan_unlock(c);
     }
-    w->noffers = 0;
+    /* noffers stays: shm_reap() still needs the offers of a dead waiter. */
 }
 
 static void
@@ -264,6 +264,8 @@ shm_read(ShmEndObject *e)
         return NULL;
     shm_channel *c = CH(e->channel);
     shm_off msg = 0;
+    int st;
+again:
     chan_lock(c);
     int r = try_read_locked(c, &msg);
     if (r == 1) {
@@ -287,8 +289,10 @@ shm_read(ShmEndObject *e)
     offer_link(c, o);
     shm_waiter_mark_blocked(w, -1.0);
     chan_unlock(c);
-    int st = shm_waiter_wait(w, -1.0);
+    st = shm_waiter_wait(w, -1.0);
     shm_waiter_withdraw(w);
+    if (st == CSP_RETRY)
+        goto again;
     if (st == CSP_DONE) {
         msg = w->msg;
         w->msg = 0;
@@ -312,6 +316,7 @@ shm_write(ShmEndObject *e, PyObject *obj)
     if (!msg)
         return -1;
     shm_channel *c = CH(e->channel);
+again:
     chan_lock(c);
     int r = try_write_locked(c, msg);
     if (r != 0) {
@@ -339,6 +344,8 @@ shm_write(ShmEndObject *e, PyObject *obj)
     chan_unlock(c);
     int st = shm_waiter_wait(w, -1.0);
     shm_waiter_withdraw(w);
+    if (st == CSP_RETRY)
+        goto again;   /* the block is still ours */
     if (st == CSP_DONE)
         return 0;   /* the reader owns the block */
     shm_free(msg);
@@ -866,6 +873,10 @@ shm_select(Py_ssize_t n, const int *kinds, PyObject *const *ends, PyObject *cons
         if (g->is_write && !(g->msg = shm_message_encode(msgs[i])))
             goto done;
     }
+    double deadline = -2.0;   /* set on the first pass */
+retry:
+    nlocked = 0;
+    chosen = -1;
     /* Lock each distinct channel once, in offset order. */
     for (Py_ssize_t j = 0; j < ng; j++)
         locked[j] = &gs[j];
@@ -910,7 +921,9 @@ shm_select(Py_ssize_t n, const int *kinds, PyObject *const *ends, PyObject *cons
             break;
         }
     }
-    if (chosen < 0 && !error_code && timeout_index >= 0 && min_seconds <= 0.0)
+    if (deadline == -2.0)
+        deadline = timeout_index >= 0 ? csp_monotonic() + min_seconds : -1.0;
+    if (chosen < 0 && !error_code && timeout_index >= 0 && csp_monotonic() >= deadline)
         chosen = timeout_index;
     if (chosen >= 0 || error_code) {
         for (Py_ssize_t j = 0; j < nlocked; j++)
@@ -939,7 +952,6 @@ shm_select(Py_ssize_t n, const int *kinds, PyObject *const *ends, PyObject *cons
         offer_link(gs[j].c, o);
     }
     w->noffers = ng;
-    double deadline = timeout_index >= 0 ? csp_monotonic() + min_seconds : -1.0;
     shm_waiter_mark_blocked(w, deadline);
     for (Py_ssize_t j = 0; j < nlocked; j++)
         chan_unlock(locked[j]->c);
@@ -947,6 +959,8 @@ shm_select(Py_ssize_t n, const int *kinds, PyObject *const *ends, PyObject *cons
     shm_waiter_withdraw(w);
     if (st < 0)
         goto done;
+    if (st == CSP_RETRY)
+        goto retry;
     if (st == CSP_DONE) {
         chosen = w->chosen;
         got = w->msg;
