@@ -1,0 +1,1 @@
+"""The seed's benchmarks as a suite: python -m pycsp.bench."""
