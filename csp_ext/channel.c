@@ -100,10 +100,35 @@ csp_end_check_usable(EndObject *end)
 /* ------------------------------------------------------------------ */
 /* Matching (GIL held)                                                 */
 
+/* Make room for one more buffered message (the ring grows on demand, so a
+ * large buffer costs nothing until it fills).  0/-1 with MemoryError. */
+static int
+buf_reserve(ChannelObject *ch)
+{
+    if (ch->count < ch->slots)
+        return 0;
+    Py_ssize_t slots = ch->slots ? ch->slots * 2 : 8;
+    if (slots > ch->capacity)
+        slots = ch->capacity;
+    PyObject **buf = PyMem_Calloc((size_t)slots, sizeof(PyObject *));
+    if (!buf) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < ch->count; i++)
+        buf[i] = ch->buf[(ch->head + i) % ch->slots];
+    PyMem_Free(ch->buf);
+    ch->buf = buf;
+    ch->slots = slots;
+    ch->head = 0;
+    return 0;
+}
+
+/* Steals msg; the caller made room with buf_reserve() (or just popped one). */
 static inline void
 buf_push(ChannelObject *ch, PyObject *msg)
 {
-    ch->buf[(ch->head + ch->count) % ch->capacity] = msg;
+    ch->buf[(ch->head + ch->count) % ch->slots] = msg;
     ch->count++;
 }
 
@@ -112,7 +137,7 @@ buf_pop(ChannelObject *ch)
 {
     PyObject *m = ch->buf[ch->head];
     ch->buf[ch->head] = NULL;
-    ch->head = (ch->head + 1) % ch->capacity;
+    ch->head = (ch->head + 1) % ch->slots;
     ch->count--;
     return m;
 }
@@ -163,6 +188,8 @@ csp_try_write(ChannelObject *ch, PyObject *msg)
         return 1;
     }
     if (ch->count < ch->capacity) {
+        if (buf_reserve(ch) < 0)
+            return -1;
         buf_push(ch, Py_NewRef(msg));
         return 1;
     }
@@ -305,28 +332,34 @@ typedef struct {
     vectorcallfunc vectorcall;
 } EndCallObject;
 
+int
+csp_check_call(size_t nargsf, PyObject *kwnames, int is_writer)
+{
+    if (PyVectorcall_NARGS(nargsf) == (Py_ssize_t)is_writer &&
+        !(kwnames && PyTuple_GET_SIZE(kwnames)))
+        return 0;
+    PyErr_SetString(PyExc_TypeError,
+                    is_writer ? "a writer end takes exactly one message: cout(msg); "
+                                "to read, use a reader end (ch.reader(), +ch or IN(ch))"
+                              : "a reader end is called with no arguments: msg = cin(); "
+                                "to write, use a writer end (ch.writer(), -ch or OUT(ch))");
+    return -1;
+}
+
 static PyObject *
 end_read_vectorcall(PyObject *self, PyObject *const *Py_UNUSED(args), size_t nargsf,
                     PyObject *kwnames)
 {
-    if (PyVectorcall_NARGS(nargsf) != 0 || (kwnames && PyTuple_GET_SIZE(kwnames))) {
-        PyErr_SetString(PyExc_TypeError,
-                        "a reader end is called with no arguments: msg = cin(); "
-                        "to write, use a writer end (ch.writer(), -ch or OUT(ch))");
+    if (csp_check_call(nargsf, kwnames, 0) < 0)
         return NULL;
-    }
     return channel_read((EndObject *)self);
 }
 
 static PyObject *
 end_write_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames && PyTuple_GET_SIZE(kwnames))) {
-        PyErr_SetString(PyExc_TypeError,
-                        "a writer end takes exactly one message: cout(msg); "
-                        "to read, use a reader end (ch.reader(), +ch or IN(ch))");
+    if (csp_check_call(nargsf, kwnames, 1) < 0)
         return NULL;
-    }
     if (channel_write((EndObject *)self, args[0]) < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -490,14 +523,52 @@ channel_alloc(PyTypeObject *type, PyObject *name, Py_ssize_t capacity)
     ch->name = Py_NewRef(name);
     ch->capacity = capacity;
     ch->buf = NULL;
-    if (capacity > 0) {
-        ch->buf = PyMem_Calloc((size_t)capacity, sizeof(PyObject *));
-        if (!ch->buf) {
-            Py_DECREF(ch);
-            return PyErr_NoMemory();
-        }
-    }
+    ch->slots = 0;
     return (PyObject *)ch;
+}
+
+int
+csp_parse_capacity(PyObject *buffer, Py_ssize_t *capacity)
+{
+    *capacity = 0;
+    if (!buffer || buffer == Py_None)
+        return 0;
+    if (PyBool_Check(buffer) || !PyLong_Check(buffer)) {
+        PyErr_Format(PyExc_TypeError, "Channel buffer must be an int >= 0, not %.100s",
+                     Py_TYPE(buffer)->tp_name);
+        return -1;
+    }
+    *capacity = PyLong_AsSsize_t(buffer);
+    if (*capacity == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return -1;
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "Channel buffer is too large: %R", buffer);
+        return -1;
+    }
+    if (*capacity < 0) {
+        PyErr_Format(PyExc_ValueError, "Channel buffer must be >= 0, got %zd", *capacity);
+        return -1;
+    }
+    return 0;
+}
+
+int
+csp_parse_multiplier(PyObject *a, PyObject *b, PyTypeObject *type, PyObject **chan,
+                     Py_ssize_t *n)
+{
+    *chan = PyObject_TypeCheck(a, type) ? a : b;
+    PyObject *nobj = *chan == a ? b : a;
+    if (!PyLong_Check(nobj) || PyBool_Check(nobj))
+        return 1;
+    *n = PyLong_AsSsize_t(nobj);
+    if (*n == -1 && PyErr_Occurred())
+        return -1;
+    if (*n < 0) {
+        PyErr_Format(PyExc_ValueError, "cannot make %zd channels", *n);
+        return -1;
+    }
+    return 0;
 }
 
 static PyObject *
@@ -508,20 +579,8 @@ channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:Channel", kwlist, &name, &buffer))
         return NULL;
     Py_ssize_t capacity = 0;
-    if (buffer && buffer != Py_None) {
-        if (PyBool_Check(buffer) || !PyLong_Check(buffer)) {
-            PyErr_Format(PyExc_TypeError, "Channel buffer must be an int >= 0, not %.100s",
-                         Py_TYPE(buffer)->tp_name);
-            return NULL;
-        }
-        capacity = PyLong_AsSsize_t(buffer);
-        if (capacity == -1 && PyErr_Occurred())
-            return NULL;
-        if (capacity < 0) {
-            PyErr_Format(PyExc_ValueError, "Channel buffer must be >= 0, got %zd", capacity);
-            return NULL;
-        }
-    }
+    if (csp_parse_capacity(buffer, &capacity) < 0)
+        return NULL;
     return channel_alloc(type, name, capacity);
 }
 
@@ -530,7 +589,7 @@ channel_traverse(ChannelObject *ch, visitproc visit, void *arg)
 {
     Py_VISIT(ch->name);
     for (Py_ssize_t i = 0; i < ch->count; i++)
-        Py_VISIT(ch->buf[(ch->head + i) % ch->capacity]);
+        Py_VISIT(ch->buf[(ch->head + i) % ch->slots]);
     return 0;
 }
 
@@ -579,17 +638,11 @@ channel_poison_method(ChannelObject *ch, PyObject *Py_UNUSED(ignored))
 static PyObject *
 channel_multiply(PyObject *a, PyObject *b)
 {
-    PyObject *chobj = PyObject_TypeCheck(a, &csp_ChannelType) ? a : b;
-    PyObject *nobj = chobj == a ? b : a;
-    if (!PyLong_Check(nobj) || PyBool_Check(nobj))
-        Py_RETURN_NOTIMPLEMENTED;
-    Py_ssize_t n = PyLong_AsSsize_t(nobj);
-    if (n == -1 && PyErr_Occurred())
-        return NULL;
-    if (n < 0) {
-        PyErr_Format(PyExc_ValueError, "cannot make %zd channels", n);
-        return NULL;
-    }
+    PyObject *chobj;
+    Py_ssize_t n;
+    int r = csp_parse_multiplier(a, b, &csp_ChannelType, &chobj, &n);
+    if (r)
+        return r < 0 ? NULL : Py_NewRef(Py_NotImplemented);
     ChannelObject *ch = (ChannelObject *)chobj;
     PyObject *list = PyList_New(n);
     if (!list)

@@ -91,8 +91,8 @@ struct ChannelObject {
     PyObject_HEAD
     PyObject *name;
     Py_ssize_t capacity;        /* 0 = rendezvous */
-    PyObject **buf;             /* ring of capacity slots */
-    Py_ssize_t head, count;
+    PyObject **buf;             /* ring of `slots` entries, grown up to capacity */
+    Py_ssize_t slots, head, count;
     csp_offer *rq_head, *rq_tail;   /* blocked readers */
     csp_offer *wq_head, *wq_tail;   /* blocked writers */
     Py_ssize_t nreaders, nwriters;  /* joined, not retired */
@@ -125,6 +125,7 @@ enum csp_guard_kind { CSP_GUARD_INPUT = 1, CSP_GUARD_OUTPUT, CSP_GUARD_SKIP, CSP
 
 /* ------------------------------------------------------------------ */
 /* module.c */
+extern unsigned long csp_main_thread_ident;  /* threading.main_thread().ident */
 extern PyObject *csp_PoisonError;
 extern PyObject *csp_RetireError;
 extern PyObject *csp_DeadlockError;
@@ -170,6 +171,12 @@ void csp_raise_for_status(int status);
 int csp_try_read(ChannelObject *ch, PyObject **msg_out);
 int csp_try_write(ChannelObject *ch, PyObject *msg);
 int csp_end_check_usable(EndObject *end);
+/* Argument checks shared by both kinds of channel (0/-1 with exception). */
+int csp_check_call(size_t nargsf, PyObject *kwnames, int is_writer);
+int csp_parse_capacity(PyObject *buffer, Py_ssize_t *capacity);
+/* Channel * n or n * Channel: 0 with *chan and *n, 1 = not a count, -1 = error. */
+int csp_parse_multiplier(PyObject *a, PyObject *b, PyTypeObject *type, PyObject **chan,
+                         Py_ssize_t *n);
 
 /* greensched.c */
 int csp_green_init_module(PyObject *m);

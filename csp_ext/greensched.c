@@ -48,7 +48,6 @@ typedef struct {
 
 static _Thread_local green_sched *tls_sched;
 static int greenlet_imported;
-static unsigned long main_ident;
 
 /* ------------------------------------------------------------------ */
 /* Run queue                                                           */
@@ -423,7 +422,7 @@ sched_get(void)
     }
     s->root_task = root_task;
     s->thread_ident = PyThread_get_thread_ident();
-    s->is_main_thread = (s->thread_ident == main_ident);
+    s->is_main_thread = (s->thread_ident == csp_main_thread_ident);
     root_task->sched = s;
     root_task->block = green_block;
     root_task->wake = green_wake;
@@ -550,21 +549,6 @@ static PyMethodDef green_methods[] = {
 int
 csp_green_init_module(PyObject *m)
 {
-    PyObject *threading = PyImport_ImportModule("threading");
-    if (!threading)
-        return -1;
-    PyObject *main = PyObject_CallMethod(threading, "main_thread", NULL);
-    Py_DECREF(threading);
-    if (!main)
-        return -1;
-    PyObject *ident = PyObject_GetAttrString(main, "ident");
-    Py_DECREF(main);
-    if (!ident)
-        return -1;
-    main_ident = PyLong_AsUnsignedLong(ident);
-    Py_DECREF(ident);
-    if (PyErr_Occurred())
-        return -1;
     if (PyModule_AddIntConstant(m, "HAVE_GREENLET_SCHEDULER", 1) < 0)
         return -1;
     return PyModule_AddFunctions(m, green_methods);

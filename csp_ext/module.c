@@ -7,6 +7,7 @@
 #include "csp.h"
 #include "shm.h"
 
+unsigned long csp_main_thread_ident;
 PyObject *csp_PoisonError;
 PyObject *csp_RetireError;
 PyObject *csp_DeadlockError;
@@ -29,12 +30,34 @@ add_exception(PyObject *m, PyObject **slot, const char *name, const char *doc)
     return PyModule_AddObjectRef(m, name, *slot);
 }
 
+/* Signals reach Python only in the main thread: waits there look at them. */
+static int
+find_main_thread(void)
+{
+    PyObject *threading = PyImport_ImportModule("threading");
+    if (!threading)
+        return -1;
+    PyObject *main = PyObject_CallMethod(threading, "main_thread", NULL);
+    Py_DECREF(threading);
+    if (!main)
+        return -1;
+    PyObject *ident = PyObject_GetAttrString(main, "ident");
+    Py_DECREF(main);
+    if (!ident)
+        return -1;
+    csp_main_thread_ident = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
 PyMODINIT_FUNC
 PyInit_csp_ext(void)
 {
     PyObject *m = PyModule_Create(&csp_module);
     if (!m)
         return NULL;
+    if (find_main_thread() < 0)
+        goto error;
     if (add_exception(m, &csp_PoisonError, "ChannelPoisonException",
                       "The channel was poisoned: every read and write on it fails.") < 0 ||
         add_exception(m, &csp_RetireError, "ChannelRetireException",

@@ -31,7 +31,6 @@ static double shm_spin_budget = 50e-6;
  * processes every wait is long, and 2 cores shared by dozens of pollers leave
  * the one process that has work with little CPU. */
 static _Thread_local double recent_wait;
-static unsigned long shm_main_ident;
 
 #define MIN_CLASS_SHIFT 6          /* smallest block: 64 bytes with header */
 #define BLOCK_HEADER 16
@@ -398,7 +397,7 @@ shm_waiter_mark_blocked(shm_waiter *w, double deadline)
 int
 shm_waiter_wait(shm_waiter *w, double deadline)
 {
-    int is_main = PyThread_get_thread_ident() == shm_main_ident;
+    int is_main = PyThread_get_thread_ident() == csp_main_thread_ident;
     double started = csp_monotonic();
     for (;;) {
         uint32_t st = atomic_load(&w->status);
@@ -526,20 +525,21 @@ py_shm_reap(PyObject *Py_UNUSED(m), PyObject *arg)
     }
     found->dead = 1;
     uint32_t expect = CSP_WAITING;
-    int undelivered = atomic_compare_exchange_strong(&found->status, &expect, CSP_CANCELLED);
+    atomic_compare_exchange_strong(&found->status, &expect, CSP_CANCELLED);
     while (atomic_load(&found->status) == SHM_CLAIMED)
         sched_yield();
     shm_waiter_withdraw(found);
-    if (undelivered) {
-        /* It died offering: the messages of its write offers reached nobody. */
-        shm_offer *offers = SHM_PTR(shm_offer, found->offers);
-        for (int64_t i = 0; i < found->noffers; i++)
-            if (offers[i].is_write)
-                shm_free(offers[i].msg);
-    }
+    /* It died with offers out: the messages of its write offers reached
+     * nobody, but for the one a reader took. */
+    uint32_t final = atomic_load(&found->status);
+    shm_offer *offers = SHM_PTR(shm_offer, found->offers);
+    for (int64_t i = 0; i < found->noffers; i++)
+        if (offers[i].is_write && !(final == CSP_DONE && found->chosen == offers[i].index))
+            shm_message_discard(offers[i].msg);
     if (!atomic_exchange(&found->inactive, 0))
         shm_deadlock_uncount(1);
-    shm_free(found->msg);   /* a message delivered to it but never read */
+    shm_message_discard(found->msg);   /* delivered to it but never read */
+    shm_message_discard(found->pending);
     shm_free(found->offers);
     shm_free(SHM_OFF(found));
     Py_RETURN_TRUE;
@@ -585,20 +585,5 @@ static PyMethodDef shm_methods[] = {
 int
 csp_shm_init_module(PyObject *m)
 {
-    PyObject *threading = PyImport_ImportModule("threading");
-    if (!threading)
-        return -1;
-    PyObject *main = PyObject_CallMethod(threading, "main_thread", NULL);
-    Py_DECREF(threading);
-    if (!main)
-        return -1;
-    PyObject *ident = PyObject_GetAttrString(main, "ident");
-    Py_DECREF(main);
-    if (!ident)
-        return -1;
-    shm_main_ident = PyLong_AsUnsignedLong(ident);
-    Py_DECREF(ident);
-    if (PyErr_Occurred())
-        return -1;
     return PyModule_AddFunctions(m, shm_methods);
 }

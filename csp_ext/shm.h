@@ -52,6 +52,7 @@ typedef struct shm_waiter {
     int32_t dead;
     int64_t chosen;
     shm_off msg;                 /* message block delivered to this waiter */
+    shm_off pending;             /* message encoded by this process, not yet published */
     shm_off offers;              /* block of shm_offer[offers_cap] */
     int64_t noffers, offers_cap;
     shm_off next;                /* registry */
@@ -74,8 +75,8 @@ typedef struct {
     _Atomic int64_t refs;        /* Python objects and in-flight pickles referring to it */
     int64_t nreaders, nwriters;
     int32_t poisoned, no_readers, no_writers, pad;
-    int64_t capacity, head, count;
-    shm_off ring;                /* block of shm_off[capacity] message blocks */
+    int64_t capacity, slots, head, count;
+    shm_off ring;                /* block of shm_off[slots], grown up to capacity */
     shm_off rq_head, rq_tail, wq_head, wq_tail;
 } shm_channel;
 
@@ -110,6 +111,7 @@ int shm_waiter_wait(shm_waiter *w, double deadline);
 /* Withdraw every offer of w still linked (after it woke, or after it died). */
 void shm_waiter_withdraw(shm_waiter *w);
 void shm_deadlock_uncount(int64_t n);
+void shm_message_discard(shm_off off);      /* a message nobody will read */
 void shm_deadlock_count(int64_t n);
 
 

@@ -16,6 +16,8 @@
 
 shm_off shm_message_encode(PyObject *obj);
 PyObject *shm_message_decode(shm_off off);
+void shm_message_discard(shm_off off);
+int shm_note_pickled_channel(shm_off chan);
 int csp_shm_message_init_module(PyObject *m);
 
 /* ------------------------------------------------------------------ */
@@ -108,8 +110,8 @@ poison_locked(shm_channel *c)
     wake_queue(c, 1, CSP_POISONED);
     shm_off *ring = SHM_PTR(shm_off, c->ring);
     while (c->count > 0) {
-        shm_free(ring[c->head]);
-        c->head = (c->head + 1) % c->capacity;
+        shm_message_discard(ring[c->head]);
+        c->head = (c->head + 1) % c->slots;
         c->count--;
     }
 }
@@ -138,10 +140,10 @@ try_read_locked(shm_channel *c, shm_off *msg)
 {
     if (c->poisoned)
         return -1;
-    shm_off *ring = c->capacity ? SHM_PTR(shm_off, c->ring) : NULL;
+    shm_off *ring = c->ring ? SHM_PTR(shm_off, c->ring) : NULL;
     if (c->count > 0) {
         *msg = ring[c->head];
-        c->head = (c->head + 1) % c->capacity;
+        c->head = (c->head + 1) % c->slots;
         c->count--;
         while (c->wq_head) {
             /* A blocked writer's message takes the freed slot. */
@@ -149,7 +151,7 @@ try_read_locked(shm_channel *c, shm_off *msg)
             offer_unlink(c, o);
             shm_waiter *w = SHM_PTR(shm_waiter, o->waiter);
             if (shm_waiter_claim(w)) {
-                ring[(c->head + c->count) % c->capacity] = o->msg;
+                ring[(c->head + c->count) % c->slots] = o->msg;
                 c->count++;
                 shm_waiter_finish(w, CSP_DONE, o->index, 0);
                 break;
@@ -170,8 +172,31 @@ try_read_locked(shm_channel *c, shm_off *msg)
     return c->no_writers ? -2 : 0;
 }
 
+/* Make room for one more buffered message: the ring grows on demand, so a
+ * large buffer costs nothing until it fills.  0, or -1 with MemoryError. */
+static int
+ring_reserve(shm_channel *c)
+{
+    if (c->count < c->slots)
+        return 0;
+    int64_t slots = c->slots ? c->slots * 2 : 8;
+    if (slots > c->capacity)
+        slots = c->capacity;
+    shm_off ring = shm_alloc((uint64_t)slots * sizeof(shm_off));
+    if (!ring)
+        return -1;
+    shm_off *to = SHM_PTR(shm_off, ring);
+    for (int64_t i = 0; i < c->count; i++)
+        to[i] = SHM_PTR(shm_off, c->ring)[(c->head + i) % c->slots];
+    shm_free(c->ring);
+    c->ring = ring;
+    c->slots = slots;
+    c->head = 0;
+    return 0;
+}
+
 /* 1 = delivered (block now owned by the channel or reader), 0 = would block,
- * -1 = poisoned, -2 = retired. */
+ * -1 = poisoned, -2 = retired, -3 = error set (no memory). */
 static int
 try_write_locked(shm_channel *c, shm_off msg)
 {
@@ -189,7 +214,9 @@ try_write_locked(shm_channel *c, shm_off msg)
         }
     }
     if (c->count < c->capacity) {
-        SHM_PTR(shm_off, c->ring)[(c->head + c->count) % c->capacity] = msg;
+        if (ring_reserve(c) < 0)
+            return -3;
+        SHM_PTR(shm_off, c->ring)[(c->head + c->count) % c->slots] = msg;
         c->count++;
         return 1;
     }
@@ -210,12 +237,16 @@ shm_waiter_withdraw(shm_waiter *w)
         offer_unlink(c, o);
         chan_unlock(c);
     }
-    /* noffers stays: shm_reap() still needs the offers of a dead waiter. */
+    /* noffers stays: the caller clears it once it has dealt with their
+     * messages, so that shm_reap() can free those of a process that died
+     * before it could. */
 }
 
 static void
 raise_code(int code)
 {
+    if (code == -3)
+        return;  /* the exception is set already */
     if (code == -1)
         PyErr_SetString(csp_PoisonError, "channel is poisoned");
     else
@@ -291,6 +322,7 @@ again:
     chan_unlock(c);
     st = shm_waiter_wait(w, -1.0);
     shm_waiter_withdraw(w);
+    w->noffers = 0;   /* their messages are ours to handle from here on */
     if (st == CSP_RETRY)
         goto again;
     if (st == CSP_DONE) {
@@ -315,21 +347,23 @@ shm_write(ShmEndObject *e, PyObject *obj)
     shm_off msg = shm_message_encode(obj);
     if (!msg)
         return -1;
+    w->pending = msg;  /* freed by the parent's reap if this process dies now */
     shm_channel *c = CH(e->channel);
 again:
     chan_lock(c);
+    w->pending = 0;    /* published below, or freed by us */
     int r = try_write_locked(c, msg);
     if (r != 0) {
         chan_unlock(c);
         if (r == 1)
             return 0;
-        shm_free(msg);
+        shm_message_discard(msg);
         raise_code(r);
         return -1;
     }
     if (shm_waiter_prepare(w, 1) < 0) {
         chan_unlock(c);
-        shm_free(msg);
+        shm_message_discard(msg);
         return -1;
     }
     shm_offer *o = SHM_PTR(shm_offer, w->offers);
@@ -344,11 +378,12 @@ again:
     chan_unlock(c);
     int st = shm_waiter_wait(w, -1.0);
     shm_waiter_withdraw(w);
+    w->noffers = 0;   /* their messages are ours to handle from here on */
     if (st == CSP_RETRY)
         goto again;   /* the block is still ours */
     if (st == CSP_DONE)
         return 0;   /* the reader owns the block */
-    shm_free(msg);
+    shm_message_discard(msg);
     if (st >= 0)
         raise_status(st);
     return -1;
@@ -357,24 +392,16 @@ again:
 static PyObject *
 read_vectorcall(PyObject *self, PyObject *const *Py_UNUSED(args), size_t nargsf, PyObject *kwnames)
 {
-    if (PyVectorcall_NARGS(nargsf) != 0 || (kwnames && PyTuple_GET_SIZE(kwnames))) {
-        PyErr_SetString(PyExc_TypeError,
-                        "a reader end is called with no arguments: msg = cin(); "
-                        "to write, use a writer end (ch.writer(), -ch or OUT(ch))");
+    if (csp_check_call(nargsf, kwnames, 0) < 0)
         return NULL;
-    }
     return shm_read((ShmEndObject *)self);
 }
 
 static PyObject *
 write_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames && PyTuple_GET_SIZE(kwnames))) {
-        PyErr_SetString(PyExc_TypeError,
-                        "a writer end takes exactly one message: cout(msg); "
-                        "to read, use a reader end (ch.reader(), +ch or IN(ch))");
+    if (csp_check_call(nargsf, kwnames, 1) < 0)
         return NULL;
-    }
     if (shm_write((ShmEndObject *)self, args[0]) < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -415,26 +442,19 @@ new_shared_channel(int64_t capacity)
     }
     atomic_store(&c->refs, 1);
     c->capacity = capacity;
-    if (capacity > 0) {
-        c->ring = shm_alloc((uint64_t)capacity * sizeof(shm_off));
-        if (!c->ring) {
-            shm_free(off);
-            return 0;
-        }
-    }
     return off;
 }
 
-static void
+void
 release_shared_channel(shm_off off)
 {
     shm_channel *c = SHM_PTR(shm_channel, off);
     if (atomic_fetch_sub(&c->refs, 1) != 1)
         return;
-    shm_off *ring = c->capacity ? SHM_PTR(shm_off, c->ring) : NULL;
+    shm_off *ring = c->ring ? SHM_PTR(shm_off, c->ring) : NULL;
     while (c->count > 0) {
-        shm_free(ring[c->head]);
-        c->head = (c->head + 1) % c->capacity;
+        shm_message_discard(ring[c->head]);
+        c->head = (c->head + 1) % c->slots;
         c->count--;
     }
     shm_free(c->ring);
@@ -450,20 +470,8 @@ shmchan_new(PyTypeObject *Py_UNUSED(type), PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:Channel", kwlist, &name, &buffer))
         return NULL;
     Py_ssize_t capacity = 0;
-    if (buffer && buffer != Py_None) {
-        if (PyBool_Check(buffer) || !PyLong_Check(buffer)) {
-            PyErr_Format(PyExc_TypeError, "Channel buffer must be an int >= 0, not %.100s",
-                         Py_TYPE(buffer)->tp_name);
-            return NULL;
-        }
-        capacity = PyLong_AsSsize_t(buffer);
-        if (capacity == -1 && PyErr_Occurred())
-            return NULL;
-        if (capacity < 0) {
-            PyErr_Format(PyExc_ValueError, "Channel buffer must be >= 0, got %zd", capacity);
-            return NULL;
-        }
-    }
+    if (csp_parse_capacity(buffer, &capacity) < 0)
+        return NULL;
     shm_off off = new_shared_channel(capacity);
     if (!off)
         return NULL;
@@ -551,17 +559,11 @@ shmchan_poison(ShmChannelObject *c, PyObject *Py_UNUSED(i))
 static PyObject *
 shmchan_multiply(PyObject *a, PyObject *b)
 {
-    PyObject *chobj = PyObject_TypeCheck(a, &csp_ShmChannelType) ? a : b;
-    PyObject *nobj = chobj == a ? b : a;
-    if (!PyLong_Check(nobj) || PyBool_Check(nobj))
-        Py_RETURN_NOTIMPLEMENTED;
-    Py_ssize_t n = PyLong_AsSsize_t(nobj);
-    if (n == -1 && PyErr_Occurred())
-        return NULL;
-    if (n < 0) {
-        PyErr_Format(PyExc_ValueError, "cannot make %zd channels", n);
-        return NULL;
-    }
+    PyObject *chobj;
+    Py_ssize_t n;
+    int r = csp_parse_multiplier(a, b, &csp_ShmChannelType, &chobj, &n);
+    if (r)
+        return r < 0 ? NULL : Py_NewRef(Py_NotImplemented);
     int64_t capacity = CH((ShmChannelObject *)chobj)->capacity;
     PyObject *list = PyList_New(n);
     if (!list)
@@ -585,6 +587,8 @@ static PyObject *rebuild_channel_fn, *rebuild_end_fn;
 static PyObject *
 shmchan_reduce(ShmChannelObject *c, PyObject *Py_UNUSED(i))
 {
+    if (shm_note_pickled_channel(c->chan) < 0)
+        return NULL;
     atomic_fetch_add(&CH(c)->refs, 1);
     return Py_BuildValue("O(KO)", rebuild_channel_fn, (unsigned long long)c->chan, c->name);
 }
@@ -731,6 +735,8 @@ shmend_poison(ShmEndObject *e, PyObject *Py_UNUSED(i))
 static PyObject *
 shmend_reduce(ShmEndObject *e, PyObject *Py_UNUSED(i))
 {
+    if (shm_note_pickled_channel(e->channel->chan) < 0)
+        return NULL;
     atomic_fetch_add(&CH(e->channel)->refs, 1);
     return Py_BuildValue("O(KOi)", rebuild_end_fn, (unsigned long long)e->channel->chan,
                          e->channel->name, (int)e->is_writer);
@@ -957,6 +963,7 @@ retry:
         chan_unlock(locked[j]->c);
     int st = shm_waiter_wait(w, deadline);
     shm_waiter_withdraw(w);
+    w->noffers = 0;   /* their messages are ours to handle from here on */
     if (st < 0)
         goto done;
     if (st == CSP_RETRY)
@@ -984,10 +991,9 @@ commit: {
         }
     }
 done:
-    if (got)
-        shm_free(got);
+    shm_message_discard(got);
     for (Py_ssize_t j = 0; j < ng; j++)
-        shm_free(gs[j].msg);
+        shm_message_discard(gs[j].msg);
     PyMem_Free(gs);
     PyMem_Free(locked);
     return result;

@@ -7,8 +7,11 @@
  * buffers are handed to pickle as views of the block itself (no second copy),
  * which keeps the block alive until the last view is gone.
  *
- * Block layout: msg_header, then nbuf uint64 lengths, then the pickle
- * stream, then each buffer (each starting 64-byte aligned).
+ * Block layout: msg_header, then nbuf uint64 lengths, then nchan offsets of
+ * the channels whose ends or channels were pickled into it (each holds a
+ * reference, handed to the unpickled object, or released if the message is
+ * dropped undelivered), then the pickle stream, then each buffer (each
+ * starting 64-byte aligned).
  */
 #include "shm.h"
 
@@ -17,8 +20,37 @@ enum { MSG_BYTES = 1, MSG_BYTEARRAY = 2, MSG_PICKLE = 3 };
 typedef struct {
     uint32_t kind;
     uint32_t nbuf;
+    uint32_t nchan;
+    uint32_t pad;
     uint64_t len;            /* raw data or pickle stream length */
 } msg_header;
+
+/* Channels pickled by the encode running in this thread (shm_channel.c's
+ * __reduce__ methods note them here). */
+static _Thread_local shm_off *noted;
+static _Thread_local Py_ssize_t nnoted, noted_cap;
+static _Thread_local int encoding;
+
+void release_shared_channel(shm_off off);
+
+int
+shm_note_pickled_channel(shm_off chan)
+{
+    if (!encoding)
+        return 0;  /* pickled by other means: the pickle keeps its reference */
+    if (nnoted == noted_cap) {
+        Py_ssize_t cap = noted_cap ? noted_cap * 2 : 8;
+        shm_off *n = PyMem_Realloc(noted, (size_t)cap * sizeof(shm_off));
+        if (!n) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        noted = n;
+        noted_cap = cap;
+    }
+    noted[nnoted++] = chan;
+    return 0;
+}
 
 static PyObject *pickle_dumps, *pickle_loads, *protocol_5, *str_buffer_callback, *str_buffers,
     *str_append, *kwnames_buffer_callback;
@@ -26,9 +58,9 @@ static PyObject *pickle_dumps, *pickle_loads, *protocol_5, *str_buffer_callback,
 #define ALIGN64(x) (((x) + 63) & ~(uint64_t)63)
 
 static uint64_t
-data_start(uint32_t nbuf)
+data_start(uint32_t nbuf, uint32_t nchan)
 {
-    return ALIGN64(sizeof(msg_header) + (uint64_t)nbuf * sizeof(uint64_t));
+    return ALIGN64(sizeof(msg_header) + ((uint64_t)nbuf + nchan) * sizeof(uint64_t));
 }
 
 /* ------------------------------------------------------------------ */
@@ -88,12 +120,13 @@ encode_raw(PyObject *obj, uint32_t kind)
     Py_buffer view;
     if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
         return 0;
-    uint64_t start = data_start(0);
+    uint64_t start = data_start(0, 0);
     shm_off off = shm_alloc(start + (uint64_t)view.len);
     if (off) {
         msg_header *h = SHM_PTR(msg_header, off);
         h->kind = kind;
         h->nbuf = 0;
+        h->nchan = 0;
         h->len = (uint64_t)view.len;
         memcpy(shm_base + off + start, view.buf, (size_t)view.len);
     }
@@ -110,6 +143,8 @@ shm_message_encode(PyObject *obj)
         return encode_raw(obj, MSG_BYTEARRAY);
 
     shm_off off = 0;
+    shm_off *chans = NULL;
+    Py_ssize_t nchan = 0;
     PyObject *buffers = PyList_New(0), *append = NULL, *stream = NULL;
     Py_buffer *views = NULL;
     Py_ssize_t nviews = 0;
@@ -120,7 +155,12 @@ shm_message_encode(PyObject *obj)
         goto done;
     /* pickle.dumps(obj, 5, buffer_callback=buffers.append) */
     PyObject *args[3] = {obj, protocol_5, append};
+    Py_ssize_t first_noted = nnoted;
+    encoding++;
     stream = PyObject_Vectorcall(pickle_dumps, args, 2, kwnames_buffer_callback);
+    encoding--;
+    chans = noted + first_noted;
+    nchan = nnoted - first_noted;
     if (!stream)
         goto done;
     Py_ssize_t nbuf = PyList_GET_SIZE(buffers);
@@ -129,7 +169,8 @@ shm_message_encode(PyObject *obj)
         PyErr_NoMemory();
         goto done;
     }
-    uint64_t total = data_start((uint32_t)nbuf) + ALIGN64((uint64_t)PyBytes_GET_SIZE(stream));
+    uint64_t total = data_start((uint32_t)nbuf, (uint32_t)nchan) +
+                     ALIGN64((uint64_t)PyBytes_GET_SIZE(stream));
     for (; nviews < nbuf; nviews++) {
         if (PyObject_GetBuffer(PyList_GET_ITEM(buffers, nviews), &views[nviews],
                                PyBUF_C_CONTIGUOUS) < 0)
@@ -142,9 +183,13 @@ shm_message_encode(PyObject *obj)
     msg_header *h = SHM_PTR(msg_header, off);
     h->kind = MSG_PICKLE;
     h->nbuf = (uint32_t)nbuf;
+    h->nchan = (uint32_t)nchan;
     h->len = (uint64_t)PyBytes_GET_SIZE(stream);
     uint64_t *lens = (uint64_t *)(h + 1);
-    uint64_t pos = data_start((uint32_t)nbuf);
+    for (Py_ssize_t i = 0; i < nchan; i++)
+        lens[nbuf + i] = chans[i];
+    nchan = 0;  /* the block holds the references now */
+    uint64_t pos = data_start((uint32_t)nbuf, h->nchan);
     memcpy(shm_base + off + pos, PyBytes_AS_STRING(stream), (size_t)h->len);
     pos += ALIGN64(h->len);
     for (Py_ssize_t i = 0; i < nbuf; i++) {
@@ -153,6 +198,11 @@ shm_message_encode(PyObject *obj)
         pos += ALIGN64(lens[i]);
     }
 done:
+    /* Not encoded: the references of the channels pickled so far go back. */
+    for (Py_ssize_t i = 0; i < nchan; i++)
+        release_shared_channel(chans[i]);
+    if (chans)
+        nnoted = chans - noted;
     for (Py_ssize_t i = 0; i < nviews; i++)
         PyBuffer_Release(&views[i]);
     PyMem_Free(views);
@@ -177,9 +227,11 @@ check_layout(shm_off off)
         return -1;
     if (h->kind != MSG_PICKLE && h->nbuf != 0)
         return -1;
-    if ((uint64_t)h->nbuf > (size - sizeof(msg_header)) / sizeof(uint64_t))
+    if (h->kind != MSG_PICKLE && h->nchan != 0)
         return -1;
-    uint64_t start = data_start(h->nbuf);
+    if ((uint64_t)h->nbuf + h->nchan > (size - sizeof(msg_header)) / sizeof(uint64_t))
+        return -1;
+    uint64_t start = data_start(h->nbuf, h->nchan);
     if (start > size || h->len > size - start)
         return -1;
     uint64_t pos = start + ALIGN64(h->len);
@@ -201,7 +253,7 @@ shm_message_decode(shm_off off)
         PyErr_SetString(PyExc_ValueError, "pycsp: corrupt message block in the shared arena");
         return NULL;
     }
-    uint64_t start = data_start(h->nbuf);
+    uint64_t start = data_start(h->nbuf, h->nchan);
     if (h->kind == MSG_BYTES || h->kind == MSG_BYTEARRAY) {
         PyObject *r = h->kind == MSG_BYTES
                           ? PyBytes_FromStringAndSize(shm_base + off + start, (Py_ssize_t)h->len)
@@ -266,10 +318,19 @@ done:
     return result;
 }
 
-/* Free a block that was never delivered. */
+/* Drop a message nobody will read: the references of the channels pickled
+ * into it go back, then the block. */
 void
 shm_message_discard(shm_off off)
 {
+    if (!off)
+        return;
+    msg_header *h = SHM_PTR(msg_header, off);
+    if (check_layout(off) == 0) {
+        uint64_t *lens = (uint64_t *)(h + 1);
+        for (uint32_t i = 0; i < h->nchan; i++)
+            release_shared_channel(lens[h->nbuf + i]);
+    }
     shm_free(off);
 }
 

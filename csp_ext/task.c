@@ -25,7 +25,6 @@ static Py_ssize_t n_active;          /* counted tasks not blocked without deadli
 static TaskObject *blocked_head;     /* tasks blocked without deadline */
 static _Thread_local TaskObject *tls_task;  /* borrowed; owned by the thread-state dict */
 static PyObject *tls_dict_key;       /* interned key in PyThreadState_GetDict() */
-static unsigned long main_thread_ident;
 
 /* Adaptive spinning.  A blocked thread first polls its status word: some
  * iterations of `pause`, then sched_yield() (so that with more threads than
@@ -396,7 +395,7 @@ task_bind_thread(TaskObject *t)
     }
     if (PyDict_SetItem(d, tls_dict_key, (PyObject *)t) < 0)
         return -1;
-    t->is_main_thread = (PyThread_get_thread_ident() == main_thread_ident);
+    t->is_main_thread = (PyThread_get_thread_ident() == csp_main_thread_ident);
     tls_task = t;
     return 0;
 }
@@ -763,26 +762,11 @@ csp_task_init_module(PyObject *m)
     tls_dict_key = PyUnicode_InternFromString("__pycsp_task__");
     if (!tls_dict_key)
         return -1;
-    PyObject *threading = PyImport_ImportModule("threading");
-    if (!threading)
-        return -1;
-    PyObject *main = PyObject_CallMethod(threading, "main_thread", NULL);
-    Py_DECREF(threading);
-    if (!main)
-        return -1;
-    PyObject *ident = PyObject_GetAttrString(main, "ident");
-    Py_DECREF(main);
-    if (!ident)
-        return -1;
-    main_thread_ident = PyLong_AsUnsignedLong(ident);
-    Py_DECREF(ident);
-    if (PyErr_Occurred())
-        return -1;
     if (PyType_Ready(&csp_TaskType) < 0 || PyType_Ready(&csp_JoinType) < 0)
         return -1;
     /* The main thread counts as a running CSP process from the start: it may
      * be about to write to a channel that other processes block on. */
-    if (PyThread_get_thread_ident() == main_thread_ident && !csp_current_task())
+    if (PyThread_get_thread_ident() == csp_main_thread_ident && !csp_current_task())
         return -1;
     if (PyModule_AddObjectRef(m, "Task", (PyObject *)&csp_TaskType) < 0 ||
         PyModule_AddObjectRef(m, "Join", (PyObject *)&csp_JoinType) < 0)
