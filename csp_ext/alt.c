@@ -8,6 +8,7 @@
  */
 #include "csp.h"
 
+#include <math.h>
 #include <structmember.h>
 
 enum csp_select_mode { CSP_SELECT_PRI = 0, CSP_SELECT_FAIR = 1 };
@@ -128,8 +129,8 @@ timeout_guard_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     double s = PyFloat_AsDouble(seconds);
     if (s == -1.0 && PyErr_Occurred())
         return NULL;
-    if (!(s >= 0.0) || s > 1e9) {
-        PyErr_Format(PyExc_ValueError, "TimeoutGuard seconds must be >= 0 and finite, got %R",
+    if (!(s >= 0.0) || isinf(s)) {
+        PyErr_Format(PyExc_ValueError, "TimeoutGuard seconds must be a finite number >= 0, got %R",
                      seconds);
         return NULL;
     }

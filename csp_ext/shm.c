@@ -251,6 +251,8 @@ shared_futex_wait(_Atomic uint32_t *addr, uint32_t expected, double until)
         double left = until - csp_monotonic();
         if (left <= 0)
             return -ETIMEDOUT;
+        if (left > 1e6)
+            left = 1e6;  /* a far deadline: wake up now and then and wait again */
         rel.tv_sec = (time_t)left;
         rel.tv_nsec = (long)((left - (double)rel.tv_sec) * 1e9);
         relp = &rel;

@@ -8,6 +8,7 @@ poisoned at once and is reported as ProcessCrashed.  Children die with their
 parent (PR_SET_PDEATHSIG).
 """
 import os
+import pickle
 import select
 import signal
 import sys
@@ -56,6 +57,33 @@ def _describe_exit(status):
     return f"exited with code {os.waitstatus_to_exitcode(status)} without returning"
 
 
+def _error_payload(exc):
+    """What the parent needs to raise ``exc`` again: the pickled exception if it
+    survives a round trip, else its type name and message; and the traceback."""
+    text = "".join(traceback.format_exception(exc))
+    try:
+        data = pickle.dumps(exc)
+        pickle.loads(data)
+    except Exception:  # e.g. an __init__ that pickle cannot call again
+        data = None
+    return ("error", data, f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), text)
+
+
+def _rebuild_error(payload, proc):
+    _, data, type_name, message, text = payload
+    exc = None
+    if data is not None:
+        try:
+            exc = pickle.loads(data)
+        except Exception:
+            exc = None
+    if exc is None:
+        exc = RuntimeError(f"{type_name}: {message} (raised in child process {proc.id}; "
+                           f"the exception could not be rebuilt here)")
+    exc.__cause__ = RemoteTraceback(f"\n\nTraceback in child process {proc.id}:\n{text}")
+    return exc
+
+
 def _child(proc, index, results, parent_pid):
     """Body of a forked child; never returns."""
     global _current_id
@@ -67,22 +95,13 @@ def _child(proc, index, results, parent_pid):
         _current_id = proc.id
         proc._run_body()
         if proc.exception is None:
-            payload = ("ok", proc.return_value)
+            try:
+                results((index, ("ok", proc.return_value)))
+            except Exception as exc:  # the return value cannot be pickled
+                results((index, _error_payload(TypeError(
+                    f"the return value of process {name_of(proc)} cannot be pickled: {exc}"))))
         else:
-            text = "".join(traceback.format_exception(proc.exception))
-            payload = ("error", proc.exception, text)
-        try:
-            results((index, payload))
-        except Exception as exc:  # the result or exception cannot be pickled
-            if payload[0] == "ok":
-                err = TypeError(f"the return value of process {name_of(proc)} cannot be "
-                                f"pickled: {exc}")
-                text = ""
-            else:
-                err = RuntimeError(f"{type(proc.exception).__name__}: {proc.exception} "
-                                   f"(the exception itself cannot be pickled: {exc})")
-                text = payload[2]
-            results((index, ("error", err, text)))
+            results((index, _error_payload(proc.exception)))
     except BaseException:  # noqa: B036 - nothing may escape a forked child
         traceback.print_exc()
         code = 1
@@ -119,8 +138,9 @@ class _Group:
         parent = os.getpid()
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
-        for index, proc in enumerate(self.procs):
+        for proc in self.procs:  # a process given twice fails here, before any fork
             proc._prepare(make_task=False)
+        for index, proc in enumerate(self.procs):
             csp_ext.shm_count(1)  # counted as running from before the fork
             try:
                 pid = os.fork()
@@ -189,11 +209,7 @@ class _Group:
         for index, proc in enumerate(self.procs):
             got = outcome.get(index)
             if got is not None and got[0] == "error":
-                exc = got[1]
-                if got[2]:
-                    exc.__cause__ = RemoteTraceback(
-                        f"\n\nTraceback in child process {proc.id}:\n{got[2]}")
-                errors.append(exc)
+                errors.append(_rebuild_error(got, proc))
         for child in self.crashed:
             if child.index not in outcome:
                 errors.append(ProcessCrashed(
