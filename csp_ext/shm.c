@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <stdio.h>
 
 char *shm_base;
 shm_header *shm_hdr;
@@ -25,6 +26,7 @@ static int shm_fd = -1;
 static uint64_t shm_reserved;
 static _Thread_local shm_waiter *my_waiter;
 static _Thread_local pid_t my_waiter_pid;
+static pid_t my_pid;          /* getpid(), refreshed in a forked child */
 static double shm_spin_budget = 50e-6;
 /* How long this thread's recent waits took (moving average).  Polling only
  * pays when the wait is likely to end within the budget: in a ring of 256
@@ -86,6 +88,7 @@ after_fork_in_child(void)
 {
     my_waiter = NULL;
     my_waiter_pid = 0;
+    my_pid = getpid();
 }
 
 int
@@ -133,6 +136,7 @@ shm_ensure(void)
         PyErr_SetString(PyExc_OSError, "pycsp: cannot make a process-shared robust mutex");
         return -1;
     }
+    my_pid = getpid();
     pthread_atfork(NULL, NULL, after_fork_in_child);
     return 0;
 }
@@ -319,7 +323,51 @@ int
 shm_waiter_claim(shm_waiter *w)
 {
     uint32_t expect = CSP_WAITING;
-    return atomic_compare_exchange_strong(&w->status, &expect, SHM_CLAIMED);
+    if (!atomic_compare_exchange_strong(&w->status, &expect, SHM_CLAIMED))
+        return 0;
+    w->claimer = my_pid;
+    return 1;
+}
+
+/* 1 if process `pid` has ended (gone, or a zombie nobody reaped yet). */
+static int
+process_gone(pid_t pid)
+{
+    if (pid <= 0)
+        return 0;
+    if (kill(pid, 0) < 0 && errno == ESRCH)
+        return 1;
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 1;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+/* A waiter claimed by a process that died before finishing it would wait
+ * forever: after a while in that state, look at the claimer. */
+static void
+check_claimer(shm_waiter *w, double *claimed_since)
+{
+    double now = csp_monotonic();
+    if (*claimed_since == 0.0) {
+        *claimed_since = now;
+        return;
+    }
+    if (now - *claimed_since < 0.1)
+        return;
+    *claimed_since = now;
+    if (process_gone(w->claimer)) {
+        uint32_t expect = SHM_CLAIMED;
+        atomic_compare_exchange_strong(&w->status, &expect, CSP_POISONED);
+    }
 }
 
 /* The waiter stops blocking: count it as running again. */
@@ -380,8 +428,8 @@ spin_while_pending(_Atomic uint32_t *word)
             return 1;
         if (give_up == 0.0)
             give_up = csp_monotonic() + shm_spin_budget;
-        else if (st == CSP_WAITING && csp_monotonic() >= give_up)
-            return 0;
+        else if (csp_monotonic() >= give_up)
+            return st == SHM_CLAIMED;  /* claimed: the caller checks the claimer */
         sched_yield();
     }
 }
@@ -400,12 +448,17 @@ int
 shm_waiter_wait(shm_waiter *w, double deadline)
 {
     int is_main = PyThread_get_thread_ident() == csp_main_thread_ident;
-    double started = csp_monotonic();
+    double started = csp_monotonic(), claimed_since = 0.0;
     for (;;) {
         uint32_t st = atomic_load(&w->status);
         if (st != CSP_WAITING && st != SHM_CLAIMED) {
             recent_wait = 0.75 * recent_wait + 0.25 * (csp_monotonic() - started);
             return (int)st;
+        }
+        if (st == SHM_CLAIMED) {
+            check_claimer(w, &claimed_since);
+            sched_yield();
+            continue;
         }
         double until = deadline;
         if (is_main) {
@@ -496,23 +549,17 @@ py_shm_count(PyObject *Py_UNUSED(m), PyObject *arg)
 }
 
 
-/* shm_reap(pid) -> bool: a child process has ended (any way).  Its waiter
- * is withdrawn from every channel and freed; it stops counting as running.
- * Returns whether the child had ever used channels. */
-static PyObject *
-py_shm_reap(PyObject *Py_UNUSED(m), PyObject *arg)
+/* Take the waiter record of `pid` (or, with pid < 0, the record at offset
+ * -pid) out of the registry.  NULL if there is none. */
+static shm_waiter *
+registry_take(long pid, shm_off at)
 {
-    long pid = PyLong_AsLong(arg);
-    if (pid == -1 && PyErr_Occurred())
-        return NULL;
-    if (!shm_base)
-        Py_RETURN_FALSE;
     shm_waiter *found = NULL;
     shm_lock_acquire(&shm_hdr->lock);
     shm_off *link = &shm_hdr->waiters;
     while (*link) {
         shm_waiter *w = SHM_PTR(shm_waiter, *link);
-        if (w->pid == pid && !w->dead) {
+        if (at ? *link == at : (w->pid == pid && !w->dead)) {
             found = w;
             *link = w->next;
             break;
@@ -520,30 +567,171 @@ py_shm_reap(PyObject *Py_UNUSED(m), PyObject *arg)
         link = &w->next;
     }
     shm_lock_release(&shm_hdr->lock);
-    if (!found) {
-        /* Never used a channel: it was counted by its parent until now. */
-        shm_deadlock_uncount(1);
-        Py_RETURN_FALSE;
-    }
+    return found;
+}
+
+/* A process has ended, whichever way: withdraw its offers, free what it
+ * held (messages it offered but nobody took, one delivered but unread, one
+ * encoded but not yet sent), stop counting it, free the record. */
+static void
+reap_record(shm_waiter *found)
+{
     found->dead = 1;
     uint32_t expect = CSP_WAITING;
     atomic_compare_exchange_strong(&found->status, &expect, CSP_CANCELLED);
-    while (atomic_load(&found->status) == SHM_CLAIMED)
+    double claimed_since = 0.0;
+    while (atomic_load(&found->status) == SHM_CLAIMED) {
+        check_claimer(found, &claimed_since);
         sched_yield();
+    }
     shm_waiter_withdraw(found);
-    /* It died with offers out: the messages of its write offers reached
-     * nobody, but for the one a reader took. */
     uint32_t final = atomic_load(&found->status);
     shm_offer *offers = SHM_PTR(shm_offer, found->offers);
     for (int64_t i = 0; i < found->noffers; i++)
         if (offers[i].is_write && !(final == CSP_DONE && found->chosen == offers[i].index))
             shm_message_discard(offers[i].msg);
-    if (!atomic_exchange(&found->inactive, 0))
+    if (!atomic_exchange(&found->inactive, 0) && found->counted)
         shm_deadlock_uncount(1);
-    shm_message_discard(found->msg);   /* delivered to it but never read */
+    shm_message_discard(found->msg);
     shm_message_discard(found->pending);
     shm_free(found->offers);
     shm_free(SHM_OFF(found));
+}
+
+/* The descendants of a crashed process die with it (PR_SET_PDEATHSIG) but
+ * nobody reaps them: wait a little for each to be gone, then reap it. */
+static void
+reap_descendants(long pid)
+{
+    double give_up = csp_monotonic() + 2.0;
+    for (;;) {
+        shm_off orphan = 0;
+        long orphan_pid = 0;
+        int waiting = 0;
+        shm_lock_acquire(&shm_hdr->lock);
+        for (shm_off off = shm_hdr->waiters; off; off = SHM_PTR(shm_waiter, off)->next) {
+            shm_waiter *w = SHM_PTR(shm_waiter, off);
+            if (w->dead || w->parent != pid)
+                continue;
+            if (w->pid == 0 || process_gone(w->pid)) {
+                orphan = off;
+                orphan_pid = w->pid;
+                break;
+            }
+            waiting = 1;
+        }
+        shm_lock_release(&shm_hdr->lock);
+        if (orphan) {
+            shm_waiter *w = registry_take(0, orphan);
+            if (w) {
+                if (orphan_pid > 0)
+                    reap_descendants(orphan_pid);
+                reap_record(w);
+            }
+            continue;
+        }
+        if (!waiting || csp_monotonic() >= give_up)
+            return;
+        Py_BEGIN_ALLOW_THREADS
+        usleep(5000);
+        Py_END_ALLOW_THREADS
+    }
+}
+
+/* shm_precount() -> record: a waiter record for a child about to be forked,
+ * counted as running from now (so the count never misses it). */
+static PyObject *
+py_shm_precount(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    if (shm_ensure() < 0)
+        return NULL;
+    shm_off off = shm_alloc(sizeof(shm_waiter));
+    if (!off)
+        return NULL;
+    shm_waiter *w = SHM_PTR(shm_waiter, off);
+    memset(w, 0, sizeof(*w));
+    atomic_store(&w->status, CSP_DONE);
+    w->counted = 1;
+    w->parent = getpid();
+    shm_deadlock_count(1);
+    shm_lock_acquire(&shm_hdr->lock);
+    w->next = shm_hdr->waiters;
+    shm_hdr->waiters = off;
+    shm_lock_release(&shm_hdr->lock);
+    return PyLong_FromUnsignedLongLong(off);
+}
+
+static shm_waiter *
+record_arg(PyObject *arg)
+{
+    unsigned long long off = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred())
+        return NULL;
+    if (!shm_base || off < sizeof(shm_header) || off >= shm_hdr->file_size) {
+        PyErr_SetString(PyExc_ValueError, "not a waiter record of this arena");
+        return NULL;
+    }
+    return SHM_PTR(shm_waiter, off);
+}
+
+/* shm_adopt(record): in the forked child, the record is this process's waiter. */
+static PyObject *
+py_shm_adopt(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    shm_waiter *w = record_arg(arg);
+    if (!w)
+        return NULL;
+    w->pid = getpid();
+    my_waiter = w;
+    my_waiter_pid = w->pid;
+    Py_RETURN_NONE;
+}
+
+/* shm_set_pid(record, pid): in the parent, after the fork. */
+static PyObject *
+py_shm_set_pid(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    PyObject *rec;
+    int pid;
+    if (!PyArg_ParseTuple(args, "Oi:shm_set_pid", &rec, &pid))
+        return NULL;
+    shm_waiter *w = record_arg(rec);
+    if (!w)
+        return NULL;
+    w->pid = pid;
+    Py_RETURN_NONE;
+}
+
+/* shm_forget(record): the fork failed; the record goes. */
+static PyObject *
+py_shm_forget(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    shm_waiter *w = record_arg(arg);
+    if (!w)
+        return NULL;
+    w = registry_take(0, SHM_OFF(w));
+    if (w)
+        reap_record(w);
+    Py_RETURN_NONE;
+}
+
+/* shm_reap(pid, crashed=False): a child process has ended.  Its record is
+ * reaped; if it crashed, so are those of its descendants. */
+static PyObject *
+py_shm_reap(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    long pid;
+    int crashed = 0;
+    if (!PyArg_ParseTuple(args, "l|p:shm_reap", &pid, &crashed))
+        return NULL;
+    if (!shm_base)
+        Py_RETURN_FALSE;
+    shm_waiter *found = registry_take(pid, 0);
+    if (crashed)
+        reap_descendants(pid);
+    if (!found)
+        Py_RETURN_FALSE;
+    reap_record(found);
     Py_RETURN_TRUE;
 }
 
@@ -579,7 +767,14 @@ static PyMethodDef shm_methods[] = {
     {"shm_init", py_shm_init, METH_NOARGS, "Map the shared arena (before the first fork)."},
     {"shm_stats", py_shm_stats, METH_NOARGS, "Arena statistics (for tests), or None."},
     {"shm_count", py_shm_count, METH_O, "Deadlock accounting: n processes start (n<0: stop) running."},
-    {"shm_reap", py_shm_reap, METH_O, "A child process has ended: withdraw and free its waiter."},
+    {"shm_reap", py_shm_reap, METH_VARARGS,
+     "shm_reap(pid, crashed=False): a child process has ended; reap its record "
+     "(and, if it crashed, its descendants')."},
+    {"shm_precount", py_shm_precount, METH_NOARGS,
+     "A waiter record for a child about to be forked, counted as running."},
+    {"shm_adopt", py_shm_adopt, METH_O, "In the forked child: the record is this process's."},
+    {"shm_set_pid", py_shm_set_pid, METH_VARARGS, "In the parent: the child's pid."},
+    {"shm_forget", py_shm_forget, METH_O, "The fork failed: drop the record."},
     {"shm_set_spin", py_shm_set_spin, METH_O, "How long a blocked process polls before sleeping."},
     {NULL}
 };

@@ -50,6 +50,8 @@ typedef struct shm_waiter {
     int32_t counted;             /* counts for deadlock accounting */
     _Atomic int32_t inactive;    /* blocked without deadline */
     int32_t dead;
+    int32_t claimer;             /* pid of the process that claimed it */
+    int32_t parent;              /* pid of the process that started it (0: none) */
     int64_t chosen;
     shm_off msg;                 /* message block delivered to this waiter */
     shm_off pending;             /* message encoded by this process, not yet published */

@@ -116,16 +116,43 @@ poison_locked(shm_channel *c)
     }
 }
 
-/* Lock a channel.  If a process died holding the lock, the channel may be
- * half-updated: it is poisoned, with its queues dropped. */
+/* A process died holding the channel's lock, perhaps half-way through an
+ * update: poison the channel, waking every waiter its queues still reach
+ * (walked defensively: offsets checked, walk bounded), and drop the queues.
+ * Buffered messages are abandoned rather than trusted. */
+static void
+chan_recover(shm_channel *c)
+{
+    uint64_t limit = shm_hdr->file_size;
+    shm_off heads[2] = {c->rq_head, c->wq_head};
+    for (int q = 0; q < 2; q++) {
+        shm_off off = heads[q];
+        for (long n = 0; off && n < 1000000; n++) {
+            if (off >= limit || off % 8)
+                break;
+            shm_offer *o = SHM_PTR(shm_offer, off);
+            shm_off next = o->next;
+            o->linked = 0;
+            o->prev = o->next = 0;
+            if (o->waiter && o->waiter < limit) {
+                shm_waiter *w = SHM_PTR(shm_waiter, o->waiter);
+                if (shm_waiter_claim(w))
+                    shm_waiter_finish(w, CSP_POISONED, o->index, 0);
+            }
+            off = next;
+        }
+    }
+    c->rq_head = c->rq_tail = c->wq_head = c->wq_tail = 0;
+    c->count = 0;
+    c->poisoned = 1;
+}
+
+/* Lock a channel, recovering it if a process died holding the lock. */
 static void
 chan_lock(shm_channel *c)
 {
-    if (shm_lock_acquire(&c->lock) == 1) {
-        c->poisoned = 1;
-        c->rq_head = c->rq_tail = c->wq_head = c->wq_tail = 0;
-        c->count = 0;
-    }
+    if (shm_lock_acquire(&c->lock) == 1)
+        chan_recover(c);
 }
 
 static void

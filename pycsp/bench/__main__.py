@@ -80,7 +80,7 @@ PLANS = {
                     'numpy-1K', 'numpy-1M', 'numpy-64M'],
         'spawn': {'threads': [1000, 10000], 'greenlets': [10000, 100000, 1000000],
                   'processes': [100, 500, 1000]},
-        'peer_ring_max': {'pycsp092-multiprocess': 128, 'pycsp092-threads': 256,
+        'peer_ring_max': {'pycsp092-multiprocess': 16, 'pycsp092-threads': 256,
                           'mp-pipe': 1024},
     },
 }
@@ -104,8 +104,8 @@ class Job:
 
     def run(self, target, timeout):
         sizes = [s for s in self.sizes if s not in self.errors]
-        if self.stop_at_failure and self.errors:
-            sizes = []
+        if self.stop_at_failure and (self.errors or self.values):
+            sizes = []          # spawn: measured in the first round only
         if not sizes:
             return
         if self.kernel == 'spawn':

@@ -141,15 +141,17 @@ class _Group:
         for proc in self.procs:  # a process given twice fails here, before any fork
             proc._prepare(make_task=False)
         for index, proc in enumerate(self.procs):
-            csp_ext.shm_count(1)  # counted as running from before the fork
+            record = csp_ext.shm_precount()  # counted as running from before the fork
             try:
                 pid = os.fork()
             except OSError:
-                csp_ext.shm_count(-1)
+                csp_ext.shm_forget(record)
                 self.kill()
                 raise
             if pid == 0:
+                csp_ext.shm_adopt(record)
                 _child(proc, index, self.results_out, parent)
+            csp_ext.shm_set_pid(record, pid)
             self.children[_pidfd(pid)] = _Child(proc, index, pid)
 
     def _reap(self, fd):
@@ -157,7 +159,7 @@ class _Group:
         os.close(fd)
         _, status = os.waitpid(child.pid, 0)
         child.status = status
-        csp_ext.shm_reap(child.pid)
+        csp_ext.shm_reap(child.pid, status != 0)
         if status != 0:
             # Poison its ends now, so that its peers stop instead of hanging.
             poison_all(child.proc.args, child.proc.kwargs)
@@ -195,7 +197,7 @@ class _Group:
             child = self.children.pop(fd)
             os.close(fd)
             os.waitpid(child.pid, 0)
-            csp_ext.shm_reap(child.pid)
+            csp_ext.shm_reap(child.pid, True)
 
     def collect(self):
         """Return values in order; raise the first exception or ProcessCrashed."""
