@@ -530,9 +530,8 @@ py_shm_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
     return r;
 }
 
-/* shm_count(n) / shm_uncount(n): deadlock accounting for processes that are
- * about to start (counted by the parent before fork), that a parent waits for,
- * or that ended. */
+/* shm_count(n): deadlock accounting for this process: -1 while it waits for
+ * its children (not running), +1 when it runs again. */
 static PyObject *
 py_shm_count(PyObject *Py_UNUSED(m), PyObject *arg)
 {
@@ -766,7 +765,8 @@ static PyMethodDef shm_methods[] = {
      "This process receives the signal when its parent dies (Linux prctl)."},
     {"shm_init", py_shm_init, METH_NOARGS, "Map the shared arena (before the first fork)."},
     {"shm_stats", py_shm_stats, METH_NOARGS, "Arena statistics (for tests), or None."},
-    {"shm_count", py_shm_count, METH_O, "Deadlock accounting: n processes start (n<0: stop) running."},
+    {"shm_count", py_shm_count, METH_O,
+     "Deadlock accounting: shm_count(-1) while this process waits, shm_count(1) after."},
     {"shm_reap", py_shm_reap, METH_VARARGS,
      "shm_reap(pid, crashed=False): a child process has ended; reap its record "
      "(and, if it crashed, its descendants')."},
