@@ -153,8 +153,13 @@ void csp_task_cancel(TaskObject *t, int status);
 /* Make `t` the running task of this OS thread (greenlet switches). */
 void csp_set_current_task(TaskObject *t);
 double csp_monotonic(void);
-long csp_futex_wait(_Atomic int *addr, int expected, double until);
-void csp_futex_wake(_Atomic int *addr);
+/* Futex on a 32-bit word: wait while *addr == expected, until `until`
+ * (monotonic seconds, < 0: no limit); 0 or -errno.  `shared`: the word is in
+ * memory shared between processes.  Must not touch any PyObject. */
+long csp_futex_wait_op(void *addr, int expected, double until, int shared);
+void csp_futex_wake_op(void *addr, int shared);
+#define csp_futex_wait(addr, expected, until) csp_futex_wait_op((addr), (expected), (until), 0)
+#define csp_futex_wake(addr) csp_futex_wake_op((addr), 0)
 
 /* channel.c */
 extern PyTypeObject csp_ChannelType;

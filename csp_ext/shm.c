@@ -244,31 +244,16 @@ shm_free(shm_off off)
     shm_lock_release(&shm_hdr->lock);
 }
 
-/* ------------------------------------------------------------------ */
-/* Futex on shared memory                                              */
-
 static long
 shared_futex_wait(_Atomic uint32_t *addr, uint32_t expected, double until)
 {
-    struct timespec rel, *relp = NULL;
-    if (until >= 0) {
-        double left = until - csp_monotonic();
-        if (left <= 0)
-            return -ETIMEDOUT;
-        if (left > 1e6)
-            left = 1e6;  /* a far deadline: wake up now and then and wait again */
-        rel.tv_sec = (time_t)left;
-        rel.tv_nsec = (long)((left - (double)rel.tv_sec) * 1e9);
-        relp = &rel;
-    }
-    long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT, expected, relp, NULL, 0);
-    return r < 0 ? -errno : r;
+    return csp_futex_wait_op((void *)addr, (int)expected, until, 1);
 }
 
 static void
 shared_futex_wake(_Atomic uint32_t *addr)
 {
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, 1, NULL, NULL, 0);
+    csp_futex_wake_op((void *)addr, 1);
 }
 
 /* ------------------------------------------------------------------ */

@@ -124,7 +124,7 @@ task_uncount(TaskObject *t)
 /* Thread waiting: spin, then futex                                    */
 
 long
-csp_futex_wait(_Atomic int *addr, int expected, double until)
+csp_futex_wait_op(void *addr, int expected, double until, int shared)
 {
     struct timespec rel, *relp = NULL;
     if (until >= 0) {
@@ -137,14 +137,15 @@ csp_futex_wait(_Atomic int *addr, int expected, double until)
         rel.tv_nsec = (long)((left - (double)rel.tv_sec) * 1e9);
         relp = &rel;
     }
-    long r = syscall(SYS_futex, (int *)addr, FUTEX_WAIT_PRIVATE, expected, relp, NULL, 0);
+    long r = syscall(SYS_futex, addr, shared ? FUTEX_WAIT : FUTEX_WAIT_PRIVATE, expected, relp,
+                     NULL, 0);
     return r < 0 ? -errno : r;
 }
 
 void
-csp_futex_wake(_Atomic int *addr)
+csp_futex_wake_op(void *addr, int shared)
 {
-    syscall(SYS_futex, (int *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    syscall(SYS_futex, addr, shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 /* The GIL gate: a woken thread passes it before asking for the GIL, so that
