@@ -202,9 +202,11 @@ shm_alloc(uint64_t size)
     shm_hdr->blocks_in_use++;
     shm_lock_release(&shm_hdr->lock);
     if (block >= PREFAULT_MIN) {
-        /* One call populates the pages (a demand fault per 4 KiB page costs
-         * far more); pages already there are left as they are. */
-        madvise(shm_base + off, (size_t)block, MADV_POPULATE_WRITE);
+        /* One call populates the pages the caller will write (a demand fault
+         * per 4 KiB page costs far more); the rest of the power-of-two block
+         * stays untouched. */
+        uint64_t used = (size + BLOCK_HEADER + 4095) & ~(uint64_t)4095;
+        madvise(shm_base + off, (size_t)used, MADV_POPULATE_WRITE);
     }
     return off + BLOCK_HEADER;
 }
