@@ -15,6 +15,8 @@
  */
 #include "shm.h"
 
+#include <sys/mman.h>
+
 enum { MSG_BYTES = 1, MSG_BYTEARRAY = 2, MSG_PICKLE = 3 };
 
 typedef struct {
@@ -212,6 +214,24 @@ done:
     return off;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* A fresh large allocation (a received bytes object) would take one page
+ * fault per 4 KiB page while the copy runs; populate its whole pages in one
+ * call first. */
+static void
+populate(char *p, size_t len)
+{
+    if (len < (1u << 20))
+        return;
+    uintptr_t first = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+    uintptr_t last = ((uintptr_t)p + len) & ~(uintptr_t)4095;
+    if (last > first)
+        madvise((void *)first, last - first, MADV_POPULATE_WRITE);
+}
+
 /* ------------------------------------------------------------------ */
 /* Decode: consumes the block (freed here or by the views it hands out) */
 
@@ -255,10 +275,14 @@ shm_message_decode(shm_off off)
     }
     uint64_t start = data_start(h->nbuf, h->nchan);
     if (h->kind == MSG_BYTES || h->kind == MSG_BYTEARRAY) {
-        PyObject *r = h->kind == MSG_BYTES
-                          ? PyBytes_FromStringAndSize(shm_base + off + start, (Py_ssize_t)h->len)
-                          : PyByteArray_FromStringAndSize(shm_base + off + start,
-                                                          (Py_ssize_t)h->len);
+        Py_ssize_t len = (Py_ssize_t)h->len;
+        PyObject *r = h->kind == MSG_BYTES ? PyBytes_FromStringAndSize(NULL, len)
+                                           : PyByteArray_FromStringAndSize(NULL, len);
+        if (r) {
+            char *to = h->kind == MSG_BYTES ? PyBytes_AS_STRING(r) : PyByteArray_AS_STRING(r);
+            populate(to, (size_t)len);
+            memcpy(to, shm_base + off + start, (size_t)len);
+        }
         shm_free(off);
         return r;
     }
