@@ -42,11 +42,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 KERNELS = os.path.join(HERE, 'kernels.py')
 OUT = os.path.join(HERE, 'out')
-FLOOR_SRC = os.path.join(HERE, 'floor', 'handoff_threads.c')
 DEFAULT_092 = '/work/peers/pycsp092/bin/python'
 
-# backend -> what to compare.  peers: (label, kernels.py backend, interpreter)
-# where interpreter is 'dev' (the one running this script) or '092' (PyCSP 0.9.2 venv).
+# backend -> what to compare.  peers: (label, kernels.py backend, interpreter[, kernels])
+# where interpreter is 'dev' (the one running this script) or '092' (PyCSP 0.9.2 venv)
+# and kernels names the kernels that peer runs (default: commstime and ring).
+PAYLOADS = ['bytes-1K', 'bytes-1M', 'bytes-64M', 'numpy-1K', 'numpy-1M', 'numpy-64M']
 CONFIGS = {
     'threads': {
         'ours': ('pycsp.threads', 'threads'),
@@ -60,12 +61,22 @@ CONFIGS = {
         'floor': 'greenlet-switch',
     },
     'processes': {
-        'ours': ('pycsp.processes', 'processes'),
-        'peers': [('mp.Pipe', 'mp-pipe', 'dev'),
-                  ('PyCSP 0.9.2 @multiprocess', 'pycsp092-multiprocess', '092')],
-        'floor': None,
+        'ours': ('pycsp.processes', 'processes', ('commstime', 'ring', 'payload', 'pi')),
+        'peers': [('mp.Pipe', 'mp-pipe', 'dev', ('commstime', 'ring', 'payload')),
+                  ('mp.Queue', 'mp-queue', 'dev', ('payload',)),
+                  ('mp.Pool', 'mp-pool', 'dev', ('pi',)),
+                  ('PyCSP 0.9.2 @multiprocess', 'pycsp092-multiprocess', '092',
+                   ('commstime', 'ring')),
+                  ('pycsp.threads', 'threads', 'dev', ('pi',)),
+                  ('pycsp.greenlets', 'greenlets', 'dev', ('pi',))],
+        'floor': 'c-processes',
     },
 }
+# PyCSP 0.9.2 @multiprocess: a ring of 32 timed out (120 s) in a run here, 256 fails
+MAX_RING = {'pycsp092-multiprocess': 16}
+UNITS = {'commstime': 'us/comm', 'ring': 'us/hop', 'tokens': 'us/hop', 'pi': 's',
+         'payload': 'GB/s', 'switch': 'us/switch'}
+HIGHER_IS_BETTER = ('payload',)
 
 API = ('Channel', 'process', 'Parallel', 'poison', 'ChannelPoisonException',
        'ChannelRetireException')
@@ -128,11 +139,12 @@ def probe_092(python, module):
 # ---------------------------------------------------------------------------
 
 class Impl:
-    def __init__(self, label, python, backend, env, kernels):
+    def __init__(self, label, python, backend, env, kernels, quick=False):
         self.label, self.python, self.backend, self.env = label, python, backend, env
         self.kernels = kernels   # kernel -> list of sizes ([None] for commstime/switch)
+        self.quick = quick
         self.ns = {}             # (kernel, size) -> fixed n after calibration
-        self.values = {}         # (kernel, size) -> [us, ...]
+        self.values = {}         # (kernel, size) -> [value, ...] in UNITS[kernel]
         self.errors = {}         # (kernel, size) -> reason (that size is not run again)
 
     def run_round(self, target, timeout):
@@ -145,8 +157,10 @@ class Impl:
         kk = 'commstime' if kernel == 'switch' else kernel
         cmd = [self.python, KERNELS, '--backend', self.backend, '--kernel', kk,
                '--repeats', '1', '--target', str(target)]
-        if kernel == 'ring':
-            cmd += ['--ring-sizes', ','.join(map(str, sizes))]
+        if self.quick:
+            cmd.append('--quick')
+        if sizes != [None]:
+            cmd += ['--sizes', ','.join(map(str, sizes))]
         if all((kernel, s) in self.ns for s in sizes):
             cmd += ['--n', ','.join(str(self.ns[(kernel, s)]) for s in sizes)]
         t0 = time.time()
@@ -169,12 +183,13 @@ class Impl:
                     pass
         done = set()
         for rec in recs:
-            size = rec['size'] if kernel == 'ring' else None
+            size = rec['size']
             done.add(size)
-            v = rec['values_us'][0]
+            v = rec['values'][0]
             if v is not None:
                 self.values.setdefault((kernel, size), []).append(v)
-                self.ns.setdefault((kernel, size), rec['n'])
+                if rec.get('n') is not None:
+                    self.ns.setdefault((kernel, size), rec['n'])
         if rc != 0 or len(done) < len(sizes):
             if reason is None:
                 tail = (err.strip().splitlines() or ['exit %s' % rc])[-1]
@@ -183,8 +198,7 @@ class Impl:
             # after it were not reached and are tried again next round
             bad = next((s for s in sizes if s not in done), sizes[-1])
             self.errors[(kernel, bad)] = reason
-            name = kernel if bad is None else '%s-%s' % (kernel, bad)
-            log('  %s, %s: %s' % (self.label, name, reason))
+            log('  %s, %s: %s' % (self.label, row_name(kernel, bad), reason))
 
     def median(self, kernel, size):
         v = self.values.get((kernel, size))
@@ -192,25 +206,30 @@ class Impl:
 
 
 # ---------------------------------------------------------------------------
-# C floor (threads): one run of each mode per round
+# C floors: one run of each mode per round.  threads: two pthreads
+# (floor/handoff_threads.c); processes: two forked processes on shared memory
+# (floor/handoff_processes.c).  Figures in us per hand-off.
 # ---------------------------------------------------------------------------
 
 class CFloor:
-    MODES = ('condvar', 'futex', 'spin')
+    SOURCES = {'c-handoff': ('handoff_threads', ('condvar', 'futex', 'spin'), '-pthread'),
+               'c-processes': ('handoff_processes', ('futex', 'spin', 'hybrid'), None)}
 
-    def __init__(self, quick):
+    def __init__(self, kind, quick):
+        name, self.MODES, flag = self.SOURCES[kind]
         self.values = {}
         self.error = None
-        self.plan = {'condvar': 20000 if quick else 50000,
-                     'futex': 20000 if quick else 50000,
-                     'spin': 200000 if quick else 1000000}
+        sleeping = 20000 if quick else 50000
+        self.plan = {m: (200000 if quick else 1000000) if m == 'spin' else sleeping
+                     for m in self.MODES}
         cc = os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc')
         if not cc:
             self.error = 'no C compiler'
             return
         os.makedirs(OUT, exist_ok=True)
-        self.exe = os.path.join(OUT, 'handoff_threads')
-        r = subprocess.run([cc, '-O2', '-pthread', '-o', self.exe, FLOOR_SRC],
+        self.exe = os.path.join(OUT, name)
+        r = subprocess.run([cc, '-O2'] + ([flag] if flag else []) +
+                           ['-o', self.exe, os.path.join(HERE, 'floor', name + '.c')],
                            capture_output=True, text=True)
         if r.returncode != 0:
             self.error = 'compile failed: ' + r.stderr.strip()[-300:]
@@ -262,7 +281,21 @@ def fmt_ratio(r, width=9):
 
 
 def row_name(kernel, size):
-    return 'commstime' if kernel == 'commstime' else 'ring-%d' % size
+    if kernel in ('commstime', 'switch') or size is None:
+        return kernel
+    if kernel == 'pi':
+        return 'pi-%dw' % size
+    return '%s-%s' % (kernel, size)
+
+
+FLOOR_KERNELS = ('commstime', 'ring', 'tokens')   # latency rows a hand-off floor bounds
+
+
+def better_ratio(kernel, peer, ours):
+    """>1: ours is better (faster, or more GB/s)."""
+    if kernel in HIGHER_IS_BETTER:
+        return ratio_val(ours, peer)
+    return ratio_val(peer, ours)
 
 
 def build_table(backend, ours, peers, floors, rows):
@@ -273,31 +306,45 @@ def build_table(backend, ours, peers, floors, rows):
     if ours:
         rcols = ['vs ' + p.label for p in peers] + ['vs ' + f[0] for f in floors]
     wid = {c: max(9, len(c) + 2) for c in cols + rcols}
-    head = '%-12s' % 'kernel' + ''.join(c.rjust(wid[c]) for c in cols + rcols)
-    lines = ['Medians in microseconds (commstime: per communication; ring-N: per hop).',
-             ('"vs PEER" = PEER / %s (>1x: ours is faster); "vs FLOOR" = %s / FLOOR.'
-              % (ours.label, ours.label)) if ours else '(our backend is missing)',
+    head = '%-14s%-8s' % ('kernel', 'unit') + ''.join(c.rjust(wid[c]) for c in cols + rcols)
+    lines = ['Medians over the rounds.  Units: us per communication (commstime), per hop '
+             '(ring), seconds (pi), GB/s (payload).',
+             ('"vs PEER" = how many times better %s is than PEER (PEER / ours for times, '
+              'ours / PEER for GB/s); "vs FLOOR" = ours / FLOOR.' % ours.label)
+             if ours else '(our backend is missing)',
              head, '-' * len(head)]
     table = []
     for kernel, size in rows:
         vals = {i.label: i.median(kernel, size) for i in impls}
-        vals.update(dict(floors))
-        line = '%-12s' % row_name(kernel, size)
+        fl = floors if kernel in FLOOR_KERNELS else [(lab, None) for lab, _ in floors]
+        vals.update(dict(fl))
+        line = '%-14s%-8s' % (row_name(kernel, size), UNITS.get(kernel, ''))
         line += ''.join(fmt(vals[c], wid[c]) for c in cols)
-        rec = {'kernel': kernel, 'size': size,
-               'median_us': {i.label: vals[i.label] for i in impls},
-               'floor_us': dict(floors)}
+        rec = {'kernel': kernel, 'size': size, 'unit': UNITS.get(kernel),
+               'median': {i.label: vals[i.label] for i in impls},
+               'floor_us': dict(fl)}
         if ours:
             o = vals[ours.label]
-            pr = {p.label: ratio_val(vals[p.label], o) for p in peers}
-            fr = {lab: ratio_val(o, v) for lab, v in floors}
+            pr = {p.label: better_ratio(kernel, vals[p.label], o) for p in peers}
+            fr = {lab: ratio_val(o, v) for lab, v in fl}
             line += ''.join(fmt_ratio(pr[p.label], wid['vs ' + p.label]) for p in peers)
-            line += ''.join(fmt_ratio(fr[lab], wid['vs ' + lab]) for lab, _ in floors)
-            rec['peer_over_ours'] = pr
+            line += ''.join(fmt_ratio(fr[lab], wid['vs ' + lab]) for lab, _ in fl)
+            rec['ours_better_by'] = pr
             rec['ours_over_floor'] = fr
         lines.append(line)
         table.append(rec)
     return lines, table
+
+
+def speedups(impls, workers):
+    """Monte-Carlo Pi: time with 1 worker / time with W workers, per implementation."""
+    out = {}
+    for i in impls:
+        t1 = i.median('pi', 1)
+        if t1 is None:
+            continue
+        out[i.label] = {w: ratio_val(t1, i.median('pi', w)) for w in workers}
+    return out
 
 
 def check_targets(backend, ours, peers, floors):
@@ -305,7 +352,12 @@ def check_targets(backend, ours, peers, floors):
     if ours is None:
         return []
     c = ours.median('commstime', None)
-    by = {p.backend: p.median('commstime', None) for p in peers}
+    by = {p.backend: p for p in peers}
+
+    def med(backend_, kernel, size):
+        p = by.get(backend_)
+        return p.median(kernel, size) if p else None
+
     fl = dict(floors)
     out = []
 
@@ -314,22 +366,30 @@ def check_targets(backend, ours, peers, floors):
 
     if backend == 'threads':
         add('commstime us/comm', c, '<= 3 us', c is not None and c <= 3)
-        r = ratio_val(by.get('pycsp092-threads'), c)
+        r = ratio_val(med('pycsp092-threads', 'commstime', None), c)
         add('vs PyCSP 0.9.2 threads', r, '>= 15x', r is not None and r >= 15)
     elif backend == 'greenlets':
         add('commstime us/comm', c, '<= 0.35 us', c is not None and c <= 0.35)
-        r = ratio_val(by.get('pycsp092-greenlets'), c)
+        r = ratio_val(med('pycsp092-greenlets', 'commstime', None), c)
         add('vs PyCSP 0.9.2 greenlets', r, '>= 5x', r is not None and r >= 5)
         r = ratio_val(c, fl.get('raw switch'))
         add('commstime / raw greenlet switch', r, '<= 3x', r is not None and r <= 3)
     elif backend == 'processes':
         add('commstime us/comm', c, '<= 5 us', c is not None and c <= 5)
-        r = ratio_val(by.get('mp-pipe'), c)
-        add('vs mp.Pipe', r, '>= 10x', r is not None and r >= 10)
-        r = ratio_val(by.get('pycsp092-multiprocess'), c)
-        add('vs PyCSP 0.9.2 @multiprocess', r, '>= 40x', r is not None and r >= 40)
+        r = ratio_val(med('mp-pipe', 'commstime', None), c)
+        add('commstime vs mp.Pipe', r, '>= 10x', r is not None and r >= 10)
+        r = ratio_val(med('pycsp092-multiprocess', 'commstime', None), c)
+        add('commstime vs PyCSP 0.9.2 @multiprocess', r, '>= 40x', r is not None and r >= 40)
         r = ratio_val(ours.median('ring', 256), ours.median('ring', 2))
         add('ring-256 / ring-2 per hop', r, '<= 2x', r is not None and r <= 2)
+        g = ours.median('payload', 'numpy-64M')
+        add('numpy-64M GB/s', g, '>= 5 GB/s', g is not None and g >= 5)
+        r = ratio_val(g, med('mp-pipe', 'payload', 'numpy-64M'))
+        add('numpy-64M vs mp.Pipe', r, '>= 4x', r is not None and r >= 4)
+        r = ratio_val(ours.median('pi', 1), ours.median('pi', 2))
+        add('MC Pi processes: T(1) / T(2 workers)', r, '>= 1.8x', r is not None and r >= 1.8)
+        r = ratio_val(med('threads', 'pi', 5), med('threads', 'pi', 1))
+        add('MC Pi threads: T(5) / T(1 worker)', r, '<= 1.1x', r is not None and r <= 1.1)
     return out
 
 
@@ -360,6 +420,12 @@ def main(argv=None, prog=None):
                     help='seconds of timed work per measurement (default 0.5; quick 0.1)')
     ap.add_argument('--ring-sizes', default=None,
                     help='comma list (default 2,4,...,256; quick 2,16,256)')
+    ap.add_argument('--payloads', default=None,
+                    help='processes: payload sizes (default %s)' % ','.join(PAYLOADS))
+    ap.add_argument('--workers', default=None,
+                    help='processes: Monte-Carlo Pi workers (default 1,2,3,4,5)')
+    ap.add_argument('--kernels', default=None,
+                    help='only these kernels (comma list of commstime,ring,payload,pi)')
     ap.add_argument('--timeout', type=float, default=120,
                     help='seconds before one kernel run is declared hung')
     ap.add_argument('--no-092', action='store_true', help='skip PyCSP 0.9.2')
@@ -373,7 +439,22 @@ def main(argv=None, prog=None):
     sizes = [int(s) for s in (args.ring_sizes or
                               ('2,16,256' if args.quick else '2,4,8,16,32,64,128,256')
                               ).split(',')]
-    csp_kernels = {'commstime': [None], 'ring': sizes}
+    payloads = (args.payloads or ','.join(PAYLOADS)).split(',')
+    workers = [int(w) for w in (args.workers or '1,2,3,4,5').split(',')]
+    all_sizes = {'commstime': [None], 'ring': sizes, 'payload': payloads, 'pi': workers}
+    only = args.kernels.split(',') if args.kernels else None
+
+    def kernels_for(backend, names=('commstime', 'ring')):
+        out = {}
+        for k in names:
+            if only and k not in only:
+                continue
+            ss = all_sizes[k]
+            if k == 'ring' and backend in MAX_RING:
+                ss = [x for x in ss if x <= MAX_RING[backend]]
+            if ss:
+                out[k] = ss
+        return out
 
     t_start = time.time()
     info = machine_info()
@@ -383,14 +464,19 @@ def main(argv=None, prog=None):
         ' '.join('%.2f' % x for x in info['loadavg']) if info['loadavg'] else '?'))
 
     ours = None
-    label, alias = cfg['ours']
+    label, alias = cfg['ours'][:2]
     ok, msg, root = probe_ours(label)
     print('%-28s %s' % (label + ':', ('ok, ' if ok else 'MISSING, ') + msg))
     if ok:
-        ours = Impl(label, sys.executable, alias, env_ours(root), csp_kernels)
+        ours = Impl(label, sys.executable, alias, env_ours(root),
+                    kernels_for(alias, *cfg['ours'][2:]), args.quick)
     peers = []
     py092 = os.environ.get('PYCSP092_PYTHON', DEFAULT_092)
-    for plabel, pbackend, interp in cfg['peers']:
+    for peer in cfg['peers']:
+        plabel, pbackend, interp = peer[:3]
+        pk = kernels_for(pbackend, *peer[3:])
+        if not pk:
+            continue
         if interp == '092':
             if args.no_092:
                 continue
@@ -398,18 +484,25 @@ def main(argv=None, prog=None):
             ok92, msg92 = probe_092(py092, module)
             print('%-28s %s' % (plabel + ':', ('ok, ' if ok92 else 'MISSING, ') + msg92))
             if ok92:
-                peers.append(Impl(plabel, py092, pbackend, env_092(), csp_kernels))
+                peers.append(Impl(plabel, py092, pbackend, env_092(), pk, args.quick))
+        elif pbackend in ('threads', 'greenlets', 'processes'):
+            okp, msgp, rootp = probe_ours('pycsp.' + pbackend)
+            if okp:
+                peers.append(Impl(plabel, sys.executable, pbackend, env_ours(rootp), pk,
+                                  args.quick))
+            else:
+                print('%-28s MISSING, %s' % (plabel + ':', msgp))
         else:
-            peers.append(Impl(plabel, sys.executable, pbackend, dict(os.environ),
-                              csp_kernels))
+            peers.append(Impl(plabel, sys.executable, pbackend, dict(os.environ), pk,
+                              args.quick))
 
     floor_impl = cfloor = None
     if not args.no_floor:
         if cfg['floor'] == 'greenlet-switch':
             floor_impl = Impl('raw switch', sys.executable, 'greenlet-switch',
                               dict(os.environ), {'switch': [None]})
-        elif cfg['floor'] == 'c-handoff':
-            cfloor = CFloor(args.quick)
+        elif cfg['floor'] in CFloor.SOURCES:
+            cfloor = CFloor(cfg['floor'], args.quick)
             if cfloor.error:
                 print('C floor: %s' % cfloor.error)
     runners = ([ours] if ours else []) + peers + \
@@ -426,7 +519,10 @@ def main(argv=None, prog=None):
     if cfloor and not cfloor.error:
         floors += [('C futex', cfloor.median('futex')), ('C spin', cfloor.median('spin'))]
 
-    rows = [('commstime', None)] + [('ring', s) for s in sizes]
+    rows = []
+    for k in ('commstime', 'ring', 'payload', 'pi'):
+        if any(k in i.kernels for i in ([ours] if ours else []) + peers):
+            rows += [(k, x) for x in all_sizes[k]]
     lines, table = build_table(args.backend, ours, peers, floors, rows)
     print()
     print('\n'.join(lines))
@@ -436,15 +532,25 @@ def main(argv=None, prog=None):
         print('raw greenlet switch (two greenlets switching back and forth), us per switch: '
               'median %s  (%s)' % (fmt(floor_impl.median('switch', None), 0),
                                    ', '.join('%.3f' % x for x in v)))
+    sp = speedups(([ours] if ours else []) + peers, workers)
+    if sp:
+        print('Monte-Carlo Pi speed-up, T(1 worker) / T(W workers) (> 1: faster with W):')
+        print('  %-28s' % '' + ''.join(('W=%d' % w).rjust(8) for w in workers))
+        for lab, d in sp.items():
+            print('  %-28s' % lab + ''.join(fmt_ratio(d[w], 8) for w in workers))
+        print()
     if cfloor:
-        for mode in CFloor.MODES:
+        hand = 'pthreads' if cfloor.exe.endswith('threads') else 'forked processes'
+        print('C floor: two %s pass a counter through one shared word (us per hand-off)'
+              % hand)
+        for mode in cfloor.MODES:
             m = cfloor.median(mode)
             if m is not None:
                 print('C floor, %-8s hand-off: %8.3f us  (%s)' % (
                     mode, m, ', '.join('%.3f' % x for x in cfloor.values[mode])))
     failures = []
     for impl in ([ours] if ours else []) + peers + ([floor_impl] if floor_impl else []):
-        for (k, s), why in sorted(impl.errors.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        for (k, s), why in sorted(impl.errors.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
             failures.append('%s, %s: %s' % (impl.label, row_name(k, s) if k != 'switch'
                                              else 'switch', why))
     for f in failures:
@@ -455,7 +561,7 @@ def main(argv=None, prog=None):
         print('\nTargets (DESIGN.md, "Figures to reach"):')
         for what, value, tgt, met in targets:
             val = '-' if value is None else ('%.3f' % value)
-            print('  %-34s %9s   target %-10s %s' % (
+            print('  %-40s %9s   target %-10s %s' % (
                 what, val, tgt, {True: 'met', False: 'NOT met', None: 'not measured'}[met]))
     print('\nwall time %.0f s' % (time.time() - t_start))
 
@@ -467,19 +573,20 @@ def main(argv=None, prog=None):
         data.update({
             'backend': args.backend, 'command': [sys.executable] + sys.argv,
             'rounds': rounds, 'target_s': target,
-            'units': 'us per communication (commstime) / per hop (ring) / per switch',
+            'units': UNITS,
+            'pi_speedup': sp,
             'impls': {
                 i.label: {
                     'backend': i.backend, 'python': i.python,
                     'errors': {row_name(k, s) if k != 'switch' else 'switch': why
                                for (k, s), why in i.errors.items()},
-                    'results': [{'kernel': k, 'size': s, 'values_us': v,
-                                 'median_us': statistics.median(v)}
+                    'results': [{'kernel': k, 'size': s, 'unit': UNITS.get(k),
+                                 'values': v, 'median': statistics.median(v)}
                                 for (k, s), v in sorted(i.values.items(),
-                                                        key=lambda kv: (kv[0][0], kv[0][1] or 0))],
+                                                        key=lambda kv: (kv[0][0], str(kv[0][1])))],
                 } for i in impls},
             'c_floor_us': ({m: {'values_us': cfloor.values.get(m, []),
-                                'median_us': cfloor.median(m)} for m in CFloor.MODES}
+                                'median_us': cfloor.median(m)} for m in cfloor.MODES}
                            if cfloor and not cfloor.error else None),
             'table': table,
             'targets': [{'what': w, 'value': v, 'target': t, 'met': m}
