@@ -41,6 +41,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KERNELS = os.path.join(HERE, 'kernels.py')
+# the C floors' sources live in the package (one copy; python -m pycsp.bench uses them)
+FLOOR_DIR = os.path.join(os.path.dirname(HERE), 'pycsp', 'bench')
 OUT = os.path.join(HERE, 'out')
 DEFAULT_092 = '/work/peers/pycsp092/bin/python'
 
@@ -207,13 +209,13 @@ class Impl:
 
 # ---------------------------------------------------------------------------
 # C floors: one run of each mode per round.  threads: two pthreads
-# (floor/handoff_threads.c); processes: two forked processes on shared memory
-# (floor/handoff_processes.c).  Figures in us per hand-off.
+# (pycsp/bench/floor_threads.c); processes: two forked processes on shared memory
+# (pycsp/bench/floor_processes.c).  Figures in us per hand-off.
 # ---------------------------------------------------------------------------
 
 class CFloor:
-    SOURCES = {'c-handoff': ('handoff_threads', ('condvar', 'futex', 'spin'), '-pthread'),
-               'c-processes': ('handoff_processes', ('futex', 'spin', 'hybrid'), None)}
+    SOURCES = {'c-handoff': ('floor_threads', ('condvar', 'futex', 'spin'), '-pthread'),
+               'c-processes': ('floor_processes', ('futex', 'spin', 'hybrid'), '-pthread')}
 
     def __init__(self, kind, quick):
         name, self.MODES, flag = self.SOURCES[kind]
@@ -229,7 +231,7 @@ class CFloor:
         os.makedirs(OUT, exist_ok=True)
         self.exe = os.path.join(OUT, name)
         r = subprocess.run([cc, '-O2'] + ([flag] if flag else []) +
-                           ['-o', self.exe, os.path.join(HERE, 'floor', name + '.c')],
+                           ['-o', self.exe, os.path.join(FLOOR_DIR, name + '.c')],
                            capture_output=True, text=True)
         if r.returncode != 0:
             self.error = 'compile failed: ' + r.stderr.strip()[-300:]

@@ -21,11 +21,20 @@ pycsp/bench/kernels.py, written once against the pycsp API):
                  Parallel pass a token once around a ring, and its time
 
 Beside the peers that are available: queue.SimpleQueue + threads, multiprocessing
-(Pipe, Queue, Pool), a raw greenlet switch, and PyCSP 0.9.2 when its interpreter is
-given (--pycsp092 or $PYCSP092_PYTHON; it runs with PYCSP_HOST=127.0.0.1).  Every
+(Pipe, Queue, Pool), asyncio tasks + asyncio.Queue(maxsize=1) (commstime, ring,
+tokens; compared with pycsp.greenlets, the other one-thread cooperative backend), a
+raw greenlet switch, PyCSP 0.9.2 when its interpreter is given (--pycsp092 or
+$PYCSP092_PYTHON; it runs with PYCSP_HOST=127.0.0.1), and the floor: bare C
+hand-offs between two pthreads and between two forked processes
+(pycsp/bench/floor_threads.c, floor_processes.c, compiled with cc -O2 -pthread into
+the cache dir of the Mandelbrot kernel; skipped, with the reason printed, when
+there is no C compiler; --no-floor to skip).  The sleeping (futex) hand-off is a
+column of the commstime, ring and tokens tables; every mode measured is listed
+after the tables.  Every
 measurement runs in its own subprocess with a time-out; with --rounds > 1 the
 implementations are interleaved round by round and medians are printed.  Ratios
-are "how many times better ours is" (peer / ours for times, ours / peer for GB/s).
+are "how many times better ours is" (peer / ours for times, ours / peer for GB/s);
+for the floors (raw greenlet switch, C hand-offs) ours / floor.
 Where matplotlib is installed, PNG plots are saved (--plots DIR, default
 ./pycsp-bench-plots; --no-plots to skip).
 """
@@ -48,7 +57,8 @@ OURS = ('threads', 'greenlets', 'processes')
 LABEL = {'threads': 'pycsp.threads', 'greenlets': 'pycsp.greenlets',
          'processes': 'pycsp.processes', 'simplequeue': 'SimpleQueue',
          'mp-pipe': 'mp.Pipe', 'mp-queue': 'mp.Queue', 'mp-pool': 'mp.Pool',
-         'greenlet-switch': 'raw greenlet switch',
+         'greenlet-switch': 'raw greenlet switch', 'asyncio': 'asyncio.Queue',
+         'c-threads': 'C threads futex', 'c-processes': 'C procs futex',
          'pycsp092-threads': 'PyCSP 0.9.2 threads',
          'pycsp092-greenlets': 'PyCSP 0.9.2 greenlets',
          'pycsp092-multiprocess': 'PyCSP 0.9.2 @multiprocess'}
@@ -56,7 +66,13 @@ LABEL = {'threads': 'pycsp.threads', 'greenlets': 'pycsp.greenlets',
 PEER_OF = {'simplequeue': 'threads', 'mp-pipe': 'processes', 'mp-queue': 'processes',
            'mp-pool': 'processes', 'greenlet-switch': 'greenlets',
            'pycsp092-threads': 'threads', 'pycsp092-greenlets': 'greenlets',
-           'pycsp092-multiprocess': 'processes'}
+           'pycsp092-multiprocess': 'processes', 'asyncio': 'greenlets',
+           'c-threads': 'threads', 'c-processes': 'processes'}
+# peers that are floors: their ratio is ours / floor (how far above it ours is)
+FLOORS = ('greenlet-switch', 'c-threads', 'c-processes')
+# the C floor's mode shown in the tables' columns (the sleeping wait, as ours)
+FLOOR_MODE = 'futex'
+FLOOR_KERNELS = ('commstime', 'ring', 'tokens')   # rows a hand-off floor bounds
 
 PLANS = {
     'quick': {
@@ -69,6 +85,9 @@ PLANS = {
         'payload': ['bytes-1K', 'bytes-1M', 'numpy-16M'],
         'spawn': {'threads': [1000], 'greenlets': [10000], 'processes': [100]},
         'peer_ring_max': {'pycsp092-multiprocess': 16, 'mp-pipe': 64},
+        # spinning needs two free cores; on a busy machine one hand-off takes a
+        # time slice (ms), so quick runs only the sleeping waits
+        'floor': {'c-threads': ['condvar', 'futex'], 'c-processes': ['futex', 'hybrid']},
     },
     'full': {
         'rounds': 3, 'target': 0.3, 'timeout': 300,
@@ -82,6 +101,8 @@ PLANS = {
                   'processes': [100, 500, 1000]},
         'peer_ring_max': {'pycsp092-multiprocess': 16, 'pycsp092-threads': 256,
                           'mp-pipe': 1024},
+        'floor': {'c-threads': ['condvar', 'futex', 'spin'],
+                  'c-processes': ['futex', 'spin', 'hybrid']},
     },
 }
 
@@ -195,7 +216,7 @@ def env_092():
     return env
 
 
-def make_jobs(plan, backends, py092, quick, only):
+def make_jobs(plan, backends, py092, quick, only, floors=True):
     jobs = []
     eo = env_ours()
     peers = []
@@ -217,9 +238,14 @@ def make_jobs(plan, backends, py092, quick, only):
                 jobs.append(Job(b, k, sizes, sys.executable, eo, quick))
         if b == 'threads':
             peers.append(('simplequeue', ['commstime', 'ring', 'tokens'], sys.executable, eo))
+        if b == 'threads' and floors:
+            peers.append(('c-threads', ['handoff'], sys.executable, eo))
         if b == 'greenlets':
             peers.append(('greenlet-switch', ['switch'], sys.executable, eo))
+            peers.append(('asyncio', ['commstime', 'ring', 'tokens'], sys.executable, eo))
         if b == 'processes':
+            if floors:
+                peers.append(('c-processes', ['handoff'], sys.executable, eo))
             peers += [('mp-pipe', ['commstime', 'ring', 'tokens', 'payload'],
                        sys.executable, eo),
                       ('mp-queue', ['payload'], sys.executable, eo),
@@ -240,9 +266,11 @@ def make_jobs(plan, backends, py092, quick, only):
     for name, kernels, python, env in peers:
         b = PEER_OF[name]
         for k in kernels:
-            if only and k not in only and not (k == 'switch' and 'commstime' in only):
+            if only and k not in only and not (k == 'switch' and 'commstime' in only) \
+                    and not (k == 'handoff' and set(FLOOR_KERNELS) & set(only)):
                 continue
             sizes = {'commstime': [None], 'switch': [None], 'tokens': plan['tokens'],
+                     'handoff': plan['floor'].get(name),
                      'pi': plan['pi'], 'payload': [p for p in plan['payload']
                                                    if have_numpy or
                                                    not p.startswith('numpy')],
@@ -299,8 +327,24 @@ def better(kernel, peer, ours):
     return ours / peer if kernel in K.HIGHER_IS_BETTER else peer / ours
 
 
+def with_floors(res):
+    """A copy of res with the C floors' FLOOR_MODE figure (us per hand-off) in
+    every row of the latency kernels, as a column beside the peers."""
+    hand = res.get('handoff', {}).get(FLOOR_MODE, {})
+    out = {}
+    for k, rows in res.items():
+        out[k] = {s: dict(r) for s, r in rows.items()}
+        if k in FLOOR_KERNELS:
+            for r in out[k].values():
+                r.update(hand)
+    return out
+
+
 def table(res):
-    lines = []
+    lines = ['Ratios "PEER/our backend": how many times better ours is than PEER (PEER / '
+             'ours for times, ours / PEER for GB/s); for the floors (raw greenlet switch, '
+             'C hand-offs) it is ours / floor, how far above the floor ours is.']
+    res = with_floors(res)
     order = ['commstime', 'ring', 'tokens', 'pi', 'mandel-numpy', 'mandel-c', 'payload']
     for k in order:
         if k not in res:
@@ -308,10 +352,8 @@ def table(res):
         rows = res[k]
         impls = [b for b in OURS if any(b in r for r in rows.values())]
         peers = [b for b in LABEL if b not in OURS and any(b in r for r in rows.values())]
-        if k == 'commstime':
-            peers = [p for p in peers if p != 'greenlet-switch'] + \
-                (['greenlet-switch'] if any('greenlet-switch' in r for r in rows.values())
-                 else [])
+        # the floors last
+        peers = [p for p in peers if p not in FLOORS] + [p for p in peers if p in FLOORS]
         cols = impls + peers
         rcols = ['%s/%s' % (p, PEER_OF[p][:3]) for p in peers if PEER_OF[p] in impls]
         head = ['%-16s' % row_name(k, None) + ' [%s]' % K.UNITS[k]]
@@ -328,14 +370,45 @@ def table(res):
             r = rows[s]
             line = '%-24s' % row_name(k, s) + ''.join(fmt(r.get(c)).rjust(w[c]) for c in cols)
             for p, rc in zip([p for p in peers if PEER_OF[p] in impls], rcols):
-                kk = k
-                if p == 'greenlet-switch':   # ours / raw switch (how far above the floor)
-                    v = r.get('greenlets') / r[p] if r.get(p) and r.get('greenlets') else None
+                o = r.get(PEER_OF[p])
+                if p in FLOORS:       # ours / floor (how far above the floor)
+                    v = o / r[p] if r.get(p) and o else None
                 else:
-                    v = better(kk, r.get(p), r.get(PEER_OF[p]))
+                    v = better(k, r.get(p), o)
                 line += (('%.2fx' % v) if v is not None else '-').rjust(max(10, len(rc) + 1))
             lines.append(line)
         del head
+    lines += floor_table(res)
+    return lines
+
+
+def floor_table(res):
+    """The C floors, every mode measured, each with the ratio of our commstime on
+    the matching backend to it."""
+    rows = res.get('handoff')
+    if not rows:
+        return []
+    fl = [f for f in ('c-threads', 'c-processes') if any(f in r for r in rows.values())]
+    ct = res.get('commstime', {}).get(None, {})
+    rfl = [f for f in fl if ct.get(PEER_OF[f])]
+    names = {'c-threads': 'C threads', 'c-processes': 'C processes'}
+    rnames = ['commstime %s/C' % PEER_OF[f][:3] for f in rfl]
+    lines = ['', 'C floor: two pthreads (C threads) or two forked processes (C processes) '
+                 'pass a counter back and forth;',
+             'us per hand-off, and our commstime (us/comm) on the matching backend / '
+             'the floor.',
+             '%-24s' % 'handoff (us/handoff)' +
+             ''.join(names[f].rjust(13) for f in fl) +
+             ''.join(r.rjust(max(10, len(r) + 1)) for r in rnames)]
+    order = ['condvar', 'futex', 'hybrid', 'spin']
+    for mode in sorted(rows, key=lambda m: (order.index(m) if m in order else 9, m)):
+        r = rows[mode]
+        line = '%-24s' % ('handoff-' + mode) + ''.join(fmt(r.get(f)).rjust(13) for f in fl)
+        for f, rn in zip(rfl, rnames):
+            o = ct.get(PEER_OF[f])
+            v = o / r[f] if r.get(f) and o else None
+            line += (('%.2fx' % v) if v is not None else '-').rjust(max(10, len(rn) + 1))
+        lines.append(line)
     return lines
 
 
@@ -372,7 +445,7 @@ STYLE = {'threads': ('C0', '-'), 'greenlets': ('C1', '-'), 'processes': ('C2', '
          'simplequeue': ('C0', ':'), 'pycsp092-threads': ('C0', '--'),
          'pycsp092-greenlets': ('C1', '--'), 'greenlet-switch': ('C1', ':'),
          'mp-pipe': ('C2', ':'), 'mp-pool': ('C2', ':'), 'mp-queue': ('C2', '-.'),
-         'pycsp092-multiprocess': ('C2', '--')}
+         'pycsp092-multiprocess': ('C2', '--'), 'asyncio': ('C3', ':')}
 
 
 def plots(res, outdir, title):
@@ -436,9 +509,11 @@ def main(argv=None):
     ap.add_argument('--backends', default=','.join(OURS))
     ap.add_argument('--kernels', default=None,
                     help='only these (commstime,ring,tokens,pi,mandel-numpy,mandel-c,'
-                         'payload,spawn)')
+                         'payload,spawn,handoff)')
     ap.add_argument('--pycsp092', default=os.environ.get('PYCSP092_PYTHON'),
                     help="PyCSP 0.9.2's interpreter (default $PYCSP092_PYTHON)")
+    ap.add_argument('--no-floor', action='store_true',
+                    help='skip the C hand-off floors')
     ap.add_argument('--rounds', type=int, default=None)
     ap.add_argument('--target', type=float, default=None,
                     help='seconds of timed work per calibrated measurement')
@@ -467,7 +542,16 @@ def main(argv=None):
         except Exception as e:
             log('mandel-c: %s' % e)
             only = [k for k in (only or K.KERNELS) if k != 'mandel-c']
-    jobs = make_jobs(plan, backends, args.pycsp092, not args.full, only)
+    floors = not args.no_floor and (not only or bool(
+        set(only) & set(FLOOR_KERNELS + ('handoff',))))
+    if floors:
+        try:
+            for f in K.FLOOR_SOURCES:
+                K.build_c_program(K.floor_source(f), K.FLOOR_SOURCES[f][0])
+        except Exception as e:
+            print('C floor: not measured (%s)' % e)
+            floors = False
+    jobs = make_jobs(plan, backends, args.pycsp092, not args.full, only, floors)
     total = rounds * len(jobs)
     tty = sys.stderr.isatty()
     done = 0

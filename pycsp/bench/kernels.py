@@ -9,7 +9,11 @@ module level, so it can also be loaded by path in PyCSP 0.9.2's interpreter
 (benchmarks/kernels.py does that).  Peers on the same networks: queue.SimpleQueue
 + threading.Thread ("simplequeue"), multiprocessing.Pipe + Process ("mp-pipe"),
 multiprocessing.Queue ("mp-queue", payload only), multiprocessing.Pool ("mp-pool",
-Monte-Carlo Pi only), and a raw greenlet switch ("greenlet-switch").
+Monte-Carlo Pi only), a raw greenlet switch ("greenlet-switch"), asyncio tasks +
+asyncio.Queue(maxsize=1) ("asyncio": commstime, ring, tokens), and the bare C
+hand-offs between two threads and between two processes ("c-threads",
+"c-processes": floor_threads.c / floor_processes.c beside this file, compiled at
+run time with cc -O2 -pthread into the cache dir).
 
 Kernels (--kernel) and what --sizes means for each:
 
@@ -31,6 +35,9 @@ Kernels (--kernel) and what --sizes means for each:
   spawn         N processes in one Parallel, passing one token once around a ring.
                 Sizes: N.  Seconds for the whole Parallel.
   switch        (greenlet-switch only) us per raw greenlet switch.
+  handoff       (c-threads, c-processes only) us per hand-off of the C floor.
+                Sizes: the modes (c-threads: condvar, futex, spin; c-processes:
+                futex, spin, hybrid).
 
 Command line (prints one JSON object per size on stdout):
 
@@ -38,6 +45,8 @@ Command line (prints one JSON object per size on stdout):
     python -m pycsp.bench.kernels --backend threads --kernel ring --sizes 2,16,256
     python -m pycsp.bench.kernels --backend processes --kernel payload --sizes numpy-64M
     python -m pycsp.bench.kernels --backend mp-pool --kernel pi --sizes 1,2
+    python -m pycsp.bench.kernels --backend asyncio --kernel ring --sizes 2,16
+    python -m pycsp.bench.kernels --backend c-processes --kernel handoff --sizes futex
 
 --backend is an alias (see BACKENDS, PLAIN_PEERS) or "module[:decorator]" naming a
 module with the pycsp API and its process decorator (default "process").
@@ -62,12 +71,13 @@ BACKENDS = {
     'pycsp092-greenlets': ('pycsp.greenlets', 'process'),
     'pycsp092-multiprocess': ('pycsp.parallel', 'multiprocess'),
 }
-PLAIN_PEERS = ('simplequeue', 'mp-pipe', 'mp-queue', 'mp-pool', 'greenlet-switch')
+PLAIN_PEERS = ('simplequeue', 'mp-pipe', 'mp-queue', 'mp-pool', 'greenlet-switch',
+               'asyncio', 'c-threads', 'c-processes')
 KERNELS = ('commstime', 'ring', 'tokens', 'pi', 'mandel-numpy', 'mandel-c', 'payload',
-           'spawn', 'switch')
+           'spawn', 'switch', 'handoff')
 UNITS = {'commstime': 'us/comm', 'ring': 'us/hop', 'tokens': 'us/hop', 'pi': 's',
          'mandel-numpy': 's', 'mandel-c': 's', 'payload': 'GB/s', 'spawn': 's',
-         'switch': 'us/switch'}
+         'switch': 'us/switch', 'handoff': 'us/handoff'}
 HIGHER_IS_BETTER = {'payload'}
 
 
@@ -843,6 +853,187 @@ def mp_tokens(size, tokens, hops, warm_rounds=2):
 
 
 # ---------------------------------------------------------------------------
+# Peer: asyncio tasks and asyncio.Queue(maxsize=1) (one queue per channel), all in
+# one thread on the default event loop.  maxsize=1 is the nearest asyncio has to a
+# rendezvous channel: a put waits while the previous message is still in the queue.
+# None is the stop message.  Same networks, same figures as the kernels above.
+# ---------------------------------------------------------------------------
+
+def aio_commstime(n, warmup=None):
+    import asyncio
+    warmup = max(10, n // 20) if warmup is None else warmup
+
+    async def main():
+        a, b, c, d = (asyncio.Queue(maxsize=1) for _ in range(4))
+
+        async def prefix():
+            await a.put(0)
+            while True:
+                x = await c.get()
+                if x is None:
+                    return
+                await a.put(x)
+
+        async def delta():
+            while True:
+                x = await a.get()
+                await b.put(x)
+                await d.put(x)
+                if x is None:
+                    return
+
+        async def successor():
+            while True:
+                x = await b.get()
+                if x is None:
+                    await c.put(None)
+                    return
+                await c.put(x + 1)
+
+        async def consumer():
+            for _ in range(warmup):
+                await d.get()
+            t0 = time.perf_counter()
+            for _ in range(n):
+                await d.get()
+            dt = time.perf_counter() - t0
+            # stop: the token runs into a None injected at the prefix->delta link
+            stopper = asyncio.ensure_future(a.put(None))
+            while await d.get() is not None:
+                pass
+            await stopper
+            return dt * 1e6 / (4 * n)
+
+        res = await asyncio.gather(prefix(), delta(), successor(), consumer())
+        return res[-1]
+
+    return asyncio.run(main())
+
+
+async def _aio_node(cin, cout):
+    while True:
+        x = await cin.get()
+        await cout.put(x)
+        if x is None:
+            return
+
+
+def aio_ring(size, hops, warm_rounds=2):
+    import asyncio
+    rounds = max(1, hops // size)
+
+    async def main():
+        qs = [asyncio.Queue(maxsize=1) for _ in range(size)]
+
+        async def start():
+            cin, cout = qs[-1], qs[0]
+            for _ in range(warm_rounds):
+                await cout.put(0)
+                await cin.get()
+            t0 = time.perf_counter()
+            for i in range(rounds):
+                await cout.put(i)
+                await cin.get()
+            dt = time.perf_counter() - t0
+            await cout.put(None)
+            await cin.get()
+            return dt * 1e6 / (rounds * size)
+
+        res = await asyncio.gather(start(), *(_aio_node(qs[i - 1], qs[i])
+                                              for i in range(1, size)))
+        return res[0]
+
+    return asyncio.run(main())
+
+
+def aio_tokens(size, tokens, hops, warm_rounds=2):
+    import asyncio
+    if not 1 <= tokens < size:
+        raise ValueError('tokens must be 1..%d in a ring of %d' % (size - 1, size))
+    rounds = max(1, hops // (size * tokens))
+
+    async def main():
+        qs = [asyncio.Queue(maxsize=1) for _ in range(size)]
+
+        async def start():
+            cin, cout = qs[-1], qs[0]
+            for i in range(tokens):
+                await cout.put(i)
+            for _ in range(warm_rounds * tokens):
+                await cout.put(await cin.get())
+            t0 = time.perf_counter()
+            for _ in range(rounds * tokens):
+                await cout.put(await cin.get())
+            dt = time.perf_counter() - t0
+            for _ in range(tokens):
+                await cin.get()
+            await cout.put(None)
+            await cin.get()
+            return dt * 1e6 / (rounds * tokens * size)
+
+        res = await asyncio.gather(start(), *(_aio_node(qs[i - 1], qs[i])
+                                              for i in range(1, size)))
+        return res[0]
+
+    return asyncio.run(main())
+
+
+# ---------------------------------------------------------------------------
+# The floor: bare C hand-offs.  floor_threads.c (two pthreads) and
+# floor_processes.c (two forked processes on one MAP_SHARED word) pass a counter
+# back and forth; each is compiled once with `cc -O2 -pthread` into cache_dir()
+# (the Mandelbrot kernel's) and run with MODE ROUND_TRIPS 1.  Sizes: the modes.
+# Figure: us per hand-off (one direction), comparable with us/comm and us/hop.
+# ---------------------------------------------------------------------------
+
+FLOOR_SOURCES = {'c-threads': ('floor_threads', ('condvar', 'futex', 'spin')),
+                 'c-processes': ('floor_processes', ('futex', 'spin', 'hybrid'))}
+
+
+def floor_source(backend):
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        FLOOR_SOURCES[backend][0] + '.c')
+
+
+def build_c_program(source_path, name):
+    """Compile the C file `source_path` into an executable in the cache dir (once
+    per source text) with `$CC -O2 -pthread` (CC defaults to cc, then gcc); return
+    its path.  Raises RuntimeError if there is no compiler or it fails."""
+    import hashlib
+    import shutil
+    import subprocess
+    import tempfile
+    with open(source_path, 'rb') as f:
+        tag = hashlib.sha1(f.read()).hexdigest()[:12]
+    d = cache_dir()
+    path = os.path.join(d, '%s-%s' % (name, tag))
+    if os.path.exists(path):
+        return path
+    cc = os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc')
+    if not cc:
+        raise RuntimeError('no C compiler found (cc or gcc on PATH, or set CC)')
+    with tempfile.TemporaryDirectory(dir=d) as tmp:
+        exe = os.path.join(tmp, name)
+        try:
+            r = subprocess.run(cc.split() + ['-O2', '-pthread', '-o', exe, source_path],
+                               capture_output=True, text=True)
+        except OSError as e:
+            raise RuntimeError('%s: %s' % (cc, e))
+        if r.returncode != 0:
+            raise RuntimeError('%s failed: %s' % (cc, r.stderr.strip()[-300:]))
+        os.replace(exe, path)
+    return path
+
+
+def c_floor(backend, mode, round_trips):
+    import subprocess
+    exe = build_c_program(floor_source(backend), FLOOR_SOURCES[backend][0])
+    r = subprocess.run([exe, mode, str(round_trips), '1'], capture_output=True,
+                       text=True, check=True)
+    return float(r.stdout.split()[1]) / 1000.0     # ns -> us per hand-off
+
+
+# ---------------------------------------------------------------------------
 # Driver
 # ---------------------------------------------------------------------------
 
@@ -853,8 +1044,11 @@ WORK = {
     'mandel-numpy': {'full': (640, 480, 128), 'quick': (320, 160, 64)},
     'mandel-c': {'full': (1600, 1200, 512), 'quick': (640, 480, 256)},
 }
-CALIBRATED = ('commstime', 'ring', 'tokens', 'payload', 'switch')
+CALIBRATED = ('commstime', 'ring', 'tokens', 'payload', 'switch', 'handoff')
 SUPPORTED = {
+    'asyncio': ('commstime', 'ring', 'tokens'),
+    'c-threads': ('handoff',),
+    'c-processes': ('handoff',),
     'simplequeue': ('commstime', 'ring', 'tokens'),
     'mp-pipe': ('commstime', 'ring', 'tokens', 'payload'),
     'mp-queue': ('payload',),
@@ -883,6 +1077,14 @@ def make_runner(backend, kernel, ring=64, work=None, quick=False):
         w = work_for(kernel, work, quick)
     if backend == 'greenlet-switch':
         return lambda n, size=None: greenlet_switch(n)
+    if backend in FLOOR_SOURCES:
+        if kernel != 'handoff':
+            raise ValueError('%s has no %s kernel' % (backend, kernel))
+        return lambda n, size: c_floor(backend, size, n)
+    if backend == 'asyncio':
+        return {'commstime': lambda n, size=None: aio_commstime(n),
+                'ring': lambda n, size=None: aio_ring(size, n),
+                'tokens': lambda n, size=None: aio_tokens(ring, size, n)}[kernel]
     if backend == 'simplequeue':
         return {'commstime': lambda n, size=None: sq_commstime(n),
                 'ring': lambda n, size=None: sq_ring(size, n),
@@ -942,8 +1144,8 @@ def _per_iter(kernel, value, size):
     """Seconds of timed work per iteration, from the kernel's own figure."""
     if kernel == 'payload':
         return parse_payload(size)[1] / (value * 1e9)
-    if kernel == 'switch':
-        return 2 * value * 1e-6
+    if kernel in ('switch', 'handoff'):
+        return 2 * value * 1e-6       # n counts round trips (two switches/hand-offs)
     if kernel == 'commstime':
         return 4 * value * 1e-6
     return value * 1e-6       # ring, tokens: us per hop, n counts hops
@@ -982,6 +1184,8 @@ def parse_sizes(kernel, text):
     if kernel in ('commstime', 'switch'):
         return [None]
     items = [s for s in text.split(',') if s]
+    if kernel == 'handoff':
+        return items
     if kernel == 'payload':
         for s in items:
             parse_payload(s)
@@ -992,7 +1196,7 @@ def parse_sizes(kernel, text):
 DEFAULT_SIZES = {'ring': '2,4,8,16,32,64,128,256', 'tokens': '1,2,4,8,16,32,63',
                  'pi': '1,2,3,4,5', 'mandel-numpy': '1,2,4', 'mandel-c': '1,2,4',
                  'payload': 'bytes-1K,bytes-1M,bytes-64M,numpy-1K,numpy-1M,numpy-64M',
-                 'spawn': '10,100'}
+                 'spawn': '10,100', 'handoff': 'futex,spin'}
 
 
 def main(argv=None):
@@ -1019,6 +1223,8 @@ def main(argv=None):
     kernel = args.kernel
     if args.backend == 'greenlet-switch':
         kernel = 'switch'
+    if args.backend in FLOOR_SOURCES:
+        kernel = 'handoff'
     run = make_runner(args.backend, kernel, ring=args.ring, work=args.work,
                       quick=args.quick)
     sizes = parse_sizes(kernel, args.sizes or args.ring_sizes or

@@ -10,8 +10,8 @@
  *   spin     busy-wait on the atomic word (no syscall; needs two free cores)
  *   hybrid   spin up to 50 us with sched_yield, then sleep on the futex
  *
- * Build:  cc -O2 -o handoff_processes handoff_processes.c
- * Usage:  handoff_processes [mode|all] [round_trips] [repeats]
+ * Build:  cc -O2 -pthread -o floor_processes floor_processes.c
+ * Usage:  floor_processes [mode|all] [round_trips] [repeats]
  * Output: one line per mode and repeat:  "<mode> <ns per hand-off>"
  */
 #define _GNU_SOURCE

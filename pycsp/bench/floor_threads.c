@@ -8,8 +8,8 @@
  *   futex    raw FUTEX_WAIT / FUTEX_WAKE on the counter word (sleeping wait)
  *   spin     busy-wait on an atomic (no syscall; needs two free cores)
  *
- * Build:  cc -O2 -pthread -o handoff_threads handoff_threads.c
- * Usage:  handoff_threads [mode|all] [round_trips] [repeats]
+ * Build:  cc -O2 -pthread -o floor_threads floor_threads.c
+ * Usage:  floor_threads [mode|all] [round_trips] [repeats]
  * Output: one line per mode and repeat:  "<mode> <ns per hand-off>"
  */
 #define _GNU_SOURCE
