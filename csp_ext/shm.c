@@ -44,9 +44,13 @@ static _Thread_local double recent_wait;
 #endif
 
 typedef struct {
-    uint64_t klass;
+    uint64_t klass;                /* size class (low 8 bits); for big blocks also
+                                    * which process last populated how many MiB of
+                                    * it: bits 8-31 MiB, bits 32-63 pid */
     shm_off next;                  /* free list link while free */
 } block_header;
+
+#define KLASS(h) ((h)->klass & 0xff)
 
 /* ------------------------------------------------------------------ */
 /* Locks                                                               */
@@ -196,17 +200,27 @@ shm_alloc(uint64_t size)
         }
         shm_hdr->bump = off + block;
     }
-    SHM_PTR(block_header, off)->klass = (uint64_t)k;
-    SHM_PTR(block_header, off)->next = 0;
+    block_header *h = SHM_PTR(block_header, off);
+    uint64_t populated = h->klass >> 8;   /* of the block's previous use */
+    h->klass = (uint64_t)k;
+    h->next = 0;
     shm_hdr->bytes_in_use += block;
     shm_hdr->blocks_in_use++;
     shm_lock_release(&shm_hdr->lock);
     if (block >= PREFAULT_MIN) {
         /* One call populates the pages the caller will write (a demand fault
-         * per 4 KiB page costs far more); the rest of the power-of-two block
-         * stays untouched. */
-        uint64_t used = (size + BLOCK_HEADER + 4095) & ~(uint64_t)4095;
-        madvise(shm_base + off, (size_t)used, MADV_POPULATE_WRITE);
+         * per 4 KiB page costs far more), unless this process did so for this
+         * block already; the rest of the power-of-two block stays untouched. */
+        uint64_t mib = (size + BLOCK_HEADER + (1u << 20) - 1) >> 20;
+        if ((pid_t)(populated >> 24) == my_pid && (populated & 0xffffff) >= mib) {
+            h->klass |= populated << 8;
+        }
+        else {
+            uint64_t used = (size + BLOCK_HEADER + 4095) & ~(uint64_t)4095;
+            madvise(shm_base + off, (size_t)used, MADV_POPULATE_WRITE);
+            if (mib <= 0xffffff)
+                h->klass |= (((uint64_t)(uint32_t)my_pid << 24) | mib) << 8;
+        }
     }
     return off + BLOCK_HEADER;
 }
@@ -215,7 +229,7 @@ uint64_t
 shm_block_size(shm_off off)
 {
     block_header *h = SHM_PTR(block_header, off - BLOCK_HEADER);
-    return ((uint64_t)1 << (h->klass + MIN_CLASS_SHIFT)) - BLOCK_HEADER;
+    return ((uint64_t)1 << (KLASS(h) + MIN_CLASS_SHIFT)) - BLOCK_HEADER;
 }
 
 void
@@ -225,7 +239,7 @@ shm_free(shm_off off)
         return;
     shm_off boff = off - BLOCK_HEADER;
     block_header *h = SHM_PTR(block_header, boff);
-    uint64_t k = h->klass;
+    uint64_t k = KLASS(h);
     uint64_t block = (uint64_t)1 << (k + MIN_CLASS_SHIFT);
     shm_lock_acquire(&shm_hdr->lock);
     if (block >= PREFAULT_MIN) {
@@ -234,6 +248,7 @@ shm_free(shm_off off)
              * (the block stays valid and reads as zeros). */
             fallocate(shm_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(boff + 4096),
                       (off_t)(block - 4096));
+            h->klass = k;   /* nobody has its pages mapped any more */
         }
         else {
             shm_hdr->warm_free_bytes += block;
