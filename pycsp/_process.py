@@ -18,6 +18,7 @@ from csp_ext import ChannelPoisonException, ChannelRetireException, Join, Task
 from ._ends import poison_all, retire_all, with_fresh_ends
 
 _ids = itertools.count(1)
+_error_clock = itertools.count()  # orders failures in time: Parallel raises the first
 
 # After Ctrl-C, how long Parallel waits for its stopped processes to end
 # before raising (a thread in a long computation cannot be stopped sooner).
@@ -81,8 +82,6 @@ class Process:
             self._error_order = next(_error_clock)
             poison_all(self.args, self.kwargs)
 
-
-_error_clock = itertools.count()
 
 
 def process(fn):
