@@ -18,6 +18,7 @@ import time
 import pytest
 
 import pycsp.processes as csp
+from conftest import run_script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -1086,3 +1087,48 @@ def test_usable_after_a_cross_process_deadlock():
         csp.Parallel(stuck(a.reader()), stuck(a.reader()))
     ch = csp.Channel()
     assert csp.Parallel(send_all(ch.writer(), [1, 2]), receive_n(ch.reader(), 2))[1] == [1, 2]
+
+
+FD_SCRIPT = """
+import os, signal, gc
+import pycsp.processes as csp
+
+def fds():
+    return len(os.listdir("/proc/self/fd"))
+
+@csp.process
+def victim(cin):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+@csp.process
+def peer(cout):
+    try:
+        while True:
+            cout(b"x" * 1000)
+    except csp.ChannelPoisonException:
+        pass
+
+ch = csp.Channel()
+try:
+    csp.Parallel(victim(+ch), peer(-ch))   # warm-up: first pidfds, arena
+except csp.ProcessCrashed:
+    pass
+before = fds()
+for _ in range(20):
+    ch = csp.Channel()
+    try:
+        csp.Parallel(victim(+ch), peer(-ch))
+    except csp.ProcessCrashed:
+        pass
+gc.collect()
+print(before, fds())
+"""
+
+
+@pytest.mark.timeout(60)
+def test_crashed_children_leak_no_file_descriptor():
+    """A Parallel whose child is killed leaves no descriptor behind (pidfds closed)."""
+    result = run_script(FD_SCRIPT, timeout=50)
+    assert result.returncode == 0, result.stderr
+    before, after = map(int, result.stdout.split())
+    assert after == before
