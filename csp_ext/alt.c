@@ -552,18 +552,10 @@ done:
     return result;
 }
 
-static PyObject *
-csp_is_guard(PyObject *Py_UNUSED(module), PyObject *o)
-{
-    return PyBool_FromLong(is_guard(o) || PyObject_TypeCheck(o, &csp_EndReadType) ||
-                           Py_IS_TYPE(o, &csp_ShmEndReadType));
-}
-
 static PyMethodDef alt_methods[] = {
     {"select", (PyCFunction)(void (*)(void))csp_select, METH_FASTCALL,
      "select(guards, fair=False) -> (index, msg): commit exactly one ready guard, "
      "blocking until one is ready."},
-    {"is_guard", csp_is_guard, METH_O, "True for reader ends and guard objects."},
     {NULL}
 };
 

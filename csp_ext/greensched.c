@@ -516,15 +516,6 @@ green_io_done(PyObject *Py_UNUSED(m), PyObject *args)
 }
 
 static PyObject *
-green_root(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
-{
-    green_sched *s = sched_get();
-    if (!s)
-        return NULL;
-    return Py_NewRef(s->root);
-}
-
-static PyObject *
 green_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
 {
     green_sched *s = tls_sched;
@@ -541,7 +532,6 @@ static PyMethodDef green_methods[] = {
      "green_io_begin() -> (task, ticket): prepare the calling task for an @io call."},
     {"green_io_wait", green_io_wait, METH_O, "Block the task until green_io_done(task, ticket)."},
     {"green_io_done", green_io_done, METH_VARARGS, "The @io call of (task, ticket) has finished."},
-    {"green_root", green_root, METH_NOARGS, "The root greenlet of this thread's scheduler."},
     {"green_stats", green_stats, METH_NOARGS, "Counts of the scheduler (for tests)."},
     {NULL}
 };

@@ -281,39 +281,8 @@ def sq_commstime(n, warmup=None):
 
 
 def sq_ring(size, hops, warm_rounds=2):
-    import queue
-    rounds = max(1, hops // size)
-    qs = [queue.SimpleQueue() for _ in range(size)]
-    out = []
-
-    def node(i):
-        cin, cout = qs[i - 1], qs[i]
-        while True:
-            x = cin.get()
-            cout.put(x)
-            if x is None:
-                return
-
-    def start():
-        cin, cout = qs[-1], qs[0]
-        for _ in range(warm_rounds):
-            cout.put(0)
-            cin.get()
-        t0 = time.perf_counter()
-        for i in range(rounds):
-            cout.put(i)
-            cin.get()
-        out.append((time.perf_counter() - t0) * 1e6 / (rounds * size))
-        cout.put(None)
-        cin.get()
-
-    ts = [threading.Thread(target=start)] + \
-         [threading.Thread(target=node, args=(i,)) for i in range(1, size)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    return out[0]
+    """One token around the ring: the tokens kernel with a single token."""
+    return sq_tokens(size, 1, hops, warm_rounds)
 
 
 # ---------------------------------------------------------------------------
@@ -376,27 +345,8 @@ def mp_commstime(n, warmup=None):
 
 
 def mp_ring(size, hops, warm_rounds=2):
-    import multiprocessing as mp
-    rounds = max(1, hops // size)
-    pipes = [mp.Pipe(False) for _ in range(size)]   # (reader, writer)
-    ps = [mp.Process(target=_mp_fwd, args=(pipes[i - 1][0], pipes[i][1], 0))
-          for i in range(1, size)]
-    for p in ps:
-        p.start()
-    cin, cout = pipes[-1][0], pipes[0][1]
-    for _ in range(warm_rounds):
-        cout.send(0)
-        cin.recv()
-    t0 = time.perf_counter()
-    for i in range(rounds):
-        cout.send(i)
-        cin.recv()
-    dt = time.perf_counter() - t0
-    cout.send(None)
-    cin.recv()
-    for p in ps:
-        p.join()
-    return dt * 1e6 / (rounds * size)
+    """One token around the ring: the tokens kernel with a single token."""
+    return mp_tokens(size, 1, hops, warm_rounds)
 
 
 # ---------------------------------------------------------------------------
@@ -919,31 +869,8 @@ async def _aio_node(cin, cout):
 
 
 def aio_ring(size, hops, warm_rounds=2):
-    import asyncio
-    rounds = max(1, hops // size)
-
-    async def main():
-        qs = [asyncio.Queue(maxsize=1) for _ in range(size)]
-
-        async def start():
-            cin, cout = qs[-1], qs[0]
-            for _ in range(warm_rounds):
-                await cout.put(0)
-                await cin.get()
-            t0 = time.perf_counter()
-            for i in range(rounds):
-                await cout.put(i)
-                await cin.get()
-            dt = time.perf_counter() - t0
-            await cout.put(None)
-            await cin.get()
-            return dt * 1e6 / (rounds * size)
-
-        res = await asyncio.gather(start(), *(_aio_node(qs[i - 1], qs[i])
-                                              for i in range(1, size)))
-        return res[0]
-
-    return asyncio.run(main())
+    """One token around the ring: the tokens kernel with a single token."""
+    return aio_tokens(size, 1, hops, warm_rounds)
 
 
 def aio_tokens(size, tokens, hops, warm_rounds=2):

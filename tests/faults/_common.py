@@ -6,6 +6,7 @@ that lines from several OS processes do not interleave.  The test that runs it
 of the script's session is left, and that /dev/shm has no new entries.
 """
 import os
+import signal
 import sys
 import time
 
@@ -13,6 +14,17 @@ import time
 def say(*words):
     sys.stdout.write(" ".join(map(str, words)) + "\n")
     sys.stdout.flush()
+
+
+def kill_after(pid_in, delay, record):
+    """Body of a killer process: read a pid, record it, wait ``delay`` seconds,
+    kill -9 it."""
+    say("child", os.getpid())
+    pid = pid_in()
+    record(pid)
+    time.sleep(delay)
+    os.kill(pid, signal.SIGKILL)
+    say("killed", pid)
 
 
 def live_children(pid=None):

@@ -9,14 +9,13 @@ raises ProcessCrashed naming SIGKILL; the writer and the other reader are
 poisoned out; nothing hangs; the arena is usable afterwards.
 """
 import os
-import signal
 import sys
 import time
 
 import numpy as np
 
 import pycsp.processes as csp
-from _common import finish, say
+from _common import finish, kill_after, say
 
 ROUNDS = int(sys.argv[1])
 SIZE = 64 << 20
@@ -52,14 +51,7 @@ def reader(cin, name, pid_out=None):
         raise
 
 
-@csp.process
-def killer(pid_in, delay, record):
-    say("child", os.getpid())
-    pid = pid_in()
-    record(pid)
-    time.sleep(delay)
-    os.kill(pid, signal.SIGKILL)
-    say("killed", pid)
+killer = csp.process(kill_after)
 
 
 child_pids = []

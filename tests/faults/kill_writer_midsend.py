@@ -10,12 +10,11 @@ poisoned out; every message a reader got is complete; nothing hangs.
 After the rounds the runtime still moves a 64 MiB message.
 """
 import os
-import signal
 import sys
 import time
 
 import pycsp.processes as csp
-from _common import finish, say
+from _common import finish, kill_after, say
 
 KIND = sys.argv[1]
 ROUNDS = int(sys.argv[2])
@@ -64,14 +63,7 @@ def reader(cin, name):
         raise
 
 
-@csp.process
-def killer(pid_in, delay, record):
-    say("child", os.getpid())
-    pid = pid_in()
-    record(pid)
-    time.sleep(delay)
-    os.kill(pid, signal.SIGKILL)
-    say("killed", pid)
+killer = csp.process(kill_after)
 
 
 child_pids = []
