@@ -79,7 +79,8 @@ struct TaskObject {
     int killed;
     int is_main_thread;
     PyObject *greenlet;         /* greenlets backend: the greenlet running it */
-    PyObject *run;              /* greenlets backend: body, until its greenlet is made */
+    PyObject *run;              /* greenlets backend: the Process, until its greenlet starts */
+    PyObject *join;             /* greenlets backend: the Join it finishes, until then */
     void *sched;                /* greenlets backend: its scheduler */
     Py_ssize_t timer_slot;      /* greenlets backend: index in the timer heap, or -1 */
     uint64_t wait_seq;          /* counts csp_task_prepare() calls */
@@ -150,6 +151,8 @@ int csp_task_wait(TaskObject *t, double deadline, int wait_kind);
 void csp_task_complete(TaskObject *t, int status, Py_ssize_t chosen, PyObject *msg);
 /* Withdraw a waiting task's offers and set `status` without waking it. */
 void csp_task_cancel(TaskObject *t, int status);
+/* Task.finish(join) from C: 0/-1. */
+int csp_task_finish(TaskObject *t, PyObject *join);
 /* Make `t` the running task of this OS thread (greenlet switches). */
 void csp_set_current_task(TaskObject *t);
 double csp_monotonic(void);
@@ -185,6 +188,12 @@ int csp_parse_multiplier(PyObject *a, PyObject *b, PyTypeObject *type, PyObject 
 
 /* greensched.c */
 int csp_green_init_module(PyObject *m);
+
+/* green_datastack.c: a small first frame chunk per process greenlet. */
+void csp_green_datastack_install(void);
+/* At the start of a new greenlet, before any Python frame: give it a first
+ * chunk sized for `fn`'s frame.  Does nothing where unsupported. */
+void csp_green_datastack_begin(PyObject *fn);
 
 /* shm_channel.c (processes backend) */
 extern PyTypeObject csp_ShmEndReadType;

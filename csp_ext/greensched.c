@@ -345,6 +345,88 @@ out:
     return result;
 }
 
+/* The body of every process greenlet: process_main(proc, join).  In C so that
+ * the process function's frame is the first on the greenlet's stack: a
+ * suspended greenlet keeps a copy of its C stack, and every Python call level
+ * beneath the function would add to it.  Returns the task, for the root. */
+static PyObject *s_fn, *s_args, *s_kwargs, *s_return_value, *s_failed;
+static PyObject *process_main_fn;
+
+static int
+run_process_function(PyObject *proc)
+{
+    PyObject *fn = PyObject_GetAttr(proc, s_fn);
+    if (!fn)
+        return -1;
+    csp_green_datastack_begin(fn);
+    PyObject *args = PyObject_GetAttr(proc, s_args);
+    PyObject *kwargs = args ? PyObject_GetAttr(proc, s_kwargs) : NULL;
+    PyObject *result = NULL;
+    if (kwargs) {
+        if (!PyTuple_Check(args) || !PyDict_Check(kwargs))
+            PyErr_SetString(PyExc_TypeError, "Process.args must be a tuple and kwargs a dict");
+        else
+            result = PyObject_Call(fn, args, PyDict_GET_SIZE(kwargs) ? kwargs : NULL);
+    }
+    Py_DECREF(fn);
+    Py_XDECREF(args);
+    Py_XDECREF(kwargs);
+    if (result) {
+        int rc = PyObject_SetAttr(proc, s_return_value, result);
+        Py_DECREF(result);
+        return rc;
+    }
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    PyObject *r = PyObject_CallMethodOneArg(proc, s_failed, value);
+    Py_DECREF(value);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static PyObject *
+process_main(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
+{
+    TaskObject *t = csp_current_task();  /* the starter made it current */
+    if (!t)
+        return NULL;
+    Py_INCREF(t);
+    PyObject *proc = t->run, *join = t->join;  /* owned from here */
+    t->run = t->join = NULL;
+    if (!proc || !join) {
+        Py_XDECREF(proc);
+        Py_XDECREF(join);
+        Py_DECREF(t);
+        PyErr_SetString(PyExc_SystemError, "pycsp: process greenlet without a process");
+        return NULL;
+    }
+    int rc = run_process_function(proc);
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (csp_task_finish(t, join) < 0)
+        rc = -1;
+    if (type) {
+        PyErr_Clear();  /* the first error wins */
+        PyErr_Restore(type, value, tb);
+    }
+    Py_DECREF(proc);
+    Py_DECREF(join);
+    if (rc < 0) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    return (PyObject *)t;
+}
+
+static PyMethodDef process_main_def = {"pycsp_process", process_main, METH_NOARGS, NULL};
+
 /* The starter greenlet's body.  A greenlet starts at the Python recursion
  * depth of whoever first switches to it; started from the blocking task's
  * stack, 10,000 processes each starting the next would add up past the
@@ -359,13 +441,12 @@ starter_main(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args))
         if (!next)
             Py_RETURN_NONE;
         /* Made only now: a process waiting to start costs no greenlet. */
-        PyGreenlet *g = PyGreenlet_New(next->run, (PyGreenlet *)s->root);
+        PyGreenlet *g = PyGreenlet_New(process_main_fn, (PyGreenlet *)s->root);
         if (!g) {
             Py_DECREF(next);
             return NULL;
         }
         next->greenlet = (PyObject *)g;
-        Py_CLEAR(next->run);
         csp_set_current_task(next);
         PyObject *r = PyGreenlet_Switch(g, NULL, NULL);
         release_if_ended(next);
@@ -392,6 +473,10 @@ sched_get(void)
         PyGreenlet_Import();
         if (!_PyGreenlet_API)
             return NULL;
+        process_main_fn = PyCFunction_New(&process_main_def, NULL);
+        if (!process_main_fn)
+            return NULL;
+        csp_green_datastack_install();
         greenlet_imported = 1;
     }
     TaskObject *root_task = csp_current_task();
@@ -431,13 +516,13 @@ sched_get(void)
     return s;
 }
 
-/* green_spawn(task, run): make a greenlet running `run()` for `task` and
- * put it on the run queue. */
+/* green_spawn(task, proc, join): queue `proc` (a pycsp Process) to run as a
+ * greenlet with `task`; at its end it calls task.finish(join). */
 static PyObject *
 green_spawn(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyObject_TypeCheck(args[0], &csp_TaskType) || !PyCallable_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "green_spawn(task, run)");
+    if (nargs != 3 || !PyObject_TypeCheck(args[0], &csp_TaskType)) {
+        PyErr_SetString(PyExc_TypeError, "green_spawn(task, proc, join)");
         return NULL;
     }
     TaskObject *t = (TaskObject *)args[0];
@@ -449,6 +534,7 @@ green_spawn(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     t->run = Py_NewRef(args[1]);
+    t->join = Py_NewRef(args[2]);
     t->sched = s;
     t->block = green_block;
     t->wake = green_wake;
@@ -527,7 +613,7 @@ green_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
 
 static PyMethodDef green_methods[] = {
     {"green_spawn", (PyCFunction)(void (*)(void))green_spawn, METH_FASTCALL,
-     "green_spawn(task, run): start a greenlet process for task."},
+     "green_spawn(task, proc, join): queue a Process to run as a greenlet."},
     {"green_io_begin", green_io_begin, METH_NOARGS,
      "green_io_begin() -> (task, ticket): prepare the calling task for an @io call."},
     {"green_io_wait", green_io_wait, METH_O, "Block the task until green_io_done(task, ticket)."},
@@ -539,6 +625,12 @@ static PyMethodDef green_methods[] = {
 int
 csp_green_init_module(PyObject *m)
 {
+    if (!(s_fn = PyUnicode_InternFromString("fn")) ||
+        !(s_args = PyUnicode_InternFromString("args")) ||
+        !(s_kwargs = PyUnicode_InternFromString("kwargs")) ||
+        !(s_return_value = PyUnicode_InternFromString("return_value")) ||
+        !(s_failed = PyUnicode_InternFromString("_failed")))
+        return -1;
     if (PyModule_AddIntConstant(m, "HAVE_GREENLET_SCHEDULER", 1) < 0)
         return -1;
     return PyModule_AddFunctions(m, green_methods);

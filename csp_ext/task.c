@@ -377,6 +377,7 @@ task_alloc(void)
     t->is_main_thread = 0;
     t->greenlet = NULL;
     t->run = NULL;
+    t->join = NULL;
     t->sched = NULL;
     t->timer_slot = -1;
     t->wait_seq = 0;
@@ -443,6 +444,7 @@ task_traverse(TaskObject *t, visitproc visit, void *arg)
     Py_VISIT(t->msg);
     Py_VISIT(t->greenlet);
     Py_VISIT(t->run);
+    Py_VISIT(t->join);
     Py_VISIT(t->process_id);
     return 0;
 }
@@ -453,6 +455,7 @@ task_clear(TaskObject *t)
     Py_CLEAR(t->msg);
     Py_CLEAR(t->greenlet);
     Py_CLEAR(t->run);
+    Py_CLEAR(t->join);
     Py_CLEAR(t->process_id);
     return 0;
 }
@@ -489,20 +492,28 @@ static PyObject *join_done_impl(PyObject *join, PyObject *ignored);
 /* Task.finish(join): the process body has ended.  Signal `join` (or None)
  * first, then stop counting this task, so the count never touches zero while
  * the waiter is about to be woken. */
-static PyObject *
-task_finish(TaskObject *t, PyObject *join)
+int
+csp_task_finish(TaskObject *t, PyObject *join)
 {
     if (join != Py_None) {
         if (!Py_IS_TYPE(join, &csp_JoinType)) {
             PyErr_SetString(PyExc_TypeError, "Task.finish() takes a Join or None");
-            return NULL;
+            return -1;
         }
         PyObject *r = join_done_impl(join, NULL);
         if (!r)
-            return NULL;
+            return -1;
         Py_DECREF(r);
     }
     task_uncount(t);
+    return 0;
+}
+
+static PyObject *
+task_finish(TaskObject *t, PyObject *join)
+{
+    if (csp_task_finish(t, join) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 

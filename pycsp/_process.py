@@ -73,15 +73,19 @@ class Process:
         """Run the function; propagate poison/retire; keep any other exception."""
         try:
             self.return_value = self.fn(*self.args, **self.kwargs)
-        except ChannelPoisonException:
-            poison_all(self.args, self.kwargs)
-        except ChannelRetireException:
-            retire_all(self.args, self.kwargs)
         except BaseException as exc:  # noqa: B036 - the caller of Parallel gets it
+            self._failed(exc)
+
+    def _failed(self, exc):
+        """The function raised ``exc`` (the greenlets backend calls this from C)."""
+        if isinstance(exc, ChannelPoisonException):
+            poison_all(self.args, self.kwargs)
+        elif isinstance(exc, ChannelRetireException):
+            retire_all(self.args, self.kwargs)
+        else:
             self.exception = exc
             self._error_order = next(_error_clock)
             poison_all(self.args, self.kwargs)
-
 
 
 def process(fn):
