@@ -64,6 +64,13 @@ struct TaskObject {
     PyObject_HEAD
     _Atomic int status;         /* enum csp_status; futex word for threads */
     _Atomic int sleeping;       /* threads: set while in futex_wait */
+    /* deadlock accounting (GIL-protected); chars: a million greenlet tasks */
+    char counted;               /* counts as a live CSP process */
+    char inactive;              /* currently blocked without a deadline */
+    char wait_kind;
+    char killed;
+    char is_main_thread;
+    char body_ended;            /* greenlets backend: the process body returned */
     Py_ssize_t chosen;          /* index of the committed offer */
     PyObject *msg;              /* received message (owned) */
     csp_offer *offers;          /* offers of the current operation */
@@ -71,13 +78,7 @@ struct TaskObject {
     csp_offer inline_offer;     /* plain cin/cout need just one */
     csp_block_fn block;
     csp_wake_fn wake;
-    /* deadlock accounting (GIL-protected) */
-    int counted;                /* counts as a live CSP process */
-    int inactive;               /* currently blocked without a deadline */
-    int wait_kind;
-    TaskObject *blocked_prev, *blocked_next;
-    int killed;
-    int is_main_thread;
+    TaskObject *blocked_prev, *blocked_next;  /* deadlock accounting */
     PyObject *greenlet;         /* greenlets backend: the greenlet running it */
     PyObject *run;              /* greenlets backend: the Process, until its greenlet starts */
     PyObject *join;             /* greenlets backend: the Join it finishes, until then */

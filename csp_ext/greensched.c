@@ -46,7 +46,8 @@ typedef struct {
     PyObject *signal_exc[3];    /* a signal's exception on its way to the root task */
 } green_sched;
 
-static _Thread_local green_sched *tls_sched;
+/* initial-exec: no __tls_get_addr call on every switch (two pointers of static TLS) */
+static _Thread_local green_sched *tls_sched __attribute__((tls_model("initial-exec")));
 static int greenlet_imported;
 
 /* ------------------------------------------------------------------ */
@@ -61,13 +62,13 @@ queue_push(task_queue *q, TaskObject *t)
         if (!items)
             return -1;
         for (Py_ssize_t i = 0; i < q->count; i++)
-            items[i] = q->items[(q->head + i) % q->cap];
+            items[i] = q->items[(q->head + i) & (q->cap - 1)];
         PyMem_Free(q->items);
         q->items = items;
         q->head = 0;
         q->cap = cap;
     }
-    q->items[(q->head + q->count) % q->cap] = (TaskObject *)Py_NewRef(t);
+    q->items[(q->head + q->count) & (q->cap - 1)] = (TaskObject *)Py_NewRef(t);
     q->count++;
     return 0;
 }
@@ -79,7 +80,7 @@ queue_pop(task_queue *q)
     if (q->count == 0)
         return NULL;
     TaskObject *t = q->items[q->head];
-    q->head = (q->head + 1) % q->cap;
+    q->head = (q->head + 1) & (q->cap - 1);
     q->count--;
     return t;
 }
@@ -259,17 +260,16 @@ is_stale(TaskObject *next)
 {
     if (atomic_load(&next->status) == CSP_WAITING)
         return 1;
-    PyGreenlet *g = (PyGreenlet *)next->greenlet;
-    return !g ? !next->run : PyGreenlet_STARTED(g) && !PyGreenlet_ACTIVE(g);
+    return next->greenlet ? next->body_ended : !next->run;
 }
 
 /* A process greenlet that has ended is dropped at once: its task may live on
- * (held by its Process) but needs no greenlet any more. */
+ * (held by its Process) but needs no greenlet any more.  (A flag, not
+ * PyGreenlet_ACTIVE: this runs after every switch.) */
 static void
 release_if_ended(TaskObject *t)
 {
-    PyGreenlet *g = (PyGreenlet *)t->greenlet;
-    if (g && PyGreenlet_STARTED(g) && !PyGreenlet_ACTIVE(g))
+    if (t->body_ended)
         Py_CLEAR(t->greenlet);
 }
 
@@ -317,7 +317,7 @@ green_block(TaskObject *t, double deadline)
         csp_set_current_task(t);
         if (!r)
             goto cancel;  /* thrown into this greenlet (e.g. GreenletExit) */
-        if (PyObject_TypeCheck(r, &csp_TaskType))
+        if (Py_IS_TYPE(r, &csp_TaskType))
             release_if_ended((TaskObject *)r);  /* a process ended: the root hears of it */
         Py_DECREF(r);
     }
@@ -418,10 +418,10 @@ process_main(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
     }
     Py_DECREF(proc);
     Py_DECREF(join);
-    if (rc < 0) {
-        Py_DECREF(t);
-        return NULL;
-    }
+    /* Last, with nothing left that could switch away: the greenlet ends now. */
+    t->body_ended = 1;
+    if (rc < 0)
+        Py_CLEAR(t);
     return (PyObject *)t;
 }
 

@@ -23,7 +23,9 @@
 
 static Py_ssize_t n_active;          /* counted tasks not blocked without deadline */
 static TaskObject *blocked_head;     /* tasks blocked without deadline */
-static _Thread_local TaskObject *tls_task;  /* borrowed; owned by the thread-state dict */
+/* borrowed; owned by the thread-state dict.  initial-exec: read on every
+ * operation, and the default model calls __tls_get_addr each time. */
+static _Thread_local TaskObject *tls_task __attribute__((tls_model("initial-exec")));
 static PyObject *tls_dict_key;       /* interned key in PyThreadState_GetDict() */
 
 /* Adaptive spinning.  A blocked thread first polls its status word: some
@@ -376,6 +378,7 @@ task_alloc(void)
     t->killed = 0;
     t->is_main_thread = 0;
     t->greenlet = NULL;
+    t->body_ended = 0;
     t->run = NULL;
     t->join = NULL;
     t->sched = NULL;

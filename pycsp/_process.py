@@ -18,6 +18,7 @@ from csp_ext import ChannelPoisonException, ChannelRetireException, Join, Task
 from ._ends import poison_all, retire_all, with_fresh_ends
 
 _ids = itertools.count(1)
+_NO_KWARGS = {}  # never changed: Process.kwargs is read, never written to
 _error_clock = itertools.count()  # orders failures in time: Parallel raises the first
 
 # After Ctrl-C, how long Parallel waits for its stopped processes to end
@@ -41,7 +42,7 @@ class Process:
             raise TypeError(f"Process needs a callable, not {type(fn).__name__}")
         self.fn = fn
         self.args = args
-        self.kwargs = kwargs
+        self.kwargs = kwargs or _NO_KWARGS  # shared: a million processes, a million empty dicts
         self.return_value = None
         self.exception = None
         self.id = None
