@@ -675,6 +675,55 @@ record_arg(PyObject *arg)
     return SHM_PTR(shm_waiter, off);
 }
 
+/* shm_arena_fd() -> fd: the arena's memfd (made if need be), for a child
+ * started by exec to map (see shm_attach). */
+static PyObject *
+py_shm_arena_fd(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    if (shm_ensure() < 0)
+        return NULL;
+    return PyLong_FromLong(shm_fd);
+}
+
+/* shm_attach(fd): in a child started by exec ("spawn"), map the parent's
+ * arena from the memfd it inherited.  Offsets, not pointers, live in the
+ * arena, so it may land at any address; it must get the whole reservation. */
+static PyObject *
+py_shm_attach(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    int fd = PyLong_AsLong(arg);
+    if (fd == -1 && PyErr_Occurred())
+        return NULL;
+    if (shm_base) {
+        PyErr_SetString(PyExc_RuntimeError, "shm_attach: this process already has an arena");
+        return NULL;
+    }
+    shm_header probe;
+    if (pread(fd, &probe, sizeof(probe), 0) != (ssize_t)sizeof(probe))
+        return PyErr_SetFromErrno(PyExc_OSError);
+    if (probe.magic != SHM_MAGIC || probe.version != SHM_VERSION ||
+        probe.header_size != sizeof(shm_header)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "shm_attach: not a pycsp arena of this version of csp_ext");
+        return NULL;
+    }
+    void *base = mmap(NULL, probe.reserved, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                      fd, 0);
+    if (base == MAP_FAILED)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    /* Inherited through exec on purpose; not by this process's own children. */
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0)
+        fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    shm_fd = fd;
+    shm_reserved = probe.reserved;
+    shm_base = base;
+    shm_hdr = (shm_header *)base;
+    my_pid = getpid();
+    pthread_atfork(NULL, NULL, after_fork_in_child);
+    Py_RETURN_NONE;
+}
+
 /* shm_adopt(record): in the forked child, the record is this process's waiter. */
 static PyObject *
 py_shm_adopt(PyObject *Py_UNUSED(m), PyObject *arg)
@@ -778,6 +827,8 @@ static PyMethodDef shm_methods[] = {
     {"shm_set_pid", py_shm_set_pid, METH_VARARGS, "In the parent: the child's pid."},
     {"shm_forget", py_shm_forget, METH_O, "The fork failed: drop the record."},
     {"shm_set_spin", py_shm_set_spin, METH_O, "How long a blocked process polls before sleeping."},
+    {"shm_arena_fd", py_shm_arena_fd, METH_NOARGS, "The arena's memfd (for a child started by exec)."},
+    {"shm_attach", py_shm_attach, METH_O, "In a child started by exec: map the arena from its memfd."},
     {NULL}
 };
 

@@ -52,6 +52,11 @@ class Process:
     def __repr__(self):
         return f"<Process {getattr(self.fn, '__name__', self.fn)!r} id={self.id}>"
 
+    def __reduce__(self):
+        # For pycsp.processes' "spawn" start: the function of an @process is
+        # pickled by the name of its decorated wrapper (the name it is known by).
+        return (_rebuild_process, (_function_reference(self.fn), self.args, self.kwargs, self.id))
+
     def __mul__(self, n):
         if not isinstance(n, int) or isinstance(n, bool):
             return NotImplemented
@@ -89,6 +94,38 @@ class Process:
             poison_all(self.args, self.kwargs)
 
 
+def _unwrap(wrapper):
+    return wrapper.__wrapped__
+
+
+def _function_reference(fn):
+    """``fn`` itself, or (when a module attribute of the same name is an @process
+    wrapper of it) something that pickles by that wrapper's name."""
+    module = sys.modules.get(getattr(fn, "__module__", None) or "")
+    obj = module
+    for part in (getattr(fn, "__qualname__", "") or "").split("."):
+        obj = getattr(obj, part, None)
+    if obj is not fn and obj is not None and getattr(obj, "__wrapped__", None) is fn:
+        return _Unwrapped(obj)
+    return fn
+
+
+class _Unwrapped:
+    __slots__ = ("wrapper",)
+
+    def __init__(self, wrapper):
+        self.wrapper = wrapper
+
+    def __reduce__(self):
+        return (_unwrap, (self.wrapper,))
+
+
+def _rebuild_process(fn, args, kwargs, id_):
+    proc = Process(fn, *args, **kwargs)
+    proc.id = id_
+    return proc
+
+
 def process(fn):
     """Decorator: calling ``fn(args)`` returns a ``Process`` instead of running it."""
     if not callable(fn):
@@ -100,6 +137,7 @@ def process(fn):
     make_process.__name__ = getattr(fn, "__name__", "process")
     make_process.__qualname__ = getattr(fn, "__qualname__", make_process.__name__)
     make_process.__doc__ = getattr(fn, "__doc__", None)
+    make_process.__module__ = getattr(fn, "__module__", None)  # pickles by its user's name
     make_process.__wrapped__ = fn
     return make_process
 

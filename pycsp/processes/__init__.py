@@ -2,14 +2,17 @@
 
 Channels, their queues and messages live in a shared arena made by csp_ext
 (one memfd, nothing in /dev/shm); messages travel pickled (protocol 5, large
-buffers copied once).  Processes start by fork (Linux).
+buffers copied once).  Processes start by fork (Linux), or by "spawn" in a
+fresh Python: see set_start_method.
 """
 import csp_ext as _csp_ext
 
 from .._names import *  # noqa: F403 - the API's names
 from .._names import API_NAMES, VERSION
 from .._process import io  # noqa: F401 - a plain call here
-from ._fork import ProcessCrashed, current_process_id, runtime as _runtime
+from . import _spawn
+from ._fork import (ProcessCrashed, current_process_id, get_start_method, runtime as _runtime,
+                    set_start_method)
 
 Channel = _csp_ext.ShmChannel
 ChannelEndRead = _csp_ext.ShmChannelEndRead
@@ -20,6 +23,7 @@ Spawn = _runtime.Spawn
 shutdown = _runtime.shutdown
 version = VERSION + ("processes",)
 
-__all__ = API_NAMES + ["ProcessCrashed"]
+__all__ = API_NAMES + ["ProcessCrashed", "set_start_method", "get_start_method"]
 
-_csp_ext.shm_init()
+if not _spawn.attach_if_spawned():
+    _csp_ext.shm_init()

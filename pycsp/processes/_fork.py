@@ -1,7 +1,7 @@
-"""Running CSP processes as forked OS processes, and watching them.
+"""Running CSP processes as OS processes, and watching them.
 
-The parent forks one child per process, keeps a pidfd per child and polls
-them.  A child sends its result (or its exception with the traceback text)
+The parent starts one child per process (by fork, or by "spawn": see
+set_start_method), keeps a pidfd per child and polls them.  A child sends its result (or its exception with the traceback text)
 through a buffered shared channel and leaves with os._exit.  A child that
 ends any other way (kill -9, os._exit, a crash in C) has its channel ends
 poisoned at once and is reported as ProcessCrashed.  Children die with their
@@ -37,6 +37,40 @@ class RemoteTraceback(Exception):
 
 _current_id = None
 
+START_METHODS = ("fork", "spawn")
+_start_method = None
+
+
+def set_start_method(method):
+    """How pycsp.processes starts a child: ``"fork"`` (the default) or ``"spawn"``.
+
+    fork is fast (about a millisecond) and the child has everything the parent had;
+    it is unsafe when the parent runs other threads.  spawn starts a fresh Python
+    (tens of milliseconds): the process function and its arguments must pickle,
+    and a script needs the ``if __name__ == "__main__":`` guard, as with
+    multiprocessing's spawn.  The environment variable PYCSP_START_METHOD sets the
+    default.  Returns the previous method.
+    """
+    global _start_method
+    if method not in START_METHODS:
+        raise ValueError(f"start method must be one of {', '.join(START_METHODS)}, "
+                         f"not {method!r}")
+    previous = get_start_method()
+    _start_method = method
+    return previous
+
+
+def get_start_method():
+    """The start method in use: ``"fork"`` or ``"spawn"``."""
+    global _start_method
+    if _start_method is None:
+        method = os.environ.get("PYCSP_START_METHOD", "fork")
+        if method not in START_METHODS:
+            raise ValueError(f"PYCSP_START_METHOD must be one of {', '.join(START_METHODS)}, "
+                             f"not {method!r}")
+        _start_method = method
+    return _start_method
+
 
 def current_process_id():
     """A string unique to the running CSP process (the main program included)."""
@@ -46,15 +80,15 @@ def current_process_id():
     return _current_id
 
 
-def _describe_exit(status):
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
+def _describe_exit(exitcode):
+    """`exitcode` as from os.waitstatus_to_exitcode: negative for a signal."""
+    if exitcode < 0:
         try:
-            name = signal.Signals(sig).name
+            name = signal.Signals(-exitcode).name
         except ValueError:
-            name = f"signal {sig}"
+            name = f"signal {-exitcode}"
         return f"was killed by {name}"
-    return f"exited with code {os.waitstatus_to_exitcode(status)} without returning"
+    return f"exited with code {exitcode} without returning"
 
 
 def _error_payload(exc):
@@ -115,11 +149,22 @@ def _child(proc, index, results, parent_pid):
 
 
 class _Child:
-    __slots__ = ("proc", "index", "pid", "status")
+    __slots__ = ("proc", "index", "pid", "spawned", "exitcode")
 
-    def __init__(self, proc, index, pid):
+    def __init__(self, proc, index, pid, spawned=None):
         self.proc, self.index, self.pid = proc, index, pid
-        self.status = None
+        self.spawned = spawned  # the multiprocessing.Process of a spawned child
+        self.exitcode = None
+
+    def wait(self):
+        """Reap the ended child (through multiprocessing if it started it)."""
+        if self.spawned is not None:
+            self.spawned.join()
+            self.exitcode = self.spawned.exitcode
+        else:
+            _, status = os.waitpid(self.pid, 0)
+            self.exitcode = os.waitstatus_to_exitcode(status)
+        return self.exitcode
 
 
 class _Group:
@@ -138,13 +183,21 @@ class _Group:
         parent = os.getpid()
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
-        for proc in self.procs:  # a process given twice fails here, before any fork
+        for proc in self.procs:  # a process given twice fails here, before any start
             proc._prepare(make_task=False)
+        method = get_start_method()
         for index, proc in enumerate(self.procs):
-            record = csp_ext.shm_precount()  # counted as running from before the fork
+            record = csp_ext.shm_precount()  # counted as running from before the start
+            spawned = None
             try:
-                pid = os.fork()
-            except OSError:
+                if method == "spawn":
+                    from . import _spawn
+
+                    spawned = _spawn.start(proc, index, self.results_out, parent, record, method)
+                    pid = spawned.pid
+                else:
+                    pid = os.fork()
+            except BaseException:
                 csp_ext.shm_forget(record)
                 self.kill()
                 raise
@@ -152,15 +205,14 @@ class _Group:
                 csp_ext.shm_adopt(record)
                 _child(proc, index, self.results_out, parent)
             csp_ext.shm_set_pid(record, pid)
-            self.children[_pidfd(pid)] = _Child(proc, index, pid)
+            self.children[_pidfd(pid)] = _Child(proc, index, pid, spawned)
 
     def _reap(self, fd):
         child = self.children.pop(fd)
         os.close(fd)
-        _, status = os.waitpid(child.pid, 0)
-        child.status = status
-        csp_ext.shm_reap(child.pid, status != 0)
-        if status != 0:
+        crashed = child.wait() != 0
+        csp_ext.shm_reap(child.pid, crashed)
+        if crashed:
             # Poison its ends now, so that its peers stop instead of hanging.
             poison_all(child.proc.args, child.proc.kwargs)
             self.crashed.append(child)
@@ -196,7 +248,7 @@ class _Group:
         for fd in list(self.children):
             child = self.children.pop(fd)
             os.close(fd)
-            os.waitpid(child.pid, 0)
+            child.wait()
             csp_ext.shm_reap(child.pid, True)
 
     def collect(self):
@@ -216,7 +268,7 @@ class _Group:
             if child.index not in outcome:
                 errors.append(ProcessCrashed(
                     f"process {name_of(child.proc)} (pid {child.pid}) "
-                    f"{_describe_exit(child.status)}; its channel ends were poisoned"))
+                    f"{_describe_exit(child.exitcode)}; its channel ends were poisoned"))
         if errors:
             raise errors[0]
         return [outcome[i][1] if i in outcome else None for i in range(len(self.procs))]

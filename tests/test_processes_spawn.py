@@ -1,0 +1,206 @@
+"""pycsp.processes with the "spawn" start method (a fresh Python per child).
+
+A spawned child imports the program's __main__ as multiprocessing does, so
+each case is a script file with module-level processes and the __main__
+guard, run in its own Python.  The script prints one RESULT line of JSON.
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import BACKENDS, ROOT
+
+pytestmark = pytest.mark.skipif("processes" not in BACKENDS,
+                                reason="processes backend not selected")
+
+COMMON = """
+import json, os, sys
+import pycsp.processes as csp
+
+@csp.process
+def producer(cout, n):
+    for i in range(n):
+        cout(i)
+    csp.retire(cout)
+
+@csp.process
+def consumer(cin):
+    total = 0
+    try:
+        while True:
+            total += cin()
+    except csp.ChannelRetireException:
+        return total
+
+@csp.process
+def doubler(cin, cout):
+    try:
+        while True:
+            cout(cin() * 2)
+    except csp.ChannelRetireException:
+        csp.retire(cout)
+
+@csp.process
+def pipeline(cout, n):
+    ch = csp.Channel()
+    csp.Parallel(producer(ch.writer(), n), doubler(ch.reader(), cout))
+    return csp.get_start_method()
+
+@csp.process
+def ends_sender(ends_out):
+    ch = csp.Channel()
+    ends_out(ch.writer())
+    ends_out(ch.reader())
+
+@csp.process
+def ends_user(ends_in):
+    w = ends_in()
+    r = ends_in()
+    return csp.Parallel(producer(w, 5), consumer(r))[1]
+
+class Boom(Exception):
+    pass
+
+@csp.process
+def boom(cin):
+    raise Boom("from a spawned child")
+
+@csp.process
+def dies(cout):
+    os._exit(7)
+
+@csp.process
+def pid():
+    return os.getpid(), os.getppid()
+
+@csp.process
+def reader_alone(cin):
+    cin()
+
+def report(**kw):
+    print("RESULT " + json.dumps(kw), flush=True)
+"""
+
+
+def run_case(tmp_path, body, env=None, timeout=90):
+    script = tmp_path / "case.py"
+    script.write_text(COMMON + "\nif __name__ == '__main__':\n" +
+                      textwrap.indent(textwrap.dedent(body), "    "))
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = ROOT + os.pathsep + full_env.get("PYTHONPATH", "")
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=str(tmp_path))
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, (
+        f"exit {proc.returncode}\n--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+@pytest.mark.timeout(120)
+def test_spawned_children_talk_and_return_values(tmp_path):
+    got = run_case(tmp_path, """
+        csp.set_start_method("spawn")
+        ch = csp.Channel()
+        values = csp.Parallel(producer(ch.writer(), 1000), consumer(ch.reader()))
+        a, b = csp.Parallel(pid(), pid())
+        left = [line for line in os.popen(f"ps -o cmd= --ppid {os.getpid()}")
+                if "resource_tracker" not in line and "ps -o" not in line]
+        report(values=values, me=os.getpid(), pids=[a, b], left=left)
+    """)
+    assert got["left"] == []  # multiprocessing's resource tracker lives until exit
+    assert got["values"] == [None, 499500]
+    for child_pid, parent_pid in got["pids"]:
+        assert parent_pid == got["me"] and child_pid != got["me"]
+
+
+@pytest.mark.timeout(120)
+def test_spawned_child_runs_nested_parallel_the_same_way(tmp_path):
+    got = run_case(tmp_path, """
+        csp.set_start_method("spawn")
+        ch = csp.Channel()
+        method, total = csp.Parallel(pipeline(ch.writer(), 10), consumer(ch.reader()))
+        report(method=method, total=total)
+    """)
+    assert got == {"method": "spawn", "total": 90}
+
+
+@pytest.mark.timeout(120)
+def test_channel_ends_move_between_spawned_children(tmp_path):
+    got = run_case(tmp_path, """
+        csp.set_start_method("spawn")
+        ch = csp.Channel()
+        report(values=csp.Parallel(ends_sender(ch.writer()), ends_user(ch.reader())))
+    """)
+    assert got["values"] == [None, 10]
+
+
+@pytest.mark.timeout(120)
+def test_spawned_child_exception_and_crash(tmp_path):
+    got = run_case(tmp_path, """
+        csp.set_start_method("spawn")
+        ch = csp.Channel()
+        try:
+            csp.Parallel(boom(ch.reader()), reader_alone(ch.reader()))
+        except Boom as exc:
+            raised = [type(exc).__name__, str(exc), "Traceback" in str(exc.__cause__)]
+        ch = csp.Channel()
+        try:
+            csp.Parallel(dies(ch.writer()), reader_alone(ch.reader()))
+        except csp.ProcessCrashed as exc:
+            crashed = str(exc)
+        report(raised=raised, crashed=crashed)
+    """)
+    assert got["raised"] == ["Boom", "from a spawned child", True]
+    assert "exited with code 7" in got["crashed"]
+
+
+@pytest.mark.timeout(120)
+def test_deadlock_is_detected_across_spawned_children(tmp_path):
+    got = run_case(tmp_path, """
+        csp.set_start_method("spawn")
+        ch = csp.Channel()
+        try:
+            csp.Parallel(reader_alone(ch.reader()), reader_alone(ch.reader()))
+        except Exception as exc:
+            report(error=type(exc).__name__, text=str(exc))
+    """)
+    assert got["error"] == "DeadlockError", got
+
+
+@pytest.mark.timeout(120)
+def test_start_method_from_the_environment(tmp_path):
+    got = run_case(tmp_path, """
+        a, b = csp.Parallel(pid(), pid())
+        report(method=csp.get_start_method())
+    """, env={"PYCSP_START_METHOD": "spawn"})
+    assert got == {"method": "spawn"}
+
+
+@pytest.mark.timeout(120)
+def test_a_process_function_that_cannot_be_pickled_fails_at_parallel(tmp_path):
+    got = run_case(tmp_path, """
+        csp.set_start_method("spawn")
+        local = csp.process(lambda: 1)
+        try:
+            csp.Parallel(local())
+        except Exception as exc:
+            error = type(exc).__name__
+        ch = csp.Channel()
+        values = csp.Parallel(producer(ch.writer(), 3), consumer(ch.reader()))
+        report(error=error, values=values)
+    """)
+    assert got["error"] in ("PicklingError", "AttributeError", "TypeError")
+    assert got["values"] == [None, 3]
+
+
+def test_unknown_start_method_is_refused():
+    import pycsp.processes as csp
+
+    with pytest.raises(ValueError, match="fork, spawn"):
+        csp.set_start_method("forkserver")
+    assert csp.get_start_method() in ("fork", "spawn")
