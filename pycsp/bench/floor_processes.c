@@ -1,24 +1,49 @@
 /*
- * The floor for a process-to-process hand-off: two OS processes (fork) pass a
- * counter back and forth through one word of shared memory (mmap MAP_SHARED),
- * N round trips, and the program prints nanoseconds per hand-off (one hand-off =
- * one direction; a round trip is two).
+ * The floor for process-to-process hand-offs: bare forked OS processes (fork)
+ * passing values through words of shared memory (mmap MAP_SHARED).  Three
+ * programs, each under the same waiting modes:
  *
- * Modes:
- *   futex    sleeping wait: FUTEX_WAIT / FUTEX_WAKE (shared, not _PRIVATE) on the
- *            counter word; every hand-off wakes a sleeping process
- *   spin     busy-wait on the atomic word (no syscall; needs two free cores)
- *   hybrid   spin up to 50 us with sched_yield, then sleep on the futex
+ *   handoff    two processes pass a counter back and forth through one word, N
+ *              round trips; ns per hand-off (one direction; a round trip is two).
+ *   ring       one token in a ring of N processes, each reading its own channel
+ *              and writing its successor's; ns per hop (after 2N+100 warm-up hops).
+ *   commstime  the Commstime network of 4 processes: prefix -> delta -> succ ->
+ *              prefix, delta also -> consumer (delta writes the consumer first);
+ *              the consumer times CYCLES cycles (after 1000 warm-up cycles); ns per
+ *              channel communication (4 per cycle).
+ *
+ * In ring and commstime each channel is one shared word (0 = empty, else the value
+ * + 1) and a count of the processes asleep on it: a write waits for the word to be
+ * empty and stores the value, a read waits for it to be full and empties it; either
+ * side calls FUTEX_WAKE only when someone sleeps on the word.  A one-place buffer,
+ * not a rendezvous (the writer does not wait for the reader): with one token in
+ * flight it never blocks a writer, so it is the cheapest hand-off a channel of
+ * sleeping processes can make, a lower bound for a rendezvous.
+ *
+ * Modes (how a process waits for its word):
+ *   futex    sleeping wait: FUTEX_WAIT / FUTEX_WAKE (shared, not _PRIVATE); every
+ *            hand-off wakes a sleeping process (handoff: FUTEX_WAKE every time)
+ *   spin     busy-wait on the atomic word (no syscall; needs a free core for every
+ *            waiting process: with more processes than cores it is hopeless)
+ *   hybrid   the library's policy (csp_ext/shm.c): poll with sched_yield up to
+ *            50 us, then sleep on the futex; in ring and commstime, as there, a
+ *            process whose recent waits (moving average) exceeded 100 us sleeps
+ *            at once
  *
  * Build:  cc -O2 -pthread -o floor_processes floor_processes.c
- * Usage:  floor_processes [mode|all] [round_trips] [repeats]
- * Output: one line per mode and repeat:  "<mode> <ns per hand-off>"
+ * Usage:  floor_processes [MODE|all] [ROUND_TRIPS] [REPEATS]      (handoff)
+ *         floor_processes ring MODE|all N HOPS [REPEATS]
+ *         floor_processes commstime MODE|all CYCLES [REPEATS]
+ * Output: one line per mode and repeat, the figure in ns last:
+ *         "<mode> <ns per hand-off>", "ring-<N> <mode> <ns per hop>",
+ *         "commstime <mode> <ns per communication>"
  */
 #define _GNU_SOURCE
 #include <limits.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +118,7 @@ static void pass_hybrid(int parity)
             futex((void *)word, FUTEX_WAIT, v);
             atomic_fetch_sub(waiters, 1);
         }
-        atomic_store_explicit(word, v + 1, memory_order_release);
+        atomic_store(word, v + 1);      /* seq_cst: ordered before the load below */
         if (atomic_load(waiters))
             futex((void *)word, FUTEX_WAKE, 1);
     }
@@ -120,8 +145,249 @@ static double run(void (*fn)(int))
     return dt * 1e9 / (2.0 * N); /* 2N hand-offs */
 }
 
+/* ------------------------------------------------------------------------ */
+/* ring and commstime: N processes, one word per channel                     */
+/* ------------------------------------------------------------------------ */
+
+enum { M_FUTEX, M_SPIN, M_HYBRID };
+static const char *const mode_names[] = {"futex", "spin", "hybrid"};
+#define SPIN_BUDGET 50e-6
+
+typedef struct {
+    _Atomic uint32_t word;      /* 0: empty, else value + 1 */
+    _Atomic uint32_t sleepers;  /* processes in FUTEX_WAIT on word */
+    char pad[56];
+} chan;
+
+typedef struct {
+    double t0, t1;              /* timed part, written by the process that times */
+    _Atomic int ready;
+    char pad[44];
+    chan ch[];
+} net_shared;
+
+static net_shared *net;
+static int net_mode;
+static double recent_wait;      /* per process: moving average of waits (hybrid) */
+
+/* Wait until the word is full (want_full) or empty; return it. */
+static uint32_t chan_wait(chan *c, int want_full)
+{
+    uint32_t v = atomic_load(&c->word);
+    if ((v != 0) == want_full)
+        return v;
+    double started = 0;
+    if (net_mode == M_SPIN) {
+        while (((v = atomic_load_explicit(&c->word, memory_order_acquire)) != 0) != want_full)
+            cpu_relax();
+        return v;
+    }
+    if (net_mode == M_HYBRID) {
+        started = now();
+        if (recent_wait <= 2 * SPIN_BUDGET) {
+            while (now() - started < SPIN_BUDGET) {
+                sched_yield();
+                v = atomic_load(&c->word);
+                if ((v != 0) == want_full)
+                    goto got;
+            }
+        }
+    }
+    for (;;) {
+        atomic_fetch_add(&c->sleepers, 1);
+        futex((void *)&c->word, FUTEX_WAIT, (int)v);   /* returns at once if word != v */
+        atomic_fetch_sub(&c->sleepers, 1);
+        v = atomic_load(&c->word);
+        if ((v != 0) == want_full)
+            break;
+    }
+got:
+    if (net_mode == M_HYBRID)
+        recent_wait = 0.75 * recent_wait + 0.25 * (now() - started);
+    return v;
+}
+
+static void chan_set(chan *c, uint32_t v)
+{
+    atomic_store(&c->word, v);          /* seq_cst: ordered before the load below */
+    if (atomic_load(&c->sleepers))
+        futex((void *)&c->word, FUTEX_WAKE, INT_MAX);
+}
+
+static void chan_write(chan *c, uint32_t value)
+{
+    chan_wait(c, 0);
+    chan_set(c, value + 1);
+}
+
+static uint32_t chan_read(chan *c)
+{
+    uint32_t v = chan_wait(c, 1);
+    chan_set(c, 0);
+    return v - 1;
+}
+
+/* ring: process i reads ch[i], writes ch[(i + 1) % n].  The token is the hop count;
+ * whoever receives hop `warm` notes t0, whoever receives hop `last` notes t1 and
+ * sends STOP, which each process passes on before it exits. */
+#define STOP 0xfffffff0u
+
+static void ring_node(int i, int n, uint32_t warm, uint32_t last)
+{
+    chan *in = &net->ch[i], *out = &net->ch[(i + 1) % n];
+    atomic_fetch_add(&net->ready, 1);
+    if (i == 0)
+        chan_write(out, 1);
+    for (;;) {
+        uint32_t h = chan_read(in);
+        if (h == STOP) {                /* pass it on without waiting: the */
+            chan_set(out, STOP + 1);    /* successor may be gone already   */
+            return;
+        }
+        if (h == warm)
+            net->t0 = now();
+        if (h == last) {
+            net->t1 = now();
+            chan_set(out, STOP + 1);
+            return;
+        }
+        chan_write(out, h + 1);
+    }
+}
+
+/* commstime: 0 prefix, 1 delta, 2 successor, 3 consumer; channels a (prefix ->
+ * delta), b (delta -> succ), c (succ -> prefix), d (delta -> consumer).  The
+ * value is the cycle number; every process stops after it has passed on `last`. */
+static void ct_node(int i, uint32_t warm, uint32_t last)
+{
+    chan *a = &net->ch[0], *b = &net->ch[1], *c = &net->ch[2], *d = &net->ch[3];
+    atomic_fetch_add(&net->ready, 1);
+    uint32_t v;
+    switch (i) {
+    case 0:
+        for (v = 0;; v = chan_read(c)) {
+            chan_write(a, v);
+            if (v == last)
+                return;
+        }
+    case 1:
+        do {
+            v = chan_read(a);
+            chan_write(d, v);
+            chan_write(b, v);
+        } while (v != last);
+        return;
+    case 2:
+        do {
+            v = chan_read(b);
+            chan_write(c, v + 1);
+        } while (v != last);
+        return;
+    default:
+        do {
+            v = chan_read(d);
+            if (v == warm)
+                net->t0 = now();
+        } while (v != last);
+        net->t1 = now();
+        return;
+    }
+}
+
+/* ns per hop (ring) or per communication (commstime); < 0 on failure */
+static double run_net(int commstime, int mode, int n, long count)
+{
+    long warm = commstime ? 1000 : 2L * n + 100;
+    if (warm + count + 1 >= (long)STOP) {
+        fprintf(stderr, "count too large\n");
+        exit(2);
+    }
+    size_t size = sizeof(net_shared) + (size_t)n * sizeof(chan);
+    net = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (net == MAP_FAILED) {
+        perror("mmap");
+        exit(1);
+    }
+    net_mode = mode;
+    recent_wait = 0;
+    fflush(stdout);
+    int started = 0, failed = 0;
+    for (int i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("fork");
+            failed = 1;
+            break;
+        }
+        if (pid == 0) {
+            if (commstime)
+                ct_node(i, (uint32_t)warm, (uint32_t)(warm + count));
+            else
+                ring_node(i, n, (uint32_t)warm, (uint32_t)(warm + count));
+            _exit(0);
+        }
+        started++;
+    }
+    if (failed) {           /* the ring cannot close: stop the ones started */
+        for (int i = 0; i < n; i++)
+            chan_set(&net->ch[i], STOP + 1);
+    }
+    for (int i = 0; i < started; i++) {
+        int status;
+        if (wait(&status) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+            failed = 1;
+    }
+    double ns = (net->t1 - net->t0) * 1e9 / ((commstime ? 4.0 : 1.0) * count);
+    munmap(net, size);
+    return failed ? -1 : ns;
+}
+
+static int mode_index(const char *name)
+{
+    for (int m = 0; m < 3; m++)
+        if (!strcmp(name, mode_names[m]))
+            return m;
+    return strcmp(name, "all") ? -1 : 3;
+}
+
+static int main_net(int argc, char **argv)
+{
+    int commstime = !strcmp(argv[1], "commstime");
+    int need = commstime ? 4 : 5;
+    if (argc < need) {
+        fprintf(stderr, "usage: %s ring MODE|all N HOPS [REPEATS]\n"
+                        "       %s commstime MODE|all CYCLES [REPEATS]\n", argv[0], argv[0]);
+        return 2;
+    }
+    int m = mode_index(argv[2]);
+    int n = commstime ? 4 : atoi(argv[3]);
+    long count = atol(argv[need - 1]);
+    int repeats = argc > need ? atoi(argv[need]) : 1;
+    if (m < 0 || n < 2 || count < 1) {
+        fprintf(stderr, "bad arguments (MODE futex|spin|hybrid|all, N >= 2, count >= 1)\n");
+        return 2;
+    }
+    for (int k = (m == 3 ? 0 : m); k <= (m == 3 ? 2 : m); k++) {
+        for (int r = 0; r < repeats; r++) {
+            double ns = run_net(commstime, k, n, count);
+            if (ns < 0) {
+                fprintf(stderr, "a process failed\n");
+                return 1;
+            }
+            if (commstime)
+                printf("commstime %s %.1f\n", mode_names[k], ns);
+            else
+                printf("ring-%d %s %.1f\n", n, mode_names[k], ns);
+            fflush(stdout);
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && (!strcmp(argv[1], "ring") || !strcmp(argv[1], "commstime")))
+        return main_net(argc, argv);
     const char *mode = argc > 1 ? argv[1] : "all";
     N = argc > 2 ? atol(argv[2]) : 200000;
     int repeats = argc > 3 ? atoi(argv[3]) : 5;

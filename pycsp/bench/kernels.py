@@ -39,6 +39,11 @@ Kernels (--kernel) and what --sizes means for each:
                 Sizes: the modes (c-threads: condvar, futex, spin; c-processes:
                 futex, spin, hybrid).
 
+The C floor of processes also runs commstime and ring (bare forked processes, one
+shared word per channel; floor_processes.c): backend c-processes:MODE, MODE futex
+(default), hybrid (the library's policy: yield-spin up to 50 us, then futex) or
+spin.
+
 Command line (prints one JSON object per size on stdout):
 
     python -m pycsp.bench.kernels --backend processes --kernel commstime
@@ -47,6 +52,7 @@ Command line (prints one JSON object per size on stdout):
     python -m pycsp.bench.kernels --backend mp-pool --kernel pi --sizes 1,2
     python -m pycsp.bench.kernels --backend asyncio --kernel ring --sizes 2,16
     python -m pycsp.bench.kernels --backend c-processes --kernel handoff --sizes futex
+    python -m pycsp.bench.kernels --backend c-processes:hybrid --kernel ring --sizes 2,256
 
 --backend is an alias (see BACKENDS, PLAIN_PEERS) or "module[:decorator]" naming a
 module with the pycsp API and its process decorator (default "process").
@@ -911,6 +917,10 @@ def aio_tokens(size, tokens, hops, warm_rounds=2):
 # back and forth; each is compiled once with `cc -O2 -pthread` into cache_dir()
 # (the Mandelbrot kernel's) and run with MODE ROUND_TRIPS 1.  Sizes: the modes.
 # Figure: us per hand-off (one direction), comparable with us/comm and us/hop.
+# floor_processes.c also runs the ring and Commstime networks of bare forked
+# processes (one shared word per channel): backend "c-processes[:MODE]" (MODE
+# futex, the default, spin or hybrid: the library's waiting policy), kernel ring
+# (sizes: N) or commstime, the same figures as ours (us/hop, us/comm).
 # ---------------------------------------------------------------------------
 
 FLOOR_SOURCES = {'c-threads': ('floor_threads', ('condvar', 'futex', 'spin')),
@@ -952,12 +962,31 @@ def build_c_program(source_path, name):
     return path
 
 
-def c_floor(backend, mode, round_trips):
+def _run_floor(backend, args):
     import subprocess
     exe = build_c_program(floor_source(backend), FLOOR_SOURCES[backend][0])
-    r = subprocess.run([exe, mode, str(round_trips), '1'], capture_output=True,
-                       text=True, check=True)
-    return float(r.stdout.split()[1]) / 1000.0     # ns -> us per hand-off
+    r = subprocess.run([exe] + [str(a) for a in args], capture_output=True, text=True,
+                       check=True)
+    return float(r.stdout.split()[-1]) / 1000.0     # ns -> us
+
+
+def c_floor(backend, mode, round_trips):
+    """us per hand-off of two threads / processes (floor_*.c MODE ROUND_TRIPS 1)."""
+    return _run_floor(backend, [mode, round_trips, 1])
+
+
+def c_net(kernel, mode, n, size=None):
+    """floor_processes.c: us per hop of one token in a ring of `size` processes (n
+    hops), or us per communication of Commstime (n cycles)."""
+    if kernel == 'ring':
+        return _run_floor('c-processes', ['ring', mode, size, n, 1])
+    return _run_floor('c-processes', ['commstime', mode, n, 1])
+
+
+def split_floor(backend):
+    """'c-processes:hybrid' -> ('c-processes', 'hybrid'); mode None if not given."""
+    base, _, mode = backend.partition(':')
+    return base, mode or None
 
 
 # ---------------------------------------------------------------------------
@@ -975,7 +1004,7 @@ CALIBRATED = ('commstime', 'ring', 'tokens', 'payload', 'switch', 'handoff')
 SUPPORTED = {
     'asyncio': ('commstime', 'ring', 'tokens'),
     'c-threads': ('handoff',),
-    'c-processes': ('handoff',),
+    'c-processes': ('handoff', 'ring', 'commstime'),
     'simplequeue': ('commstime', 'ring', 'tokens'),
     'mp-pipe': ('commstime', 'ring', 'tokens', 'payload'),
     'mp-queue': ('payload',),
@@ -998,16 +1027,21 @@ def make_runner(backend, kernel, ring=64, work=None, quick=False):
     by the fixed-work kernels; size is the kernel's --sizes item."""
     if kernel == 'switch':
         kernel = 'commstime' if backend != 'greenlet-switch' else 'switch'
+    base, mode = split_floor(backend)
+    if base in FLOOR_SOURCES:
+        if kernel not in SUPPORTED[base] or (mode and kernel == 'handoff'):
+            raise ValueError('%s has no %s kernel' % (backend, kernel))
+        if mode not in (None,) + FLOOR_SOURCES[base][1]:
+            raise ValueError('%s: mode is one of %s' % (backend, FLOOR_SOURCES[base][1]))
+        if kernel == 'handoff':
+            return lambda n, size: c_floor(base, size, n)
+        return lambda n, size=None: c_net(kernel, mode or 'futex', n, size)
     if backend in SUPPORTED and kernel not in SUPPORTED[backend]:
         raise ValueError('%s has no %s kernel' % (backend, kernel))
     if kernel in WORK:
         w = work_for(kernel, work, quick)
     if backend == 'greenlet-switch':
         return lambda n, size=None: greenlet_switch(n)
-    if backend in FLOOR_SOURCES:
-        if kernel != 'handoff':
-            raise ValueError('%s has no %s kernel' % (backend, kernel))
-        return lambda n, size: c_floor(backend, size, n)
     if backend == 'asyncio':
         return {'commstime': lambda n, size=None: aio_commstime(n),
                 'ring': lambda n, size=None: aio_ring(size, n),
@@ -1150,7 +1184,8 @@ def main(argv=None):
     kernel = args.kernel
     if args.backend == 'greenlet-switch':
         kernel = 'switch'
-    if args.backend in FLOOR_SOURCES:
+    base, mode = split_floor(args.backend)
+    if base in FLOOR_SOURCES and not mode and kernel not in SUPPORTED[base]:
         kernel = 'handoff'
     run = make_runner(args.backend, kernel, ring=args.ring, work=args.work,
                       quick=args.quick)
