@@ -30,7 +30,10 @@ hand-offs between two pthreads and between two forked processes
 the cache dir of the Mandelbrot kernel; skipped, with the reason printed, when
 there is no C compiler; --no-floor to skip).  The sleeping (futex) hand-off is a
 column of the commstime, ring and tokens tables; every mode measured is listed
-after the tables.  Every
+after the tables.  For pycsp.processes the commstime and ring rows have, instead,
+the same networks of bare C processes (floor_processes.c ring / commstime: one
+shared word per channel), sleeping (futex) and with the library's waiting policy
+(hybrid), and the ring table ends with ring-256 / ring-2 per hop.  Every
 measurement runs in its own subprocess with a time-out; with --rounds > 1 the
 implementations are interleaved round by round and medians are printed.  Ratios
 are "how many times better ours is" (peer / ours for times, ours / peer for GB/s);
@@ -58,7 +61,8 @@ LABEL = {'threads': 'pycsp.threads', 'greenlets': 'pycsp.greenlets',
          'processes': 'pycsp.processes', 'simplequeue': 'SimpleQueue',
          'mp-pipe': 'mp.Pipe', 'mp-queue': 'mp.Queue', 'mp-pool': 'mp.Pool',
          'greenlet-switch': 'raw greenlet switch', 'asyncio': 'asyncio.Queue',
-         'c-threads': 'C threads futex', 'c-processes': 'C procs futex',
+         'c-threads': 'C threads futex', 'c-processes': 'C 2 procs futex',
+         'c-processes:futex': 'C procs futex', 'c-processes:hybrid': 'C procs hybrid',
          'pycsp092-threads': 'PyCSP 0.9.2 threads',
          'pycsp092-greenlets': 'PyCSP 0.9.2 greenlets',
          'pycsp092-multiprocess': 'PyCSP 0.9.2 @multiprocess'}
@@ -67,9 +71,11 @@ PEER_OF = {'simplequeue': 'threads', 'mp-pipe': 'processes', 'mp-queue': 'proces
            'mp-pool': 'processes', 'greenlet-switch': 'greenlets',
            'pycsp092-threads': 'threads', 'pycsp092-greenlets': 'greenlets',
            'pycsp092-multiprocess': 'processes', 'asyncio': 'greenlets',
-           'c-threads': 'threads', 'c-processes': 'processes'}
+           'c-threads': 'threads', 'c-processes': 'processes',
+           'c-processes:futex': 'processes', 'c-processes:hybrid': 'processes'}
 # peers that are floors: their ratio is ours / floor (how far above it ours is)
-FLOORS = ('greenlet-switch', 'c-threads', 'c-processes')
+FLOORS = ('greenlet-switch', 'c-threads', 'c-processes', 'c-processes:futex',
+          'c-processes:hybrid')
 # the C floor's mode shown in the tables' columns (the sleeping wait, as ours)
 FLOOR_MODE = 'futex'
 FLOOR_KERNELS = ('commstime', 'ring', 'tokens')   # rows a hand-off floor bounds
@@ -78,7 +84,7 @@ PLANS = {
     'quick': {
         'rounds': 1, 'target': 0.04, 'timeout': 60,
         'ring': {'threads': [2, 16, 128], 'greenlets': [2, 16, 128, 1024],
-                 'processes': [2, 16, 64]},
+                 'processes': [2, 16, 64, 256]},
         'tokens': [1, 8, 32, 63],
         'pi': [1, 2, 5],
         'mandel': [1, 2],
@@ -88,6 +94,8 @@ PLANS = {
         # spinning needs two free cores; on a busy machine one hand-off takes a
         # time slice (ms), so quick runs only the sleeping waits
         'floor': {'c-threads': ['condvar', 'futex'], 'c-processes': ['futex', 'hybrid']},
+        # the same Commstime and ring networks of bare C processes, in these modes
+        'floor_net': ['futex', 'hybrid'],
     },
     'full': {
         'rounds': 3, 'target': 0.3, 'timeout': 300,
@@ -103,6 +111,7 @@ PLANS = {
                           'mp-pipe': 1024},
         'floor': {'c-threads': ['condvar', 'futex', 'spin'],
                   'c-processes': ['futex', 'spin', 'hybrid']},
+        'floor_net': ['futex', 'hybrid'],
     },
 }
 
@@ -246,6 +255,8 @@ def make_jobs(plan, backends, py092, quick, only, floors=True):
         if b == 'processes':
             if floors:
                 peers.append(('c-processes', ['handoff'], sys.executable, eo))
+                peers += [('c-processes:' + m, ['commstime', 'ring'], sys.executable, eo)
+                          for m in plan['floor_net']]
             peers += [('mp-pipe', ['commstime', 'ring', 'tokens', 'payload'],
                        sys.executable, eo),
                       ('mp-queue', ['payload'], sys.executable, eo),
@@ -329,21 +340,44 @@ def better(kernel, peer, ours):
 
 def with_floors(res):
     """A copy of res with the C floors' FLOOR_MODE figure (us per hand-off) in
-    every row of the latency kernels, as a column beside the peers."""
+    every row of the latency kernels, as a column beside the peers, except where
+    that floor measured the kernel's own network (c-processes:MODE)."""
     hand = res.get('handoff', {}).get(FLOOR_MODE, {})
     out = {}
     for k, rows in res.items():
         out[k] = {s: dict(r) for s, r in rows.items()}
         if k in FLOOR_KERNELS:
+            own = {b.split(':')[0] for r in rows.values() for b in r if ':' in b}
             for r in out[k].values():
-                r.update(hand)
+                r.update((f, v) for f, v in hand.items() if f not in own)
     return out
+
+
+def ring_growth(rows, big=256):
+    """'ring-N / ring-2 per hop' for every column with both (N = `big` if measured,
+    else the largest size), or None."""
+    sizes = [s for s in rows if isinstance(s, int)]
+    if 2 not in sizes or max(sizes) <= 2:
+        return None
+    n = big if big in sizes else max(sizes)
+    cols = [b for b in list(OURS) + [b for b in LABEL if b not in OURS]
+            if rows[2].get(b) and rows.get(n, {}).get(b)]
+    if not cols:
+        return None
+    return 'ring-%d / ring-2 per hop: ' % n + ', '.join(
+        '%s %.2fx' % (LABEL[b], rows[n][b] / rows[2][b]) for b in cols)
 
 
 def table(res):
     lines = ['Ratios "PEER/our backend": how many times better ours is than PEER (PEER / '
              'ours for times, ours / PEER for GB/s); for the floors (raw greenlet switch, '
-             'C hand-offs) it is ours / floor, how far above the floor ours is.']
+             'C hand-offs) it is ours / floor, how far above the floor ours is.',
+             'C floors: "C procs futex|hybrid" (commstime, ring) = the same network of bare '
+             'forked C processes, one shared word per channel,',
+             '  sleeping on a futex, or with the library\'s policy (hybrid: yield-spin up '
+             'to 50 us, then futex); "C threads futex",',
+             '  "C 2 procs futex" = two pthreads / processes handing a counter back and '
+             'forth (us per hand-off, the same in every row).']
     res = with_floors(res)
     order = ['commstime', 'ring', 'tokens', 'pi', 'mandel-numpy', 'mandel-c', 'payload']
     for k in order:
@@ -355,7 +389,8 @@ def table(res):
         # the floors last
         peers = [p for p in peers if p not in FLOORS] + [p for p in peers if p in FLOORS]
         cols = impls + peers
-        rcols = ['%s/%s' % (p, PEER_OF[p][:3]) for p in peers if PEER_OF[p] in impls]
+        rcols = ['%s/%s' % (p.replace('c-processes:', 'c-'), PEER_OF[p][:3])
+                 for p in peers if PEER_OF[p] in impls]
         head = ['%-16s' % row_name(k, None) + ' [%s]' % K.UNITS[k]]
         w = {c: max(9, len(LABEL[c]) + 1) for c in cols}
         lines.append('')
@@ -377,6 +412,10 @@ def table(res):
                     v = better(k, r.get(p), o)
                 line += (('%.2fx' % v) if v is not None else '-').rjust(max(10, len(rc) + 1))
             lines.append(line)
+        if k == 'ring':
+            g = ring_growth(rows)
+            if g:
+                lines.append(g)
         del head
     lines += floor_table(res)
     return lines
@@ -445,7 +484,8 @@ STYLE = {'threads': ('C0', '-'), 'greenlets': ('C1', '-'), 'processes': ('C2', '
          'simplequeue': ('C0', ':'), 'pycsp092-threads': ('C0', '--'),
          'pycsp092-greenlets': ('C1', '--'), 'greenlet-switch': ('C1', ':'),
          'mp-pipe': ('C2', ':'), 'mp-pool': ('C2', ':'), 'mp-queue': ('C2', '-.'),
-         'pycsp092-multiprocess': ('C2', '--'), 'asyncio': ('C3', ':')}
+         'pycsp092-multiprocess': ('C2', '--'), 'asyncio': ('C3', ':'),
+         'c-processes:futex': ('k', ':'), 'c-processes:hybrid': ('k', '--')}
 
 
 def plots(res, outdir, title):
