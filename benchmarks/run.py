@@ -12,7 +12,12 @@ What is compared (the same kernels.py source for every CSP implementation):
              and forth (condvar, raw futex, spin)
   greenlets  pycsp.greenlets | PyCSP 0.9.2 greenlets (pycsp.greenlets in its venv) |
              floor: two raw greenlets switching back and forth (us per switch)
-  processes  pycsp.processes | multiprocessing.Pipe + Process | PyCSP 0.9.2 @multiprocess
+  processes  pycsp.processes | multiprocessing.Pipe + Process | PyCSP 0.9.2 @multiprocess |
+             C floor: the same Commstime and ring networks of bare forked processes,
+             one shared word per channel, sleeping on a futex ("C futex") or with the
+             library's waiting policy ("C hybrid": yield-spin up to 50 us, then futex)
+             (pycsp/bench/floor_processes.c, run through kernels.py as c-processes:MODE,
+             interleaved and calibrated like the others); also the two-process hand-off
 
 Kernels: Commstime (us per channel communication, 4 per cycle) and a token ring of
 2..256 processes (us per hop).
@@ -23,8 +28,9 @@ counts are calibrated in the first round to about --target seconds of timed work
 then fixed), and the figure is the median over the rounds (5; 3 with --quick).
 
 Ratios: "vs PEER" = peer time / our time (>1x: ours is faster); "vs FLOOR" = our
-time / floor time (how far above the floor ours is).  The targets of DESIGN.md
-("Figures to reach") are checked at the end.
+time / floor time (how far above the floor ours is).  Below the table: ring-256 /
+ring-2 per hop for ours and each floor.  The targets of DESIGN.md ("Figures to
+reach") are checked at the end.
 
 PyCSP 0.9.2 runs in its own venv ($PYCSP092_PYTHON, default
 /work/peers/pycsp092/bin/python) with PYCSP_HOST=127.0.0.1 and no PYTHONPATH.
@@ -72,6 +78,8 @@ CONFIGS = {
                   ('pycsp.threads', 'threads', 'dev', ('pi',)),
                   ('pycsp.greenlets', 'greenlets', 'dev', ('pi',))],
         'floor': 'c-processes',
+        # the same networks in C: (label, kernels.py backend) for commstime and ring
+        'net_floors': [('C futex', 'c-processes:futex'), ('C hybrid', 'c-processes:hybrid')],
     },
 }
 # PyCSP 0.9.2 @multiprocess: a ring of 32 timed out (120 s) in a run here, 256 fails
@@ -303,7 +311,7 @@ def better_ratio(kernel, peer, ours):
 def build_table(backend, ours, peers, floors, rows):
     """Return (lines, table) where table is a list of dicts (for JSON)."""
     impls = ([ours] if ours else []) + peers
-    cols = [i.label for i in impls] + [f[0] for f in floors]   # floors: (label, value)
+    cols = [i.label for i in impls] + [f[0] for f in floors]   # floors: (label, fn)
     rcols = []
     if ours:
         rcols = ['vs ' + p.label for p in peers] + ['vs ' + f[0] for f in floors]
@@ -318,7 +326,7 @@ def build_table(backend, ours, peers, floors, rows):
     table = []
     for kernel, size in rows:
         vals = {i.label: i.median(kernel, size) for i in impls}
-        fl = floors if kernel in FLOOR_KERNELS else [(lab, None) for lab, _ in floors]
+        fl = [(lab, fn(kernel, size)) for lab, fn in floors]
         vals.update(dict(fl))
         line = '%-14s%-8s' % (row_name(kernel, size), UNITS.get(kernel, ''))
         line += ''.join(fmt(vals[c], wid[c]) for c in cols)
@@ -336,6 +344,18 @@ def build_table(backend, ours, peers, floors, rows):
         lines.append(line)
         table.append(rec)
     return lines, table
+
+
+def ring_growth(ours, floors, sizes, big=256):
+    """'ring-N / ring-2 per hop' for ours and the network floors (N = `big` if it is
+    among the sizes, else the largest), or None."""
+    if 2 not in sizes or max(sizes) <= 2:
+        return None
+    n = big if big in sizes else max(sizes)
+    parts = ['%s %s' % (i.label, fmt_ratio(ratio_val(i.median('ring', n),
+                                                     i.median('ring', 2)), 0))
+             for i in ours + floors if 'ring' in i.kernels]
+    return ('ring-%d / ring-2 per hop: ' % n + ', '.join(parts)) if parts else None
 
 
 def speedups(impls, workers):
@@ -360,7 +380,7 @@ def check_targets(backend, ours, peers, floors):
         p = by.get(backend_)
         return p.median(kernel, size) if p else None
 
-    fl = dict(floors)
+    fl = {lab: fn('commstime', None) for lab, fn in floors}
     out = []
 
     def add(what, value, target, ok):
@@ -392,6 +412,22 @@ def check_targets(backend, ours, peers, floors):
         add('MC Pi processes: T(1) / T(2 workers)', r, '>= 1.8x', r is not None and r >= 1.8)
         r = ratio_val(med('threads', 'pi', 5), med('threads', 'pi', 1))
         add('MC Pi threads: T(5) / T(1 worker)', r, '<= 1.1x', r is not None and r <= 1.1)
+    return out
+
+
+def floor_reference(peers, net_floors, sizes, big=256):
+    """The processes targets that compare ours with a peer or with itself, computed
+    for each network floor instead of ours: [(what, value)]."""
+    pipe = next((p for p in peers if p.backend == 'mp-pipe'), None)
+    n = big if big in sizes else max(sizes)
+    out = []
+    for f in net_floors:
+        if pipe and 'commstime' in f.kernels:
+            out.append(('%s commstime: mp.Pipe / C' % f.label,
+                        ratio_val(pipe.median('commstime', None), f.median('commstime', None))))
+        if 'ring' in f.kernels and 2 in sizes and n > 2:
+            out.append(('%s ring-%d / ring-2 per hop' % (f.label, n),
+                        ratio_val(f.median('ring', n), f.median('ring', 2))))
     return out
 
 
@@ -499,6 +535,7 @@ def main(argv=None, prog=None):
                               args.quick))
 
     floor_impl = cfloor = None
+    net_floors = []
     if not args.no_floor:
         if cfg['floor'] == 'greenlet-switch':
             floor_impl = Impl('raw switch', sys.executable, 'greenlet-switch',
@@ -507,19 +544,34 @@ def main(argv=None, prog=None):
             cfloor = CFloor(cfg['floor'], args.quick)
             if cfloor.error:
                 print('C floor: %s' % cfloor.error)
+            else:
+                for flabel, fbackend in cfg.get('net_floors', []):
+                    fk = kernels_for(fbackend)
+                    if fk:
+                        net_floors.append(Impl(flabel, sys.executable, fbackend,
+                                               dict(os.environ), fk, args.quick))
     runners = ([ours] if ours else []) + peers + \
-        ([floor_impl] if floor_impl else []) + ([cfloor] if cfloor and not cfloor.error else [])
+        ([floor_impl] if floor_impl else []) + net_floors + \
+        ([cfloor] if cfloor and not cfloor.error else [])
 
     for r in range(rounds):
         log('round %d/%d ...' % (r + 1, rounds))
         for impl in runners:
             impl.run_round(target, args.timeout)
 
+    # floors: (label, fn(kernel, size) -> figure or None).  A hand-off floor bounds
+    # every latency row; a network floor is that row's own network in C.
+    def hand_off(v):
+        return lambda k, s: v if k in FLOOR_KERNELS else None
+
     floors = []
     if floor_impl:
-        floors.append(('raw switch', floor_impl.median('switch', None)))
-    if cfloor and not cfloor.error:
-        floors += [('C futex', cfloor.median('futex')), ('C spin', cfloor.median('spin'))]
+        floors.append(('raw switch', hand_off(floor_impl.median('switch', None))))
+    if net_floors:
+        floors += [(f.label, f.median) for f in net_floors]
+    elif cfloor and not cfloor.error:
+        floors += [('C futex', hand_off(cfloor.median('futex'))),
+                   ('C spin', hand_off(cfloor.median('spin')))]
 
     rows = []
     for k in ('commstime', 'ring', 'payload', 'pi'):
@@ -528,6 +580,14 @@ def main(argv=None, prog=None):
     lines, table = build_table(args.backend, ours, peers, floors, rows)
     print()
     print('\n'.join(lines))
+    if net_floors:
+        print('C futex, C hybrid: the same network (Commstime of 4, one-token ring of N) '
+              'of bare forked C processes, one')
+        print('shared word per channel; futex = sleep at once, hybrid = the library\'s '
+              'policy (yield-spin up to 50 us, then futex).')
+    growth = ring_growth([ours] if ours else [], net_floors, sizes)
+    if growth:
+        print(growth)
     print()
     if floor_impl:
         v = floor_impl.values.get(('switch', None), [])
@@ -551,7 +611,8 @@ def main(argv=None, prog=None):
                 print('C floor, %-8s hand-off: %8.3f us  (%s)' % (
                     mode, m, ', '.join('%.3f' % x for x in cfloor.values[mode])))
     failures = []
-    for impl in ([ours] if ours else []) + peers + ([floor_impl] if floor_impl else []):
+    for impl in ([ours] if ours else []) + peers + ([floor_impl] if floor_impl else []) + \
+            net_floors:
         for (k, s), why in sorted(impl.errors.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
             failures.append('%s, %s: %s' % (impl.label, row_name(k, s) if k != 'switch'
                                              else 'switch', why))
@@ -565,12 +626,18 @@ def main(argv=None, prog=None):
             val = '-' if value is None else ('%.3f' % value)
             print('  %-40s %9s   target %-10s %s' % (
                 what, val, tgt, {True: 'met', False: 'NOT met', None: 'not measured'}[met]))
+    ref = floor_reference(peers, net_floors, sizes)
+    if ref:
+        print('The same figures for the C floor (what this machine costs, for reference):')
+        for what, value in ref:
+            print('  %-40s %9s' % (what, '-' if value is None else '%.3f' % value))
     print('\nwall time %.0f s' % (time.time() - t_start))
 
     if args.json is not None:
         path = args.json or os.path.join(OUT, '%s.json' % args.backend)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        impls = ([ours] if ours else []) + peers + ([floor_impl] if floor_impl else [])
+        impls = ([ours] if ours else []) + peers + ([floor_impl] if floor_impl else []) + \
+            net_floors
         data = dict(info)
         data.update({
             'backend': args.backend, 'command': [sys.executable] + sys.argv,
