@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from conftest import BACKENDS, ROOT
+from conftest import BACKENDS, _child_env
 
 pytestmark = pytest.mark.skipif("processes" not in BACKENDS,
                                 reason="processes backend not selected")
@@ -81,6 +81,23 @@ def pid():
 def reader_alone(cin):
     cin()
 
+def children_of(parent):
+    # command lines of the live child processes of `parent`, from /proc
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            found.append(cmd)
+    return found
+
 def report(**kw):
     print("RESULT " + json.dumps(kw), flush=True)
 """
@@ -90,8 +107,7 @@ def run_case(tmp_path, body, env=None, timeout=90):
     script = tmp_path / "case.py"
     script.write_text(COMMON + "\nif __name__ == '__main__':\n" +
                       textwrap.indent(textwrap.dedent(body), "    "))
-    full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = ROOT + os.pathsep + full_env.get("PYTHONPATH", "")
+    full_env = _child_env()  # imports pycsp from where this run does
     full_env.update(env or {})
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=timeout, env=full_env, cwd=str(tmp_path))
@@ -108,8 +124,7 @@ def test_spawned_children_talk_and_return_values(tmp_path):
         ch = csp.Channel()
         values = csp.Parallel(producer(ch.writer(), 1000), consumer(ch.reader()))
         a, b = csp.Parallel(pid(), pid())
-        left = [line for line in os.popen(f"ps -o cmd= --ppid {os.getpid()}")
-                if "resource_tracker" not in line and "ps -o" not in line]
+        left = [cmd for cmd in children_of(os.getpid()) if "resource_tracker" not in cmd]
         report(values=values, me=os.getpid(), pids=[a, b], left=left)
     """)
     assert got["left"] == []  # multiprocessing's resource tracker lives until exit
