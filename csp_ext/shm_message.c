@@ -1,7 +1,8 @@
 /* shm_message.c - messages of the processes backend, as blocks in the arena.
  *
  * A top-level bytes/bytearray message is copied straight into a block (one
- * copy).  Anything else is pickled with protocol 5; out-of-band buffers
+ * copy); so are a top-level int (int64), float, str, None, True and False.
+ * Anything else is pickled with protocol 5; out-of-band buffers
  * (bytearray, numpy arrays, PickleBuffer) are copied once into the block,
  * after the pickle stream.  The reader unpickles from the block; out-of-band
  * buffers are handed to pickle as views of the block itself (no second copy),
@@ -17,7 +18,12 @@
 
 #include <sys/mman.h>
 
-enum { MSG_BYTES = 1, MSG_BYTEARRAY = 2, MSG_PICKLE = 3 };
+/* INT (int64), FLOAT (double), STR (UTF-8, surrogates passed through) and
+ * CONST (one byte: None, False, True) carry the commonest small messages
+ * without a pickler: pickle.dumps and loads cost most of a small message. */
+enum { MSG_BYTES = 1, MSG_BYTEARRAY = 2, MSG_PICKLE = 3, MSG_INT = 4, MSG_FLOAT = 5, MSG_STR = 6,
+       MSG_CONST = 7 };
+enum { CONST_NONE = 0, CONST_FALSE = 1, CONST_TRUE = 2 };
 
 typedef struct {
     uint32_t kind;
@@ -136,6 +142,73 @@ encode_raw(PyObject *obj, uint32_t kind)
     return off;
 }
 
+static shm_off
+encode_data(uint32_t kind, const void *data, uint64_t len)
+{
+    uint64_t start = data_start(0, 0);
+    shm_off off = shm_alloc(start + len);
+    if (off) {
+        msg_header *h = SHM_PTR(msg_header, off);
+        h->kind = kind;
+        h->nbuf = 0;
+        h->nchan = 0;
+        h->len = len;
+        memcpy(shm_base + off + start, data, (size_t)len);
+    }
+    return off;
+}
+
+static shm_off
+encode_str(PyObject *obj)
+{
+    Py_ssize_t len;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(obj, &len);
+    if (utf8)
+        return encode_data(MSG_STR, utf8, (uint64_t)len);
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+        return 0;
+    PyErr_Clear();  /* lone surrogates: pickle keeps them, so must this */
+    PyObject *bytes = PyUnicode_AsEncodedString(obj, "utf-8", "surrogatepass");
+    if (!bytes)
+        return 0;
+    shm_off off = encode_data(MSG_STR, PyBytes_AS_STRING(bytes), (uint64_t)PyBytes_GET_SIZE(bytes));
+    Py_DECREF(bytes);
+    return off;
+}
+
+/* 1 with *off set (0 and an exception on failure) if obj is a scalar this
+ * file encodes itself; 0 if it is for pickle. */
+static int
+encode_scalar(PyObject *obj, shm_off *off)
+{
+    if (PyLong_CheckExact(obj)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+        if (overflow || (v == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return 0;  /* beyond int64: pickle */
+        }
+        int64_t v64 = v;
+        *off = encode_data(MSG_INT, &v64, sizeof(v64));
+        return 1;
+    }
+    if (PyFloat_CheckExact(obj)) {
+        double d = PyFloat_AS_DOUBLE(obj);
+        *off = encode_data(MSG_FLOAT, &d, sizeof(d));
+        return 1;
+    }
+    if (PyUnicode_CheckExact(obj)) {
+        *off = encode_str(obj);
+        return 1;
+    }
+    if (obj == Py_None || obj == Py_False || obj == Py_True) {
+        unsigned char c = obj == Py_None ? CONST_NONE : obj == Py_False ? CONST_FALSE : CONST_TRUE;
+        *off = encode_data(MSG_CONST, &c, 1);
+        return 1;
+    }
+    return 0;
+}
+
 shm_off
 shm_message_encode(PyObject *obj)
 {
@@ -143,6 +216,9 @@ shm_message_encode(PyObject *obj)
         return encode_raw(obj, MSG_BYTES);
     if (PyByteArray_CheckExact(obj))
         return encode_raw(obj, MSG_BYTEARRAY);
+    shm_off scalar;
+    if (encode_scalar(obj, &scalar))
+        return scalar;
 
     shm_off off = 0;
     shm_off *chans = NULL;
@@ -243,7 +319,11 @@ check_layout(shm_off off)
     msg_header *h = SHM_PTR(msg_header, off);
     if (size < sizeof(msg_header))
         return -1;
-    if (h->kind != MSG_BYTES && h->kind != MSG_BYTEARRAY && h->kind != MSG_PICKLE)
+    if (h->kind < MSG_BYTES || h->kind > MSG_CONST)
+        return -1;
+    if ((h->kind == MSG_INT || h->kind == MSG_FLOAT) && h->len != 8)
+        return -1;
+    if (h->kind == MSG_CONST && h->len != 1)
         return -1;
     if (h->kind != MSG_PICKLE && h->nbuf != 0)
         return -1;
@@ -287,9 +367,30 @@ shm_message_decode(shm_off off)
         return r;
     }
     if (h->kind != MSG_PICKLE) {
+        const char *data = shm_base + off + start;
+        PyObject *r = NULL;
+        if (h->kind == MSG_INT) {
+            int64_t v;
+            memcpy(&v, data, sizeof(v));
+            r = PyLong_FromLongLong(v);
+        }
+        else if (h->kind == MSG_FLOAT) {
+            double d;
+            memcpy(&d, data, sizeof(d));
+            r = PyFloat_FromDouble(d);
+        }
+        else if (h->kind == MSG_STR) {
+            r = PyUnicode_DecodeUTF8(data, (Py_ssize_t)h->len, "surrogatepass");
+        }
+        else if ((unsigned char)data[0] <= CONST_TRUE) {
+            unsigned char c = (unsigned char)data[0];
+            r = Py_NewRef(c == CONST_NONE ? Py_None : c == CONST_FALSE ? Py_False : Py_True);
+        }
+        else {
+            PyErr_SetString(PyExc_ValueError, "pycsp: corrupt message block in the shared arena");
+        }
         shm_free(off);
-        PyErr_Format(PyExc_SystemError, "pycsp: corrupt message block (kind %u)", h->kind);
-        return NULL;
+        return r;
     }
     if (h->nbuf == 0) {
         /* No out-of-band buffers: unpickle from a copy and free the block now. */

@@ -1,5 +1,6 @@
 """API.md, section "Channels": rendezvous, buffers, any-to-any, ends, messages."""
 import gc
+import math
 import pickle
 import time
 import tracemalloc
@@ -356,6 +357,35 @@ def test_none_and_falsy_messages_are_delivered(csp):
     got = [r() for _ in values]
     assert got == values
     assert [type(v) for v in got] == [type(v) for v in values]
+
+
+class Flag(int):
+    pass
+
+
+class Text(str):
+    pass
+
+
+SCALARS = [0, 1, -1, 2**63 - 1, -2**63, 2**63, -2**200, True, False, None, Flag(3),
+           1.5, -0.0, float("inf"), float("-inf"), 1e-310, "", "ascii", "ünïcödé ✓",
+           "lone \ud800 surrogate", "x" * 100_000, Text("sub")]
+
+
+@pytest.mark.timeout(20)
+def test_scalar_messages_keep_value_and_type(csp):
+    """processes encodes int64, float, str and the constants without pickle; an
+    int beyond 64 bits and subclasses go through pickle: all arrive the same."""
+    ch = csp.Channel(buffer=len(SCALARS) + 1)
+    w, r = ch.writer(), ch.reader()
+    for v in SCALARS + [float("nan")]:
+        w(v)
+    got = [r() for _ in range(len(SCALARS) + 1)]
+    assert got[:-1] == SCALARS
+    assert [type(v) for v in got[:-1]] == [type(v) for v in SCALARS]
+    assert math.isnan(got[-1]) and type(got[-1]) is float
+    negative_zero = next(i for i, v in enumerate(SCALARS) if type(v) is float and v == 0)
+    assert math.copysign(1.0, got[negative_zero]) == -1.0
 
 
 @pytest.mark.timeout(20)

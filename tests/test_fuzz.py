@@ -35,8 +35,8 @@ def align64(x):
     return (x + 63) & ~63
 
 payloads = [
-    None, True, 0, -1, 2**64 + 7, -(2**200), 1.5, float("inf"), complex(1, -2),
-    "", "text", "ünïcödé " * 50, b"", b"raw bytes", bytes(range(256)) * 40,
+    None, True, False, 0, -1, 2**63 - 1, -2**63, 2**64 + 7, -(2**200), 1.5, float("inf"),
+    -0.0, complex(1, -2), "", "text", "ünïcödé " * 50, "lone \ud800 surrogate", b"", b"raw bytes", bytes(range(256)) * 40,
     bytearray(b"a bytearray"), bytearray(70000),
     (1, "two", 3.0), [1, [2, [3, [4]]]], {"k": [1, 2], 3: (4, 5)}, {1, 2, 3},
     frozenset({"a", "b"}), list(range(500)), {"nested": {"d": [b"x" * 100]}},
@@ -73,7 +73,8 @@ for obj in payloads + oob:
 
 kinds = [struct.unpack_from("<I", b, 0)[0] for b in blocks]
 nbufs = [struct.unpack_from("<I", b, 4)[0] for b in blocks]
-assert set(kinds) == {1, 2, 3}, kinds          # bytes, bytearray and pickle blocks
+# bytes, bytearray, pickle, int64, float, str, constant blocks
+assert set(kinds) == {1, 2, 3, 4, 5, 6, 7}, kinds
 assert max(nbufs) >= 3, nbufs                  # some with a length table
 
 INTERESTING32 = [0, 1, 2, 3, 4, 5, 7, 0x7F, 0x80, 0xFF, 0x100, 0x7FFFFFFF, 0x80000000,
