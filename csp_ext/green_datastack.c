@@ -31,6 +31,14 @@
 /* Stored in data[0], which a root chunk never uses. */
 #define ROOT_CHUNK_MAGIC ((PyObject *)(uintptr_t)0x70796373705f6473ULL)
 
+/* CPython's own 16 KiB chunks, kept for reuse.  A process whose calls overflow
+ * its small first chunk gets a 16 KiB chunk on the call and gives it back on
+ * the return: without this, an mmap and a munmap (and a page fault) for each
+ * such call, e.g. every AltSelect in a loop.  The GIL serialises these calls. */
+#define SPARE_CHUNKS 16
+static void *spare[SPARE_CHUNKS];
+static int nspare;
+
 static PyObjectArenaAllocator cpython_arena;
 static int installed;
 
@@ -44,6 +52,8 @@ static void *
 arena_alloc(void *ctx, size_t size)
 {
     (void)ctx;
+    if (size == CPYTHON_MIN_CHUNK && nspare > 0)
+        return spare[--nspare];
     return cpython_arena.alloc(cpython_arena.ctx, size);
 }
 
@@ -53,6 +63,10 @@ arena_free(void *ctx, void *ptr, size_t size)
     (void)ctx;
     if (ptr && is_our_chunk(ptr, size)) {
         PyMem_RawFree(ptr);
+        return;
+    }
+    if (ptr && size == CPYTHON_MIN_CHUNK && nspare < SPARE_CHUNKS) {
+        spare[nspare++] = ptr;
         return;
     }
     cpython_arena.free(cpython_arena.ctx, ptr, size);

@@ -361,12 +361,18 @@ run_process_function(PyObject *proc)
     csp_green_datastack_begin(fn);
     PyObject *args = PyObject_GetAttr(proc, s_args);
     PyObject *kwargs = args ? PyObject_GetAttr(proc, s_kwargs) : NULL;
-    PyObject *result = NULL;
+    PyObject *result = NULL, *kwdict = NULL;
     if (kwargs) {
-        if (!PyTuple_Check(args) || !PyDict_Check(kwargs))
-            PyErr_SetString(PyExc_TypeError, "Process.args must be a tuple and kwargs a dict");
-        else
-            result = PyObject_Call(fn, args, PyDict_GET_SIZE(kwargs) ? kwargs : NULL);
+        /* kwargs is a dict, or a read-only mapping (Process's shared empty one) */
+        if (!PyTuple_Check(args))
+            PyErr_SetString(PyExc_TypeError, "Process.args must be a tuple");
+        else if (PyDict_Check(kwargs))
+            kwdict = PyDict_GET_SIZE(kwargs) ? Py_NewRef(kwargs) : NULL;
+        else if ((kwdict = PyDict_New()) && PyDict_Update(kwdict, kwargs) < 0)
+            Py_CLEAR(kwdict);
+        if (!PyErr_Occurred())
+            result = PyObject_Call(fn, args, kwdict && PyDict_GET_SIZE(kwdict) ? kwdict : NULL);
+        Py_XDECREF(kwdict);
     }
     Py_DECREF(fn);
     Py_XDECREF(args);
@@ -403,6 +409,7 @@ process_main(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
     if (!proc || !join) {
         Py_XDECREF(proc);
         Py_XDECREF(join);
+        t->body_ended = 1;
         Py_DECREF(t);
         PyErr_SetString(PyExc_SystemError, "pycsp: process greenlet without a process");
         return NULL;
@@ -529,8 +536,8 @@ green_spawn(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
     green_sched *s = sched_get();
     if (!s)
         return NULL;
-    if (t->greenlet || t->run) {
-        PyErr_SetString(PyExc_RuntimeError, "task already has a greenlet");
+    if (t->greenlet || t->run || t->body_ended) {
+        PyErr_SetString(PyExc_RuntimeError, "task already has (or had) a greenlet");
         return NULL;
     }
     t->run = Py_NewRef(args[1]);
