@@ -213,6 +213,32 @@ def test_a_process_function_that_cannot_be_pickled_fails_at_parallel(tmp_path):
     assert got["values"] == [None, 3]
 
 
+@pytest.mark.timeout(120)
+def test_spawn_from_several_threads_at_once(tmp_path):
+    got = run_case(tmp_path, """
+        import threading
+        csp.set_start_method("spawn")
+        outs = [[] for _ in range(3)]
+
+        def worker(k):
+            for i in range(4):
+                try:
+                    outs[k].append(csp.Parallel(pid(), pid()))
+                except Exception as exc:
+                    outs[k].append(repr(exc))
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        import csp_ext
+        report(errors=[o for out in outs for o in out if isinstance(o, str)],
+               runs=sum(len(out) for out in outs), n_active=csp_ext.shm_stats()["n_active"])
+    """)
+    assert got == {"errors": [], "runs": 12, "n_active": 1}
+
+
 def test_unknown_start_method_is_refused():
     import pycsp.processes as csp
 

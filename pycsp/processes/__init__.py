@@ -25,5 +25,5 @@ version = VERSION + ("processes",)
 
 __all__ = API_NAMES + ["ProcessCrashed", "set_start_method", "get_start_method"]
 
-if not _spawn.attach_if_spawned():
+if not _spawn.inheriting():  # a spawned child maps its parent's arena instead
     _csp_ext.shm_init()
