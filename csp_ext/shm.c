@@ -10,6 +10,7 @@
 #include "shm.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
@@ -691,31 +692,36 @@ py_shm_arena_fd(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
 static PyObject *
 py_shm_attach(PyObject *Py_UNUSED(m), PyObject *arg)
 {
-    int fd = PyLong_AsLong(arg);
+    long fd = PyLong_AsLong(arg);
     if (fd == -1 && PyErr_Occurred())
         return NULL;
+    if (fd < 0 || fd > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "shm_attach: %ld is not a file descriptor", fd);
+        return NULL;
+    }
     if (shm_base) {
         PyErr_SetString(PyExc_RuntimeError, "shm_attach: this process already has an arena");
         return NULL;
     }
     shm_header probe;
-    if (pread(fd, &probe, sizeof(probe), 0) != (ssize_t)sizeof(probe))
+    if (pread((int)fd, &probe, sizeof(probe), 0) != (ssize_t)sizeof(probe))
         return PyErr_SetFromErrno(PyExc_OSError);
     if (probe.magic != SHM_MAGIC || probe.version != SHM_VERSION ||
-        probe.header_size != sizeof(shm_header)) {
+        probe.header_size != sizeof(shm_header) || probe.reserved < ((uint64_t)1 << 32) ||
+        probe.reserved > ((uint64_t)1 << 40) || probe.file_size > probe.reserved) {
         PyErr_SetString(PyExc_ValueError,
                         "shm_attach: not a pycsp arena of this version of csp_ext");
         return NULL;
     }
     void *base = mmap(NULL, probe.reserved, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                      fd, 0);
+                      (int)fd, 0);
     if (base == MAP_FAILED)
         return PyErr_SetFromErrno(PyExc_OSError);
     /* Inherited through exec on purpose; not by this process's own children. */
-    int flags = fcntl(fd, F_GETFD);
+    int flags = fcntl((int)fd, F_GETFD);
     if (flags >= 0)
-        fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
-    shm_fd = fd;
+        fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
+    shm_fd = (int)fd;
     shm_reserved = probe.reserved;
     shm_base = base;
     shm_hdr = (shm_header *)base;

@@ -161,13 +161,10 @@ encode_data(uint32_t kind, const void *data, uint64_t len)
 static shm_off
 encode_str(PyObject *obj)
 {
-    Py_ssize_t len;
-    const char *utf8 = PyUnicode_AsUTF8AndSize(obj, &len);
-    if (utf8)
-        return encode_data(MSG_STR, utf8, (uint64_t)len);
-    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
-        return 0;
-    PyErr_Clear();  /* lone surrogates: pickle keeps them, so must this */
+    if (PyUnicode_IS_ASCII(obj))
+        return encode_data(MSG_STR, PyUnicode_DATA(obj), (uint64_t)PyUnicode_GET_LENGTH(obj));
+    /* A temporary: PyUnicode_AsUTF8 would keep a UTF-8 copy inside the str for
+     * its whole life.  surrogatepass: pickle keeps lone surrogates, so must this. */
     PyObject *bytes = PyUnicode_AsEncodedString(obj, "utf-8", "surrogatepass");
     if (!bytes)
         return 0;
@@ -311,12 +308,12 @@ populate(char *p, size_t len)
 /* ------------------------------------------------------------------ */
 /* Decode: consumes the block (freed here or by the views it hands out) */
 
-/* 0 if the block's header describes data that fits in the block. */
+/* 0 if the header `h` (a copy of the block's, taken once: the block is
+ * shared memory) describes data that fits in block `off`. */
 static int
-check_layout(shm_off off)
+check_layout(shm_off off, const msg_header *h)
 {
     uint64_t size = shm_block_size(off);
-    msg_header *h = SHM_PTR(msg_header, off);
     if (size < sizeof(msg_header))
         return -1;
     if (h->kind < MSG_BYTES || h->kind > MSG_CONST)
@@ -335,7 +332,7 @@ check_layout(shm_off off)
     if (start > size || h->len > size - start)
         return -1;
     uint64_t pos = start + ALIGN64(h->len);
-    uint64_t *lens = (uint64_t *)(h + 1);
+    uint64_t *lens = (uint64_t *)(SHM_PTR(msg_header, off) + 1);
     for (uint32_t i = 0; i < h->nbuf; i++) {
         if (pos > size || lens[i] > size - pos)
             return -1;
@@ -347,8 +344,11 @@ check_layout(shm_off off)
 PyObject *
 shm_message_decode(shm_off off)
 {
-    msg_header *h = SHM_PTR(msg_header, off);
-    if (check_layout(off) < 0) {
+    msg_header header = {0};
+    if (shm_block_size(off) >= sizeof(header))
+        memcpy(&header, SHM_PTR(msg_header, off), sizeof(header));
+    const msg_header *h = &header;
+    if (check_layout(off, h) < 0) {
         shm_free(off);
         PyErr_SetString(PyExc_ValueError, "pycsp: corrupt message block in the shared arena");
         return NULL;
@@ -414,7 +414,8 @@ shm_message_decode(shm_off off)
     Py_DECREF(owner);  /* the views keep it alive */
     if (!whole)
         return NULL;
-    uint64_t *lens = (uint64_t *)(h + 1);
+    /* Read again here, but only to slice `whole`: a memoryview's slice stays inside it. */
+    uint64_t *lens = (uint64_t *)(SHM_PTR(msg_header, off) + 1);
     stream = PySequence_GetSlice(whole, (Py_ssize_t)start, (Py_ssize_t)(start + h->len));
     bufs = PyList_New(h->nbuf);
     if (!stream || !bufs)
@@ -451,7 +452,7 @@ shm_message_discard(shm_off off)
     if (!off)
         return;
     msg_header *h = SHM_PTR(msg_header, off);
-    if (check_layout(off) == 0) {
+    if (check_layout(off, h) == 0) {
         uint64_t *lens = (uint64_t *)(h + 1);
         for (uint32_t i = 0; i < h->nchan; i++)
             release_shared_channel(lens[h->nbuf + i]);
