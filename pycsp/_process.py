@@ -1,9 +1,9 @@
 """Processes and their composition: Process, @process, Parallel, Sequence, Spawn.
 
 Shared by the in-interpreter backends.  A backend supplies a ``start`` function
-that runs ``Process._run_body`` for each process somewhere (an OS thread, a
-greenlet) with the process's ``csp_ext.Task`` bound, and then calls
-``task.finish(join)``.  Waiting happens in C (``csp_ext.Join.wait``), where the
+that runs each process somewhere (an OS thread: ``Process._run_body``; a
+greenlet: the same steps in C, greensched.c) with the process's
+``csp_ext.Task`` bound, and then calls ``task.finish(join)``.  Waiting happens in C (``csp_ext.Join.wait``), where the
 GIL is released, Ctrl-C is honoured and deadlock is detected.
 """
 import atexit
@@ -11,6 +11,7 @@ import itertools
 import os
 import sys
 import traceback
+import types
 
 import csp_ext
 from csp_ext import ChannelPoisonException, ChannelRetireException, Join, Task
@@ -18,7 +19,9 @@ from csp_ext import ChannelPoisonException, ChannelRetireException, Join, Task
 from ._ends import poison_all, retire_all, with_fresh_ends
 
 _ids = itertools.count(1)
-_NO_KWARGS = {}  # never changed: Process.kwargs is read, never written to
+# Shared by every Process without keyword arguments (a million processes, one
+# object), read-only so that writing into one Process's kwargs cannot reach others.
+_NO_KWARGS = types.MappingProxyType({})
 _error_clock = itertools.count()  # orders failures in time: Parallel raises the first
 
 # After Ctrl-C, how long Parallel waits for its stopped processes to end
@@ -55,7 +58,8 @@ class Process:
     def __reduce__(self):
         # For pycsp.processes' "spawn" start: the function of an @process is
         # pickled by the name of its decorated wrapper (the name it is known by).
-        return (_rebuild_process, (_function_reference(self.fn), self.args, self.kwargs, self.id))
+        return (_rebuild_process,
+                (_function_reference(self.fn), self.args, dict(self.kwargs), self.id))
 
     def __mul__(self, n):
         if not isinstance(n, int) or isinstance(n, bool):

@@ -34,6 +34,13 @@ def test_process_class_directly_with_args_and_kwargs(csp):
     assert csp.Parallel(proc) == [(1, 2, 3)]
 
 
+def test_processes_without_kwargs_do_not_share_writable_kwargs(csp):
+    a, b = csp.Process(print), csp.Process(print)
+    with pytest.raises(TypeError):
+        a.kwargs["end"] = ""
+    assert dict(b.kwargs) == {}
+
+
 # --------------------------------------------------------------------------- Parallel
 
 
