@@ -368,8 +368,9 @@ run_process_function(PyObject *proc)
             PyErr_SetString(PyExc_TypeError, "Process.args must be a tuple");
         else if (PyDict_Check(kwargs))
             kwdict = PyDict_GET_SIZE(kwargs) ? Py_NewRef(kwargs) : NULL;
-        else if ((kwdict = PyDict_New()) && PyDict_Update(kwdict, kwargs) < 0)
-            Py_CLEAR(kwdict);
+        else if (PyObject_Length(kwargs) > 0 && (kwdict = PyDict_New()) &&
+                 PyDict_Update(kwdict, kwargs) < 0)
+            Py_CLEAR(kwdict);  /* (a dict made for the call lives as long as it) */
         if (!PyErr_Occurred())
             result = PyObject_Call(fn, args, kwdict && PyDict_GET_SIZE(kwdict) ? kwdict : NULL);
         Py_XDECREF(kwdict);
