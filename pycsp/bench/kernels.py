@@ -34,6 +34,10 @@ Kernels (--kernel) and what --sizes means for each:
                 SIZE like 1K, 1M, 64M.  GB/s (1 GB = 1e9 bytes) at the reader.
   spawn         N processes in one Parallel, passing one token once around a ring.
                 Sizes: N.  Seconds for the whole Parallel.
+  alt           K producers each write on their own channel; one consumer loops
+                on AltSelect(InputGuard(c1), ..., InputGuard(cK)) (PyCSP 0.9.2
+                style: guards made anew each time, no actions; returns (guard,
+                msg)).  Sizes: K.  us per message received by the consumer.
   switch        (greenlet-switch only) us per raw greenlet switch.
   handoff       (c-threads, c-processes only) us per hand-off of the C floor.
                 Sizes: the modes (c-threads: condvar, futex, spin; c-processes:
@@ -48,6 +52,7 @@ Command line (prints one JSON object per size on stdout):
 
     python -m pycsp.bench.kernels --backend processes --kernel commstime
     python -m pycsp.bench.kernels --backend threads --kernel ring --sizes 2,16,256
+    python -m pycsp.bench.kernels --backend greenlets --kernel alt --sizes 2,8
     python -m pycsp.bench.kernels --backend processes --kernel payload --sizes numpy-64M
     python -m pycsp.bench.kernels --backend mp-pool --kernel pi --sizes 1,2
     python -m pycsp.bench.kernels --backend asyncio --kernel ring --sizes 2,16
@@ -80,10 +85,10 @@ BACKENDS = {
 PLAIN_PEERS = ('simplequeue', 'mp-pipe', 'mp-queue', 'mp-pool', 'greenlet-switch',
                'asyncio', 'c-threads', 'c-processes')
 KERNELS = ('commstime', 'ring', 'tokens', 'pi', 'mandel-numpy', 'mandel-c', 'payload',
-           'spawn', 'switch', 'handoff')
+           'spawn', 'switch', 'handoff', 'alt')
 UNITS = {'commstime': 'us/comm', 'ring': 'us/hop', 'tokens': 'us/hop', 'pi': 's',
          'mandel-numpy': 's', 'mandel-c': 's', 'payload': 'GB/s', 'spawn': 's',
-         'switch': 'us/switch', 'handoff': 'us/handoff'}
+         'switch': 'us/switch', 'handoff': 'us/handoff', 'alt': 'us/msg'}
 HIGHER_IS_BETTER = {'payload'}
 
 
@@ -228,6 +233,56 @@ def csp_ring(csp, size, hops, warm_rounds=2):
         procs.append(P(_ring_node)(csp, chans[i - 1].reader(), chans[i].writer()))
     res = csp.Parallel(*procs)
     return _result(res, None)
+
+
+# ---------------------------------------------------------------------------
+# Alternation: K producers, each on its own channel, and one consumer that loops
+# on AltSelect over K input guards.  The guards are made anew for every select,
+# as PyCSP 0.9.2 programs do (AltSelect(InputGuard(c1), InputGuard(c2))); this
+# is the loop whose greenlets cost went from 2.5 to 12.1 us per message when a
+# process's first frame chunk overflowed on every call.  The consumer poisons
+# every channel at the end; the producers, blocked in a write, then end.
+# ---------------------------------------------------------------------------
+
+def _alt_producer(csp, cout):
+    try:
+        i = 0
+        while True:
+            cout(i)
+            i += 1
+    except (csp.ChannelPoisonException, csp.ChannelRetireException):
+        _poison_all(csp, cout)
+
+
+def _alt_consumer(csp, cins, n, warmup):
+    AltSelect, InputGuard = csp.mod.AltSelect, csp.mod.InputGuard
+    for _ in range(warmup):
+        AltSelect(*[InputGuard(c) for c in cins])
+    if len(cins) == 2:            # the common case, without the list
+        c1, c2 = cins
+        t0 = time.perf_counter()
+        for _ in range(n):
+            g, msg = AltSelect(InputGuard(c1), InputGuard(c2))
+    else:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            g, msg = AltSelect(*[InputGuard(c) for c in cins])
+    dt = time.perf_counter() - t0
+    if msg is None:
+        raise RuntimeError('AltSelect returned no message: %r' % ((g, msg),))
+    _poison_all(csp, *cins)
+    return dt * 1e6 / n                # us per message received
+
+
+def csp_alt(csp, producers, n, warmup=None):
+    if producers < 1:
+        raise ValueError('alt needs at least one producer')
+    warmup = max(10, n // 20) if warmup is None else warmup
+    chans = [csp.Channel() for _ in range(producers)]
+    P = lambda fn: _proc(csp, fn)
+    procs = [P(_alt_producer)(csp, c.writer()) for c in chans]
+    procs.append(P(_alt_consumer)(csp, [c.reader() for c in chans], n, warmup))
+    return _result(csp.Parallel(*procs), None)
 
 
 # ---------------------------------------------------------------------------
@@ -1000,7 +1055,7 @@ WORK = {
     'mandel-numpy': {'full': (640, 480, 128), 'quick': (320, 160, 64)},
     'mandel-c': {'full': (1600, 1200, 512), 'quick': (640, 480, 256)},
 }
-CALIBRATED = ('commstime', 'ring', 'tokens', 'payload', 'switch', 'handoff')
+CALIBRATED = ('commstime', 'ring', 'tokens', 'payload', 'switch', 'handoff', 'alt')
 SUPPORTED = {
     'asyncio': ('commstime', 'ring', 'tokens'),
     'c-threads': ('handoff',),
@@ -1098,6 +1153,7 @@ def make_runner(backend, kernel, ring=64, work=None, quick=False):
         'mandel-c': mandel('c'),
         'payload': lambda n, size=None: csp_payload(csp, size, n),
         'spawn': lambda n, size=None: csp_spawn(csp, size),
+        'alt': lambda n, size=None: csp_alt(csp, size, n),
     }[kernel]
 
 
@@ -1109,7 +1165,7 @@ def _per_iter(kernel, value, size):
         return 2 * value * 1e-6       # n counts round trips (two switches/hand-offs)
     if kernel == 'commstime':
         return 4 * value * 1e-6
-    return value * 1e-6       # ring, tokens: us per hop, n counts hops
+    return value * 1e-6       # ring, tokens: us per hop, n counts hops; alt: messages
 
 
 def min_n(kernel, size, ring=64):
@@ -1157,7 +1213,7 @@ def parse_sizes(kernel, text):
 DEFAULT_SIZES = {'ring': '2,4,8,16,32,64,128,256', 'tokens': '1,2,4,8,16,32,63',
                  'pi': '1,2,3,4,5', 'mandel-numpy': '1,2,4', 'mandel-c': '1,2,4',
                  'payload': 'bytes-1K,bytes-1M,bytes-64M,numpy-1K,numpy-1M,numpy-64M',
-                 'spawn': '10,100', 'handoff': 'futex,spin'}
+                 'spawn': '10,100', 'handoff': 'futex,spin', 'alt': '2,8'}
 
 
 def main(argv=None):
