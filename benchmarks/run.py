@@ -19,8 +19,10 @@ What is compared (the same kernels.py source for every CSP implementation):
              (pycsp/bench/floor_processes.c, run through kernels.py as c-processes:MODE,
              interleaved and calibrated like the others); also the two-process hand-off
 
-Kernels: Commstime (us per channel communication, 4 per cycle) and a token ring of
-2..256 processes (us per hop).
+Kernels: Commstime (us per channel communication, 4 per cycle), a token ring of
+2..256 processes (us per hop) and, for ours only, alt-K: K producers (2; with 8 too
+unless --quick) each on their own channel, one consumer looping on
+AltSelect(InputGuard(c1), ..., InputGuard(cK)) (us per message received).
 
 The machine is shared and noisy, so the implementations are interleaved: each round
 runs every implementation once, each in its own subprocess with a time-out (iteration
@@ -58,18 +60,19 @@ DEFAULT_092 = '/work/peers/pycsp092/bin/python'
 PAYLOADS = ['bytes-1K', 'bytes-1M', 'bytes-64M', 'numpy-1K', 'numpy-1M', 'numpy-64M']
 CONFIGS = {
     'threads': {
-        'ours': ('pycsp.threads', 'threads'),
+        'ours': ('pycsp.threads', 'threads', ('commstime', 'ring', 'alt')),
         'peers': [('SimpleQueue', 'simplequeue', 'dev'),
                   ('PyCSP 0.9.2 threads', 'pycsp092-threads', '092')],
         'floor': 'c-handoff',
     },
     'greenlets': {
-        'ours': ('pycsp.greenlets', 'greenlets'),
+        'ours': ('pycsp.greenlets', 'greenlets', ('commstime', 'ring', 'alt')),
         'peers': [('PyCSP 0.9.2 greenlets', 'pycsp092-greenlets', '092')],
         'floor': 'greenlet-switch',
     },
     'processes': {
-        'ours': ('pycsp.processes', 'processes', ('commstime', 'ring', 'payload', 'pi')),
+        'ours': ('pycsp.processes', 'processes',
+                 ('commstime', 'ring', 'alt', 'payload', 'pi')),
         'peers': [('mp.Pipe', 'mp-pipe', 'dev', ('commstime', 'ring', 'payload')),
                   ('mp.Queue', 'mp-queue', 'dev', ('payload',)),
                   ('mp.Pool', 'mp-pool', 'dev', ('pi',)),
@@ -85,7 +88,7 @@ CONFIGS = {
 # PyCSP 0.9.2 @multiprocess: a ring of 32 timed out (120 s) in a run here, 256 fails
 MAX_RING = {'pycsp092-multiprocess': 16}
 UNITS = {'commstime': 'us/comm', 'ring': 'us/hop', 'tokens': 'us/hop', 'pi': 's',
-         'payload': 'GB/s', 'switch': 'us/switch'}
+         'payload': 'GB/s', 'switch': 'us/switch', 'alt': 'us/msg'}
 HIGHER_IS_BETTER = ('payload',)
 
 API = ('Channel', 'process', 'Parallel', 'poison', 'ChannelPoisonException',
@@ -318,7 +321,7 @@ def build_table(backend, ours, peers, floors, rows):
     wid = {c: max(9, len(c) + 2) for c in cols + rcols}
     head = '%-14s%-8s' % ('kernel', 'unit') + ''.join(c.rjust(wid[c]) for c in cols + rcols)
     lines = ['Medians over the rounds.  Units: us per communication (commstime), per hop '
-             '(ring), seconds (pi), GB/s (payload).',
+             '(ring), per message (alt), seconds (pi), GB/s (payload).',
              ('"vs PEER" = how many times better %s is than PEER (PEER / ours for times, '
               'ours / PEER for GB/s); "vs FLOOR" = ours / FLOOR.' % ours.label)
              if ours else '(our backend is missing)',
@@ -463,7 +466,7 @@ def main(argv=None, prog=None):
     ap.add_argument('--workers', default=None,
                     help='processes: Monte-Carlo Pi workers (default 1,2,3,4,5)')
     ap.add_argument('--kernels', default=None,
-                    help='only these kernels (comma list of commstime,ring,payload,pi)')
+                    help='only these kernels (comma list of commstime,ring,alt,payload,pi)')
     ap.add_argument('--timeout', type=float, default=120,
                     help='seconds before one kernel run is declared hung')
     ap.add_argument('--no-092', action='store_true', help='skip PyCSP 0.9.2')
@@ -479,7 +482,8 @@ def main(argv=None, prog=None):
                               ).split(',')]
     payloads = (args.payloads or ','.join(PAYLOADS)).split(',')
     workers = [int(w) for w in (args.workers or '1,2,3,4,5').split(',')]
-    all_sizes = {'commstime': [None], 'ring': sizes, 'payload': payloads, 'pi': workers}
+    all_sizes = {'commstime': [None], 'ring': sizes, 'payload': payloads, 'pi': workers,
+                 'alt': [2] if args.quick else [2, 8]}
     only = args.kernels.split(',') if args.kernels else None
 
     def kernels_for(backend, names=('commstime', 'ring')):
@@ -574,7 +578,7 @@ def main(argv=None, prog=None):
                    ('C spin', hand_off(cfloor.median('spin')))]
 
     rows = []
-    for k in ('commstime', 'ring', 'payload', 'pi'):
+    for k in ('commstime', 'ring', 'alt', 'payload', 'pi'):
         if any(k in i.kernels for i in ([ours] if ours else []) + peers):
             rows += [(k, x) for x in all_sizes[k]]
     lines, table = build_table(args.backend, ours, peers, floors, rows)

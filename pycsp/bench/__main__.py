@@ -19,6 +19,10 @@ pycsp/bench/kernels.py, written once against the pycsp API):
                  reader, GB/s
   spawn          the largest N (of the sizes tried) for which N processes in one
                  Parallel pass a token once around a ring, and its time
+  alt-K          K producers on their own channels, one consumer looping on
+                 AltSelect(InputGuard(c1), ..., InputGuard(cK)), us per message
+                 (ours only: PyCSP 0.9.2's AltSelect fails on Python 3.11, asyncio
+                 has no direct equivalent)
 
 Beside the peers that are available: queue.SimpleQueue + threads, multiprocessing
 (Pipe, Queue, Pool), asyncio tasks + asyncio.Queue(maxsize=1) (commstime, ring,
@@ -90,6 +94,7 @@ PLANS = {
         'mandel': [1, 2],
         'payload': ['bytes-1K', 'bytes-1M', 'numpy-16M'],
         'spawn': {'threads': [1000], 'greenlets': [10000], 'processes': [100]},
+        'alt': [2],
         'peer_ring_max': {'pycsp092-multiprocess': 16, 'mp-pipe': 64},
         # spinning needs two free cores; on a busy machine one hand-off takes a
         # time slice (ms), so quick runs only the sleeping waits
@@ -107,6 +112,7 @@ PLANS = {
                     'numpy-1K', 'numpy-1M', 'numpy-64M'],
         'spawn': {'threads': [1000, 10000], 'greenlets': [10000, 100000, 1000000],
                   'processes': [100, 500, 1000]},
+        'alt': [2, 8],
         'peer_ring_max': {'pycsp092-multiprocess': 16, 'pycsp092-threads': 256,
                           'mp-pipe': 1024},
         'floor': {'c-threads': ['condvar', 'futex', 'spin'],
@@ -241,7 +247,7 @@ def make_jobs(plan, backends, py092, quick, only, floors=True):
             ks.append(('mandel-numpy', plan['mandel']))
         ks += [('payload', [p for p in plan['payload']
                             if have_numpy or not p.startswith('numpy')]),
-               ('spawn', plan['spawn'][b])]
+               ('spawn', plan['spawn'][b]), ('alt', plan['alt'])]
         for k, sizes in ks:
             if not only or k in only:
                 jobs.append(Job(b, k, sizes, sys.executable, eo, quick))
@@ -379,7 +385,8 @@ def table(res):
              '  "C 2 procs futex" = two pthreads / processes handing a counter back and '
              'forth (us per hand-off, the same in every row).']
     res = with_floors(res)
-    order = ['commstime', 'ring', 'tokens', 'pi', 'mandel-numpy', 'mandel-c', 'payload']
+    order = ['commstime', 'ring', 'tokens', 'alt', 'pi', 'mandel-numpy', 'mandel-c',
+             'payload']
     for k in order:
         if k not in res:
             continue
@@ -549,7 +556,7 @@ def main(argv=None):
     ap.add_argument('--backends', default=','.join(OURS))
     ap.add_argument('--kernels', default=None,
                     help='only these (commstime,ring,tokens,pi,mandel-numpy,mandel-c,'
-                         'payload,spawn,handoff)')
+                         'payload,spawn,alt,handoff)')
     ap.add_argument('--pycsp092', default=os.environ.get('PYCSP092_PYTHON'),
                     help="PyCSP 0.9.2's interpreter (default $PYCSP092_PYTHON)")
     ap.add_argument('--no-floor', action='store_true',
