@@ -103,6 +103,15 @@ def test_payload(benchmark, backend, spec):
     _bench(benchmark, lambda: K.csp_payload(csp, spec, n), 'GB/s')
 
 
+@pytest.mark.parametrize('producers', [2, 8])
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_alt(benchmark, backend, producers):
+    csp = _csp(backend)
+    _bench(benchmark, lambda: K.csp_alt(csp, producers, 5000), 'us/msg')
+    fig = benchmark.extra_info['figure']
+    assert isinstance(fig, float) and fig > 0
+
+
 # ---- peers ----------------------------------------------------------------
 
 def test_peer_simplequeue_commstime(benchmark):
