@@ -121,27 +121,6 @@ static PyTypeObject ShmBufferType = {
 /* ------------------------------------------------------------------ */
 /* Encode                                                              */
 
-/* Copy one contiguous buffer-supporting object into a new block. */
-static shm_off
-encode_raw(PyObject *obj, uint32_t kind)
-{
-    Py_buffer view;
-    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
-        return 0;
-    uint64_t start = data_start(0, 0);
-    shm_off off = shm_alloc(start + (uint64_t)view.len);
-    if (off) {
-        msg_header *h = SHM_PTR(msg_header, off);
-        h->kind = kind;
-        h->nbuf = 0;
-        h->nchan = 0;
-        h->len = (uint64_t)view.len;
-        memcpy(shm_base + off + start, view.buf, (size_t)view.len);
-    }
-    PyBuffer_Release(&view);
-    return off;
-}
-
 static shm_off
 encode_data(uint32_t kind, const void *data, uint64_t len)
 {
@@ -155,6 +134,18 @@ encode_data(uint32_t kind, const void *data, uint64_t len)
         h->len = len;
         memcpy(shm_base + off + start, data, (size_t)len);
     }
+    return off;
+}
+
+/* Copy one contiguous buffer-supporting object into a new block. */
+static shm_off
+encode_raw(PyObject *obj, uint32_t kind)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
+        return 0;
+    shm_off off = encode_data(kind, view.buf, (uint64_t)view.len);
+    PyBuffer_Release(&view);
     return off;
 }
 
