@@ -246,36 +246,52 @@ end_retire_impl(EndObject *e)
 /* ------------------------------------------------------------------ */
 /* Blocking read and write                                             */
 
-static PyObject *
-channel_read(EndObject *end)
+/* The task about to read or write on `end`, or NULL with an exception (the
+ * end is retired or its channel poisoned, or this process was killed). */
+static TaskObject *
+task_for_operation(EndObject *end)
 {
-    ChannelObject *ch = end->chan;
-    PyObject *msg;
     if (csp_end_check_usable(end) < 0)
         return NULL;
     TaskObject *t = csp_current_task();
-    if (!t)
-        return NULL;
-    if (t->killed) {
+    if (t && t->killed) {
         csp_raise_for_status(CSP_KILLED);
         return NULL;
     }
+    return t;
+}
+
+/* Offer one read (msg NULL) or write of `msg` on `ch` and wait for a peer.
+ * The task's final status, CSP_RETRY (try the channel again), or -1. */
+static int
+offer_and_wait(TaskObject *t, ChannelObject *ch, PyObject *msg, int is_write)
+{
+    if (csp_task_prepare(t, 1) < 0)
+        return -1;
+    csp_offer *o = &t->offers[0];
+    o->task = t;
+    o->chan = ch;
+    o->msg = msg;
+    o->index = 0;
+    o->is_write = is_write;
+    t->noffers = 1;
+    csp_offer_link(o);
+    return csp_task_wait(t, -1.0, CSP_WAIT_CHANNEL);
+}
+
+static PyObject *
+channel_read(EndObject *end)
+{
+    TaskObject *t = task_for_operation(end);
+    if (!t)
+        return NULL;
+    PyObject *msg;
     int st;
     do {
-        int r = csp_try_read(ch, &msg);
+        int r = csp_try_read(end->chan, &msg);
         if (r)
             return r < 0 ? NULL : msg;
-        if (csp_task_prepare(t, 1) < 0)
-            return NULL;
-        csp_offer *o = &t->offers[0];
-        o->task = t;
-        o->chan = ch;
-        o->msg = NULL;
-        o->index = 0;
-        o->is_write = 0;
-        t->noffers = 1;
-        csp_offer_link(o);
-        st = csp_task_wait(t, -1.0, CSP_WAIT_CHANNEL);
+        st = offer_and_wait(t, end->chan, NULL, 0);
     } while (st == CSP_RETRY);
     if (st == CSP_DONE) {
         msg = t->msg;
@@ -290,32 +306,15 @@ channel_read(EndObject *end)
 static int
 channel_write(EndObject *end, PyObject *msg)
 {
-    ChannelObject *ch = end->chan;
-    if (csp_end_check_usable(end) < 0)
-        return -1;
-    TaskObject *t = csp_current_task();
+    TaskObject *t = task_for_operation(end);
     if (!t)
         return -1;
-    if (t->killed) {
-        csp_raise_for_status(CSP_KILLED);
-        return -1;
-    }
     int st;
     do {
-        int r = csp_try_write(ch, msg);
+        int r = csp_try_write(end->chan, msg);
         if (r)
             return r < 0 ? -1 : 0;
-        if (csp_task_prepare(t, 1) < 0)
-            return -1;
-        csp_offer *o = &t->offers[0];
-        o->task = t;
-        o->chan = ch;
-        o->msg = msg;
-        o->index = 0;
-        o->is_write = 1;
-        t->noffers = 1;
-        csp_offer_link(o);
-        st = csp_task_wait(t, -1.0, CSP_WAIT_CHANNEL);
+        st = offer_and_wait(t, end->chan, msg, 1);
     } while (st == CSP_RETRY);
     if (st == CSP_DONE)
         return 0;
