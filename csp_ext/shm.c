@@ -27,6 +27,11 @@ static int shm_fd = -1;
 static uint64_t shm_reserved;
 static _Thread_local shm_waiter *my_waiter;
 static _Thread_local pid_t my_waiter_pid;
+/* The record of a thread other than the process's first: reaped when the
+ * thread exits (the key's destructor), so it stops counting as running. */
+static pthread_key_t thread_record_key;
+static pthread_once_t thread_record_once = PTHREAD_ONCE_INIT;
+static int thread_record_key_ok;
 static pid_t my_pid;          /* getpid(), refreshed in a forked child */
 static double shm_spin_budget = 50e-6;
 /* How long this thread's recent waits took (moving average).  Polling only
@@ -94,6 +99,9 @@ after_fork_in_child(void)
     my_waiter = NULL;
     my_waiter_pid = 0;
     my_pid = getpid();
+    /* The forking thread's record is its parent's, not this process's. */
+    if (thread_record_key_ok)
+        pthread_setspecific(thread_record_key, NULL);
 }
 
 int
@@ -136,7 +144,7 @@ shm_ensure(void)
     shm_hdr->file_size = INITIAL_FILE_SIZE;
     shm_hdr->reserved = reserve;
     shm_hdr->bump = (sizeof(shm_header) + 63) & ~(uint64_t)63;
-    atomic_store(&shm_hdr->n_active, 1);   /* this process */
+    atomic_store(&shm_hdr->n_active, 0);   /* each waiter record counts itself */
     if (shm_lock_init(&shm_hdr->lock) < 0) {
         PyErr_SetString(PyExc_OSError, "pycsp: cannot make a process-shared robust mutex");
         return -1;
@@ -277,6 +285,29 @@ shared_futex_wake(_Atomic uint32_t *addr)
 /* ------------------------------------------------------------------ */
 /* Waiters                                                             */
 
+static shm_waiter *registry_take(long pid, shm_off at);
+static void reap_record(shm_waiter *found);
+static shm_waiter *record_arg(PyObject *arg);
+
+/* Key destructor: a thread that used channels has ended (runs without the
+ * GIL; must not touch PyObject). */
+static void
+thread_record_ended(void *record)
+{
+    shm_waiter *w = record;
+    if (!shm_base || !w || w->pid != my_pid)
+        return;
+    w = registry_take(0, SHM_OFF(w));
+    if (w)
+        reap_record(w);
+}
+
+static void
+make_thread_record_key(void)
+{
+    thread_record_key_ok = pthread_key_create(&thread_record_key, thread_record_ended) == 0;
+}
+
 shm_waiter *
 shm_my_waiter(void)
 {
@@ -291,15 +322,23 @@ shm_my_waiter(void)
     memset(w, 0, sizeof(*w));
     atomic_store(&w->status, CSP_DONE);
     w->pid = getpid();
-    /* The process that made the arena, and every child forked by Parallel
-     * (counted by its parent before the fork), counts as running. */
+    /* A record made here is the main program's first thread's, or another
+     * thread's from its first channel operation on: it counts as running from
+     * now until the thread ends.  (A child started by Parallel or Spawn adopts
+     * the record its parent counted before starting it: shm_adopt.) */
     w->counted = 1;
+    shm_deadlock_count(1);
     shm_lock_acquire(&shm_hdr->lock);
     w->next = shm_hdr->waiters;
     shm_hdr->waiters = off;
     shm_lock_release(&shm_hdr->lock);
     my_waiter = w;
     my_waiter_pid = w->pid;
+    if (PyThread_get_thread_ident() != csp_main_thread_ident) {
+        pthread_once(&thread_record_once, make_thread_record_key);
+        if (thread_record_key_ok)
+            pthread_setspecific(thread_record_key, w);
+    }
     return w;
 }
 
@@ -550,6 +589,93 @@ py_shm_count(PyObject *Py_UNUSED(m), PyObject *arg)
     Py_RETURN_NONE;
 }
 
+
+/* shm_end_body(lingering): this process's CSP body has ended (its result is
+ * sent); it stops counting as running.  If its parent is waiting for it, the
+ * count becomes a credit for the parent's wake-up (see shm_wait_children).
+ * lingering: it will not exit soon, but wait for the processes it spawned. */
+static PyObject *
+py_shm_end_body(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    int lingering = PyObject_IsTrue(arg);
+    if (lingering < 0)
+        return NULL;
+    shm_waiter *w = shm_my_waiter();
+    if (!w)
+        return NULL;
+    int uncount = 0;
+    shm_lock_acquire(&shm_hdr->lock);
+    w->lingering = lingering;
+    if (w->counted) {
+        w->counted = 0;
+        if (w->parent_waiting)
+            w->credit = 1;
+        else
+            uncount = 1;
+    }
+    shm_lock_release(&shm_hdr->lock);
+    if (uncount)
+        shm_deadlock_uncount(1);
+    Py_RETURN_NONE;
+}
+
+/* shm_wait_children(records, waiting, slept=True) -> slept: deadlock
+ * accounting for a process waiting for its children (their waiter records,
+ * as from shm_precount).  waiting=True before it sleeps: it stops counting as
+ * running, and a child that ends meanwhile hands it its count; unless a child
+ * has ended already (it will not sleep then: returns False).  waiting=False
+ * when it wakes (slept: what the waiting=True call returned): it counts again,
+ * taking the credits its children left. */
+static PyObject *
+py_shm_wait_children(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    PyObject *records;
+    int waiting, slept = 1;
+    if (!PyArg_ParseTuple(args, "Op|p:shm_wait_children", &records, &waiting, &slept))
+        return NULL;
+    if (shm_ensure() < 0)
+        return NULL;
+    PyObject *seq = PySequence_Fast(records, "shm_wait_children: records must be a sequence");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    shm_waiter **ws = PyMem_Malloc(sizeof(shm_waiter *) * (size_t)(n ? n : 1));
+    if (!ws) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!(ws[i] = record_arg(PySequence_Fast_GET_ITEM(seq, i)))) {
+            PyMem_Free(ws);
+            Py_DECREF(seq);
+            return NULL;
+        }
+    }
+    int64_t credits = 0;
+    shm_lock_acquire(&shm_hdr->lock);
+    if (waiting) {
+        /* A child whose body ended before this wait began makes it short:
+         * stopping counting now could touch zero before the wake-up. */
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (!ws[i]->counted && !ws[i]->lingering && !ws[i]->dead)
+                slept = 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        ws[i]->parent_waiting = waiting && slept;
+        credits += ws[i]->credit;
+        ws[i]->credit = 0;
+    }
+    shm_lock_release(&shm_hdr->lock);
+    PyMem_Free(ws);
+    Py_DECREF(seq);
+    /* Never below zero on the way: the credits stand for this wake-up. */
+    int64_t delta = (slept ? (waiting ? -1 : 1) : 0) - credits;
+    if (delta > 0)
+        shm_deadlock_count(delta);
+    else if (delta < 0)
+        shm_deadlock_uncount(-delta);
+    return PyBool_FromLong(slept);
+}
 
 /* Take the waiter record of `pid` (or, with pid < 0, the record at offset
  * -pid) out of the registry.  NULL if there is none. */
@@ -827,6 +953,11 @@ static PyMethodDef shm_methods[] = {
     {"shm_reap", py_shm_reap, METH_VARARGS,
      "shm_reap(pid, crashed=False): a child process has ended; reap its record "
      "(and, if it crashed, its descendants')."},
+    {"shm_end_body", py_shm_end_body, METH_O,
+     "This process's CSP body has ended: it stops counting as running."},
+    {"shm_wait_children", py_shm_wait_children, METH_VARARGS,
+     "shm_wait_children(records, waiting, slept=True) -> slept: deadlock accounting around "
+     "waiting for children."},
     {"shm_precount", py_shm_precount, METH_NOARGS,
      "A waiter record for a child about to be forked, counted as running."},
     {"shm_adopt", py_shm_adopt, METH_O, "In the forked child: the record is this process's."},

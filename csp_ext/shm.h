@@ -18,7 +18,7 @@
 typedef uint64_t shm_off;   /* 0 = none */
 
 #define SHM_MAGIC 0x6873707363797050ULL   /* "Pycspsh" */
-#define SHM_VERSION 1
+#define SHM_VERSION 2
 #define SHM_NCLASSES 48
 
 /* A process-shared robust mutex: a process that dies holding it does not
@@ -52,6 +52,15 @@ typedef struct shm_waiter {
     int32_t dead;
     int32_t claimer;             /* pid of the process that claimed it */
     int32_t parent;              /* pid of the process that started it (0: none) */
+    /* Handing a child's count to its waiting parent (under the registry lock):
+     * the parent sets parent_waiting while it waits for the child; a child
+     * whose body ends then leaves its count as a credit for the parent's
+     * wake-up instead of taking it away, so the count never touches zero
+     * between a child's end and its parent running again. */
+    int32_t parent_waiting;
+    int32_t credit;
+    int32_t lingering;           /* body ended; waits for the processes it spawned */
+    int32_t pad2;
     int64_t chosen;
     shm_off msg;                 /* message block delivered to this waiter */
     shm_off pending;             /* message encoded by this process, not yet published */

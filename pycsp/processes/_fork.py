@@ -1,16 +1,23 @@
 """Running CSP processes as OS processes, and watching them.
 
 The parent starts one child per process (by fork, or by "spawn": see
-set_start_method), keeps a pidfd per child and polls them.  A child sends its result (or its exception with the traceback text)
-through a buffered shared channel and leaves with os._exit.  A child that
-ends any other way (kill -9, os._exit, a crash in C) has its channel ends
-poisoned at once and is reported as ProcessCrashed.  Children die with their
-parent (PR_SET_PDEATHSIG).
+set_start_method), keeps a pidfd per child and polls them.  A child sends
+its result (or its exception with the traceback text) through a buffered
+shared channel and leaves with os._exit.  A child that ends any other way
+(kill -9, os._exit, a crash in C) has its channel ends poisoned at once and is
+reported as ProcessCrashed.  Children die with their parent (PR_SET_PDEATHSIG).
+
+A child whose body Spawned processes that still run lingers after its result
+is sent, waiting for them (they would die with it), as an OS thread's Spawns
+outlive the process that made them.  It tells a parent waiting in Parallel so
+through the group's notify pipe, and that Parallel returns without waiting for
+it; shutdown() waits for such lingering children.
 """
 import os
 import pickle
 import select
 import signal
+import struct
 import sys
 import traceback
 
@@ -36,6 +43,10 @@ class RemoteTraceback(Exception):
 
 
 _current_id = None
+_body_ended = False  # this child's CSP body has ended: it no longer counts as running
+_INDEX = struct.Struct("=i")  # a lingering child's index on its group's notify pipe
+# Python frames a forked child inherited from its ancestors (see _own_recursion_limit).
+_inherited_frames = 0
 
 START_METHODS = ("fork", "spawn")
 _start_method = None
@@ -118,15 +129,39 @@ def _rebuild_error(payload, proc):
     return exc
 
 
-def _child(proc, index, results, parent_pid):
-    """Body of a forked child; never returns."""
-    global _current_id
+def _own_recursion_limit():
+    """Give this forked child its own recursion budget.
+
+    A child forked inside its parent's process body runs on top of every frame
+    the parent had (its own ancestors' too): a chain of processes that each
+    Spawn the next would run out of recursion depth after a few hundred links,
+    where threads and greenlets start each process on an empty stack.
+    """
+    global _inherited_frames
+    frames = 0
+    frame = sys._getframe(1)
+    while frame is not None:
+        frames += 1
+        frame = frame.f_back
+    sys.setrecursionlimit(max(sys.getrecursionlimit() - _inherited_frames, 1) + frames)
+    _inherited_frames = frames
+
+
+def _child(proc, index, results, parent_pid, notify_fd=-1):
+    """Body of a forked child; never returns.
+
+    ``notify_fd``: the write end of the group's notify pipe (a Parallel's
+    group), or -1 (a Spawn's group: nobody waits for the result).
+    """
+    global _current_id, _body_ended
     code = 0
     try:
         csp_ext.set_parent_death_signal(signal.SIGKILL)
         if os.getppid() != parent_pid:
             os._exit(70)
         _current_id = proc.id
+        _own_recursion_limit()
+        runtime.forget_inherited()
         proc._run_body()
         if proc.exception is None:
             try:
@@ -136,6 +171,16 @@ def _child(proc, index, results, parent_pid):
                     f"the return value of process {name_of(proc)} cannot be pickled: {exc}"))))
         else:
             results((index, _error_payload(proc.exception)))
+        lingering = runtime.has_spawned()
+        csp_ext.shm_end_body(lingering)
+        _body_ended = True
+        if lingering:
+            if notify_fd >= 0:
+                try:
+                    os.write(notify_fd, _INDEX.pack(index))
+                except OSError:  # the parent is gone or not listening: it waits for our exit
+                    pass
+            runtime.shutdown()
     except BaseException:  # noqa: B036 - nothing may escape a forked child
         traceback.print_exc()
         code = 1
@@ -149,10 +194,10 @@ def _child(proc, index, results, parent_pid):
 
 
 class _Child:
-    __slots__ = ("proc", "index", "pid", "spawned", "exitcode")
+    __slots__ = ("proc", "index", "pid", "record", "spawned", "exitcode")
 
-    def __init__(self, proc, index, pid, spawned=None):
-        self.proc, self.index, self.pid = proc, index, pid
+    def __init__(self, proc, index, pid, record, spawned=None):
+        self.proc, self.index, self.pid, self.record = proc, index, pid, record
         self.spawned = spawned  # the multiprocessing.Process of a spawned child
         self.exitcode = None
 
@@ -168,15 +213,24 @@ class _Child:
 
 
 class _Group:
-    """Children started together: forked, watched, reaped, their results read."""
+    """Children started together: forked, watched, reaped, their results read.
 
-    def __init__(self, procs):
+    A Parallel's group (``parallel=True``) also has a notify pipe on which a
+    child that lingers for its own Spawns writes its index.
+    """
+
+    def __init__(self, procs, parallel):
         self.procs = procs
         self.results = csp_ext.ShmChannel(buffer=max(1, len(procs)))
         self.results_in = self.results.reader()
         self.results_out = self.results.writer()
-        self.children = {}
+        self.children = {}   # pidfd -> _Child, still to wait for
+        self.lingering = {}  # pidfd -> _Child whose result is in but which waits for its Spawns
         self.crashed = []
+        self.notify_in = self.notify_out = -1
+        if parallel:
+            self.notify_in, self.notify_out = os.pipe()
+            os.set_blocking(self.notify_out, False)
 
     def start(self):
         csp_ext.shm_init()
@@ -193,7 +247,8 @@ class _Group:
                 if method == "spawn":
                     from . import _spawn
 
-                    spawned = _spawn.start(proc, index, self.results_out, parent, record, method)
+                    spawned = _spawn.start(proc, index, self.results_out, parent, record, method,
+                                           self.notify_out)
                     pid = spawned.pid
                 else:
                     pid = os.fork()
@@ -203,12 +258,12 @@ class _Group:
                 raise
             if pid == 0:
                 csp_ext.shm_adopt(record)
-                _child(proc, index, self.results_out, parent)
+                _child(proc, index, self.results_out, parent, self.notify_out)
             csp_ext.shm_set_pid(record, pid)
-            self.children[_pidfd(pid)] = _Child(proc, index, pid, spawned)
+            self.children[_pidfd(pid)] = _Child(proc, index, pid, record, spawned)
 
-    def _reap(self, fd):
-        child = self.children.pop(fd)
+    def _reap(self, fd, children):
+        child = children.pop(fd)
         os.close(fd)
         crashed = child.wait() != 0
         csp_ext.shm_reap(child.pid, crashed)
@@ -217,28 +272,79 @@ class _Group:
             poison_all(child.proc.args, child.proc.kwargs)
             self.crashed.append(child)
 
+    def _note_lingering(self, poller):
+        """Children that wrote their index on the notify pipe: their result is
+        in and they only wait for their own Spawns; stop waiting for them."""
+        try:
+            data = os.read(self.notify_in, 4096)
+        except BlockingIOError:
+            return
+        by_index = {child.index: fd for fd, child in self.children.items()}
+        for (index,) in _INDEX.iter_unpack(data[:len(data) - len(data) % _INDEX.size]):
+            fd = by_index.get(index)
+            if fd is not None:
+                poller.unregister(fd)
+                self.lingering[fd] = self.children.pop(fd)
+
     def wait(self):
+        """Until every child has ended, or (a Parallel's) lingers for its Spawns."""
         poller = select.poll()
         for fd in self.children:
             poller.register(fd, select.POLLIN)
-        # While it waits, this process is not running (deadlock accounting);
-        # it counts again before it reaps, so the count never touches zero
-        # between a child's end and the parent's return.
+        if self.notify_in >= 0:
+            os.set_blocking(self.notify_in, False)
+            poller.register(self.notify_in, select.POLLIN)
+        # While it waits, this process is not running (deadlock accounting):
+        # a child that ends meanwhile hands its count to this process's
+        # wake-up, so the count never touches zero between the two.  A child
+        # whose own body has ended does not count any more in any case.
+        counted = not _body_ended
         while self.children:
-            csp_ext.shm_count(-1)
+            records = [child.record for child in self.children.values()]
+            if counted:
+                slept = csp_ext.shm_wait_children(records, True)
             try:
                 ready = poller.poll()
             except BaseException:
-                csp_ext.shm_count(1)
+                if counted:
+                    csp_ext.shm_wait_children(records, False, slept)
                 self.kill()
                 raise
-            csp_ext.shm_count(1)
+            if counted:
+                csp_ext.shm_wait_children(records, False, slept)
             for fd, _ in ready:
-                poller.unregister(fd)
-                self._reap(fd)
+                if fd == self.notify_in:
+                    self._note_lingering(poller)
+                elif fd in self.children:
+                    poller.unregister(fd)
+                    self._reap(fd, self.children)
+        self._close_notify()
+
+    def wait_lingering(self):
+        """Until the children that lingered for their Spawns have ended too."""
+        while self.lingering:
+            poller = select.poll()
+            for fd in self.lingering:
+                poller.register(fd, select.POLLIN)
+            try:
+                ready = poller.poll()
+            except BaseException:
+                self.children.update(self.lingering)
+                self.lingering.clear()
+                self.kill()
+                raise
+            for fd, _ in ready:
+                self._reap(fd, self.lingering)
+
+    def _close_notify(self):
+        for fd in (self.notify_in, self.notify_out):
+            if fd >= 0:
+                os.close(fd)
+        self.notify_in = self.notify_out = -1
 
     def kill(self):
         """Ctrl-C or an error in the parent: end every child now."""
+        self._close_notify()
         for child in self.children.values():
             poison_all(child.proc.args, child.proc.kwargs)
             try:
@@ -289,19 +395,31 @@ def _pidfd(pid):
 
 class _ForkRuntime:
     def __init__(self):
-        self._spawned = []
+        self._spawned = []    # groups started by Spawn
+        self._lingering = []  # Parallel groups with children lingering for their Spawns
         import atexit
 
         atexit.register(self.shutdown)
+
+    def forget_inherited(self):
+        """In a new child: the processes its parent started are not its own."""
+        self._spawned = []
+        self._lingering = []
+
+    def has_spawned(self):
+        """True if this process started processes that shutdown() would wait for."""
+        return bool(self._spawned or self._lingering)
 
     def Parallel(self, *items):
         """Run each process in its own OS process; return their values in order."""
         procs = flatten(items, "Parallel")
         if not procs:
             return []
-        group = _Group(procs)
+        group = _Group(procs, parallel=True)
         group.start()
         group.wait()
+        if group.lingering:
+            self._lingering.append(group)
         return group.collect()
 
     def Sequence(self, *items):
@@ -312,19 +430,28 @@ class _ForkRuntime:
         """Start the processes and return at once; ``shutdown()`` waits for them."""
         procs = flatten(items, "Spawn")
         if procs:
-            group = _Group(procs)
+            group = _Group(procs, parallel=False)
             group.start()
             self._spawned.append(group)
 
     def shutdown(self):
         """Wait for every spawned process; report (on stderr) any that failed."""
-        groups, self._spawned = self._spawned, []
-        for group in groups:
-            group.wait()
-            try:
-                group.collect()
-            except Exception as exc:  # nobody else can receive it
-                print(f"pycsp: a spawned process failed: {exc!r}", file=sys.stderr)
+        while self._spawned or self._lingering:
+            groups, self._spawned = self._spawned, []
+            for group in groups:
+                group.wait()
+                try:
+                    group.collect()
+                except Exception as exc:  # nobody else can receive it
+                    print(f"pycsp: a spawned process failed: {exc!r}", file=sys.stderr)
+            lingering, self._lingering = self._lingering, []
+            for group in lingering:
+                crashed_before = len(group.crashed)
+                group.wait_lingering()
+                for child in group.crashed[crashed_before:]:
+                    print(f"pycsp: process {name_of(child.proc)} (pid {child.pid}) "
+                          f"{_describe_exit(child.exitcode)} while waiting for the "
+                          f"processes it spawned", file=sys.stderr)
 
 
 runtime = _ForkRuntime()

@@ -35,6 +35,24 @@ class _Arena:
         return (_attach, (reduction.DupFd(csp_ext.shm_arena_fd()), self.record))
 
 
+class _InheritedFd:
+    """Pickles as a duplicate of `fd` passed to the spawned child."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def __reduce__(self):
+        from multiprocessing import reduction
+
+        return (_detach, (reduction.DupFd(self.fd),))
+
+
+def _detach(dup_fd):
+    return dup_fd.detach()
+
+
 def _attach(dup_fd, record):
     try:
         csp_ext.shm_attach(dup_fd.detach())
@@ -44,20 +62,23 @@ def _attach(dup_fd, record):
     csp_ext.shm_adopt(record)
 
 
-def _main(arena, proc, index, results, parent_pid, start_method):
+def _main(arena, proc, index, results, parent_pid, start_method, notify=None):
     """The child's body: its arguments are unpickled (the arena first)."""
     from . import _fork
 
     _fork.set_start_method(start_method)  # nested Parallels start the same way
-    _fork._child(proc, index, results, parent_pid)
+    _fork._child(proc, index, results, parent_pid, -1 if notify is None else notify)
 
 
-def start(proc, index, results, parent_pid, record, start_method):
-    """Start `proc` in a new interpreter; return the multiprocessing.Process."""
+def start(proc, index, results, parent_pid, record, start_method, notify_fd=-1):
+    """Start `proc` in a new interpreter; return the multiprocessing.Process.
+    ``notify_fd``: the group's notify pipe (see _fork._child), or -1."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
+    notify = _InheritedFd(notify_fd) if notify_fd >= 0 else None
     child = context.Process(target=_main, name=f"pycsp {proc.id}",
-                            args=(_Arena(record), proc, index, results, parent_pid, start_method))
+                            args=(_Arena(record), proc, index, results, parent_pid, start_method,
+                                  notify))
     child.start()
     return child
