@@ -13,10 +13,19 @@
  * reference, handed to the unpickled object, or released if the message is
  * dropped undelivered), then the pickle stream, then each buffer (each
  * starting 64-byte aligned).
+ *
+ * A received block with buffers belongs to the process that received it
+ * (its ShmBuffer's owner pid): only that process frees it.  A forked child
+ * inherits the parent's ShmBuffers with the rest of the heap; dropping them
+ * there must not free the parent's block.  A child's own blocks still held
+ * when it ends are freed by shm_exit (children leave by _exit, which runs
+ * no destructor).
  */
 #include "shm.h"
 
+#include <pthread.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 /* INT (int64), FLOAT (double), STR (UTF-8, surrogates passed through) and
  * CONST (one byte: None, False, True) carry the commonest small messages
@@ -74,11 +83,26 @@ data_start(uint32_t nbuf, uint32_t nchan)
 /* ------------------------------------------------------------------ */
 /* ShmBuffer: owns a message block; exports its bytes (writable)       */
 
-typedef struct {
+typedef struct ShmBufferObject {
     PyObject_HEAD
     shm_off block;
     Py_ssize_t exports;
+    pid_t owner;                         /* the process that frees the block */
+    struct ShmBufferObject *prev, *next; /* live_buffers of this process's heap */
 } ShmBufferObject;
+
+/* getpid(), cached (a receive makes no syscall) and refreshed in a forked
+ * child: an object made before the fork is then not the child's. */
+static pid_t buffer_pid;
+/* Every ShmBuffer of this heap (the GIL protects it), to free at shm_exit
+ * those this process owns. */
+static ShmBufferObject *live_buffers;
+
+static void
+buffer_pid_after_fork(void)
+{
+    buffer_pid = getpid();
+}
 
 static int
 shmbuf_getbuffer(ShmBufferObject *self, Py_buffer *view, int flags)
@@ -99,7 +123,15 @@ shmbuf_releasebuffer(ShmBufferObject *self, Py_buffer *Py_UNUSED(view))
 static void
 shmbuf_dealloc(ShmBufferObject *self)
 {
-    shm_free(self->block);
+    if (self->prev)
+        self->prev->next = self->next;
+    else
+        live_buffers = self->next;
+    if (self->next)
+        self->next->prev = self->prev;
+    /* A copy inherited through fork: the block is its parent's. */
+    if (self->owner == buffer_pid)
+        shm_free(self->block);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -400,6 +432,12 @@ shm_message_decode(shm_off off)
     }
     owner->block = off;
     owner->exports = 0;
+    owner->owner = buffer_pid;
+    owner->prev = NULL;
+    owner->next = live_buffers;
+    if (live_buffers)
+        live_buffers->prev = owner;
+    live_buffers = owner;
     PyObject *result = NULL, *whole = NULL, *stream = NULL, *bufs = NULL, *kwargs = NULL;
     whole = PyMemoryView_FromObject((PyObject *)owner);
     Py_DECREF(owner);  /* the views keep it alive */
@@ -486,7 +524,30 @@ encode_bytes(PyObject *Py_UNUSED(m), PyObject *obj)
     return r;
 }
 
+/* shm_exit(code): free the message blocks this process still holds, then
+ * _exit(code) at once (the GIL is held throughout, so no Python code can use
+ * them in between).  A child ends so: _exit runs no destructor. */
+static PyObject *
+shm_exit(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    int overflow;
+    long code = PyLong_AsLongAndOverflow(arg, &overflow);
+    if (code == -1 && PyErr_Occurred())
+        return NULL;
+    if (shm_base) {
+        for (ShmBufferObject *b = live_buffers; b; b = b->next) {
+            if (b->owner == buffer_pid && b->block) {
+                shm_free(b->block);
+                b->block = 0;
+            }
+        }
+    }
+    _exit(overflow ? 1 : (int)code);
+}
+
 static PyMethodDef message_methods[] = {
+    {"shm_exit", shm_exit, METH_O,
+     "Free the message blocks this process holds, then _exit(code) (a child's end)."},
     {"_shm_decode_bytes", decode_bytes, METH_O, "Decode bytes as a message block (fuzz tests)."},
     {"_shm_encode_bytes", encode_bytes, METH_O, "Encode obj as a message block (fuzz tests)."},
     {NULL}
@@ -499,6 +560,11 @@ csp_shm_message_init_module(PyObject *m)
         return -1;
     if (PyType_Ready(&ShmBufferType) < 0)
         return -1;
+    buffer_pid = getpid();
+    if (pthread_atfork(NULL, NULL, buffer_pid_after_fork) != 0) {
+        PyErr_SetString(PyExc_OSError, "pycsp: pthread_atfork failed");
+        return -1;
+    }
     PyObject *pickle = PyImport_ImportModule("pickle");
     if (!pickle)
         return -1;
