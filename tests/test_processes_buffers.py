@@ -289,3 +289,24 @@ def test_spawn_start_method_buffers_are_owned_by_their_receiver(kind, tmp_path):
     got = json.loads(lines[-1][len("RESULT "):])
     assert all(got["ok"]), got
     assert got["end"] == got["base"], got
+
+
+@pytest.mark.timeout(30)
+def test_received_picklebuffer_is_a_picklebuffer_and_its_block_owner_is_not_picklable():
+    import pickle
+
+    import pycsp.processes as csp
+
+    ch = csp.Channel(buffer=1)
+    ch.writer()(pickle.PickleBuffer(bytearray(b"abc" * 1000)))
+    got = ch.reader()()
+    assert type(got) is pickle.PickleBuffer  # as sent (and as threads deliver it)
+    view = got.raw()
+    assert bytes(view) == b"abc" * 1000 and not view.readonly
+    owner = view.obj  # the object that exports the arena's bytes
+    with pytest.raises(TypeError):
+        pickle.dumps(owner, 5)  # never an alias of the block in a second process
+    ch.writer()(got)  # sent on: a copy in a block of its own
+    again = ch.reader()()
+    view[0] = ord("x")
+    assert bytes(again.raw()[:3]) == b"abc"
