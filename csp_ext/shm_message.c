@@ -5,18 +5,27 @@
  * Anything else is pickled with protocol 5; out-of-band buffers
  * (bytearray, numpy arrays, PickleBuffer) are copied once into the block,
  * after the pickle stream.  The reader unpickles from the block; out-of-band
- * buffers are handed to pickle as views of the block itself (no second copy),
- * which keeps the block alive until the last view is gone.
+ * buffers are handed to pickle as PickleBuffers viewing the block itself (no
+ * second copy), which keeps the block alive until the last view is gone.
  *
  * Block layout: msg_header, then nbuf uint64 lengths, then nchan offsets of
  * the channels whose ends or channels were pickled into it (each holds a
  * reference, handed to the unpickled object, or released if the message is
  * dropped undelivered), then the pickle stream, then each buffer (each
  * starting 64-byte aligned).
+ *
+ * A received block with buffers belongs to the process that received it
+ * (its ShmBuffer's owner pid): only that process frees it.  A forked child
+ * inherits the parent's ShmBuffers with the rest of the heap; dropping them
+ * there must not free the parent's block.  A child's own blocks still held
+ * when it ends are freed by shm_exit (children leave by _exit, which runs
+ * no destructor).
  */
 #include "shm.h"
 
+#include <pthread.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 /* INT (int64), FLOAT (double), STR (UTF-8, surrogates passed through) and
  * CONST (one byte: None, False, True) carry the commonest small messages
@@ -73,39 +82,88 @@ data_start(uint32_t nbuf, uint32_t nchan)
 
 /* ------------------------------------------------------------------ */
 /* ShmBuffer: owns a message block; exports its bytes (writable)       */
+/* A slice (base set) exports part of its base's block and keeps it alive.
+ * No memoryview comes between the block and the objects pickle makes: a
+ * PickleBuffer over a memoryview in a reference cycle may have the
+ * memoryview cleared first by the gc, which CPython does not survive. */
 
-typedef struct {
+typedef struct ShmBufferObject {
     PyObject_HEAD
-    shm_off block;
-    Py_ssize_t exports;
+    shm_off block;                       /* the block (0 in a slice) */
+    struct ShmBufferObject *base;        /* a slice: its owner (a reference) */
+    Py_ssize_t start, len;               /* bytes exported, from the block's start */
+    pid_t owner;                         /* the process that frees the block */
+    struct ShmBufferObject *prev, *next; /* live_buffers of this process's heap */
 } ShmBufferObject;
+
+static PyTypeObject ShmBufferType;
+
+/* getpid(), cached (a receive makes no syscall) and refreshed in a forked
+ * child: an object made before the fork is then not the child's. */
+static pid_t buffer_pid;
+/* Every owning ShmBuffer of this heap (the GIL protects it), to free at
+ * shm_exit those this process owns. */
+static ShmBufferObject *live_buffers;
+
+static void
+buffer_pid_after_fork(void)
+{
+    buffer_pid = getpid();
+}
 
 static int
 shmbuf_getbuffer(ShmBufferObject *self, Py_buffer *view, int flags)
 {
-    int r = PyBuffer_FillInfo(view, (PyObject *)self, shm_base + self->block,
-                              (Py_ssize_t)shm_block_size(self->block), 0, flags);
-    if (r == 0)
-        self->exports++;
-    return r;
-}
-
-static void
-shmbuf_releasebuffer(ShmBufferObject *self, Py_buffer *Py_UNUSED(view))
-{
-    self->exports--;
+    shm_off block = self->base ? self->base->block : self->block;
+    return PyBuffer_FillInfo(view, (PyObject *)self, shm_base + block + self->start, self->len,
+                             0, flags);
 }
 
 static void
 shmbuf_dealloc(ShmBufferObject *self)
 {
-    shm_free(self->block);
+    if (self->base) {
+        Py_DECREF(self->base);
+    }
+    else {
+        if (self->prev)
+            self->prev->next = self->next;
+        else
+            live_buffers = self->next;
+        if (self->next)
+            self->next->prev = self->prev;
+        /* A copy inherited through fork: the block is its parent's. */
+        if (self->owner == buffer_pid)
+            shm_free(self->block);
+    }
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* New reference: bytes [start, start + len) of owner's block, clamped to it
+ * (the lengths are read from shared memory). */
+static PyObject *
+shmbuf_slice(ShmBufferObject *owner, uint64_t start, uint64_t len)
+{
+    uint64_t size = (uint64_t)owner->len;
+    if (start > size)
+        start = size;
+    if (len > size - start)
+        len = size - start;
+    ShmBufferObject *s = PyObject_New(ShmBufferObject, &ShmBufferType);
+    if (!s)
+        return NULL;
+    s->block = 0;
+    s->base = (ShmBufferObject *)Py_NewRef(owner);
+    s->start = (Py_ssize_t)start;
+    s->len = (Py_ssize_t)len;
+    s->owner = 0;
+    s->prev = s->next = NULL;
+    return (PyObject *)s;
 }
 
 static PyBufferProcs shmbuf_as_buffer = {
     (getbufferproc)shmbuf_getbuffer,
-    (releasebufferproc)shmbuf_releasebuffer,
+    NULL,
 };
 
 static PyTypeObject ShmBufferType = {
@@ -113,7 +171,8 @@ static PyTypeObject ShmBufferType = {
     .tp_name = "csp_ext.ShmBuffer",
     .tp_basicsize = sizeof(ShmBufferObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "A message block in the shared arena, freed when the last view of it is gone.",
+    .tp_doc = "A message block in the shared arena (or a slice of one), freed by the process\n"
+              "that received it when the last view of it is gone.",
     .tp_dealloc = (destructor)shmbuf_dealloc,
     .tp_as_buffer = &shmbuf_as_buffer,
 };
@@ -399,24 +458,34 @@ shm_message_decode(shm_off off)
         return NULL;
     }
     owner->block = off;
-    owner->exports = 0;
-    PyObject *result = NULL, *whole = NULL, *stream = NULL, *bufs = NULL, *kwargs = NULL;
-    whole = PyMemoryView_FromObject((PyObject *)owner);
-    Py_DECREF(owner);  /* the views keep it alive */
-    if (!whole)
-        return NULL;
-    /* Read again here, but only to slice `whole`: a memoryview's slice stays inside it. */
+    owner->base = NULL;
+    owner->start = 0;
+    owner->len = (Py_ssize_t)shm_block_size(off);
+    owner->owner = buffer_pid;
+    owner->prev = NULL;
+    owner->next = live_buffers;
+    if (live_buffers)
+        live_buffers->prev = owner;
+    live_buffers = owner;
+    PyObject *result = NULL, *stream = NULL, *bufs = NULL, *kwargs = NULL;
+    /* Read again here, but only to make slices, which stay inside the block. */
     uint64_t *lens = (uint64_t *)(SHM_PTR(msg_header, off) + 1);
-    stream = PySequence_GetSlice(whole, (Py_ssize_t)start, (Py_ssize_t)(start + h->len));
+    stream = shmbuf_slice(owner, start, h->len);
     bufs = PyList_New(h->nbuf);
     if (!stream || !bufs)
         goto done;
     uint64_t pos = start + ALIGN64(h->len);
     for (uint32_t i = 0; i < h->nbuf; i++) {
-        PyObject *v = PySequence_GetSlice(whole, (Py_ssize_t)pos, (Py_ssize_t)(pos + lens[i]));
+        PyObject *v = shmbuf_slice(owner, pos, lens[i]);
         if (!v)
             goto done;
-        PyList_SET_ITEM(bufs, i, v);
+        /* A PickleBuffer, as sent: the receiver can send it on (a memoryview
+         * cannot be pickled); pickling it copies it into a new block. */
+        PyObject *pb = PyPickleBuffer_FromObject(v);
+        Py_DECREF(v);
+        if (!pb)
+            goto done;
+        PyList_SET_ITEM(bufs, i, pb);
         pos += ALIGN64(lens[i]);
     }
     kwargs = Py_BuildValue("{OO}", str_buffers, bufs);
@@ -431,7 +500,7 @@ done:
     Py_XDECREF(kwargs);
     Py_XDECREF(bufs);
     Py_XDECREF(stream);
-    Py_XDECREF(whole);
+    Py_DECREF(owner);  /* the slices keep it alive */
     return result;
 }
 
@@ -486,7 +555,30 @@ encode_bytes(PyObject *Py_UNUSED(m), PyObject *obj)
     return r;
 }
 
+/* shm_exit(code): free the message blocks this process still holds, then
+ * _exit(code) at once (the GIL is held throughout, so no Python code can use
+ * them in between).  A child ends so: _exit runs no destructor. */
+static PyObject *
+shm_exit(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    int overflow;
+    long code = PyLong_AsLongAndOverflow(arg, &overflow);
+    if (code == -1 && PyErr_Occurred())
+        return NULL;
+    if (shm_base) {
+        for (ShmBufferObject *b = live_buffers; b; b = b->next) {
+            if (b->owner == buffer_pid && b->block) {
+                shm_free(b->block);
+                b->block = 0;
+            }
+        }
+    }
+    _exit(overflow ? 1 : (int)code);
+}
+
 static PyMethodDef message_methods[] = {
+    {"shm_exit", shm_exit, METH_O,
+     "Free the message blocks this process holds, then _exit(code) (a child's end)."},
     {"_shm_decode_bytes", decode_bytes, METH_O, "Decode bytes as a message block (fuzz tests)."},
     {"_shm_encode_bytes", encode_bytes, METH_O, "Encode obj as a message block (fuzz tests)."},
     {NULL}
@@ -499,6 +591,11 @@ csp_shm_message_init_module(PyObject *m)
         return -1;
     if (PyType_Ready(&ShmBufferType) < 0)
         return -1;
+    buffer_pid = getpid();
+    if (pthread_atfork(NULL, NULL, buffer_pid_after_fork) != 0) {
+        PyErr_SetString(PyExc_OSError, "pycsp: pthread_atfork failed");
+        return -1;
+    }
     PyObject *pickle = PyImport_ImportModule("pickle");
     if (!pickle)
         return -1;

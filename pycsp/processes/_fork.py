@@ -190,7 +190,7 @@ def _child(proc, index, results, parent_pid, notify_fd=-1):
                 stream.flush()
             except Exception:
                 pass
-        os._exit(code)
+        csp_ext.shm_exit(code)  # os._exit(code), freeing the message blocks it holds
 
 
 class _Child:
