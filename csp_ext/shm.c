@@ -60,6 +60,8 @@ int
 shm_lock_init(shm_lock *l)
 {
     pthread_mutexattr_t a;
+    if (csp_fail_here(CSP_FAIL_LOCK_INIT))
+        return -1;
     pthread_mutexattr_init(&a);
     pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
     pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
