@@ -102,3 +102,72 @@ def test_green_signal_forward_survives_failed_run_queue_push():
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == "interrupted"
     assert "SystemError" not in result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@processes_only
+@pytest.mark.timeout(40)
+def test_shm_ensure_keeps_no_half_built_arena():
+    """A lock that fails to initialise leaves no arena, fd or mapping behind,
+    and the next attempt builds a working one."""
+    result = run_script("""
+        import os
+        import csp_ext
+
+        def arena_fds():
+            n = 0
+            for fd in os.listdir("/proc/self/fd"):
+                try:
+                    n += "pycsp-arena" in os.readlink(f"/proc/self/fd/{fd}")
+                except OSError:
+                    pass
+            return n
+
+        def arena_maps():
+            with open("/proc/self/maps") as f:
+                return sum("pycsp-arena" in line for line in f)
+
+        csp_ext._fail_next("lock_init", 1)
+        try:
+            csp_ext.shm_init()
+        except OSError as e:
+            print("failed", e.errno is not None)
+        print(csp_ext.shm_stats() is None, arena_fds(), arena_maps())
+        csp_ext.shm_init()
+        print(csp_ext.shm_stats()["waiters"], arena_fds(), arena_maps())
+    """, timeout=20)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["failed True", "True 0 0", "1 1 1"], result.stdout
+
+
+DIE_HOLDING_LOCK = """
+    import os, sys
+    import csp_ext
+    import pycsp.processes as csp
+
+    csp_ext.shm_init()
+    pid = os.fork()
+    if pid == 0:
+        csp_ext._shm_die_holding_lock(sys.argv[1])
+    os.waitpid(pid, 0)
+    # The next locker finds the owner dead and must not trust what it left.
+    stats = csp_ext.shm_stats()
+    ch = csp.Channel(buffer=100)
+    w, r = ch.writer(), ch.reader()
+    for i in range(100):
+        w(i)
+    print(sum(r() for _ in range(100)), stats["waiters"] >= 1)
+"""
+
+
+@processes_only
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("what", ["none", "free_list", "registry"])
+def test_arena_lock_owner_died(what):
+    """A process that died holding the arena lock in the middle of an update
+    leaves the allocator and the waiter registry usable by the next locker."""
+    result = run_script(DIE_HOLDING_LOCK, timeout=20, args=(what,))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(sum(range(100))), "True"]
