@@ -442,13 +442,14 @@ write_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject 
 static ShmChannelObject *
 wrap_channel(shm_off chan, PyObject *name)
 {
-    ShmChannelObject *c = PyObject_New(ShmChannelObject, &csp_ShmChannelType);
+    ShmChannelObject *c = PyObject_GC_New(ShmChannelObject, &csp_ShmChannelType);
     if (!c)
         return NULL;
     c->chan = chan;
     c->owner = getpid();
     c->name = Py_NewRef(name);
     c->weakreflist = NULL;
+    PyObject_GC_Track(c);
     return c;
 }
 
@@ -508,9 +509,26 @@ shmchan_new(PyTypeObject *Py_UNUSED(type), PyObject *args, PyObject *kwds)
     return (PyObject *)c;
 }
 
+static int
+shmchan_traverse(ShmChannelObject *c, visitproc visit, void *arg)
+{
+    Py_VISIT(c->name);
+    return 0;
+}
+
+/* Every cycle through a channel or its ends passes through its name: None
+ * breaks it (and keeps repr and pickling working on a cleared channel). */
+static int
+shmchan_clear(ShmChannelObject *c)
+{
+    Py_SETREF(c->name, Py_NewRef(Py_None));
+    return 0;
+}
+
 static void
 shmchan_dealloc(ShmChannelObject *c)
 {
+    PyObject_GC_UnTrack(c);
     if (c->weakreflist)
         PyObject_ClearWeakRefs((PyObject *)c);
     /* A copy inherited through fork holds no reference of its own. */
@@ -524,7 +542,7 @@ static PyObject *
 make_end(ShmChannelObject *ch, int is_writer, int join)
 {
     PyTypeObject *tp = is_writer ? &csp_ShmEndWriteType : &csp_ShmEndReadType;
-    ShmEndObject *e = PyObject_New(ShmEndObject, tp);
+    ShmEndObject *e = PyObject_GC_New(ShmEndObject, tp);
     if (!e)
         return NULL;
     e->vectorcall = is_writer ? write_vectorcall : read_vectorcall;
@@ -541,6 +559,7 @@ make_end(ShmChannelObject *ch, int is_writer, int join)
             c->nreaders++;
         chan_unlock(c);
     }
+    PyObject_GC_Track(e);
     return (PyObject *)e;
 }
 
@@ -700,11 +719,13 @@ PyTypeObject csp_ShmChannelType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "pycsp.processes.Channel",
     .tp_basicsize = sizeof(ShmChannelObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "Channel(name=None, buffer=0): an any-to-any channel between OS processes; "
               "messages travel pickled through the shared arena.",
     .tp_new = shmchan_new,
     .tp_dealloc = (destructor)shmchan_dealloc,
+    .tp_traverse = (traverseproc)shmchan_traverse,
+    .tp_clear = (inquiry)shmchan_clear,
     .tp_repr = (reprfunc)shmchan_repr,
     .tp_methods = shmchan_methods,
     .tp_members = shmchan_members,
@@ -719,8 +740,18 @@ PyTypeObject csp_ShmChannelType = {
 static void
 shmend_dealloc(ShmEndObject *e)
 {
+    PyObject_GC_UnTrack(e);
     Py_XDECREF(e->channel);
     Py_TYPE(e)->tp_free((PyObject *)e);
+}
+
+/* No tp_clear: the end's channel is never NULL while the end lives; the
+ * channel's tp_clear breaks every cycle an end is part of. */
+static int
+shmend_traverse(ShmEndObject *e, visitproc visit, void *arg)
+{
+    Py_VISIT(e->channel);
+    return 0;
 }
 
 static void
@@ -828,9 +859,10 @@ static PyGetSetDef shmend_getset[] = {
         PyVarObject_HEAD_INIT(NULL, 0)                                                     \
         .tp_name = "pycsp.processes." pyname,                                              \
         .tp_basicsize = sizeof(ShmEndObject),                                              \
-        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,                       \
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,  \
         .tp_doc = doc,                                                                     \
         .tp_dealloc = (destructor)shmend_dealloc,                                          \
+        .tp_traverse = (traverseproc)shmend_traverse,                                      \
         .tp_vectorcall_offset = offsetof(ShmEndObject, vectorcall),                        \
         .tp_call = PyVectorcall_Call,                                                      \
         .tp_repr = (reprfunc)shmend_repr,                                                  \

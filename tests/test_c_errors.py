@@ -171,3 +171,83 @@ def test_arena_lock_owner_died(what):
     result = run_script(DIE_HOLDING_LOCK, timeout=20, args=(what,))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(sum(range(100))), "True"]
+
+
+@processes_only
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("through", ["name", "end"])
+def test_shared_channel_in_a_reference_cycle_is_collected(through):
+    """A cycle through a shared channel (its name holding the channel or one of
+    its ends) is collected, and its block in the arena freed."""
+    import pycsp.processes as csp
+
+    gc.collect()
+    before = csp_ext.shm_stats()["blocks_in_use"]
+    refs = []
+    for _ in range(20):
+        name = []
+        ch = csp.Channel(name=name, buffer=2)
+        end = ch.reader() if through == "end" else ch
+        name.append(end)
+        ch.writer()("buffered")
+        refs.append(weakref.ref(ch))
+        del ch, end, name
+    gc.collect()
+    assert [r() for r in refs] == [None] * 20
+    assert csp_ext.shm_stats()["blocks_in_use"] == before
+
+
+# --------------------------------------------------------------------------- the two copies of the rules
+
+
+@pytest.mark.timeout(20)
+def test_retired_end_sent_over_a_channel_stays_retired(csp):
+    """Threads and greenlets pass the end object itself; processes pass a copy,
+    which must be as retired as the end it stands for."""
+    ch = csp.Channel(buffer=1)
+    r, r2, w = ch.reader(), ch.reader(), ch.writer()
+    carrier = csp.Channel(buffer=1)
+    r.retire()
+    carrier.writer()(r)
+    got = carrier.reader()()
+    assert got.retired
+    with pytest.raises(csp.ChannelRetireException):
+        got()
+    w("still open")  # r2 still reads
+    assert r2() == "still open"
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("first", ["skip", "input"])
+def test_select_commits_a_ready_guard_before_a_later_retired_end(csp, first):
+    """Guards are looked at in priority order: a ready guard before a retired
+    end commits; the retired end raises only when it is reached."""
+    ch = csp.Channel(buffer=1)
+    ch.writer()("ready")
+    cin = ch.reader()
+    gone = csp.Channel().reader()
+    gone.retire()
+    guard = csp.SkipGuard() if first == "skip" else csp.InputGuard(cin)
+    _, msg = csp.PriSelect(guard, csp.InputGuard(gone))
+    assert msg == (None if first == "skip" else "ready")
+    with pytest.raises(csp.ChannelRetireException):
+        csp.PriSelect(csp.InputGuard(gone), guard)
+
+
+@pytest.mark.timeout(20)
+def test_retire_after_poison_and_twice(csp):
+    """Retire after poison changes nothing (poison wins), and so does a second
+    retire of the same end."""
+    ch = csp.Channel(buffer=1)
+    r, w = ch.reader(), ch.writer()
+    ch.poison()
+    w.retire()
+    w.retire()
+    r.retire()
+    r2, w2 = ch.reader(), ch.writer()
+    with pytest.raises(csp.ChannelPoisonException):
+        r2()
+    with pytest.raises(csp.ChannelPoisonException):
+        w2("x")
+    stats = ch.statistics()
+    assert (stats["readers"], stats["writers"]) == (1, 1)
