@@ -110,6 +110,14 @@ shm_lock_acquire(shm_lock *l)
 }
 
 void
+shm_lock_destroy(shm_lock *l)
+{
+    int r = pthread_mutex_destroy(&l->m);
+    if (r)
+        lock_fatal("pthread_mutex_destroy", r);
+}
+
+void
 shm_lock_release(shm_lock *l)
 {
     int r = pthread_mutex_unlock(&l->m);
@@ -200,7 +208,7 @@ shm_ensure(void)
         goto fail;
     }
     if (register_atfork() < 0) {
-        pthread_mutex_destroy(&hdr->lock.m);
+        shm_lock_destroy(&hdr->lock);
         goto fail;
     }
     shm_fd = fd;
