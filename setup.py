@@ -6,8 +6,13 @@ from setuptools import Extension, setup
 
 extra_compile_args = ["-Wall", "-Wextra", "-std=c11", "-D_GNU_SOURCE"]
 extra_link_args = []
-# PYCSP_SANITIZE=1 builds with AddressSanitizer and UBSan for the sanitizer test target.
-if os.environ.get("PYCSP_SANITIZE"):
+# PYCSP_SANITIZE=1 builds with AddressSanitizer and UBSan for the sanitizer test target;
+# PYCSP_SANITIZE=thread with ThreadSanitizer (.ci/sanitize thread).
+sanitize = os.environ.get("PYCSP_SANITIZE")
+if sanitize == "thread":
+    extra_compile_args += ["-fsanitize=thread", "-fno-omit-frame-pointer", "-O1", "-g"]
+    extra_link_args += ["-fsanitize=thread"]
+elif sanitize:
     extra_compile_args += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g"]
     extra_link_args += ["-fsanitize=address,undefined"]
 else:

@@ -228,7 +228,7 @@ end_retire_impl(EndObject *e)
     e->retired = 1;
     ChannelObject *ch = e->chan;
     if (e->is_writer) {
-        if (--ch->nwriters == 0 && !ch->no_writers) {
+        if (--ch->nwriters <= 0 && !ch->no_writers) {
             ch->no_writers = 1;
             /* Readers block only when nothing is buffered or offered. */
             if (ch->count == 0 && !ch->wq_head)
@@ -236,7 +236,7 @@ end_retire_impl(EndObject *e)
         }
     }
     else {
-        if (--ch->nreaders == 0 && !ch->no_readers) {
+        if (--ch->nreaders <= 0 && !ch->no_readers) {
             ch->no_readers = 1;
             wake_queue(ch, 1, CSP_RETIRED);
         }

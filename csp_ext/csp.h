@@ -71,6 +71,7 @@ struct TaskObject {
     char killed;
     char is_main_thread;
     char body_ended;            /* greenlets backend: the process body returned */
+    char spilled;               /* greenlets backend: linked into the scheduler's spill list */
     Py_ssize_t chosen;          /* index of the committed offer */
     PyObject *msg;              /* received message (owned) */
     csp_offer *offers;          /* offers of the current operation */
@@ -84,6 +85,7 @@ struct TaskObject {
     PyObject *join;             /* greenlets backend: the Join it finishes, until then */
     void *sched;                /* greenlets backend: its scheduler */
     Py_ssize_t timer_slot;      /* greenlets backend: index in the timer heap, or -1 */
+    TaskObject *spill_next;     /* greenlets backend: next in the spill list (strong) */
     uint64_t wait_seq;          /* counts csp_task_prepare() calls */
     PyObject *process_id;       /* str or NULL */
     PyObject *weakreflist;
@@ -208,6 +210,22 @@ int csp_shm_channel_init_module(PyObject *m);
 /* alt.c */
 extern PyTypeObject csp_GuardType;
 int csp_alt_init_module(PyObject *m);
+
+/* faults.c: test-only fault injection.  csp_fail_next[site] > 0 makes the
+ * next that many attempts at `site` fail (csp_ext._fail_next(name, n)). */
+enum { CSP_FAIL_RUNQ, CSP_FAIL_LOCK_INIT, CSP_FAIL_NSITES };
+extern int csp_fail_next[CSP_FAIL_NSITES];
+int csp_faults_init_module(PyObject *m);
+
+static inline int
+csp_fail_here(int site)
+{
+    if (__builtin_expect(csp_fail_next[site] > 0, 0)) {
+        csp_fail_next[site]--;
+        return 1;
+    }
+    return 0;
+}
 
 #define CSP_IS_END(o) (Py_IS_TYPE((o), &csp_EndReadType) || Py_IS_TYPE((o), &csp_EndWriteType) || \
                        PyObject_TypeCheck((o), &csp_EndReadType) || PyObject_TypeCheck((o), &csp_EndWriteType))

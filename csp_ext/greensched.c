@@ -30,6 +30,8 @@ typedef struct {
 
 typedef struct {
     task_queue runq;            /* started tasks that can go on */
+    TaskObject *spill_head;     /* runnable tasks that did not fit in runq (the ring could */
+    TaskObject *spill_tail;     /* not grow): linked through the task, no allocation */
     task_queue startq;          /* processes not started yet: run only when runq is
                                  * empty, so that work in progress finishes before
                                  * new work starts (memory stays bounded) */
@@ -85,10 +87,25 @@ queue_pop(task_queue *q)
     return t;
 }
 
-static int
+/* Make `t` runnable.  Cannot fail: a task that a peer has completed must
+ * run again, so when the ring cannot grow the task goes on the spill list,
+ * linked through the task itself.  A task already there is not linked
+ * twice: that entry runs it (entries are checked with is_stale when popped). */
+static void
 runq_push(green_sched *s, TaskObject *t)
 {
-    return queue_push(&s->runq, t);
+    if (!csp_fail_here(CSP_FAIL_RUNQ) && queue_push(&s->runq, t) == 0)
+        return;
+    if (t->spilled)
+        return;
+    t->spilled = 1;
+    t->spill_next = NULL;
+    Py_INCREF(t);
+    if (s->spill_tail)
+        s->spill_tail->spill_next = t;
+    else
+        s->spill_head = t;
+    s->spill_tail = t;
 }
 
 /* New reference to the next task to run, or NULL. */
@@ -96,7 +113,18 @@ static TaskObject *
 runq_pop(green_sched *s)
 {
     TaskObject *t = queue_pop(&s->runq);
-    return t ? t : queue_pop(&s->startq);
+    if (t)
+        return t;
+    t = s->spill_head;
+    if (t) {
+        s->spill_head = t->spill_next;
+        if (!s->spill_head)
+            s->spill_tail = NULL;
+        t->spill_next = NULL;
+        t->spilled = 0;
+        return t;
+    }
+    return queue_pop(&s->startq);
 }
 
 /* ------------------------------------------------------------------ */
@@ -180,8 +208,7 @@ timers_expire(green_sched *s)
         timer_remove(s, t);
         if (atomic_load(&t->status) == CSP_WAITING) {
             csp_task_cancel(t, CSP_TIMEOUT);
-            if (runq_push(s, t) < 0)
-                PyErr_Clear();  /* out of memory: the task stays blocked */
+            runq_push(s, t);
         }
         Py_DECREF(t);
     }
@@ -195,10 +222,7 @@ green_wake(TaskObject *t)
 {
     green_sched *s = t->sched;
     /* Queue first: the timer may hold the last reference. */
-    if (runq_push(s, t) < 0) {
-        PyErr_Clear();
-        return;
-    }
+    runq_push(s, t);
     timer_remove(s, t);
     if (PyThread_get_thread_ident() != s->thread_ident) {
         atomic_fetch_add(&s->wakeup, 1);
@@ -223,8 +247,7 @@ forward_signal(green_sched *s, TaskObject *t)
     PyErr_Fetch(&s->signal_exc[0], &s->signal_exc[1], &s->signal_exc[2]);
     timer_remove(s, root);
     csp_task_cancel(root, CSP_CANCELLED);
-    if (runq_push(s, root) < 0)
-        return -1;
+    runq_push(s, root);
     return 0;
 }
 
@@ -234,7 +257,7 @@ static int
 green_idle(green_sched *s)
 {
     timers_expire(s);
-    if (s->runq.count || s->startq.count)
+    if (s->runq.count || s->spill_head || s->startq.count)
         return 0;
     int seen = atomic_load(&s->wakeup);
     double until = s->ntimers ? s->timers[0].deadline : -1.0;
@@ -517,6 +540,8 @@ sched_get(void)
     s->thread_ident = PyThread_get_thread_ident();
     s->is_main_thread = (s->thread_ident == csp_main_thread_ident);
     root_task->sched = s;
+    root_task->spilled = 0;
+    root_task->spill_next = NULL;
     root_task->block = green_block;
     root_task->wake = green_wake;
     Py_XSETREF(root_task->greenlet, Py_NewRef(s->root));
@@ -546,8 +571,13 @@ green_spawn(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
     t->sched = s;
     t->block = green_block;
     t->wake = green_wake;
-    if (queue_push(&s->startq, t) < 0)
+    t->spilled = 0;
+    t->spill_next = NULL;
+    if (queue_push(&s->startq, t) < 0) {
+        Py_CLEAR(t->run);
+        Py_CLEAR(t->join);
         return PyErr_NoMemory();
+    }
     Py_RETURN_NONE;
 }
 
@@ -615,7 +645,10 @@ green_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
     green_sched *s = tls_sched;
     if (!s)
         Py_RETURN_NONE;
-    return Py_BuildValue("{s:n,s:n,s:n}", "runnable", s->runq.count, "not_started",
+    Py_ssize_t spilled = 0;
+    for (TaskObject *t = s->spill_head; t; t = t->spill_next)
+        spilled++;
+    return Py_BuildValue("{s:n,s:n,s:n}", "runnable", s->runq.count + spilled, "not_started",
                          s->startq.count, "timers", s->ntimers);
 }
 

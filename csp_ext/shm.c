@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -61,33 +62,72 @@ typedef struct {
 /* ------------------------------------------------------------------ */
 /* Locks                                                               */
 
+/* A lock that cannot be taken or given back protects nothing: carrying on
+ * would corrupt the arena silently, so the process stops (its parent then
+ * treats it as crashed and poisons its channels).  With a robust mutex whose
+ * every recovery calls pthread_mutex_consistent, this is not expected. */
+static void
+lock_fatal(const char *what, int err)
+{
+    fprintf(stderr, "pycsp: %s on a process-shared lock failed: %s\n", what, strerror(err));
+    abort();
+}
+
+/* 0, or -1 with errno set. */
 int
 shm_lock_init(shm_lock *l)
 {
     pthread_mutexattr_t a;
-    pthread_mutexattr_init(&a);
-    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    int r = pthread_mutex_init(&l->m, &a);
-    pthread_mutexattr_destroy(&a);
-    return r == 0 ? 0 : -1;
+    int r = csp_fail_here(CSP_FAIL_LOCK_INIT) ? EAGAIN : pthread_mutexattr_init(&a);
+    if (r) {
+        errno = r;
+        return -1;
+    }
+    r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (!r)
+        r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (!r)
+        r = pthread_mutex_init(&l->m, &a);
+    int r2 = pthread_mutexattr_destroy(&a);
+    if (!r && r2) {
+        pthread_mutex_destroy(&l->m);
+        r = r2;
+    }
+    if (r) {
+        errno = r;
+        return -1;
+    }
+    return 0;
 }
 
 int
 shm_lock_acquire(shm_lock *l)
 {
     int r = pthread_mutex_lock(&l->m);
-    if (r == EOWNERDEAD) {
-        pthread_mutex_consistent(&l->m);
-        return 1;
-    }
-    return 0;
+    if (r == 0)
+        return 0;
+    if (r != EOWNERDEAD)
+        lock_fatal("pthread_mutex_lock", r);
+    r = pthread_mutex_consistent(&l->m);
+    if (r)
+        lock_fatal("pthread_mutex_consistent", r);
+    return 1;
+}
+
+void
+shm_lock_destroy(shm_lock *l)
+{
+    int r = pthread_mutex_destroy(&l->m);
+    if (r)
+        lock_fatal("pthread_mutex_destroy", r);
 }
 
 void
 shm_lock_release(shm_lock *l)
 {
-    pthread_mutex_unlock(&l->m);
+    int r = pthread_mutex_unlock(&l->m);
+    if (r)
+        lock_fatal("pthread_mutex_unlock", r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -102,6 +142,34 @@ after_fork_in_child(void)
     /* The forking thread's record is its parent's, not this process's. */
     if (thread_record_key_ok)
         pthread_setspecific(thread_record_key, NULL);
+}
+
+/* Once per process: 0, or -1 with an exception. */
+static int
+register_atfork(void)
+{
+    static int done;
+    if (done)
+        return 0;
+    int r = pthread_atfork(NULL, NULL, after_fork_in_child);
+    if (r) {
+        errno = r;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    done = 1;
+    return 0;
+}
+
+/* The arena lock (allocator and waiter registry), made safe for this
+ * process if its previous owner died holding it (see hdr_recover). */
+static void hdr_recover(void);
+
+static void
+hdr_lock(void)
+{
+    if (shm_lock_acquire(&shm_hdr->lock) == 1)
+        hdr_recover();
 }
 
 int
@@ -133,25 +201,34 @@ shm_ensure(void)
         close(fd);
         return -1;
     }
+    /* Published only once complete: a failure leaves no arena behind. */
+    shm_header *hdr = (shm_header *)base;
+    memset(hdr, 0, sizeof(*hdr));
+    hdr->magic = SHM_MAGIC;
+    hdr->version = SHM_VERSION;
+    hdr->header_size = sizeof(shm_header);
+    hdr->file_size = INITIAL_FILE_SIZE;
+    hdr->reserved = reserve;
+    hdr->bump = (sizeof(shm_header) + 63) & ~(uint64_t)63;
+    atomic_store(&hdr->n_active, 0);   /* each waiter record counts itself */
+    if (shm_lock_init(&hdr->lock) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto fail;
+    }
+    if (register_atfork() < 0) {
+        shm_lock_destroy(&hdr->lock);
+        goto fail;
+    }
     shm_fd = fd;
     shm_reserved = reserve;
     shm_base = base;
-    shm_hdr = (shm_header *)base;
-    memset(shm_hdr, 0, sizeof(*shm_hdr));
-    shm_hdr->magic = SHM_MAGIC;
-    shm_hdr->version = SHM_VERSION;
-    shm_hdr->header_size = sizeof(shm_header);
-    shm_hdr->file_size = INITIAL_FILE_SIZE;
-    shm_hdr->reserved = reserve;
-    shm_hdr->bump = (sizeof(shm_header) + 63) & ~(uint64_t)63;
-    atomic_store(&shm_hdr->n_active, 0);   /* each waiter record counts itself */
-    if (shm_lock_init(&shm_hdr->lock) < 0) {
-        PyErr_SetString(PyExc_OSError, "pycsp: cannot make a process-shared robust mutex");
-        return -1;
-    }
+    shm_hdr = hdr;
     my_pid = getpid();
-    pthread_atfork(NULL, NULL, after_fork_in_child);
     return 0;
+fail:
+    munmap(base, reserve);
+    close(fd);
+    return -1;
 }
 
 static int
@@ -180,7 +257,7 @@ shm_alloc(uint64_t size)
         return 0;
     }
     uint64_t block = (uint64_t)1 << (k + MIN_CLASS_SHIFT);
-    shm_lock_acquire(&shm_hdr->lock);  /* allocator state is kept consistent at every store */
+    hdr_lock();  /* allocator state is kept consistent at every store */
     shm_off off = shm_hdr->free_lists[k];
     if (off) {
         shm_hdr->free_lists[k] = SHM_PTR(block_header, off)->next;
@@ -206,6 +283,7 @@ shm_alloc(uint64_t size)
                 return 0;
             }
             shm_hdr->file_size = want;
+            atomic_signal_fence(memory_order_release);  /* file_size before bump */
         }
         shm_hdr->bump = off + block;
     }
@@ -250,7 +328,7 @@ shm_free(shm_off off)
     block_header *h = SHM_PTR(block_header, boff);
     uint64_t k = KLASS(h);
     uint64_t block = (uint64_t)1 << (k + MIN_CLASS_SHIFT);
-    shm_lock_acquire(&shm_hdr->lock);
+    hdr_lock();
     if (block >= PREFAULT_MIN) {
         if (shm_hdr->warm_free_bytes + block > CACHE_BIG_FREE) {
             /* Enough warm memory cached: give these pages back to the OS
@@ -264,10 +342,57 @@ shm_free(shm_off off)
         }
     }
     h->next = shm_hdr->free_lists[k];
+    atomic_signal_fence(memory_order_release);  /* the link before the head */
     shm_hdr->free_lists[k] = boff;
     shm_hdr->bytes_in_use -= block;
     shm_hdr->blocks_in_use--;
     shm_lock_release(&shm_hdr->lock);
+}
+
+/* A link of a free list of class k, or of the waiter registry (k < 0), that
+ * leads to a block of the arena (only reads memory inside the file). */
+static int
+link_ok(shm_off boff, int k, uint64_t first, uint64_t end)
+{
+    if (boff < first || boff % 64 || boff + (1u << MIN_CLASS_SHIFT) > end)
+        return 0;
+    uint64_t kk = KLASS(SHM_PTR(block_header, boff));
+    if (k >= 0 && kk != (uint64_t)k)
+        return 0;
+    return kk < SHM_NCLASSES && boff + ((uint64_t)1 << (kk + MIN_CLASS_SHIFT)) <= end;
+}
+
+/* The previous owner of the arena lock died holding it.  Each update under
+ * the lock is ordered so that every store leaves the free lists and the
+ * registry well formed: a dead owner leaves at worst a leaked block or
+ * record, byte counts one block off, or file_size short of the file's size.
+ * That last is repaired here; the lists are walked (bounded) and cut at the
+ * first link that is not a block of the arena, so that a corrupt link costs
+ * a leak instead of a wild write. */
+static void
+hdr_recover(void)
+{
+    struct stat st;
+    if (fstat(shm_fd, &st) == 0 && (uint64_t)st.st_size > shm_hdr->file_size &&
+        (uint64_t)st.st_size <= shm_reserved)
+        shm_hdr->file_size = (uint64_t)st.st_size;
+    if (shm_hdr->bump > shm_hdr->file_size)
+        shm_hdr->bump = shm_hdr->file_size;
+    uint64_t first = (sizeof(shm_header) + 63) & ~(uint64_t)63, end = shm_hdr->bump;
+    uint64_t max_steps = end / 64;   /* no list is longer: a cycle ends the walk */
+    for (int k = 0; k <= SHM_NCLASSES; k++) {
+        shm_off *link = k < SHM_NCLASSES ? &shm_hdr->free_lists[k] : &shm_hdr->waiters;
+        int klass = k < SHM_NCLASSES ? k : -1;
+        int body = k < SHM_NCLASSES ? 0 : BLOCK_HEADER;  /* records: offsets past the header */
+        for (uint64_t n = 0; *link; n++) {
+            if (n > max_steps || *link < (shm_off)body || !link_ok(*link - body, klass, first, end)) {
+                *link = 0;
+                break;
+            }
+            link = k < SHM_NCLASSES ? &SHM_PTR(block_header, *link)->next
+                                    : &SHM_PTR(shm_waiter, *link)->next;
+        }
+    }
 }
 
 static long
@@ -328,8 +453,9 @@ shm_my_waiter(void)
      * the record its parent counted before starting it: shm_adopt.) */
     w->counted = 1;
     shm_deadlock_count(1);
-    shm_lock_acquire(&shm_hdr->lock);
+    hdr_lock();
     w->next = shm_hdr->waiters;
+    atomic_signal_fence(memory_order_release);  /* the link before the head */
     shm_hdr->waiters = off;
     shm_lock_release(&shm_hdr->lock);
     my_waiter = w;
@@ -436,7 +562,7 @@ shm_waiter_finish(shm_waiter *w, uint32_t status, int64_t chosen, shm_off msg)
 static void
 break_deadlock(void)
 {
-    shm_lock_acquire(&shm_hdr->lock);
+    hdr_lock();
     for (shm_off off = shm_hdr->waiters; off; off = SHM_PTR(shm_waiter, off)->next) {
         shm_waiter *w = SHM_PTR(shm_waiter, off);
         if (!w->dead && atomic_load(&w->inactive) && shm_waiter_claim(w))
@@ -558,18 +684,18 @@ py_shm_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
     if (!shm_base)
         Py_RETURN_NONE;
     int64_t nwaiters = 0;
-    shm_lock_acquire(&shm_hdr->lock);
+    hdr_lock();
     for (shm_off off = shm_hdr->waiters; off; off = SHM_PTR(shm_waiter, off)->next)
         nwaiters++;
-    PyObject *r = Py_BuildValue("{s:K,s:K,s:K,s:K,s:L,s:L}", "file_size",
-                                (unsigned long long)shm_hdr->file_size, "reserved",
-                                (unsigned long long)shm_hdr->reserved, "bytes_in_use",
-                                (unsigned long long)shm_hdr->bytes_in_use, "blocks_in_use",
-                                (unsigned long long)shm_hdr->blocks_in_use, "n_active",
-                                (long long)atomic_load(&shm_hdr->n_active), "waiters",
-                                (long long)nwaiters);
+    shm_header h = *shm_hdr;   /* copied: building the dict may free blocks (GC) */
     shm_lock_release(&shm_hdr->lock);
-    return r;
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:L,s:L}", "file_size",
+                         (unsigned long long)h.file_size, "reserved",
+                         (unsigned long long)h.reserved, "bytes_in_use",
+                         (unsigned long long)h.bytes_in_use, "blocks_in_use",
+                         (unsigned long long)h.blocks_in_use, "n_active",
+                         (long long)atomic_load(&shm_hdr->n_active), "waiters",
+                         (long long)nwaiters);
 }
 
 /* shm_count(n): deadlock accounting for this process: -1 while it waits for
@@ -604,7 +730,7 @@ py_shm_end_body(PyObject *Py_UNUSED(m), PyObject *arg)
     if (!w)
         return NULL;
     int uncount = 0;
-    shm_lock_acquire(&shm_hdr->lock);
+    hdr_lock();
     w->lingering = lingering;
     if (w->counted) {
         w->counted = 0;
@@ -652,7 +778,7 @@ py_shm_wait_children(PyObject *Py_UNUSED(m), PyObject *args)
         }
     }
     int64_t credits = 0;
-    shm_lock_acquire(&shm_hdr->lock);
+    hdr_lock();
     if (waiting) {
         /* A child whose body ended before this wait began makes it short:
          * stopping counting now could touch zero before the wake-up. */
@@ -683,7 +809,7 @@ static shm_waiter *
 registry_take(long pid, shm_off at)
 {
     shm_waiter *found = NULL;
-    shm_lock_acquire(&shm_hdr->lock);
+    hdr_lock();
     shm_off *link = &shm_hdr->waiters;
     while (*link) {
         shm_waiter *w = SHM_PTR(shm_waiter, *link);
@@ -736,7 +862,7 @@ reap_descendants(long pid)
         shm_off orphan = 0;
         long orphan_pid = 0;
         int waiting = 0;
-        shm_lock_acquire(&shm_hdr->lock);
+        hdr_lock();
         for (shm_off off = shm_hdr->waiters; off; off = SHM_PTR(shm_waiter, off)->next) {
             shm_waiter *w = SHM_PTR(shm_waiter, off);
             if (w->dead || w->parent != pid)
@@ -782,8 +908,9 @@ py_shm_precount(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
     w->counted = 1;
     w->parent = getpid();
     shm_deadlock_count(1);
-    shm_lock_acquire(&shm_hdr->lock);
+    hdr_lock();
     w->next = shm_hdr->waiters;
+    atomic_signal_fence(memory_order_release);  /* the link before the head */
     shm_hdr->waiters = off;
     shm_lock_release(&shm_hdr->lock);
     return PyLong_FromUnsignedLongLong(off);
@@ -843,6 +970,10 @@ py_shm_attach(PyObject *Py_UNUSED(m), PyObject *arg)
                       (int)fd, 0);
     if (base == MAP_FAILED)
         return PyErr_SetFromErrno(PyExc_OSError);
+    if (register_atfork() < 0) {
+        munmap(base, probe.reserved);
+        return NULL;
+    }
     /* Inherited through exec on purpose; not by this process's own children. */
     int flags = fcntl((int)fd, F_GETFD);
     if (flags >= 0)
@@ -852,7 +983,6 @@ py_shm_attach(PyObject *Py_UNUSED(m), PyObject *arg)
     shm_base = base;
     shm_hdr = (shm_header *)base;
     my_pid = getpid();
-    pthread_atfork(NULL, NULL, after_fork_in_child);
     Py_RETURN_NONE;
 }
 
@@ -943,7 +1073,32 @@ py_set_parent_death_signal(PyObject *Py_UNUSED(m), PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* _shm_die_holding_lock(what): test only.  Take the arena lock, leave the
+ * state a process killed half-way through an update could leave ("free_list":
+ * free list heads that are no blocks; "registry": a waiter record whose
+ * link is garbage; or "none"), and exit without unlocking. */
+static PyObject *
+py_shm_die_holding_lock(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    const char *what = PyUnicode_AsUTF8(arg);
+    if (!what)
+        return NULL;
+    if (shm_ensure() < 0 || !shm_my_waiter())
+        return NULL;
+    shm_lock_acquire(&shm_hdr->lock);  /* (raw: the hook wants no repair) */
+    if (strcmp(what, "free_list") == 0) {
+        for (int k = 0; k < 8; k++)
+            shm_hdr->free_lists[k] = shm_hdr->file_size + (64u << 20);
+    }
+    else if (strcmp(what, "registry") == 0) {
+        SHM_PTR(shm_waiter, shm_hdr->waiters)->next = shm_hdr->file_size + (64u << 20) + 16;
+    }
+    _exit(0);
+}
+
 static PyMethodDef shm_methods[] = {
+    {"_shm_die_holding_lock", py_shm_die_holding_lock, METH_O,
+     "Test only: exit holding the arena lock, leaving a half-done update."},
     {"set_parent_death_signal", py_set_parent_death_signal, METH_O,
      "This process receives the signal when its parent dies (Linux prctl)."},
     {"shm_init", py_shm_init, METH_NOARGS, "Map the shared arena (before the first fork)."},

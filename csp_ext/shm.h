@@ -78,7 +78,11 @@ typedef struct {
     shm_off msg;                 /* write offers: the writer's message block */
     int64_t index;
     int32_t is_write;
-    int32_t linked;
+    /* Written under the channel's lock; read without it only by the offer's
+     * owner in shm_waiter_withdraw.  Whoever unlinks an offer reads what it
+     * needs from it first: once `linked` is 0 (a release store) the owner may
+     * reuse or free the offer. */
+    _Atomic int32_t linked;
 } shm_offer;
 
 typedef struct {
@@ -98,7 +102,8 @@ extern shm_header *shm_hdr;
 #define SHM_OFF(ptr) ((shm_off)((char *)(ptr) - shm_base))
 
 int shm_ensure(void);                       /* map the arena; 0/-1 with exception */
-int shm_lock_init(shm_lock *l);
+int shm_lock_init(shm_lock *l);             /* 0, or -1 with errno */
+void shm_lock_destroy(shm_lock *l);
 int shm_lock_acquire(shm_lock *l);          /* 0, or 1 if the previous owner died */
 void shm_lock_release(shm_lock *l);
 shm_off shm_alloc(uint64_t size);           /* 0 with MemoryError set */

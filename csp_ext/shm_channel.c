@@ -64,13 +64,15 @@ offer_link(shm_channel *c, shm_offer *o)
     else
         *head = self;
     *tail = self;
-    o->linked = 1;
+    atomic_store_explicit(&o->linked, 1, memory_order_relaxed);
 }
 
+/* The last touch of `o` by anyone but its owner: read what you need from it
+ * before (see shm_offer.linked). */
 static void
 offer_unlink(shm_channel *c, shm_offer *o)
 {
-    if (!o->linked)
+    if (!atomic_load_explicit(&o->linked, memory_order_relaxed))
         return;
     shm_off *head = o->is_write ? &c->wq_head : &c->rq_head;
     shm_off *tail = o->is_write ? &c->wq_tail : &c->rq_tail;
@@ -83,7 +85,7 @@ offer_unlink(shm_channel *c, shm_offer *o)
     else
         *tail = o->prev;
     o->prev = o->next = 0;
-    o->linked = 0;
+    atomic_store_explicit(&o->linked, 0, memory_order_release);
 }
 
 /* Finish every live offer of one queue with `status`. */
@@ -93,10 +95,11 @@ wake_queue(shm_channel *c, int writers, uint32_t status)
     shm_off off;
     while ((off = writers ? c->wq_head : c->rq_head) != 0) {
         shm_offer *o = SHM_PTR(shm_offer, off);
-        offer_unlink(c, o);
         shm_waiter *w = SHM_PTR(shm_waiter, o->waiter);
+        int64_t index = o->index;
+        offer_unlink(c, o);
         if (shm_waiter_claim(w))
-            shm_waiter_finish(w, status, o->index, 0);
+            shm_waiter_finish(w, status, index, 0);
     }
 }
 
@@ -131,13 +134,14 @@ chan_recover(shm_channel *c)
             if (off >= limit || off % 8)
                 break;
             shm_offer *o = SHM_PTR(shm_offer, off);
-            shm_off next = o->next;
-            o->linked = 0;
+            shm_off next = o->next, waiter = o->waiter;
+            int64_t index = o->index;
             o->prev = o->next = 0;
-            if (o->waiter && o->waiter < limit) {
-                shm_waiter *w = SHM_PTR(shm_waiter, o->waiter);
+            atomic_store_explicit(&o->linked, 0, memory_order_release);
+            if (waiter && waiter < limit) {
+                shm_waiter *w = SHM_PTR(shm_waiter, waiter);
                 if (shm_waiter_claim(w))
-                    shm_waiter_finish(w, CSP_POISONED, o->index, 0);
+                    shm_waiter_finish(w, CSP_POISONED, index, 0);
             }
             off = next;
         }
@@ -175,12 +179,14 @@ try_read_locked(shm_channel *c, shm_off *msg)
         while (c->wq_head) {
             /* A blocked writer's message takes the freed slot. */
             shm_offer *o = SHM_PTR(shm_offer, c->wq_head);
-            offer_unlink(c, o);
             shm_waiter *w = SHM_PTR(shm_waiter, o->waiter);
+            shm_off wmsg = o->msg;
+            int64_t index = o->index;
+            offer_unlink(c, o);
             if (shm_waiter_claim(w)) {
-                ring[(c->head + c->count) % c->slots] = o->msg;
+                ring[(c->head + c->count) % c->slots] = wmsg;
                 c->count++;
-                shm_waiter_finish(w, CSP_DONE, o->index, 0);
+                shm_waiter_finish(w, CSP_DONE, index, 0);
                 break;
             }
         }
@@ -188,11 +194,13 @@ try_read_locked(shm_channel *c, shm_off *msg)
     }
     while (c->wq_head) {
         shm_offer *o = SHM_PTR(shm_offer, c->wq_head);
-        offer_unlink(c, o);
         shm_waiter *w = SHM_PTR(shm_waiter, o->waiter);
+        shm_off wmsg = o->msg;
+        int64_t index = o->index;
+        offer_unlink(c, o);
         if (shm_waiter_claim(w)) {
-            *msg = o->msg;
-            shm_waiter_finish(w, CSP_DONE, o->index, 0);
+            *msg = wmsg;
+            shm_waiter_finish(w, CSP_DONE, index, 0);
             return 1;
         }
     }
@@ -233,10 +241,11 @@ try_write_locked(shm_channel *c, shm_off msg)
         return -2;
     while (c->rq_head) {
         shm_offer *o = SHM_PTR(shm_offer, c->rq_head);
-        offer_unlink(c, o);
         shm_waiter *w = SHM_PTR(shm_waiter, o->waiter);
+        int64_t index = o->index;
+        offer_unlink(c, o);
         if (shm_waiter_claim(w)) {
-            shm_waiter_finish(w, CSP_DONE, o->index, msg);
+            shm_waiter_finish(w, CSP_DONE, index, msg);
             return 1;
         }
     }
@@ -257,7 +266,9 @@ shm_waiter_withdraw(shm_waiter *w)
     shm_offer *offers = SHM_PTR(shm_offer, w->offers);
     for (int64_t i = 0; i < w->noffers; i++) {
         shm_offer *o = &offers[i];
-        if (!o->linked)
+        /* Unlocked: 0 means unlinked for good (only we link our offers) and
+         * the unlinker done with it (acquire pairs with offer_unlink). */
+        if (!atomic_load_explicit(&o->linked, memory_order_acquire))
             continue;
         shm_channel *c = SHM_PTR(shm_channel, o->chan);
         chan_lock(c);
@@ -269,33 +280,18 @@ shm_waiter_withdraw(shm_waiter *w)
      * before it could. */
 }
 
+/* The exception for a try_*_locked code (messages as in channel.c). */
 static void
-raise_code(int code)
+raise_code(int code, int is_write)
 {
     if (code == -3)
         return;  /* the exception is set already */
     if (code == -1)
         PyErr_SetString(csp_PoisonError, "channel is poisoned");
     else
-        PyErr_SetString(csp_RetireError, "channel is retired");
-}
-
-static void
-raise_status(int st)
-{
-    switch (st) {
-    case CSP_POISONED:
-        PyErr_SetString(csp_PoisonError, "channel is poisoned");
-        break;
-    case CSP_RETIRED:
-        PyErr_SetString(csp_RetireError, "channel is retired");
-        break;
-    case CSP_DEADLOCK:
-        PyErr_SetString(csp_DeadlockError, "deadlock: every CSP process is blocked on a channel");
-        break;
-    default:
-        PyErr_Format(PyExc_SystemError, "pycsp: unexpected wait status %d", st);
-    }
+        PyErr_SetString(csp_RetireError, is_write
+                                             ? "channel is retired: every reader has retired"
+                                             : "channel is retired: every writer has retired");
 }
 
 static int
@@ -332,7 +328,7 @@ again:
     }
     if (r < 0) {
         chan_unlock(c);
-        raise_code(r);
+        raise_code(r, 0);
         return NULL;
     }
     if (shm_waiter_prepare(w, 1) < 0) {
@@ -358,7 +354,7 @@ again:
         return shm_message_decode(msg);
     }
     if (st >= 0)
-        raise_status(st);
+        csp_raise_for_status(st);
     return NULL;
 }
 
@@ -385,7 +381,7 @@ again:
         if (r == 1)
             return 0;
         shm_message_discard(msg);
-        raise_code(r);
+        raise_code(r, 1);
         return -1;
     }
     if (shm_waiter_prepare(w, 1) < 0) {
@@ -412,7 +408,7 @@ again:
         return 0;   /* the reader owns the block */
     shm_message_discard(msg);
     if (st >= 0)
-        raise_status(st);
+        csp_raise_for_status(st);
     return -1;
 }
 
@@ -442,13 +438,14 @@ write_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject 
 static ShmChannelObject *
 wrap_channel(shm_off chan, PyObject *name)
 {
-    ShmChannelObject *c = PyObject_New(ShmChannelObject, &csp_ShmChannelType);
+    ShmChannelObject *c = PyObject_GC_New(ShmChannelObject, &csp_ShmChannelType);
     if (!c)
         return NULL;
     c->chan = chan;
     c->owner = getpid();
     c->name = Py_NewRef(name);
     c->weakreflist = NULL;
+    PyObject_GC_Track(c);
     return c;
 }
 
@@ -463,8 +460,8 @@ new_shared_channel(int64_t capacity)
     shm_channel *c = SHM_PTR(shm_channel, off);
     memset(c, 0, sizeof(*c));
     if (shm_lock_init(&c->lock) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
         shm_free(off);
-        PyErr_SetString(PyExc_OSError, "pycsp: cannot make a process-shared robust mutex");
         return 0;
     }
     atomic_store(&c->refs, 1);
@@ -485,7 +482,7 @@ release_shared_channel(shm_off off)
         c->count--;
     }
     shm_free(c->ring);
-    pthread_mutex_destroy(&c->lock.m);
+    shm_lock_destroy(&c->lock);
     shm_free(off);
 }
 
@@ -508,9 +505,26 @@ shmchan_new(PyTypeObject *Py_UNUSED(type), PyObject *args, PyObject *kwds)
     return (PyObject *)c;
 }
 
+static int
+shmchan_traverse(ShmChannelObject *c, visitproc visit, void *arg)
+{
+    Py_VISIT(c->name);
+    return 0;
+}
+
+/* Every cycle through a channel or its ends passes through its name: None
+ * breaks it (and keeps repr and pickling working on a cleared channel). */
+static int
+shmchan_clear(ShmChannelObject *c)
+{
+    Py_SETREF(c->name, Py_NewRef(Py_None));
+    return 0;
+}
+
 static void
 shmchan_dealloc(ShmChannelObject *c)
 {
+    PyObject_GC_UnTrack(c);
     if (c->weakreflist)
         PyObject_ClearWeakRefs((PyObject *)c);
     /* A copy inherited through fork holds no reference of its own. */
@@ -524,7 +538,7 @@ static PyObject *
 make_end(ShmChannelObject *ch, int is_writer, int join)
 {
     PyTypeObject *tp = is_writer ? &csp_ShmEndWriteType : &csp_ShmEndReadType;
-    ShmEndObject *e = PyObject_New(ShmEndObject, tp);
+    ShmEndObject *e = PyObject_GC_New(ShmEndObject, tp);
     if (!e)
         return NULL;
     e->vectorcall = is_writer ? write_vectorcall : read_vectorcall;
@@ -541,6 +555,7 @@ make_end(ShmChannelObject *ch, int is_writer, int join)
             c->nreaders++;
         chan_unlock(c);
     }
+    PyObject_GC_Track(e);
     return (PyObject *)e;
 }
 
@@ -660,15 +675,17 @@ shmchan_stats(ShmChannelObject *self, PyObject *Py_UNUSED(i))
         nr++;
     for (shm_off o = c->wq_head; o; o = SHM_PTR(shm_offer, o)->next)
         nw++;
-    PyObject *r = Py_BuildValue("{s:L,s:L,s:L,s:L,s:L,s:O,s:O,s:O,s:L}", "buffered",
-                                (long long)c->count, "blocked_readers", nr, "blocked_writers", nw,
-                                "readers", (long long)c->nreaders, "writers", (long long)c->nwriters,
-                                "poisoned", c->poisoned ? Py_True : Py_False, "readers_retired",
-                                c->no_readers ? Py_True : Py_False, "writers_retired",
-                                c->no_writers ? Py_True : Py_False, "refs",
-                                (long long)atomic_load(&c->refs));
+    /* Copied under the lock, built after: a GC run inside Py_BuildValue may
+     * run code that uses this channel. */
+    long long count = c->count, nreaders = c->nreaders, nwriters = c->nwriters;
+    int poisoned = c->poisoned, no_readers = c->no_readers, no_writers = c->no_writers;
     chan_unlock(c);
-    return r;
+    return Py_BuildValue("{s:L,s:L,s:L,s:L,s:L,s:O,s:O,s:O,s:L}", "buffered", count,
+                         "blocked_readers", nr, "blocked_writers", nw, "readers", nreaders,
+                         "writers", nwriters, "poisoned", poisoned ? Py_True : Py_False,
+                         "readers_retired", no_readers ? Py_True : Py_False, "writers_retired",
+                         no_writers ? Py_True : Py_False, "refs",
+                         (long long)atomic_load(&c->refs));
 }
 
 static PyMethodDef shmchan_methods[] = {
@@ -700,11 +717,13 @@ PyTypeObject csp_ShmChannelType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "pycsp.processes.Channel",
     .tp_basicsize = sizeof(ShmChannelObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "Channel(name=None, buffer=0): an any-to-any channel between OS processes; "
               "messages travel pickled through the shared arena.",
     .tp_new = shmchan_new,
     .tp_dealloc = (destructor)shmchan_dealloc,
+    .tp_traverse = (traverseproc)shmchan_traverse,
+    .tp_clear = (inquiry)shmchan_clear,
     .tp_repr = (reprfunc)shmchan_repr,
     .tp_methods = shmchan_methods,
     .tp_members = shmchan_members,
@@ -719,8 +738,18 @@ PyTypeObject csp_ShmChannelType = {
 static void
 shmend_dealloc(ShmEndObject *e)
 {
+    PyObject_GC_UnTrack(e);
     Py_XDECREF(e->channel);
     Py_TYPE(e)->tp_free((PyObject *)e);
+}
+
+/* No tp_clear: the end's channel is never NULL while the end lives; the
+ * channel's tp_clear breaks every cycle an end is part of. */
+static int
+shmend_traverse(ShmEndObject *e, visitproc visit, void *arg)
+{
+    Py_VISIT(e->channel);
+    return 0;
 }
 
 static void
@@ -765,8 +794,8 @@ shmend_reduce(ShmEndObject *e, PyObject *Py_UNUSED(i))
     if (shm_note_pickled_channel(e->channel->chan) < 0)
         return NULL;
     atomic_fetch_add(&CH(e->channel)->refs, 1);
-    return Py_BuildValue("O(KOi)", rebuild_end_fn, (unsigned long long)e->channel->chan,
-                         e->channel->name, (int)e->is_writer);
+    return Py_BuildValue("O(KOii)", rebuild_end_fn, (unsigned long long)e->channel->chan,
+                         e->channel->name, (int)e->is_writer, (int)e->retired);
 }
 
 /* An end that arrives in a message stands for the same join as the end that
@@ -776,8 +805,8 @@ rebuild_end(PyObject *Py_UNUSED(m), PyObject *args)
 {
     unsigned long long off;
     PyObject *name;
-    int is_writer;
-    if (!PyArg_ParseTuple(args, "KOi", &off, &name, &is_writer))
+    int is_writer, retired = 0;
+    if (!PyArg_ParseTuple(args, "KOi|i", &off, &name, &is_writer, &retired))
         return NULL;
     PyObject *chargs = Py_BuildValue("(KO)", off, name);
     if (!chargs)
@@ -788,6 +817,8 @@ rebuild_end(PyObject *Py_UNUSED(m), PyObject *args)
         return NULL;
     PyObject *e = make_end(ch, is_writer, 0);
     Py_DECREF(ch);
+    if (e)
+        ((ShmEndObject *)e)->retired = (char)(retired != 0);  /* as the end it stands for */
     return e;
 }
 
@@ -828,9 +859,10 @@ static PyGetSetDef shmend_getset[] = {
         PyVarObject_HEAD_INIT(NULL, 0)                                                     \
         .tp_name = "pycsp.processes." pyname,                                              \
         .tp_basicsize = sizeof(ShmEndObject),                                              \
-        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,                       \
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,  \
         .tp_doc = doc,                                                                     \
         .tp_dealloc = (destructor)shmend_dealloc,                                          \
+        .tp_traverse = (traverseproc)shmend_traverse,                                      \
         .tp_vectorcall_offset = offsetof(ShmEndObject, vectorcall),                        \
         .tp_call = PyVectorcall_Call,                                                      \
         .tp_repr = (reprfunc)shmend_repr,                                                  \
@@ -855,6 +887,7 @@ shm_end_stamp(PyObject *end)
 /* One channel guard of a select, with its encoded message (output). */
 typedef struct {
     Py_ssize_t index;
+    ShmEndObject *end;
     shm_channel *c;
     shm_off chan_off;
     int is_write;
@@ -886,6 +919,7 @@ shm_select(Py_ssize_t n, const int *kinds, PyObject *const *ends, PyObject *cons
     Py_ssize_t chosen = -1;
     shm_off got = 0;
     int error_code = 0;
+    shm_guard *error_guard = NULL;
     if (!gs || !locked) {
         PyErr_NoMemory();
         goto done;
@@ -896,14 +930,14 @@ shm_select(Py_ssize_t n, const int *kinds, PyObject *const *ends, PyObject *cons
         if (kinds[i] != CSP_GUARD_INPUT && kinds[i] != CSP_GUARD_OUTPUT)
             continue;
         ShmEndObject *e = (ShmEndObject *)ends[i];
-        if (end_usable(e) < 0)
-            goto done;
         shm_guard *g = &gs[ng++];
         g->index = i;
+        g->end = e;
         g->c = CH(e->channel);
         g->chan_off = e->channel->chan;
         g->is_write = kinds[i] == CSP_GUARD_OUTPUT;
-        if (g->is_write && !(g->msg = shm_message_encode(msgs[i])))
+        /* A retired end raises when the scan reaches it, as in alt.c. */
+        if (g->is_write && !e->retired && !(g->msg = shm_message_encode(msgs[i])))
             goto done;
     }
     double deadline = -2.0;   /* set on the first pass */
@@ -929,14 +963,21 @@ retry:
         case CSP_GUARD_INPUT:
         case CSP_GUARD_OUTPUT: {
             shm_guard *g = &gs[gi++];
+            if (g->end->retired) {
+                error_code = -4;
+                error_guard = g;
+                break;
+            }
             int r = g->is_write ? try_write_locked(g->c, g->msg) : try_read_locked(g->c, &got);
             if (r == 1) {
                 chosen = i;
                 if (g->is_write)
                     g->msg = 0;  /* delivered */
             }
-            else if (r < 0)
+            else if (r < 0) {
                 error_code = r;
+                error_guard = g;
+            }
             break;
         }
         case CSP_GUARD_SKIP:
@@ -961,10 +1002,12 @@ retry:
     if (chosen >= 0 || error_code) {
         for (Py_ssize_t j = 0; j < nlocked; j++)
             chan_unlock(locked[j]->c);
-        if (error_code) {
-            raise_code(error_code);
+        if (error_code == -4)
+            end_usable(error_guard->end);
+        else if (error_code)
+            raise_code(error_code, error_guard->is_write);
+        if (error_code)
             goto done;
-        }
         goto commit;
     }
     /* Pass 2: offer on every channel guard, then wait. */
@@ -1007,7 +1050,7 @@ retry:
         chosen = timeout_index;
     }
     else {
-        raise_status(st);
+        csp_raise_for_status(st);
         goto done;
     }
 commit: {

@@ -1,0 +1,44 @@
+/* faults.c - test-only fault injection.
+ *
+ * _fail_next(site, n) makes the next n attempts at `site` fail as if out of
+ * memory or resources, so that tests can reach error paths that a healthy
+ * machine never takes.  Each site costs one predictable branch (see
+ * csp_fail_here in csp.h), placed off the per-message path.
+ */
+#include "csp.h"
+
+int csp_fail_next[CSP_FAIL_NSITES];
+
+static const char *const site_names[CSP_FAIL_NSITES] = {
+    [CSP_FAIL_RUNQ] = "runq",             /* greenlets: putting a task on the run queue */
+    [CSP_FAIL_LOCK_INIT] = "lock_init",   /* processes: making a process-shared robust mutex */
+};
+
+static PyObject *
+py_fail_next(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    const char *site;
+    int n;
+    if (!PyArg_ParseTuple(args, "si:_fail_next", &site, &n))
+        return NULL;
+    for (int i = 0; i < CSP_FAIL_NSITES; i++) {
+        if (strcmp(site, site_names[i]) == 0) {
+            csp_fail_next[i] = n < 0 ? 0 : n;
+            Py_RETURN_NONE;
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "_fail_next: no fault site %s", site);
+    return NULL;
+}
+
+static PyMethodDef fault_methods[] = {
+    {"_fail_next", py_fail_next, METH_VARARGS,
+     "_fail_next(site, n): the next n attempts at `site` fail (tests only)."},
+    {NULL}
+};
+
+int
+csp_faults_init_module(PyObject *m)
+{
+    return PyModule_AddFunctions(m, fault_methods);
+}
