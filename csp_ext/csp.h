@@ -134,6 +134,18 @@ extern PyObject *csp_PoisonError;
 extern PyObject *csp_RetireError;
 extern PyObject *csp_DeadlockError;
 
+/* sigwatch.c: did a signal arrive while the main thread waited?  Main
+ * thread only, GIL held.  begin before the wait, end after it (every path);
+ * csp_sigwatch_due: 1 if signal handlers are (or may be) due, so the offers
+ * must be withdrawn and the handlers run; else the offers keep their place. */
+typedef struct {
+    int previous;   /* the program's own wakeup fd, restored by end; or -1 */
+    int due;
+} csp_sigwatch;
+void csp_sigwatch_begin(csp_sigwatch *sw);
+int csp_sigwatch_due(csp_sigwatch *sw);
+void csp_sigwatch_end(csp_sigwatch *sw);
+
 /* task.c */
 extern PyTypeObject csp_TaskType;
 extern PyTypeObject csp_JoinType;

@@ -252,7 +252,7 @@ forward_signal(green_sched *s, TaskObject *t)
 }
 
 /* Nothing is runnable: sleep until something may be.  Returns 1 when the
- * main thread should look at signals. */
+ * main thread should run signal handlers (a signal came). */
 static int
 green_idle(green_sched *s)
 {
@@ -261,10 +261,12 @@ green_idle(green_sched *s)
         return 0;
     int seen = atomic_load(&s->wakeup);
     double until = s->ntimers ? s->timers[0].deadline : -1.0;
+    csp_sigwatch sw;
     if (s->is_main_thread) {
         double slice = csp_monotonic() + 0.02;
         if (until < 0 || slice < until)
             until = slice;
+        csp_sigwatch_begin(&sw);
     }
     PyThreadState *ts = PyEval_SaveThread();
     atomic_store(&s->idle, 1);
@@ -272,7 +274,12 @@ green_idle(green_sched *s)
     atomic_store(&s->idle, 0);
     PyEval_RestoreThread(ts);
     timers_expire(s);
-    return s->is_main_thread;
+    if (!s->is_main_thread)
+        return 0;
+    /* Only when a signal came: withdrawing moves offers to the queues' backs. */
+    int due = csp_sigwatch_due(&sw);
+    csp_sigwatch_end(&sw);
+    return due;
 }
 
 /* A runnable-queue entry is stale when its task went back to waiting (it

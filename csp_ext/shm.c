@@ -612,10 +612,10 @@ shm_waiter_mark_blocked(shm_waiter *w, double deadline)
     }
 }
 
-int
-shm_waiter_wait(shm_waiter *w, double deadline)
+static int
+waiter_wait_watched(shm_waiter *w, double deadline, csp_sigwatch *sw)
 {
-    int is_main = PyThread_get_thread_ident() == csp_main_thread_ident;
+    int is_main = sw != NULL;
     double started = csp_monotonic(), claimed_since = 0.0;
     for (;;) {
         uint32_t st = atomic_load(&w->status);
@@ -653,18 +653,32 @@ shm_waiter_wait(shm_waiter *w, double deadline)
             }
             continue;   /* claimed: the result is on its way */
         }
-        if (is_main) {
+        if (is_main && csp_sigwatch_due(sw)) {
             /* Signal handlers run with none of our offers linked (they may
              * use channels, and one that raises must not lose a message):
-             * withdraw, let them run, and have the caller start again. */
+             * withdraw, let them run, and have the caller start again.
+             * Without a signal the offers keep their place in the queues. */
             uint32_t expect = CSP_WAITING;
             if (!atomic_compare_exchange_strong(&w->status, &expect, CSP_RETRY))
                 continue;   /* claimed: the result is on its way */
             waiter_reactivate(w);
             shm_waiter_withdraw(w);
+            csp_sigwatch_end(sw);
             return PyErr_CheckSignals() < 0 ? -1 : CSP_RETRY;
         }
     }
+}
+
+int
+shm_waiter_wait(shm_waiter *w, double deadline)
+{
+    if (PyThread_get_thread_ident() != csp_main_thread_ident)
+        return waiter_wait_watched(w, deadline, NULL);
+    csp_sigwatch sw;
+    csp_sigwatch_begin(&sw);
+    int st = waiter_wait_watched(w, deadline, &sw);
+    csp_sigwatch_end(&sw);
+    return st;
 }
 
 /* ------------------------------------------------------------------ */

@@ -248,7 +248,7 @@ csp_task_cancel(TaskObject *t, int status)
 
 /* Task.block for OS threads. */
 static int
-thread_block(TaskObject *t, double deadline)
+thread_block_watched(TaskObject *t, double deadline, csp_sigwatch *sw)
 {
     for (;;) {
         double until = deadline;
@@ -271,13 +271,27 @@ thread_block(TaskObject *t, double deadline)
             csp_task_cancel(t, CSP_TIMEOUT);
             return CSP_TIMEOUT;
         }
-        if (t->is_main_thread) {
+        if (t->is_main_thread && csp_sigwatch_due(sw)) {
             /* Handlers run with none of our offers linked: a handler may use
-             * channels itself, and one that raises must not lose a message. */
+             * channels itself, and one that raises must not lose a message.
+             * Without a signal the offers keep their place in the queues. */
             csp_task_cancel(t, CSP_RETRY);
+            csp_sigwatch_end(sw);
             return PyErr_CheckSignals() < 0 ? -1 : CSP_RETRY;
         }
     }
+}
+
+static int
+thread_block(TaskObject *t, double deadline)
+{
+    if (!t->is_main_thread)
+        return thread_block_watched(t, deadline, NULL);
+    csp_sigwatch sw;
+    csp_sigwatch_begin(&sw);
+    int st = thread_block_watched(t, deadline, &sw);
+    csp_sigwatch_end(&sw);
+    return st;
 }
 
 static void

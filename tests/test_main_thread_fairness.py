@@ -1,0 +1,124 @@
+"""A blocked main thread keeps its place in a channel's queue unless a signal
+handler is due (it withdraws its offers so that handlers can use channels),
+and signal handlers still run while it is blocked, also with a wakeup fd of
+the program's own (as asyncio sets).  On every backend.
+"""
+import pytest
+
+from conftest import run_script
+
+FAIRNESS_SCRIPT = """
+import time
+import pycsp.{backend} as csp
+
+@csp.io
+def nap(seconds):
+    time.sleep(seconds)
+
+@csp.process
+def writer(cout, n):
+    for i in range(n):
+        nap(0.05)
+        cout(i)
+    csp.retire(cout)
+
+@csp.process
+def other_reader(cin, report):
+    n = 0
+    try:
+        while True:
+            cin()
+            n += 1
+    except csp.ChannelRetireException:
+        report(n)
+
+if __name__ == "__main__":
+    ch = csp.Channel()
+    report = csp.Channel(buffer=1)
+    cin, report_in = ch.reader(), report.reader()
+    csp.Spawn(writer(ch.writer(), 12), other_reader(ch.reader(), report.writer()))
+    mine = 0
+    try:
+        while True:
+            cin()
+            mine += 1
+    except csp.ChannelRetireException:
+        pass
+    print(mine, report_in())
+    csp.shutdown()
+"""
+
+
+@pytest.mark.timeout(40)
+def test_blocked_main_thread_keeps_its_place_in_the_queue(backend):
+    """Main and one process read the same channel, a message every 50 ms:
+    each waits its turn (before: threads gave main 0 of 12)."""
+    result = run_script(FAIRNESS_SCRIPT.format(backend=backend), timeout=35)
+    assert result.returncode == 0, result.stderr
+    mine, other = map(int, result.stdout.split())
+    assert mine + other == 12
+    assert 4 <= mine <= 8, (mine, other)
+
+
+HANDLER_SCRIPT = """
+import os, signal, sys, threading, time
+import pycsp.{backend} as csp
+
+own_fd = {own_fd}
+if own_fd:
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    os.set_blocking(r, False)
+    signal.set_wakeup_fd(w)
+
+ch = csp.Channel()
+cin, cout = ch.reader(), ch.writer()
+handled = []
+
+def handler(signum, frame):
+    handled.append(signum)
+    if len(handled) == 2:
+        raise KeyboardInterrupt  # a handler that raises: nothing is lost
+
+signal.signal(signal.SIGUSR1, handler)
+
+def poke():
+    for _ in range(2):
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+@csp.io
+def nap(seconds):
+    time.sleep(seconds)
+
+@csp.process
+def sleeper(end):
+    nap(3)  # running (no deadlock) until well after the signals
+    end.poison()
+
+if __name__ == "__main__":
+    csp.Spawn(sleeper(cout))
+    threading.Thread(target=poke, daemon=True).start()
+    t0 = time.monotonic()
+    try:
+        cin()   # nobody writes: only the handler ends this in time
+    except KeyboardInterrupt:
+        print("interrupted after", len(handled), "signals")
+    print("elapsed ok", time.monotonic() - t0 < 2.5)
+    csp.shutdown()
+    if own_fd:
+        got = os.read(r, 100)
+        print("own fd got", sorted(set(got)) == [signal.SIGUSR1])
+        print("still own", signal.set_wakeup_fd(-1) == w)
+"""
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("own_fd", [False, True], ids=["no_wakeup_fd", "own_wakeup_fd"])
+def test_signal_handlers_run_while_main_thread_is_blocked(backend, own_fd):
+    result = run_script(HANDLER_SCRIPT.format(backend=backend, own_fd=own_fd), timeout=25)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["interrupted after 2 signals", "elapsed ok True"], result.stdout
+    if own_fd:
+        assert lines[2:] == ["own fd got True", "still own True"], result.stdout
