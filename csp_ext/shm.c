@@ -730,32 +730,60 @@ py_shm_count(PyObject *Py_UNUSED(m), PyObject *arg)
 }
 
 
-/* shm_end_body(lingering): this process's CSP body has ended (its result is
- * sent); it stops counting as running.  If its parent is waiting for it, the
- * count becomes a credit for the parent's wake-up (see shm_wait_children).
- * lingering: it will not exit soon, but wait for the processes it spawned. */
+/* shm_end_body(): this process has done all it will do (its result is sent,
+ * the processes it spawned have ended) and is about to exit; it stops
+ * counting as running.  If its parent is waiting for it, the count becomes a
+ * credit for the parent's wake-up (see shm_wait_children). */
 static PyObject *
-py_shm_end_body(PyObject *Py_UNUSED(m), PyObject *arg)
+py_shm_end_body(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
 {
-    int lingering = PyObject_IsTrue(arg);
-    if (lingering < 0)
-        return NULL;
     shm_waiter *w = shm_my_waiter();
     if (!w)
         return NULL;
     int uncount = 0;
     hdr_lock();
-    w->lingering = lingering;
     if (w->counted) {
         w->counted = 0;
         if (w->parent_waiting)
-            w->credit = 1;
+            w->credit++;
         else
             uncount = 1;
     }
     shm_lock_release(&shm_hdr->lock);
     if (uncount)
         shm_deadlock_uncount(1);
+    Py_RETURN_NONE;
+}
+
+/* shm_linger(): this process's result is sent, but it stays to wait for the
+ * processes it spawned, and tells a parent waiting for it so (which then
+ * stops waiting): that parent's wake-up gets a credit, as for an ending child. */
+static PyObject *
+py_shm_linger(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    shm_waiter *w = shm_my_waiter();
+    if (!w)
+        return NULL;
+    hdr_lock();
+    w->lingered = 1;   /* until the parent has seen it: its wait ends soon */
+    if (w->parent_waiting) {
+        w->credit++;
+        shm_deadlock_count(1);
+    }
+    shm_lock_release(&shm_hdr->lock);
+    Py_RETURN_NONE;
+}
+
+/* shm_linger_seen(record): the parent has read that this child lingers. */
+static PyObject *
+py_shm_linger_seen(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    shm_waiter *w = record_arg(arg);
+    if (!w)
+        return NULL;
+    hdr_lock();
+    w->lingered = 0;
+    shm_lock_release(&shm_hdr->lock);
     Py_RETURN_NONE;
 }
 
@@ -797,7 +825,7 @@ py_shm_wait_children(PyObject *Py_UNUSED(m), PyObject *args)
         /* A child whose body ended before this wait began makes it short:
          * stopping counting now could touch zero before the wake-up. */
         for (Py_ssize_t i = 0; i < n; i++)
-            if (!ws[i]->counted && !ws[i]->lingering && !ws[i]->dead)
+            if ((!ws[i]->counted || ws[i]->lingered) && !ws[i]->dead)
                 slept = 0;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -895,6 +923,9 @@ reap_descendants(long pid)
                 if (orphan_pid > 0)
                     reap_descendants(orphan_pid);
                 reap_record(w);
+                shm_waiter *thread_record;
+                while (orphan_pid > 0 && (thread_record = registry_take(orphan_pid, 0)) != NULL)
+                    reap_record(thread_record);
             }
             continue;
         }
@@ -1052,13 +1083,16 @@ py_shm_reap(PyObject *Py_UNUSED(m), PyObject *args)
         return NULL;
     if (!shm_base)
         Py_RETURN_FALSE;
-    shm_waiter *found = registry_take(pid, 0);
+    int any = 0;
+    shm_waiter *found;
+    /* The process's own record and those of its threads (same pid). */
+    while ((found = registry_take(pid, 0)) != NULL) {
+        reap_record(found);
+        any = 1;
+    }
     if (crashed)
         reap_descendants(pid);
-    if (!found)
-        Py_RETURN_FALSE;
-    reap_record(found);
-    Py_RETURN_TRUE;
+    return PyBool_FromLong(any);
 }
 
 static PyObject *
@@ -1122,7 +1156,11 @@ static PyMethodDef shm_methods[] = {
     {"shm_reap", py_shm_reap, METH_VARARGS,
      "shm_reap(pid, crashed=False): a child process has ended; reap its record "
      "(and, if it crashed, its descendants')."},
-    {"shm_end_body", py_shm_end_body, METH_O,
+    {"shm_linger", py_shm_linger, METH_NOARGS,
+     "This process waits for its Spawns after its result: credit a waiting parent."},
+    {"shm_linger_seen", py_shm_linger_seen, METH_O,
+     "In the parent: it has read that the child (its record) lingers."},
+    {"shm_end_body", py_shm_end_body, METH_NOARGS,
      "This process's CSP body has ended: it stops counting as running."},
     {"shm_wait_children", py_shm_wait_children, METH_VARARGS,
      "shm_wait_children(records, waiting, slept=True) -> slept: deadlock accounting around "

@@ -59,7 +59,7 @@ typedef struct shm_waiter {
      * between a child's end and its parent running again. */
     int32_t parent_waiting;
     int32_t credit;
-    int32_t lingering;           /* body ended; waits for the processes it spawned */
+    int32_t lingered;            /* told its parent it lingers; not yet seen there */
     int32_t pad2;
     int64_t chosen;
     shm_off msg;                 /* message block delivered to this waiter */

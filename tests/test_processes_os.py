@@ -1132,3 +1132,31 @@ def test_crashed_children_leak_no_file_descriptor():
     assert result.returncode == 0, result.stderr
     before, after = map(int, result.stdout.split())
     assert after == before
+
+
+@pytest.mark.timeout(30)
+def test_threads_of_a_child_stop_counting_when_it_ends():
+    """Only the first of a child's records (same pid) was reaped; its
+    threads' records kept counting and the next deadlock hung."""
+
+    @csp.process
+    def with_threads(n):
+        ch = csp.Channel(buffer=n)
+        cin, cout = ch.reader(), ch.writer()
+        threads = [threading.Thread(target=lambda: (cout(1), time.sleep(60)), daemon=True)
+                   for _ in range(n)]
+        for t in threads:
+            t.start()
+        return sum(cin() for _ in range(n))
+
+    assert csp.Parallel(with_threads(2)) == [2]
+
+    @csp.process
+    def lonely(cin):
+        cin()
+
+    other = csp.Channel()
+    keep = other.writer()
+    with pytest.raises(csp.DeadlockError):
+        csp.Parallel(lonely(other.reader()))
+    del keep

@@ -234,3 +234,25 @@ def test_thread_and_main_both_blocked_is_a_deadlock(csp):
     assert not thread.is_alive()
     assert "main: DeadlockError" in outcome or "thread: DeadlockError" in outcome, outcome
     del keep
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("runner", ["Parallel", "Spawn"])
+def test_deadlock_among_what_a_process_spawned_is_detected(csp, runner):
+    """processes: the process lingering for its Spawns left a credit nobody
+    took, or was waited for without accounting: the deadlock hung."""
+
+    @csp.process
+    def stuck(cin):
+        cin()
+
+    @csp.process
+    def spawner(cin):
+        csp.Spawn(stuck(cin))
+
+    ch = csp.Channel()
+    keep = ch.writer()  # joined, never used
+    getattr(csp, runner)(spawner(ch.reader()))
+    csp.shutdown()  # reports the DeadlockError of `stuck` on stderr, and returns
+    del keep
+

@@ -43,7 +43,6 @@ class RemoteTraceback(Exception):
 
 
 _current_id = None
-_body_ended = False  # this child's CSP body has ended: it no longer counts as running
 _INDEX = struct.Struct("=i")  # a lingering child's index on its group's notify pipe
 # Python frames a forked child inherited from its ancestors (see _own_recursion_limit).
 _inherited_frames = 0
@@ -153,7 +152,7 @@ def _child(proc, index, results, parent_pid, notify_fd=-1):
     ``notify_fd``: the write end of the group's notify pipe (a Parallel's
     group), or -1 (a Spawn's group: nobody waits for the result).
     """
-    global _current_id, _body_ended
+    global _current_id
     code = 0
     try:
         csp_ext.set_parent_death_signal(signal.SIGKILL)
@@ -171,16 +170,17 @@ def _child(proc, index, results, parent_pid, notify_fd=-1):
                     f"the return value of process {name_of(proc)} cannot be pickled: {exc}"))))
         else:
             results((index, _error_payload(proc.exception)))
-        lingering = runtime.has_spawned()
-        csp_ext.shm_end_body(lingering)
-        _body_ended = True
-        if lingering:
+        if runtime.has_spawned():
+            # Still counted as running: it waits for its Spawns as any
+            # process waits for its children (deadlock accounting included).
             if notify_fd >= 0:
+                csp_ext.shm_linger()  # the parent's wake-up on the notify pipe counts
                 try:
                     os.write(notify_fd, _INDEX.pack(index))
                 except OSError:  # the parent is gone or not listening: it waits for our exit
                     pass
             runtime.shutdown()
+        csp_ext.shm_end_body()
     except BaseException:  # noqa: B036 - nothing may escape a forked child
         traceback.print_exc()
         code = 1
@@ -258,6 +258,8 @@ class _Group:
                 raise
             if pid == 0:
                 csp_ext.shm_adopt(record)
+                if self.notify_in >= 0:
+                    os.close(self.notify_in)
                 _child(proc, index, self.results_out, parent, self.notify_out)
             csp_ext.shm_set_pid(record, pid)
             self.children[_pidfd(pid)] = _Child(proc, index, pid, record, spawned)
@@ -284,57 +286,47 @@ class _Group:
             fd = by_index.get(index)
             if fd is not None:
                 poller.unregister(fd)
-                self.lingering[fd] = self.children.pop(fd)
+                child = self.lingering[fd] = self.children.pop(fd)
+                csp_ext.shm_linger_seen(child.record)
 
     def wait(self):
         """Until every child has ended, or (a Parallel's) lingers for its Spawns."""
-        poller = select.poll()
-        for fd in self.children:
-            poller.register(fd, select.POLLIN)
         if self.notify_in >= 0:
             os.set_blocking(self.notify_in, False)
-            poller.register(self.notify_in, select.POLLIN)
-        # While it waits, this process is not running (deadlock accounting):
-        # a child that ends meanwhile hands its count to this process's
-        # wake-up, so the count never touches zero between the two.  A child
-        # whose own body has ended does not count any more in any case.
-        counted = not _body_ended
-        while self.children:
-            records = [child.record for child in self.children.values()]
-            if counted:
-                slept = csp_ext.shm_wait_children(records, True)
-            try:
-                ready = poller.poll()
-            except BaseException:
-                if counted:
-                    csp_ext.shm_wait_children(records, False, slept)
-                self.kill()
-                raise
-            if counted:
-                csp_ext.shm_wait_children(records, False, slept)
-            for fd, _ in ready:
-                if fd == self.notify_in:
-                    self._note_lingering(poller)
-                elif fd in self.children:
-                    poller.unregister(fd)
-                    self._reap(fd, self.children)
+        self._wait_for(self.children, self.notify_in)
         self._close_notify()
 
     def wait_lingering(self):
         """Until the children that lingered for their Spawns have ended too."""
-        while self.lingering:
-            poller = select.poll()
-            for fd in self.lingering:
-                poller.register(fd, select.POLLIN)
+        self._wait_for(self.lingering, -1)
+
+    def _wait_for(self, children, notify_in):
+        poller = select.poll()
+        for fd in children:
+            poller.register(fd, select.POLLIN)
+        if notify_in >= 0:
+            poller.register(notify_in, select.POLLIN)
+        # While it waits, this process is not running (deadlock accounting):
+        # a child that ends meanwhile hands its count to this process's
+        # wake-up, so the count never touches zero between the two.
+        while children:
+            records = [child.record for child in children.values()]
+            slept = None
             try:
+                slept = csp_ext.shm_wait_children(records, True)
                 ready = poller.poll()
             except BaseException:
-                self.children.update(self.lingering)
-                self.lingering.clear()
+                if slept is not None:
+                    csp_ext.shm_wait_children(records, False, slept)
                 self.kill()
                 raise
+            csp_ext.shm_wait_children(records, False, slept)
             for fd, _ in ready:
-                self._reap(fd, self.lingering)
+                if fd == notify_in:
+                    self._note_lingering(poller)
+                elif fd in children:
+                    poller.unregister(fd)
+                    self._reap(fd, children)
 
     def _close_notify(self):
         for fd in (self.notify_in, self.notify_out):
@@ -343,8 +335,11 @@ class _Group:
         self.notify_in = self.notify_out = -1
 
     def kill(self):
-        """Ctrl-C or an error in the parent: end every child now."""
+        """Ctrl-C or an error in the parent: end every child now (those that
+        linger for their Spawns too)."""
         self._close_notify()
+        self.children.update(self.lingering)
+        self.lingering.clear()
         for child in self.children.values():
             poison_all(child.proc.args, child.proc.kwargs)
             try:
@@ -417,7 +412,11 @@ class _ForkRuntime:
             return []
         group = _Group(procs, parallel=True)
         group.start()
-        group.wait()
+        try:
+            group.wait()
+        except BaseException:
+            group.kill()
+            raise
         if group.lingering:
             self._lingering.append(group)
         return group.collect()
@@ -436,18 +435,22 @@ class _ForkRuntime:
 
     def shutdown(self):
         """Wait for every spawned process; report (on stderr) any that failed."""
+        # One group at a time: one that an exception (Ctrl-C) interrupts
+        # stays listed, and so do those after it.
         while self._spawned or self._lingering:
-            groups, self._spawned = self._spawned, []
-            for group in groups:
+            if self._spawned:
+                group = self._spawned[0]
                 group.wait()
+                del self._spawned[0]
                 try:
                     group.collect()
                 except Exception as exc:  # nobody else can receive it
                     print(f"pycsp: a spawned process failed: {exc!r}", file=sys.stderr)
-            lingering, self._lingering = self._lingering, []
-            for group in lingering:
+            else:
+                group = self._lingering[0]
                 crashed_before = len(group.crashed)
                 group.wait_lingering()
+                del self._lingering[0]
                 for child in group.crashed[crashed_before:]:
                     print(f"pycsp: process {name_of(child.proc)} (pid {child.pid}) "
                           f"{_describe_exit(child.exitcode)} while waiting for the "
