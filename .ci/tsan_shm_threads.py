@@ -1,10 +1,9 @@
 """Threads of one OS process using pycsp.processes channels: the shared-memory
 code under ThreadSanitizer (it cannot see other processes).  Usage:
 tsan_shm_threads.py [N]; prints the counts and True."""
-import sys, threading, csp_ext
+import sys, threading
 import pycsp.processes as csp
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
-csp_ext.shm_count(6)  # the threads below count as running (threads not started by pycsp)
 a, b = csp.Channel(), csp.Channel(buffer=3)
 def writer(w, tag):
     for i in range(N): w((tag, i))
