@@ -712,24 +712,6 @@ py_shm_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
                          (long long)nwaiters);
 }
 
-/* shm_count(n): deadlock accounting for this process: -1 while it waits for
- * its children (not running), +1 when it runs again. */
-static PyObject *
-py_shm_count(PyObject *Py_UNUSED(m), PyObject *arg)
-{
-    long long n = PyLong_AsLongLong(arg);
-    if (n == -1 && PyErr_Occurred())
-        return NULL;
-    if (shm_ensure() < 0)
-        return NULL;
-    if (n >= 0)
-        shm_deadlock_count(n);
-    else
-        shm_deadlock_uncount(-n);
-    Py_RETURN_NONE;
-}
-
-
 /* shm_end_body(): this process has done all it will do (its result is sent,
  * the processes it spawned have ended) and is about to exit; it stops
  * counting as running.  If its parent is waiting for it, the count becomes a
@@ -1151,8 +1133,6 @@ static PyMethodDef shm_methods[] = {
      "This process receives the signal when its parent dies (Linux prctl)."},
     {"shm_init", py_shm_init, METH_NOARGS, "Map the shared arena (before the first fork)."},
     {"shm_stats", py_shm_stats, METH_NOARGS, "Arena statistics (for tests), or None."},
-    {"shm_count", py_shm_count, METH_O,
-     "Deadlock accounting: shm_count(-1) while this process waits, shm_count(1) after."},
     {"shm_reap", py_shm_reap, METH_VARARGS,
      "shm_reap(pid, crashed=False): a child process has ended; reap its record "
      "(and, if it crashed, its descendants')."},
