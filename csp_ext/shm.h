@@ -52,21 +52,22 @@ typedef struct shm_waiter {
     int32_t dead;
     int32_t claimer;             /* pid of the process that claimed it */
     int32_t parent;              /* pid of the process that started it (0: none) */
-    /* Handing a child's count to its waiting parent (under the registry lock):
-     * the parent sets parent_waiting while it waits for the child; a child
-     * whose body ends then leaves its count as a credit for the parent's
-     * wake-up instead of taking it away, so the count never touches zero
-     * between a child's end and its parent running again. */
-    int32_t parent_waiting;
-    int32_t credit;
-    int32_t lingered;            /* told its parent it lingers; not yet seen there */
-    int32_t pad2;
     int64_t chosen;
     shm_off msg;                 /* message block delivered to this waiter */
     shm_off pending;             /* message encoded by this process, not yet published */
     shm_off offers;              /* block of shm_offer[offers_cap] */
     int64_t noffers, offers_cap;
     shm_off next;                /* registry */
+    /* Handing a child's count to its waiting parent (under the registry lock):
+     * the parent sets parent_waiting while it waits for the child; a child
+     * whose body ends then leaves its count as a credit for the parent's
+     * wake-up instead of taking it away, so the count never touches zero
+     * between a child's end and its parent running again.  (After the fields
+     * of a hand-off, which stay in the record's first cache line.) */
+    int32_t parent_waiting;
+    int32_t credit;
+    int32_t lingered;            /* told its parent it lingers; not yet seen there */
+    int32_t pad2;
 } shm_waiter;
 
 #define SHM_CLAIMED 100          /* a committer is filling in the result */
