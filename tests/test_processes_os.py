@@ -1160,3 +1160,67 @@ def test_threads_of_a_child_stop_counting_when_it_ends():
     with pytest.raises(csp.DeadlockError):
         csp.Parallel(lonely(other.reader()))
     del keep
+
+
+@pytest.mark.timeout(30)
+def test_killed_spawned_writer_poisons_its_ends_at_once():
+    """A Spawned child killed while the main program waits on its channel:
+    its ends are poisoned when it ends, not at shutdown() (the read hung)."""
+    script = """
+        import os, signal, time
+        import pycsp.processes as csp
+
+        @csp.process
+        def writer(cout, started):
+            started(os.getpid())
+            time.sleep(60)
+            cout("never")
+
+        if __name__ == "__main__":
+            ch, started = csp.Channel(), csp.Channel()
+            cin, started_in = ch.reader(), started.reader()
+            csp.Spawn(writer(ch.writer(), started.writer()))
+            pid = started_in()
+            os.kill(pid, signal.SIGKILL)
+            try:
+                cin()
+            except csp.ChannelPoisonException:
+                print("poisoned")
+            csp.shutdown()
+    """
+    result = run_script(script, timeout=20)
+    assert result.stdout == "poisoned\n", result.stdout + result.stderr
+    assert "ProcessCrashed" in result.stderr or "killed by SIGKILL" in result.stderr, result.stderr
+
+
+@pytest.mark.timeout(30)
+def test_killed_lingering_child_poisons_the_ends_of_its_spawns():
+    """A child lingering for its Spawn after Parallel returned is killed (its
+    Spawn dies with it): the main program's read of the Spawn's channel ends."""
+    script = """
+        import os, signal, time
+        import pycsp.processes as csp
+
+        @csp.process
+        def slow_writer(cout):
+            time.sleep(60)
+            cout("never")
+
+        @csp.process
+        def spawner(cout):
+            csp.Spawn(slow_writer(cout))
+            return os.getpid()
+
+        if __name__ == "__main__":
+            ch = csp.Channel()
+            cin = ch.reader()
+            [pid] = csp.Parallel(spawner(ch.writer()))
+            os.kill(pid, signal.SIGKILL)
+            try:
+                cin()
+            except csp.ChannelPoisonException:
+                print("poisoned")
+            csp.shutdown()
+    """
+    result = run_script(script, timeout=20)
+    assert result.stdout == "poisoned\n", result.stdout + result.stderr

@@ -19,6 +19,7 @@ import select
 import signal
 import struct
 import sys
+import threading
 import traceback
 
 import csp_ext
@@ -227,6 +228,7 @@ class _Group:
         self.children = {}   # pidfd -> _Child, still to wait for
         self.lingering = {}  # pidfd -> _Child whose result is in but which waits for its Spawns
         self.crashed = []
+        self.waiting = False  # a wait on this group runs (the SIGCHLD reaper keeps off)
         self.notify_in = self.notify_out = -1
         if parallel:
             self.notify_in, self.notify_out = os.pipe()
@@ -301,6 +303,25 @@ class _Group:
         self._wait_for(self.lingering, -1)
 
     def _wait_for(self, children, notify_in):
+        self.waiting = True
+        try:
+            self._wait_loop(children, notify_in)
+        finally:
+            self.waiting = False
+
+    def reap_ended(self):
+        """Reap, without waiting, the children (or lingering ones) that have ended."""
+        for children in (self.children, self.lingering):
+            if not children:
+                continue
+            poller = select.poll()
+            for fd in children:
+                poller.register(fd, select.POLLIN)
+            for fd, _ in poller.poll(0):
+                if fd in children:
+                    self._reap(fd, children)
+
+    def _wait_loop(self, children, notify_in):
         poller = select.poll()
         for fd in children:
             poller.register(fd, select.POLLIN)
@@ -392,6 +413,8 @@ class _ForkRuntime:
     def __init__(self):
         self._spawned = []    # groups started by Spawn
         self._lingering = []  # Parallel groups with children lingering for their Spawns
+        self._sigchld_previous = None  # set once the SIGCHLD reaper is installed
+        self._reaping = False
         import atexit
 
         atexit.register(self.shutdown)
@@ -400,6 +423,38 @@ class _ForkRuntime:
         """In a new child: the processes its parent started are not its own."""
         self._spawned = []
         self._lingering = []
+
+    def _watch_detached(self):
+        """Reap Spawned and lingering children as soon as they end, not only in
+        shutdown(): one killed meanwhile has its ends poisoned at once and stops
+        counting as running (a peer blocked on it would hang otherwise).  A
+        SIGCHLD handler does it, installed once from the main thread; it runs
+        the handler it replaced.  A blocked main thread notices the signal
+        (sigwatch.c) and runs it."""
+        if self._sigchld_previous is not None:
+            return
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal.signal works only there; shutdown() still reaps them
+        previous = signal.getsignal(signal.SIGCHLD)
+        self._sigchld_previous = previous if previous is not None else signal.SIG_DFL
+
+        def on_child_ended(signum, frame):
+            self._reap_detached()
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(signal.SIGCHLD, on_child_ended)
+
+    def _reap_detached(self):
+        if self._reaping:
+            return
+        self._reaping = True
+        try:
+            for group in self._spawned + self._lingering:
+                if not group.waiting:
+                    group.reap_ended()
+        finally:
+            self._reaping = False
 
     def has_spawned(self):
         """True if this process started processes that shutdown() would wait for."""
@@ -419,6 +474,7 @@ class _ForkRuntime:
             raise
         if group.lingering:
             self._lingering.append(group)
+            self._watch_detached()
         return group.collect()
 
     def Sequence(self, *items):
@@ -430,8 +486,13 @@ class _ForkRuntime:
         procs = flatten(items, "Spawn")
         if procs:
             group = _Group(procs, parallel=False)
-            group.start()
-            self._spawned.append(group)
+            self._watch_detached()
+            self._spawned.append(group)  # before start: a child may end at once
+            try:
+                group.start()
+            except BaseException:
+                self._spawned.remove(group)
+                raise
 
     def shutdown(self):
         """Wait for every spawned process; report (on stderr) any that failed."""
