@@ -453,6 +453,8 @@ class _ForkRuntime:
             for group in self._spawned + self._lingering:
                 if not group.waiting:
                     group.reap_ended()
+        except Exception as exc:  # a signal handler must not raise into the program
+            print(f"pycsp: reaping ended child processes failed: {exc!r}", file=sys.stderr)
         finally:
             self._reaping = False
 
