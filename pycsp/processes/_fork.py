@@ -178,7 +178,7 @@ def _child(proc, index, results, parent_pid, notify_fd=-1):
                 csp_ext.shm_linger()  # the parent's wake-up on the notify pipe counts
                 try:
                     os.write(notify_fd, _INDEX.pack(index))
-                except OSError:  # the parent is gone or not listening: it waits for our exit
+                except OSError:  # the parent is gone (or was stopped): nobody waits to be told
                     pass
             runtime.shutdown()
         csp_ext.shm_end_body()
@@ -231,8 +231,9 @@ class _Group:
         self.waiting = False  # a wait on this group runs (the SIGCHLD reaper keeps off)
         self.notify_in = self.notify_out = -1
         if parallel:
+            # Writes block (the waiting parent drains the pipe at every wake-up):
+            # a notice that could not be written would leave the count wrong.
             self.notify_in, self.notify_out = os.pipe()
-            os.set_blocking(self.notify_out, False)
 
     def start(self):
         csp_ext.shm_init()
