@@ -64,6 +64,7 @@ def test_parallel_returns_while_what_its_process_spawned_still_runs(csp):
     csp.shutdown()
 
 
+@pytest.mark.stress  # 300 forks down a chain: minutes under the sanitizers' shadow memory
 @pytest.mark.timeout(60)
 def test_a_long_chain_of_processes_each_spawning_the_next(csp):
     """300 links (processes: each forked child ran on top of its ancestors'
