@@ -491,10 +491,7 @@ int
 shm_waiter_claim(shm_waiter *w)
 {
     uint32_t expect = CSP_WAITING;
-    if (!atomic_compare_exchange_strong(&w->status, &expect, SHM_CLAIMED))
-        return 0;
-    w->claimer = my_pid;
-    return 1;
+    return atomic_compare_exchange_strong(&w->status, &expect, SHM_CLAIMED_BY(my_pid));
 }
 
 /* 1 if process `pid` has ended (gone, or a zombie nobody reaped yet). */
@@ -532,10 +529,9 @@ check_claimer(shm_waiter *w, double *claimed_since)
     if (now - *claimed_since < 0.1)
         return;
     *claimed_since = now;
-    if (process_gone(w->claimer)) {
-        uint32_t expect = SHM_CLAIMED;
-        atomic_compare_exchange_strong(&w->status, &expect, CSP_POISONED);
-    }
+    uint32_t claim = atomic_load(&w->status);
+    if (SHM_IS_CLAIMED(claim) && process_gone(SHM_CLAIMER(claim)))
+        atomic_compare_exchange_strong(&w->status, &claim, CSP_POISONED);
 }
 
 /* The waiter stops blocking: count it as running again. */
@@ -592,12 +588,12 @@ spin_while_pending(_Atomic uint32_t *word)
         return atomic_load(word) != CSP_WAITING;
     for (;;) {
         uint32_t st = atomic_load_explicit(word, memory_order_acquire);
-        if (st != CSP_WAITING && st != SHM_CLAIMED)
+        if (st != CSP_WAITING && !SHM_IS_CLAIMED(st))
             return 1;
         if (give_up == 0.0)
             give_up = csp_monotonic() + shm_spin_budget;
         else if (csp_monotonic() >= give_up)
-            return st == SHM_CLAIMED;  /* claimed: the caller checks the claimer */
+            return SHM_IS_CLAIMED(st);  /* claimed: the caller checks the claimer */
         sched_yield();
     }
 }
@@ -619,21 +615,22 @@ waiter_wait_watched(shm_waiter *w, double deadline, csp_sigwatch *sw)
     double started = csp_monotonic(), claimed_since = 0.0;
     for (;;) {
         uint32_t st = atomic_load(&w->status);
-        if (st != CSP_WAITING && st != SHM_CLAIMED) {
+        if (st != CSP_WAITING && !SHM_IS_CLAIMED(st)) {
             recent_wait = 0.75 * recent_wait + 0.25 * (csp_monotonic() - started);
             return (int)st;
         }
-        if (st == SHM_CLAIMED) {
+        if (SHM_IS_CLAIMED(st)) {
             check_claimer(w, &claimed_since);
             sched_yield();
             continue;
         }
+        /* Bounded sleeps for every waiter: a claimer that dies between its
+         * claim and its finish wakes nobody, so the waiter must look (the
+         * main thread also looks at signals, more often). */
         double until = deadline;
-        if (is_main) {
-            double slice = csp_monotonic() + 0.02;
-            if (until < 0 || slice < until)
-                until = slice;
-        }
+        double slice = csp_monotonic() + (is_main ? 0.02 : 0.1);
+        if (until < 0 || slice < until)
+            until = slice;
         Py_BEGIN_ALLOW_THREADS
         if (!spin_while_pending(&w->status)) {
             atomic_store(&w->sleeping, 1);
@@ -858,7 +855,7 @@ reap_record(shm_waiter *found)
     uint32_t expect = CSP_WAITING;
     atomic_compare_exchange_strong(&found->status, &expect, CSP_CANCELLED);
     double claimed_since = 0.0;
-    while (atomic_load(&found->status) == SHM_CLAIMED) {
+    while (SHM_IS_CLAIMED(atomic_load(&found->status))) {
         check_claimer(found, &claimed_since);
         sched_yield();
     }

@@ -44,13 +44,13 @@ typedef struct {
 
 /* One per OS process (per thread that uses channels). */
 typedef struct shm_waiter {
-    _Atomic uint32_t status;     /* enum csp_status, plus SHM_CLAIMED; futex word */
+    _Atomic uint32_t status;     /* enum csp_status, or SHM_CLAIMED_BY(pid); futex word */
     _Atomic uint32_t sleeping;
     int32_t pid;
     int32_t counted;             /* counts for deadlock accounting */
     _Atomic int32_t inactive;    /* blocked without deadline */
     int32_t dead;
-    int32_t claimer;             /* pid of the process that claimed it */
+    int32_t unused_claimer;      /* (the claimer is in the status word now) */
     int32_t parent;              /* pid of the process that started it (0: none) */
     int64_t chosen;
     shm_off msg;                 /* message block delivered to this waiter */
@@ -70,7 +70,13 @@ typedef struct shm_waiter {
     int32_t pad2;
 } shm_waiter;
 
-#define SHM_CLAIMED 100          /* a committer is filling in the result */
+/* A committer is filling in the result: the claim carries its pid in the same
+ * word, so that a waiter never judges a claim by an earlier claimer's pid
+ * (pids fit in 22 bits: Linux's PID_MAX_LIMIT). */
+#define SHM_CLAIMED_BIT 0x80000000u
+#define SHM_CLAIMED_BY(pid) (SHM_CLAIMED_BIT | (uint32_t)(pid))
+#define SHM_IS_CLAIMED(st) (((st) & SHM_CLAIMED_BIT) != 0)
+#define SHM_CLAIMER(st) ((pid_t)((st) & ~SHM_CLAIMED_BIT))
 
 typedef struct {
     shm_off prev, next;

@@ -97,8 +97,11 @@ wake_queue(shm_channel *c, int writers, uint32_t status)
         shm_offer *o = SHM_PTR(shm_offer, off);
         shm_waiter *w = SHM_PTR(shm_waiter, o->waiter);
         int64_t index = o->index;
+        /* Claim, then unlink: a committer that dies in between leaves the
+         * offer where recovery (chan_recover) still finds it. */
+        int claimed = shm_waiter_claim(w);
         offer_unlink(c, o);
-        if (shm_waiter_claim(w))
+        if (claimed)
             shm_waiter_finish(w, status, index, 0);
     }
 }
@@ -182,8 +185,9 @@ try_read_locked(shm_channel *c, shm_off *msg)
             shm_waiter *w = SHM_PTR(shm_waiter, o->waiter);
             shm_off wmsg = o->msg;
             int64_t index = o->index;
+            int claimed = shm_waiter_claim(w);   /* claim, then unlink (wake_queue) */
             offer_unlink(c, o);
-            if (shm_waiter_claim(w)) {
+            if (claimed) {
                 ring[(c->head + c->count) % c->slots] = wmsg;
                 c->count++;
                 shm_waiter_finish(w, CSP_DONE, index, 0);
@@ -197,8 +201,9 @@ try_read_locked(shm_channel *c, shm_off *msg)
         shm_waiter *w = SHM_PTR(shm_waiter, o->waiter);
         shm_off wmsg = o->msg;
         int64_t index = o->index;
+        int claimed = shm_waiter_claim(w);
         offer_unlink(c, o);
-        if (shm_waiter_claim(w)) {
+        if (claimed) {
             *msg = wmsg;
             shm_waiter_finish(w, CSP_DONE, index, 0);
             return 1;
@@ -243,8 +248,9 @@ try_write_locked(shm_channel *c, shm_off msg)
         shm_offer *o = SHM_PTR(shm_offer, c->rq_head);
         shm_waiter *w = SHM_PTR(shm_waiter, o->waiter);
         int64_t index = o->index;
+        int claimed = shm_waiter_claim(w);
         offer_unlink(c, o);
-        if (shm_waiter_claim(w)) {
+        if (claimed) {
             shm_waiter_finish(w, CSP_DONE, index, msg);
             return 1;
         }
