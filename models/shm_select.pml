@@ -263,11 +263,14 @@ inline publish(w, st, m)
 inline shm_waiter_finish(w, st, idx, m)
 {
     d_step {
+        /* (ghost) a waiter's message slot never overwrites a message */
+        CHECK(bad_cons, m == 0 || wmsg[w] == 0);
         wchosen[w] = idx;
         wmsg[w] = m
     };
 #ifdef MUT_WAKE_FIRST
-    /* mutation: look at `sleeping` before publishing the status */
+    /* mutation: look at `sleeping` before publishing the status (survives:
+     * a waiter sleeps only on WAITING, and CLAIMED comes first) */
     if
     :: sleeping[w] -> infutex[w] = 0
     :: else -> skip
@@ -318,12 +321,17 @@ inline shm_waiter_wait(st)
             :: status[me] == S_WAITING ->
                 /* shared_futex_wait(&status, WAITING): the kernel compares
                  * and queues atomically, then sleeps until a wake */
+#ifndef MUT_FUTEX_NO_COMPARE
                 atomic {
                     if
                     :: status[me] == S_WAITING -> infutex[me] = 1
                     :: else -> skip
                     fi
                 };
+#else
+                /* mutation: sleep without the kernel's compare */
+                infutex[me] = 1;
+#endif
 #ifdef SLICED_WAIT
                 /* a main thread waits in 20 ms slices (csp_sigwatch) */
                 if
@@ -346,15 +354,13 @@ inline shm_waiter_wait(st)
  * EOWNERDEAD) and chan_recover on EOWNERDEAD */
 inline chan_lock(c)
 {
-    d_step {
-        qi = 0;
-        do
-        :: qi < c -> qi++
-        :: qi < NCH && qi >= c -> CHECK(bad_lock, lockowner[qi] != me+1); qi++
-        :: qi >= NCH -> break
-        od
-    };
     atomic {
+        /* (ghost) locks are taken in increasing offset order */
+        qi = c;
+        do
+        :: qi < NCH -> CHECK(bad_lock, lockowner[qi] != me+1); qi++
+        :: else -> break
+        od;
 #ifdef MUT_NOT_ROBUST
         (lockowner[c] == 0) -> was_dead = 0;
 #else
@@ -590,7 +596,6 @@ inline shm_waiter_withdraw(wt)
 inline lock_all(op)
 {
 #ifndef MUT_NO_LOCK_ORDER
-    c = 0;
     do
     :: c < NCH ->
         if
@@ -632,15 +637,17 @@ inline unlock_all(op)
 
 inline shm_select(op)
 {
-    commits[me] = 0;
-    torn[me] = 0;
-    got = 0;
-    chosen = NONE;
-    ng = opn[OI(me,op)];
+    d_step {
+        commits[me] = 0;
+        torn[me] = 0;
+        got = 0;
+        chosen = NONE;
+        ng = opn[OI(me,op)];
+        c = 0
+    };
     lock_all(op);
     /* pass 1, in scan order */
-    r = 0;
-    g = 0;
+    atomic { r = 0; g = 0 };
     do
     :: g < ng && chosen == NONE && r != 2 ->
         c = gch[GI(me,op,g)];
