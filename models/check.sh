@@ -2,11 +2,13 @@
 # models/check.sh - model-check the shared-channel commit protocol
 # (models/shm_select.pml) with spin, exhaustively, property by property.
 #
-#   models/check.sh             the model of the C as it is (the CI gate)
-#   models/check.sh --fixed     the same with the repairs proposed in
-#                               models/README.md (FIX_* switches)
+#   models/check.sh             the model of the C as it is (the CI gate): with
+#                               the repairs of findings F1-F3 (FIX_* switches,
+#                               in the C since the session of 2026-11-30)
+#   models/check.sh --before    the protocol before those repairs: shows the
+#                               three findings (marked KNOWN; exits non-zero)
 #   models/check.sh --self-test seeded mutations (MUT_* switches) on the
-#                               repaired model: each must be caught
+#                               model of the C: each must be caught
 #
 # For each run: spin -a generates pan.c, gcc builds a verifier with the LTL
 # claims (pan -N <property>; progress with -a -f, weak fairness) and one
@@ -96,7 +98,7 @@ plan() {   # lines: name "props" flags...
     } | sed 's/ *$//'   # (xargs -L joins a line that ends in a blank to the next)
 }
 
-# The failures the model finds in the C as it is (models/README.md):
+# The failures the model found in the C before the repairs (models/README.md):
 #   F1 a stale claimer pid: scenarios 3, 4 (claim, conservation)
 #   F2 a claimer killed between offer_unlink and its CAS: scenarios 6-8
 #   F3 an untimed sleeper whose claimer died is never woken: 6-8 (thread)
@@ -120,7 +122,7 @@ report() {   # report <title>: the table of every $work/*.res; sets $failed
             local note=""
             if [ "$errors" != 0 ]; then
                 failed=1
-                [ "$mode" = gate ] && note=$(known "$name" "$p")
+                [ "$mode" = --before ] && note=$(known "$name" "$p")
                 [ -n "$note" ] || note="FAIL"
                 note="$note (trail: $work/$name/$p.trail)"
                 keep=1
@@ -132,14 +134,14 @@ report() {   # report <title>: the table of every $work/*.res; sets $failed
 
 start=$(date +%s)
 case $mode in
-gate|--fixed)
-    flags=""
-    [ "$mode" = --fixed ] && flags=$fixes
+gate|--fixed|--before)
+    flags=$fixes
+    [ "$mode" = --before ] && flags=""
     plan "$flags" | xargs -P "$jobs" -L 1 bash -c 'run "$@"' _
-    report "shm_select.pml ${flags:-(the C as it is)}"
+    report "shm_select.pml ${flags:-(before the repairs of F1-F3)}"
     echo "== $(( $(date +%s) - start )) s"
     if [ $failed = 1 ]; then
-        echo "check.sh: property violations (KNOWN: bugs of the C found by the model, see models/README.md)"
+        echo "check.sh: property violations (KNOWN: the bugs F1-F3, see models/README.md)"
         exit 1
     fi
     echo "check.sh: every property holds"
@@ -177,7 +179,7 @@ EOF
     exit $uncaught
     ;;
 *)
-    echo "usage: models/check.sh [--fixed | --self-test]" >&2
+    echo "usage: models/check.sh [--before | --self-test]" >&2
     exit 2
     ;;
 esac
