@@ -27,7 +27,6 @@ shm_header *shm_hdr;
 static int shm_fd = -1;
 static uint64_t shm_reserved;
 static _Thread_local shm_waiter *my_waiter;
-static _Thread_local pid_t my_waiter_pid;
 /* The record of a thread other than the process's first: reaped when the
  * thread exits (the key's destructor), so it stops counting as running. */
 static pthread_key_t thread_record_key;
@@ -137,7 +136,6 @@ static void
 after_fork_in_child(void)
 {
     my_waiter = NULL;
-    my_waiter_pid = 0;
     my_pid = getpid();
     /* The forking thread's record is its parent's, not this process's. */
     if (thread_record_key_ok)
@@ -433,11 +431,11 @@ make_thread_record_key(void)
     thread_record_key_ok = pthread_key_create(&thread_record_key, thread_record_ended) == 0;
 }
 
-shm_waiter *
-shm_my_waiter(void)
+/* A new waiter record in the registry, counted as running from now (so the
+ * count never misses it); NULL with an exception. */
+static shm_waiter *
+new_counted_record(pid_t pid, pid_t parent)
 {
-    if (my_waiter)
-        return my_waiter;
     if (shm_ensure() < 0)
         return NULL;
     shm_off off = shm_alloc(sizeof(shm_waiter));
@@ -446,11 +444,8 @@ shm_my_waiter(void)
     shm_waiter *w = SHM_PTR(shm_waiter, off);
     memset(w, 0, sizeof(*w));
     atomic_store(&w->status, CSP_DONE);
-    w->pid = getpid();
-    /* A record made here is the main program's first thread's, or another
-     * thread's from its first channel operation on: it counts as running from
-     * now until the thread ends.  (A child started by Parallel or Spawn adopts
-     * the record its parent counted before starting it: shm_adopt.) */
+    w->pid = pid;
+    w->parent = parent;
     w->counted = 1;
     shm_deadlock_count(1);
     hdr_lock();
@@ -458,8 +453,22 @@ shm_my_waiter(void)
     atomic_signal_fence(memory_order_release);  /* the link before the head */
     shm_hdr->waiters = off;
     shm_lock_release(&shm_hdr->lock);
+    return w;
+}
+
+shm_waiter *
+shm_my_waiter(void)
+{
+    if (my_waiter)
+        return my_waiter;
+    /* A record made here is the main program's first thread's, or another
+     * thread's from its first channel operation on: it counts as running from
+     * now until the thread ends.  (A child started by Parallel or Spawn adopts
+     * the record its parent counted before starting it: shm_adopt.) */
+    shm_waiter *w = new_counted_record(getpid(), 0);
+    if (!w)
+        return NULL;
     my_waiter = w;
-    my_waiter_pid = w->pid;
     if (PyThread_get_thread_ident() != csp_main_thread_ident) {
         pthread_once(&thread_record_once, make_thread_record_key);
         if (thread_record_key_ok)
@@ -845,6 +854,19 @@ registry_take(long pid, shm_off at)
     return found;
 }
 
+/* Reap the records of process `pid`: its own and its threads'.  1 if any. */
+static int
+reap_pid_records(long pid)
+{
+    int any = 0;
+    shm_waiter *found;
+    while (pid > 0 && (found = registry_take(pid, 0)) != NULL) {
+        reap_record(found);
+        any = 1;
+    }
+    return any;
+}
+
 /* A process has ended, whichever way: withdraw its offers, free what it
  * held (messages it offered but nobody took, one delivered but unread, one
  * encoded but not yet sent), stop counting it, free the record. */
@@ -902,9 +924,7 @@ reap_descendants(long pid)
                 if (orphan_pid > 0)
                     reap_descendants(orphan_pid);
                 reap_record(w);
-                shm_waiter *thread_record;
-                while (orphan_pid > 0 && (thread_record = registry_take(orphan_pid, 0)) != NULL)
-                    reap_record(thread_record);
+                reap_pid_records(orphan_pid);   /* its threads' */
             }
             continue;
         }
@@ -921,23 +941,8 @@ reap_descendants(long pid)
 static PyObject *
 py_shm_precount(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
 {
-    if (shm_ensure() < 0)
-        return NULL;
-    shm_off off = shm_alloc(sizeof(shm_waiter));
-    if (!off)
-        return NULL;
-    shm_waiter *w = SHM_PTR(shm_waiter, off);
-    memset(w, 0, sizeof(*w));
-    atomic_store(&w->status, CSP_DONE);
-    w->counted = 1;
-    w->parent = getpid();
-    shm_deadlock_count(1);
-    hdr_lock();
-    w->next = shm_hdr->waiters;
-    atomic_signal_fence(memory_order_release);  /* the link before the head */
-    shm_hdr->waiters = off;
-    shm_lock_release(&shm_hdr->lock);
-    return PyLong_FromUnsignedLongLong(off);
+    shm_waiter *w = new_counted_record(0, getpid());   /* its pid: shm_set_pid */
+    return w ? PyLong_FromUnsignedLongLong(SHM_OFF(w)) : NULL;
 }
 
 static shm_waiter *
@@ -1019,7 +1024,6 @@ py_shm_adopt(PyObject *Py_UNUSED(m), PyObject *arg)
         return NULL;
     w->pid = getpid();
     my_waiter = w;
-    my_waiter_pid = w->pid;
     Py_RETURN_NONE;
 }
 
@@ -1062,13 +1066,7 @@ py_shm_reap(PyObject *Py_UNUSED(m), PyObject *args)
         return NULL;
     if (!shm_base)
         Py_RETURN_FALSE;
-    int any = 0;
-    shm_waiter *found;
-    /* The process's own record and those of its threads (same pid). */
-    while ((found = registry_take(pid, 0)) != NULL) {
-        reap_record(found);
-        any = 1;
-    }
+    int any = reap_pid_records(pid);
     if (crashed)
         reap_descendants(pid);
     return PyBool_FromLong(any);

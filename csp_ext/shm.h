@@ -50,7 +50,7 @@ typedef struct shm_waiter {
     int32_t counted;             /* counts for deadlock accounting */
     _Atomic int32_t inactive;    /* blocked without deadline */
     int32_t dead;
-    int32_t unused_claimer;      /* (the claimer is in the status word now) */
+    int32_t pad1;
     int32_t parent;              /* pid of the process that started it (0: none) */
     int64_t chosen;
     shm_off msg;                 /* message block delivered to this waiter */

@@ -88,22 +88,42 @@ offer_unlink(shm_channel *c, shm_offer *o)
     atomic_store_explicit(&o->linked, 0, memory_order_release);
 }
 
-/* Finish every live offer of one queue with `status`. */
-static void
-wake_queue(shm_channel *c, int writers, uint32_t status)
+/* Take the first offer of a queue (the writers' or the readers') whose
+ * waiter this commit can claim: 1 with that waiter (claimed: the caller
+ * finishes it), the offer's index and message; 0 when the queue is empty.
+ * Offers whose waiter another commit claimed, or that is done, are dropped on
+ * the way.  Claim, then unlink: a committer that dies in between leaves the
+ * offer where recovery (chan_recover) still finds it. */
+static int
+pop_claimed(shm_channel *c, int writers, shm_waiter **w, int64_t *index, shm_off *msg)
 {
     shm_off off;
     while ((off = writers ? c->wq_head : c->rq_head) != 0) {
         shm_offer *o = SHM_PTR(shm_offer, off);
-        shm_waiter *w = SHM_PTR(shm_waiter, o->waiter);
-        int64_t index = o->index;
-        /* Claim, then unlink: a committer that dies in between leaves the
-         * offer where recovery (chan_recover) still finds it. */
-        int claimed = shm_waiter_claim(w);
+        shm_waiter *owner = SHM_PTR(shm_waiter, o->waiter);
+        int64_t offer_index = o->index;
+        shm_off offer_msg = o->msg;
+        int claimed = shm_waiter_claim(owner);
         offer_unlink(c, o);
-        if (claimed)
-            shm_waiter_finish(w, status, index, 0);
+        if (claimed) {
+            *w = owner;
+            *index = offer_index;
+            *msg = offer_msg;
+            return 1;
+        }
     }
+    return 0;
+}
+
+/* Finish every live offer of one queue with `status`. */
+static void
+wake_queue(shm_channel *c, int writers, uint32_t status)
+{
+    shm_waiter *w;
+    int64_t index;
+    shm_off unused;
+    while (pop_claimed(c, writers, &w, &index, &unused))
+        shm_waiter_finish(w, status, index, 0);
 }
 
 static void
@@ -175,39 +195,25 @@ try_read_locked(shm_channel *c, shm_off *msg)
     if (c->poisoned)
         return -1;
     shm_off *ring = c->ring ? SHM_PTR(shm_off, c->ring) : NULL;
+    shm_waiter *w;
+    int64_t index;
+    shm_off wmsg;
     if (c->count > 0) {
         *msg = ring[c->head];
         c->head = (c->head + 1) % c->slots;
         c->count--;
-        while (c->wq_head) {
+        if (pop_claimed(c, 1, &w, &index, &wmsg)) {
             /* A blocked writer's message takes the freed slot. */
-            shm_offer *o = SHM_PTR(shm_offer, c->wq_head);
-            shm_waiter *w = SHM_PTR(shm_waiter, o->waiter);
-            shm_off wmsg = o->msg;
-            int64_t index = o->index;
-            int claimed = shm_waiter_claim(w);   /* claim, then unlink (wake_queue) */
-            offer_unlink(c, o);
-            if (claimed) {
-                ring[(c->head + c->count) % c->slots] = wmsg;
-                c->count++;
-                shm_waiter_finish(w, CSP_DONE, index, 0);
-                break;
-            }
+            ring[(c->head + c->count) % c->slots] = wmsg;
+            c->count++;
+            shm_waiter_finish(w, CSP_DONE, index, 0);
         }
         return 1;
     }
-    while (c->wq_head) {
-        shm_offer *o = SHM_PTR(shm_offer, c->wq_head);
-        shm_waiter *w = SHM_PTR(shm_waiter, o->waiter);
-        shm_off wmsg = o->msg;
-        int64_t index = o->index;
-        int claimed = shm_waiter_claim(w);
-        offer_unlink(c, o);
-        if (claimed) {
-            *msg = wmsg;
-            shm_waiter_finish(w, CSP_DONE, index, 0);
-            return 1;
-        }
+    if (pop_claimed(c, 1, &w, &index, &wmsg)) {
+        *msg = wmsg;
+        shm_waiter_finish(w, CSP_DONE, index, 0);
+        return 1;
     }
     return c->no_writers ? -2 : 0;
 }
@@ -244,16 +250,12 @@ try_write_locked(shm_channel *c, shm_off msg)
         return -1;
     if (c->no_readers)
         return -2;
-    while (c->rq_head) {
-        shm_offer *o = SHM_PTR(shm_offer, c->rq_head);
-        shm_waiter *w = SHM_PTR(shm_waiter, o->waiter);
-        int64_t index = o->index;
-        int claimed = shm_waiter_claim(w);
-        offer_unlink(c, o);
-        if (claimed) {
-            shm_waiter_finish(w, CSP_DONE, index, msg);
-            return 1;
-        }
+    shm_waiter *w;
+    int64_t index;
+    shm_off unused;
+    if (pop_claimed(c, 0, &w, &index, &unused)) {
+        shm_waiter_finish(w, CSP_DONE, index, msg);
+        return 1;
     }
     if (c->count < c->capacity) {
         if (ring_reserve(c) < 0)

@@ -58,6 +58,21 @@ def make_nap(csp):
     return nap
 
 
+def assert_lone_reader_deadlocks(csp):
+    """A Parallel whose only process reads a channel that nobody will write
+    raises DeadlockError (deadlock detection still works at this point)."""
+
+    @csp.process
+    def lonely(cin):
+        cin()
+
+    ch = csp.Channel()
+    keep = ch.writer()  # joined, never used
+    with pytest.raises(csp.DeadlockError):
+        csp.Parallel(lonely(ch.reader()))
+    del keep
+
+
 def _child_env():
     """Environment for a child Python: it imports pycsp from where this run does."""
     env = dict(os.environ)

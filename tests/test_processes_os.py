@@ -18,7 +18,7 @@ import time
 import pytest
 
 import pycsp.processes as csp
-from conftest import run_script
+from conftest import assert_lone_reader_deadlocks, run_script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -1150,16 +1150,7 @@ def test_threads_of_a_child_stop_counting_when_it_ends():
         return sum(cin() for _ in range(n))
 
     assert csp.Parallel(with_threads(2)) == [2]
-
-    @csp.process
-    def lonely(cin):
-        cin()
-
-    other = csp.Channel()
-    keep = other.writer()
-    with pytest.raises(csp.DeadlockError):
-        csp.Parallel(lonely(other.reader()))
-    del keep
+    assert_lone_reader_deadlocks(csp)
 
 
 @pytest.mark.timeout(30)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import run_script
+from conftest import assert_lone_reader_deadlocks, run_script
 
 
 # --------------------------------------------------------------------------- Spawn in a process
@@ -117,20 +117,12 @@ def test_deadlock_still_detected_after_a_spawned_process_finished(csp):
     def quick(cout):
         cout("done")
 
-    @csp.process
-    def lonely(cin):
-        cin()
-
     done = csp.Channel()
     done_in = done.reader()
     csp.Spawn(quick(done.writer()))
     assert done_in() == "done"
     time.sleep(0.2)  # let it leave
-    ch = csp.Channel()
-    keep = ch.writer()  # joined, never used
-    with pytest.raises(csp.DeadlockError):
-        csp.Parallel(lonely(ch.reader()))
-    del keep
+    assert_lone_reader_deadlocks(csp)
     csp.shutdown()
 
 
@@ -196,16 +188,7 @@ def test_deadlock_detected_after_a_thread_that_used_channels_ended(csp):
     thread.start()
     assert cin() == "from thread"
     thread.join(10)
-
-    @csp.process
-    def lonely(cin):
-        cin()
-
-    other = csp.Channel()
-    keep = other.writer()
-    with pytest.raises(csp.DeadlockError):
-        csp.Parallel(lonely(other.reader()))
-    del keep
+    assert_lone_reader_deadlocks(csp)
 
 
 @pytest.mark.timeout(30)

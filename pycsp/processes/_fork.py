@@ -234,6 +234,7 @@ class _Group:
             # Writes block (the waiting parent drains the pipe at every wake-up):
             # a notice that could not be written would leave the count wrong.
             self.notify_in, self.notify_out = os.pipe()
+            os.set_blocking(self.notify_in, False)
 
     def start(self):
         csp_ext.shm_init()
@@ -294,8 +295,6 @@ class _Group:
 
     def wait(self):
         """Until every child has ended, or (a Parallel's) lingers for its Spawns."""
-        if self.notify_in >= 0:
-            os.set_blocking(self.notify_in, False)
         self._wait_for(self.children, self.notify_in)
         self._close_notify()
 
