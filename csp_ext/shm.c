@@ -32,7 +32,7 @@ static _Thread_local shm_waiter *my_waiter;
 static pthread_key_t thread_record_key;
 static pthread_once_t thread_record_once = PTHREAD_ONCE_INIT;
 static int thread_record_key_ok;
-static pid_t my_pid;          /* getpid(), refreshed in a forked child */
+pid_t shm_my_pid;                 /* getpid(), refreshed in a forked child */
 static double shm_spin_budget = 50e-6;
 /* How long this thread's recent waits took (moving average).  Polling only
  * pays when the wait is likely to end within the budget: in a ring of 256
@@ -136,7 +136,7 @@ static void
 after_fork_in_child(void)
 {
     my_waiter = NULL;
-    my_pid = getpid();
+    shm_my_pid = getpid();
     /* The forking thread's record is its parent's, not this process's. */
     if (thread_record_key_ok)
         pthread_setspecific(thread_record_key, NULL);
@@ -221,7 +221,7 @@ shm_ensure(void)
     shm_reserved = reserve;
     shm_base = base;
     shm_hdr = hdr;
-    my_pid = getpid();
+    shm_my_pid = getpid();
     return 0;
 fail:
     munmap(base, reserve);
@@ -297,14 +297,14 @@ shm_alloc(uint64_t size)
          * per 4 KiB page costs far more), unless this process did so for this
          * block already; the rest of the power-of-two block stays untouched. */
         uint64_t mib = (size + BLOCK_HEADER + (1u << 20) - 1) >> 20;
-        if ((pid_t)(populated >> 24) == my_pid && (populated & 0xffffff) >= mib) {
+        if ((pid_t)(populated >> 24) == shm_my_pid && (populated & 0xffffff) >= mib) {
             h->klass |= populated << 8;
         }
         else {
             uint64_t used = (size + BLOCK_HEADER + 4095) & ~(uint64_t)4095;
             madvise(shm_base + off, (size_t)used, MADV_POPULATE_WRITE);
             if (mib <= 0xffffff)
-                h->klass |= (((uint64_t)(uint32_t)my_pid << 24) | mib) << 8;
+                h->klass |= (((uint64_t)(uint32_t)shm_my_pid << 24) | mib) << 8;
         }
     }
     return off + BLOCK_HEADER;
@@ -418,7 +418,7 @@ static void
 thread_record_ended(void *record)
 {
     shm_waiter *w = record;
-    if (!shm_base || !w || w->pid != my_pid)
+    if (!shm_base || !w || w->pid != shm_my_pid)
         return;
     w = registry_take(0, SHM_OFF(w));
     if (w)
@@ -500,7 +500,7 @@ int
 shm_waiter_claim(shm_waiter *w)
 {
     uint32_t expect = CSP_WAITING;
-    return atomic_compare_exchange_strong(&w->status, &expect, SHM_CLAIMED_BY(my_pid));
+    return atomic_compare_exchange_strong(&w->status, &expect, SHM_CLAIMED_BY(shm_my_pid));
 }
 
 /* 1 if process `pid` has ended (gone, or a zombie nobody reaped yet). */
@@ -1011,7 +1011,7 @@ py_shm_attach(PyObject *Py_UNUSED(m), PyObject *arg)
     shm_reserved = probe.reserved;
     shm_base = base;
     shm_hdr = (shm_header *)base;
-    my_pid = getpid();
+    shm_my_pid = getpid();
     Py_RETURN_NONE;
 }
 

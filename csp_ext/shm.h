@@ -104,6 +104,9 @@ typedef struct {
 
 extern char *shm_base;
 extern shm_header *shm_hdr;
+/* getpid() of this process, cached (no syscall) and refreshed in a forked
+ * child; valid once an arena is mapped (shm_ensure, shm_attach). */
+extern pid_t shm_my_pid;
 
 #define SHM_PTR(type, off) ((type *)(shm_base + (off)))
 #define SHM_OFF(ptr) ((shm_off)((char *)(ptr) - shm_base))

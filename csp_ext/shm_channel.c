@@ -450,7 +450,7 @@ wrap_channel(shm_off chan, PyObject *name)
     if (!c)
         return NULL;
     c->chan = chan;
-    c->owner = getpid();
+    c->owner = shm_my_pid;
     c->name = Py_NewRef(name);
     c->weakreflist = NULL;
     PyObject_GC_Track(c);
@@ -536,7 +536,7 @@ shmchan_dealloc(ShmChannelObject *c)
     if (c->weakreflist)
         PyObject_ClearWeakRefs((PyObject *)c);
     /* A copy inherited through fork holds no reference of its own. */
-    if (c->owner == getpid())
+    if (c->owner == shm_my_pid)
         release_shared_channel(c->chan);
     Py_XDECREF(c->name);
     Py_TYPE(c)->tp_free((PyObject *)c);

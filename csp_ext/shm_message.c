@@ -98,18 +98,9 @@ typedef struct ShmBufferObject {
 
 static PyTypeObject ShmBufferType;
 
-/* getpid(), cached (a receive makes no syscall) and refreshed in a forked
- * child: an object made before the fork is then not the child's. */
-static pid_t buffer_pid;
 /* Every owning ShmBuffer of this heap (the GIL protects it), to free at
  * shm_exit those this process owns. */
 static ShmBufferObject *live_buffers;
-
-static void
-buffer_pid_after_fork(void)
-{
-    buffer_pid = getpid();
-}
 
 static int
 shmbuf_getbuffer(ShmBufferObject *self, Py_buffer *view, int flags)
@@ -133,7 +124,7 @@ shmbuf_dealloc(ShmBufferObject *self)
         if (self->next)
             self->next->prev = self->prev;
         /* A copy inherited through fork: the block is its parent's. */
-        if (self->owner == buffer_pid)
+        if (self->owner == shm_my_pid)
             shm_free(self->block);
     }
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -461,7 +452,7 @@ shm_message_decode(shm_off off)
     owner->base = NULL;
     owner->start = 0;
     owner->len = (Py_ssize_t)shm_block_size(off);
-    owner->owner = buffer_pid;
+    owner->owner = shm_my_pid;
     owner->prev = NULL;
     owner->next = live_buffers;
     if (live_buffers)
@@ -567,7 +558,7 @@ shm_exit(PyObject *Py_UNUSED(m), PyObject *arg)
         return NULL;
     if (shm_base) {
         for (ShmBufferObject *b = live_buffers; b; b = b->next) {
-            if (b->owner == buffer_pid && b->block) {
+            if (b->owner == shm_my_pid && b->block) {
                 shm_free(b->block);
                 b->block = 0;
             }
@@ -591,11 +582,6 @@ csp_shm_message_init_module(PyObject *m)
         return -1;
     if (PyType_Ready(&ShmBufferType) < 0)
         return -1;
-    buffer_pid = getpid();
-    if (pthread_atfork(NULL, NULL, buffer_pid_after_fork) != 0) {
-        PyErr_SetString(PyExc_OSError, "pycsp: pthread_atfork failed");
-        return -1;
-    }
     PyObject *pickle = PyImport_ImportModule("pickle");
     if (!pickle)
         return -1;
