@@ -19,7 +19,7 @@ else:
     extra_compile_args += os.environ.get("PYCSP_OPT", "-O2").split()
 
 define_macros = []
-include_dirs = []
+include_dirs = ["csp_ext"]  # sources include "csp.h", "shared/shm.h", ...
 try:  # the greenlets scheduler needs greenlet.h at build time (a build requirement)
     import greenlet
 
@@ -34,8 +34,8 @@ setup(
     ext_modules=[
         Extension(
             "csp_ext",
-            sources=sorted(glob.glob("csp_ext/*.c")),
-            depends=sorted(glob.glob("csp_ext/*.h")),
+            sources=sorted(glob.glob("csp_ext/**/*.c", recursive=True)),
+            depends=sorted(glob.glob("csp_ext/**/*.h", recursive=True)),
             extra_compile_args=extra_compile_args,
             extra_link_args=extra_link_args,
             include_dirs=include_dirs,

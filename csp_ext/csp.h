@@ -217,6 +217,7 @@ uint64_t *shm_end_stamp(PyObject *end);
 PyObject *shm_select(Py_ssize_t n, const int *kinds, PyObject *const *ends, PyObject *const *msgs,
                      const double *seconds, const Py_ssize_t *order);
 int csp_shm_init_module(PyObject *m);
+int csp_shm_arena_init_module(PyObject *m);
 int csp_shm_channel_init_module(PyObject *m);
 
 /* alt.c */

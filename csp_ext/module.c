@@ -5,7 +5,7 @@
  * pycsp.greenlets.ChannelPoisonException).
  */
 #include "csp.h"
-#include "shm.h"
+#include "shared/shm.h"
 
 unsigned long csp_main_thread_ident;
 PyObject *csp_PoisonError;
@@ -67,7 +67,7 @@ PyInit_csp_ext(void)
         goto error;
     if (csp_task_init_module(m) < 0 || csp_channel_init_module(m) < 0 ||
         csp_alt_init_module(m) < 0 || csp_green_init_module(m) < 0 ||
-        csp_shm_init_module(m) < 0 || csp_shm_channel_init_module(m) < 0 ||
+        csp_shm_arena_init_module(m) < 0 || csp_shm_init_module(m) < 0 || csp_shm_channel_init_module(m) < 0 ||
         csp_faults_init_module(m) < 0)
         goto error;
     return m;

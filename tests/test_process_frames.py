@@ -1,7 +1,7 @@
 """A process body's Python frames: deep calls, big frames, tracebacks.
 
 pycsp.greenlets starts each process with a small frame chunk of its own sized
-for the process function (csp_ext/green_datastack.c); deeper calls overflow
+for the process function (csp_ext/wait/green_datastack.c); deeper calls overflow
 into CPython's ordinary chunks.  These tests hold on every backend; on
 greenlets they cover the overflow and the freeing of chunks of processes that
 never finish.

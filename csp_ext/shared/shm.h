@@ -112,6 +112,9 @@ extern pid_t shm_my_pid;
 #define SHM_OFF(ptr) ((shm_off)((char *)(ptr) - shm_base))
 
 int shm_ensure(void);                       /* map the arena; 0/-1 with exception */
+/* The arena lock (allocator and waiter registry), repaired first if its
+ * previous owner died holding it; released with shm_lock_release. */
+void shm_hdr_lock(void);
 int shm_lock_init(shm_lock *l);             /* 0, or -1 with errno */
 void shm_lock_destroy(shm_lock *l);
 int shm_lock_acquire(shm_lock *l);          /* 0, or 1 if the previous owner died */

@@ -21,7 +21,7 @@
  * when it ends are freed by shm_exit (children leave by _exit, which runs
  * no destructor).
  */
-#include "shm.h"
+#include "shared/shm.h"
 
 #include <pthread.h>
 #include <sys/mman.h>

@@ -9,7 +9,7 @@
  * while it looks for a ready guard and posts its offers, so a peer can
  * never slip in between the look and the post.
  */
-#include "shm.h"
+#include "shared/shm.h"
 
 #include <structmember.h>
 #include <unistd.h>
