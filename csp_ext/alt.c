@@ -1,10 +1,8 @@
-/* alt.c - guards and the alternation commit (external choice).
+/* alt.c - guards and the alternation's entry point (external choice).
  *
- * select(guards, mode) scans the guards in order (priority) or, for FairSelect,
- * least recently chosen first, and commits the first ready one.  If none is
- * ready it links one offer per channel guard, all pointing at the same Task;
- * the first peer to complete any of them wins and withdraws the others under
- * the GIL, so exactly one guard commits even when alternations face each other.
+ * select(guards, mode) puts the guards in scan order: as given (priority)
+ * or, for FairSelect, least recently chosen first.  The commit itself is the
+ * rules' (rules/select.h), run by the kind of channel the guards are on.
  */
 #include "csp.h"
 
@@ -258,11 +256,10 @@ is_guard(PyObject *o)
 /* ------------------------------------------------------------------ */
 /* select                                                              */
 
-/* One guard, unpacked for the commit loop (all borrowed). */
+/* One guard, unpacked (all borrowed). */
 typedef struct {
     int kind;
-    EndObject *end;         /* in-process ends */
-    PyObject *end_obj;      /* the end as given (in-process or shared) */
+    PyObject *end_obj;      /* the end (in-process or shared), or NULL */
     int shared;             /* a processes-backend end */
     PyObject *msg;
     double seconds;
@@ -273,10 +270,12 @@ static int
 view_guard(PyObject *o, Py_ssize_t i, guard_view *v)
 {
     v->shared = 0;
+    v->msg = NULL;
+    v->end_obj = NULL;
+    v->seconds = 0.0;
     if (PyObject_TypeCheck(o, &csp_EndReadType) || Py_IS_TYPE(o, &csp_ShmEndReadType)) {
         v->kind = CSP_GUARD_INPUT;
         v->end_obj = o;
-        v->msg = NULL;
     }
     else if (is_guard(o)) {
         GuardObject *g = (GuardObject *)o;
@@ -289,12 +288,10 @@ view_guard(PyObject *o, Py_ssize_t i, guard_view *v)
     if (v->kind) {
         if (v->end_obj && is_shm_end(v->end_obj)) {
             v->shared = 1;
-            v->end = NULL;
             v->stamp = shm_end_stamp(v->end_obj);
         }
         else if (v->end_obj) {
-            v->end = (EndObject *)v->end_obj;
-            v->stamp = &v->end->fair_stamp;
+            v->stamp = &((EndObject *)v->end_obj)->fair_stamp;
         }
         return 0;
     }
@@ -309,27 +306,6 @@ view_guard(PyObject *o, Py_ssize_t i, guard_view *v)
     return -1;
 }
 
-/* Result tuple (index, msg); steals msg (NULL means None). */
-static PyObject *
-select_result(Py_ssize_t index, PyObject *msg, guard_view *v)
-{
-    *v->stamp = ++fair_clock;
-    PyObject *idx = PyLong_FromSsize_t(index);
-    if (!idx) {
-        Py_XDECREF(msg);
-        return NULL;
-    }
-    PyObject *r = PyTuple_New(2);
-    if (!r) {
-        Py_DECREF(idx);
-        Py_XDECREF(msg);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(r, 0, idx);
-    PyTuple_SET_ITEM(r, 1, msg ? msg : Py_NewRef(Py_None));
-    return r;
-}
-
 #define SMALL_GUARDS 16
 
 static uint64_t
@@ -338,42 +314,10 @@ fair_key(const guard_view *v)
     return v->end_obj ? *v->stamp : UINT64_MAX;
 }
 
-/* Alternation over channels of the processes backend (shm_channel.c). */
-static PyObject *
-select_shared(Py_ssize_t n, guard_view *views, Py_ssize_t *order)
-{
-    int *kinds = PyMem_Malloc((size_t)n * sizeof(int));
-    PyObject **ends = PyMem_Malloc((size_t)n * sizeof(PyObject *));
-    PyObject **msgs = PyMem_Malloc((size_t)n * sizeof(PyObject *));
-    double *seconds = PyMem_Malloc((size_t)n * sizeof(double));
-    PyObject *r = NULL;
-    if (!kinds || !ends || !msgs || !seconds) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        kinds[i] = views[i].kind;
-        ends[i] = views[i].end_obj;
-        msgs[i] = views[i].msg;
-        seconds[i] = views[i].seconds;
-    }
-    r = shm_select(n, kinds, ends, msgs, seconds, order);
-    if (r) {
-        Py_ssize_t index = PyLong_AsSsize_t(PyTuple_GET_ITEM(r, 0));
-        *views[index].stamp = ++fair_clock;
-    }
-done:
-    PyMem_Free(kinds);
-    PyMem_Free(ends);
-    PyMem_Free(msgs);
-    PyMem_Free(seconds);
-    return r;
-}
-
 /* select(guards, fair=False) -> (index, msg)
  * guards: a tuple of reader ends and guard objects, in priority order. */
 static PyObject *
-csp_select(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+alt_select(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs < 1 || nargs > 2 || !PyTuple_Check(args[0])) {
         PyErr_SetString(PyExc_TypeError, "select(guards: tuple, fair: bool = False)");
@@ -391,13 +335,16 @@ csp_select(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     }
     guard_view small_views[SMALL_GUARDS];
     Py_ssize_t small_order[SMALL_GUARDS];
+    csp_alt_guard small_scan[SMALL_GUARDS];
     guard_view *views = small_views;
     Py_ssize_t *order = small_order;
+    csp_alt_guard *scan = small_scan;
     PyObject *result = NULL;
     if (n > SMALL_GUARDS) {
         views = PyMem_Malloc((size_t)n * sizeof(guard_view));
         order = PyMem_Malloc((size_t)n * sizeof(Py_ssize_t));
-        if (!views || !order) {
+        scan = PyMem_Malloc((size_t)n * sizeof(csp_alt_guard));
+        if (!views || !order || !scan) {
             PyErr_NoMemory();
             goto done;
         }
@@ -430,130 +377,34 @@ csp_select(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             order[j] = k;
         }
     }
-
-    if (nshared) {
-        result = select_shared(n, views, order);
-        goto done;
-    }
-
-    TaskObject *t = csp_current_task();
-    if (!t)
-        goto done;
-    if (t->killed) {
-        csp_raise_for_status(CSP_KILLED);
-        goto done;
-    }
-
-    double deadline = -2.0;   /* set on the first pass */
-retry:;
-    /* Pass 1: commit the first ready guard. */
-    Py_ssize_t timeout_index = -1;
-    double min_seconds = 0.0;
-    Py_ssize_t nchannel = 0;
     for (Py_ssize_t k = 0; k < n; k++) {
-        Py_ssize_t i = order[k];
-        guard_view *v = &views[i];
-        int r;
-        PyObject *msg = NULL;
-        switch (v->kind) {
-        case CSP_GUARD_INPUT:
-            if (csp_end_check_usable(v->end) < 0)
-                goto done;
-            r = csp_try_read(v->end->chan, &msg);
-            if (r < 0)
-                goto done;
-            if (r > 0) {
-                result = select_result(i, msg, v);
-                goto done;
-            }
-            nchannel++;
-            break;
-        case CSP_GUARD_OUTPUT:
-            if (csp_end_check_usable(v->end) < 0)
-                goto done;
-            r = csp_try_write(v->end->chan, v->msg);
-            if (r < 0)
-                goto done;
-            if (r > 0) {
-                result = select_result(i, NULL, v);
-                goto done;
-            }
-            nchannel++;
-            break;
-        case CSP_GUARD_SKIP:
-            result = select_result(i, NULL, v);
-            goto done;
-        case CSP_GUARD_TIMEOUT:
-            if (v->seconds <= 0.0) {
-                /* Ready at once: committed in its priority position. */
-                result = select_result(i, NULL, v);
-                goto done;
-            }
-            if (timeout_index < 0 || v->seconds < min_seconds) {
-                timeout_index = i;
-                min_seconds = v->seconds;
-            }
-            break;
-        }
+        guard_view *v = &views[order[k]];
+        scan[k].kind = v->kind;
+        scan[k].end = v->end_obj;
+        scan[k].msg = v->kind == CSP_GUARD_OUTPUT ? v->msg : NULL;
+        scan[k].seconds = v->seconds;
     }
-    if (deadline == -2.0)
-        deadline = timeout_index >= 0 ? csp_monotonic() + min_seconds : -1.0;
-    if (timeout_index >= 0 && csp_monotonic() >= deadline) {
-        result = select_result(timeout_index, NULL, &views[timeout_index]);
+    Py_ssize_t chosen;
+    PyObject *msg;
+    if ((nshared ? csp_shared_select(scan, n, &chosen, &msg)
+                 : csp_inprocess_select(scan, n, &chosen, &msg)) < 0)
         goto done;
-    }
-
-    /* Pass 2: offer on every channel guard and wait for one to commit. */
-    if (csp_task_prepare(t, nchannel) < 0)
-        goto done;
-    Py_ssize_t o = 0;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        Py_ssize_t i = order[k];
-        guard_view *v = &views[i];
-        if (v->kind != CSP_GUARD_INPUT && v->kind != CSP_GUARD_OUTPUT)
-            continue;
-        csp_offer *of = &t->offers[o++];
-        of->task = t;
-        of->chan = v->end->chan;
-        of->msg = v->msg;
-        of->index = i;
-        of->is_write = (v->kind == CSP_GUARD_OUTPUT);
-        of->linked = 0;
-        csp_offer_link(of);
-    }
-    t->noffers = o;
-    int st = csp_task_wait(t, deadline, CSP_WAIT_CHANNEL);
-    if (st < 0)
-        goto done;
-    if (st == CSP_RETRY) {
-        if (t->killed) {
-            csp_raise_for_status(CSP_KILLED);
-            goto done;
-        }
-        goto retry;
-    }
-    if (st == CSP_DONE) {
-        PyObject *msg = t->msg;
-        t->msg = NULL;
-        result = select_result(t->chosen, msg, &views[t->chosen]);
-    }
-    else if (st == CSP_TIMEOUT) {
-        result = select_result(timeout_index, NULL, &views[timeout_index]);
-    }
-    else {
-        csp_raise_for_status(st);
-    }
+    Py_ssize_t index = order[chosen];
+    *views[index].stamp = ++fair_clock;
+    result = Py_BuildValue("(nN)", index, msg ? msg : Py_NewRef(Py_None));
 
 done:
     if (views != small_views)
         PyMem_Free(views);
     if (order != small_order)
         PyMem_Free(order);
+    if (scan != small_scan)
+        PyMem_Free(scan);
     return result;
 }
 
 static PyMethodDef alt_methods[] = {
-    {"select", (PyCFunction)(void (*)(void))csp_select, METH_FASTCALL,
+    {"select", (PyCFunction)(void (*)(void))alt_select, METH_FASTCALL,
      "select(guards, fair=False) -> (index, msg): commit exactly one ready guard, "
      "blocking until one is ready."},
     {NULL}

@@ -17,21 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ------------------------------------------------------------------ */
-/* Outcome of a wait, stored in Task.status (also the futex word).    */
-
-enum csp_status {
-    CSP_WAITING = 0,
-    CSP_DONE,       /* a peer committed one of our offers / a join finished */
-    CSP_POISONED,   /* the channel of offer `chosen` was poisoned */
-    CSP_RETIRED,    /* the channel of offer `chosen` was retired */
-    CSP_TIMEOUT,    /* the deadline passed first (set by the waiter itself) */
-    CSP_DEADLOCK,   /* every CSP process is blocked */
-    CSP_KILLED,     /* the process was told to stop (Ctrl-C in its Parallel) */
-    CSP_CANCELLED,  /* the waiter gave up (signal): nobody may commit it */
-    CSP_RETRY,      /* offers withdrawn so that signal handlers could run (they may
-                     * use channels themselves): do the operation again */
-};
+#include "rules/status.h"
+#include "rules/select.h"
 
 /* What a blocked task waits for; deadlock breaking wakes channel waits
  * first and join waits only when nothing else is blocked. */
@@ -43,18 +30,6 @@ enum csp_wait_kind {
 
 typedef struct ChannelObject ChannelObject;
 typedef struct TaskObject TaskObject;
-
-/* One side of a pending communication, linked into a channel's queue.
- * Lives inside the Task (never on a C stack: greenlet stacks move). */
-typedef struct csp_offer {
-    struct csp_offer *prev, *next;
-    TaskObject *task;
-    ChannelObject *chan;
-    PyObject *msg;          /* write offers: borrowed, kept alive by the blocked call */
-    Py_ssize_t index;       /* guard index within the task's current operation */
-    int is_write;
-    int linked;
-} csp_offer;
 
 typedef int (*csp_block_fn)(TaskObject *task, double deadline);
 typedef void (*csp_wake_fn)(TaskObject *task);
@@ -93,16 +68,8 @@ struct TaskObject {
 
 struct ChannelObject {
     PyObject_HEAD
+    csp_chan s;                 /* the matching state (rules/match.h); messages are PyObject * */
     PyObject *name;
-    Py_ssize_t capacity;        /* 0 = rendezvous */
-    PyObject **buf;             /* ring of `slots` entries, grown up to capacity */
-    Py_ssize_t slots, head, count;
-    csp_offer *rq_head, *rq_tail;   /* blocked readers */
-    csp_offer *wq_head, *wq_tail;   /* blocked writers */
-    Py_ssize_t nreaders, nwriters;  /* joined, not retired */
-    char poisoned;
-    char no_readers;            /* every reader retired: writes raise retire */
-    char no_writers;            /* every writer retired: reads drain, then retire */
     PyObject *weakreflist;
 };
 
@@ -125,7 +92,6 @@ typedef struct {
     uint64_t fair_stamp;
 } GuardObject;
 
-enum csp_guard_kind { CSP_GUARD_INPUT = 1, CSP_GUARD_OUTPUT, CSP_GUARD_SKIP, CSP_GUARD_TIMEOUT };
 
 /* ------------------------------------------------------------------ */
 /* module.c */
@@ -179,27 +145,34 @@ void csp_futex_wake_op(void *addr, int shared);
 #define csp_futex_wait(addr, expected, until) csp_futex_wait_op((addr), (expected), (until), 0)
 #define csp_futex_wake(addr) csp_futex_wake_op((addr), 0)
 
-/* channel.c */
+/* A guard of an alternation as alt.c hands it to a kind of channel, in
+ * scan order (all borrowed). */
+typedef struct {
+    int kind;                   /* enum csp_guard_kind */
+    PyObject *end;              /* input/output guards */
+    PyObject *msg;              /* output guards */
+    double seconds;             /* timeout guards */
+} csp_alt_guard;
+
+/* inprocess/channel.c */
 extern PyTypeObject csp_ChannelType;
 extern PyTypeObject csp_EndReadType;
 extern PyTypeObject csp_EndWriteType;
 int csp_channel_init_module(PyObject *m);
-void csp_offer_link(csp_offer *o);
-void csp_offer_unlink(csp_offer *o);
-/* Raise the exception for a finished wait whose status is not CSP_DONE. */
-void csp_raise_for_status(int status);
-/* Non-blocking attempts used by cin/cout and select (GIL held).
- * Return 1 if the communication happened, 0 if it would block, -1 on error
- * (poison/retire raised).  *msg_out receives a new reference on input. */
-int csp_try_read(ChannelObject *ch, PyObject **msg_out);
-int csp_try_write(ChannelObject *ch, PyObject *msg);
-int csp_end_check_usable(EndObject *end);
-/* Argument checks shared by both kinds of channel (0/-1 with exception). */
+/* The alternation over in-process channels: 0 with *chosen (a position in
+ * gs) and *msg (a new reference, or NULL), or -1 with an exception. */
+int csp_inprocess_select(const csp_alt_guard *gs, Py_ssize_t n, Py_ssize_t *chosen,
+                         PyObject **msg);
+
+/* arguments.c: argument checks shared by both kinds of channel (0/-1 with
+ * an exception). */
 int csp_check_call(size_t nargsf, PyObject *kwnames, int is_writer);
 int csp_parse_capacity(PyObject *buffer, Py_ssize_t *capacity);
 /* Channel * n or n * Channel: 0 with *chan and *n, 1 = not a count, -1 = error. */
 int csp_parse_multiplier(PyObject *a, PyObject *b, PyTypeObject *type, PyObject **chan,
                          Py_ssize_t *n);
+/* The exception for using a retired end. */
+void csp_raise_end_retired(int is_writer);
 
 /* greensched.c */
 int csp_green_init_module(PyObject *m);
@@ -214,8 +187,8 @@ void csp_green_datastack_begin(PyObject *fn);
 extern PyTypeObject csp_ShmEndReadType;
 extern PyTypeObject csp_ShmEndWriteType;
 uint64_t *shm_end_stamp(PyObject *end);
-PyObject *shm_select(Py_ssize_t n, const int *kinds, PyObject *const *ends, PyObject *const *msgs,
-                     const double *seconds, const Py_ssize_t *order);
+/* The alternation over shared channels, as csp_inprocess_select. */
+int csp_shared_select(const csp_alt_guard *gs, Py_ssize_t n, Py_ssize_t *chosen, PyObject **msg);
 int csp_shm_init_module(PyObject *m);
 int csp_shm_arena_init_module(PyObject *m);
 int csp_shm_channel_init_module(PyObject *m);

@@ -77,7 +77,7 @@
 #define NMSG (NW*MAXOPS*NG+1)
 #define NONE 255
 
-/* waiter status: csp.h enum csp_status plus SHM_CLAIMED */
+/* waiter status: rules/status.h enum csp_status plus CSP_CLAIMED_BY(pid) */
 #define S_WAITING 0
 #define S_DONE 1
 #define S_POISONED 2

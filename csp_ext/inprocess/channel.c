@@ -1,223 +1,123 @@
-/* channel.c - Channel, its reader and writer ends, matching, poison, retire.
- *
- * All state here is changed with the GIL held.  A read or write first tries
- * to complete at once against a blocked peer or the buffer; only if it cannot
- * does it link an offer into the channel's queue and wait.  A writer that
- * finds a blocked reader hands it the message and goes on: one wake-up per
- * rendezvous.
+/* channel.c - the channels of the threads and greenlets backends: Channel,
+ * its reader and writer ends, and the matching rules (rules/) instantiated
+ * for private memory, where a handle is a pointer, a message a PyObject and
+ * the GIL the lock.  A waiter is a Task (wait/task.c).
  */
 #include "csp.h"
 
 #include <structmember.h>
 
 /* ------------------------------------------------------------------ */
-/* Offer queues                                                        */
+/* The rules in private memory                                         */
 
-void
-csp_offer_link(csp_offer *o)
-{
-    ChannelObject *ch = o->chan;
-    csp_offer **head = o->is_write ? &ch->wq_head : &ch->rq_head;
-    csp_offer **tail = o->is_write ? &ch->wq_tail : &ch->rq_tail;
-    o->next = NULL;
-    o->prev = *tail;
-    if (*tail)
-        (*tail)->next = o;
-    else
-        *head = o;
-    *tail = o;
-    o->linked = 1;
-}
-
-void
-csp_offer_unlink(csp_offer *o)
-{
-    if (!o->linked)
-        return;
-    ChannelObject *ch = o->chan;
-    csp_offer **head = o->is_write ? &ch->wq_head : &ch->rq_head;
-    csp_offer **tail = o->is_write ? &ch->wq_tail : &ch->rq_tail;
-    if (o->prev)
-        o->prev->next = o->next;
-    else
-        *head = o->next;
-    if (o->next)
-        o->next->prev = o->prev;
-    else
-        *tail = o->prev;
-    o->prev = o->next = NULL;
-    o->linked = 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Errors                                                              */
-
-static void
-raise_poisoned(void)
-{
-    PyErr_SetString(csp_PoisonError, "channel is poisoned");
-}
-
-static void
-raise_retired(const char *what)
-{
-    PyErr_SetString(csp_RetireError, what);
-}
-
-void
-csp_raise_for_status(int status)
-{
-    switch (status) {
-    case CSP_POISONED:
-        raise_poisoned();
-        break;
-    case CSP_RETIRED:
-        raise_retired("channel is retired");
-        break;
-    case CSP_DEADLOCK:
-        PyErr_SetString(csp_DeadlockError,
-                        "deadlock: every CSP process is blocked on a channel");
-        break;
-    case CSP_KILLED:
-        PyErr_SetString(csp_PoisonError, "process stopped: its Parallel was interrupted");
-        break;
-    default:
-        PyErr_Format(PyExc_SystemError, "pycsp: unexpected wait status %d", status);
-    }
-}
-
-int
-csp_end_check_usable(EndObject *end)
-{
-    if (end->retired) {
-        raise_retired(end->is_writer ? "this writer end is retired"
-                                     : "this reader end is retired");
-        return -1;
-    }
-    return 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* Matching (GIL held)                                                 */
-
-/* Make room for one more buffered message (the ring grows on demand, so a
- * large buffer costs nothing until it fills).  0/-1 with MemoryError. */
+/* Claims and results happen under the GIL, one after the other: the claim
+ * needs no compare-and-swap, and a waiting thread never sees CLAIMED once it
+ * holds the GIL again. */
 static int
-buf_reserve(ChannelObject *ch)
+task_claim(csp_ref waiter)
 {
-    if (ch->count < ch->slots)
+    TaskObject *t = csp_private_ptr(waiter);
+    if (atomic_load_explicit(&t->status, memory_order_relaxed) != CSP_WAITING)
         return 0;
-    Py_ssize_t slots = ch->slots ? ch->slots * 2 : 8;
-    if (slots > ch->capacity)
-        slots = ch->capacity;
-    PyObject **buf = PyMem_Calloc((size_t)slots, sizeof(PyObject *));
-    if (!buf) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < ch->count; i++)
-        buf[i] = ch->buf[(ch->head + i) % ch->slots];
-    PyMem_Free(ch->buf);
-    ch->buf = buf;
-    ch->slots = slots;
-    ch->head = 0;
-    return 0;
+    atomic_store_explicit(&t->status, (int)CSP_CLAIMED_BY(0), memory_order_relaxed);
+    return 1;
 }
 
-/* Steals msg; the caller made room with buf_reserve() (or just popped one). */
-static inline void
-buf_push(ChannelObject *ch, PyObject *msg)
-{
-    ch->buf[(ch->head + ch->count) % ch->slots] = msg;
-    ch->count++;
-}
-
-static inline PyObject *
-buf_pop(ChannelObject *ch)
-{
-    PyObject *m = ch->buf[ch->head];
-    ch->buf[ch->head] = NULL;
-    ch->head = (ch->head + 1) % ch->slots;
-    ch->count--;
-    return m;
-}
-
-int
-csp_try_read(ChannelObject *ch, PyObject **msg_out)
-{
-    if (ch->poisoned) {
-        raise_poisoned();
-        return -1;
-    }
-    csp_offer *w = ch->wq_head;
-    if (ch->count > 0) {
-        *msg_out = buf_pop(ch);
-        if (w) {
-            /* A blocked writer's message takes the freed slot. */
-            buf_push(ch, Py_NewRef(w->msg));
-            csp_task_complete(w->task, CSP_DONE, w->index, NULL);
-        }
-        return 1;
-    }
-    if (w) {
-        *msg_out = Py_NewRef(w->msg);
-        csp_task_complete(w->task, CSP_DONE, w->index, NULL);
-        return 1;
-    }
-    if (ch->no_writers) {
-        raise_retired("channel is retired: every writer has retired");
-        return -1;
-    }
-    return 0;
-}
-
-int
-csp_try_write(ChannelObject *ch, PyObject *msg)
-{
-    if (ch->poisoned) {
-        raise_poisoned();
-        return -1;
-    }
-    if (ch->no_readers) {
-        raise_retired("channel is retired: every reader has retired");
-        return -1;
-    }
-    csp_offer *r = ch->rq_head;
-    if (r) {
-        csp_task_complete(r->task, CSP_DONE, r->index, Py_NewRef(msg));
-        return 1;
-    }
-    if (ch->count < ch->capacity) {
-        if (buf_reserve(ch) < 0)
-            return -1;
-        buf_push(ch, Py_NewRef(msg));
-        return 1;
-    }
-    return 0;
-}
-
-/* Wake every task blocked on one side of `ch` with `status`. */
 static void
-wake_queue(ChannelObject *ch, int writers, int status)
+task_finish(csp_ref waiter, int status, int64_t index, csp_ref msg)
 {
-    csp_offer *o;
-    while ((o = writers ? ch->wq_head : ch->rq_head) != NULL)
-        csp_task_complete(o->task, status, o->index, NULL);
+    csp_task_complete(csp_private_ptr(waiter), status, index, csp_private_ptr(msg));
 }
+
+static csp_ref
+msg_take(csp_ref msg)
+{
+    return csp_private_ref(Py_NewRef((PyObject *)csp_private_ptr(msg)));
+}
+
+static void
+msg_drop(csp_ref msg)
+{
+    Py_XDECREF((PyObject *)csp_private_ptr(msg));
+}
+
+static csp_ref
+ring_alloc(int64_t slots)
+{
+    void *ring = PyMem_Calloc((size_t)slots, sizeof(csp_ref));
+    if (!ring)
+        PyErr_NoMemory();
+    return csp_private_ref(ring);
+}
+
+static void
+ring_free(csp_ref ring)
+{
+    PyMem_Free(csp_private_ptr(ring));
+}
+
+static const csp_rules in_private_memory = {
+    .ptr = csp_private_ptr,
+    .ref = csp_private_ref,
+    .lock = NULL,   /* the GIL */
+    .unlock = NULL,
+    .claim = task_claim,
+    .finish = task_finish,
+    .take = msg_take,
+    .drop = msg_drop,
+    .ring_alloc = ring_alloc,
+    .ring_free = ring_free,
+};
+
+static csp_offer *
+task_prepare(void *self, int64_t n)
+{
+    TaskObject *t = self;
+    return csp_task_prepare(t, n) < 0 ? NULL : t->offers;
+}
+
+static void
+task_blocked(void *self, int64_t noffers, double Py_UNUSED(deadline))
+{
+    ((TaskObject *)self)->noffers = noffers;   /* csp_task_wait counts it as blocked */
+}
+
+static int
+task_wait(void *self, double deadline)
+{
+    return csp_task_wait(self, deadline, CSP_WAIT_CHANNEL);
+}
+
+static csp_ref
+task_result(void *self, int64_t *chosen)
+{
+    TaskObject *t = self;
+    *chosen = t->chosen;
+    PyObject *msg = t->msg;
+    t->msg = NULL;
+    return csp_private_ref(msg);
+}
+
+static int
+task_stopped(void *self)
+{
+    return ((TaskObject *)self)->killed ? CSP_KILLED : 0;
+}
+
+static const csp_waiting as_task = {
+    .prepare = task_prepare,
+    .self_ref = csp_private_ref,
+    .publishing = NULL,
+    .blocked = task_blocked,
+    .wait = task_wait,
+    .result = task_result,
+    .stopped = task_stopped,
+};
 
 static void
 channel_poison(ChannelObject *ch)
 {
-    if (ch->poisoned)
-        return;
-    ch->poisoned = 1;
-    wake_queue(ch, 0, CSP_POISONED);
-    wake_queue(ch, 1, CSP_POISONED);
-    /* Dropped last: a message's __del__ may run arbitrary code. */
-    while (ch->count > 0) {
-        PyObject *m = buf_pop(ch);
-        Py_DECREF(m);
-    }
+    csp_poison(&in_private_memory, &ch->s, CSP_POISONED);
 }
 
 static void
@@ -226,33 +126,21 @@ end_retire_impl(EndObject *e)
     if (e->retired)
         return;
     e->retired = 1;
-    ChannelObject *ch = e->chan;
-    if (e->is_writer) {
-        if (--ch->nwriters <= 0 && !ch->no_writers) {
-            ch->no_writers = 1;
-            /* Readers block only when nothing is buffered or offered. */
-            if (ch->count == 0 && !ch->wq_head)
-                wake_queue(ch, 0, CSP_RETIRED);
-        }
-    }
-    else {
-        if (--ch->nreaders <= 0 && !ch->no_readers) {
-            ch->no_readers = 1;
-            wake_queue(ch, 1, CSP_RETIRED);
-        }
-    }
+    csp_retire(&in_private_memory, &e->chan->s, e->is_writer, CSP_RETIRED);
 }
 
 /* ------------------------------------------------------------------ */
 /* Blocking read and write                                             */
 
 /* The task about to read or write on `end`, or NULL with an exception (the
- * end is retired or its channel poisoned, or this process was killed). */
+ * end is retired, or this process was killed). */
 static TaskObject *
 task_for_operation(EndObject *end)
 {
-    if (csp_end_check_usable(end) < 0)
+    if (end->retired) {
+        csp_raise_end_retired(end->is_writer);
         return NULL;
+    }
     TaskObject *t = csp_current_task();
     if (t && t->killed) {
         csp_raise_for_status(CSP_KILLED);
@@ -261,46 +149,17 @@ task_for_operation(EndObject *end)
     return t;
 }
 
-/* Offer one read (msg NULL) or write of `msg` on `ch` and wait for a peer.
- * The task's final status, CSP_RETRY (try the channel again), or -1. */
-static int
-offer_and_wait(TaskObject *t, ChannelObject *ch, PyObject *msg, int is_write)
-{
-    if (csp_task_prepare(t, 1) < 0)
-        return -1;
-    csp_offer *o = &t->offers[0];
-    o->task = t;
-    o->chan = ch;
-    o->msg = msg;
-    o->index = 0;
-    o->is_write = is_write;
-    t->noffers = 1;
-    csp_offer_link(o);
-    return csp_task_wait(t, -1.0, CSP_WAIT_CHANNEL);
-}
-
 static PyObject *
 channel_read(EndObject *end)
 {
     TaskObject *t = task_for_operation(end);
     if (!t)
         return NULL;
-    PyObject *msg;
-    int st;
-    do {
-        int r = csp_try_read(end->chan, &msg);
-        if (r)
-            return r < 0 ? NULL : msg;
-        st = offer_and_wait(t, end->chan, NULL, 0);
-    } while (st == CSP_RETRY);
-    if (st == CSP_DONE) {
-        msg = t->msg;
-        t->msg = NULL;
-        return msg;
-    }
-    if (st >= 0)
-        csp_raise_for_status(st);
-    return NULL;
+    csp_ref msg;
+    if (csp_communicate(&in_private_memory, &as_task, t, &end->chan->s,
+                        csp_private_ref(&end->chan->s), 0, 0, &msg) < 0)
+        return NULL;
+    return csp_private_ptr(msg);
 }
 
 static int
@@ -309,18 +168,54 @@ channel_write(EndObject *end, PyObject *msg)
     TaskObject *t = task_for_operation(end);
     if (!t)
         return -1;
-    int st;
-    do {
-        int r = csp_try_write(end->chan, msg);
-        if (r)
-            return r < 0 ? -1 : 0;
-        st = offer_and_wait(t, end->chan, msg, 1);
-    } while (st == CSP_RETRY);
-    if (st == CSP_DONE)
-        return 0;
-    if (st >= 0)
-        csp_raise_for_status(st);
-    return -1;
+    csp_ref unused;
+    return csp_communicate(&in_private_memory, &as_task, t, &end->chan->s,
+                           csp_private_ref(&end->chan->s), 1, csp_private_ref(msg), &unused);
+}
+
+int
+csp_inprocess_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen, PyObject **msg)
+{
+    TaskObject *t = csp_current_task();
+    if (!t)
+        return -1;
+    if (t->killed) {
+        csp_raise_for_status(CSP_KILLED);
+        return -1;
+    }
+    csp_guard small[16], *gs = n <= 16 ? small : PyMem_Calloc((size_t)n, sizeof(csp_guard));
+    if (!gs) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        csp_guard *g = &gs[k];
+        g->kind = alt[k].kind;
+        g->seconds = alt[k].seconds;
+        g->index = k;
+        g->msg = csp_private_ref(alt[k].msg);
+        if (alt[k].end) {
+            EndObject *e = (EndObject *)alt[k].end;
+            g->c = &e->chan->s;
+            g->chan = csp_private_ref(g->c);
+            g->end_retired = e->retired;
+        }
+        else {
+            g->c = NULL;
+            g->chan = 0;
+            g->end_retired = 0;
+        }
+    }
+    int64_t pick;
+    csp_ref got;
+    int r = csp_select(&in_private_memory, &as_task, t, gs, n, NULL, &pick, &got);
+    if (gs != small)
+        PyMem_Free(gs);
+    if (r < 0)
+        return -1;
+    *chosen = pick;
+    *msg = csp_private_ptr(got);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -330,20 +225,6 @@ typedef struct {
     EndObject base;
     vectorcallfunc vectorcall;
 } EndCallObject;
-
-int
-csp_check_call(size_t nargsf, PyObject *kwnames, int is_writer)
-{
-    if (PyVectorcall_NARGS(nargsf) == (Py_ssize_t)is_writer &&
-        !(kwnames && PyTuple_GET_SIZE(kwnames)))
-        return 0;
-    PyErr_SetString(PyExc_TypeError,
-                    is_writer ? "a writer end takes exactly one message: cout(msg); "
-                                "to read, use a reader end (ch.reader(), +ch or IN(ch))"
-                              : "a reader end is called with no arguments: msg = cin(); "
-                                "to write, use a writer end (ch.writer(), -ch or OUT(ch))");
-    return -1;
-}
 
 static PyObject *
 end_read_vectorcall(PyObject *self, PyObject *const *Py_UNUSED(args), size_t nargsf,
@@ -378,9 +259,9 @@ end_create(ChannelObject *ch, int is_writer)
     e->base.fair_stamp = 0;
     e->vectorcall = is_writer ? end_write_vectorcall : end_read_vectorcall;
     if (is_writer)
-        ch->nwriters++;
+        ch->s.nwriters++;
     else
-        ch->nreaders++;
+        ch->s.nreaders++;
     PyObject_GC_Track(e);
     return (PyObject *)e;
 }
@@ -520,54 +401,8 @@ channel_alloc(PyTypeObject *type, PyObject *name, Py_ssize_t capacity)
     if (!ch)
         return NULL;
     ch->name = Py_NewRef(name);
-    ch->capacity = capacity;
-    ch->buf = NULL;
-    ch->slots = 0;
+    ch->s.capacity = capacity;
     return (PyObject *)ch;
-}
-
-int
-csp_parse_capacity(PyObject *buffer, Py_ssize_t *capacity)
-{
-    *capacity = 0;
-    if (!buffer || buffer == Py_None)
-        return 0;
-    if (PyBool_Check(buffer) || !PyLong_Check(buffer)) {
-        PyErr_Format(PyExc_TypeError, "Channel buffer must be an int >= 0, not %.100s",
-                     Py_TYPE(buffer)->tp_name);
-        return -1;
-    }
-    *capacity = PyLong_AsSsize_t(buffer);
-    if (*capacity == -1 && PyErr_Occurred()) {
-        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
-            return -1;
-        PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "Channel buffer is too large: %R", buffer);
-        return -1;
-    }
-    if (*capacity < 0) {
-        PyErr_Format(PyExc_ValueError, "Channel buffer must be >= 0, got %zd", *capacity);
-        return -1;
-    }
-    return 0;
-}
-
-int
-csp_parse_multiplier(PyObject *a, PyObject *b, PyTypeObject *type, PyObject **chan,
-                     Py_ssize_t *n)
-{
-    *chan = PyObject_TypeCheck(a, type) ? a : b;
-    PyObject *nobj = *chan == a ? b : a;
-    if (!PyLong_Check(nobj) || PyBool_Check(nobj))
-        return 1;
-    *n = PyLong_AsSsize_t(nobj);
-    if (*n == -1 && PyErr_Occurred())
-        return -1;
-    if (*n < 0) {
-        PyErr_Format(PyExc_ValueError, "cannot make %zd channels", *n);
-        return -1;
-    }
-    return 0;
 }
 
 static PyObject *
@@ -587,8 +422,9 @@ static int
 channel_traverse(ChannelObject *ch, visitproc visit, void *arg)
 {
     Py_VISIT(ch->name);
-    for (Py_ssize_t i = 0; i < ch->count; i++)
-        Py_VISIT(ch->buf[(ch->head + i) % ch->slots]);
+    csp_ref *ring = csp_private_ptr(ch->s.ring);
+    for (int64_t i = 0; i < ch->s.count; i++)
+        Py_VISIT((PyObject *)csp_private_ptr(ring[(ch->s.head + i) % ch->s.slots]));
     return 0;
 }
 
@@ -596,10 +432,7 @@ static int
 channel_clear(ChannelObject *ch)
 {
     Py_CLEAR(ch->name);
-    while (ch->count > 0) {
-        PyObject *m = buf_pop(ch);
-        Py_DECREF(m);
-    }
+    csp_ring_drain(&in_private_memory, &ch->s);
     return 0;
 }
 
@@ -610,7 +443,7 @@ channel_dealloc(ChannelObject *ch)
     if (ch->weakreflist)
         PyObject_ClearWeakRefs((PyObject *)ch);
     channel_clear(ch);
-    PyMem_Free(ch->buf);
+    PyMem_Free(csp_private_ptr(ch->s.ring));
     Py_TYPE(ch)->tp_free((PyObject *)ch);
 }
 
@@ -647,7 +480,7 @@ channel_multiply(PyObject *a, PyObject *b)
     if (!list)
         return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *c = channel_alloc(Py_TYPE(ch), Py_None, ch->capacity);
+        PyObject *c = channel_alloc(Py_TYPE(ch), Py_None, ch->s.capacity);
         if (!c) {
             Py_DECREF(list);
             return NULL;
@@ -661,23 +494,25 @@ static PyObject *
 channel_repr(ChannelObject *ch)
 {
     if (ch->name != Py_None)
-        return PyUnicode_FromFormat("<Channel %R buffer=%zd>", ch->name, ch->capacity);
-    return PyUnicode_FromFormat("<Channel at %p buffer=%zd>", (void *)ch, ch->capacity);
+        return PyUnicode_FromFormat("<Channel %R buffer=%zd>", ch->name, (Py_ssize_t)ch->s.capacity);
+    return PyUnicode_FromFormat("<Channel at %p buffer=%zd>", (void *)ch, (Py_ssize_t)ch->s.capacity);
 }
 
 static PyObject *
 channel_stats(ChannelObject *ch, PyObject *Py_UNUSED(ignored))
 {
     Py_ssize_t nr = 0, nw = 0;
-    for (csp_offer *o = ch->rq_head; o; o = o->next)
+    for (csp_ref o = ch->s.rq_head; o; o = ((csp_offer *)csp_private_ptr(o))->next)
         nr++;
-    for (csp_offer *o = ch->wq_head; o; o = o->next)
+    for (csp_ref o = ch->s.wq_head; o; o = ((csp_offer *)csp_private_ptr(o))->next)
         nw++;
-    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:O,s:O,s:O}", "buffered", ch->count,
-                         "blocked_readers", nr, "blocked_writers", nw, "readers", ch->nreaders,
-                         "writers", ch->nwriters, "poisoned", ch->poisoned ? Py_True : Py_False,
-                         "readers_retired", ch->no_readers ? Py_True : Py_False,
-                         "writers_retired", ch->no_writers ? Py_True : Py_False);
+    csp_chan *c = &ch->s;
+    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:O,s:O,s:O}", "buffered", (Py_ssize_t)c->count,
+                         "blocked_readers", nr, "blocked_writers", nw, "readers",
+                         (Py_ssize_t)c->nreaders, "writers", (Py_ssize_t)c->nwriters, "poisoned",
+                         c->poisoned ? Py_True : Py_False, "readers_retired",
+                         c->no_readers ? Py_True : Py_False, "writers_retired",
+                         c->no_writers ? Py_True : Py_False);
 }
 
 static PyMethodDef channel_methods[] = {
@@ -691,7 +526,7 @@ static PyMethodDef channel_methods[] = {
 
 static PyMemberDef channel_members[] = {
     {"name", T_OBJECT, offsetof(ChannelObject, name), READONLY, "the channel's name"},
-    {"buffer", T_PYSSIZET, offsetof(ChannelObject, capacity), READONLY, "buffer capacity"},
+    {"buffer", T_LONGLONG, offsetof(ChannelObject, s.capacity), READONLY, "buffer capacity"},
     {NULL}
 };
 

@@ -1,13 +1,9 @@
-/* shm_channel.c - channels of the processes backend: the shared channel
- * record, its Python wrappers (channel and ends), reads, writes, poison,
- * retire and the alternation commit across processes.
- *
- * The rules match the in-process core (channel.c, alt.c); what differs is
- * that each channel has its own robust lock, and a commit claims the peer's
- * shared waiter with a compare-and-swap.  An alternation locks all of its
- * channels (in offset order, so alternations cannot deadlock each other)
- * while it looks for a ready guard and posts its offers, so a peer can
- * never slip in between the look and the post.
+/* channel.c - the channels of the processes backend: the shared channel
+ * record, its Python wrappers (channel and ends), and the matching rules
+ * (rules/) instantiated for the arena, where a handle is an offset, a
+ * message a block (shared/message.c), each channel has its own robust lock,
+ * and a waiter is a shared record claimed by compare-and-swap
+ * (wait/process.c).
  */
 #include "shared/shm.h"
 
@@ -16,7 +12,6 @@
 
 shm_off shm_message_encode(PyObject *obj);
 PyObject *shm_message_decode(shm_off off);
-void shm_message_discard(shm_off off);
 int shm_note_pickled_channel(shm_off chan);
 int csp_shm_message_init_module(PyObject *m);
 
@@ -49,97 +44,18 @@ CH(ShmChannelObject *c)
 }
 
 /* ------------------------------------------------------------------ */
-/* Queues (channel lock held)                                          */
+/* The rules in the arena                                              */
 
-static void
-offer_link(shm_channel *c, shm_offer *o)
+static void *
+arena_ptr(csp_ref off)
 {
-    shm_off *head = o->is_write ? &c->wq_head : &c->rq_head;
-    shm_off *tail = o->is_write ? &c->wq_tail : &c->rq_tail;
-    shm_off self = SHM_OFF(o);
-    o->next = 0;
-    o->prev = *tail;
-    if (*tail)
-        SHM_PTR(shm_offer, *tail)->next = self;
-    else
-        *head = self;
-    *tail = self;
-    atomic_store_explicit(&o->linked, 1, memory_order_relaxed);
+    return shm_base + off;
 }
 
-/* The last touch of `o` by anyone but its owner: read what you need from it
- * before (see shm_offer.linked). */
-static void
-offer_unlink(shm_channel *c, shm_offer *o)
+static csp_ref
+arena_ref(const void *p)
 {
-    if (!atomic_load_explicit(&o->linked, memory_order_relaxed))
-        return;
-    shm_off *head = o->is_write ? &c->wq_head : &c->rq_head;
-    shm_off *tail = o->is_write ? &c->wq_tail : &c->rq_tail;
-    if (o->prev)
-        SHM_PTR(shm_offer, o->prev)->next = o->next;
-    else
-        *head = o->next;
-    if (o->next)
-        SHM_PTR(shm_offer, o->next)->prev = o->prev;
-    else
-        *tail = o->prev;
-    o->prev = o->next = 0;
-    atomic_store_explicit(&o->linked, 0, memory_order_release);
-}
-
-/* Take the first offer of a queue (the writers' or the readers') whose
- * waiter this commit can claim: 1 with that waiter (claimed: the caller
- * finishes it), the offer's index and message; 0 when the queue is empty.
- * Offers whose waiter another commit claimed, or that is done, are dropped on
- * the way.  Claim, then unlink: a committer that dies in between leaves the
- * offer where recovery (chan_recover) still finds it. */
-static int
-pop_claimed(shm_channel *c, int writers, shm_waiter **w, int64_t *index, shm_off *msg)
-{
-    shm_off off;
-    while ((off = writers ? c->wq_head : c->rq_head) != 0) {
-        shm_offer *o = SHM_PTR(shm_offer, off);
-        shm_waiter *owner = SHM_PTR(shm_waiter, o->waiter);
-        int64_t offer_index = o->index;
-        shm_off offer_msg = o->msg;
-        int claimed = shm_waiter_claim(owner);
-        offer_unlink(c, o);
-        if (claimed) {
-            *w = owner;
-            *index = offer_index;
-            *msg = offer_msg;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Finish every live offer of one queue with `status`. */
-static void
-wake_queue(shm_channel *c, int writers, uint32_t status)
-{
-    shm_waiter *w;
-    int64_t index;
-    shm_off unused;
-    while (pop_claimed(c, writers, &w, &index, &unused))
-        shm_waiter_finish(w, status, index, 0);
-}
-
-static void
-poison_locked(shm_channel *c)
-{
-    if (c->poisoned)
-        return;
-    c->poisoned = 1;
-    wake_queue(c, 0, CSP_POISONED);
-    wake_queue(c, 1, CSP_POISONED);
-    shm_off *ring = SHM_PTR(shm_off, c->ring);
-    while (c->count > 0) {
-        shm_message_discard(ring[c->head]);
-        c->head = (c->head + 1) % c->slots;
-        c->count--;
-    }
+    return (csp_ref)((const char *)p - shm_base);
 }
 
 /* A process died holding the channel's lock, perhaps half-way through an
@@ -147,7 +63,7 @@ poison_locked(shm_channel *c)
  * (walked defensively: offsets checked, walk bounded), and drop the queues.
  * Buffered messages are abandoned rather than trusted. */
 static void
-chan_recover(shm_channel *c)
+chan_recover(csp_chan *c)
 {
     uint64_t limit = shm_hdr->file_size;
     shm_off heads[2] = {c->rq_head, c->wq_head};
@@ -176,111 +92,70 @@ chan_recover(shm_channel *c)
 
 /* Lock a channel, recovering it if a process died holding the lock. */
 static void
-chan_lock(shm_channel *c)
+chan_lock(csp_chan *c)
 {
-    if (shm_lock_acquire(&c->lock) == 1)
+    if (shm_lock_acquire(&((shm_channel *)c)->lock) == 1)
         chan_recover(c);
 }
 
 static void
-chan_unlock(shm_channel *c)
+chan_unlock(csp_chan *c)
 {
-    shm_lock_release(&c->lock);
+    shm_lock_release(&((shm_channel *)c)->lock);
 }
 
-/* 1 = took a message (*msg), 0 = would block, -1 = poisoned, -2 = retired. */
 static int
-try_read_locked(shm_channel *c, shm_off *msg)
+waiter_claim(csp_ref waiter)
 {
-    if (c->poisoned)
-        return -1;
-    shm_off *ring = c->ring ? SHM_PTR(shm_off, c->ring) : NULL;
-    shm_waiter *w;
-    int64_t index;
-    shm_off wmsg;
-    if (c->count > 0) {
-        *msg = ring[c->head];
-        c->head = (c->head + 1) % c->slots;
-        c->count--;
-        if (pop_claimed(c, 1, &w, &index, &wmsg)) {
-            /* A blocked writer's message takes the freed slot. */
-            ring[(c->head + c->count) % c->slots] = wmsg;
-            c->count++;
-            shm_waiter_finish(w, CSP_DONE, index, 0);
-        }
-        return 1;
-    }
-    if (pop_claimed(c, 1, &w, &index, &wmsg)) {
-        *msg = wmsg;
-        shm_waiter_finish(w, CSP_DONE, index, 0);
-        return 1;
-    }
-    return c->no_writers ? -2 : 0;
+    return shm_waiter_claim(SHM_PTR(shm_waiter, waiter));
 }
 
-/* Make room for one more buffered message: the ring grows on demand, so a
- * large buffer costs nothing until it fills.  0, or -1 with MemoryError. */
-static int
-ring_reserve(shm_channel *c)
+static void
+waiter_finish(csp_ref waiter, int status, int64_t index, csp_ref msg)
 {
-    if (c->count < c->slots)
-        return 0;
-    int64_t slots = c->slots ? c->slots * 2 : 8;
-    if (slots > c->capacity)
-        slots = c->capacity;
-    shm_off ring = shm_alloc((uint64_t)slots * sizeof(shm_off));
-    if (!ring)
-        return -1;
-    shm_off *to = SHM_PTR(shm_off, ring);
-    for (int64_t i = 0; i < c->count; i++)
-        to[i] = SHM_PTR(shm_off, c->ring)[(c->head + i) % c->slots];
-    shm_free(c->ring);
-    c->ring = ring;
-    c->slots = slots;
-    c->head = 0;
-    return 0;
+    shm_waiter_finish(SHM_PTR(shm_waiter, waiter), (uint32_t)status, index, msg);
 }
 
-/* 1 = delivered (block now owned by the channel or reader), 0 = would block,
- * -1 = poisoned, -2 = retired, -3 = error set (no memory). */
-static int
-try_write_locked(shm_channel *c, shm_off msg)
+/* A write that is done gives its block up: the reader owns it. */
+static csp_ref
+block_take(csp_ref msg)
 {
-    if (c->poisoned)
-        return -1;
-    if (c->no_readers)
-        return -2;
-    shm_waiter *w;
-    int64_t index;
-    shm_off unused;
-    if (pop_claimed(c, 0, &w, &index, &unused)) {
-        shm_waiter_finish(w, CSP_DONE, index, msg);
-        return 1;
-    }
-    if (c->count < c->capacity) {
-        if (ring_reserve(c) < 0)
-            return -3;
-        SHM_PTR(shm_off, c->ring)[(c->head + c->count) % c->slots] = msg;
-        c->count++;
-        return 1;
-    }
-    return 0;
+    return msg;
 }
+
+static csp_ref
+ring_alloc(int64_t slots)
+{
+    return shm_alloc((uint64_t)slots * sizeof(shm_off));
+}
+
+static const csp_rules in_the_arena = {
+    .ptr = arena_ptr,
+    .ref = arena_ref,
+    .lock = chan_lock,
+    .unlock = chan_unlock,
+    .claim = waiter_claim,
+    .finish = waiter_finish,
+    .take = block_take,
+    .drop = shm_message_discard,
+    .ring_alloc = ring_alloc,
+    .ring_free = shm_free,
+};
 
 /* Withdraw every offer of w still linked (after it woke, or after it died). */
-void
-shm_waiter_withdraw(shm_waiter *w)
+static void
+waiter_withdraw(shm_waiter *w)
 {
     shm_offer *offers = SHM_PTR(shm_offer, w->offers);
     for (int64_t i = 0; i < w->noffers; i++) {
         shm_offer *o = &offers[i];
         /* Unlocked: 0 means unlinked for good (only we link our offers) and
-         * the unlinker done with it (acquire pairs with offer_unlink). */
+         * the unlinker done with it (acquire pairs with csp_offer_unlink). */
         if (!atomic_load_explicit(&o->linked, memory_order_acquire))
             continue;
-        shm_channel *c = SHM_PTR(shm_channel, o->chan);
+        csp_chan *c = SHM_PTR(csp_chan, o->chan);
         chan_lock(c);
-        offer_unlink(c, o);
+        csp_offer_unlink(&in_the_arena, c, o);
         chan_unlock(c);
     }
     /* noffers stays: the caller clears it once it has dealt with their
@@ -288,30 +163,73 @@ shm_waiter_withdraw(shm_waiter *w)
      * before it could. */
 }
 
-/* The exception for a try_*_locked code (messages as in channel.c). */
-static void
-raise_code(int code, int is_write)
+static const shm_waiter_hooks waiter_hooks = {
+    .withdraw = waiter_withdraw,
+    .discard = shm_message_discard,
+};
+
+static csp_offer *
+record_prepare(void *self, int64_t n)
 {
-    if (code == -3)
-        return;  /* the exception is set already */
-    if (code == -1)
-        PyErr_SetString(csp_PoisonError, "channel is poisoned");
-    else
-        PyErr_SetString(csp_RetireError, is_write
-                                             ? "channel is retired: every reader has retired"
-                                             : "channel is retired: every writer has retired");
+    shm_waiter *w = self;
+    if (shm_waiter_prepare(w, n) < 0)
+        return NULL;
+    shm_offer *offers = SHM_PTR(shm_offer, w->offers);
+    memset(offers, 0, (size_t)n * sizeof(shm_offer));
+    return offers;
+}
+
+static csp_ref
+record_ref(const void *self)
+{
+    return SHM_OFF(self);
+}
+
+/* The message being written is the channel's or an offer's from now on;
+ * until here the parent's reap frees it if this process dies. */
+static void
+record_publishing(void *self)
+{
+    ((shm_waiter *)self)->pending = 0;
+}
+
+static void
+record_blocked(void *self, int64_t noffers, double deadline)
+{
+    shm_waiter *w = self;
+    w->noffers = noffers;
+    shm_waiter_mark_blocked(w, deadline);
 }
 
 static int
-end_usable(ShmEndObject *e)
+record_wait(void *self, double deadline)
 {
-    if (e->retired) {
-        PyErr_SetString(csp_RetireError, e->is_writer ? "this writer end is retired"
-                                                      : "this reader end is retired");
-        return -1;
-    }
-    return 0;
+    shm_waiter *w = self;
+    int st = shm_waiter_wait(w, deadline);
+    waiter_withdraw(w);
+    w->noffers = 0;   /* their messages are ours to handle from here on */
+    return st;
 }
+
+static csp_ref
+record_result(void *self, int64_t *chosen)
+{
+    shm_waiter *w = self;
+    *chosen = w->chosen;
+    shm_off msg = w->msg;
+    w->msg = 0;
+    return msg;
+}
+
+static const csp_waiting as_record = {
+    .prepare = record_prepare,
+    .self_ref = record_ref,
+    .publishing = record_publishing,
+    .blocked = record_blocked,
+    .wait = record_wait,
+    .result = record_result,
+    .stopped = NULL,
+};
 
 /* ------------------------------------------------------------------ */
 /* Read and write                                                      */
@@ -319,58 +237,27 @@ end_usable(ShmEndObject *e)
 static PyObject *
 shm_read(ShmEndObject *e)
 {
-    if (end_usable(e) < 0)
+    if (e->retired) {
+        csp_raise_end_retired(0);
         return NULL;
+    }
     shm_waiter *w = shm_my_waiter();
     if (!w)
         return NULL;
-    shm_channel *c = CH(e->channel);
-    shm_off msg = 0;
-    int st;
-again:
-    chan_lock(c);
-    int r = try_read_locked(c, &msg);
-    if (r == 1) {
-        chan_unlock(c);
-        return shm_message_decode(msg);
-    }
-    if (r < 0) {
-        chan_unlock(c);
-        raise_code(r, 0);
+    csp_ref msg;
+    if (csp_communicate(&in_the_arena, &as_record, w, &CH(e->channel)->s, e->channel->chan, 0, 0,
+                        &msg) < 0)
         return NULL;
-    }
-    if (shm_waiter_prepare(w, 1) < 0) {
-        chan_unlock(c);
-        return NULL;
-    }
-    shm_offer *o = SHM_PTR(shm_offer, w->offers);
-    memset(o, 0, sizeof(*o));
-    o->waiter = SHM_OFF(w);
-    o->chan = e->channel->chan;
-    w->noffers = 1;
-    offer_link(c, o);
-    shm_waiter_mark_blocked(w, -1.0);
-    chan_unlock(c);
-    st = shm_waiter_wait(w, -1.0);
-    shm_waiter_withdraw(w);
-    w->noffers = 0;   /* their messages are ours to handle from here on */
-    if (st == CSP_RETRY)
-        goto again;
-    if (st == CSP_DONE) {
-        msg = w->msg;
-        w->msg = 0;
-        return shm_message_decode(msg);
-    }
-    if (st >= 0)
-        csp_raise_for_status(st);
-    return NULL;
+    return shm_message_decode(msg);
 }
 
 static int
 shm_write(ShmEndObject *e, PyObject *obj)
 {
-    if (end_usable(e) < 0)
+    if (e->retired) {
+        csp_raise_end_retired(1);
         return -1;
+    }
     shm_waiter *w = shm_my_waiter();
     if (!w)
         return -1;
@@ -379,45 +266,13 @@ shm_write(ShmEndObject *e, PyObject *obj)
     if (!msg)
         return -1;
     w->pending = msg;  /* freed by the parent's reap if this process dies now */
-    shm_channel *c = CH(e->channel);
-again:
-    chan_lock(c);
-    w->pending = 0;    /* published below, or freed by us */
-    int r = try_write_locked(c, msg);
-    if (r != 0) {
-        chan_unlock(c);
-        if (r == 1)
-            return 0;
-        shm_message_discard(msg);
-        raise_code(r, 1);
-        return -1;
-    }
-    if (shm_waiter_prepare(w, 1) < 0) {
-        chan_unlock(c);
+    csp_ref unused;
+    if (csp_communicate(&in_the_arena, &as_record, w, &CH(e->channel)->s, e->channel->chan, 1, msg,
+                        &unused) < 0) {
         shm_message_discard(msg);
         return -1;
     }
-    shm_offer *o = SHM_PTR(shm_offer, w->offers);
-    memset(o, 0, sizeof(*o));
-    o->waiter = SHM_OFF(w);
-    o->chan = e->channel->chan;
-    o->msg = msg;
-    o->is_write = 1;
-    w->noffers = 1;
-    offer_link(c, o);
-    shm_waiter_mark_blocked(w, -1.0);
-    chan_unlock(c);
-    int st = shm_waiter_wait(w, -1.0);
-    shm_waiter_withdraw(w);
-    w->noffers = 0;   /* their messages are ours to handle from here on */
-    if (st == CSP_RETRY)
-        goto again;   /* the block is still ours */
-    if (st == CSP_DONE)
-        return 0;   /* the reader owns the block */
-    shm_message_discard(msg);
-    if (st >= 0)
-        csp_raise_for_status(st);
-    return -1;
+    return 0;   /* the reader or the buffer owns the block */
 }
 
 static PyObject *
@@ -473,7 +328,7 @@ new_shared_channel(int64_t capacity)
         return 0;
     }
     atomic_store(&c->refs, 1);
-    c->capacity = capacity;
+    c->s.capacity = capacity;
     return off;
 }
 
@@ -483,13 +338,8 @@ release_shared_channel(shm_off off)
     shm_channel *c = SHM_PTR(shm_channel, off);
     if (atomic_fetch_sub(&c->refs, 1) != 1)
         return;
-    shm_off *ring = c->ring ? SHM_PTR(shm_off, c->ring) : NULL;
-    while (c->count > 0) {
-        shm_message_discard(ring[c->head]);
-        c->head = (c->head + 1) % c->slots;
-        c->count--;
-    }
-    shm_free(c->ring);
+    csp_ring_drain(&in_the_arena, &c->s);
+    shm_free(c->s.ring);
     shm_lock_destroy(&c->lock);
     shm_free(off);
 }
@@ -555,7 +405,7 @@ make_end(ShmChannelObject *ch, int is_writer, int join)
     e->is_writer = (char)is_writer;
     e->fair_stamp = 0;
     if (join) {
-        shm_channel *c = CH(ch);
+        csp_chan *c = &CH(ch)->s;
         chan_lock(c);
         if (is_writer)
             c->nwriters++;
@@ -592,10 +442,11 @@ shmchan_neg(PyObject *c)
 }
 
 static void
-channel_poison(shm_channel *c)
+channel_poison(shm_channel *sc)
 {
+    csp_chan *c = &sc->s;
     chan_lock(c);
-    poison_locked(c);
+    csp_poison(&in_the_arena, c, CSP_POISONED);
     chan_unlock(c);
 }
 
@@ -614,7 +465,7 @@ shmchan_multiply(PyObject *a, PyObject *b)
     int r = csp_parse_multiplier(a, b, &csp_ShmChannelType, &chobj, &n);
     if (r)
         return r < 0 ? NULL : Py_NewRef(Py_NotImplemented);
-    int64_t capacity = CH((ShmChannelObject *)chobj)->capacity;
+    int64_t capacity = CH((ShmChannelObject *)chobj)->s.capacity;
     PyObject *list = PyList_New(n);
     if (!list)
         return NULL;
@@ -662,21 +513,21 @@ shmchan_repr(ShmChannelObject *c)
 {
     if (c->name != Py_None)
         return PyUnicode_FromFormat("<Channel %R buffer=%lld (shared)>", c->name,
-                                    (long long)CH(c)->capacity);
+                                    (long long)CH(c)->s.capacity);
     return PyUnicode_FromFormat("<Channel at +%llu buffer=%lld (shared)>",
-                                (unsigned long long)c->chan, (long long)CH(c)->capacity);
+                                (unsigned long long)c->chan, (long long)CH(c)->s.capacity);
 }
 
 static PyObject *
 shmchan_get_buffer(ShmChannelObject *c, void *Py_UNUSED(x))
 {
-    return PyLong_FromLongLong(CH(c)->capacity);
+    return PyLong_FromLongLong(CH(c)->s.capacity);
 }
 
 static PyObject *
 shmchan_stats(ShmChannelObject *self, PyObject *Py_UNUSED(i))
 {
-    shm_channel *c = CH(self);
+    csp_chan *c = &CH(self)->s;
     chan_lock(c);
     long long nr = 0, nw = 0;
     for (shm_off o = c->rq_head; o; o = SHM_PTR(shm_offer, o)->next)
@@ -693,7 +544,7 @@ shmchan_stats(ShmChannelObject *self, PyObject *Py_UNUSED(i))
                          "writers", nwriters, "poisoned", poisoned ? Py_True : Py_False,
                          "readers_retired", no_readers ? Py_True : Py_False, "writers_retired",
                          no_writers ? Py_True : Py_False, "refs",
-                         (long long)atomic_load(&c->refs));
+                         (long long)atomic_load(&CH(self)->refs));
 }
 
 static PyMethodDef shmchan_methods[] = {
@@ -766,19 +617,9 @@ retire_end(ShmEndObject *e)
     if (e->retired)
         return;
     e->retired = 1;
-    shm_channel *c = CH(e->channel);
+    csp_chan *c = &CH(e->channel)->s;
     chan_lock(c);
-    if (e->is_writer) {
-        if (--c->nwriters <= 0 && !c->no_writers) {
-            c->no_writers = 1;
-            if (c->count == 0 && !c->wq_head)
-                wake_queue(c, 0, CSP_RETIRED);
-        }
-    }
-    else if (--c->nreaders <= 0 && !c->no_readers) {
-        c->no_readers = 1;
-        wake_queue(c, 1, CSP_RETIRED);
-    }
+    csp_retire(&in_the_arena, c, e->is_writer, CSP_RETIRED);
     chan_unlock(c);
 }
 
@@ -892,186 +733,50 @@ shm_end_stamp(PyObject *end)
     return &((ShmEndObject *)end)->fair_stamp;
 }
 
-/* One channel guard of a select, with its encoded message (output). */
-typedef struct {
-    Py_ssize_t index;
-    ShmEndObject *end;
-    shm_channel *c;
-    shm_off chan_off;
-    int is_write;
-    shm_off msg;
-} shm_guard;
-
-static int
-cmp_guard_chan(const void *a, const void *b)
-{
-    shm_off x = ((const shm_guard *const *)a)[0]->chan_off;
-    shm_off y = ((const shm_guard *const *)b)[0]->chan_off;
-    return x < y ? -1 : x > y;
-}
-
-/* Called by alt.c for guards on shared ends.  kinds[i]: CSP_GUARD_*;
- * ends[i]: ShmEndObject or NULL; msgs[i]: output message; order: scan order.
- * Returns (index, msg) or NULL. */
-PyObject *
-shm_select(Py_ssize_t n, const int *kinds, PyObject *const *ends, PyObject *const *msgs,
-           const double *seconds, const Py_ssize_t *order)
+int
+csp_shared_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen, PyObject **msg)
 {
     shm_waiter *w = shm_my_waiter();
     if (!w)
-        return NULL;
-    shm_guard *gs = PyMem_Calloc((size_t)n, sizeof(shm_guard));
-    shm_guard **locked = PyMem_Calloc((size_t)n, sizeof(shm_guard *));
-    Py_ssize_t ng = 0, nlocked = 0;
-    PyObject *result = NULL;
-    Py_ssize_t chosen = -1;
-    shm_off got = 0;
-    int error_code = 0;
-    shm_guard *error_guard = NULL;
+        return -1;
+    csp_guard *gs = PyMem_Calloc((size_t)n, sizeof(csp_guard));
+    csp_guard **locked = PyMem_Calloc((size_t)n, sizeof(csp_guard *));
+    int result = -1;
     if (!gs || !locked) {
         PyErr_NoMemory();
         goto done;
     }
     /* Encode output messages before touching any channel. */
     for (Py_ssize_t k = 0; k < n; k++) {
-        Py_ssize_t i = order[k];
-        if (kinds[i] != CSP_GUARD_INPUT && kinds[i] != CSP_GUARD_OUTPUT)
+        csp_guard *g = &gs[k];
+        g->kind = alt[k].kind;
+        g->seconds = alt[k].seconds;
+        g->index = k;
+        if (!alt[k].end)
             continue;
-        ShmEndObject *e = (ShmEndObject *)ends[i];
-        shm_guard *g = &gs[ng++];
-        g->index = i;
-        g->end = e;
-        g->c = CH(e->channel);
-        g->chan_off = e->channel->chan;
-        g->is_write = kinds[i] == CSP_GUARD_OUTPUT;
-        /* A retired end raises when the scan reaches it, as in alt.c. */
-        if (g->is_write && !e->retired && !(g->msg = shm_message_encode(msgs[i])))
+        ShmEndObject *e = (ShmEndObject *)alt[k].end;
+        g->c = &CH(e->channel)->s;
+        g->chan = e->channel->chan;
+        g->end_retired = e->retired;
+        /* A retired end raises when the scan reaches it. */
+        if (g->kind == CSP_GUARD_OUTPUT && !e->retired && !(g->msg = shm_message_encode(alt[k].msg)))
             goto done;
     }
-    double deadline = -2.0;   /* set on the first pass */
-retry:
-    nlocked = 0;
-    chosen = -1;
-    /* Lock each distinct channel once, in offset order. */
-    for (Py_ssize_t j = 0; j < ng; j++)
-        locked[j] = &gs[j];
-    qsort(locked, (size_t)ng, sizeof(shm_guard *), cmp_guard_chan);
-    for (Py_ssize_t j = 0; j < ng; j++) {
-        if (j > 0 && locked[j]->chan_off == locked[nlocked - 1]->chan_off)
-            continue;
-        locked[nlocked++] = locked[j];
-        chan_lock(locked[j]->c);
-    }
-    /* Pass 1, in scan order. */
-    Py_ssize_t timeout_index = -1, gi = 0;
-    double min_seconds = 0.0;
-    for (Py_ssize_t k = 0; k < n && chosen < 0 && !error_code; k++) {
-        Py_ssize_t i = order[k];
-        switch (kinds[i]) {
-        case CSP_GUARD_INPUT:
-        case CSP_GUARD_OUTPUT: {
-            shm_guard *g = &gs[gi++];
-            if (g->end->retired) {
-                error_code = -4;
-                error_guard = g;
-                break;
-            }
-            int r = g->is_write ? try_write_locked(g->c, g->msg) : try_read_locked(g->c, &got);
-            if (r == 1) {
-                chosen = i;
-                if (g->is_write)
-                    g->msg = 0;  /* delivered */
-            }
-            else if (r < 0) {
-                error_code = r;
-                error_guard = g;
-            }
-            break;
-        }
-        case CSP_GUARD_SKIP:
-            chosen = i;
-            break;
-        case CSP_GUARD_TIMEOUT:
-            if (seconds[i] <= 0.0) {
-                chosen = i;  /* ready at once, in its priority position */
-                break;
-            }
-            if (timeout_index < 0 || seconds[i] < min_seconds) {
-                timeout_index = i;
-                min_seconds = seconds[i];
-            }
-            break;
-        }
-    }
-    if (deadline == -2.0)
-        deadline = timeout_index >= 0 ? csp_monotonic() + min_seconds : -1.0;
-    if (chosen < 0 && !error_code && timeout_index >= 0 && csp_monotonic() >= deadline)
-        chosen = timeout_index;
-    if (chosen >= 0 || error_code) {
-        for (Py_ssize_t j = 0; j < nlocked; j++)
-            chan_unlock(locked[j]->c);
-        if (error_code == -4)
-            end_usable(error_guard->end);
-        else if (error_code)
-            raise_code(error_code, error_guard->is_write);
-        if (error_code)
-            goto done;
-        goto commit;
-    }
-    /* Pass 2: offer on every channel guard, then wait. */
-    if (shm_waiter_prepare(w, ng) < 0) {
-        for (Py_ssize_t j = 0; j < nlocked; j++)
-            chan_unlock(locked[j]->c);
+    int64_t pick;
+    csp_ref got;
+    if (csp_select(&in_the_arena, &as_record, w, gs, n, locked, &pick, &got) < 0)
         goto done;
-    }
-    shm_offer *offers = SHM_PTR(shm_offer, w->offers);
-    for (Py_ssize_t j = 0; j < ng; j++) {
-        shm_offer *o = &offers[j];
-        memset(o, 0, sizeof(*o));
-        o->waiter = SHM_OFF(w);
-        o->chan = gs[j].chan_off;
-        o->msg = gs[j].msg;
-        o->index = gs[j].index;
-        o->is_write = gs[j].is_write;
-        offer_link(gs[j].c, o);
-    }
-    w->noffers = ng;
-    shm_waiter_mark_blocked(w, deadline);
-    for (Py_ssize_t j = 0; j < nlocked; j++)
-        chan_unlock(locked[j]->c);
-    int st = shm_waiter_wait(w, deadline);
-    shm_waiter_withdraw(w);
-    w->noffers = 0;   /* their messages are ours to handle from here on */
-    if (st < 0)
+    if (gs[pick].kind == CSP_GUARD_OUTPUT)
+        gs[pick].msg = 0;   /* the reader's, or the buffer's */
+    *chosen = pick;
+    *msg = got ? shm_message_decode(got) : NULL;
+    if (got && !*msg)
         goto done;
-    if (st == CSP_RETRY)
-        goto retry;
-    if (st == CSP_DONE) {
-        chosen = w->chosen;
-        got = w->msg;
-        w->msg = 0;
-        for (Py_ssize_t j = 0; j < ng; j++)
-            if (gs[j].index == chosen && gs[j].is_write)
-                gs[j].msg = 0;  /* taken by the reader */
-    }
-    else if (st == CSP_TIMEOUT) {
-        chosen = timeout_index;
-    }
-    else {
-        csp_raise_for_status(st);
-        goto done;
-    }
-commit: {
-        PyObject *msg = got ? shm_message_decode(got) : Py_NewRef(Py_None);
-        got = 0;
-        if (msg) {
-            result = Py_BuildValue("(nN)", chosen, msg);
-        }
-    }
+    result = 0;
 done:
-    shm_message_discard(got);
-    for (Py_ssize_t j = 0; j < ng; j++)
-        shm_message_discard(gs[j].msg);
+    if (gs)
+        for (Py_ssize_t k = 0; k < n; k++)
+            shm_message_discard(gs[k].msg);
     PyMem_Free(gs);
     PyMem_Free(locked);
     return result;
@@ -1097,6 +802,7 @@ csp_shm_channel_init_module(PyObject *m)
     rebuild_end_fn = PyObject_GetAttrString(m, "_shm_rebuild_end");
     if (!rebuild_channel_fn || !rebuild_end_fn)
         return -1;
+    shm_install_waiter_hooks(&waiter_hooks);
     if (PyModule_AddObjectRef(m, "ShmChannel", (PyObject *)&csp_ShmChannelType) < 0 ||
         PyModule_AddObjectRef(m, "ShmChannelEndRead", (PyObject *)&csp_ShmEndReadType) < 0 ||
         PyModule_AddObjectRef(m, "ShmChannelEndWrite", (PyObject *)&csp_ShmEndWriteType) < 0)

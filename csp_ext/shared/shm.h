@@ -18,7 +18,7 @@
 typedef uint64_t shm_off;   /* 0 = none */
 
 #define SHM_MAGIC 0x6873707363797050ULL   /* "Pycspsh" */
-#define SHM_VERSION 2
+#define SHM_VERSION 3
 #define SHM_NCLASSES 48
 
 /* A process-shared robust mutex: a process that dies holding it does not
@@ -44,7 +44,7 @@ typedef struct {
 
 /* One per OS process (per thread that uses channels). */
 typedef struct shm_waiter {
-    _Atomic uint32_t status;     /* enum csp_status, or SHM_CLAIMED_BY(pid); futex word */
+    _Atomic uint32_t status;     /* enum csp_status, or CSP_CLAIMED_BY(pid); futex word */
     _Atomic uint32_t sleeping;
     int32_t pid;
     int32_t counted;             /* counts for deadlock accounting */
@@ -70,36 +70,16 @@ typedef struct shm_waiter {
     int32_t pad2;
 } shm_waiter;
 
-/* A committer is filling in the result: the claim carries its pid in the same
- * word, so that a waiter never judges a claim by an earlier claimer's pid
- * (pids fit in 22 bits: Linux's PID_MAX_LIMIT). */
-#define SHM_CLAIMED_BIT 0x80000000u
-#define SHM_CLAIMED_BY(pid) (SHM_CLAIMED_BIT | (uint32_t)(pid))
-#define SHM_IS_CLAIMED(st) (((st) & SHM_CLAIMED_BIT) != 0)
-#define SHM_CLAIMER(st) ((pid_t)((st) & ~SHM_CLAIMED_BIT))
 
-typedef struct {
-    shm_off prev, next;
-    shm_off waiter;
-    shm_off chan;
-    shm_off msg;                 /* write offers: the writer's message block */
-    int64_t index;
-    int32_t is_write;
-    /* Written under the channel's lock; read without it only by the offer's
-     * owner in shm_waiter_withdraw.  Whoever unlinks an offer reads what it
-     * needs from it first: once `linked` is 0 (a release store) the owner may
-     * reuse or free the offer. */
-    _Atomic int32_t linked;
-} shm_offer;
+/* Offers live in the waiter's block of offers (shm_waiter.offers). */
+typedef csp_offer shm_offer;
 
+/* A channel in the arena.  The matching state comes first, so that a
+ * channel's offset is its csp_chan's handle (offers refer to it). */
 typedef struct {
+    csp_chan s;                  /* messages are offsets of message blocks */
     shm_lock lock;
     _Atomic int64_t refs;        /* Python objects and in-flight pickles referring to it */
-    int64_t nreaders, nwriters;
-    int32_t poisoned, no_readers, no_writers, pad;
-    int64_t capacity, slots, head, count;
-    shm_off ring;                /* block of shm_off[slots], grown up to capacity */
-    shm_off rq_head, rq_tail, wq_head, wq_tail;
 } shm_channel;
 
 extern char *shm_base;
@@ -137,11 +117,20 @@ void shm_waiter_mark_blocked(shm_waiter *w, double deadline);
  * CSP_RETRY: the offers were withdrawn and signal handlers ran; the caller
  * must start the operation again. */
 int shm_waiter_wait(shm_waiter *w, double deadline);
-/* Withdraw every offer of w still linked (after it woke, or after it died). */
-void shm_waiter_withdraw(shm_waiter *w);
 void shm_deadlock_uncount(int64_t n);
-void shm_message_discard(shm_off off);      /* a message nobody will read */
 void shm_deadlock_count(int64_t n);
+
+/* What the waiter records need from the layers above them, installed by
+ * shared/channel.c: withdraw every offer of w still linked (after it woke,
+ * or after it died), and drop a message nobody will read. */
+typedef struct {
+    void (*withdraw)(shm_waiter *w);
+    void (*discard)(shm_off msg);
+} shm_waiter_hooks;
+void shm_install_waiter_hooks(const shm_waiter_hooks *hooks);
+
+/* shared/message.c */
+void shm_message_discard(shm_off off);      /* a message nobody will read */
 
 
 #endif

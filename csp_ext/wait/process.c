@@ -27,6 +27,14 @@ static pthread_key_t thread_record_key;
 static pthread_once_t thread_record_once = PTHREAD_ONCE_INIT;
 static int thread_record_key_ok;
 static double shm_spin_budget = 50e-6;
+/* Installed once at import by shared/channel.c (process-wide, read-only after). */
+static const shm_waiter_hooks *hooks;
+
+void
+shm_install_waiter_hooks(const shm_waiter_hooks *h)
+{
+    hooks = h;
+}
 /* How long this thread's recent waits took (moving average).  Polling only
  * pays when the wait is likely to end within the budget: in a ring of 256
  * processes every wait is long, and 2 cores shared by dozens of pollers leave
@@ -149,7 +157,7 @@ int
 shm_waiter_claim(shm_waiter *w)
 {
     uint32_t expect = CSP_WAITING;
-    return atomic_compare_exchange_strong(&w->status, &expect, SHM_CLAIMED_BY(shm_my_pid));
+    return atomic_compare_exchange_strong(&w->status, &expect, CSP_CLAIMED_BY(shm_my_pid));
 }
 
 /* 1 if process `pid` has ended (gone, or a zombie nobody reaped yet). */
@@ -188,7 +196,7 @@ check_claimer(shm_waiter *w, double *claimed_since)
         return;
     *claimed_since = now;
     uint32_t claim = atomic_load(&w->status);
-    if (SHM_IS_CLAIMED(claim) && process_gone(SHM_CLAIMER(claim)))
+    if (CSP_IS_CLAIMED(claim) && process_gone(CSP_CLAIMER(claim)))
         atomic_compare_exchange_strong(&w->status, &claim, CSP_POISONED);
 }
 
@@ -246,12 +254,12 @@ spin_while_pending(_Atomic uint32_t *word)
         return atomic_load(word) != CSP_WAITING;
     for (;;) {
         uint32_t st = atomic_load_explicit(word, memory_order_acquire);
-        if (st != CSP_WAITING && !SHM_IS_CLAIMED(st))
+        if (st != CSP_WAITING && !CSP_IS_CLAIMED(st))
             return 1;
         if (give_up == 0.0)
             give_up = csp_monotonic() + shm_spin_budget;
         else if (csp_monotonic() >= give_up)
-            return SHM_IS_CLAIMED(st);  /* claimed: the caller checks the claimer */
+            return CSP_IS_CLAIMED(st);  /* claimed: the caller checks the claimer */
         sched_yield();
     }
 }
@@ -273,11 +281,11 @@ waiter_wait_watched(shm_waiter *w, double deadline, csp_sigwatch *sw)
     double started = csp_monotonic(), claimed_since = 0.0;
     for (;;) {
         uint32_t st = atomic_load(&w->status);
-        if (st != CSP_WAITING && !SHM_IS_CLAIMED(st)) {
+        if (st != CSP_WAITING && !CSP_IS_CLAIMED(st)) {
             recent_wait = 0.75 * recent_wait + 0.25 * (csp_monotonic() - started);
             return (int)st;
         }
-        if (SHM_IS_CLAIMED(st)) {
+        if (CSP_IS_CLAIMED(st)) {
             check_claimer(w, &claimed_since);
             sched_yield();
             continue;
@@ -317,7 +325,7 @@ waiter_wait_watched(shm_waiter *w, double deadline, csp_sigwatch *sw)
             if (!atomic_compare_exchange_strong(&w->status, &expect, CSP_RETRY))
                 continue;   /* claimed: the result is on its way */
             waiter_reactivate(w);
-            shm_waiter_withdraw(w);
+            hooks->withdraw(w);
             csp_sigwatch_end(sw);
             return PyErr_CheckSignals() < 0 ? -1 : CSP_RETRY;
         }
@@ -526,20 +534,20 @@ reap_record(shm_waiter *found)
     uint32_t expect = CSP_WAITING;
     atomic_compare_exchange_strong(&found->status, &expect, CSP_CANCELLED);
     double claimed_since = 0.0;
-    while (SHM_IS_CLAIMED(atomic_load(&found->status))) {
+    while (CSP_IS_CLAIMED(atomic_load(&found->status))) {
         check_claimer(found, &claimed_since);
         sched_yield();
     }
-    shm_waiter_withdraw(found);
+    hooks->withdraw(found);
     uint32_t final = atomic_load(&found->status);
     shm_offer *offers = SHM_PTR(shm_offer, found->offers);
     for (int64_t i = 0; i < found->noffers; i++)
         if (offers[i].is_write && !(final == CSP_DONE && found->chosen == offers[i].index))
-            shm_message_discard(offers[i].msg);
+            hooks->discard(offers[i].msg);
     if (!atomic_exchange(&found->inactive, 0) && found->counted)
         shm_deadlock_uncount(1);
-    shm_message_discard(found->msg);
-    shm_message_discard(found->pending);
+    hooks->discard(found->msg);
+    hooks->discard(found->pending);
     shm_free(found->offers);
     shm_free(SHM_OFF(found));
 }

@@ -237,11 +237,22 @@ thread_wait_nogil(TaskObject *t, double until)
         spin_while_equal(&gil_busy_hint, 1);
 }
 
+/* Offers in private memory: only the queue links are touched here. */
+static const csp_rules private_queues = {.ptr = csp_private_ptr, .ref = csp_private_ref};
+
+static void
+withdraw_offers(TaskObject *t)
+{
+    for (Py_ssize_t i = 0; i < t->noffers; i++) {
+        csp_offer *o = &t->offers[i];
+        csp_offer_unlink(&private_queues, csp_private_ptr(o->chan), o);
+    }
+}
+
 void
 csp_task_cancel(TaskObject *t, int status)
 {
-    for (Py_ssize_t i = 0; i < t->noffers; i++)
-        csp_offer_unlink(&t->offers[i]);
+    withdraw_offers(t);
     task_mark_active(t);
     atomic_store(&t->status, status);
 }
@@ -356,8 +367,7 @@ csp_task_wait(TaskObject *t, double deadline, int wait_kind)
 void
 csp_task_complete(TaskObject *t, int status, Py_ssize_t chosen, PyObject *msg)
 {
-    for (Py_ssize_t i = 0; i < t->noffers; i++)
-        csp_offer_unlink(&t->offers[i]);
+    withdraw_offers(t);
     task_mark_active(t);
     t->chosen = chosen;
     Py_XSETREF(t->msg, msg);
@@ -483,8 +493,7 @@ task_dealloc(TaskObject *t)
     PyObject_GC_UnTrack(t);
     if (tls_task == t)
         tls_task = NULL;
-    for (Py_ssize_t i = 0; i < t->noffers; i++)
-        csp_offer_unlink(&t->offers[i]);
+    withdraw_offers(t);
     if (t->inactive)
         task_mark_active(t);
     task_uncount(t);
