@@ -1,18 +1,14 @@
 /* arguments.c - argument checks shared by both kinds of channel. */
 #include "csp.h"
 
-int
-csp_check_call(size_t nargsf, PyObject *kwnames, int is_writer)
+void
+csp_raise_bad_call(int is_writer)
 {
-    if (PyVectorcall_NARGS(nargsf) == (Py_ssize_t)is_writer &&
-        !(kwnames && PyTuple_GET_SIZE(kwnames)))
-        return 0;
     PyErr_SetString(PyExc_TypeError,
                     is_writer ? "a writer end takes exactly one message: cout(msg); "
                                 "to read, use a reader end (ch.reader(), +ch or IN(ch))"
                               : "a reader end is called with no arguments: msg = cin(); "
                                 "to write, use a writer end (ch.writer(), -ch or OUT(ch))");
-    return -1;
 }
 
 int

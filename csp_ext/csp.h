@@ -166,7 +166,18 @@ int csp_inprocess_select(const csp_alt_guard *gs, Py_ssize_t n, Py_ssize_t *chos
 
 /* arguments.c: argument checks shared by both kinds of channel (0/-1 with
  * an exception). */
-int csp_check_call(size_t nargsf, PyObject *kwnames, int is_writer);
+void csp_raise_bad_call(int is_writer);
+/* A reader end is called with no arguments, a writer end with one (inline:
+ * it is on every channel operation's path). */
+static inline int
+csp_check_call(size_t nargsf, PyObject *kwnames, int is_writer)
+{
+    if (PyVectorcall_NARGS(nargsf) == (Py_ssize_t)is_writer &&
+        !(kwnames && PyTuple_GET_SIZE(kwnames)))
+        return 0;
+    csp_raise_bad_call(is_writer);
+    return -1;
+}
 int csp_parse_capacity(PyObject *buffer, Py_ssize_t *capacity);
 /* Channel * n or n * Channel: 0 with *chan and *n, 1 = not a count, -1 = error. */
 int csp_parse_multiplier(PyObject *a, PyObject *b, PyTypeObject *type, PyObject **chan,

@@ -56,6 +56,23 @@ double csp_monotonic(void);
 void csp_raise_try(int code, int is_write);
 void csp_raise_for_status(int status);
 
+/* A wait that ended other than CSP_DONE or CSP_TIMEOUT: 0 if the operation
+ * starts again (CSP_RETRY: signal handlers ran and the process goes on), or
+ * 1 with the exception raised. */
+CSP_RULES_INLINE int
+csp_wait_failed(const csp_waiting *W, void *self, int st)
+{
+    if (st == CSP_RETRY) {
+        int stop = W->stopped ? W->stopped(self) : 0;
+        if (!stop)
+            return 0;
+        st = stop;
+    }
+    if (st >= 0)
+        csp_raise_for_status(st);
+    return 1;
+}
+
 /* Read (is_write 0) or write `msg` on one channel, blocking until done.
  * 0 with *got (reads: the message, ours), or -1 with an exception; after a
  * failed write the message is still the caller's. */
@@ -94,15 +111,8 @@ csp_communicate(const csp_rules *R, const csp_waiting *W, void *self, csp_chan *
             *got = W->result(self, &chosen);
             return 0;
         }
-        if (st == CSP_RETRY) {
-            int stop = W->stopped ? W->stopped(self) : 0;
-            if (!stop)
-                continue;
-            st = stop;
-        }
-        if (st >= 0)
-            csp_raise_for_status(st);
-        return -1;
+        if (csp_wait_failed(W, self, st))
+            return -1;
     }
 }
 
@@ -239,15 +249,8 @@ csp_select(const csp_rules *R, const csp_waiting *W, void *self, csp_guard *gs, 
             *chosen = timeout_at;
             return 0;
         }
-        if (st == CSP_RETRY) {
-            int stop = W->stopped ? W->stopped(self) : 0;
-            if (!stop)
-                continue;
-            st = stop;
-        }
-        if (st >= 0)
-            csp_raise_for_status(st);
-        return -1;
+        if (csp_wait_failed(W, self, st))
+            return -1;
     }
 }
 
