@@ -37,8 +37,8 @@ typedef void (*csp_wake_fn)(TaskObject *task);
 /* A CSP process as the core sees it: the thing that blocks and is woken. */
 struct TaskObject {
     PyObject_HEAD
-    _Atomic int status;         /* enum csp_status; futex word for threads */
-    _Atomic int sleeping;       /* threads: set while in futex_wait */
+    _Atomic uint32_t status;    /* enum csp_status (rules/status.h); futex word for threads */
+    _Atomic uint32_t sleeping;  /* threads: set while in futex_wait */
     /* deadlock accounting (GIL-protected); chars: a million greenlet tasks */
     char counted;               /* counts as a live CSP process */
     char inactive;              /* currently blocked without a deadline */

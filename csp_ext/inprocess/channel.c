@@ -19,7 +19,7 @@ task_claim(csp_ref waiter)
     TaskObject *t = csp_private_ptr(waiter);
     if (atomic_load_explicit(&t->status, memory_order_relaxed) != CSP_WAITING)
         return 0;
-    atomic_store_explicit(&t->status, (int)CSP_CLAIMED_BY(0), memory_order_relaxed);
+    atomic_store_explicit(&t->status, CSP_CLAIMED_BY(0), memory_order_relaxed);
     return 1;
 }
 

@@ -11,6 +11,7 @@
  * one offer per guard but one waiter, so only one guard can be claimed.
  */
 #include "shared/shm.h"
+#include "wait/loop.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,12 +41,6 @@ shm_install_waiter_hooks(const shm_waiter_hooks *h)
  * processes every wait is long, and 2 cores shared by dozens of pollers leave
  * the one process that has work with little CPU. */
 static _Thread_local double recent_wait;
-
-static long
-shared_futex_wait(_Atomic uint32_t *addr, uint32_t expected, double until)
-{
-    return csp_futex_wait_op((void *)addr, (int)expected, until, 1);
-}
 
 static void
 shared_futex_wake(_Atomic uint32_t *addr)
@@ -274,73 +269,54 @@ shm_waiter_mark_blocked(shm_waiter *w, double deadline)
     }
 }
 
-static int
-waiter_wait_watched(shm_waiter *w, double deadline, csp_sigwatch *sw)
+/* The wait of a thread of an OS process: poll (while that pays), then
+ * sleep on the shared futex, with the GIL released. */
+static void
+record_sleep(void *self, double until)
 {
-    int is_main = sw != NULL;
-    double started = csp_monotonic(), claimed_since = 0.0;
-    for (;;) {
-        uint32_t st = atomic_load(&w->status);
-        if (st != CSP_WAITING && !CSP_IS_CLAIMED(st)) {
-            recent_wait = 0.75 * recent_wait + 0.25 * (csp_monotonic() - started);
-            return (int)st;
-        }
-        if (CSP_IS_CLAIMED(st)) {
-            check_claimer(w, &claimed_since);
-            sched_yield();
-            continue;
-        }
-        /* Bounded sleeps for every waiter: a claimer that dies between its
-         * claim and its finish wakes nobody, so the waiter must look (the
-         * main thread also looks at signals, more often). */
-        double until = deadline;
-        double slice = csp_monotonic() + (is_main ? 0.02 : 0.1);
-        if (until < 0 || slice < until)
-            until = slice;
-        Py_BEGIN_ALLOW_THREADS
-        if (!spin_while_pending(&w->status)) {
-            atomic_store(&w->sleeping, 1);
-            if (atomic_load(&w->status) == CSP_WAITING)
-                shared_futex_wait(&w->status, CSP_WAITING, until);
-            atomic_store(&w->sleeping, 0);
-        }
-        Py_END_ALLOW_THREADS
-        st = atomic_load(&w->status);
-        if (st != CSP_WAITING)
-            continue;   /* finished, or claimed and about to be */
-        if (deadline >= 0 && csp_monotonic() >= deadline) {
-            uint32_t expect = CSP_WAITING;
-            if (atomic_compare_exchange_strong(&w->status, &expect, CSP_TIMEOUT)) {
-                waiter_reactivate(w);
-                return CSP_TIMEOUT;
-            }
-            continue;   /* claimed: the result is on its way */
-        }
-        if (is_main && csp_sigwatch_due(sw)) {
-            /* Signal handlers run with none of our offers linked (they may
-             * use channels, and one that raises must not lose a message):
-             * withdraw, let them run, and have the caller start again.
-             * Without a signal the offers keep their place in the queues. */
-            uint32_t expect = CSP_WAITING;
-            if (!atomic_compare_exchange_strong(&w->status, &expect, CSP_RETRY))
-                continue;   /* claimed: the result is on its way */
-            waiter_reactivate(w);
-            hooks->withdraw(w);
-            csp_sigwatch_end(sw);
-            return PyErr_CheckSignals() < 0 ? -1 : CSP_RETRY;
-        }
-    }
+    shm_waiter *w = self;
+    Py_BEGIN_ALLOW_THREADS
+    if (!spin_while_pending(&w->status))
+        csp_sleep_on_word(&w->status, &w->sleeping, 1, until);
+    Py_END_ALLOW_THREADS
 }
+
+static int
+record_give_up(void *self, int status)
+{
+    shm_waiter *w = self;
+    uint32_t expect = CSP_WAITING;
+    if (!atomic_compare_exchange_strong(&w->status, &expect, (uint32_t)status))
+        return 0;   /* claimed: the result is on its way */
+    waiter_reactivate(w);
+    hooks->withdraw(w);
+    return 1;
+}
+
+static void
+record_claimed(void *self, double *since)
+{
+    check_claimer(self, since);
+}
+
+/* Every sleep is bounded, not only the main thread's: a claimer that dies
+ * between its claim and its finish wakes nobody, so the waiter must look. */
+static const csp_wait_way record_way = {
+    .shared = 1,
+    .slice = 0.1,
+    .sleep = record_sleep,
+    .give_up = record_give_up,
+    .claimed = record_claimed,
+};
 
 int
 shm_waiter_wait(shm_waiter *w, double deadline)
 {
-    if (PyThread_get_thread_ident() != csp_main_thread_ident)
-        return waiter_wait_watched(w, deadline, NULL);
-    csp_sigwatch sw;
-    csp_sigwatch_begin(&sw);
-    int st = waiter_wait_watched(w, deadline, &sw);
-    csp_sigwatch_end(&sw);
+    double started = csp_monotonic();
+    int st = csp_wait_watched(&record_way, w, &w->status, deadline,
+                              PyThread_get_thread_ident() == csp_main_thread_ident);
+    if (st != CSP_TIMEOUT && st != CSP_RETRY && st >= 0)
+        recent_wait = 0.75 * recent_wait + 0.25 * (csp_monotonic() - started);
     return st;
 }
 

@@ -10,6 +10,7 @@
  * complete the blocked ones, so they are woken with CSP_DEADLOCK.
  */
 #include "csp.h"
+#include "wait/loop.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -42,7 +43,7 @@ static double spin_budget = 50e-6;
  * held means sleeping on the GIL's condition variable, a full wake-up
  * instead of a hand-off.  Only a hint: the GIL may also be held by code that
  * never passes through here, hence the same budget. */
-static _Atomic int gil_busy_hint = 1;
+static _Atomic uint32_t gil_busy_hint = 1;
 
 double
 csp_monotonic(void)
@@ -180,7 +181,7 @@ gil_gate_leave(void)
     }
 }
 
-/* Take the GIL back after thread_wait_nogil(). */
+/* Take the GIL back after a sleep (thread_sleep). */
 static void
 restore_thread_gated(PyThreadState *ts)
 {
@@ -192,7 +193,7 @@ restore_thread_gated(PyThreadState *ts)
 /* Poll `*word` until it differs from `value` (returns 1) or the spin
  * budget is spent (returns 0).  Must not touch any PyObject. */
 static int
-spin_while_equal(_Atomic int *word, int value)
+spin_while_equal(_Atomic uint32_t *word, uint32_t value)
 {
     double give_up = 0.0;
     for (int i = 0;; i++) {
@@ -208,33 +209,6 @@ spin_while_equal(_Atomic int *word, int value)
             return 0;
         sched_yield();
     }
-}
-
-/* Sleep on the futex until the status changes, `until` passes or a signal
- * arrives.  Must not touch any PyObject. */
-static void
-sleep_while_waiting(TaskObject *t, double until)
-{
-    while (atomic_load(&t->status) == CSP_WAITING) {
-        atomic_store(&t->sleeping, 1);
-        long r = 0;
-        if (atomic_load(&t->status) == CSP_WAITING)
-            r = csp_futex_wait(&t->status, CSP_WAITING, until);
-        atomic_store(&t->sleeping, 0);
-        if (r == -ETIMEDOUT || r == -EINTR)
-            return;
-    }
-}
-
-/* Wait without the GIL until the task is completed, `until` passes or a
- * signal arrives; once completed, until the GIL looks free. */
-static void
-thread_wait_nogil(TaskObject *t, double until)
-{
-    if (!spin_while_equal(&t->status, CSP_WAITING))
-        sleep_while_waiting(t, until);
-    if (atomic_load(&t->status) != CSP_WAITING)
-        spin_while_equal(&gil_busy_hint, 1);
 }
 
 /* Offers in private memory: only the queue links are touched here. */
@@ -257,52 +231,50 @@ csp_task_cancel(TaskObject *t, int status)
     atomic_store(&t->status, status);
 }
 
-/* Task.block for OS threads. */
-static int
-thread_block_watched(TaskObject *t, double deadline, csp_sigwatch *sw)
+/* The wait of an OS thread: poll, then sleep on the futex (private), with
+ * the GIL released and taken back through the gate. */
+static void
+thread_sleep(void *self, double until)
 {
-    for (;;) {
-        double until = deadline;
-        if (t->is_main_thread) {
-            /* Signals may be delivered to any thread; look at them often. */
-            double slice = csp_monotonic() + 0.02;
-            if (until < 0 || slice < until)
-                until = slice;
-        }
-        PyThreadState *ts = PyEval_SaveThread();
-        atomic_store_explicit(&gil_busy_hint, 0, memory_order_relaxed);
-        thread_wait_nogil(t, until);
-        restore_thread_gated(ts);
-        atomic_store_explicit(&gil_busy_hint, 1, memory_order_relaxed);
-
-        int st = atomic_load(&t->status);
-        if (st != CSP_WAITING)
-            return st;
-        if (deadline >= 0 && csp_monotonic() >= deadline) {
-            csp_task_cancel(t, CSP_TIMEOUT);
-            return CSP_TIMEOUT;
-        }
-        if (t->is_main_thread && csp_sigwatch_due(sw)) {
-            /* Handlers run with none of our offers linked: a handler may use
-             * channels itself, and one that raises must not lose a message.
-             * Without a signal the offers keep their place in the queues. */
-            csp_task_cancel(t, CSP_RETRY);
-            csp_sigwatch_end(sw);
-            return PyErr_CheckSignals() < 0 ? -1 : CSP_RETRY;
+    TaskObject *t = self;
+    PyThreadState *ts = PyEval_SaveThread();
+    atomic_store_explicit(&gil_busy_hint, 0, memory_order_relaxed);
+    if (!spin_while_equal(&t->status, CSP_WAITING)) {
+        while (atomic_load(&t->status) == CSP_WAITING) {
+            long r = csp_sleep_on_word(&t->status, &t->sleeping, 0, until);
+            if (r == -ETIMEDOUT || r == -EINTR)
+                break;
         }
     }
+    /* Once completed, wait until the GIL looks free. */
+    if (atomic_load(&t->status) != CSP_WAITING)
+        spin_while_equal(&gil_busy_hint, 1);
+    restore_thread_gated(ts);
+    atomic_store_explicit(&gil_busy_hint, 1, memory_order_relaxed);
 }
 
+/* Under the GIL nobody can be between a claim and a finish: giving up
+ * always wins. */
+static int
+thread_give_up(void *self, int status)
+{
+    csp_task_cancel(self, status);
+    return 1;
+}
+
+static const csp_wait_way thread_way = {
+    .shared = 0,
+    .slice = 0.0,
+    .sleep = thread_sleep,
+    .give_up = thread_give_up,
+    .claimed = NULL,
+};
+
+/* Task.block for OS threads. */
 static int
 thread_block(TaskObject *t, double deadline)
 {
-    if (!t->is_main_thread)
-        return thread_block_watched(t, deadline, NULL);
-    csp_sigwatch sw;
-    csp_sigwatch_begin(&sw);
-    int st = thread_block_watched(t, deadline, &sw);
-    csp_sigwatch_end(&sw);
-    return st;
+    return csp_wait_watched(&thread_way, t, &t->status, deadline, t->is_main_thread);
 }
 
 static void
