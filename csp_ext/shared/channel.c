@@ -332,7 +332,7 @@ new_shared_channel(int64_t capacity)
     return off;
 }
 
-void
+static void
 release_shared_channel(shm_off off)
 {
     shm_channel *c = SHM_PTR(shm_channel, off);
@@ -803,6 +803,7 @@ csp_shm_channel_init_module(PyObject *m)
     if (!rebuild_channel_fn || !rebuild_end_fn)
         return -1;
     shm_install_waiter_hooks(&waiter_hooks);
+    shm_message_install_channel_release(release_shared_channel);
     if (PyModule_AddObjectRef(m, "ShmChannel", (PyObject *)&csp_ShmChannelType) < 0 ||
         PyModule_AddObjectRef(m, "ShmChannelEndRead", (PyObject *)&csp_ShmEndReadType) < 0 ||
         PyModule_AddObjectRef(m, "ShmChannelEndWrite", (PyObject *)&csp_ShmEndWriteType) < 0)

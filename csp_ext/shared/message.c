@@ -48,7 +48,15 @@ static _Thread_local shm_off *noted;
 static _Thread_local Py_ssize_t nnoted, noted_cap;
 static _Thread_local int encoding;
 
-void release_shared_channel(shm_off off);
+/* Releases one reference to a shared channel; installed by shared/channel.c
+ * (messages carry channels, and channels buffer messages). */
+static void (*release_channel)(shm_off chan);
+
+void
+shm_message_install_channel_release(void (*release)(shm_off chan))
+{
+    release_channel = release;
+}
 
 int
 shm_note_pickled_channel(shm_off chan)
@@ -316,7 +324,7 @@ shm_message_encode(PyObject *obj)
 done:
     /* Not encoded: the references of the channels pickled so far go back. */
     for (Py_ssize_t i = 0; i < nchan; i++)
-        release_shared_channel(chans[i]);
+        release_channel(chans[i]);
     if (chans)
         nnoted = chans - noted;
     for (Py_ssize_t i = 0; i < nviews; i++)
@@ -506,7 +514,7 @@ shm_message_discard(shm_off off)
     if (check_layout(off, h) == 0) {
         uint64_t *lens = (uint64_t *)(h + 1);
         for (uint32_t i = 0; i < h->nchan; i++)
-            release_shared_channel(lens[h->nbuf + i]);
+            release_channel(lens[h->nbuf + i]);
     }
     shm_free(off);
 }

@@ -131,6 +131,7 @@ void shm_install_waiter_hooks(const shm_waiter_hooks *hooks);
 
 /* shared/message.c */
 void shm_message_discard(shm_off off);      /* a message nobody will read */
+void shm_message_install_channel_release(void (*release)(shm_off chan));
 
 
 #endif
