@@ -1,0 +1,68 @@
+"""Interleaved A/B comparison of two source trees on the clock.
+
+    python benchmarks/ab.py --before /work/wt-base --after /work/main --rounds 11 \\
+        threads:commstime::60000 greenlets:ring:64:200000 processes:alt:2:100000
+
+Each kernel is BACKEND:KERNEL:SIZE:N (SIZE empty for Commstime).  Every round
+runs every kernel once in each tree (benchmarks/kernels.py --repeats 3, its
+median), alternating which tree goes first, so that a machine whose load
+drifts during the run loads both sides alike.  Reported per kernel: each
+side's median with its range over the rounds, and the per-round ratio
+after/before (median, range, and in how many rounds after was slower), the
+figure to quote on a shared, noisy machine.  Both trees must be built in
+place (python setup.py build_ext --inplace); each runs with PYTHONPATH set to
+itself, from itself.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+
+def run_kernel(tree, backend, kernel, size, n):
+    cmd = [sys.executable, "benchmarks/kernels.py", "--backend", backend, "--kernel", kernel,
+           "--repeats", "3", "--n", str(n)]
+    if size:
+        cmd += ["--sizes", size]
+    out = subprocess.run(cmd, cwd=tree, env=dict(os.environ, PYTHONPATH=tree),
+                         capture_output=True, text=True, timeout=600, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["median"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--before", required=True)
+    ap.add_argument("--after", required=True)
+    ap.add_argument("--rounds", type=int, default=11)
+    ap.add_argument("--json", help="also write the raw figures here")
+    ap.add_argument("kernels", nargs="+", help="BACKEND:KERNEL:SIZE:N")
+    args = ap.parse_args()
+    trees = {"before": args.before, "after": args.after}
+    kernels = [tuple(k.split(":")) for k in args.kernels]
+    results = {k: {"before": [], "after": []} for k in kernels}
+    for r in range(args.rounds):
+        order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
+        for key in kernels:
+            backend, kernel, size, n = key
+            for side in order:
+                results[key][side].append(run_kernel(trees[side], backend, kernel, size, int(n)))
+        print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({":".join(k): v for k, v in results.items()}, f, indent=1)
+    print("| kernel | before | after | after/before per round | after slower |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for (backend, kernel, size, _), v in results.items():
+        b, a = v["before"], v["after"]
+        ratios = [x / y for x, y in zip(a, b)]
+        name = f"{kernel}{'-' + size if size else ''} {backend}"
+        print(f"| {name} | {statistics.median(b):.3f} ({min(b):.3f}-{max(b):.3f}) "
+              f"| {statistics.median(a):.3f} ({min(a):.3f}-{max(a):.3f}) "
+              f"| **{statistics.median(ratios):.3f}** ({min(ratios):.2f}-{max(ratios):.2f}) "
+              f"| {sum(x > 1 for x in ratios)}/{len(ratios)} |")
+
+
+if __name__ == "__main__":
+    main()
