@@ -1,5 +1,5 @@
 /* shm_select.pml - the commit protocol of the processes backend's channels
- * and alternations (csp_ext/shm.c, csp_ext/shm_channel.c), for spin.
+ * and alternations (csp_ext/rules/, csp_ext/shared/channel.c, csp_ext/wait/process.c), for spin.
  *
  * What is modelled, step for step as the C does it (each inline names the C
  * function it stands for):
