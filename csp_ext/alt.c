@@ -9,8 +9,6 @@
 #include <math.h>
 #include <structmember.h>
 
-enum csp_select_mode { CSP_SELECT_PRI = 0, CSP_SELECT_FAIR = 1 };
-
 static uint64_t fair_clock;
 
 /* ------------------------------------------------------------------ */
@@ -256,43 +254,35 @@ is_guard(PyObject *o)
 /* ------------------------------------------------------------------ */
 /* select                                                              */
 
-/* One guard, unpacked (all borrowed). */
-typedef struct {
-    int kind;
-    PyObject *end_obj;      /* the end (in-process or shared), or NULL */
-    int shared;             /* a processes-backend end */
-    PyObject *msg;
-    double seconds;
-    uint64_t *stamp;
-} guard_view;
-
+/* Unpack guard i into g; 1 if it is on a shared channel's end, 0 if on an
+ * in-process one or on no channel, -1 with an exception. */
 static int
-view_guard(PyObject *o, Py_ssize_t i, guard_view *v)
+view_guard(PyObject *o, Py_ssize_t i, csp_alt_guard *g)
 {
-    v->shared = 0;
-    v->msg = NULL;
-    v->end_obj = NULL;
-    v->seconds = 0.0;
+    g->kind = 0;
+    g->end = NULL;
+    g->msg = NULL;
+    g->seconds = 0.0;
+    g->index = i;
     if (PyObject_TypeCheck(o, &csp_EndReadType) || Py_IS_TYPE(o, &csp_ShmEndReadType)) {
-        v->kind = CSP_GUARD_INPUT;
-        v->end_obj = o;
+        g->kind = CSP_GUARD_INPUT;
+        g->end = o;
     }
     else if (is_guard(o)) {
-        GuardObject *g = (GuardObject *)o;
-        v->kind = g->kind;
-        v->end_obj = (PyObject *)g->end;
-        v->msg = g->msg;
-        v->seconds = g->seconds;
-        v->stamp = &g->fair_stamp;
+        GuardObject *go = (GuardObject *)o;
+        g->kind = go->kind;
+        g->end = (PyObject *)go->end;
+        g->msg = go->kind == CSP_GUARD_OUTPUT ? go->msg : NULL;
+        g->seconds = go->seconds;
+        g->stamp = &go->fair_stamp;
     }
-    if (v->kind) {
-        if (v->end_obj && is_shm_end(v->end_obj)) {
-            v->shared = 1;
-            v->stamp = shm_end_stamp(v->end_obj);
+    if (g->kind) {
+        if (g->end && is_shm_end(g->end)) {
+            g->stamp = shm_end_stamp(g->end);
+            return 1;
         }
-        else if (v->end_obj) {
-            v->stamp = &((EndObject *)v->end_obj)->fair_stamp;
-        }
+        if (g->end)
+            g->stamp = &((EndObject *)g->end)->fair_stamp;
         return 0;
     }
     if (PyObject_TypeCheck(o, &csp_EndWriteType) || Py_IS_TYPE(o, &csp_ShmEndWriteType))
@@ -306,12 +296,30 @@ view_guard(PyObject *o, Py_ssize_t i, guard_view *v)
     return -1;
 }
 
-#define SMALL_GUARDS 16
+/* The tuple (index, msg); steals msg (NULL means None).  Built by hand: a
+ * format string costs hundreds of instructions per alternation. */
+static PyObject *
+select_result(Py_ssize_t index, PyObject *msg)
+{
+    PyObject *idx = PyLong_FromSsize_t(index);
+    PyObject *r = idx ? PyTuple_New(2) : NULL;
+    if (!r) {
+        Py_XDECREF(idx);
+        Py_XDECREF(msg);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(r, 0, idx);
+    PyTuple_SET_ITEM(r, 1, msg ? msg : Py_NewRef(Py_None));
+    return r;
+}
+
+/* Few: a greenlet copies its whole C stack at every switch. */
+#define SMALL_GUARDS 8
 
 static uint64_t
-fair_key(const guard_view *v)
+fair_key(const csp_alt_guard *g)
 {
-    return v->end_obj ? *v->stamp : UINT64_MAX;
+    return g->end ? *g->stamp : UINT64_MAX;
 }
 
 /* select(guards, fair=False) -> (index, msg)
@@ -327,36 +335,25 @@ alt_select(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     int fair = nargs == 2 ? PyObject_IsTrue(args[1]) : 0;
     if (fair < 0)
         return NULL;
-    int mode = fair ? CSP_SELECT_FAIR : CSP_SELECT_PRI;
     Py_ssize_t n = PyTuple_GET_SIZE(guards);
     if (n == 0) {
         PyErr_SetString(PyExc_ValueError, "an alternation needs at least one guard");
         return NULL;
     }
-    guard_view small_views[SMALL_GUARDS];
-    Py_ssize_t small_order[SMALL_GUARDS];
-    csp_alt_guard small_scan[SMALL_GUARDS];
-    guard_view *views = small_views;
-    Py_ssize_t *order = small_order;
-    csp_alt_guard *scan = small_scan;
+    csp_alt_guard small[SMALL_GUARDS];
+    csp_alt_guard *scan = small;
     PyObject *result = NULL;
-    if (n > SMALL_GUARDS) {
-        views = PyMem_Malloc((size_t)n * sizeof(guard_view));
-        order = PyMem_Malloc((size_t)n * sizeof(Py_ssize_t));
-        scan = PyMem_Malloc((size_t)n * sizeof(csp_alt_guard));
-        if (!views || !order || !scan) {
-            PyErr_NoMemory();
-            goto done;
-        }
+    if (n > SMALL_GUARDS && !(scan = PyMem_Malloc((size_t)n * sizeof(csp_alt_guard)))) {
+        PyErr_NoMemory();
+        return NULL;
     }
     int nshared = 0, nlocal = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        views[i].kind = 0;
-        if (view_guard(PyTuple_GET_ITEM(guards, i), i, &views[i]) < 0)
+        int shared = view_guard(PyTuple_GET_ITEM(guards, i), i, &scan[i]);
+        if (shared < 0)
             goto done;
-        order[i] = i;
-        if (views[i].end_obj)
-            views[i].shared ? nshared++ : nlocal++;
+        if (scan[i].end)
+            shared ? nshared++ : nlocal++;
     }
     if (nshared && nlocal) {
         PyErr_SetString(PyExc_TypeError,
@@ -364,41 +361,30 @@ alt_select(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
                         "of the in-process backends");
         goto done;
     }
-    if (mode == CSP_SELECT_FAIR) {
+    if (fair) {
         /* Stable insertion sort: least recently chosen channel guard first;
          * Skip and Timeout guards after them (a fresh Skip() each call would
          * otherwise always look least recently chosen and starve the rest). */
         for (Py_ssize_t i = 1; i < n; i++) {
-            Py_ssize_t k = order[i], j = i;
-            while (j > 0 && fair_key(&views[order[j - 1]]) > fair_key(&views[k])) {
-                order[j] = order[j - 1];
+            csp_alt_guard g = scan[i];
+            Py_ssize_t j = i;
+            while (j > 0 && fair_key(&scan[j - 1]) > fair_key(&g)) {
+                scan[j] = scan[j - 1];
                 j--;
             }
-            order[j] = k;
+            scan[j] = g;
         }
-    }
-    for (Py_ssize_t k = 0; k < n; k++) {
-        guard_view *v = &views[order[k]];
-        scan[k].kind = v->kind;
-        scan[k].end = v->end_obj;
-        scan[k].msg = v->kind == CSP_GUARD_OUTPUT ? v->msg : NULL;
-        scan[k].seconds = v->seconds;
     }
     Py_ssize_t chosen;
     PyObject *msg;
     if ((nshared ? csp_shared_select(scan, n, &chosen, &msg)
                  : csp_inprocess_select(scan, n, &chosen, &msg)) < 0)
         goto done;
-    Py_ssize_t index = order[chosen];
-    *views[index].stamp = ++fair_clock;
-    result = Py_BuildValue("(nN)", index, msg ? msg : Py_NewRef(Py_None));
+    *scan[chosen].stamp = ++fair_clock;
+    result = select_result(scan[chosen].index, msg);
 
 done:
-    if (views != small_views)
-        PyMem_Free(views);
-    if (order != small_order)
-        PyMem_Free(order);
-    if (scan != small_scan)
+    if (scan != small)
         PyMem_Free(scan);
     return result;
 }

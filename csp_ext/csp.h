@@ -152,6 +152,8 @@ typedef struct {
     PyObject *end;              /* input/output guards */
     PyObject *msg;              /* output guards */
     double seconds;             /* timeout guards */
+    Py_ssize_t index;           /* position in the select's tuple */
+    uint64_t *stamp;            /* FairSelect: when this guard was last chosen */
 } csp_alt_guard;
 
 /* inprocess/channel.c */

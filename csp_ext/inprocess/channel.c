@@ -183,7 +183,8 @@ csp_inprocess_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen,
         csp_raise_for_status(CSP_KILLED);
         return -1;
     }
-    csp_guard small[16], *gs = n <= 16 ? small : PyMem_Calloc((size_t)n, sizeof(csp_guard));
+    /* Few on the stack: a greenlet copies its whole C stack at every switch. */
+    csp_guard small[4], *gs = n <= 4 ? small : PyMem_Calloc((size_t)n, sizeof(csp_guard));
     if (!gs) {
         PyErr_NoMemory();
         return -1;
