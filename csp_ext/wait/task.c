@@ -36,11 +36,12 @@ static _Thread_local TaskObject *tls_task __attribute__((tls_model("initial-exec
  * cores the thread holding the GIL still gets a core), for at most
  * spin_budget seconds; only then does it sleep on the futex.  A sleeping
  * wake-up costs 12-16 us on the development machine, a polled one well under
- * one.  Set by csp_ext.set_spin(). */
-static int spin_pause_iterations = 0;
-static double spin_budget = 50e-6;
+ * one.  Process-wide tuning, set by csp_ext.set_spin() (GIL held) and read by
+ * waiting threads without the GIL: atomics (plain loads on x86-64). */
+static _Atomic int spin_pause_iterations = 0;
+static _Atomic double spin_budget = 50e-6;
 
-/* 1 while a thread that took the GIL back in thread_block() still holds it.
+/* Process-wide.  1 while a thread that took the GIL back in thread_block() still holds it.
  * A woken thread polls this before asking for the GIL: asking while it is
  * held means sleeping on the GIL's condition variable, a full wake-up
  * instead of a hand-off.  Only a hint: the GIL may also be held by code that
