@@ -83,6 +83,7 @@ call_set_wakeup_fd(int fd, int ours)
         csp_st->no_warning = Py_BuildValue("{s:O}", "warn_on_full_buffer", Py_False);
         if (!csp_st->set_wakeup_fd || !csp_st->no_warning) {
             Py_CLEAR(csp_st->set_wakeup_fd);
+            Py_CLEAR(csp_st->no_warning);
             PyErr_Clear();
             return -2;
         }
