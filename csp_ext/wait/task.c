@@ -41,11 +41,11 @@ static _Thread_local TaskObject *tls_task __attribute__((tls_model("initial-exec
 static _Atomic int spin_pause_iterations = 0;
 static _Atomic double spin_budget = 50e-6;
 
-/* Process-wide.  1 while a thread that took the GIL back in thread_block() still holds it.
+/* 1 while a thread that took the GIL back in thread_block() still holds it.
  * A woken thread polls this before asking for the GIL: asking while it is
  * held means sleeping on the GIL's condition variable, a full wake-up
  * instead of a hand-off.  Only a hint: the GIL may also be held by code that
- * never passes through here, hence the same budget. */
+ * never passes through here, hence the same budget.  Process-wide, an atomic. */
 static _Atomic int gil_busy_hint = 1;
 
 double
@@ -158,7 +158,8 @@ csp_futex_wake_op(void *addr, int shared)
  * at most one thread at a time waits inside CPython's take_gil().  Thousands
  * of threads waiting there (10,000 writers woken by one reader) all time out
  * every switch interval and melt down; waiting here they sleep untimed, in
- * order.  0 = free, 1 = held, 2 = held with sleepers (Drepper's mutex). */
+ * order.  0 = free, 1 = held, 2 = held with sleepers (Drepper's mutex).
+ * Process-wide, as the GIL is; it is its own lock. */
 static _Atomic int gil_gate;
 
 static void
