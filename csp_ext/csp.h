@@ -191,10 +191,11 @@ typedef struct {
  * interpreters, and a second load in this interpreter shares the first one's
  * objects (module.c).  Hot paths (a channel read or write, a greenlet switch,
  * a select) read types and exceptions through this pointer: one load, where
- * PyType_GetModuleByDef would walk the MRO on every operation.  Set once by
- * the first exec slot (GIL held), never changed after; the module it belongs
- * to is kept alive for the life of the process. */
-extern csp_state *csp_st;
+ * PyType_GetModuleByDef would walk the MRO on every operation (hidden: read
+ * directly, not through the GOT).  Set once by the first exec slot (GIL
+ * held), never changed after; the module it belongs to is kept alive for the
+ * life of the process. */
+extern csp_state *csp_st __attribute__((visibility("hidden")));
 
 /* threading.main_thread().ident: signals reach Python only in the main thread,
  * so waits there look at them.  Process-wide; set by the first exec (GIL held). */
