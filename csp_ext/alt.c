@@ -9,6 +9,8 @@
 #include <math.h>
 #include <structmember.h>
 
+/* FairSelect's clock: stamps the guard or end chosen.  Process-wide (fairness
+ * is among the guards of whoever selects), changed only with the GIL held. */
 static uint64_t fair_clock;
 
 /* ------------------------------------------------------------------ */
@@ -43,14 +45,14 @@ check_action(PyObject *action)
 static int
 is_shm_end(PyObject *o)
 {
-    return Py_IS_TYPE(o, &csp_ShmEndReadType) || Py_IS_TYPE(o, &csp_ShmEndWriteType);
+    return Py_IS_TYPE(o, csp_st->ShmEndReadType) || Py_IS_TYPE(o, csp_st->ShmEndWriteType);
 }
 
 static int
 check_end(PyObject *end, int want_writer, const char *guard)
 {
-    PyTypeObject *want = want_writer ? &csp_EndWriteType : &csp_EndReadType;
-    PyTypeObject *want_shm = want_writer ? &csp_ShmEndWriteType : &csp_ShmEndReadType;
+    PyTypeObject *want = want_writer ? csp_st->EndWriteType : csp_st->EndReadType;
+    PyTypeObject *want_shm = want_writer ? csp_st->ShmEndWriteType : csp_st->ShmEndReadType;
     if (PyObject_TypeCheck(end, want) || Py_IS_TYPE(end, want_shm))
         return 0;
     PyErr_Format(PyExc_TypeError, "%s needs a %s, not %.100s", guard,
@@ -143,6 +145,7 @@ timeout_guard_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static int
 guard_traverse(GuardObject *g, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(g));  /* a heap type: its instances keep it alive */
     Py_VISIT(g->end);
     Py_VISIT(g->msg);
     Py_VISIT(g->action);
@@ -163,7 +166,9 @@ guard_dealloc(GuardObject *g)
 {
     PyObject_GC_UnTrack(g);
     guard_clear(g);
-    Py_TYPE(g)->tp_free((PyObject *)g);
+    PyTypeObject *tp = Py_TYPE(g);
+    tp->tp_free((PyObject *)g);
+    Py_DECREF(tp);
 }
 
 static PyObject *
@@ -217,38 +222,45 @@ static PyGetSetDef guard_getset[] = {
 };
 
 #define GUARD_TYPE(cname, pyname, newfn, doc)                                          \
-    PyTypeObject cname = {                                                             \
-        PyVarObject_HEAD_INIT(NULL, 0)                                                 \
-        .tp_name = "pycsp." pyname,                                                    \
-        .tp_basicsize = sizeof(GuardObject),                                           \
-        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,     \
-        .tp_doc = doc,                                                                 \
-        .tp_new = newfn,                                                               \
-        .tp_dealloc = (destructor)guard_dealloc,                                       \
-        .tp_traverse = (traverseproc)guard_traverse,                                   \
-        .tp_clear = (inquiry)guard_clear,                                              \
-        .tp_repr = (reprfunc)guard_repr,                                               \
-        .tp_members = guard_members,                                                   \
-        .tp_getset = guard_getset,                                                     \
+    static PyType_Slot cname##_slots[] = {                                             \
+        {Py_tp_doc, doc},                                                              \
+        {Py_tp_new, newfn},                                                            \
+        {Py_tp_dealloc, guard_dealloc},                                                \
+        {Py_tp_traverse, guard_traverse},                                              \
+        {Py_tp_clear, guard_clear},                                                    \
+        {Py_tp_repr, guard_repr},                                                      \
+        {Py_tp_members, guard_members},                                                \
+        {Py_tp_getset, guard_getset},                                                  \
+        {0, NULL}                                                                      \
+    };                                                                                 \
+    static PyType_Spec cname##_spec = {                                                \
+        .name = "pycsp." pyname,                                                       \
+        .basicsize = sizeof(GuardObject),                                              \
+        .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |       \
+                 Py_TPFLAGS_IMMUTABLETYPE,                                             \
+        .slots = cname##_slots,                                                        \
     }
 
-static GUARD_TYPE(InputGuardType, "InputGuard", input_guard_new,
-                  "InputGuard(ch, action=None): ready when a message can be read from ch.");
-static GUARD_TYPE(OutputGuardType, "OutputGuard", output_guard_new,
-                  "OutputGuard(ch, msg, action=None): ready when msg can be written to ch.");
-static GUARD_TYPE(SkipGuardType, "SkipGuard", skip_guard_new,
-                  "SkipGuard(action=None): always ready.");
-static GUARD_TYPE(TimeoutGuardType, "TimeoutGuard", timeout_guard_new,
-                  "TimeoutGuard(seconds, action=None): ready once `seconds` have passed.");
+GUARD_TYPE(input_guard, "InputGuard", input_guard_new,
+           "InputGuard(ch, action=None): ready when a message can be read from ch.");
+GUARD_TYPE(output_guard, "OutputGuard", output_guard_new,
+           "OutputGuard(ch, msg, action=None): ready when msg can be written to ch.");
+GUARD_TYPE(skip_guard, "SkipGuard", skip_guard_new, "SkipGuard(action=None): always ready.");
+GUARD_TYPE(timeout_guard, "TimeoutGuard", timeout_guard_new,
+           "TimeoutGuard(seconds, action=None): ready once `seconds` have passed.");
 
+/* Any guard, subclasses too: they all share guard_dealloc, which nothing
+ * else has (a Python subclass's tp_dealloc is subtype_dealloc, hence the
+ * fallback).  No module state lookup per guard. */
 static int
 is_guard(PyObject *o)
 {
     PyTypeObject *tp = Py_TYPE(o);
-    return tp == &InputGuardType || tp == &OutputGuardType || tp == &SkipGuardType ||
-           tp == &TimeoutGuardType || PyObject_TypeCheck(o, &InputGuardType) ||
-           PyObject_TypeCheck(o, &OutputGuardType) || PyObject_TypeCheck(o, &SkipGuardType) ||
-           PyObject_TypeCheck(o, &TimeoutGuardType);
+    return tp->tp_dealloc == (destructor)guard_dealloc ||
+           PyObject_TypeCheck(o, csp_st->InputGuardType) ||
+           PyObject_TypeCheck(o, csp_st->OutputGuardType) ||
+           PyObject_TypeCheck(o, csp_st->SkipGuardType) ||
+           PyObject_TypeCheck(o, csp_st->TimeoutGuardType);
 }
 
 /* ------------------------------------------------------------------ */
@@ -264,7 +276,7 @@ view_guard(PyObject *o, Py_ssize_t i, csp_alt_guard *g)
     g->msg = NULL;
     g->seconds = 0.0;
     g->index = i;
-    if (PyObject_TypeCheck(o, &csp_EndReadType) || Py_IS_TYPE(o, &csp_ShmEndReadType)) {
+    if (PyObject_TypeCheck(o, csp_st->EndReadType) || Py_IS_TYPE(o, csp_st->ShmEndReadType)) {
         g->kind = CSP_GUARD_INPUT;
         g->end = o;
     }
@@ -285,7 +297,7 @@ view_guard(PyObject *o, Py_ssize_t i, csp_alt_guard *g)
             g->stamp = &((EndObject *)g->end)->fair_stamp;
         return 0;
     }
-    if (PyObject_TypeCheck(o, &csp_EndWriteType) || Py_IS_TYPE(o, &csp_ShmEndWriteType))
+    if (PyObject_TypeCheck(o, csp_st->EndWriteType) || Py_IS_TYPE(o, csp_st->ShmEndWriteType))
         PyErr_Format(PyExc_TypeError,
                      "guard %zd is a writer end with no message: use OutputGuard(cout, msg) "
                      "or the tuple (cout, msg)", i);
@@ -399,13 +411,10 @@ static PyMethodDef alt_methods[] = {
 int
 csp_alt_init_module(PyObject *m)
 {
-    PyTypeObject *types[] = {&InputGuardType, &OutputGuardType, &SkipGuardType, &TimeoutGuardType};
-    const char *names[] = {"InputGuard", "OutputGuard", "SkipGuard", "TimeoutGuard"};
-    for (int i = 0; i < 4; i++) {
-        if (PyType_Ready(types[i]) < 0)
-            return -1;
-        if (PyModule_AddObjectRef(m, names[i], (PyObject *)types[i]) < 0)
-            return -1;
-    }
+    if (!(csp_st->InputGuardType = csp_add_type(m, &input_guard_spec, "InputGuard")) ||
+        !(csp_st->OutputGuardType = csp_add_type(m, &output_guard_spec, "OutputGuard")) ||
+        !(csp_st->SkipGuardType = csp_add_type(m, &skip_guard_spec, "SkipGuard")) ||
+        !(csp_st->TimeoutGuardType = csp_add_type(m, &timeout_guard_spec, "TimeoutGuard")))
+        return -1;
     return PyModule_AddFunctions(m, alt_methods);
 }

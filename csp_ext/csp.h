@@ -94,11 +94,82 @@ typedef struct {
 
 
 /* ------------------------------------------------------------------ */
-/* module.c */
-extern unsigned long csp_main_thread_ident;  /* threading.main_thread().ident */
-extern PyObject *csp_PoisonError;
-extern PyObject *csp_RetireError;
-extern PyObject *csp_DeadlockError;
+/* module.c: the module state.
+ *
+ * Everything the module owns: its exceptions, its types (heap types, made by
+ * PyType_FromModuleAndSpec in the exec slot) and the Python objects the core
+ * keeps at hand.  (C type, field) pairs, listed once for the struct, the GC
+ * traversal and the clearing. */
+#define CSP_STATE_FIELDS(X)                                                         \
+    /* module.c */                                                                  \
+    X(PyObject, PoisonError)                                                        \
+    X(PyObject, RetireError)                                                        \
+    X(PyObject, DeadlockError)                                                      \
+    /* wait/task.c */                                                               \
+    X(PyTypeObject, TaskType)                                                       \
+    X(PyTypeObject, JoinType)                                                       \
+    X(PyObject, tls_dict_key)     /* the Task's key in PyThreadState_GetDict() */   \
+    /* inprocess/channel.c */                                                       \
+    X(PyTypeObject, ChannelType)                                                    \
+    X(PyTypeObject, EndReadType)                                                    \
+    X(PyTypeObject, EndWriteType)                                                   \
+    /* alt.c */                                                                     \
+    X(PyTypeObject, InputGuardType)                                                 \
+    X(PyTypeObject, OutputGuardType)                                                \
+    X(PyTypeObject, SkipGuardType)                                                  \
+    X(PyTypeObject, TimeoutGuardType)                                               \
+    /* shared/channel.c */                                                          \
+    X(PyTypeObject, ShmChannelType)                                                 \
+    X(PyTypeObject, ShmEndReadType)                                                 \
+    X(PyTypeObject, ShmEndWriteType)                                                \
+    X(PyObject, rebuild_channel_fn)  /* csp_ext._shm_rebuild_channel (pickling) */  \
+    X(PyObject, rebuild_end_fn)      /* csp_ext._shm_rebuild_end */                 \
+    /* shared/message.c */                                                          \
+    X(PyTypeObject, ShmBufferType)                                                  \
+    X(PyObject, pickle_dumps)                                                       \
+    X(PyObject, pickle_loads)                                                       \
+    X(PyObject, protocol_5)                                                         \
+    X(PyObject, str_buffer_callback)                                                \
+    X(PyObject, str_buffers)                                                        \
+    X(PyObject, str_append)                                                         \
+    X(PyObject, kwnames_buffer_callback)                                            \
+    /* wait/greenlet.c (made only when the scheduler first runs: greenlet is      \
+     * imported then) */                                                            \
+    X(PyObject, str_fn)                                                             \
+    X(PyObject, str_args)                                                           \
+    X(PyObject, str_kwargs)                                                         \
+    X(PyObject, str_return_value)                                                   \
+    X(PyObject, str_failed)                                                         \
+    X(PyObject, process_main_fn)                                                    \
+    /* wait/sigwatch.c (made at the first wait of the main thread) */              \
+    X(PyObject, set_wakeup_fd)       /* signal.set_wakeup_fd */                     \
+    X(PyObject, no_warning)          /* {"warn_on_full_buffer": False} */
+
+typedef struct {
+#define CSP_STATE_FIELD(type, name) type *name;
+    CSP_STATE_FIELDS(CSP_STATE_FIELD)
+#undef CSP_STATE_FIELD
+} csp_state;
+
+/* The state of the process's one csp_ext module.  Process-wide on purpose:
+ * the core keeps process-wide state anyway (deadlock accounting over every
+ * task, the shared arena, the signal wakeup fd), so the module refuses other
+ * interpreters, and a second load in this interpreter shares the first one's
+ * objects (module.c).  Hot paths (a channel read or write, a greenlet switch,
+ * a select) read types and exceptions through this pointer: one load, where
+ * PyType_GetModuleByDef would walk the MRO on every operation (hidden: read
+ * directly, not through the GOT).  Set once by the first exec slot (GIL
+ * held), never changed after; the module it belongs to is kept alive for the
+ * life of the process. */
+extern csp_state *csp_st __attribute__((visibility("hidden")));
+
+/* threading.main_thread().ident: signals reach Python only in the main thread,
+ * so waits there look at them.  Process-wide; set by the first exec (GIL held). */
+extern unsigned long csp_main_thread_ident;
+
+/* A new heap type made from `spec` for module `m`, added to it as `name`;
+ * the reference returned belongs to the module state.  NULL on error. */
+PyTypeObject *csp_add_type(PyObject *m, PyType_Spec *spec, const char *name);
 
 /* sigwatch.c: did a signal arrive while the main thread waited?  Main
  * thread only, GIL held.  begin before the wait, end after it (every path);
@@ -113,8 +184,6 @@ int csp_sigwatch_due(csp_sigwatch *sw);
 void csp_sigwatch_end(csp_sigwatch *sw);
 
 /* task.c */
-extern PyTypeObject csp_TaskType;
-extern PyTypeObject csp_JoinType;
 int csp_task_init_module(PyObject *m);
 /* Borrowed reference to the running task, creating one for a thread that
  * never used the core before.  NULL with an exception on failure. */
@@ -157,9 +226,6 @@ typedef struct {
 } csp_alt_guard;
 
 /* inprocess/channel.c */
-extern PyTypeObject csp_ChannelType;
-extern PyTypeObject csp_EndReadType;
-extern PyTypeObject csp_EndWriteType;
 int csp_channel_init_module(PyObject *m);
 /* The alternation over in-process channels: 0 with *chosen (a position in
  * gs) and *msg (a new reference, or NULL), or -1 with an exception. */
@@ -197,8 +263,6 @@ void csp_green_datastack_install(void);
 void csp_green_datastack_begin(PyObject *fn);
 
 /* shm_channel.c (processes backend) */
-extern PyTypeObject csp_ShmEndReadType;
-extern PyTypeObject csp_ShmEndWriteType;
 uint64_t *shm_end_stamp(PyObject *end);
 /* The alternation over shared channels, as csp_inprocess_select. */
 int csp_shared_select(const csp_alt_guard *gs, Py_ssize_t n, Py_ssize_t *chosen, PyObject **msg);
@@ -207,11 +271,11 @@ int csp_shm_arena_init_module(PyObject *m);
 int csp_shm_channel_init_module(PyObject *m);
 
 /* alt.c */
-extern PyTypeObject csp_GuardType;
 int csp_alt_init_module(PyObject *m);
 
 /* faults.c: test-only fault injection.  csp_fail_next[site] > 0 makes the
- * next that many attempts at `site` fail (csp_ext._fail_next(name, n)). */
+ * next that many attempts at `site` fail (csp_ext._fail_next(name, n)).
+ * Process-wide, read and written with the GIL held. */
 enum { CSP_FAIL_RUNQ, CSP_FAIL_LOCK_INIT, CSP_FAIL_NSITES };
 extern int csp_fail_next[CSP_FAIL_NSITES];
 int csp_faults_init_module(PyObject *m);
@@ -226,7 +290,7 @@ csp_fail_here(int site)
     return 0;
 }
 
-#define CSP_IS_END(o) (Py_IS_TYPE((o), &csp_EndReadType) || Py_IS_TYPE((o), &csp_EndWriteType) || \
-                       PyObject_TypeCheck((o), &csp_EndReadType) || PyObject_TypeCheck((o), &csp_EndWriteType))
+/* An in-process channel end (ends cannot be subclassed: an exact check). */
+#define CSP_IS_END(o) (Py_IS_TYPE((o), csp_st->EndReadType) || Py_IS_TYPE((o), csp_st->EndWriteType))
 
 #endif

@@ -7,6 +7,7 @@
  */
 #include "csp.h"
 
+/* Process-wide, test-only; read and written with the GIL held. */
 int csp_fail_next[CSP_FAIL_NSITES];
 
 static const char *const site_names[CSP_FAIL_NSITES] = {

@@ -250,7 +250,7 @@ end_write_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObj
 static PyObject *
 end_create(ChannelObject *ch, int is_writer)
 {
-    PyTypeObject *tp = is_writer ? &csp_EndWriteType : &csp_EndReadType;
+    PyTypeObject *tp = is_writer ? csp_st->EndWriteType : csp_st->EndReadType;
     EndCallObject *e = PyObject_GC_New(EndCallObject, tp);
     if (!e)
         return NULL;
@@ -270,6 +270,7 @@ end_create(ChannelObject *ch, int is_writer)
 static int
 end_traverse(EndObject *e, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(e));  /* a heap type: its instances keep it alive */
     Py_VISIT(e->chan);
     return 0;
 }
@@ -286,7 +287,9 @@ end_dealloc(EndObject *e)
 {
     PyObject_GC_UnTrack(e);
     end_clear(e);
-    Py_TYPE(e)->tp_free((PyObject *)e);
+    PyTypeObject *tp = Py_TYPE(e);
+    tp->tp_free((PyObject *)e);
+    Py_DECREF(tp);
 }
 
 static PyObject *
@@ -296,12 +299,12 @@ end_new_from_python(PyTypeObject *type, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"channel", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:channel end", kwlist, &ch))
         return NULL;
-    if (!PyObject_TypeCheck(ch, &csp_ChannelType)) {
+    if (!PyObject_TypeCheck(ch, csp_st->ChannelType)) {
         PyErr_Format(PyExc_TypeError, "%s() takes a Channel, not %.100s",
                      type->tp_name, Py_TYPE(ch)->tp_name);
         return NULL;
     }
-    return end_create((ChannelObject *)ch, type == &csp_EndWriteType);
+    return end_create((ChannelObject *)ch, type == csp_st->EndWriteType);
 }
 
 static PyObject *
@@ -355,41 +358,58 @@ static PyGetSetDef end_getset[] = {
     {NULL}
 };
 
-PyTypeObject csp_EndReadType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "pycsp.ChannelEndRead",
-    .tp_basicsize = sizeof(EndCallObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "ChannelEndRead(channel): reader end. msg = end() blocks until a writer offers a "
-              "message; raises ChannelPoisonException or ChannelRetireException.",
-    .tp_new = end_new_from_python,
-    .tp_dealloc = (destructor)end_dealloc,
-    .tp_traverse = (traverseproc)end_traverse,
-    .tp_clear = (inquiry)end_clear,
-    .tp_vectorcall_offset = offsetof(EndCallObject, vectorcall),
-    .tp_call = PyVectorcall_Call,
-    .tp_repr = (reprfunc)end_repr,
-    .tp_methods = end_methods,
-    .tp_getset = end_getset,
+/* __vectorcalloffset__: how a heap type names tp_vectorcall_offset (3.9+). */
+static PyMemberDef end_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(EndCallObject, vectorcall), READONLY, NULL},
+    {NULL}
 };
 
-PyTypeObject csp_EndWriteType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "pycsp.ChannelEndWrite",
-    .tp_basicsize = sizeof(EndCallObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "ChannelEndWrite(channel): writer end. end(msg) blocks until a reader takes the "
-              "message (or it fits in the buffer); raises ChannelPoisonException or "
-              "ChannelRetireException.",
-    .tp_new = end_new_from_python,
-    .tp_dealloc = (destructor)end_dealloc,
-    .tp_traverse = (traverseproc)end_traverse,
-    .tp_clear = (inquiry)end_clear,
-    .tp_vectorcall_offset = offsetof(EndCallObject, vectorcall),
-    .tp_call = PyVectorcall_Call,
-    .tp_repr = (reprfunc)end_repr,
-    .tp_methods = end_methods,
-    .tp_getset = end_getset,
+static PyType_Slot end_read_slots[] = {
+    {Py_tp_doc, "ChannelEndRead(channel): reader end. msg = end() blocks until a writer offers a "
+                "message; raises ChannelPoisonException or ChannelRetireException."},
+    {Py_tp_new, end_new_from_python},
+    {Py_tp_dealloc, end_dealloc},
+    {Py_tp_traverse, end_traverse},
+    {Py_tp_clear, end_clear},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_repr, end_repr},
+    {Py_tp_methods, end_methods},
+    {Py_tp_getset, end_getset},
+    {Py_tp_members, end_members},
+    {0, NULL}
+};
+
+static PyType_Slot end_write_slots[] = {
+    {Py_tp_doc, "ChannelEndWrite(channel): writer end. end(msg) blocks until a reader takes the "
+                "message (or it fits in the buffer); raises ChannelPoisonException or "
+                "ChannelRetireException."},
+    {Py_tp_new, end_new_from_python},
+    {Py_tp_dealloc, end_dealloc},
+    {Py_tp_traverse, end_traverse},
+    {Py_tp_clear, end_clear},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_repr, end_repr},
+    {Py_tp_methods, end_methods},
+    {Py_tp_getset, end_getset},
+    {Py_tp_members, end_members},
+    {0, NULL}
+};
+
+#define END_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | \
+                   Py_TPFLAGS_IMMUTABLETYPE)
+
+static PyType_Spec end_read_spec = {
+    .name = "pycsp.ChannelEndRead",
+    .basicsize = sizeof(EndCallObject),
+    .flags = END_FLAGS,
+    .slots = end_read_slots,
+};
+
+static PyType_Spec end_write_spec = {
+    .name = "pycsp.ChannelEndWrite",
+    .basicsize = sizeof(EndCallObject),
+    .flags = END_FLAGS,
+    .slots = end_write_slots,
 };
 
 /* ------------------------------------------------------------------ */
@@ -422,6 +442,7 @@ channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static int
 channel_traverse(ChannelObject *ch, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(ch));  /* a heap type: its instances keep it alive */
     Py_VISIT(ch->name);
     csp_ref *ring = csp_private_ptr(ch->s.ring);
     for (int64_t i = 0; i < ch->s.count; i++)
@@ -445,7 +466,9 @@ channel_dealloc(ChannelObject *ch)
         PyObject_ClearWeakRefs((PyObject *)ch);
     channel_clear(ch);
     PyMem_Free(csp_private_ptr(ch->s.ring));
-    Py_TYPE(ch)->tp_free((PyObject *)ch);
+    PyTypeObject *tp = Py_TYPE(ch);
+    tp->tp_free((PyObject *)ch);
+    Py_DECREF(tp);
 }
 
 static PyObject *
@@ -473,7 +496,7 @@ channel_multiply(PyObject *a, PyObject *b)
 {
     PyObject *chobj;
     Py_ssize_t n;
-    int r = csp_parse_multiplier(a, b, &csp_ChannelType, &chobj, &n);
+    int r = csp_parse_multiplier(a, b, csp_st->ChannelType, &chobj, &n);
     if (r)
         return r < 0 ? NULL : Py_NewRef(Py_NotImplemented);
     ChannelObject *ch = (ChannelObject *)chobj;
@@ -528,6 +551,7 @@ static PyMethodDef channel_methods[] = {
 static PyMemberDef channel_members[] = {
     {"name", T_OBJECT, offsetof(ChannelObject, name), READONLY, "the channel's name"},
     {"buffer", T_LONGLONG, offsetof(ChannelObject, s.capacity), READONLY, "buffer capacity"},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(ChannelObject, weakreflist), READONLY, NULL},
     {NULL}
 };
 
@@ -543,39 +567,36 @@ channel_neg(PyObject *ch)
     return end_create((ChannelObject *)ch, 1);
 }
 
-static PyNumberMethods channel_as_number = {
-    .nb_multiply = channel_multiply,
-    .nb_positive = channel_pos,
-    .nb_negative = channel_neg,
+static PyType_Slot channel_slots[] = {
+    {Py_tp_doc, "Channel(name=None, buffer=0): any-to-any channel. buffer=0 is a rendezvous; "
+                "buffer=N lets N messages wait in FIFO order."},
+    {Py_tp_new, channel_new},
+    {Py_tp_dealloc, channel_dealloc},
+    {Py_tp_traverse, channel_traverse},
+    {Py_tp_clear, channel_clear},
+    {Py_tp_repr, channel_repr},
+    {Py_tp_methods, channel_methods},
+    {Py_tp_members, channel_members},
+    {Py_nb_multiply, channel_multiply},
+    {Py_nb_positive, channel_pos},
+    {Py_nb_negative, channel_neg},
+    {0, NULL}
 };
 
-PyTypeObject csp_ChannelType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "pycsp.Channel",
-    .tp_basicsize = sizeof(ChannelObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "Channel(name=None, buffer=0): any-to-any channel. buffer=0 is a rendezvous; "
-              "buffer=N lets N messages wait in FIFO order.",
-    .tp_new = channel_new,
-    .tp_dealloc = (destructor)channel_dealloc,
-    .tp_traverse = (traverseproc)channel_traverse,
-    .tp_clear = (inquiry)channel_clear,
-    .tp_repr = (reprfunc)channel_repr,
-    .tp_methods = channel_methods,
-    .tp_members = channel_members,
-    .tp_as_number = &channel_as_number,
-    .tp_weaklistoffset = offsetof(ChannelObject, weakreflist),
+static PyType_Spec channel_spec = {
+    .name = "pycsp.Channel",
+    .basicsize = sizeof(ChannelObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = channel_slots,
 };
 
 int
 csp_channel_init_module(PyObject *m)
 {
-    if (PyType_Ready(&csp_ChannelType) < 0 || PyType_Ready(&csp_EndReadType) < 0 ||
-        PyType_Ready(&csp_EndWriteType) < 0)
-        return -1;
-    if (PyModule_AddObjectRef(m, "Channel", (PyObject *)&csp_ChannelType) < 0 ||
-        PyModule_AddObjectRef(m, "ChannelEndRead", (PyObject *)&csp_EndReadType) < 0 ||
-        PyModule_AddObjectRef(m, "ChannelEndWrite", (PyObject *)&csp_EndWriteType) < 0)
+    if (!(csp_st->ChannelType = csp_add_type(m, &channel_spec, "Channel")) ||
+        !(csp_st->EndReadType = csp_add_type(m, &end_read_spec, "ChannelEndRead")) ||
+        !(csp_st->EndWriteType = csp_add_type(m, &end_write_spec, "ChannelEndWrite")))
         return -1;
     return 0;
 }

@@ -6,7 +6,7 @@
 void
 csp_raise_end_retired(int is_writer)
 {
-    PyErr_SetString(csp_RetireError,
+    PyErr_SetString(csp_st->RetireError,
                     is_writer ? "this writer end is retired" : "this reader end is retired");
 }
 
@@ -17,10 +17,10 @@ csp_raise_try(int code, int is_write)
     case CSP_TRY_ERROR:
         break;   /* set already */
     case CSP_TRY_POISONED:
-        PyErr_SetString(csp_PoisonError, "channel is poisoned");
+        PyErr_SetString(csp_st->PoisonError, "channel is poisoned");
         break;
     case CSP_TRY_RETIRED:
-        PyErr_SetString(csp_RetireError, is_write ? "channel is retired: every reader has retired"
+        PyErr_SetString(csp_st->RetireError, is_write ? "channel is retired: every reader has retired"
                                                   : "channel is retired: every writer has retired");
         break;
     case CSP_TRY_END_RETIRED:
@@ -36,17 +36,17 @@ csp_raise_for_status(int status)
 {
     switch (status) {
     case CSP_POISONED:
-        PyErr_SetString(csp_PoisonError, "channel is poisoned");
+        PyErr_SetString(csp_st->PoisonError, "channel is poisoned");
         break;
     case CSP_RETIRED:
-        PyErr_SetString(csp_RetireError, "channel is retired");
+        PyErr_SetString(csp_st->RetireError, "channel is retired");
         break;
     case CSP_DEADLOCK:
-        PyErr_SetString(csp_DeadlockError,
+        PyErr_SetString(csp_st->DeadlockError,
                         "deadlock: every CSP process is blocked on a channel");
         break;
     case CSP_KILLED:
-        PyErr_SetString(csp_PoisonError, "process stopped: its Parallel was interrupted");
+        PyErr_SetString(csp_st->PoisonError, "process stopped: its Parallel was interrupted");
         break;
     default:
         PyErr_Format(PyExc_SystemError, "pycsp: unexpected wait status %d", status);

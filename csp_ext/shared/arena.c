@@ -17,6 +17,10 @@
 #include <unistd.h>
 #include <stdio.h>
 
+/* The arena's mapping in this process: process-wide by nature.  Set once
+ * (shm_ensure, shm_attach) with the GIL held, read-only after; shm_my_pid is
+ * also refreshed by the atfork child handler, before any other thread of the
+ * child exists. */
 char *shm_base;
 shm_header *shm_hdr;
 static int shm_fd = -1;
@@ -121,7 +125,8 @@ after_fork_in_child(void)
     shm_my_pid = getpid();
 }
 
-/* Once per process: 0, or -1 with an exception. */
+/* Once per process: 0, or -1 with an exception.  Called with the GIL held,
+ * which guards `done`. */
 static int
 register_atfork(void)
 {

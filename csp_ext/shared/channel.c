@@ -35,8 +35,6 @@ typedef struct {
     uint64_t fair_stamp;
 } ShmEndObject;
 
-PyTypeObject csp_ShmChannelType, csp_ShmEndReadType, csp_ShmEndWriteType;
-
 static inline shm_channel *
 CH(ShmChannelObject *c)
 {
@@ -301,7 +299,7 @@ write_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject 
 static ShmChannelObject *
 wrap_channel(shm_off chan, PyObject *name)
 {
-    ShmChannelObject *c = PyObject_GC_New(ShmChannelObject, &csp_ShmChannelType);
+    ShmChannelObject *c = PyObject_GC_New(ShmChannelObject, csp_st->ShmChannelType);
     if (!c)
         return NULL;
     c->chan = chan;
@@ -366,6 +364,7 @@ shmchan_new(PyTypeObject *Py_UNUSED(type), PyObject *args, PyObject *kwds)
 static int
 shmchan_traverse(ShmChannelObject *c, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(c));  /* a heap type: its instances keep it alive */
     Py_VISIT(c->name);
     return 0;
 }
@@ -389,13 +388,15 @@ shmchan_dealloc(ShmChannelObject *c)
     if (c->owner == shm_my_pid)
         release_shared_channel(c->chan);
     Py_XDECREF(c->name);
-    Py_TYPE(c)->tp_free((PyObject *)c);
+    PyTypeObject *tp = Py_TYPE(c);
+    tp->tp_free((PyObject *)c);
+    Py_DECREF(tp);
 }
 
 static PyObject *
 make_end(ShmChannelObject *ch, int is_writer, int join)
 {
-    PyTypeObject *tp = is_writer ? &csp_ShmEndWriteType : &csp_ShmEndReadType;
+    PyTypeObject *tp = is_writer ? csp_st->ShmEndWriteType : csp_st->ShmEndReadType;
     ShmEndObject *e = PyObject_GC_New(ShmEndObject, tp);
     if (!e)
         return NULL;
@@ -462,7 +463,7 @@ shmchan_multiply(PyObject *a, PyObject *b)
 {
     PyObject *chobj;
     Py_ssize_t n;
-    int r = csp_parse_multiplier(a, b, &csp_ShmChannelType, &chobj, &n);
+    int r = csp_parse_multiplier(a, b, csp_st->ShmChannelType, &chobj, &n);
     if (r)
         return r < 0 ? NULL : Py_NewRef(Py_NotImplemented);
     int64_t capacity = CH((ShmChannelObject *)chobj)->s.capacity;
@@ -483,7 +484,6 @@ shmchan_multiply(PyObject *a, PyObject *b)
 
 /* Pickling (mobility): the pickle holds its own reference to the shared
  * channel, handed to the wrapper made when it is unpickled. */
-static PyObject *rebuild_channel_fn, *rebuild_end_fn;
 
 static PyObject *
 shmchan_reduce(ShmChannelObject *c, PyObject *Py_UNUSED(i))
@@ -491,7 +491,7 @@ shmchan_reduce(ShmChannelObject *c, PyObject *Py_UNUSED(i))
     if (shm_note_pickled_channel(c->chan) < 0)
         return NULL;
     atomic_fetch_add(&CH(c)->refs, 1);
-    return Py_BuildValue("O(KO)", rebuild_channel_fn, (unsigned long long)c->chan, c->name);
+    return Py_BuildValue("O(KO)", csp_st->rebuild_channel_fn, (unsigned long long)c->chan, c->name);
 }
 
 static PyObject *
@@ -558,6 +558,7 @@ static PyMethodDef shmchan_methods[] = {
 
 static PyMemberDef shmchan_members[] = {
     {"name", T_OBJECT, offsetof(ShmChannelObject, name), READONLY, "the channel's name"},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(ShmChannelObject, weakreflist), READONLY, NULL},
     {NULL}
 };
 
@@ -566,29 +567,28 @@ static PyGetSetDef shmchan_getset[] = {
     {NULL}
 };
 
-static PyNumberMethods shmchan_as_number = {
-    .nb_multiply = shmchan_multiply,
-    .nb_positive = shmchan_pos,
-    .nb_negative = shmchan_neg,
+static PyType_Slot shmchan_slots[] = {
+    {Py_tp_doc, "Channel(name=None, buffer=0): an any-to-any channel between OS processes; "
+                "messages travel pickled through the shared arena."},
+    {Py_tp_new, shmchan_new},
+    {Py_tp_dealloc, shmchan_dealloc},
+    {Py_tp_traverse, shmchan_traverse},
+    {Py_tp_clear, shmchan_clear},
+    {Py_tp_repr, shmchan_repr},
+    {Py_tp_methods, shmchan_methods},
+    {Py_tp_members, shmchan_members},
+    {Py_tp_getset, shmchan_getset},
+    {Py_nb_multiply, shmchan_multiply},
+    {Py_nb_positive, shmchan_pos},
+    {Py_nb_negative, shmchan_neg},
+    {0, NULL}
 };
 
-PyTypeObject csp_ShmChannelType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "pycsp.processes.Channel",
-    .tp_basicsize = sizeof(ShmChannelObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Channel(name=None, buffer=0): an any-to-any channel between OS processes; "
-              "messages travel pickled through the shared arena.",
-    .tp_new = shmchan_new,
-    .tp_dealloc = (destructor)shmchan_dealloc,
-    .tp_traverse = (traverseproc)shmchan_traverse,
-    .tp_clear = (inquiry)shmchan_clear,
-    .tp_repr = (reprfunc)shmchan_repr,
-    .tp_methods = shmchan_methods,
-    .tp_members = shmchan_members,
-    .tp_getset = shmchan_getset,
-    .tp_as_number = &shmchan_as_number,
-    .tp_weaklistoffset = offsetof(ShmChannelObject, weakreflist),
+static PyType_Spec shmchan_spec = {
+    .name = "pycsp.processes.Channel",
+    .basicsize = sizeof(ShmChannelObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = shmchan_slots,
 };
 
 /* ------------------------------------------------------------------ */
@@ -599,7 +599,9 @@ shmend_dealloc(ShmEndObject *e)
 {
     PyObject_GC_UnTrack(e);
     Py_XDECREF(e->channel);
-    Py_TYPE(e)->tp_free((PyObject *)e);
+    PyTypeObject *tp = Py_TYPE(e);
+    tp->tp_free((PyObject *)e);
+    Py_DECREF(tp);
 }
 
 /* No tp_clear: the end's channel is never NULL while the end lives; the
@@ -607,6 +609,7 @@ shmend_dealloc(ShmEndObject *e)
 static int
 shmend_traverse(ShmEndObject *e, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(e));  /* a heap type: its instances keep it alive */
     Py_VISIT(e->channel);
     return 0;
 }
@@ -643,7 +646,7 @@ shmend_reduce(ShmEndObject *e, PyObject *Py_UNUSED(i))
     if (shm_note_pickled_channel(e->channel->chan) < 0)
         return NULL;
     atomic_fetch_add(&CH(e->channel)->refs, 1);
-    return Py_BuildValue("O(KOii)", rebuild_end_fn, (unsigned long long)e->channel->chan,
+    return Py_BuildValue("O(KOii)", csp_st->rebuild_end_fn, (unsigned long long)e->channel->chan,
                          e->channel->name, (int)e->is_writer, (int)e->retired);
 }
 
@@ -703,25 +706,36 @@ static PyGetSetDef shmend_getset[] = {
     {NULL}
 };
 
+/* __vectorcalloffset__: how a heap type names tp_vectorcall_offset (3.9+). */
+static PyMemberDef shmend_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(ShmEndObject, vectorcall), READONLY, NULL},
+    {NULL}
+};
+
+/* Made only by channels and unpickling, never by calling the type. */
 #define SHM_END_TYPE(cname, pyname, doc)                                                   \
-    PyTypeObject cname = {                                                                 \
-        PyVarObject_HEAD_INIT(NULL, 0)                                                     \
-        .tp_name = "pycsp.processes." pyname,                                              \
-        .tp_basicsize = sizeof(ShmEndObject),                                              \
-        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,  \
-        .tp_doc = doc,                                                                     \
-        .tp_dealloc = (destructor)shmend_dealloc,                                          \
-        .tp_traverse = (traverseproc)shmend_traverse,                                      \
-        .tp_vectorcall_offset = offsetof(ShmEndObject, vectorcall),                        \
-        .tp_call = PyVectorcall_Call,                                                      \
-        .tp_repr = (reprfunc)shmend_repr,                                                  \
-        .tp_methods = shmend_methods,                                                      \
-        .tp_getset = shmend_getset,                                                        \
+    static PyType_Slot cname##_slots[] = {                                                 \
+        {Py_tp_doc, doc},                                                                  \
+        {Py_tp_dealloc, shmend_dealloc},                                                   \
+        {Py_tp_traverse, shmend_traverse},                                                 \
+        {Py_tp_call, PyVectorcall_Call},                                                   \
+        {Py_tp_repr, shmend_repr},                                                         \
+        {Py_tp_methods, shmend_methods},                                                   \
+        {Py_tp_getset, shmend_getset},                                                     \
+        {Py_tp_members, shmend_members},                                                   \
+        {0, NULL}                                                                          \
+    };                                                                                     \
+    static PyType_Spec cname##_spec = {                                                    \
+        .name = "pycsp.processes." pyname,                                                 \
+        .basicsize = sizeof(ShmEndObject),                                                 \
+        .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |    \
+                 Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,             \
+        .slots = cname##_slots,                                                            \
     }
 
-SHM_END_TYPE(csp_ShmEndReadType, "ChannelEndRead",
+SHM_END_TYPE(shmend_read, "ChannelEndRead",
              "Reader end of a shared channel: msg = end() blocks until a message arrives.");
-SHM_END_TYPE(csp_ShmEndWriteType, "ChannelEndWrite",
+SHM_END_TYPE(shmend_write, "ChannelEndWrite",
              "Writer end of a shared channel: end(msg) pickles msg and blocks until it is taken.");
 
 /* ------------------------------------------------------------------ */
@@ -793,20 +807,18 @@ static PyMethodDef shmchan_module_methods[] = {
 int
 csp_shm_channel_init_module(PyObject *m)
 {
-    if (PyType_Ready(&csp_ShmChannelType) < 0 || PyType_Ready(&csp_ShmEndReadType) < 0 ||
-        PyType_Ready(&csp_ShmEndWriteType) < 0)
+    if (!(csp_st->ShmChannelType = csp_add_type(m, &shmchan_spec, "ShmChannel")) ||
+        !(csp_st->ShmEndReadType = csp_add_type(m, &shmend_read_spec, "ShmChannelEndRead")) ||
+        !(csp_st->ShmEndWriteType = csp_add_type(m, &shmend_write_spec, "ShmChannelEndWrite")))
         return -1;
     if (PyModule_AddFunctions(m, shmchan_module_methods) < 0)
         return -1;
-    rebuild_channel_fn = PyObject_GetAttrString(m, "_shm_rebuild_channel");
-    rebuild_end_fn = PyObject_GetAttrString(m, "_shm_rebuild_end");
-    if (!rebuild_channel_fn || !rebuild_end_fn)
+    csp_st->rebuild_channel_fn = PyObject_GetAttrString(m, "_shm_rebuild_channel");
+    csp_st->rebuild_end_fn = PyObject_GetAttrString(m, "_shm_rebuild_end");
+    if (!csp_st->rebuild_channel_fn || !csp_st->rebuild_end_fn)
         return -1;
     shm_install_waiter_hooks(&waiter_hooks);
     shm_message_install_channel_release(release_shared_channel);
-    if (PyModule_AddObjectRef(m, "ShmChannel", (PyObject *)&csp_ShmChannelType) < 0 ||
-        PyModule_AddObjectRef(m, "ShmChannelEndRead", (PyObject *)&csp_ShmEndReadType) < 0 ||
-        PyModule_AddObjectRef(m, "ShmChannelEndWrite", (PyObject *)&csp_ShmEndWriteType) < 0)
         return -1;
     return csp_shm_message_init_module(m);
 }

@@ -42,8 +42,8 @@ typedef struct {
     uint64_t len;            /* raw data or pickle stream length */
 } msg_header;
 
-/* Channels pickled by the encode running in this thread (shm_channel.c's
- * __reduce__ methods note them here). */
+/* Per thread: channels pickled by the encode running in this thread
+ * (shm_channel.c's __reduce__ methods note them here). */
 static _Thread_local shm_off *noted;
 static _Thread_local Py_ssize_t nnoted, noted_cap;
 static _Thread_local int encoding;
@@ -77,9 +77,6 @@ shm_note_pickled_channel(shm_off chan)
     return 0;
 }
 
-static PyObject *pickle_dumps, *pickle_loads, *protocol_5, *str_buffer_callback, *str_buffers,
-    *str_append, *kwnames_buffer_callback;
-
 #define ALIGN64(x) (((x) + 63) & ~(uint64_t)63)
 
 static uint64_t
@@ -104,10 +101,8 @@ typedef struct ShmBufferObject {
     struct ShmBufferObject *prev, *next; /* live_buffers of this process's heap */
 } ShmBufferObject;
 
-static PyTypeObject ShmBufferType;
-
-/* Every owning ShmBuffer of this heap (the GIL protects it), to free at
- * shm_exit those this process owns. */
+/* Every owning ShmBuffer of this heap, to free at shm_exit those this process
+ * owns.  Process-wide (one heap per process), changed with the GIL held. */
 static ShmBufferObject *live_buffers;
 
 static int
@@ -135,7 +130,9 @@ shmbuf_dealloc(ShmBufferObject *self)
         if (self->owner == shm_my_pid)
             shm_free(self->block);
     }
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    PyTypeObject *tp = Py_TYPE(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
 }
 
 /* New reference: bytes [start, start + len) of owner's block, clamped to it
@@ -148,7 +145,7 @@ shmbuf_slice(ShmBufferObject *owner, uint64_t start, uint64_t len)
         start = size;
     if (len > size - start)
         len = size - start;
-    ShmBufferObject *s = PyObject_New(ShmBufferObject, &ShmBufferType);
+    ShmBufferObject *s = PyObject_New(ShmBufferObject, csp_st->ShmBufferType);
     if (!s)
         return NULL;
     s->block = 0;
@@ -160,20 +157,20 @@ shmbuf_slice(ShmBufferObject *owner, uint64_t start, uint64_t len)
     return (PyObject *)s;
 }
 
-static PyBufferProcs shmbuf_as_buffer = {
-    (getbufferproc)shmbuf_getbuffer,
-    NULL,
+static PyType_Slot shmbuf_slots[] = {
+    {Py_tp_doc, "A message block in the shared arena (or a slice of one), freed by the process\n"
+                "that received it when the last view of it is gone."},
+    {Py_tp_dealloc, shmbuf_dealloc},
+    {Py_bf_getbuffer, shmbuf_getbuffer},
+    {0, NULL}
 };
 
-static PyTypeObject ShmBufferType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "csp_ext.ShmBuffer",
-    .tp_basicsize = sizeof(ShmBufferObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "A message block in the shared arena (or a slice of one), freed by the process\n"
-              "that received it when the last view of it is gone.",
-    .tp_dealloc = (destructor)shmbuf_dealloc,
-    .tp_as_buffer = &shmbuf_as_buffer,
+/* Made only by the decoder, never by calling the type. */
+static PyType_Spec shmbuf_spec = {
+    .name = "csp_ext.ShmBuffer",
+    .basicsize = sizeof(ShmBufferObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = shmbuf_slots,
 };
 
 /* ------------------------------------------------------------------ */
@@ -274,14 +271,15 @@ shm_message_encode(PyObject *obj)
     Py_ssize_t nviews = 0;
     if (!buffers)
         goto done;
-    append = PyObject_GetAttr(buffers, str_append);
+    append = PyObject_GetAttr(buffers, csp_st->str_append);
     if (!append)
         goto done;
     /* pickle.dumps(obj, 5, buffer_callback=buffers.append) */
-    PyObject *args[3] = {obj, protocol_5, append};
+    PyObject *args[3] = {obj, csp_st->protocol_5, append};
     Py_ssize_t first_noted = nnoted;
     encoding++;
-    stream = PyObject_Vectorcall(pickle_dumps, args, 2, kwnames_buffer_callback);
+    stream = PyObject_Vectorcall(csp_st->pickle_dumps, args, 2,
+                                 csp_st->kwnames_buffer_callback);
     encoding--;
     chans = noted + first_noted;
     nchan = nnoted - first_noted;
@@ -447,11 +445,11 @@ shm_message_decode(shm_off off)
         shm_free(off);
         if (!stream)
             return NULL;
-        PyObject *r = PyObject_CallOneArg(pickle_loads, stream);
+        PyObject *r = PyObject_CallOneArg(csp_st->pickle_loads, stream);
         Py_DECREF(stream);
         return r;
     }
-    ShmBufferObject *owner = PyObject_New(ShmBufferObject, &ShmBufferType);
+    ShmBufferObject *owner = PyObject_New(ShmBufferObject, csp_st->ShmBufferType);
     if (!owner) {
         shm_free(off);
         return NULL;
@@ -487,13 +485,13 @@ shm_message_decode(shm_off off)
         PyList_SET_ITEM(bufs, i, pb);
         pos += ALIGN64(lens[i]);
     }
-    kwargs = Py_BuildValue("{OO}", str_buffers, bufs);
+    kwargs = Py_BuildValue("{OO}", csp_st->str_buffers, bufs);
     if (!kwargs)
         goto done;
     PyObject *args = PyTuple_Pack(1, stream);
     if (!args)
         goto done;
-    result = PyObject_Call(pickle_loads, args, kwargs);
+    result = PyObject_Call(csp_st->pickle_loads, args, kwargs);
     Py_DECREF(args);
 done:
     Py_XDECREF(kwargs);
@@ -588,21 +586,23 @@ csp_shm_message_init_module(PyObject *m)
 {
     if (PyModule_AddFunctions(m, message_methods) < 0)
         return -1;
-    if (PyType_Ready(&ShmBufferType) < 0)
+    csp_state *st = csp_st;
+    if (!(st->ShmBufferType = csp_add_type(m, &shmbuf_spec, "ShmBuffer")))
         return -1;
     PyObject *pickle = PyImport_ImportModule("pickle");
     if (!pickle)
         return -1;
-    pickle_dumps = PyObject_GetAttrString(pickle, "dumps");
-    pickle_loads = PyObject_GetAttrString(pickle, "loads");
+    st->pickle_dumps = PyObject_GetAttrString(pickle, "dumps");
+    st->pickle_loads = PyObject_GetAttrString(pickle, "loads");
     Py_DECREF(pickle);
-    protocol_5 = PyLong_FromLong(5);
-    str_buffer_callback = PyUnicode_InternFromString("buffer_callback");
-    str_buffers = PyUnicode_InternFromString("buffers");
-    str_append = PyUnicode_InternFromString("append");
-    kwnames_buffer_callback = PyTuple_Pack(1, str_buffer_callback);
-    if (!pickle_dumps || !pickle_loads || !protocol_5 || !str_buffer_callback || !str_buffers ||
-        !str_append || !kwnames_buffer_callback)
+    st->protocol_5 = PyLong_FromLong(5);
+    st->str_buffer_callback = PyUnicode_InternFromString("buffer_callback");
+    st->str_buffers = PyUnicode_InternFromString("buffers");
+    st->str_append = PyUnicode_InternFromString("append");
+    st->kwnames_buffer_callback =
+        st->str_buffer_callback ? PyTuple_Pack(1, st->str_buffer_callback) : NULL;
+    if (!st->pickle_dumps || !st->pickle_loads || !st->protocol_5 || !st->str_buffer_callback ||
+        !st->str_buffers || !st->str_append || !st->kwnames_buffer_callback)
         return -1;
-    return PyModule_AddObjectRef(m, "ShmBuffer", (PyObject *)&ShmBufferType);
+    return 0;
 }

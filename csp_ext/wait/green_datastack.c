@@ -39,6 +39,8 @@
 static void *spare[SPARE_CHUNKS];
 static int nspare;
 
+/* Process-wide, as CPython's arena allocator is: set once by
+ * csp_green_datastack_install (GIL held), read-only after. */
 static PyObjectArenaAllocator cpython_arena;
 static int installed;
 

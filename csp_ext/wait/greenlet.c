@@ -48,8 +48,11 @@ typedef struct {
     PyObject *signal_exc[3];    /* a signal's exception on its way to the root task */
 } green_sched;
 
-/* initial-exec: no __tls_get_addr call on every switch (two pointers of static TLS) */
+/* Per thread: its scheduler.  initial-exec: no __tls_get_addr call on every
+ * switch (two pointers of static TLS). */
 static _Thread_local green_sched *tls_sched __attribute__((tls_model("initial-exec")));
+/* Process-wide, set once with the GIL held: greenlet's C API has been imported
+ * (greenlet.h keeps its table in the static _PyGreenlet_API of this file). */
 static int greenlet_imported;
 
 /* ------------------------------------------------------------------ */
@@ -347,7 +350,7 @@ green_block(TaskObject *t, double deadline)
         csp_set_current_task(t);
         if (!r)
             goto cancel;  /* thrown into this greenlet (e.g. GreenletExit) */
-        if (Py_IS_TYPE(r, &csp_TaskType))
+        if (Py_IS_TYPE(r, csp_st->TaskType))
             release_if_ended((TaskObject *)r);  /* a process ended: the root hears of it */
         Py_DECREF(r);
     }
@@ -379,18 +382,15 @@ out:
  * the process function's frame is the first on the greenlet's stack: a
  * suspended greenlet keeps a copy of its C stack, and every Python call level
  * beneath the function would add to it.  Returns the task, for the root. */
-static PyObject *s_fn, *s_args, *s_kwargs, *s_return_value, *s_failed;
-static PyObject *process_main_fn;
-
 static int
 run_process_function(PyObject *proc)
 {
-    PyObject *fn = PyObject_GetAttr(proc, s_fn);
+    PyObject *fn = PyObject_GetAttr(proc, csp_st->str_fn);
     if (!fn)
         return -1;
     csp_green_datastack_begin(fn);
-    PyObject *args = PyObject_GetAttr(proc, s_args);
-    PyObject *kwargs = args ? PyObject_GetAttr(proc, s_kwargs) : NULL;
+    PyObject *args = PyObject_GetAttr(proc, csp_st->str_args);
+    PyObject *kwargs = args ? PyObject_GetAttr(proc, csp_st->str_kwargs) : NULL;
     PyObject *result = NULL, *kwdict = NULL;
     if (kwargs) {
         /* kwargs is a dict, or a read-only mapping (Process's shared empty one) */
@@ -409,7 +409,7 @@ run_process_function(PyObject *proc)
     Py_XDECREF(args);
     Py_XDECREF(kwargs);
     if (result) {
-        int rc = PyObject_SetAttr(proc, s_return_value, result);
+        int rc = PyObject_SetAttr(proc, csp_st->str_return_value, result);
         Py_DECREF(result);
         return rc;
     }
@@ -420,7 +420,7 @@ run_process_function(PyObject *proc)
         PyException_SetTraceback(value, tb);
     Py_XDECREF(type);
     Py_XDECREF(tb);
-    PyObject *r = PyObject_CallMethodOneArg(proc, s_failed, value);
+    PyObject *r = PyObject_CallMethodOneArg(proc, csp_st->str_failed, value);
     Py_DECREF(value);
     if (!r)
         return -1;
@@ -479,7 +479,7 @@ starter_main(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args))
         if (!next)
             Py_RETURN_NONE;
         /* Made only now: a process waiting to start costs no greenlet. */
-        PyGreenlet *g = PyGreenlet_New(process_main_fn, (PyGreenlet *)s->root);
+        PyGreenlet *g = PyGreenlet_New(csp_st->process_main_fn, (PyGreenlet *)s->root);
         if (!g) {
             Py_DECREF(next);
             return NULL;
@@ -500,6 +500,29 @@ static PyMethodDef starter_def = {"pycsp_starter", starter_main, METH_VARARGS, N
 /* ------------------------------------------------------------------ */
 /* Scheduler creation and the Python-facing functions                  */
 
+/* The greenlets backend starts: greenlet is imported here, not with csp_ext
+ * (which works without it), and so are the objects only the scheduler uses. */
+static int
+green_import(void)
+{
+    PyGreenlet_Import();
+    if (!_PyGreenlet_API)
+        return -1;
+    csp_state *st = csp_st;
+    if (!st->process_main_fn) {
+        if (!(st->str_fn = PyUnicode_InternFromString("fn")) ||
+            !(st->str_args = PyUnicode_InternFromString("args")) ||
+            !(st->str_kwargs = PyUnicode_InternFromString("kwargs")) ||
+            !(st->str_return_value = PyUnicode_InternFromString("return_value")) ||
+            !(st->str_failed = PyUnicode_InternFromString("_failed")) ||
+            !(st->process_main_fn = PyCFunction_New(&process_main_def, NULL)))
+            return -1;
+    }
+    csp_green_datastack_install();
+    greenlet_imported = 1;
+    return 0;
+}
+
 /* Borrowed: this thread's scheduler, made on first use.  Converts the
  * thread's own task into the root task of the scheduler. */
 static green_sched *
@@ -507,16 +530,8 @@ sched_get(void)
 {
     if (tls_sched)
         return tls_sched;
-    if (!greenlet_imported) {
-        PyGreenlet_Import();
-        if (!_PyGreenlet_API)
-            return NULL;
-        process_main_fn = PyCFunction_New(&process_main_def, NULL);
-        if (!process_main_fn)
-            return NULL;
-        csp_green_datastack_install();
-        greenlet_imported = 1;
-    }
+    if (!greenlet_imported && green_import() < 0)
+        return NULL;
     TaskObject *root_task = csp_current_task();
     if (!root_task)
         return NULL;
@@ -561,7 +576,7 @@ sched_get(void)
 static PyObject *
 green_spawn(PyObject *Py_UNUSED(m), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3 || !PyObject_TypeCheck(args[0], &csp_TaskType)) {
+    if (nargs != 3 || !PyObject_TypeCheck(args[0], csp_st->TaskType)) {
         PyErr_SetString(PyExc_TypeError, "green_spawn(task, proc, join)");
         return NULL;
     }
@@ -607,7 +622,7 @@ green_io_begin(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
 static PyObject *
 green_io_wait(PyObject *Py_UNUSED(m), PyObject *task)
 {
-    if (!PyObject_TypeCheck(task, &csp_TaskType)) {
+    if (!PyObject_TypeCheck(task, csp_st->TaskType)) {
         PyErr_SetString(PyExc_TypeError, "green_io_wait(task)");
         return NULL;
     }
@@ -633,7 +648,7 @@ green_io_done(PyObject *Py_UNUSED(m), PyObject *args)
 {
     PyObject *task;
     unsigned long long ticket;
-    if (!PyArg_ParseTuple(args, "O!K:green_io_done", &csp_TaskType, &task, &ticket))
+    if (!PyArg_ParseTuple(args, "O!K:green_io_done", csp_st->TaskType, &task, &ticket))
         return NULL;
     TaskObject *t = (TaskObject *)task;
     if (t->wait_seq == ticket) {
@@ -673,12 +688,6 @@ static PyMethodDef green_methods[] = {
 int
 csp_green_init_module(PyObject *m)
 {
-    if (!(s_fn = PyUnicode_InternFromString("fn")) ||
-        !(s_args = PyUnicode_InternFromString("args")) ||
-        !(s_kwargs = PyUnicode_InternFromString("kwargs")) ||
-        !(s_return_value = PyUnicode_InternFromString("return_value")) ||
-        !(s_failed = PyUnicode_InternFromString("_failed")))
-        return -1;
     if (PyModule_AddIntConstant(m, "HAVE_GREENLET_SCHEDULER", 1) < 0)
         return -1;
     return PyModule_AddFunctions(m, green_methods);

@@ -21,13 +21,17 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+/* Per thread: its waiter record (cleared in a forked child). */
 static _Thread_local shm_waiter *my_waiter;
 /* The record of a thread other than the process's first: reaped when the
- * thread exits (the key's destructor), so it stops counting as running. */
+ * thread exits (the key's destructor), so it stops counting as running.
+ * Process-wide, made once under pthread_once, read-only after. */
 static pthread_key_t thread_record_key;
 static pthread_once_t thread_record_once = PTHREAD_ONCE_INIT;
 static int thread_record_key_ok;
-static double shm_spin_budget = 50e-6;
+/* Process-wide tuning, set by csp_ext.shm_set_spin() (GIL held) and read by
+ * waiters without the GIL: an atomic (a plain load on x86-64). */
+static _Atomic double shm_spin_budget = 50e-6;
 /* Installed once at import by shared/channel.c (process-wide, read-only after). */
 static const shm_waiter_hooks *hooks;
 
@@ -36,10 +40,11 @@ shm_install_waiter_hooks(const shm_waiter_hooks *h)
 {
     hooks = h;
 }
-/* How long this thread's recent waits took (moving average).  Polling only
- * pays when the wait is likely to end within the budget: in a ring of 256
- * processes every wait is long, and 2 cores shared by dozens of pollers leave
- * the one process that has work with little CPU. */
+
+/* Per thread: how long this thread's recent waits took (moving average).
+ * Polling only pays when the wait is likely to end within the budget: in a
+ * ring of 256 processes every wait is long, and 2 cores shared by dozens of
+ * pollers leave the one process that has work with little CPU. */
 static _Thread_local double recent_wait;
 
 static void

@@ -29,12 +29,13 @@
 #include <pthread.h>
 #include <unistd.h>
 
+/* Process-wide, as the wakeup fd is; used by the main thread only, with the
+ * GIL held (after_fork_in_child runs in a forked child before any other
+ * thread exists). */
 static int watch_read = -1, watch_write = -1;   /* our pipe */
 static int installed;       /* our pipe is (as far as we know) the wakeup fd */
 static int inherited;       /* a forked child still has its parent's pipe */
 static int atfork_registered;
-static PyObject *set_wakeup_fd;   /* signal.set_wakeup_fd */
-static PyObject *no_warning;      /* {"warn_on_full_buffer": False} */
 
 static void
 after_fork_in_child(void)
@@ -73,21 +74,23 @@ call_set_wakeup_fd(int fd, int ours)
 {
     if (PyErr_Occurred())
         return -2;   /* not ours to clear */
-    if (!set_wakeup_fd) {
+    if (!csp_st->set_wakeup_fd) {
         PyObject *signal = PyImport_ImportModule("signal");
         if (signal) {
-            set_wakeup_fd = PyObject_GetAttrString(signal, "set_wakeup_fd");
+            csp_st->set_wakeup_fd = PyObject_GetAttrString(signal, "set_wakeup_fd");
             Py_DECREF(signal);
         }
-        no_warning = Py_BuildValue("{s:O}", "warn_on_full_buffer", Py_False);
-        if (!set_wakeup_fd || !no_warning) {
-            Py_CLEAR(set_wakeup_fd);
+        csp_st->no_warning = Py_BuildValue("{s:O}", "warn_on_full_buffer", Py_False);
+        if (!csp_st->set_wakeup_fd || !csp_st->no_warning) {
+            Py_CLEAR(csp_st->set_wakeup_fd);
+            Py_CLEAR(csp_st->no_warning);
             PyErr_Clear();
             return -2;
         }
     }
     PyObject *args = Py_BuildValue("(i)", fd);
-    PyObject *r = args ? PyObject_Call(set_wakeup_fd, args, ours ? no_warning : NULL) : NULL;
+    PyObject *r =
+        args ? PyObject_Call(csp_st->set_wakeup_fd, args, ours ? csp_st->no_warning : NULL) : NULL;
     Py_XDECREF(args);
     long previous = r ? PyLong_AsLong(r) : -2;
     Py_XDECREF(r);

@@ -12,6 +12,8 @@
 #include "csp.h"
 #include "wait/loop.h"
 
+#include <structmember.h>
+
 #include <errno.h>
 #include <sched.h>
 #include <linux/futex.h>
@@ -20,29 +22,31 @@
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ */
-/* Global state, protected by the GIL.                                 */
+/* Process-wide state, protected by the GIL: deadlock accounting is over
+ * every task of the process (the module is for one interpreter only). */
 
 static Py_ssize_t n_active;          /* counted tasks not blocked without deadline */
 static TaskObject *blocked_head;     /* tasks blocked without deadline */
-/* borrowed; owned by the thread-state dict.  initial-exec: read on every
- * operation, and the default model calls __tls_get_addr each time. */
+/* Per thread: the running task; borrowed, owned by the thread-state dict.
+ * initial-exec: read on every operation, and the default model calls
+ * __tls_get_addr each time. */
 static _Thread_local TaskObject *tls_task __attribute__((tls_model("initial-exec")));
-static PyObject *tls_dict_key;       /* interned key in PyThreadState_GetDict() */
 
 /* Adaptive spinning.  A blocked thread first polls its status word: some
  * iterations of `pause`, then sched_yield() (so that with more threads than
  * cores the thread holding the GIL still gets a core), for at most
  * spin_budget seconds; only then does it sleep on the futex.  A sleeping
  * wake-up costs 12-16 us on the development machine, a polled one well under
- * one.  Set by csp_ext.set_spin(). */
-static int spin_pause_iterations = 0;
-static double spin_budget = 50e-6;
+ * one.  Process-wide tuning, set by csp_ext.set_spin() (GIL held) and read by
+ * waiting threads without the GIL: atomics (plain loads on x86-64). */
+static _Atomic int spin_pause_iterations = 0;
+static _Atomic double spin_budget = 50e-6;
 
 /* 1 while a thread that took the GIL back in thread_block() still holds it.
  * A woken thread polls this before asking for the GIL: asking while it is
  * held means sleeping on the GIL's condition variable, a full wake-up
  * instead of a hand-off.  Only a hint: the GIL may also be held by code that
- * never passes through here, hence the same budget. */
+ * never passes through here, hence the same budget.  Process-wide, an atomic. */
 static _Atomic uint32_t gil_busy_hint = 1;
 
 static inline void
@@ -122,7 +126,8 @@ task_uncount(TaskObject *t)
  * at most one thread at a time waits inside CPython's take_gil().  Thousands
  * of threads waiting there (10,000 writers woken by one reader) all time out
  * every switch interval and melt down; waiting here they sleep untimed, in
- * order.  0 = free, 1 = held, 2 = held with sleepers (Drepper's mutex). */
+ * order.  0 = free, 1 = held, 2 = held with sleepers (Drepper's mutex).
+ * Process-wide, as the GIL is; it is its own lock. */
 static _Atomic int gil_gate;
 
 static void
@@ -320,7 +325,7 @@ csp_task_complete(TaskObject *t, int status, Py_ssize_t chosen, PyObject *msg)
 static TaskObject *
 task_alloc(void)
 {
-    TaskObject *t = PyObject_GC_New(TaskObject, &csp_TaskType);
+    TaskObject *t = PyObject_GC_New(TaskObject, csp_st->TaskType);
     if (!t)
         return NULL;
     atomic_store(&t->status, CSP_DONE);
@@ -363,7 +368,7 @@ task_bind_thread(TaskObject *t)
         PyErr_SetString(PyExc_RuntimeError, "pycsp: no thread state dict");
         return -1;
     }
-    if (PyDict_SetItem(d, tls_dict_key, (PyObject *)t) < 0)
+    if (PyDict_SetItem(d, csp_st->tls_dict_key, (PyObject *)t) < 0)
         return -1;
     t->is_main_thread = (PyThread_get_thread_ident() == csp_main_thread_ident);
     tls_task = t;
@@ -407,6 +412,7 @@ task_new(PyTypeObject *Py_UNUSED(type), PyObject *args, PyObject *kwds)
 static int
 task_traverse(TaskObject *t, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(t));  /* a heap type: its instances keep it alive */
     Py_VISIT(t->msg);
     Py_VISIT(t->greenlet);
     Py_VISIT(t->run);
@@ -441,7 +447,9 @@ task_dealloc(TaskObject *t)
     if (t->offers != &t->inline_offer)
         PyMem_Free(t->offers);
     task_clear(t);
-    Py_TYPE(t)->tp_free((PyObject *)t);
+    PyTypeObject *tp = Py_TYPE(t);
+    tp->tp_free((PyObject *)t);
+    Py_DECREF(tp);
 }
 
 static PyObject *
@@ -461,7 +469,7 @@ int
 csp_task_finish(TaskObject *t, PyObject *join)
 {
     if (join != Py_None) {
-        if (!Py_IS_TYPE(join, &csp_JoinType)) {
+        if (!Py_IS_TYPE(join, csp_st->JoinType)) {
             PyErr_SetString(PyExc_TypeError, "Task.finish() takes a Join or None");
             return -1;
         }
@@ -535,19 +543,28 @@ static PyGetSetDef task_getset[] = {
     {NULL}
 };
 
-PyTypeObject csp_TaskType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "csp_ext.Task",
-    .tp_basicsize = sizeof(TaskObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "A CSP process as the C core sees it (what blocks and is woken).",
-    .tp_new = task_new,
-    .tp_dealloc = (destructor)task_dealloc,
-    .tp_traverse = (traverseproc)task_traverse,
-    .tp_clear = (inquiry)task_clear,
-    .tp_methods = task_methods,
-    .tp_getset = task_getset,
-    .tp_weaklistoffset = offsetof(TaskObject, weakreflist),
+static PyMemberDef task_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(TaskObject, weakreflist), READONLY, NULL},
+    {NULL}
+};
+
+static PyType_Slot task_slots[] = {
+    {Py_tp_doc, "A CSP process as the C core sees it (what blocks and is woken)."},
+    {Py_tp_new, task_new},
+    {Py_tp_dealloc, task_dealloc},
+    {Py_tp_traverse, task_traverse},
+    {Py_tp_clear, task_clear},
+    {Py_tp_methods, task_methods},
+    {Py_tp_getset, task_getset},
+    {Py_tp_members, task_members},
+    {0, NULL}
+};
+
+static PyType_Spec task_spec = {
+    .name = "csp_ext.Task",
+    .basicsize = sizeof(TaskObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = task_slots,
 };
 
 /* ------------------------------------------------------------------ */
@@ -650,12 +667,12 @@ join_wait(JoinObject *j, PyObject *args, PyObject *kwds)
         if (st == CSP_TIMEOUT)
             Py_RETURN_FALSE;
         if (st == CSP_DEADLOCK) {
-            PyErr_SetString(csp_DeadlockError,
+            PyErr_SetString(csp_st->DeadlockError,
                             "deadlock: every CSP process is blocked on a channel");
             return NULL;
         }
         if (st == CSP_KILLED) {
-            PyErr_SetString(csp_PoisonError, "process stopped while waiting for its Parallel");
+            PyErr_SetString(csp_st->PoisonError, "process stopped while waiting for its Parallel");
             return NULL;
         }
     }
@@ -681,15 +698,19 @@ static PyGetSetDef join_getset[] = {
     {NULL}
 };
 
-PyTypeObject csp_JoinType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "csp_ext.Join",
-    .tp_basicsize = sizeof(JoinObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Join(count): countdown of running processes that one task waits on.",
-    .tp_new = join_new,
-    .tp_methods = join_methods,
-    .tp_getset = join_getset,
+static PyType_Slot join_slots[] = {
+    {Py_tp_doc, "Join(count): countdown of running processes that one task waits on."},
+    {Py_tp_new, join_new},
+    {Py_tp_methods, join_methods},
+    {Py_tp_getset, join_getset},
+    {0, NULL}
+};
+
+static PyType_Spec join_spec = {
+    .name = "csp_ext.Join",
+    .basicsize = sizeof(JoinObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = join_slots,
 };
 
 /* ------------------------------------------------------------------ */
@@ -738,17 +759,15 @@ static PyMethodDef task_module_methods[] = {
 int
 csp_task_init_module(PyObject *m)
 {
-    tls_dict_key = PyUnicode_InternFromString("__pycsp_task__");
-    if (!tls_dict_key)
+    csp_st->tls_dict_key = PyUnicode_InternFromString("__pycsp_task__");
+    if (!csp_st->tls_dict_key)
         return -1;
-    if (PyType_Ready(&csp_TaskType) < 0 || PyType_Ready(&csp_JoinType) < 0)
+    if (!(csp_st->TaskType = csp_add_type(m, &task_spec, "Task")) ||
+        !(csp_st->JoinType = csp_add_type(m, &join_spec, "Join")))
         return -1;
     /* The main thread counts as a running CSP process from the start: it may
      * be about to write to a channel that other processes block on. */
     if (PyThread_get_thread_ident() == csp_main_thread_ident && !csp_current_task())
-        return -1;
-    if (PyModule_AddObjectRef(m, "Task", (PyObject *)&csp_TaskType) < 0 ||
-        PyModule_AddObjectRef(m, "Join", (PyObject *)&csp_JoinType) < 0)
         return -1;
     return PyModule_AddFunctions(m, task_module_methods);
 }
