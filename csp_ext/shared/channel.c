@@ -819,6 +819,5 @@ csp_shm_channel_init_module(PyObject *m)
         return -1;
     shm_install_waiter_hooks(&waiter_hooks);
     shm_message_install_channel_release(release_shared_channel);
-        return -1;
     return csp_shm_message_init_module(m);
 }
