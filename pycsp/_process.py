@@ -93,9 +93,12 @@ class Process:
         elif isinstance(exc, ChannelRetireException):
             retire_all(self.args, self.kwargs)
         else:
-            self.exception = exc
-            self._error_order = next(_error_clock)
+            self._note_failure(exc)
             poison_all(self.args, self.kwargs)
+
+    def _note_failure(self, exc):
+        self.exception = exc
+        self._error_order = next(_error_clock)
 
 
 def _unwrap(wrapper):
@@ -168,6 +171,12 @@ def flatten(items, what):
             raise TypeError(f"{what} takes processes or lists of processes, "
                             f"not {type(item).__name__} ({item!r})")
     return procs
+
+
+def report_failure(proc, what="spawned process"):
+    """On stderr, for a failure that no caller can receive (a Spawned process)."""
+    print(f"pycsp: {what} {proc.id} ({name_of(proc)}) failed:", file=sys.stderr)
+    traceback.print_exception(proc.exception, file=sys.stderr)
 
 
 def first_error(procs):
@@ -245,9 +254,7 @@ class Runtime:
         procs, self._spawned_procs = self._spawned_procs, []
         for p in procs:
             if p.exception is not None:
-                print(f"pycsp: spawned process {p.id} ({getattr(p.fn, '__name__', p.fn)}) "
-                      f"failed:", file=sys.stderr)
-                traceback.print_exception(p.exception, file=sys.stderr)
+                report_failure(p)
 
 
 def current_process_id():

@@ -188,6 +188,33 @@ def test_shutdown_runs_at_interpreter_exit(backend):
     assert result.stdout.split() == "main program done spawned process finished".split()
 
 
+@pytest.mark.timeout(30)
+def test_shutdown_reports_each_failed_spawned_process_with_its_traceback(csp, capsys):
+    """The same report on every backend (processes printed only the repr of the
+    first failure of each Spawn)."""
+
+    @csp.process
+    def fails(exc):
+        raise exc
+
+    @csp.process
+    def fine():
+        return 1
+
+    first, second = fails(ValueError("first failure")), fails(KeyError("second failure"))
+    csp.Spawn(first, fine(), second)
+    csp.shutdown()
+    err = capsys.readouterr().err
+    for proc, text in ((first, "ValueError: first failure"), (second, "KeyError: 'second failure'")):
+        header = f"pycsp: spawned process {proc.id} (fails) failed:"
+        assert header in err, err
+        report = err[err.index(header):]
+        assert "Traceback (most recent call last)" in report, err
+        assert text in report, err
+        assert "raise exc" in report, err  # the traceback of the process body
+    assert err.count("pycsp: spawned process") == 2, err
+
+
 # --------------------------------------------------------------------------- P * 3
 
 

@@ -25,7 +25,7 @@ import traceback
 import csp_ext
 
 from .._ends import poison_all
-from .._process import flatten, name_of
+from .._process import first_error, flatten, name_of, report_failure
 
 
 class ProcessCrashed(Exception):
@@ -374,26 +374,31 @@ class _Group:
             csp_ext.shm_reap(child.pid, True)
 
     def collect(self):
-        """Return values in order; raise the first exception or ProcessCrashed."""
+        """Give each process its return value, or its exception (ProcessCrashed
+        for a child that died without sending one); return those that failed."""
         outcome = {}
         while True:
             index, msg = csp_ext.select((self.results_in, csp_ext.SkipGuard()))
             if index == 1:
                 break
             outcome[msg[0]] = msg[1]
-        errors = []
+        failed = []
         for index, proc in enumerate(self.procs):
             got = outcome.get(index)
-            if got is not None and got[0] == "error":
-                errors.append(_rebuild_error(got, proc))
+            if got is None:
+                continue
+            if got[0] == "error":
+                proc._note_failure(_rebuild_error(got, proc))
+                failed.append(proc)
+            else:
+                proc.return_value = got[1]
         for child in self.crashed:
             if child.index not in outcome:
-                errors.append(ProcessCrashed(
+                child.proc._note_failure(ProcessCrashed(
                     f"process {name_of(child.proc)} (pid {child.pid}) "
                     f"{_describe_exit(child.exitcode)}; its channel ends were poisoned"))
-        if errors:
-            raise errors[0]
-        return [outcome[i][1] if i in outcome else None for i in range(len(self.procs))]
+                failed.append(child.proc)
+        return failed
 
 
 def _pidfd(pid):
@@ -477,7 +482,10 @@ class _ForkRuntime:
         if group.lingering:
             self._lingering.append(group)
             self._watch_detached()
-        return group.collect()
+        failed = group.collect()
+        if failed:
+            raise first_error(failed)
+        return [p.return_value for p in procs]
 
     def Sequence(self, *items):
         """Run the processes one after the other, each in its own OS process."""
@@ -505,10 +513,8 @@ class _ForkRuntime:
                 group = self._spawned[0]
                 group.wait()
                 del self._spawned[0]
-                try:
-                    group.collect()
-                except Exception as exc:  # nobody else can receive it
-                    print(f"pycsp: a spawned process failed: {exc!r}", file=sys.stderr)
+                for proc in group.collect():
+                    report_failure(proc)
             else:
                 group = self._lingering[0]
                 crashed_before = len(group.crashed)
