@@ -329,6 +329,24 @@ def test_parallel_reraises_only_after_the_others_ended(csp):
 
 
 @pytest.mark.timeout(20)
+def test_parallel_raises_the_failure_that_happened_first_in_time(csp):
+    """Not the first in the order given (processes raised by index)."""
+    nap = make_nap(csp)
+
+    @csp.process
+    def fails_late():
+        nap(0.5)
+        raise KeyError("late")
+
+    @csp.process
+    def fails_early():
+        raise Boom("early")
+
+    with pytest.raises(Boom, match="early"):
+        csp.Parallel(fails_late(), fails_early())
+
+
+@pytest.mark.timeout(20)
 def test_exception_type_and_message_preserved(csp):
     @csp.process
     def faulty():

@@ -376,17 +376,15 @@ class _Group:
     def collect(self):
         """Give each process its return value, or its exception (ProcessCrashed
         for a child that died without sending one); return those that failed."""
-        outcome = {}
+        outcome = {}  # in the order the results came: failures are numbered in time
         while True:
             index, msg = csp_ext.select((self.results_in, csp_ext.SkipGuard()))
             if index == 1:
                 break
             outcome[msg[0]] = msg[1]
         failed = []
-        for index, proc in enumerate(self.procs):
-            got = outcome.get(index)
-            if got is None:
-                continue
+        for index, got in outcome.items():
+            proc = self.procs[index]
             if got[0] == "error":
                 proc._note_failure(_rebuild_error(got, proc))
                 failed.append(proc)
