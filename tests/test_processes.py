@@ -1,5 +1,6 @@
 """API.md, section "Processes": process, Parallel, Sequence, Spawn, errors, Ctrl-C."""
 import signal
+import threading
 import time
 
 import pytest
@@ -434,6 +435,29 @@ def test_current_process_id_unique_per_process(csp):
     everything = ids + nested + [main_id]
     assert all(isinstance(i, str) for i in everything)
     assert len(set(everything)) == len(everything)
+
+
+@pytest.mark.timeout(30)
+def test_current_process_id_differs_between_threads_of_one_process(csp):
+    """As on threads, where each thread has its own id (processes gave every
+    thread of an OS process the same one)."""
+
+    def ids_of_two_threads_and_mine():
+        ids = []
+        threads = [threading.Thread(target=lambda: ids.append(csp.current_process_id()))
+                   for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return ids + [csp.current_process_id()]
+
+    @csp.process
+    def inside():
+        return ids_of_two_threads_and_mine()
+
+    every = ids_of_two_threads_and_mine() + csp.Parallel(inside())[0]
+    assert len(set(every)) == len(every) == 6, every
 
 
 # --------------------------------------------------------------------------- io

@@ -11,8 +11,7 @@ from .._names import *  # noqa: F403 - the API's names
 from .._names import API_NAMES, VERSION
 from .._process import io  # noqa: F401 - a plain call here
 from . import _spawn
-from ._fork import (ProcessCrashed, current_process_id, get_start_method, runtime as _runtime,
-                    set_start_method)
+from ._fork import ProcessCrashed, get_start_method, runtime as _runtime, set_start_method
 
 Channel = _csp_ext.ShmChannel
 ChannelEndRead = _csp_ext.ShmChannelEndRead

@@ -43,7 +43,6 @@ class RemoteTraceback(Exception):
         return self.text
 
 
-_current_id = None
 _INDEX = struct.Struct("=i")  # a lingering child's index on its group's notify pipe
 # Python frames a forked child inherited from its ancestors (see _own_recursion_limit).
 _inherited_frames = 0
@@ -81,14 +80,6 @@ def get_start_method():
                              f"not {method!r}")
         _start_method = method
     return _start_method
-
-
-def current_process_id():
-    """A string unique to the running CSP process (the main program included)."""
-    global _current_id
-    if _current_id is None:
-        _current_id = f"{os.getpid()}.main"
-    return _current_id
 
 
 def _describe_exit(exitcode):
@@ -153,13 +144,12 @@ def _child(proc, index, results, parent_pid, notify_fd=-1):
     ``notify_fd``: the write end of the group's notify pipe (a Parallel's
     group), or -1 (a Spawn's group: nobody waits for the result).
     """
-    global _current_id
     code = 0
     try:
         csp_ext.set_parent_death_signal(signal.SIGKILL)
         if os.getppid() != parent_pid:
             os._exit(70)
-        _current_id = proc.id
+        csp_ext.current_task().process_id = proc.id  # for current_process_id()
         _own_recursion_limit()
         runtime.forget_inherited()
         proc._run_body()
