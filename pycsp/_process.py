@@ -186,6 +186,18 @@ def first_error(procs):
     return min(failed, key=lambda p: p._error_order).exception
 
 
+def _stop(procs, join):
+    """Ctrl-C (or this process being stopped) while waiting for ``procs``: stop
+    them at their next channel operation, and give them a moment to end."""
+    for p in procs:
+        p.task.kill()
+        poison_all(p.args, p.kwargs)
+    try:
+        join.wait(timeout=KILL_GRACE_SECONDS)
+    except BaseException:  # noqa: B036 - a second Ctrl-C stops the grace wait
+        pass
+
+
 class Runtime:
     """Parallel, Sequence, Spawn and shutdown over one way of starting processes.
 
@@ -216,15 +228,7 @@ class Runtime:
         try:
             join.wait()
         except BaseException:
-            # Ctrl-C (or this process being stopped): stop the children at
-            # their next channel operation, and give them a moment to end.
-            for p in procs:
-                p.task.kill()
-                poison_all(p.args, p.kwargs)
-            try:
-                join.wait(timeout=KILL_GRACE_SECONDS)
-            except BaseException:  # noqa: B036 - a second Ctrl-C stops the grace wait
-                pass
+            _stop(procs, join)
             raise
         error = first_error(procs)
         if error is not None:
@@ -250,7 +254,11 @@ class Runtime:
 
     def shutdown(self):
         """Wait for every spawned process; report (on stderr) any that failed."""
-        self._spawned.wait()
+        try:
+            self._spawned.wait()
+        except BaseException:
+            _stop(self._spawned_procs, self._spawned)
+            raise
         procs, self._spawned_procs = self._spawned_procs, []
         for p in procs:
             if p.exception is not None:

@@ -665,6 +665,72 @@ def test_ctrl_c_poisons_out_the_processes(backend):
         assert lines.count("poisoned out") == 3, out + err
 
 
+CTRL_C_IN_SHUTDOWN_SCRIPT = """
+import os
+import sys
+import time
+import pycsp.{backend} as csp
+
+def say(*words):
+    sys.stdout.write(" ".join(map(str, words)) + "\\n")
+    sys.stdout.flush()
+
+@csp.process
+def waiter(cin):
+    say("waiting")
+    try:
+        # Blocked, not deadlocked (a timeout is pending), and running no Python
+        # code that the KeyboardInterrupt could land in (greenlets: it is raised
+        # in whichever greenlet runs).
+        csp.AltSelect(csp.InputGuard(cin), csp.TimeoutGuard(60))
+    except csp.ChannelPoisonException:
+        say("poisoned out")
+        raise
+
+ch = csp.Channel()
+keep_open = ch.writer()
+csp.Spawn(waiter(ch.reader()))
+try:
+    csp.shutdown()
+except KeyboardInterrupt:
+    say("caught KeyboardInterrupt")
+
+def live_children():
+    kids = []
+    for tid in os.listdir(f"/proc/{{os.getpid()}}/task"):
+        with open(f"/proc/{{os.getpid()}}/task/{{tid}}/children") as f:
+            kids += f.read().split()
+    return kids
+
+deadline = time.monotonic() + 5
+while live_children() and time.monotonic() < deadline:
+    time.sleep(0.05)
+say("children left:", len(live_children()))
+"""
+
+
+@pytest.mark.timeout(40)
+def test_ctrl_c_in_shutdown_stops_the_spawned_processes(backend):
+    """As Ctrl-C in Parallel does (threads and greenlets went on running them,
+    and the shutdown() at exit waited for them forever)."""
+    proc = start_script(CTRL_C_IN_SHUTDOWN_SCRIPT.format(backend=backend))
+    try:
+        assert proc.stdout.readline().strip() == "waiting", proc.stderr.read()
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = finish_script(proc, timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out + err
+    lines = out.split("\n")
+    assert "caught KeyboardInterrupt" in lines, out + err
+    assert "children left: 0" in lines, out + err
+    if backend != "processes":  # OS processes are simply ended
+        assert "poisoned out" in lines, out + err
+
+
 CTRL_C_IN_SELECT_SCRIPT = """
 import sys
 import pycsp.{backend} as csp
