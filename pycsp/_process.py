@@ -1,20 +1,14 @@
-"""Processes and their composition: Process, @process, Parallel, Sequence, Spawn.
+"""A CSP process: Process, @process, @io (a plain call), current_process_id.
 
-Shared by the in-interpreter backends.  A backend supplies a ``start`` function
-that runs each process somewhere (an OS thread: ``Process._run_body``; a
-greenlet: the same steps in C, greensched.c) with the process's
-``csp_ext.Task`` bound, and then calls ``task.finish(join)``.  Waiting happens in C (``csp_ext.Join.wait``), where the
-GIL is released, Ctrl-C is honoured and deadlock is detected.
+How processes are run (Parallel, Sequence, Spawn) is _runtime.py.
 """
-import atexit
 import itertools
 import os
 import sys
-import traceback
 import types
 
 import csp_ext
-from csp_ext import ChannelPoisonException, ChannelRetireException, Join, Task
+from csp_ext import ChannelPoisonException, ChannelRetireException, Task
 
 from ._ends import poison_all, retire_all, with_fresh_ends
 
@@ -23,10 +17,6 @@ _ids = itertools.count(1)
 # object), read-only so that writing into one Process's kwargs cannot reach others.
 _NO_KWARGS = types.MappingProxyType({})
 _error_clock = itertools.count()  # orders failures in time: Parallel raises the first
-
-# After Ctrl-C, how long Parallel waits for its stopped processes to end
-# before raising (a thread in a long computation cannot be stopped sooner).
-KILL_GRACE_SECONDS = 1.0
 
 
 class Process:
@@ -160,113 +150,11 @@ def name_of(proc):
     return getattr(proc.fn, "__name__", repr(proc.fn))
 
 
-def flatten(items, what):
-    procs = []
-    for item in items:
-        if isinstance(item, Process):
-            procs.append(item)
-        elif isinstance(item, (list, tuple)):
-            procs.extend(flatten(item, what))
-        else:
-            raise TypeError(f"{what} takes processes or lists of processes, "
-                            f"not {type(item).__name__} ({item!r})")
-    return procs
-
-
-def report_failure(proc, what="spawned process"):
-    """On stderr, for a failure that no caller can receive (a Spawned process)."""
-    print(f"pycsp: {what} {proc.id} ({name_of(proc)}) failed:", file=sys.stderr)
-    traceback.print_exception(proc.exception, file=sys.stderr)
-
-
-def first_error(procs):
-    failed = [p for p in procs if p.exception is not None]
-    if not failed:
-        return None
-    return min(failed, key=lambda p: p._error_order).exception
-
-
-def _stop(procs, join):
-    """Ctrl-C (or this process being stopped) while waiting for ``procs``: stop
-    them at their next channel operation, and give them a moment to end."""
-    for p in procs:
-        p.task.kill()
-        poison_all(p.args, p.kwargs)
-    try:
-        join.wait(timeout=KILL_GRACE_SECONDS)
-    except BaseException:  # noqa: B036 - a second Ctrl-C stops the grace wait
-        pass
-
-
-class Runtime:
-    """Parallel, Sequence, Spawn and shutdown over one way of starting processes.
-
-    ``start(procs, join)`` starts every prepared process; on failure it must
-    call ``task.abandon()`` and ``join.done()`` for each one it did not start
-    and then raise.
-    """
-
-    def __init__(self, start):
-        self._start = start
-        self._spawned = Join(0)
-        self._spawned_procs = []
-        atexit.register(self.shutdown)
-
-    def Parallel(self, *items):
-        """Run the processes concurrently; return their values in order once all ended.
-
-        An exception in a process (other than poison or retire) is raised here
-        after every process has ended.
-        """
-        procs = flatten(items, "Parallel")
-        if not procs:
-            return []
-        for p in procs:
-            p._prepare()
-        join = Join(len(procs))
-        self._start(procs, join)
-        try:
-            join.wait()
-        except BaseException:
-            _stop(procs, join)
-            raise
-        error = first_error(procs)
-        if error is not None:
-            raise error
-        return [p.return_value for p in procs]
-
-    def Sequence(self, *items):
-        """Run the processes one after the other; return their values in order."""
-        procs = flatten(items, "Sequence")
-        results = []
-        for p in procs:
-            results.extend(self.Parallel(p))
-        return results
-
-    def Spawn(self, *items):
-        """Start the processes and return at once; ``shutdown()`` waits for them."""
-        procs = flatten(items, "Spawn")
-        for p in procs:
-            p._prepare()
-        self._spawned.add(len(procs))
-        self._spawned_procs.extend(procs)
-        self._start(procs, self._spawned)
-
-    def shutdown(self):
-        """Wait for every spawned process; report (on stderr) any that failed."""
-        try:
-            self._spawned.wait()
-        except BaseException:
-            _stop(self._spawned_procs, self._spawned)
-            raise
-        procs, self._spawned_procs = self._spawned_procs, []
-        for p in procs:
-            if p.exception is not None:
-                report_failure(p)
-
-
 def current_process_id():
-    """A string unique to the running CSP process (the main program included)."""
+    """A string unique to the running CSP process; the main program and each
+    thread that pycsp did not start count as one."""
+    # The id lives on the thread's or greenlet's Task: a forked child sets its
+    # own there when it starts.
     task = csp_ext.current_task()
     pid = task.process_id
     if pid is None:

@@ -9,6 +9,7 @@ and cross-process deadlock detection.
 """
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -1215,3 +1216,37 @@ def test_killed_lingering_child_poisons_the_ends_of_its_spawns():
     """
     result = run_script(script, timeout=20)
     assert result.stdout == "poisoned\n", result.stdout + result.stderr
+
+
+@pytest.mark.timeout(30)
+def test_shutdown_reports_a_lingering_child_killed_like_a_failed_spawned_process():
+    """One report for every failure shutdown() finds: a header naming the
+    process, then its exception (was a line of its own)."""
+    script = """
+        import os, signal
+        import pycsp.processes as csp
+
+        @csp.process
+        def reader(cin):
+            cin()
+
+        @csp.process
+        def spawner(cin):
+            csp.Spawn(reader(cin))
+            return os.getpid()
+
+        if __name__ == "__main__":
+            ch = csp.Channel()
+            keep = ch.writer()
+            [pid] = csp.Parallel(spawner(ch.reader()))
+            os.kill(pid, signal.SIGKILL)
+            csp.shutdown()
+            print("shutdown returned")
+    """
+    result = run_script(script, timeout=20)
+    assert result.stdout == "shutdown returned\n", result.stdout + result.stderr
+    header = re.search(r"^pycsp: process [0-9]+\.[0-9]+ \(spawner\) failed:$", result.stderr, re.M)
+    assert header, result.stderr
+    assert ("ProcessCrashed: process spawner (pid " in result.stderr and
+            "was killed by SIGKILL while waiting for the processes it spawned" in result.stderr), \
+        result.stderr

@@ -17,11 +17,12 @@ if not _csp_ext.HAVE_GREENLET_SCHEDULER:  # pragma: no cover
 
 from .._names import *  # noqa: E402,F403 - the API's names
 from .._names import API_NAMES as __all__, VERSION  # noqa: E402,F401
-from .._process import Runtime  # noqa: E402
+from .._in_process import InProcessBackend  # noqa: E402
+from .._runtime import Runtime  # noqa: E402
 from ._io import io  # noqa: E402,F401
 from ._start import start_greenlets  # noqa: E402
 
-_runtime = Runtime(start_greenlets)
+_runtime = Runtime(InProcessBackend(start_greenlets))
 Parallel = _runtime.Parallel
 Sequence = _runtime.Sequence
 Spawn = _runtime.Spawn

@@ -25,7 +25,8 @@ import traceback
 import csp_ext
 
 from .._ends import poison_all
-from .._process import first_error, flatten, name_of, report_failure
+from .._process import name_of
+from .._runtime import Runtime
 
 
 class ProcessCrashed(Exception):
@@ -161,7 +162,7 @@ def _child(proc, index, results, parent_pid, notify_fd=-1):
                     f"the return value of process {name_of(proc)} cannot be pickled: {exc}"))))
         else:
             results((index, _error_payload(proc.exception)))
-        if runtime.has_spawned():
+        if runtime.has_unfinished():
             # Still counted as running: it waits for its Spawns as any
             # process waits for its children (deadlock accounting included).
             if notify_fd >= 0:
@@ -185,12 +186,13 @@ def _child(proc, index, results, parent_pid, notify_fd=-1):
 
 
 class _Child:
-    __slots__ = ("proc", "index", "pid", "record", "spawned", "exitcode")
+    __slots__ = ("proc", "index", "pid", "record", "spawned", "exitcode", "lingered")
 
     def __init__(self, proc, index, pid, record, spawned=None):
         self.proc, self.index, self.pid, self.record = proc, index, pid, record
         self.spawned = spawned  # the multiprocessing.Process of a spawned child
         self.exitcode = None
+        self.lingered = False  # sent its result, then waited for its own Spawns
 
     def wait(self):
         """Reap the ended child (through multiprocessing if it started it)."""
@@ -203,6 +205,80 @@ class _Child:
         return self.exitcode
 
 
+class OSProcessBackend:
+    """For _runtime.Runtime: each process is a child OS process; a group is a
+    _Group."""
+
+    makes_tasks = False  # a child's Task is its own
+
+    def __init__(self):
+        self._unfinished = ()
+        self._sigchld_previous = None  # set once the SIGCHLD reaper is installed
+        self._reaping = False
+
+    @staticmethod
+    def start(procs, parallel):
+        group = _Group(procs, parallel)
+        group.start()
+        return group
+
+    @staticmethod
+    def wait(group):
+        group.wait()
+        return not group.lingering
+
+    @staticmethod
+    def wait_ended(group):
+        group.wait_ended()
+
+    @staticmethod
+    def kill(procs, group):
+        group.kill()
+
+    @staticmethod
+    def collect(procs, group):
+        return group.collect()
+
+    def watch(self, unfinished):
+        """Reap Spawned and lingering children as soon as they end, not only in
+        shutdown(): one killed meanwhile has its ends poisoned at once and stops
+        counting as running (a peer blocked on it would hang otherwise).  A
+        SIGCHLD handler does it, installed once from the main thread; it runs
+        the handler it replaced.  A blocked main thread notices the signal
+        (sigwatch.c) and runs it."""
+        self._unfinished = unfinished
+        if self._sigchld_previous is None:
+            self._install_reaper()
+        # Its children that ended before it was listed (or the reaper installed).
+        self._reap_unfinished(newest_only=True)
+
+    def _install_reaper(self):
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal.signal works only there; shutdown() still reaps them
+        previous = signal.getsignal(signal.SIGCHLD)
+        self._sigchld_previous = previous if previous is not None else signal.SIG_DFL
+
+        def on_child_ended(signum, frame):
+            self._reap_unfinished()
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(signal.SIGCHLD, on_child_ended)
+
+    def _reap_unfinished(self, newest_only=False):
+        if self._reaping:
+            return
+        self._reaping = True
+        try:
+            for _, group, _ in self._unfinished[-1:] if newest_only else list(self._unfinished):
+                if not group.busy:
+                    group.reap_ended()
+        except Exception as exc:  # a signal handler must not raise into the program
+            print(f"pycsp: reaping ended child processes failed: {exc!r}", file=sys.stderr)
+        finally:
+            self._reaping = False
+
+
 class _Group:
     """Children started together: forked, watched, reaped, their results read.
 
@@ -212,13 +288,18 @@ class _Group:
 
     def __init__(self, procs, parallel):
         self.procs = procs
+        self.parallel = parallel
         self.results = csp_ext.ShmChannel(buffer=max(1, len(procs)))
         self.results_in = self.results.reader()
         self.results_out = self.results.writer()
         self.children = {}   # pidfd -> _Child, still to wait for
         self.lingering = {}  # pidfd -> _Child whose result is in but which waits for its Spawns
         self.crashed = []
-        self.waiting = False  # a wait on this group runs (the SIGCHLD reaper keeps off)
+        self.crashes_collected = 0
+        self.has_result = set()  # indices of the children whose result was collected
+        # A wait or a kill on this group runs: the SIGCHLD reaper, which may
+        # run between any two of their steps, keeps off.
+        self.busy = False
         self.notify_in = self.notify_out = -1
         if parallel:
             # Writes block (the waiting parent drains the pipe at every wake-up):
@@ -231,8 +312,6 @@ class _Group:
         parent = os.getpid()
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
-        for proc in self.procs:  # a process given twice fails here, before any start
-            proc._prepare(make_task=False)
         method = get_start_method()
         for index, proc in enumerate(self.procs):
             record = csp_ext.shm_precount()  # counted as running from before the start
@@ -281,6 +360,7 @@ class _Group:
             if fd is not None:
                 poller.unregister(fd)
                 child = self.lingering[fd] = self.children.pop(fd)
+                child.lingered = True
                 csp_ext.shm_linger_seen(child.record)
 
     def wait(self):
@@ -288,16 +368,17 @@ class _Group:
         self._wait_for(self.children, self.notify_in)
         self._close_notify()
 
-    def wait_lingering(self):
-        """Until the children that lingered for their Spawns have ended too."""
+    def wait_ended(self):
+        """Until every child has ended, those that linger for their Spawns too."""
+        self._wait_for(self.children, -1)
         self._wait_for(self.lingering, -1)
 
     def _wait_for(self, children, notify_in):
-        self.waiting = True
+        self.busy = True
         try:
             self._wait_loop(children, notify_in)
         finally:
-            self.waiting = False
+            self.busy = False
 
     def reap_ended(self):
         """Reap, without waiting, the children (or lingering ones) that have ended."""
@@ -326,10 +407,9 @@ class _Group:
             try:
                 slept = csp_ext.shm_wait_children(records, True)
                 ready = poller.poll()
-            except BaseException:
+            except BaseException:  # Ctrl-C: the runtime kills the group
                 if slept is not None:
                     csp_ext.shm_wait_children(records, False, slept)
-                self.kill()
                 raise
             csp_ext.shm_wait_children(records, False, slept)
             for fd, _ in ready:
@@ -348,6 +428,13 @@ class _Group:
     def kill(self):
         """Ctrl-C or an error in the parent: end every child now (those that
         linger for their Spawns too)."""
+        self.busy = True
+        try:
+            self._kill()
+        finally:
+            self.busy = False
+
+    def _kill(self):
         self._close_notify()
         self.children.update(self.lingering)
         self.lingering.clear()
@@ -365,13 +452,15 @@ class _Group:
 
     def collect(self):
         """Give each process its return value, or its exception (ProcessCrashed
-        for a child that died without sending one); return those that failed."""
+        for a child that died without sending one, or while it lingered);
+        return those that failed since the last call."""
         outcome = {}  # in the order the results came: failures are numbered in time
         while True:
             index, msg = csp_ext.select((self.results_in, csp_ext.SkipGuard()))
             if index == 1:
                 break
             outcome[msg[0]] = msg[1]
+        self.has_result.update(outcome)
         failed = []
         for index, got in outcome.items():
             proc = self.procs[index]
@@ -380,12 +469,19 @@ class _Group:
                 failed.append(proc)
             else:
                 proc.return_value = got[1]
-        for child in self.crashed:
-            if child.index not in outcome:
-                child.proc._note_failure(ProcessCrashed(
-                    f"process {name_of(child.proc)} (pid {child.pid}) "
-                    f"{_describe_exit(child.exitcode)}; its channel ends were poisoned"))
-                failed.append(child.proc)
+        crashed = self.crashed[self.crashes_collected:]
+        self.crashes_collected = len(self.crashed)
+        for child in crashed:
+            if child.lingered:
+                when = " while waiting for the processes it spawned"
+            elif child.index not in self.has_result:
+                when = ""
+            else:
+                continue  # ended badly after sending its result: its Parallel got that
+            child.proc._note_failure(ProcessCrashed(
+                f"process {name_of(child.proc)} (pid {child.pid}) "
+                f"{_describe_exit(child.exitcode)}{when}; its channel ends were poisoned"))
+            failed.append(child.proc)
         return failed
 
 
@@ -402,116 +498,4 @@ def _pidfd(pid):
         raise
 
 
-class _ForkRuntime:
-    def __init__(self):
-        self._spawned = []    # groups started by Spawn
-        self._lingering = []  # Parallel groups with children lingering for their Spawns
-        self._sigchld_previous = None  # set once the SIGCHLD reaper is installed
-        self._reaping = False
-        import atexit
-
-        atexit.register(self.shutdown)
-
-    def forget_inherited(self):
-        """In a new child: the processes its parent started are not its own."""
-        self._spawned = []
-        self._lingering = []
-
-    def _watch_detached(self):
-        """Reap Spawned and lingering children as soon as they end, not only in
-        shutdown(): one killed meanwhile has its ends poisoned at once and stops
-        counting as running (a peer blocked on it would hang otherwise).  A
-        SIGCHLD handler does it, installed once from the main thread; it runs
-        the handler it replaced.  A blocked main thread notices the signal
-        (sigwatch.c) and runs it."""
-        if self._sigchld_previous is not None:
-            return
-        if threading.current_thread() is not threading.main_thread():
-            return  # signal.signal works only there; shutdown() still reaps them
-        previous = signal.getsignal(signal.SIGCHLD)
-        self._sigchld_previous = previous if previous is not None else signal.SIG_DFL
-
-        def on_child_ended(signum, frame):
-            self._reap_detached()
-            if callable(previous):
-                previous(signum, frame)
-
-        signal.signal(signal.SIGCHLD, on_child_ended)
-
-    def _reap_detached(self):
-        if self._reaping:
-            return
-        self._reaping = True
-        try:
-            for group in self._spawned + self._lingering:
-                if not group.waiting:
-                    group.reap_ended()
-        except Exception as exc:  # a signal handler must not raise into the program
-            print(f"pycsp: reaping ended child processes failed: {exc!r}", file=sys.stderr)
-        finally:
-            self._reaping = False
-
-    def has_spawned(self):
-        """True if this process started processes that shutdown() would wait for."""
-        return bool(self._spawned or self._lingering)
-
-    def Parallel(self, *items):
-        """Run each process in its own OS process; return their values in order."""
-        procs = flatten(items, "Parallel")
-        if not procs:
-            return []
-        group = _Group(procs, parallel=True)
-        group.start()
-        try:
-            group.wait()
-        except BaseException:
-            group.kill()
-            raise
-        if group.lingering:
-            self._lingering.append(group)
-            self._watch_detached()
-        failed = group.collect()
-        if failed:
-            raise first_error(failed)
-        return [p.return_value for p in procs]
-
-    def Sequence(self, *items):
-        """Run the processes one after the other, each in its own OS process."""
-        return [value for p in flatten(items, "Sequence") for value in self.Parallel(p)]
-
-    def Spawn(self, *items):
-        """Start the processes and return at once; ``shutdown()`` waits for them."""
-        procs = flatten(items, "Spawn")
-        if procs:
-            group = _Group(procs, parallel=False)
-            self._watch_detached()
-            self._spawned.append(group)  # before start: a child may end at once
-            try:
-                group.start()
-            except BaseException:
-                self._spawned.remove(group)
-                raise
-
-    def shutdown(self):
-        """Wait for every spawned process; report (on stderr) any that failed."""
-        # One group at a time: one that an exception (Ctrl-C) interrupts
-        # stays listed, and so do those after it.
-        while self._spawned or self._lingering:
-            if self._spawned:
-                group = self._spawned[0]
-                group.wait()
-                del self._spawned[0]
-                for proc in group.collect():
-                    report_failure(proc)
-            else:
-                group = self._lingering[0]
-                crashed_before = len(group.crashed)
-                group.wait_lingering()
-                del self._lingering[0]
-                for child in group.crashed[crashed_before:]:
-                    print(f"pycsp: process {name_of(child.proc)} (pid {child.pid}) "
-                          f"{_describe_exit(child.exitcode)} while waiting for the "
-                          f"processes it spawned", file=sys.stderr)
-
-
-runtime = _ForkRuntime()
+runtime = Runtime(OSProcessBackend())

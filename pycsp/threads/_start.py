@@ -3,6 +3,8 @@ import _thread
 import os
 import threading
 
+from csp_ext import Join
+
 # Small enough that 10,000 threads fit in the address space, large enough for
 # Python's default recursion limit through C calls (512 KiB crashed at ~850).
 _STACK_SIZE = int(os.environ.get("PYCSP_THREAD_STACK_SIZE", 2 * 1024 * 1024))
@@ -18,8 +20,10 @@ def _bootstrap(proc, join):
         task.finish(join)
 
 
-def start_threads(procs, join):
-    """Start one OS thread per process; each calls ``join.done()`` when it ends."""
+def start_threads(procs, parallel):
+    """Start one OS thread per process; return the Join that each counts down
+    when it ends."""
+    join = Join(len(procs))
     with _start_lock:
         previous = _thread.stack_size(_STACK_SIZE)
         started = 0
@@ -35,3 +39,4 @@ def start_threads(procs, join):
                                f"{len(procs)}: {exc}") from exc
         finally:
             _thread.stack_size(previous)
+    return join
