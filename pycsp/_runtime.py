@@ -89,9 +89,12 @@ class Runtime:
         procs = flatten(items, "Parallel")
         if not procs:
             return []
-        makes_tasks = self._makes_tasks
-        for p in procs:  # a process given twice fails here, before any starts
-            p._prepare(makes_tasks)
+        if self._makes_tasks:  # p._prepare() is the fastest call (1% of a Parallel of 1000)
+            for p in procs:  # a process given twice fails here, before any starts
+                p._prepare()
+        else:
+            for p in procs:
+                p._prepare(make_task=False)
         group = self._start(procs, True)
         try:
             all_ended = self._wait(group)
@@ -114,9 +117,8 @@ class Runtime:
         procs = flatten(items, "Spawn")
         if not procs:
             return
-        makes_tasks = self._makes_tasks
         for p in procs:
-            p._prepare(makes_tasks)
+            p._prepare(self._makes_tasks)
         self._keep_for_shutdown(procs, self._start(procs, False), False)
 
     def shutdown(self):
