@@ -585,6 +585,25 @@ def test_ctrl_c_ends_parallel_promptly(backend):
     assert elapsed < 10
 
 
+# Appended to a script run by start_script: waits up to 5 s for this process's
+# children to end, then says how many are left (braces doubled for .format).
+REPORT_CHILDREN_LEFT = """
+import os
+import time
+
+def live_children():
+    kids = []
+    for tid in os.listdir(f"/proc/{{os.getpid()}}/task"):
+        with open(f"/proc/{{os.getpid()}}/task/{{tid}}/children") as f:
+            kids += f.read().split()
+    return kids
+
+deadline = time.monotonic() + 5
+while live_children() and time.monotonic() < deadline:
+    time.sleep(0.05)
+say("children left:", len(live_children()))
+"""
+
 CTRL_C_CAUGHT_SCRIPT = """
 import sys
 import pycsp.{backend} as csp
@@ -619,21 +638,7 @@ try:
 except KeyboardInterrupt:
     say("caught KeyboardInterrupt")
 
-import os
-import time
-
-def live_children():
-    kids = []
-    for tid in os.listdir(f"/proc/{{os.getpid()}}/task"):
-        with open(f"/proc/{{os.getpid()}}/task/{{tid}}/children") as f:
-            kids += f.read().split()
-    return kids
-
-deadline = time.monotonic() + 5
-while live_children() and time.monotonic() < deadline:
-    time.sleep(0.05)
-say("children left:", len(live_children()))
-"""
+""" + REPORT_CHILDREN_LEFT
 
 
 @pytest.mark.timeout(40)
@@ -695,18 +700,7 @@ try:
 except KeyboardInterrupt:
     say("caught KeyboardInterrupt")
 
-def live_children():
-    kids = []
-    for tid in os.listdir(f"/proc/{{os.getpid()}}/task"):
-        with open(f"/proc/{{os.getpid()}}/task/{{tid}}/children") as f:
-            kids += f.read().split()
-    return kids
-
-deadline = time.monotonic() + 5
-while live_children() and time.monotonic() < deadline:
-    time.sleep(0.05)
-say("children left:", len(live_children()))
-"""
+""" + REPORT_CHILDREN_LEFT
 
 
 @pytest.mark.timeout(40)
