@@ -123,3 +123,36 @@ def test_signal_handlers_run_while_main_thread_is_blocked(backend, own_fd):
     assert lines[:2] == ["interrupted after 2 signals", "elapsed ok True"], result.stdout
     if own_fd:
         assert lines[2:] == ["own fd got True", "still own True"], result.stdout
+
+
+RETIRE_IN_HANDLER_SCRIPT = """
+import signal, time
+import pycsp.{backend} as csp
+
+ch = csp.Channel()
+cin = ch.reader()
+keep_writer = ch.writer()
+
+def handler(signum, frame):
+    cin.retire()
+
+signal.signal(signal.SIGALRM, handler)
+signal.setitimer(signal.ITIMER_REAL, 0.2)
+t0 = time.monotonic()
+try:
+    csp.AltSelect(csp.InputGuard(cin), csp.TimeoutGuard(seconds=5))
+    print("select returned")
+except csp.ChannelRetireException as e:
+    print("retired:", e)
+print("in time", time.monotonic() - t0 < 3)
+"""
+
+
+@pytest.mark.timeout(30)
+def test_an_end_retired_by_a_signal_handler_ends_the_alternation_waiting_on_it(backend):
+    """The alternation starts again after the handler (CSP_RETRY) and must see
+    that the end it waits on is retired now, as a new alternation would."""
+    result = run_script(RETIRE_IN_HANDLER_SCRIPT.format(backend=backend), timeout=25)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["retired: this reader end is retired", "in time True"], \
+        result.stdout

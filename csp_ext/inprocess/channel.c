@@ -199,12 +199,12 @@ csp_inprocess_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen,
             EndObject *e = (EndObject *)alt[k].end;
             g->c = &e->chan->s;
             g->chan = csp_private_ref(g->c);
-            g->end_retired = e->retired;
+            g->end_retired = &e->retired;
         }
         else {
             g->c = NULL;
             g->chan = 0;
-            g->end_retired = 0;
+            g->end_retired = NULL;
         }
     }
     int64_t pick;

@@ -26,7 +26,10 @@ typedef struct csp_guard {
     csp_ref msg;                 /* output: the message (the caller's until committed) */
     int64_t index;               /* position in the caller's alternation */
     int kind;                    /* enum csp_guard_kind */
-    int end_retired;             /* the end is retired: raises when the scan reaches it */
+    /* The end's own flag, read at every pass (a signal handler may retire the
+     * end between a pass and the retry): a retired end raises when the scan
+     * reaches it.  NULL for skip and timeout guards. */
+    const char *end_retired;
     double seconds;              /* timeout guards */
 } csp_guard;
 
@@ -175,7 +178,7 @@ csp_select(const csp_rules *R, const csp_waiting *W, void *self, csp_guard *gs, 
             switch (g->kind) {
             case CSP_GUARD_INPUT:
             case CSP_GUARD_OUTPUT:
-                if (g->end_retired) {
+                if (*g->end_retired) {
                     error = CSP_TRY_END_RETIRED;
                     pick = k;
                     break;

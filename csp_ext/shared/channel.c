@@ -771,7 +771,7 @@ csp_shared_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen, Py
         ShmEndObject *e = (ShmEndObject *)alt[k].end;
         g->c = &CH(e->channel)->s;
         g->chan = e->channel->chan;
-        g->end_retired = e->retired;
+        g->end_retired = &e->retired;
         /* A retired end raises when the scan reaches it. */
         if (g->kind == CSP_GUARD_OUTPUT && !e->retired && !(g->msg = shm_message_encode(alt[k].msg)))
             goto done;

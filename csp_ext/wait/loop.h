@@ -22,7 +22,6 @@
 #include <sched.h>
 
 typedef struct csp_wait_way {
-    int shared;          /* the word is in memory shared between processes */
     double slice;        /* a non-main thread's longest sleep; 0: until the deadline */
     /* Release the GIL, poll the word, sleep on it until `until` (monotonic
      * seconds, < 0: none), take the GIL back. */
@@ -60,8 +59,10 @@ csp_wait_for_word(const csp_wait_way *way, void *self, _Atomic uint32_t *word, d
         if (st != CSP_WAITING && !CSP_IS_CLAIMED(st))
             return (int)st;
         if (CSP_IS_CLAIMED(st)) {
-            /* A commit is filling in the result (another process's: in one
-             * process it happens under the GIL and is never seen here). */
+            /* A commit is filling in the result: another process's.  This
+             * loop holds the GIL here, so an in-process claim must be
+             * finished before its claimer lets the GIL go (match.h, C2 under
+             * the GIL), or this would spin forever. */
             if (way->claimed)
                 way->claimed(self, &claimed_since);
             sched_yield();

@@ -307,7 +307,6 @@ record_claimed(void *self, double *since)
 /* Every sleep is bounded, not only the main thread's: a claimer that dies
  * between its claim and its finish wakes nobody, so the waiter must look. */
 static const csp_wait_way record_way = {
-    .shared = 1,
     .slice = 0.1,
     .sleep = record_sleep,
     .give_up = record_give_up,

@@ -235,7 +235,6 @@ thread_give_up(void *self, int status)
 }
 
 static const csp_wait_way thread_way = {
-    .shared = 0,
     .slice = 0.0,
     .sleep = thread_sleep,
     .give_up = thread_give_up,
