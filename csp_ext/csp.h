@@ -290,7 +290,5 @@ csp_fail_here(int site)
     return 0;
 }
 
-/* An in-process channel end (ends cannot be subclassed: an exact check). */
-#define CSP_IS_END(o) (Py_IS_TYPE((o), csp_st->EndReadType) || Py_IS_TYPE((o), csp_st->EndWriteType))
 
 #endif

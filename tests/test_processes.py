@@ -528,16 +528,21 @@ def test_version_tuple(csp, backend):
 # --------------------------------------------------------------------------- Ctrl-C
 
 
+# Prepended to the scripts below: one write per line (print() writes the text
+# and the newline separately, so lines from several threads could interleave).
+SAY = """
+import sys
+
+def say(*words):
+    sys.stdout.write(" ".join(map(str, words)) + "\\n")
+    sys.stdout.flush()
+"""
+
 CTRL_C_SCRIPT = """
 import sys
 import pycsp.{backend} as csp
 
-def say(*words):
-    # One write per line: print() writes the text and the newline separately,
-    # so lines from several threads could interleave.
-    sys.stdout.write(" ".join(map(str, words)) + "\\n")
-    sys.stdout.flush()
-
+""" + SAY + """
 @csp.process
 def blocked(cin, i):
     say("blocked", i)
@@ -608,12 +613,7 @@ CTRL_C_CAUGHT_SCRIPT = """
 import sys
 import pycsp.{backend} as csp
 
-def say(*words):
-    # One write per line: print() writes the text and the newline separately,
-    # so lines from several threads could interleave.
-    sys.stdout.write(" ".join(map(str, words)) + "\\n")
-    sys.stdout.flush()
-
+""" + SAY + """
 @csp.process
 def blocked(cin):
     say("blocked")
@@ -676,10 +676,7 @@ import sys
 import time
 import pycsp.{backend} as csp
 
-def say(*words):
-    sys.stdout.write(" ".join(map(str, words)) + "\\n")
-    sys.stdout.flush()
-
+""" + SAY + """
 @csp.process
 def waiter(cin):
     say("waiting")

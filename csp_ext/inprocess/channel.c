@@ -156,8 +156,7 @@ channel_read(EndObject *end)
     if (!t)
         return NULL;
     csp_ref msg;
-    if (csp_communicate(&in_private_memory, &as_task, t, &end->chan->s,
-                        csp_private_ref(&end->chan->s), 0, 0, &msg) < 0)
+    if (csp_communicate(&in_private_memory, &as_task, t, &end->chan->s, 0, 0, &msg) < 0)
         return NULL;
     return csp_private_ptr(msg);
 }
@@ -169,8 +168,8 @@ channel_write(EndObject *end, PyObject *msg)
     if (!t)
         return -1;
     csp_ref unused;
-    return csp_communicate(&in_private_memory, &as_task, t, &end->chan->s,
-                           csp_private_ref(&end->chan->s), 1, csp_private_ref(msg), &unused);
+    return csp_communicate(&in_private_memory, &as_task, t, &end->chan->s, 1,
+                           csp_private_ref(msg), &unused);
 }
 
 int
@@ -193,17 +192,14 @@ csp_inprocess_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen,
         csp_guard *g = &gs[k];
         g->kind = alt[k].kind;
         g->seconds = alt[k].seconds;
-        g->index = k;
         g->msg = csp_private_ref(alt[k].msg);
         if (alt[k].end) {
             EndObject *e = (EndObject *)alt[k].end;
             g->c = &e->chan->s;
-            g->chan = csp_private_ref(g->c);
             g->end_retired = &e->retired;
         }
         else {
             g->c = NULL;
-            g->chan = 0;
             g->end_retired = NULL;
         }
     }
@@ -364,36 +360,25 @@ static PyMemberDef end_members[] = {
     {NULL}
 };
 
-static PyType_Slot end_read_slots[] = {
-    {Py_tp_doc, "ChannelEndRead(channel): reader end. msg = end() blocks until a writer offers a "
-                "message; raises ChannelPoisonException or ChannelRetireException."},
-    {Py_tp_new, end_new_from_python},
-    {Py_tp_dealloc, end_dealloc},
-    {Py_tp_traverse, end_traverse},
-    {Py_tp_clear, end_clear},
-    {Py_tp_call, PyVectorcall_Call},
-    {Py_tp_repr, end_repr},
-    {Py_tp_methods, end_methods},
-    {Py_tp_getset, end_getset},
-    {Py_tp_members, end_members},
-    {0, NULL}
-};
+/* The two end types differ only in their doc (and in the vectorcall each end
+ * stores for itself). */
+#define END_SLOTS(doc)                                                                    \
+    {                                                                                     \
+        {Py_tp_doc, doc}, {Py_tp_new, end_new_from_python}, {Py_tp_dealloc, end_dealloc}, \
+        {Py_tp_traverse, end_traverse}, {Py_tp_clear, end_clear},                        \
+        {Py_tp_call, PyVectorcall_Call}, {Py_tp_repr, end_repr},                          \
+        {Py_tp_methods, end_methods}, {Py_tp_getset, end_getset},                        \
+        {Py_tp_members, end_members}, {0, NULL},                                          \
+    }
 
-static PyType_Slot end_write_slots[] = {
-    {Py_tp_doc, "ChannelEndWrite(channel): writer end. end(msg) blocks until a reader takes the "
-                "message (or it fits in the buffer); raises ChannelPoisonException or "
-                "ChannelRetireException."},
-    {Py_tp_new, end_new_from_python},
-    {Py_tp_dealloc, end_dealloc},
-    {Py_tp_traverse, end_traverse},
-    {Py_tp_clear, end_clear},
-    {Py_tp_call, PyVectorcall_Call},
-    {Py_tp_repr, end_repr},
-    {Py_tp_methods, end_methods},
-    {Py_tp_getset, end_getset},
-    {Py_tp_members, end_members},
-    {0, NULL}
-};
+static PyType_Slot end_read_slots[] = END_SLOTS(
+    "ChannelEndRead(channel): reader end. msg = end() blocks until a writer offers a "
+    "message; raises ChannelPoisonException or ChannelRetireException.");
+
+static PyType_Slot end_write_slots[] = END_SLOTS(
+    "ChannelEndWrite(channel): writer end. end(msg) blocks until a reader takes the "
+    "message (or it fits in the buffer); raises ChannelPoisonException or "
+    "ChannelRetireException.");
 
 #define END_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | \
                    Py_TPFLAGS_IMMUTABLETYPE)

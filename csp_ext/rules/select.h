@@ -22,9 +22,7 @@ enum csp_guard_kind { CSP_GUARD_INPUT = 1, CSP_GUARD_OUTPUT, CSP_GUARD_SKIP, CSP
 /* One guard of an alternation, as the rules see it. */
 typedef struct csp_guard {
     csp_chan *c;                 /* channel guards; NULL for skip and timeout */
-    csp_ref chan;                /* the channel's handle (the lock order) */
     csp_ref msg;                 /* output: the message (the caller's until committed) */
-    int64_t index;               /* position in the caller's alternation */
     int kind;                    /* enum csp_guard_kind */
     /* The end's own flag, read at every pass (a signal handler may retire the
      * end between a pass and the retry): a retired end raises when the scan
@@ -80,8 +78,8 @@ csp_wait_failed(const csp_waiting *W, void *self, int st)
  * 0 with *got (reads: the message, ours), or -1 with an exception; after a
  * failed write the message is still the caller's. */
 CSP_RULES_INLINE int
-csp_communicate(const csp_rules *R, const csp_waiting *W, void *self, csp_chan *c, csp_ref chan,
-                int is_write, csp_ref msg, csp_ref *got)
+csp_communicate(const csp_rules *R, const csp_waiting *W, void *self, csp_chan *c, int is_write,
+                csp_ref msg, csp_ref *got)
 {
     for (;;) {
         csp_chan_lock(R, c);
@@ -101,7 +99,7 @@ csp_communicate(const csp_rules *R, const csp_waiting *W, void *self, csp_chan *
             return -1;
         }
         o->waiter = W->self_ref(self);
-        o->chan = chan;
+        o->chan = R->ref(c);
         o->msg = msg;
         o->index = 0;
         o->is_write = is_write;
@@ -119,8 +117,9 @@ csp_communicate(const csp_rules *R, const csp_waiting *W, void *self, csp_chan *
     }
 }
 
-/* Lock each distinct channel of the guards once, in handle order (sorted
- * into `locked`, n entries of scratch); returns how many were locked. */
+/* Lock each distinct channel of the guards once, in handle order (the same
+ * in every process, unlike addresses; sorted into `locked`, n entries of
+ * scratch); returns how many were locked. */
 static inline int64_t
 csp_lock_guards(const csp_rules *R, csp_guard *gs, int64_t n, csp_guard **locked)
 {
@@ -130,7 +129,7 @@ csp_lock_guards(const csp_rules *R, csp_guard *gs, int64_t n, csp_guard **locked
             continue;
         /* Insertion sort: alternations are short. */
         int64_t j = nl++;
-        while (j > 0 && locked[j - 1]->chan > gs[i].chan) {
+        while (j > 0 && R->ref(locked[j - 1]->c) > R->ref(gs[i].c)) {
             locked[j] = locked[j - 1];
             j--;
         }
@@ -138,7 +137,7 @@ csp_lock_guards(const csp_rules *R, csp_guard *gs, int64_t n, csp_guard **locked
     }
     int64_t distinct = 0;
     for (int64_t j = 0; j < nl; j++) {
-        if (distinct > 0 && locked[distinct - 1]->chan == locked[j]->chan)
+        if (distinct > 0 && locked[distinct - 1]->c == locked[j]->c)
             continue;
         locked[distinct++] = locked[j];
         csp_chan_lock(R, locked[j]->c);
@@ -235,7 +234,7 @@ csp_select(const csp_rules *R, const csp_waiting *W, void *self, csp_guard *gs, 
                 continue;
             csp_offer *of = &offers[o++];
             of->waiter = me;
-            of->chan = g->chan;
+            of->chan = R->ref(g->c);
             of->msg = g->kind == CSP_GUARD_OUTPUT ? g->msg : 0;
             of->index = k;
             of->is_write = g->kind == CSP_GUARD_OUTPUT;

@@ -243,7 +243,7 @@ shm_read(ShmEndObject *e)
     if (!w)
         return NULL;
     csp_ref msg;
-    if (csp_communicate(&in_the_arena, &as_record, w, &CH(e->channel)->s, e->channel->chan, 0, 0,
+    if (csp_communicate(&in_the_arena, &as_record, w, &CH(e->channel)->s, 0, 0,
                         &msg) < 0)
         return NULL;
     return shm_message_decode(msg);
@@ -265,7 +265,7 @@ shm_write(ShmEndObject *e, PyObject *obj)
         return -1;
     w->pending = msg;  /* freed by the parent's reap if this process dies now */
     csp_ref unused;
-    if (csp_communicate(&in_the_arena, &as_record, w, &CH(e->channel)->s, e->channel->chan, 1, msg,
+    if (csp_communicate(&in_the_arena, &as_record, w, &CH(e->channel)->s, 1, msg,
                         &unused) < 0) {
         shm_message_discard(msg);
         return -1;
@@ -765,12 +765,10 @@ csp_shared_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen, Py
         csp_guard *g = &gs[k];
         g->kind = alt[k].kind;
         g->seconds = alt[k].seconds;
-        g->index = k;
         if (!alt[k].end)
             continue;
         ShmEndObject *e = (ShmEndObject *)alt[k].end;
         g->c = &CH(e->channel)->s;
-        g->chan = e->channel->chan;
         g->end_retired = &e->retired;
         /* A retired end raises when the scan reaches it. */
         if (g->kind == CSP_GUARD_OUTPUT && !e->retired && !(g->msg = shm_message_encode(alt[k].msg)))
