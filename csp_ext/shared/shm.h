@@ -18,7 +18,7 @@
 typedef uint64_t shm_off;   /* 0 = none */
 
 #define SHM_MAGIC 0x6873707363797050ULL   /* "Pycspsh" */
-#define SHM_VERSION 3
+#define SHM_VERSION 4
 #define SHM_NCLASSES 48
 
 /* A process-shared robust mutex: a process that dies holding it does not
@@ -40,6 +40,10 @@ typedef struct {
     uint64_t warm_free_bytes;    /* freed big blocks whose pages are kept (reuse without faults) */
     shm_off waiters;             /* registry of every process's waiter */
     _Atomic int64_t n_active;    /* deadlock accounting across processes */
+    /* The deadlock last broken and how many channel waits it ended (under
+     * the lock): the reports of one deadlock are gathered by generation. */
+    uint64_t deadlock_generation;
+    int64_t deadlock_woken;
 } shm_header;
 
 /* One per OS process (per thread that uses channels). */
@@ -50,7 +54,7 @@ typedef struct shm_waiter {
     int32_t counted;             /* counts for deadlock accounting */
     _Atomic int32_t inactive;    /* blocked without deadline */
     int32_t dead;
-    int32_t pad1;
+    int32_t deadlocked_offers;   /* offers of the operation a deadlock ended (for its report) */
     int32_t parent;              /* pid of the process that started it (0: none) */
     int64_t chosen;
     shm_off msg;                 /* message block delivered to this waiter */
@@ -80,6 +84,7 @@ typedef struct {
     csp_chan s;                  /* messages are offsets of message blocks */
     shm_lock lock;
     _Atomic int64_t refs;        /* Python objects and in-flight pickles referring to it */
+    shm_off name;                /* its name, NUL-terminated UTF-8 (deadlock reports), or 0 */
 } shm_channel;
 
 extern char *shm_base;

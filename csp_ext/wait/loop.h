@@ -88,7 +88,11 @@ csp_wait_for_word(const csp_wait_way *way, void *self, _Atomic uint32_t *word, d
             if (!way->give_up(self, CSP_RETRY))
                 continue;
             csp_sigwatch_end(sw);
-            return PyErr_CheckSignals() < 0 ? -1 : CSP_RETRY;
+            int outer = csp_wait_interrupted;
+            csp_wait_interrupted = 1;
+            int raised = PyErr_CheckSignals() < 0;
+            csp_wait_interrupted = outer;
+            return raised ? -1 : CSP_RETRY;
         }
     }
 }

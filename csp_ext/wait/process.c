@@ -225,6 +225,13 @@ static void
 break_deadlock(void)
 {
     shm_hdr_lock();
+    int64_t woken = 0;
+    for (shm_off off = shm_hdr->waiters; off; off = SHM_PTR(shm_waiter, off)->next) {
+        shm_waiter *w = SHM_PTR(shm_waiter, off);
+        woken += !w->dead && atomic_load(&w->inactive) && atomic_load(&w->status) == CSP_WAITING;
+    }
+    shm_hdr->deadlock_generation++;
+    shm_hdr->deadlock_woken = woken;
     for (shm_off off = shm_hdr->waiters; off; off = SHM_PTR(shm_waiter, off)->next) {
         shm_waiter *w = SHM_PTR(shm_waiter, off);
         if (!w->dead && atomic_load(&w->inactive) && shm_waiter_claim(w))

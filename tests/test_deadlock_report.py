@@ -1,0 +1,323 @@
+"""What a DeadlockError says: every blocked process (id, function, what it
+waits for, on which channels, where), the wait-for cycle first; and the live
+state dump (pycsp.dump_state, dump_state_on)."""
+import io
+import os
+import pickle
+import textwrap
+
+import pytest
+
+import csp_ext
+from conftest import run_script
+
+HERE = os.path.basename(__file__)
+
+
+def line_of(marker):
+    """The line of this file that ends with ``# <marker>``."""
+    with open(__file__) as f:
+        for number, line in enumerate(f, 1):
+            if line.rstrip().endswith(f"# {marker}"):
+                return number
+    raise AssertionError(marker)
+
+
+def site(marker):
+    return f"{HERE}:{line_of(marker)}"
+
+
+def deadlock_of(csp, *procs):
+    with pytest.raises(csp.DeadlockError) as info:
+        csp.Parallel(*procs)
+    return info.value
+
+
+@pytest.mark.timeout(30)
+def test_two_process_cycle(csp):
+    @csp.process
+    def producer(cout, cin):
+        cout("x")  # producer-blocks
+        cin()
+
+    @csp.process
+    def consumer(cout, cin):
+        cout("y")  # consumer-blocks
+        cin()
+
+    a, b = csp.Channel("a"), csp.Channel("b")
+    p, c = producer(-a, +b), consumer(-b, +a)
+    error = deadlock_of(csp, p, c)
+
+    by_name = {e.name: e for e in error.blocked}
+    assert sorted(by_name) == ["consumer", "producer"]
+    assert by_name["producer"].id == p.id and by_name["consumer"].id == c.id
+    assert by_name["producer"].waits == "write"
+    assert by_name["producer"].channels == (("'a'", "write"),)
+    assert by_name["producer"].site == site("producer-blocks")
+    assert by_name["consumer"].site == site("consumer-blocks")
+
+    text = str(error)
+    lines = text.splitlines()
+    assert lines[0] == "deadlock: every CSP process is blocked on a channel"
+    assert lines[1] == "wait-for cycle:"
+    cycle = set(lines[2:4])
+    assert cycle == {
+        f"  producer ({site('producer-blocks')}) writes 'a' — only consumer reads 'a'",
+        f"  consumer ({site('consumer-blocks')}) writes 'b' — only producer reads 'b'",
+    }, text
+    assert "blocked (2):" in lines
+    assert f"  producer [{p.id}] at {site('producer-blocks')}: writes 'a'" in lines
+
+
+@pytest.mark.timeout(30)
+def test_reader_whose_writers_all_left(csp):
+    @csp.process
+    def writer(cout):
+        cout(1)
+
+    @csp.process
+    def reader(cin):
+        while True:
+            cin()  # reader-blocks
+
+    c = csp.Channel("c")
+    r = reader(+c)
+    error = deadlock_of(csp, writer(-c), r)
+    assert [(e.name, e.id, e.waits) for e in error.blocked] == [("reader", r.id, "read")]
+    assert (f"  reader ({site('reader-blocks')}) reads 'c' — no process left on its other end"
+            in str(error).splitlines()), str(error)
+    assert "wait-for cycle" not in str(error)
+
+
+@pytest.mark.timeout(30)
+def test_alternation_that_waits_on_three_channels(csp):
+    @csp.process
+    def chooser(a, b, c):
+        csp.AltSelect(csp.InputGuard(a), csp.InputGuard(b), csp.OutputGuard(c, "m"))  # alt-blocks
+
+    a, b, c = csp.Channel("a"), csp.Channel(), csp.Channel("c")
+    keep = (a.writer(), b.writer(), c.reader())
+    error = deadlock_of(csp, chooser(+a, +b, -c))
+    (entry,) = error.blocked
+    assert entry.name == "chooser" and entry.waits == "alternation"
+    assert entry.site == site("alt-blocks")
+    labels = [label for label, _ in entry.channels]
+    assert [d for _, d in entry.channels] == ["read", "read", "write"]
+    assert labels[0] == "'a'" and labels[2] == "'c'"
+    assert labels[1].startswith("#"), labels  # unnamed: a short id
+    assert f"alternation: reads 'a', reads {labels[1]}, writes 'c'" in str(error)
+    del keep
+
+
+@pytest.mark.timeout(30)
+def test_unnamed_channel_keeps_its_short_id(csp):
+    """The id a report gives an unnamed channel is the one it has everywhere
+    for its life (in every OS process, on the processes backend)."""
+    from pycsp._deadlock import label
+
+    @csp.process
+    def lonely(cin):
+        cin()
+
+    ch = csp.Channel()
+    keep = ch.writer()
+    reported = deadlock_of(csp, lonely(ch.reader())).blocked[0].channels[0][0]
+    assert reported.startswith("#") and reported == label(ch) == label(ch)
+    assert label(csp.Channel()) != reported
+    del keep
+
+
+@pytest.mark.timeout(30)
+def test_deadlock_inside_a_nested_parallel(csp):
+    """The report of the outer Parallel has the inner processes (on the
+    processes backend they are in another OS process)."""
+
+    @csp.process
+    def left(cout, cin):
+        cout(1)  # left-blocks
+        cin()
+
+    @csp.process
+    def right(cout, cin):
+        cout(2)  # right-blocks
+        cin()
+
+    @csp.process
+    def outer_stuck(cin):
+        cin()  # outer-blocks
+
+    @csp.process
+    def inner(a, b):
+        csp.Parallel(left(-a, +b), right(-b, +a))
+
+    a, b, idle = csp.Channel("a"), csp.Channel("b"), csp.Channel("idle")
+    keep = idle.writer()
+    error = deadlock_of(csp, inner(a, b), outer_stuck(+idle))
+    assert sorted((e.name, e.site) for e in error.blocked) == [
+        ("left", site("left-blocks")), ("outer_stuck", site("outer-blocks")),
+        ("right", site("right-blocks"))]
+    assert str(error).splitlines()[1] == "wait-for cycle:"
+    assert "outer_stuck" in str(error).split("blocked (3):")[1]
+    del keep
+
+
+@pytest.mark.timeout(30)
+def test_main_program_blocked(csp):
+    ch = csp.Channel("lonely")
+    keep = ch.writer()
+    cin = ch.reader()
+    with pytest.raises(csp.DeadlockError) as info:
+        cin()  # main-blocks
+    (entry,) = info.value.blocked
+    assert entry.name == "main program"
+    assert entry.site == site("main-blocks")
+    assert "main program" in str(info.value)
+    del keep
+
+
+@pytest.mark.timeout(30)
+def test_report_survives_pickling(csp):
+    @csp.process
+    def lonely(cin):
+        cin()
+
+    ch = csp.Channel("p")
+    keep = ch.writer()
+    error = deadlock_of(csp, lonely(ch.reader()))
+    again = pickle.loads(pickle.dumps(error))
+    assert again.blocked == error.blocked and str(again) == str(error)
+    del keep
+
+
+@pytest.mark.timeout(30)
+def test_plain_deadlock_when_the_report_fails(csp, monkeypatch):
+    """The deadlock is raised whatever happens to its report."""
+    from pycsp import _deadlock
+    seen = []
+    monkeypatch.setattr("sys.unraisablehook", seen.append)
+
+    def broken(*args):
+        raise RuntimeError("report broke")
+
+    csp_ext._set_deadlock_report(broken)
+    try:
+        ch = csp.Channel()
+        keep = ch.writer()
+        with pytest.raises(csp.DeadlockError) as info:
+            ch.reader()()
+        assert str(info.value) == "deadlock: every CSP process is blocked on a channel"
+        assert not hasattr(info.value, "blocked")
+        assert seen and isinstance(seen[0].exc_value, RuntimeError)
+        del keep
+    finally:
+        csp_ext._set_deadlock_report(_deadlock.make_error)
+
+
+def test_set_deadlock_report_checks_its_argument():
+    with pytest.raises(TypeError):
+        csp_ext._set_deadlock_report(42)
+
+
+# --------------------------------------------------------------------------- live dump
+
+
+@pytest.mark.timeout(30)
+def test_dump_state_while_a_network_runs(csp, backend):
+    """Called by one process of a running network: every process of this OS
+    process with its state; on the processes backend the others as the arena
+    sees them."""
+
+    @csp.process
+    def producer(cout):
+        for i in range(3):
+            cout(i)  # dump-producer
+
+    @csp.process
+    def stuck(cin):
+        cin()  # dump-stuck
+
+    @csp.process
+    def reporter(cin, report, stuck_out):
+        cin()
+        cin()
+        csp.AltSelect(csp.TimeoutGuard(0.2))  # the others run until they block
+        out = io.StringIO()
+        csp.dump_state(out)  # dump-reporter
+        report(out.getvalue())
+        cin()
+        stuck_out(0)
+
+    numbers, reports, x = csp.Channel("numbers"), csp.Channel("reports", buffer=1), csp.Channel("x")
+    read_report = reports.reader()
+    csp.Parallel(producer(-numbers), stuck(+x), reporter(+numbers, -reports, -x))
+    text = read_report()
+    lines = text.splitlines()
+    assert lines[0].startswith(f"pycsp: state of OS process ")
+    assert f"  reporter [" in text and f"at {site('dump-reporter')}: running" in text, text
+    if backend == "processes":
+        assert "other OS processes of the program" in text, text
+        assert "blocked reading 'x'" in text and "blocked writing 'numbers'" in text, text
+    else:
+        assert "  main program [" in text and "waits for its Parallel" in text, text
+        assert f"at {site('dump-producer')}: blocked writing 'numbers'" in text, text
+        assert f"  stuck [" in text and f"at {site('dump-stuck')}: blocked reading 'x'" in text
+
+
+SIGNAL_SCRIPT = """
+import os, signal, sys, time
+import pycsp.{backend} as csp
+
+@csp.process
+def producer(cout):
+    for i in range(3):
+        cout(i)
+
+@csp.process
+def stuck(cin):
+    cin()
+
+@csp.process
+def chooser(a, b):
+    csp.AltSelect(csp.InputGuard(a), csp.InputGuard(b))
+
+@csp.process
+def trigger(cin, x, a):
+    cin()
+    csp.AltSelect(csp.TimeoutGuard(0.2))  # the others run until they block
+    os.kill(MAIN, signal.SIGUSR1)
+    time.sleep(0.5)  # a plain sleep: the others stay as they are
+    cin()
+    cin()
+    x(0)
+    a(0)
+
+MAIN = os.getpid()
+csp.dump_state_on(signal.SIGUSR1, file=sys.stdout)
+numbers, x, a, b = csp.Channel("numbers"), csp.Channel("x"), csp.Channel("a"), csp.Channel("b")
+keep = b.writer()
+csp.Parallel(producer(-numbers), stuck(+x), chooser(+a, +b), trigger(+numbers, -x, -a))
+print("DONE")
+"""
+
+
+@pytest.mark.timeout(60)
+def test_dump_state_on_a_signal(backend):
+    """SIGUSR1 to the program: each OS process writes its own processes'
+    states (the processes backend passes the signal on to its children)."""
+    proc = run_script(textwrap.dedent(SIGNAL_SCRIPT).replace("{backend}", backend), timeout=50)
+    out = proc.stdout
+    assert proc.returncode == 0 and "DONE" in out, out + proc.stderr
+    assert out.count("pycsp: state of OS process") == (5 if backend == "processes" else 1), out
+    assert "blocked reading 'x'" in out, out
+    assert "alternation: reading 'a', reading 'b'" in out, out
+    assert "blocked writing 'numbers'" in out, out
+    assert "trigger [" in out, out
+    if backend == "processes":
+        assert "other OS processes of the program (4)" in out, out
+        assert out.count("other OS processes") == 1, out
+
+
+def test_dump_state_on_checks_its_argument(csp):
+    with pytest.raises(TypeError):
+        csp.dump_state_on("SIGUSR1")
