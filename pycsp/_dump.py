@@ -121,7 +121,9 @@ def dump_state(file=None, *, others=True):
     file.flush()
 
 
-_dump_signal = None
+# (signal, file) of dump_state_on in this OS process, or None: a child
+# started by spawn (a new interpreter) is given it, and a forked one has it.
+_dump_on = None
 
 
 def dump_state_on(signum=signal.SIGUSR1, file=None):
@@ -129,7 +131,7 @@ def dump_state_on(signum=signal.SIGUSR1, file=None):
     (``dump_state(file)``) and passes the signal on to the child OS
     processes of the program, which write their own.  Call it from the main
     thread, before the processes that should answer are started."""
-    global _dump_signal
+    global _dump_on
     if not isinstance(signum, int):
         raise TypeError(f"dump_state_on takes a signal number, not {type(signum).__name__}")
 
@@ -147,4 +149,24 @@ def dump_state_on(signum=signal.SIGUSR1, file=None):
                 pass  # ended meanwhile
 
     signal.signal(signum, on_signal)
-    _dump_signal = signum
+    _dump_on = (signum, file)
+
+
+def for_a_new_interpreter():
+    """What a child started in a new interpreter needs to answer the dump
+    signal as its parent does (picklable), or None."""
+    if _dump_on is None:
+        return None
+    signum, file = _dump_on
+    if file is None or file is sys.stderr:
+        return (signum, "stderr")
+    if file is sys.stdout:
+        return (signum, "stdout")
+    return (signum, "stderr")  # another file object cannot follow it there
+
+
+def in_a_new_interpreter(setting):
+    """In such a child: answer the dump signal (``for_a_new_interpreter()``)."""
+    if setting is not None:
+        signum, stream = setting
+        dump_state_on(signum, getattr(sys, stream))

@@ -4,12 +4,14 @@ state dump (pycsp.dump_state, dump_state_on)."""
 import io
 import os
 import pickle
+import subprocess
+import sys
 import textwrap
 
 import pytest
 
 import csp_ext
-from conftest import run_script
+from conftest import BACKENDS, _child_env
 
 HERE = os.path.basename(__file__)
 
@@ -282,34 +284,47 @@ def chooser(a, b):
     csp.AltSelect(csp.InputGuard(a), csp.InputGuard(b))
 
 @csp.process
-def trigger(cin, x, a):
+def trigger(cin, x, a, main_pid):
     cin()
     csp.AltSelect(csp.TimeoutGuard(0.2))  # the others run until they block
-    os.kill(MAIN, signal.SIGUSR1)
+    os.kill(main_pid, signal.SIGUSR1)
     time.sleep(0.5)  # a plain sleep: the others stay as they are
     cin()
     cin()
     x(0)
     a(0)
 
-MAIN = os.getpid()
-csp.dump_state_on(signal.SIGUSR1, file=sys.stdout)
-numbers, x, a, b = csp.Channel("numbers"), csp.Channel("x"), csp.Channel("a"), csp.Channel("b")
-keep = b.writer()
-csp.Parallel(producer(-numbers), stuck(+x), chooser(+a, +b), trigger(+numbers, -x, -a))
-print("DONE")
+if __name__ == "__main__":
+    {start}
+    csp.dump_state_on(signal.SIGUSR1, file=sys.stdout)
+    numbers, x, a, b = csp.Channel("numbers"), csp.Channel("x"), csp.Channel("a"), csp.Channel("b")
+    keep = b.writer()
+    csp.Parallel(producer(-numbers), stuck(+x), chooser(+a, +b),
+                 trigger(+numbers, -x, -a, os.getpid()))
+    print("DONE")
 """
 
 
-@pytest.mark.timeout(60)
-def test_dump_state_on_a_signal(backend):
+SIGNAL_CASES = [(b, "") for b in BACKENDS] + [("processes", "spawn")] * ("processes" in BACKENDS)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("backend_name, start", SIGNAL_CASES,
+                         ids=[b + (f"-{s}" if s else "") for b, s in SIGNAL_CASES])
+def test_dump_state_on_a_signal(backend_name, start, tmp_path):
     """SIGUSR1 to the program: each OS process writes its own processes'
-    states (the processes backend passes the signal on to its children)."""
-    proc = run_script(textwrap.dedent(SIGNAL_SCRIPT).replace("{backend}", backend), timeout=50)
+    states (the processes backend passes the signal on to its children,
+    which answer also when started in a new interpreter)."""
+    backend = backend_name
+    script = tmp_path / "dump_on_signal.py"
+    script.write_text(textwrap.dedent(SIGNAL_SCRIPT).replace("{backend}", backend).replace(
+        "{start}", f"csp.set_start_method({start!r})" if start else "pass"))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=80, env=_child_env(), cwd=str(tmp_path))
     out = proc.stdout
     assert proc.returncode == 0 and "DONE" in out, out + proc.stderr
     assert out.count("pycsp: state of OS process") == (5 if backend == "processes" else 1), out
-    assert "blocked reading 'x'" in out, out
+    assert "stuck [" in out and "blocked reading 'x'" in out, out
     assert "alternation: reading 'a', reading 'b'" in out, out
     assert "blocked writing 'numbers'" in out, out
     assert "trigger [" in out, out
