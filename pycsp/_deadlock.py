@@ -98,6 +98,26 @@ def ends_held(*roots):
 
 # ---------------------------------------------------------------- made in the blocked process
 
+def ends_on_stack(frame, budget=10_000):
+    """``ends_held`` of the local variables of the process's own frames
+    (ends it received in messages or made itself), looking at no more than
+    ``budget`` objects: a main program's stack may hold large structures."""
+    from ._ends import READ_ENDS, WRITE_ENDS, _CHANNEL_TYPES
+    found, seen, stack = [], set(), []
+    while frame is not None and frame.f_code.co_name != "_run_body":
+        stack.extend(frame.f_locals.values())
+        frame = frame.f_back
+    while stack and budget > 0:
+        obj = stack.pop()
+        budget -= 1
+        if isinstance(obj, READ_ENDS + WRITE_ENDS + _CHANNEL_TYPES):
+            found.append(obj)
+        elif isinstance(obj, (list, tuple, set, frozenset, dict)) and id(obj) not in seen:
+            seen.add(id(obj))
+            stack.extend(obj.values() if isinstance(obj, dict) else obj)
+    return ends_held(found)
+
+
 def blocking_site(frame):
     """``file:line`` of the first frame outside pycsp's own modules (the
     user's blocking call)."""
@@ -132,7 +152,7 @@ def make_error(blocked_on, is_select):
         waits="alternation" if is_select else (channels[0][1] if channels else "read"),
         channels=channels,
         site=blocking_site(sys._getframe(1)),
-        holds=channels,
+        holds=tuple(sorted(set(channels) | set(ends_on_stack(sys._getframe(1))))),
     )
     key = (scope, os.getpid() if scope == "local" else 0, generation)
     last_key, entries = _last.get(scope, (None, None))

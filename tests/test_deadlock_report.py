@@ -336,3 +336,32 @@ def test_dump_state_on_a_signal(backend_name, start, tmp_path):
 def test_dump_state_on_checks_its_argument(csp):
     with pytest.raises(TypeError):
         csp.dump_state_on("SIGUSR1")
+
+
+@pytest.mark.timeout(30)
+def test_an_end_received_in_a_message_counts_as_held(csp):
+    """The process that was sent the writer of 'c' (a mobile end) is the
+    one the reader of 'c' waits for: a cycle, not "no process left"."""
+
+    @csp.process
+    def waiter(cin_c, cout_d):
+        cout_d(0)
+        cin_c()
+
+    @csp.process
+    def holder(ends_in, cin_d):
+        writer_of_c = ends_in()
+        cin_d()
+        cin_d()  # holder-blocks
+        writer_of_c("never")
+
+    @csp.process
+    def giver(ends_out, writer_of_c):
+        ends_out(writer_of_c)
+
+    c, d, ends = csp.Channel("c"), csp.Channel("d"), csp.Channel("ends")
+    error = deadlock_of(csp, waiter(+c, -d), holder(+ends, +d), giver(-ends, -c))
+    text = str(error)
+    assert "wait-for cycle:" in text, text
+    assert f"holder ({site('holder-blocks')}) reads 'd' — only waiter writes 'd'" in text, text
+    assert "reads 'c' — only holder writes 'c'" in text, text
