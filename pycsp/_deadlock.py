@@ -297,4 +297,7 @@ def stranded_lines(blocked, complete):
     return ["nobody can serve:"] + lines if lines else []
 
 
+# A DeadlockError without a report (only Parallels were waiting, or the
+# report failed) still answers .blocked.
+DeadlockError.blocked = ()
 csp_ext._set_deadlock_report(make_error)

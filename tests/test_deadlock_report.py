@@ -209,7 +209,7 @@ def test_plain_deadlock_when_the_report_fails(csp, monkeypatch):
         with pytest.raises(csp.DeadlockError) as info:
             ch.reader()()
         assert str(info.value) == "deadlock: every CSP process is blocked on a channel"
-        assert not hasattr(info.value, "blocked")
+        assert info.value.blocked == ()
         assert seen and isinstance(seen[0].exc_value, RuntimeError)
         del keep
     finally:
