@@ -287,9 +287,12 @@ int csp_errors_init_module(PyObject *m);   /* rules/errors.c */
  * waits it ended (GIL). */
 extern uint64_t csp_deadlock_generation;
 extern Py_ssize_t csp_deadlock_woken;
-/* wait/loop.h: set while the signal handlers that interrupted this thread's
- * wait run (its offers are withdrawn then, but still describe its wait). */
-extern _Thread_local int csp_wait_interrupted;
+/* wait/loop.h: while the signal handlers that interrupted this thread's wait
+ * run, the waiter (a Task or a shared record) and its operation's number:
+ * the offers, withdrawn then, still describe that wait until the waiter
+ * starts another operation (a handler may use channels). */
+extern _Thread_local const void *csp_wait_interrupted_by;
+extern _Thread_local uint64_t csp_wait_interrupted_op;
 
 static inline int
 csp_fail_here(int site)

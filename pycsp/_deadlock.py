@@ -5,18 +5,23 @@ When every CSP process is blocked, the core wakes each blocked operation
 with a deadlock (csp_ext); the operation then calls ``make_error`` in the
 blocked process itself, which knows who it is and where it blocked (its own
 Python stack), while the core says what it was blocked on.  Each process
-fails with its DeadlockError, carrying its ``Blocked`` entry; ``Parallel``
-gathers the entries of the processes it waited for (``gather``), across OS
-processes too (the entries travel with the pickled exception), and the
-message is written from all of them (``describe``): the wait-for cycle
-first, then every blocked process.
+fails with its DeadlockError, carrying its ``Blocked`` entry; each
+``Parallel`` the failure passes through adds its caller (which waits for
+the processes it started, and may hold ends they need) and gathers the
+entries of the processes it waited for (``gather``), across OS processes too
+(the entries travel with the pickled exception).  The message is written
+from all of them (``describe``): the wait-for cycle first, then every
+blocked process.
 
-Nothing here runs unless there is a deadlock.
+Nothing here runs unless there is a deadlock, and nothing here may turn a
+DeadlockError into another exception: a report that fails leaves the
+exception as it was.
 """
 import dataclasses
 import itertools
 import os
 import sys
+import threading
 import weakref
 
 import csp_ext
@@ -29,10 +34,11 @@ HEADLINE = "deadlock: every CSP process is blocked on a channel"
 class Blocked:
     """One blocked CSP process of a deadlock report.
 
-    ``waits`` is ``"read"``, ``"write"`` or ``"alternation"``; ``channels``
-    the channels it waited on as ``(label, "read" | "write")``; ``site`` the
-    ``file:line`` of the blocking call; ``holds`` the channel ends among its
-    arguments (what it could use), as ``(label, "read" | "write")``.
+    ``waits`` is ``"read"``, ``"write"``, ``"alternation"`` (on ``channels``,
+    as ``(label, "read" | "write")``) or ``"parallel"`` (for the processes
+    whose ids are ``waits_for``); ``site`` the ``file:line`` of the blocking
+    call; ``holds`` the channel ends it has (its arguments, its waits, its
+    local variables) as ``(label, "read" | "write")``.
     """
 
     id: str
@@ -41,11 +47,15 @@ class Blocked:
     channels: tuple
     site: str
     holds: tuple = ()
+    waits_for: tuple = ()
 
     def __str__(self):
-        what = ", ".join(f"{verb(d)} {label}" for label, d in self.channels)
-        if self.waits == "alternation":
-            what = f"alternation: {what}"
+        if self.waits == "parallel":
+            what = "waits in Parallel"
+        else:
+            what = ", ".join(f"{verb(d)} {label}" for label, d in self.channels)
+            if self.waits == "alternation":
+                what = f"alternation: {what}"
         return f"{self.name or 'process'} [{self.id}] at {self.site}: {what}"
 
 
@@ -64,48 +74,52 @@ _next_unnamed = itertools.count(1)
 
 
 def label(channel):
-    """How a report names a channel: its name, or a short id that stays the
-    same for the channel's life (in every OS process, for shared ones)."""
-    if isinstance(channel, tuple):  # (offset, name) of a shared channel, from the core
-        offset, name = channel
-    else:
-        name = channel.name
-        offset = getattr(channel, "_offset", None)
-    if name is not None:
-        return repr(name)
+    """How a report names a channel: the repr of its name, or a short id that
+    stays the same for the channel's life (in every OS process, for shared
+    ones, whose label the arena keeps)."""
+    if isinstance(channel, tuple):  # (offset, label) of a shared channel, from the core
+        offset, text = channel
+        return text if text is not None else f"#{offset:x}"
+    offset = getattr(channel, "_offset", None)
     if offset is not None:
-        return f"#{offset:x}"
+        text = channel._label
+        return text if text is not None else f"#{offset:x}"
+    if channel.name is not None:
+        return repr(channel.name)
     number = _unnamed.get(channel)
     if number is None:
         number = _unnamed[channel] = next(_next_unnamed)
     return f"#{number}"
 
 
-def ends_held(*roots):
-    """``(label, direction)`` of every channel end (or channel: both
-    directions) among ``roots``, as ``_ends.find_ends`` finds them."""
-    from ._ends import READ_ENDS, WRITE_ENDS, find_ends
+def ends_held(ends, channels_too=True):
+    """``(label, direction)`` of each of ``ends``; a channel stands for both
+    of its directions (unless ``channels_too`` is false: then it is left out)."""
+    from ._ends import READ_ENDS, WRITE_ENDS
     held = set()
-    for end in find_ends(*roots):
+    for end in ends:
         if isinstance(end, READ_ENDS):
             held.add((label(end.channel), "read"))
         elif isinstance(end, WRITE_ENDS):
             held.add((label(end.channel), "write"))
-        else:
+        elif channels_too:
             held.update({(label(end), "read"), (label(end), "write")})
-    return tuple(sorted(held))
+    return held
 
 
-# ---------------------------------------------------------------- made in the blocked process
+def ends_of_arguments(proc):
+    from ._ends import find_ends
+    return ends_held(find_ends(proc.args, proc.kwargs))
 
-def ends_on_stack(frame, budget=10_000):
+
+def ends_on_stack(frame, budget=10_000, channels_too=True):
     """``ends_held`` of the local variables of the process's own frames
     (ends it received in messages or made itself), looking at no more than
     ``budget`` objects: a main program's stack may hold large structures."""
-    from ._ends import READ_ENDS, WRITE_ENDS, _CHANNEL_TYPES
+    from ._ends import _CHANNEL_TYPES, READ_ENDS, WRITE_ENDS
     found, seen, stack = [], set(), []
     while frame is not None and frame.f_code.co_name != "_run_body":
-        stack.extend(frame.f_locals.values())
+        stack.extend(itertools.islice(frame.f_locals.values(), budget))
         frame = frame.f_back
     while stack and budget > 0:
         obj = stack.pop()
@@ -114,9 +128,12 @@ def ends_on_stack(frame, budget=10_000):
             found.append(obj)
         elif isinstance(obj, (list, tuple, set, frozenset, dict)) and id(obj) not in seen:
             seen.add(id(obj))
-            stack.extend(obj.values() if isinstance(obj, dict) else obj)
-    return ends_held(found)
+            items = obj.values() if isinstance(obj, dict) else obj
+            stack.extend(itertools.islice(items, max(budget - len(stack), 0)))
+    return ends_held(found, channels_too)
 
+
+# ---------------------------------------------------------------- made in the blocked process
 
 def blocking_site(frame):
     """``file:line`` of the first frame outside pycsp's own modules (the
@@ -129,6 +146,16 @@ def blocking_site(frame):
             return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
         frame = frame.f_back
     return "?"
+
+
+def name_of_caller(pid):
+    """The name of a caller that is not a pycsp process (its id is made by
+    current_process_id for the main program and for other threads), or ""
+    for a process (Process._failed names it)."""
+    if ".main" not in pid:
+        return ""
+    thread = threading.current_thread()
+    return "main program" if thread is threading.main_thread() else f"thread {thread.name!r}"
 
 
 # The entries of the last deadlock seen in this OS process, by kind of
@@ -146,13 +173,14 @@ def make_error(blocked_on, is_select):
     scope, generation, woken, waits = blocked_on
     channels = tuple((label(ch), "write" if is_write else "read") for ch, is_write in waits)
     pid = current_process_id()
+    caller = sys._getframe(1)
     entry = Blocked(
         id=pid,
-        name="main program" if ".main" in pid else "",  # a process: Process._failed names it
+        name=name_of_caller(pid),
         waits="alternation" if is_select else (channels[0][1] if channels else "read"),
         channels=channels,
-        site=blocking_site(sys._getframe(1)),
-        holds=tuple(sorted(set(channels) | set(ends_on_stack(sys._getframe(1))))),
+        site=blocking_site(caller),
+        holds=tuple(sorted(set(channels) | ends_on_stack(caller))),
     )
     key = (scope, os.getpid() if scope == "local" else 0, generation)
     last_key, entries = _last.get(scope, (None, None))
@@ -161,46 +189,69 @@ def make_error(blocked_on, is_select):
         _last[scope] = (key, entries)
     entries[pid] = entry
     exc = DeadlockError(HEADLINE)
-    exc.blocked = [entry]
     exc.deadlock = (key, woken)
-    exc.args = (describe(exc.blocked, woken),)
+    set_entries(exc, [entry])
     return exc
+
+
+def set_entries(exc, entries):
+    """Give ``exc`` its report: ``.blocked`` (the processes blocked on
+    channels), ``.waiting_in_parallel`` (callers of Parallel waiting for
+    them: they may hold what a blocked process needs) and the message."""
+    exc.entries = entries
+    exc.blocked = [e for e in entries if e.waits != "parallel"]
+    exc.waiting_in_parallel = [e for e in entries if e.waits == "parallel"]
+    exc.args = (describe(entries, exc.deadlock[1]),)
 
 
 def name_entry(exc, proc):
     """``proc``'s body ended with ``exc``: name its own entry (the core does
     not know the function) and add the ends it was given."""
-    blocked = getattr(exc, "blocked", None)
-    if not blocked:
-        return
-    for i, entry in enumerate(blocked):
-        if entry.id == proc.id and not entry.name:
-            from ._process import name_of
-            holds = tuple(sorted(set(entry.holds) | set(ends_held(proc.args, proc.kwargs))))
-            blocked[i] = dataclasses.replace(entry, name=name_of(proc), holds=holds)
-            exc.args = (describe(blocked, exc.deadlock[1]),)
+    try:
+        entries = list(getattr(exc, "entries", ()))
+        for i, entry in enumerate(entries):
+            if entry.id == proc.id and not entry.name:
+                from ._process import name_of
+                holds = set(entry.holds) | ends_of_arguments(proc)
+                entries[i] = dataclasses.replace(entry, name=name_of(proc),
+                                                 holds=tuple(sorted(holds)))
+                set_entries(exc, entries)
+    except Exception:  # noqa: BLE001 - a report must not replace the DeadlockError
+        pass
 
 
-def gather(exc, failures):
-    """``exc``, the DeadlockError a Parallel raises: give it every entry of its
-    deadlock known here (its processes' failures, and this OS process's
-    other blocked processes) and write its message from all of them."""
-    deadlock = getattr(exc, "deadlock", None)
-    if deadlock is None:
-        return
-    key, woken = deadlock
-    entries = {}
-    for failure in failures:
-        if getattr(failure, "deadlock", (None,))[0] == key:
-            for entry in failure.blocked:
-                if entry.name or entry.id not in entries:
-                    entries[entry.id] = entry
-    last_key, last_entries = _last.get(key[0], (None, {}))
-    if last_key == key:
-        for pid, entry in last_entries.items():
-            entries.setdefault(pid, entry)
-    exc.blocked = sorted(entries.values(), key=in_start_order)
-    exc.args = (describe(exc.blocked, woken),)
+def gather(exc, failures, procs):
+    """``exc``, the DeadlockError the caller's Parallel of ``procs`` raises:
+    give it every entry of its deadlock known here (its processes' failures,
+    this OS process's other blocked processes, and the caller itself, which
+    waits for ``procs``) and write its message from all of them."""
+    try:
+        deadlock = getattr(exc, "deadlock", None)
+        if deadlock is None:
+            return
+        key, woken = deadlock
+        entries = {}
+        for failure in failures:
+            if getattr(failure, "deadlock", (None,))[0] == key:
+                for entry in failure.entries:
+                    if entry.name or entry.id not in entries:
+                        entries[entry.id] = entry
+        last_key, last_entries = _last.get(key[0], (None, {}))
+        if last_key == key:
+            for pid, entry in last_entries.items():
+                entries.setdefault(pid, entry)
+        from ._process import current_process_id
+        pid = current_process_id()
+        caller = sys._getframe(2)  # the caller of Parallel
+        # Channels it holds do not count: it could make ends of them only
+        # after the Parallel, while ends it holds may be what a process waits for.
+        entries[pid] = Blocked(
+            id=pid, name=name_of_caller(pid), waits="parallel", channels=(),
+            site=blocking_site(caller), holds=tuple(sorted(ends_on_stack(caller, channels_too=False))),
+            waits_for=tuple(p.id for p in procs))
+        set_entries(exc, sorted(entries.values(), key=in_start_order))
+    except Exception:  # noqa: BLE001 - a report must not replace the DeadlockError
+        pass
 
 
 # ---------------------------------------------------------------- the message
@@ -213,27 +264,55 @@ def in_start_order(entry):
             int(digits) if digits else 0, entry.id)
 
 
-def describe(blocked, woken):
-    """The report: the wait-for cycle (or the channel nobody serves), then
-    every blocked process."""
-    complete = len(blocked) >= woken
-    lines = [HEADLINE]
-    why = cycle_lines(blocked) or stranded_lines(blocked, complete)
-    if why:
-        lines.extend(why)
-    lines.append(f"blocked ({len(blocked)}):")
-    lines.extend(f"  {entry}" for entry in blocked)
-    if not complete:
-        lines.append(f"  and {woken - len(blocked)} more whose report did not reach here "
-                     f"(Spawned, or in another Parallel)")
-    return "\n".join(lines)
+class WaitFor:
+    """Who waits for whom among the entries of a report."""
 
+    def __init__(self, blocked):
+        self.blocked = blocked
+        self.by_id = {e.id: e for e in blocked}
+        self.holders = {}
+        for e in blocked:
+            for held in e.holds:
+                self.holders.setdefault(held, []).append(e)
 
-def partners(blocked, me, channel, direction):
-    """The other blocked processes that could serve ``me``'s wait on
-    ``channel``: those holding its other end."""
-    wanted = (channel, other(direction))
-    return [e for e in blocked if e is not me and wanted in e.holds]
+    def partners(self, me, channel, direction):
+        """The other processes that could serve ``me``'s wait on ``channel``:
+        those holding its other end."""
+        return [e for e in self.holders.get((channel, other(direction)), ()) if e is not me]
+
+    def edges(self, e):
+        """(process waited for, channel, direction); channel None for a Parallel's wait."""
+        if e.waits == "parallel":
+            return [(self.by_id[q], None, None) for q in e.waits_for if q in self.by_id]
+        return [(q, ch, d) for ch, d in e.channels for q in self.partners(e, ch, d)]
+
+    def cycle(self):
+        """The first wait-for cycle, as [(entry, channel, direction)], or []."""
+        state = {}  # id -> 1 on the path, 2 done
+        for start in self.blocked:
+            if start.id in state:
+                continue
+            path = []
+            stack = [(start, iter(self.edges(start)))]
+            state[start.id] = 1
+            while stack:
+                node, edges = stack[-1]
+                for q, ch, d in edges:
+                    if state.get(q.id) == 1:
+                        path.append((node, ch, d))
+                        first = next(i for i, (e, _, _) in enumerate(path) if e is q)
+                        return path[first:]
+                    if q.id not in state:
+                        state[q.id] = 1
+                        path.append((node, ch, d))
+                        stack.append((q, iter(self.edges(q))))
+                        break
+                else:
+                    state[node.id] = 2
+                    stack.pop()
+                    if path:
+                        path.pop()
+        return []
 
 
 def who(entry):
@@ -246,58 +325,56 @@ def served_by(names, channel, direction):
     return f"{' and '.join(names)} {verb(other(direction))[:-1]} {channel}"
 
 
-def cycle_lines(blocked):
-    """The first wait-for cycle (each process waits for the next, the last
-    for the first), as lines; [] if there is none."""
-    edges = {e.id: [(q.id, ch, d) for ch, d in e.channels for q in partners(blocked, e, ch, d)]
-             for e in blocked}
-    by_id = {e.id: e for e in blocked}
-    done = set()
-
-    def search(node, path, on_path):
-        # Depth first; path holds (process, channel, direction) edges taken.
-        for q, ch, d in edges[node]:
-            if q in on_path:
-                return path[on_path[q]:] + [(node, ch, d)]
-            if q not in done:
-                on_path[q] = len(path) + 1
-                found = search(q, path + [(node, ch, d)], on_path)
-                if found:
-                    return found
-                del on_path[q]
-                done.add(q)
-        return None
-
-    for e in blocked:
-        if e.id in done:
-            continue
-        cycle = search(e.id, [], {e.id: 0})
-        if cycle:
-            lines = ["wait-for cycle:"]
-            for pid, ch, d in cycle:
-                me = by_id[pid]
-                names = [p.name or p.id for p in partners(blocked, me, ch, d)]
-                lines.append(f"  {who(me)} {verb(d)} {ch} — {served_by(names, ch, d)}")
-            return lines
-        done.add(e.id)
-    return []
+def cycle_lines(graph):
+    cycle = graph.cycle()
+    if not cycle:
+        return []
+    lines = ["wait-for cycle:"]
+    for e, ch, d in cycle:
+        if ch is None:
+            names = [graph.by_id[q].name or q for q in e.waits_for if q in graph.by_id]
+            lines.append(f"  {who(e)} waits in Parallel for {', '.join(names)}")
+        else:
+            names = [p.name or p.id for p in graph.partners(e, ch, d)]
+            lines.append(f"  {who(e)} {verb(d)} {ch} — {served_by(names, ch, d)}")
+    return lines
 
 
-def stranded_lines(blocked, complete):
-    """A wait that no blocked process can serve."""
+def stranded_lines(graph, complete):
+    """Waits that no process of the report can serve."""
     lines = []
-    for e in blocked:
+    for e in graph.blocked:  # Parallel waits have no channels
         for ch, d in e.channels:
-            if not partners(blocked, e, ch, d):
+            if not graph.partners(e, ch, d):
                 if complete:
                     lines.append(f"  {who(e)} {verb(d)} {ch} — no process left on its other end")
                 else:
-                    lines.append(f"  {who(e)} {verb(d)} {ch} — no blocked process reported "
-                                 f"here holds its other end")
+                    lines.append(f"  {who(e)} {verb(d)} {ch} — no process reported here "
+                                 f"holds its other end")
     return ["nobody can serve:"] + lines if lines else []
+
+
+def describe(entries, woken):
+    """The report: the wait-for cycle (or the channels nobody serves), then
+    every process blocked on a channel.  ``woken``: how many channel waits
+    the deadlock ended (-1: not known)."""
+    blocked = [e for e in entries if e.waits != "parallel"]
+    waiting_on_channels = len(blocked)
+    complete = woken >= 0 and waiting_on_channels >= woken
+    graph = WaitFor(entries)
+    lines = [HEADLINE]
+    lines.extend(cycle_lines(graph) or stranded_lines(graph, complete))
+    lines.append(f"blocked ({len(blocked)}):")
+    lines.extend(f"  {entry}" for entry in blocked)
+    if woken < 0:
+        lines.append("  (how many processes this deadlock stopped is not known)")
+    elif not complete:
+        lines.append(f"  and {woken - waiting_on_channels} more whose report did not reach here "
+                     f"(Spawned, or in another Parallel)")
+    return "\n".join(lines)
 
 
 # A DeadlockError without a report (only Parallels were waiting, or the
 # report failed) still answers .blocked.
-DeadlockError.blocked = ()
+DeadlockError.blocked = DeadlockError.waiting_in_parallel = DeadlockError.entries = ()
 csp_ext._set_deadlock_report(make_error)

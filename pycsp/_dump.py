@@ -70,11 +70,8 @@ def _what(waits):
 
 
 def _state(task, frame, current):
-    state = csp_ext._blocked_on(task)
-    if current:
-        shared = csp_ext._interrupted_shared_wait()
-        if shared:
-            state = ("channel",) + shared
+    shared = csp_ext._interrupted_shared_wait() if current else None
+    state = ("channel",) + shared if shared else csp_ext._blocked_on(task)
     if state is None:
         if frame is None:
             return "not started yet"
@@ -102,7 +99,8 @@ def describe_state(others=True):
                      f"{_state(task, frame, task is me)}")
     head = f"pycsp: state of OS process {os.getpid()} ({len(lines)} CSP processes)"
     records = csp_ext._shared_waits()
-    others = [(p, parent, waits) for p, parent, waits in records if p != os.getpid()] if others else []
+    others = [(p, parent, waits) for p, parent, _, waits in records
+              if p != os.getpid()] if others else []
     if others:
         lines.append(f"  other OS processes of the program ({len(others)}):")
         for p, parent, waits in others:
@@ -129,27 +127,45 @@ _dump_on = None
 def dump_state_on(signum=signal.SIGUSR1, file=None):
     """From now on, signal ``signum`` (default SIGUSR1) writes a state dump
     (``dump_state(file)``) and passes the signal on to the child OS
-    processes of the program, which write their own.  Call it from the main
-    thread, before the processes that should answer are started."""
+    processes of the program that answer it too: those started after this
+    call (a child started before it, or still starting, is not sent the
+    signal, which could kill it).  Call it from the main thread."""
     global _dump_on
-    if not isinstance(signum, int):
+    if not isinstance(signum, int) or isinstance(signum, bool):
         raise TypeError(f"dump_state_on takes a signal number, not {type(signum).__name__}")
 
     def on_signal(received, frame):
-        records = csp_ext._shared_waits()
-        # Each OS process answers for itself; the list of the others is
-        # written once, by the program's first process.
-        started_by = {p: parent for p, parent, _ in records}
-        dump_state(file, others=not started_by.get(os.getpid()))
-        children = {p for p, parent, _ in records if parent == os.getpid() and p != os.getpid()}
-        for child in sorted(children):
+        # A signal handler must not raise into the program, whatever the dump meets.
+        try:
+            records = csp_ext._shared_waits()
+            me = os.getpid()
+            # Each OS process answers for itself; the list of the others is
+            # written once, by the program's first process.
+            is_child = any(p == me and parent for p, parent, _, _ in records)
+            dump_state(file, others=not is_child)
+            children = {p for p, parent, answers, _ in records
+                        if parent == me and p > 0 and p != me and answers == received}
+            for child in sorted(children):
+                try:
+                    os.kill(child, received)
+                except OSError:
+                    pass  # ended meanwhile
+        except Exception as exc:  # noqa: BLE001
             try:
-                os.kill(child, received)
-            except ProcessLookupError:
-                pass  # ended meanwhile
+                print(f"pycsp: the state dump failed: {exc!r}", file=sys.__stderr__, flush=True)
+            except Exception:  # noqa: BLE001 - no stderr to tell
+                pass
 
     signal.signal(signum, on_signal)
     _dump_on = (signum, file)
+    csp_ext._shm_answer_dump_signal(signum)
+
+
+def answer_in_a_forked_child():
+    """In a child forked after dump_state_on: it has the handler; say so in
+    its record, so that its parent passes the signal on to it."""
+    if _dump_on is not None:
+        csp_ext._shm_answer_dump_signal(_dump_on[0])
 
 
 def for_a_new_interpreter():
@@ -158,8 +174,6 @@ def for_a_new_interpreter():
     if _dump_on is None:
         return None
     signum, file = _dump_on
-    if file is None or file is sys.stderr:
-        return (signum, "stderr")
     if file is sys.stdout:
         return (signum, "stdout")
     return (signum, "stderr")  # another file object cannot follow it there

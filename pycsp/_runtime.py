@@ -110,7 +110,7 @@ class Runtime:
         if failed:
             error = first_error(failed)
             if isinstance(error, DeadlockError):
-                gather(error, [p.exception for p in failed])
+                gather(error, [p.exception for p in failed], procs)
             raise error
         return [p.return_value for p in procs]
 

@@ -7,11 +7,12 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
 import csp_ext
-from conftest import BACKENDS, _child_env
+from conftest import BACKENDS, _child_env, by_backend
 
 HERE = os.path.basename(__file__)
 
@@ -365,3 +366,243 @@ def test_an_end_received_in_a_message_counts_as_held(csp):
     assert "wait-for cycle:" in text, text
     assert f"holder ({site('holder-blocks')}) reads 'd' — only waiter writes 'd'" in text, text
     assert "reads 'c' — only holder writes 'c'" in text, text
+
+
+# --------------------------------------------------------------------------- review findings
+
+HANDLER_USES_CHANNELS = """
+import gc, io, os, signal, sys, time
+import pycsp.{backend} as csp
+
+def look(label):
+    out = io.StringIO()
+    csp.dump_state(out, others=False)
+    main = [ln for ln in out.getvalue().splitlines() if "main program" in ln]
+    print(label, main)
+
+def poll():
+    tmp = csp.Channel("tmp")
+    csp.PriSelect(csp.InputGuard(tmp.reader()), csp.TimeoutGuard(0.001))
+
+def on_usr1(signum, frame):
+    look("BEFORE")
+    poll()              # a channel operation of the handler's own; its channel then dies
+    gc.collect()
+    junk = [bytearray(200) for _ in range(2000)]
+    look("AFTER")
+
+signal.signal(signal.SIGUSR1, on_usr1)
+
+@csp.process
+def writer(cout, parent):
+    time.sleep(0.3)
+    os.kill(parent, signal.SIGUSR1)
+    time.sleep(0.3)
+    cout(1)
+
+if __name__ == "__main__":
+    c = csp.Channel("c")
+    csp.Spawn(writer(-c, os.getpid()))
+    print("GOT", c.reader()())
+    csp.shutdown()
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("backend_name", [b for b in BACKENDS if b != "greenlets"])
+def test_dump_in_a_handler_that_used_channels(backend_name, tmp_path):
+    """A handler that interrupted a wait and used a channel of its own: the
+    dump no longer reads that operation's offers as the wait's (they named a
+    freed channel: a crash under PYTHONMALLOC=debug)."""
+    script = tmp_path / "handler.py"
+    script.write_text(HANDLER_USES_CHANNELS.replace("{backend}", backend_name))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=50, env=dict(_child_env(), PYTHONMALLOC="debug"),
+                          cwd=str(tmp_path))
+    out = proc.stdout
+    assert proc.returncode == 0 and "GOT 1" in out, out + proc.stderr
+    before = [ln for ln in out.splitlines() if ln.startswith("BEFORE")][0]
+    after = [ln for ln in out.splitlines() if ln.startswith("AFTER")][0]
+    assert "blocked reading 'c'" in before, out
+    assert "'tmp'" not in after and "#" not in after, out
+
+
+@pytest.mark.timeout(60)
+def test_a_ring_of_1200_is_reported_as_a_cycle(csp, backend):
+    """The cycle search is iterative (a recursive one raised RecursionError
+    instead of DeadlockError past about 1000 processes)."""
+    n = by_backend(backend, default=1200, processes=40)
+
+    @csp.process
+    def node(cout, cin):
+        cout(0)
+        cin()
+
+    chans = [csp.Channel(f"r{i}") for i in range(n)]
+    procs = [node(-chans[i], +chans[i - 1]) for i in range(n)]
+    error = deadlock_of(csp, procs)
+    lines = str(error).splitlines()
+    assert lines[1] == "wait-for cycle:" and len(error.blocked) == n
+    assert sum(ln.startswith("  node (") for ln in lines) == n
+
+
+@pytest.mark.timeout(60)
+def test_many_stranded_readers_are_reported_quickly(csp, backend):
+    """The report is linear in the number of processes (it was quadratic:
+    10,000 stranded readers took 90 s)."""
+    n = by_backend(backend, default=10_000, threads=1000, processes=40)
+
+    @csp.process
+    def reader(cin):
+        cin()
+
+    chans = [csp.Channel(f"s{i}") for i in range(n)]
+    keep = [c.writer() for c in chans]
+    error = deadlock_of(csp, [reader(+c) for c in chans])
+    assert len(error.blocked) == n
+    del keep
+
+
+@pytest.mark.timeout(30)
+def test_an_end_held_by_the_process_waiting_in_parallel(csp):
+    """The parent holds the writer the reader waits for, but waits for the
+    reader in Parallel: the report shows that cycle (it said "no process
+    left on its other end")."""
+
+    @csp.process
+    def reader(cin):
+        cin()  # parent-child-blocks
+
+    @csp.process
+    def parent(cout, c):
+        csp.Parallel(reader(c.reader()))  # parent-waits
+        cout("too late")
+
+    c = csp.Channel("c")
+    error = deadlock_of(csp, parent(c.writer(), c))
+    text = str(error)
+    assert "wait-for cycle:" in text, text
+    assert f"reader ({site('parent-child-blocks')}) reads 'c' — only parent writes 'c'" in text
+    assert f"parent ({site('parent-waits')}) waits in Parallel for reader" in text, text
+    assert [e.name for e in error.blocked] == ["reader"]
+    assert "parent" in [e.name for e in error.waiting_in_parallel]
+
+
+@pytest.mark.timeout(30)
+def test_names_that_are_hard_to_keep(csp):
+    """Names with lone surrogates, NULs, non-str names: the channel works and
+    a report names it the same way in every OS process."""
+    from pycsp._deadlock import label
+
+    @csp.process
+    def lonely(a, b, c):
+        csp.AltSelect(csp.InputGuard(a), csp.InputGuard(b), csp.InputGuard(c))
+
+    names = [os.fsdecode(b"log-\xff"), "x\0y", 7]
+    chans = [csp.Channel(name) for name in names]
+    keep = [ch.writer() for ch in chans]
+    error = deadlock_of(csp, lonely(*[+ch for ch in chans]))
+    (entry,) = error.blocked
+    assert [lab for lab, _ in entry.channels] == [label(ch) for ch in chans] == [
+        repr(name) for name in names]
+    del keep
+
+
+@pytest.mark.timeout(30)
+def test_a_thread_not_started_by_pycsp_is_named_as_a_thread(csp):
+    import threading
+    ch, other = csp.Channel("t"), csp.Channel("m")
+    keep = (ch.writer(), other.writer())
+    started, got = threading.Event(), []
+
+    def body():
+        started.set()
+        try:
+            ch.reader()()
+        except csp.DeadlockError as exc:
+            got.append(exc)
+
+    thread = threading.Thread(target=body, name="feeder")
+    thread.start()
+    started.wait()
+    time.sleep(0.1)  # the thread blocks first: counted from its first channel operation
+    with pytest.raises(csp.DeadlockError):
+        other.reader()()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert [e.name for e in got[0].blocked] == ["thread 'feeder'"]
+    del keep
+
+
+@pytest.mark.timeout(30)
+def test_dump_with_a_long_multibyte_name(csp, backend):
+    """A label cut where the arena's copy for dumps ends, inside a character,
+    does not make the dump raise."""
+
+    @csp.process
+    def reader(cin):
+        cin()
+
+    @csp.process
+    def dumper(report):
+        csp.AltSelect(csp.TimeoutGuard(0.2))
+        out = io.StringIO()
+        csp.dump_state(out)
+        report(out.getvalue())
+
+    name = "é" * 60
+    ch, reports = csp.Channel(name), csp.Channel(buffer=1)
+    keep = ch.writer()
+    read = reports.reader()
+    with pytest.raises(csp.DeadlockError):
+        csp.Parallel(reader(+ch), dumper(reports.writer()))
+    text = read()
+    assert "blocked reading 'éé" in text, text
+    del keep
+
+
+FORWARD_SCRIPT = """
+import os, signal, sys, time
+import pycsp.processes as csp
+
+@csp.process
+def early(cin):
+    cin()
+
+@csp.process
+def late(cin):
+    cin()
+
+@csp.process
+def trigger(main_pid, out_early, out_late):
+    csp.AltSelect(csp.TimeoutGuard(0.3))
+    os.kill(main_pid, signal.SIGUSR1)
+    time.sleep(0.5)
+    out_early(1)
+    out_late(1)
+
+if __name__ == "__main__":
+    a, b = csp.Channel("a"), csp.Channel("b")
+    csp.Spawn(early(+a))                 # started before dump_state_on: no handler
+    csp.dump_state_on(signal.SIGUSR1, file=sys.stdout)
+    csp.Parallel(late(+b), trigger(os.getpid(), -a, -b))
+    csp.shutdown()
+    print("DONE")
+"""
+
+
+@pytest.mark.timeout(60)
+def test_signal_not_passed_to_children_without_the_handler(tmp_path):
+    """A child started before dump_state_on would be killed by the signal:
+    it is not sent it."""
+    if "processes" not in BACKENDS:
+        return
+    script = tmp_path / "forward.py"
+    script.write_text(FORWARD_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=50, env=_child_env(), cwd=str(tmp_path))
+    out = proc.stdout
+    assert proc.returncode == 0 and "DONE" in out, out + proc.stderr
+    assert "killed" not in proc.stderr, proc.stderr
+    assert "late [" in out and "blocked reading 'b'" in out, out
+    assert "early [" not in out, out

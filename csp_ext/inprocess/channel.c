@@ -623,8 +623,8 @@ blocked_on(PyObject *Py_UNUSED(m), PyObject *arg)
         return NULL;
     }
     TaskObject *t = (TaskObject *)arg;
-    int interrupted = csp_wait_interrupted && !t->greenlet &&
-                      t->thread_ident == PyThread_get_thread_ident();
+    int interrupted = csp_wait_interrupted_by == (const void *)t &&
+                      csp_wait_interrupted_op == t->wait_seq;
     if (!interrupted && atomic_load(&t->status) != CSP_WAITING)
         Py_RETURN_NONE;
     static const char *kinds[] = {"channel", "parallel", "io"};

@@ -62,18 +62,20 @@ csp_raise_for_status(int status)
 void
 csp_raise_deadlock(PyObject *blocked_on, int is_select)
 {
-    PyObject *maker = csp_st->deadlock_report, *exc = NULL;
+    PyObject *maker = Py_XNewRef(csp_st->deadlock_report), *exc = NULL;
     if (blocked_on && maker)
         exc = PyObject_CallFunction(maker, "Oi", blocked_on, is_select);
     Py_XDECREF(blocked_on);
     if (exc && PyObject_TypeCheck(exc, (PyTypeObject *)csp_st->DeadlockError)) {
         PyErr_SetObject(csp_st->DeadlockError, exc);
         Py_DECREF(exc);
+        Py_XDECREF(maker);
         return;
     }
     Py_XDECREF(exc);
-    if (PyErr_Occurred())
-        PyErr_WriteUnraisable(maker);
+    if (PyErr_Occurred())   /* from describe() or the maker */
+        PyErr_WriteUnraisable(maker ? maker : Py_None);
+    Py_XDECREF(maker);
     csp_raise_for_status(CSP_DEADLOCK);
 }
 

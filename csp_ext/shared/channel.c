@@ -220,14 +220,17 @@ record_result(void *self, int64_t *chosen)
     return msg;
 }
 
+/* The label a report gives the channel (the repr of its name, kept in the
+ * arena at creation), or None: new reference.  The same string in every
+ * process: surrogates pass through, and a repr has no NUL. */
 static PyObject *
-channel_name_in_arena(shm_off chan)
+channel_label_in_arena(shm_off chan)
 {
-    shm_off name = SHM_PTR(shm_channel, chan)->name;
-    if (!name)
+    shm_off label = SHM_PTR(shm_channel, chan)->name;
+    if (!label)
         Py_RETURN_NONE;
-    return PyUnicode_DecodeUTF8(SHM_PTR(char, name), (Py_ssize_t)strlen(SHM_PTR(char, name)),
-                                "replace");
+    const char *text = SHM_PTR(char, label);
+    return PyUnicode_DecodeUTF8(text, (Py_ssize_t)strlen(text), "surrogatepass");
 }
 
 /* [((offset, name), is_write), ...] of the first n offers of w, new
@@ -241,7 +244,7 @@ record_offers(shm_waiter *w, int64_t n)
     if (!waits)
         return NULL;
     for (int64_t i = 0; i < n; i++) {
-        PyObject *name = channel_name_in_arena(offers[i].chan);
+        PyObject *name = channel_label_in_arena(offers[i].chan);
         PyObject *item = name ? Py_BuildValue("((KN)O)", (unsigned long long)offers[i].chan, name,
                                               offers[i].is_write ? Py_True : Py_False)
                               : NULL;
@@ -394,21 +397,29 @@ release_shared_channel(shm_off off)
     shm_free(off);
 }
 
-/* A copy of the name in the arena, for the deadlock reports of other
- * processes (which know the channel by its offset only). */
+/* The channel's label for deadlock reports and dumps, repr(name), kept in
+ * the arena: other processes know the channel by its offset only.  A name
+ * whose repr fails gets no label (the report uses the offset). */
 static int
-keep_name_in_arena(shm_off chan, PyObject *name)
+keep_label_in_arena(shm_off chan, PyObject *name)
 {
-    Py_ssize_t len;
-    const char *utf8 = PyUnicode_AsUTF8AndSize(name, &len);
-    if (!utf8)
-        return -1;
+    PyObject *label = PyObject_Repr(name);
+    PyObject *utf8 = label ? PyUnicode_AsEncodedString(label, "utf-8", "surrogatepass") : NULL;
+    Py_XDECREF(label);
+    if (!utf8) {
+        if (PyErr_ExceptionMatches(PyExc_MemoryError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    Py_ssize_t len = PyBytes_GET_SIZE(utf8);
     shm_off block = shm_alloc((uint64_t)len + 1);
-    if (!block)
-        return -1;
-    memcpy(SHM_PTR(char, block), utf8, (size_t)len + 1);
-    SHM_PTR(shm_channel, chan)->name = block;
-    return 0;
+    if (block) {
+        memcpy(SHM_PTR(char, block), PyBytes_AS_STRING(utf8), (size_t)len + 1);
+        SHM_PTR(shm_channel, chan)->name = block;
+    }
+    Py_DECREF(utf8);
+    return block ? 0 : -1;
 }
 
 static PyObject *
@@ -424,7 +435,7 @@ shmchan_new(PyTypeObject *Py_UNUSED(type), PyObject *args, PyObject *kwds)
     shm_off off = new_shared_channel(capacity);
     if (!off)
         return NULL;
-    if (PyUnicode_Check(name) && keep_name_in_arena(off, name) < 0) {
+    if (name != Py_None && keep_label_in_arena(off, name) < 0) {
         release_shared_channel(off);
         return NULL;
     }
@@ -637,7 +648,15 @@ static PyMemberDef shmchan_members[] = {
     {NULL}
 };
 
+static PyObject *
+shmchan_get_label(ShmChannelObject *c, void *Py_UNUSED(closure))
+{
+    return channel_label_in_arena(c->chan);
+}
+
 static PyGetSetDef shmchan_getset[] = {
+    {"_label", (getter)shmchan_get_label, NULL,
+     "repr of its name as every process sees it (reports), or None", NULL},
     {"buffer", (getter)shmchan_get_buffer, NULL, "buffer capacity", NULL},
     {NULL}
 };
@@ -877,18 +896,15 @@ done:
 static PyObject *
 interrupted_shared_wait(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
 {
-    if (!csp_wait_interrupted || !shm_base)
-        Py_RETURN_NONE;
-    shm_waiter *w = shm_my_waiter();
-    if (!w)
-        return NULL;
-    if (w->noffers == 0)
+    shm_waiter *w = shm_base ? shm_existing_waiter() : NULL;
+    if (!w || csp_wait_interrupted_by != (const void *)w ||
+        csp_wait_interrupted_op != w->op_number || w->noffers == 0)
         Py_RETURN_NONE;
     /* Whether it had a deadline is not kept: giving up cleared it. */
     return Py_BuildValue("(NO)", record_offers(w, w->noffers), Py_None);
 }
 
-/* _shared_waits() -> [(pid, parent, [(offset, name, is_write)...] or None)]:
+/* _shared_waits() -> [(pid, parent, dump_signal, [((offset, label), is_write)...] or None)]:
  * every live waiter record of the program (one per OS process, and per
  * thread of one that uses shared channels) and what it is blocked on
  * without a deadline (None: running, or waiting with one).  For state
@@ -896,7 +912,7 @@ interrupted_shared_wait(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
  * block takes, so no channel or name goes away meanwhile); a record's own
  * process may rewrite its offers at any time, so each is checked before it
  * is followed, and one seen half-written is left out. */
-enum { DUMP_RECORDS = 1024, DUMP_OFFERS = 16, DUMP_NAME = 48 };
+enum { DUMP_RECORDS = 4096, DUMP_OFFERS = 16, DUMP_NAME = 96 };
 typedef struct {
     shm_off chan;
     int is_write;
@@ -904,7 +920,7 @@ typedef struct {
 } dumped_offer;
 
 typedef struct {
-    int32_t pid, parent, n;     /* n < 0: not blocked */
+    int32_t pid, parent, dump_signal, n;     /* n < 0: not blocked */
     dumped_offer offers[DUMP_OFFERS];
 } dumped_record;
 
@@ -919,6 +935,7 @@ copy_record(shm_waiter *w, dumped_record *d)
 {
     d->pid = w->pid;
     d->parent = w->parent;
+    d->dump_signal = w->dump_signal;
     d->n = -1;
     if (!(atomic_load(&w->inactive) && atomic_load(&w->status) == CSP_WAITING))
         return;
@@ -970,8 +987,14 @@ shared_waits(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
         if (seen[i].n >= 0) {
             waits = PyList_New(0);
             for (int32_t k = 0; waits && k < seen[i].n; k++) {
-                PyObject *o = Py_BuildValue("(Ks)", (unsigned long long)seen[i].offers[k].chan,
-                                            seen[i].offers[k].name[0] ? seen[i].offers[k].name : NULL);
+                /* A label cut at DUMP_NAME bytes may end inside a character. */
+                const char *label = seen[i].offers[k].name;
+                PyObject *text = label[0] ? PyUnicode_DecodeUTF8(label, (Py_ssize_t)strlen(label),
+                                                                 "replace")
+                                          : Py_NewRef(Py_None);
+                PyObject *o = text ? Py_BuildValue("(KN)", (unsigned long long)seen[i].offers[k].chan,
+                                                   text)
+                                   : NULL;
                 PyObject *item = o ? Py_BuildValue("(NO)", o, seen[i].offers[k].is_write ? Py_True
                                                                                       : Py_False)
                                    : NULL;
@@ -983,7 +1006,9 @@ shared_waits(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
         else {
             Py_INCREF(waits);
         }
-        PyObject *item = waits ? Py_BuildValue("(iiN)", seen[i].pid, seen[i].parent, waits) : NULL;
+        PyObject *item = waits ? Py_BuildValue("(iiiN)", seen[i].pid, seen[i].parent,
+                                               seen[i].dump_signal, waits)
+                               : NULL;
         if (!item || PyList_Append(result, item) < 0)
             Py_CLEAR(result);
         Py_XDECREF(item);
@@ -992,12 +1017,34 @@ shared_waits(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
     return result;
 }
 
+/* _shm_answer_dump_signal(signum): this OS process answers `signum` with a
+ * state dump (0: no longer); its parent passes the signal on only then.
+ * Nothing to say for a thread without a waiter record. */
+static PyObject *
+answer_dump_signal(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    long signum = PyLong_AsLong(arg);
+    if (signum == -1 && PyErr_Occurred())
+        return NULL;
+    if (signum < 0 || signum > 1024) {
+        PyErr_SetString(PyExc_ValueError, "_shm_answer_dump_signal takes a signal number");
+        return NULL;
+    }
+    /* Only a record it has: a new one would count as a running process. */
+    shm_waiter *w = shm_base ? shm_existing_waiter() : NULL;
+    if (w)
+        w->dump_signal = (int32_t)signum;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef shmchan_module_methods[] = {
     {"_interrupted_shared_wait", interrupted_shared_wait, METH_NOARGS,
      "what this thread waits for on shared channels while signal handlers interrupt it"},
     {"_shared_waits", shared_waits, METH_NOARGS,
-     "[(pid, parent, [((offset, name), is_write)...] or None)] of every live waiter record: "
-     "for state dumps"},
+     "[(pid, parent, dump_signal, [((offset, label), is_write)...] or None)] of every live "
+     "waiter record (at most 4096, 16 offers each): for state dumps"},
+    {"_shm_answer_dump_signal", answer_dump_signal, METH_O,
+     "_shm_answer_dump_signal(signum): this thread's record says it answers signum with a dump"},
     {"_shm_rebuild_channel", rebuild_channel, METH_VARARGS, NULL},
     {"_shm_rebuild_end", rebuild_end, METH_VARARGS, NULL},
     {NULL}

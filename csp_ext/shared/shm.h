@@ -71,6 +71,8 @@ typedef struct shm_waiter {
     int32_t parent_waiting;
     int32_t credit;
     int32_t lingered;            /* told its parent it lingers; not yet seen there */
+    uint32_t op_number;          /* counts its operations (state dumps) */
+    int32_t dump_signal;         /* the signal it answers with a state dump, or 0 */
     int32_t pad2;
 } shm_waiter;
 
@@ -84,7 +86,7 @@ typedef struct {
     csp_chan s;                  /* messages are offsets of message blocks */
     shm_lock lock;
     _Atomic int64_t refs;        /* Python objects and in-flight pickles referring to it */
-    shm_off name;                /* its name, NUL-terminated UTF-8 (deadlock reports), or 0 */
+    shm_off name;                /* repr of its name, NUL-terminated UTF-8 (reports), or 0 */
 } shm_channel;
 
 extern char *shm_base;
@@ -109,6 +111,7 @@ void shm_free(shm_off off);
 uint64_t shm_block_size(shm_off off);       /* usable bytes of a block */
 
 shm_waiter *shm_my_waiter(void);            /* NULL with exception */
+shm_waiter *shm_existing_waiter(void);      /* this thread's, or NULL if it has none */
 int shm_waiter_prepare(shm_waiter *w, int64_t noffers);
 /* Claim a waiting waiter for a commit: 1 if we own its result now. */
 int shm_waiter_claim(shm_waiter *w);

@@ -30,7 +30,8 @@ static Py_ssize_t n_active;          /* counted tasks not blocked without deadli
  * of one deadlock are gathered by its generation (see csp_raise_deadlock). */
 uint64_t csp_deadlock_generation;
 Py_ssize_t csp_deadlock_woken;
-_Thread_local int csp_wait_interrupted;
+_Thread_local const void *csp_wait_interrupted_by;
+_Thread_local uint64_t csp_wait_interrupted_op;
 static TaskObject *blocked_head;     /* tasks blocked without deadline */
 /* Per thread: the running task; borrowed, owned by the thread-state dict.
  * initial-exec: read on every operation, and the default model calls
@@ -241,11 +242,18 @@ thread_give_up(void *self, int status)
     return 1;
 }
 
+static uint64_t
+thread_op_number(const void *self)
+{
+    return ((const TaskObject *)self)->wait_seq;
+}
+
 static const csp_wait_way thread_way = {
     .slice = 0.0,
     .sleep = thread_sleep,
     .give_up = thread_give_up,
     .claimed = NULL,
+    .op_number = thread_op_number,
 };
 
 /* Task.block for OS threads. */
