@@ -298,3 +298,37 @@ def test_components_start_by_spawn_pickled_by_name():
     assert result.returncode == 0, result.stderr
     assert result.stdout == "[0, 1, 1, 2, 3, 5, 8, 13]\n"
     assert result.stderr == ""
+
+
+@pytest.mark.timeout(60)
+def test_a_program_written_for_pycsp_0_9_2_runs_unchanged(backend):
+    # PyCSP 0.9.2's Fibonacci example, as its users wrote it: star imports,
+    # printing inside a process, poison to end, shutdown() at the end.
+    result = run_script(f"""
+        from pycsp.{backend} import *
+        from pycsp.common.plugNplay import *
+
+        @process
+        def Printer(cin, limit):
+            for i in range(limit):
+                print(cin())
+            poison(cin)
+
+        A = Channel('A')
+        B = Channel('B')
+        C = Channel('C')
+        D = Channel('D')
+        printC = Channel()
+
+        Parallel(
+            Prefix(+B, -A, prefix=0),
+            Prefix(+C, -B, prefix=1),
+            Pairs(+D, -C),
+            Delta2(+A, -D, -printC),
+            Printer(+printC, limit=10)
+        )
+
+        shutdown()
+    """)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert result.stdout.split() == ["0", "1", "1", "2", "3", "5", "8", "13", "21", "34"]

@@ -31,6 +31,17 @@ def helpers(csp):
     return produce, consume
 
 
+def test_star_import_adds_only_the_tools():
+    namespace = {}
+    exec("from pycsp.greenlets import *\nfrom pycsp.common.toolkit import *", namespace)
+    import pycsp.greenlets
+
+    assert namespace["Parallel"] is pycsp.greenlets.Parallel
+    assert namespace["io"] is pycsp.greenlets.io
+    for name in ("which", "file_r", "file_w", "execute", "runner"):
+        assert callable(namespace[name])
+
+
 # ------------------------------------------------------------------------ which
 
 

@@ -17,7 +17,9 @@ message); ``execute`` sends each line of output as a one-line list; and
 So the output of one tool plugs into the input of another.
 
 Blocking file and pipe operations run as ``@io`` calls of the backend in use
-(under greenlets, in a worker thread while the other greenlets go on).
+(under greenlets, in a worker thread while the other greenlets go on).  Under
+pycsp.processes with the spawn start, pass files as paths: an open file object
+cannot be pickled to the child (the fork start inherits it).
 """
 import os
 import shlex
