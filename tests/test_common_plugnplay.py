@@ -206,22 +206,17 @@ def test_mux2_forwards_every_value_of_both_inputs_in_their_order(csp):
 @pytest.mark.timeout(30)
 def test_mux2_does_not_starve_either_input(csp):
     _, _, take_then_poison = helpers(csp)
-
-    @csp.process
-    def endless(cout, tag):
-        try:
-            while True:
-                cout(tag)
-        except csp.ChannelPoisonException:
-            pass
-
-    a, b, c = csp.Channel(buffer=4), csp.Channel(buffer=4), csp.Channel()
-    results = csp.Parallel(endless(-a, "a"), endless(-b, "b"), Mux2(+a, +b, -c),
-                           take_then_poison(+c, 60))
-    got = results[3]
-    # Both inputs stay ready (buffered, endless writers): a fair choice takes
-    # from each in turn, so neither is left waiting for long.
-    assert got.count("a") >= 20 and got.count("b") >= 20, got
+    # Both inputs hold 30 values before Mux2 starts, so at each of its first
+    # 40 choices both are ready: a fair choice takes from each in turn (a
+    # choice by priority would take the 30 of the first input first).
+    a, b, c = csp.Channel(buffer=30), csp.Channel(buffer=30), csp.Channel()
+    fill_a, fill_b = a.writer(), b.writer()
+    for _ in range(30):
+        fill_a("a")
+        fill_b("b")
+    results = csp.Parallel(Mux2(+a, +b, -c), take_then_poison(+c, 40))
+    got = results[1]
+    assert got.count("a") == got.count("b") == 20, got
 
 
 @pytest.mark.timeout(30)
@@ -332,3 +327,27 @@ def test_a_program_written_for_pycsp_0_9_2_runs_unchanged(backend):
     """)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert result.stdout.split() == ["0", "1", "1", "2", "3", "5", "8", "13", "21", "34"]
+
+
+@pytest.mark.timeout(60)
+def test_mux2_goes_on_with_one_input_after_the_other_retires(csp):
+    produce, consume, _ = helpers(csp)
+
+    @csp.process
+    def slow_producer(cout, items, go):
+        go()  # starts only once the other input is retired
+        for item in items:
+            cout(item)
+        csp.retire(cout)
+
+    @csp.process
+    def short_producer(cout, items, go):
+        for item in items:
+            cout(item)
+        csp.retire(cout)
+        go("the other may start")
+
+    a, b, c, go = csp.Channel(), csp.Channel(), csp.Channel(), csp.Channel()
+    results = csp.Parallel(short_producer(-a, [1, 2], -go), slow_producer(-b, [3, 4, 5], +go),
+                           Mux2(+a, +b, -c), consume(+c))
+    assert sorted(results[3]) == [1, 2, 3, 4, 5]

@@ -13,7 +13,10 @@ Import after the backend::
     from pycsp.common.plugNplay import *
 """
 
-from .._alternation import FairSelect, PriSelect
+from csp_ext import ChannelRetireException
+
+from .._alternation import FairSelect, PriSelect, Skip
+from .._names import retire
 from ._backend import backend_for
 from ._component import component
 
@@ -100,8 +103,29 @@ def Mux2(cin1, cin2, cout):
     """Copy the values of ``cin1`` and ``cin2`` to ``cout`` as they come.
 
     When both have a value waiting, the one least recently taken goes first,
-    so neither input can starve the other.
+    so neither input can starve the other.  Once one input is retired it goes
+    on with the other; when both are, it retires ``cout``.  (PyCSP 0.9.2's
+    ended at the first retired input, dropping what the other still had.)
     """
-    while True:
-        _, msg = FairSelect(cin1, cin2)
+    open_inputs = [cin1, cin2]
+    while open_inputs:
+        try:
+            _, msg = FairSelect(*open_inputs)
+        except ChannelRetireException:
+            open_inputs = [cin for cin in open_inputs if not _retired_now(cin, cout)]
+            continue
         cout(msg)
+    retire(cout)
+
+
+def _retired_now(cin, cout):
+    """Whether the channel of ``cin`` is retired (then ``cin`` is retired too).
+    A message that was ready on it meanwhile is passed on to ``cout``."""
+    try:
+        ready, msg = PriSelect(cin, Skip())
+    except ChannelRetireException:
+        cin.retire()
+        return True
+    if ready is cin:
+        cout(msg)
+    return False
