@@ -851,6 +851,22 @@ def test_kill_9_of_a_process_running_a_nested_parallel_then_deadlock_is_still_de
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode, expected", [("ended", "deadlock detected"), ("blocked", "got late")])
+def test_a_process_killed_while_it_waits_in_parallel_leaves_the_count_right(mode, expected):
+    """ended: its children ended while it waited; the counts they left for its
+    wake-up stayed, and the deadlock below hung (kill_middle.py hung so in about
+    1 run in 15).  blocked: its own count, off while it waited, was taken away
+    again when it was reaped, and a reader about to get a message raised
+    DeadlockError."""
+    run = run_fault("kill_stopped_parent.py", mode, timeout=30)
+    assert run.proc.returncode == 0, run.report()
+    lines = run.lines
+    assert not [l for l in lines if "UNEXPECTED" in l], run.report()
+    assert sum("ProcessCrashed:" in l and "SIGKILL" in l for l in lines) == 1, run.report()
+    assert expected in lines, run.report()
+
+
+@pytest.mark.timeout(60)
 def test_os_exit_3_in_a_child_raises_process_crashed_naming_code_3():
     run = run_fault("child_dies.py", "exit3", timeout=40)
     assert run.proc.returncode == 0, run.report()

@@ -73,7 +73,7 @@ typedef struct shm_waiter {
     int32_t lingered;            /* told its parent it lingers; not yet seen there */
     uint32_t op_number;          /* counts its operations (state dumps) */
     int32_t dump_signal;         /* the signal it answers with a state dump, or 0 */
-    int32_t pad2;
+    int32_t waits_for_children;  /* its count is off while it waits for them (under lock) */
 } shm_waiter;
 
 

@@ -490,6 +490,11 @@ py_shm_wait_children(PyObject *Py_UNUSED(m), PyObject *args)
         credits += ws[i]->credit;
         ws[i]->credit = 0;
     }
+    /* Whether its own count is off now: if it dies so, its reaper must not
+     * take the count away a second time. */
+    shm_waiter *me = shm_existing_waiter();
+    if (me && slept)
+        me->waits_for_children = waiting;
     shm_lock_release(&shm_hdr->lock);
     PyMem_Free(ws);
     Py_DECREF(seq);
@@ -556,8 +561,21 @@ reap_record(shm_waiter *found)
     for (int64_t i = 0; i < found->noffers; i++)
         if (offers[i].is_write && !(final == CSP_DONE && found->chosen == offers[i].index))
             hooks->discard(offers[i].msg);
-    if (!atomic_exchange(&found->inactive, 0) && found->counted)
-        shm_deadlock_uncount(1);
+    /* What it still counts for: itself, unless blocked or waiting for its
+     * children (then its count is off already); and the counts its children
+     * left for its wake-up (they ended, or lingered, while it waited), or
+     * that it left for its own parent's and that parent never took (a
+     * parent takes them before it reaps its children, so a reaper that
+     * finds some reaps for a parent that died). */
+    shm_hdr_lock();
+    int64_t release = found->credit;
+    found->credit = 0;
+    int waited = found->waits_for_children;
+    shm_lock_release(&shm_hdr->lock);
+    if (!atomic_exchange(&found->inactive, 0) && found->counted && !waited)
+        release++;
+    if (release > 0)
+        shm_deadlock_uncount(release);
     hooks->discard(found->msg);
     hooks->discard(found->pending);
     shm_free(found->offers);
