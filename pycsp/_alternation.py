@@ -9,50 +9,13 @@ import sys
 import csp_ext
 from csp_ext import InputGuard, OutputGuard, SkipGuard, TimeoutGuard
 
+from . import _guard_kinds as _other_kinds  # one name: this module's globals stay as they were
 from ._ends import READ_ENDS as ChannelEndRead, WRITE_ENDS as ChannelEndWrite
 
 Skip = SkipGuard
 Timeout = TimeoutGuard
 
 _INPUT, _OUTPUT, _OTHER = 0, 1, 2
-
-# Guards of other kinds (pycsp.common.trace's traced ends): type -> handler.
-# Looked at only once a guard turned out to be of no core kind, so the core's
-# alternations never pay for it.
-_other_kinds = {}
-
-
-class _OtherKind(Exception):
-    """A guard belongs to a registered kind: its handler runs the whole choice."""
-
-    def __init__(self, handler):
-        super().__init__(handler)
-        self.handler = handler
-
-
-def register_guard_kind(types, handler):
-    """Let the alternation take guards of ``types`` (wrappers of the core's ends).
-
-    An ``Alternation`` or select given one of them (alone, as ``(end, msg)`` or
-    as an action's key) hands the whole choice to ``handler``:
-    ``handler.Alternation`` is a subclass of ``Alternation`` with the same slots,
-    which the new object becomes, and ``handler.select(guards, fair, frame)``
-    runs an ``AltSelect``/``PriSelect`` (``fair`` false) or ``FairSelect``.
-    """
-    if not issubclass(handler.Alternation, Alternation):
-        raise TypeError("register_guard_kind: handler.Alternation must subclass Alternation")
-    for t in types:
-        _other_kinds[t] = handler
-
-
-def _check_other_kind(guard):
-    """Raise _OtherKind if ``guard`` (or the end of ``(end, msg)``) is of a registered kind."""
-    if _other_kinds:
-        end = guard[0] if isinstance(guard, tuple) and guard else guard
-        handler = _other_kinds.get(type(end))
-        if handler is not None:
-            raise _OtherKind(handler)
-
 
 class Choice:
     """A deferred call made by a ``@choice`` function: run by ``Alternation.execute``."""
@@ -109,7 +72,7 @@ def _normalize(guard, action, where):
     if isinstance(guard, ChannelEndWrite):
         raise TypeError(f"{where}: a writer end needs a message: use (cout, msg) or "
                         f"OutputGuard(cout, msg)")
-    _check_other_kind(guard)
+    _other_kinds.check(guard)
     raise TypeError(f"{where}: not a guard: {guard!r} (expected a reader end, (cout, msg), "
                     f"InputGuard, OutputGuard, SkipGuard or TimeoutGuard)")
 
@@ -126,7 +89,7 @@ def _parse_alternation(guards):
         elif isinstance(item, tuple) and len(item) == 3:
             cout, msg, action = item
             if not isinstance(cout, ChannelEndWrite):
-                _check_other_kind(cout)
+                _other_kinds.check(cout)
                 raise TypeError(f"{where}: (cout, msg, action) needs a writer end first, "
                                 f"not {type(cout).__name__}")
             entries.append((OutputGuard(cout, msg), cout, _OUTPUT, _check_action(action, where)))
@@ -171,7 +134,7 @@ class Alternation:
     def __init__(self, guards):
         try:
             self._entries = _parse_alternation(guards)
-        except _OtherKind as other:  # free when not raised
+        except _other_kinds.Found as other:  # free when not raised
             self.__class__ = other.handler.Alternation
             self.__init__(guards)
             return
@@ -194,7 +157,7 @@ class Alternation:
 def _select(guards, fair, frame):
     try:
         entries = [_normalize(g, None, f"guard {n}") for n, g in enumerate(guards)]
-    except _OtherKind as other:  # free when not raised
+    except _other_kinds.Found as other:  # free when not raised
         return other.handler.select(guards, fair, frame)
     if not entries:
         raise ValueError("a select needs at least one guard")

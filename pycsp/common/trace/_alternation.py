@@ -7,7 +7,7 @@ tagged afresh; the core makes the choice (``csp_ext.select``) and its entry
 is translated back: the guard the program gave, the message untagged.  Each
 choice is recorded as a slice ``alt`` from the call to the choice.
 
-Registered with the core's alternation (``register_guard_kind``), so that the
+Registered with the core's alternation (``pycsp._guard_kinds``), so that the
 core's Alternation and selects hand a choice among traced ends to this module:
 components written against the backend (plugNplay's) work on traced channels.
 """
@@ -16,7 +16,7 @@ import sys
 import csp_ext
 from csp_ext import SkipGuard, TimeoutGuard
 
-from ... import _alternation as core
+from ... import _alternation as core, _guard_kinds
 from . import _recorder as rec
 from ._channels import ChannelEndRead, ChannelEndWrite, Tagged, channel_args, tag
 
@@ -199,4 +199,4 @@ class _Handler:
         return _select(guards, fair, frame)
 
 
-core.register_guard_kind((ChannelEndRead, ChannelEndWrite, InputGuard, OutputGuard), _Handler)
+_guard_kinds.register((ChannelEndRead, ChannelEndWrite, InputGuard, OutputGuard), _Handler)

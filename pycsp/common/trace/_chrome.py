@@ -136,9 +136,10 @@ def build(events, owner_pid, backend_name, other_data):
             event["tid"] = tids[(event["pid"], event["tid"])]
     arrows = _flow_events([e for e in timed if e["ph"] == "X"])
     ordered = sorted(timed + arrows, key=lambda e: e["ts"])  # stable: a slice before its arrow
+    # displayTimeUnit first: Perfetto reads it only from the file's first chunk.
     return {
-        "traceEvents": _process_names(timed, owner_pid, backend_name) + metadata + ordered,
         "displayTimeUnit": "ms",
+        "traceEvents": _process_names(timed, owner_pid, backend_name) + metadata + ordered,
         "otherData": dict(other_data, backend=backend_name, owner_pid=str(owner_pid)),
     }
 
