@@ -368,7 +368,7 @@ def reader(cin):
 
 if __name__ == "__main__":
     TraceInit(sys.argv[1])
-    ch = Channel("doomed", buffer=4)
+    ch = Channel("doomed")  # a rendezvous: both messages were read before the crash
     try:
         Parallel(crasher(-ch), reader(+ch))
         raised = None
