@@ -1,10 +1,8 @@
 """Monte-Carlo Pi, traced: PyCSP's MCPiTrace on pycsp.common.trace.
 
-A producer hands out JOBS jobs (a seed and a number of darts); WORKERS copies
-of the worker count the darts that land in the quarter circle; the consumer
-adds up.  The program is the untraced one with two more lines: the import of
-pycsp.common.trace after the backend's, and TraceInit/TraceQuit around the
-network.  It writes, in the current directory:
+montecarlo_pi.py with two more lines: the import of pycsp.common.trace after
+the backend's, and TraceInit/TraceQuit around the network (the same jobs, so
+the same estimate).  It writes, in the current directory:
 
 - ``mcpi_traced.json``: the trace (open it in ui.perfetto.dev or chrome://tracing);
 - with matplotlib, ``mcpi_traced.png`` (the timeline: when each process ran,
@@ -13,29 +11,15 @@ network.  It writes, in the current directory:
 
     python examples/mcpi_traced.py [threads|processes|greenlets]
 """
-import importlib
 import math
-import os
 import random
-import sys
 
-# Run from a checkout, the example uses that checkout's pycsp.
-_checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if os.path.exists(os.path.join(_checkout, "pycsp", "__init__.py")) and _checkout not in sys.path:
-    sys.path.insert(0, _checkout)
+from pycsp_import import *  # the backend named on the command line, as in every example
+from pycsp.common.trace import *  # after the backend, as in PyCSP
+from pycsp.common.trace import render
 
-BACKENDS = ("threads", "processes", "greenlets")
-BACKEND = sys.argv[1] if len(sys.argv) > 1 else "threads"
-if BACKEND not in BACKENDS:
-    sys.exit(f"usage: python {sys.argv[0]} [{'|'.join(BACKENDS)}]")
-_backend = importlib.import_module("pycsp." + BACKEND)
-globals().update((name, getattr(_backend, name)) for name in _backend.__all__)
-
-from pycsp.common.trace import *  # noqa: E402,F403 - after the backend, as in PyCSP
-from pycsp.common.trace import render  # noqa: E402
-
-JOBS = 20
-DARTS = 20_000
+JOBS = 40
+DARTS = 5_000
 WORKERS = 4
 TRACE = "mcpi_traced.json"
 

@@ -20,12 +20,13 @@ machine) less the session's start.
 import itertools
 import json
 import os
+import sys
 import threading
 import time
 
 from csp_ext import ChannelPoisonException, ChannelRetireException
 
-from ..._process import current_process_id
+from ..._process import Process, current_process_id
 
 # The active session of this OS process, or None: read by every traced
 # operation to know whether to record.
@@ -134,6 +135,20 @@ def _write(event):
     os.write(fd, (_dumps(event) + "\n").encode())
 
 
+_RUN_BODY = Process._run_body.__code__
+
+
+def _running_body_name():
+    """The name of the function a process of the backend's own (not a traced
+    one: a plugNplay component, say) runs: the frame just inside
+    ``Process._run_body`` (threads, processes), or the outermost frame (a
+    greenlet, whose body the scheduler calls from C)."""
+    frame, inner = sys._getframe(2), None
+    while frame is not None and frame.f_code is not _RUN_BODY:
+        frame, inner = frame.f_back, frame
+    return inner.f_code.co_name if inner is not None else None
+
+
 def _track(fn_name=None):
     """This CSP process's track number (new tracks are named by a metadata event)."""
     process_id = current_process_id()
@@ -142,12 +157,10 @@ def _track(fn_name=None):
         if _part_fd == -1:
             _open_part()
         track = _tracks[process_id] = next(_track_numbers)
-        if fn_name is not None:
-            label = f"{fn_name} {process_id}"
-        elif process_id.endswith(".main1"):
-            label = "main"
+        if ".main" in process_id:  # the program, or a thread pycsp did not start
+            label = "main" if process_id.endswith(".main1") else f"thread {process_id}"
         else:
-            label = process_id
+            label = f"{fn_name or _running_body_name() or 'process'} {process_id}"
         _write({"ph": "M", "name": "thread_name", "pid": _pid, "tid": track,
                 "args": {"name": label, "process": process_id}})
     return track
