@@ -757,5 +757,8 @@ def test_plugnplay_components_on_traced_channels(backend, tmp_path):
     assert names["Prefix"] == 2 and names["Delta2"] >= 1 and names["printer"] == 1
     delta2_choices = [e for e in trace["traceEvents"] if e.get("cat") == "alt"
                       and track_names(trace)[(e["pid"], e["tid"])].startswith("Delta2")]
-    assert delta2_choices and {e["args"]["op"] for e in delta2_choices} == {"write"}
+    # Each committed choice wrote; one may have ended by the poison instead.
+    assert {e["args"].get("op", e["args"].get("outcome")) for e in delta2_choices} <= {
+        "write", "poisoned"}
+    assert sum(e["args"].get("op") == "write" for e in delta2_choices) >= 10
     assert counts(trace)[("message", "s")] >= 40  # the loop's messages have their arrows
