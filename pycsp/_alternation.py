@@ -9,13 +9,13 @@ import sys
 import csp_ext
 from csp_ext import InputGuard, OutputGuard, SkipGuard, TimeoutGuard
 
+from . import _guard_kinds as _other_kinds  # one name: this module's globals stay as they were
 from ._ends import READ_ENDS as ChannelEndRead, WRITE_ENDS as ChannelEndWrite
 
 Skip = SkipGuard
 Timeout = TimeoutGuard
 
 _INPUT, _OUTPUT, _OTHER = 0, 1, 2
-
 
 class Choice:
     """A deferred call made by a ``@choice`` function: run by ``Alternation.execute``."""
@@ -72,6 +72,7 @@ def _normalize(guard, action, where):
     if isinstance(guard, ChannelEndWrite):
         raise TypeError(f"{where}: a writer end needs a message: use (cout, msg) or "
                         f"OutputGuard(cout, msg)")
+    _other_kinds.check(guard)
     raise TypeError(f"{where}: not a guard: {guard!r} (expected a reader end, (cout, msg), "
                     f"InputGuard, OutputGuard, SkipGuard or TimeoutGuard)")
 
@@ -88,6 +89,7 @@ def _parse_alternation(guards):
         elif isinstance(item, tuple) and len(item) == 3:
             cout, msg, action = item
             if not isinstance(cout, ChannelEndWrite):
+                _other_kinds.check(cout)
                 raise TypeError(f"{where}: (cout, msg, action) needs a writer end first, "
                                 f"not {type(cout).__name__}")
             entries.append((OutputGuard(cout, msg), cout, _OUTPUT, _check_action(action, where)))
@@ -130,7 +132,12 @@ class Alternation:
     __slots__ = ("_entries", "_c_guards")
 
     def __init__(self, guards):
-        self._entries = _parse_alternation(guards)
+        try:
+            self._entries = _parse_alternation(guards)
+        except _other_kinds.Found as other:  # free when not raised
+            self.__class__ = other.handler.Alternation
+            self.__init__(guards)
+            return
         self._c_guards = tuple(e[0] for e in self._entries)
 
     def _choose(self):
@@ -148,7 +155,10 @@ class Alternation:
 
 
 def _select(guards, fair, frame):
-    entries = [_normalize(g, None, f"guard {n}") for n, g in enumerate(guards)]
+    try:
+        entries = [_normalize(g, None, f"guard {n}") for n, g in enumerate(guards)]
+    except _other_kinds.Found as other:  # free when not raised
+        return other.handler.select(guards, fair, frame)
     if not entries:
         raise ValueError("a select needs at least one guard")
     index, msg = csp_ext.select(tuple(e[0] for e in entries), fair)

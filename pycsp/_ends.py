@@ -12,6 +12,21 @@ _END_TYPES = READ_ENDS + WRITE_ENDS
 _CHANNEL_TYPES = (Channel, ShmChannel)
 
 
+def register_end_types(read_ends=(), write_ends=(), channels=()):
+    """Let propagation and ``Process * n`` know ends and channels of other types.
+
+    For wrappers of the core's ends (pycsp.common.trace's): a read or write end
+    type has ``channel``, ``retire()`` and ``poison()``, and its ``channel`` has
+    ``reader()``, ``writer()`` and ``poison()``.  The alternation does not use
+    these tuples (it has its own hook), so the core's guards are untouched.
+    """
+    global READ_ENDS, WRITE_ENDS, _END_TYPES, _CHANNEL_TYPES
+    READ_ENDS += tuple(t for t in read_ends if t not in READ_ENDS)
+    WRITE_ENDS += tuple(t for t in write_ends if t not in WRITE_ENDS)
+    _END_TYPES = READ_ENDS + WRITE_ENDS
+    _CHANNEL_TYPES += tuple(t for t in channels if t not in _CHANNEL_TYPES)
+
+
 def find_ends(*roots):
     """Yield every channel end and channel inside ``roots``.
 

@@ -6,6 +6,10 @@
 ``pycsp.common.toolkit``
     files and external commands as channels: which, file_r, file_w, runner,
     execute.
+``pycsp.common.trace``
+    PyCSP's tracing: TraceInit, TraceQuit, TraceMsg and traced process,
+    Parallel, Channel, Alternation...; a Chrome Trace Event file, and
+    ``python -m pycsp.common.trace render`` to draw it.
 
 Import them after the backend, as PyCSP programs do::
 
@@ -16,4 +20,4 @@ They run on whichever backend the program uses: a component runs as the kind
 of process that started it, and a network inside one (Pairs, execute) runs on
 that same backend.
 """
-__all__ = ["plugNplay", "toolkit"]
+__all__ = ["plugNplay", "toolkit", "trace"]
