@@ -46,10 +46,12 @@ class Process:
         return f"<Process {getattr(self.fn, '__name__', self.fn)!r} id={self.id}>"
 
     def __reduce__(self):
-        # For pycsp.processes' "spawn" start: the function of an @process is
-        # pickled by the name of its decorated wrapper (the name it is known by).
+        # For pycsp.processes' "spawn" start and processes sent in messages: the
+        # function of an @process is pickled by the name of its decorated
+        # wrapper (the name it is known by); the class says how it runs
+        # (pycsp.parallel's MultiProcess).
         return (_rebuild_process,
-                (_function_reference(self.fn), self.args, dict(self.kwargs), self.id))
+                (_function_reference(self.fn), self.args, dict(self.kwargs), self.id, type(self)))
 
     def __mul__(self, n):
         """``P * n``: P and n - 1 copies (of P's own class) with fresh channel ends.
@@ -146,8 +148,8 @@ class _Unwrapped:
         return (_unwrap, (self.wrapper,))
 
 
-def _rebuild_process(fn, args, kwargs, id_):
-    proc = Process(fn, *args, **kwargs)
+def _rebuild_process(fn, args, kwargs, id_, kind=Process):
+    proc = kind(fn, *args, **kwargs)
     proc.id = id_
     return proc
 
