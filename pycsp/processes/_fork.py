@@ -31,6 +31,7 @@ from .._ends import poison_all
 from .._in_process import KILL_GRACE_SECONDS
 from .._process import name_of
 from .._runtime import Runtime
+from ._forker import run_on_a_lasting_thread
 
 
 class ProcessCrashed(Exception):
@@ -354,28 +355,33 @@ class ChildGroup:
         method = get_start_method()
         for index, proc in indexed_procs:
             record = csp_ext.shm_precount()  # counted as running from before the start
-            spawned = None
             try:
-                if method == "spawn":
-                    from . import _spawn
-
-                    spawned = _spawn.start(proc, index, self.results_out, parent, record, method,
-                                           self.notify_out)
-                    pid = spawned.pid
-                else:
-                    pid = os.fork()
+                pid, spawned = run_on_a_lasting_thread(self._start_child, index, proc, record,
+                                                       method, parent)
             except BaseException:
                 csp_ext.shm_forget(record)
                 self.kill()
                 raise
-            if pid == 0:
-                csp_ext.shm_adopt(record)
-                if self.notify_in >= 0:
-                    os.close(self.notify_in)
-                _child(proc, index, self.results_out, parent, self.notify_out)
             csp_ext.shm_set_pid(record, pid)
             self.children[fd_with_room(os.pidfd_open, pid)] = _Child(proc, index, pid, record,
                                                                      spawned)
+
+    def _start_child(self, index, proc, record, method, parent):
+        """Fork or spawn the child; return its pid and (spawn) its
+        multiprocessing.Process.  In a forked child, runs it: never returns."""
+        if method == "spawn":
+            from . import _spawn
+
+            spawned = _spawn.start(proc, index, self.results_out, parent, record, method,
+                                   self.notify_out)
+            return spawned.pid, spawned
+        pid = os.fork()
+        if pid == 0:
+            csp_ext.shm_adopt(record)
+            if self.notify_in >= 0:
+                os.close(self.notify_in)
+            _child(proc, index, self.results_out, parent, self.notify_out)
+        return pid, None
 
     def _reap(self, fd, children):
         child = children.pop(fd)
