@@ -109,6 +109,8 @@ class MixedGroup(ChildGroup):
         return any(isinstance(p, MultiProcess) for p in procs)
 
     def start(self):
+        """Fork the OS processes, then start the threads; on an error (or
+        Ctrl-C) stop what started, undo the rest, and raise."""
         csp_ext.shm_init()
         indexed = list(enumerate(self.procs))
         self.start_os_children([(i, p) for i, p in indexed if isinstance(p, MultiProcess)])
@@ -117,13 +119,14 @@ class MixedGroup(ChildGroup):
             for index, proc in indexed:
                 if not isinstance(proc, MultiProcess):
                     threads.append(self._thread_child(index, proc))
+            # Each thread writes its own end: no end is shared between threads.
+            arguments = [(child, self.results.writer()) for child in threads]
         except BaseException:
             for child in threads:
                 self._unstart(child)
             self.kill()
             raise
-        started, error = start_os_threads(
-            _thread_body, [(child, self.results.writer()) for child in threads])
+        started, error = start_os_threads(_thread_body, arguments)
         for child in threads[started:]:
             self._unstart(child)
         if error is not None:

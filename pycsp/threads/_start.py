@@ -34,8 +34,9 @@ def _bootstrap(proc, join):
 def start_os_threads(bootstrap, arguments):
     """Start an OS thread running ``bootstrap(*args)`` for each tuple in
     ``arguments``, with pycsp's thread stack size.  Returns how many started
-    and None, or, when the OS refused one, how many started before it and a
-    RuntimeError that says so."""
+    and None; or, when the OS refused one (or Ctrl-C came meanwhile), how many
+    started before that and the exception to raise once the caller has undone
+    what it prepared for the others."""
     with _start_lock:
         previous = _thread.stack_size(_STACK_SIZE)
         started = 0
@@ -48,6 +49,8 @@ def start_os_threads(bootstrap, arguments):
                                  f"{len(arguments)}: {exc}")
             error.__cause__ = exc
             return started, error
+        except BaseException as exc:  # noqa: B036 - KeyboardInterrupt: the caller raises it
+            return started, exc
         finally:
             _thread.stack_size(previous)
     return started, None
