@@ -63,6 +63,7 @@ struct TaskObject {
     TaskObject *spill_next;     /* greenlets backend: next in the spill list (strong) */
     uint64_t wait_seq;          /* counts csp_task_prepare() calls */
     PyObject *process_id;       /* str or NULL */
+    unsigned long thread_ident; /* the OS thread it was last bound to (state dumps) */
     PyObject *weakreflist;
 };
 
@@ -105,6 +106,8 @@ typedef struct {
     X(PyObject, PoisonError)                                                        \
     X(PyObject, RetireError)                                                        \
     X(PyObject, DeadlockError)                                                      \
+    /* rules/errors.c: pycsp's maker of a DeadlockError with its report (or NULL) */ \
+    X(PyObject, deadlock_report)                                                    \
     /* wait/task.c */                                                               \
     X(PyTypeObject, TaskType)                                                       \
     X(PyTypeObject, JoinType)                                                       \
@@ -279,6 +282,17 @@ int csp_alt_init_module(PyObject *m);
 enum { CSP_FAIL_RUNQ, CSP_FAIL_LOCK_INIT, CSP_FAIL_NSITES };
 extern int csp_fail_next[CSP_FAIL_NSITES];
 int csp_faults_init_module(PyObject *m);
+int csp_errors_init_module(PyObject *m);   /* rules/errors.c */
+/* wait/task.c: the in-process deadlock last broken, and how many channel
+ * waits it ended (GIL). */
+extern uint64_t csp_deadlock_generation;
+extern Py_ssize_t csp_deadlock_woken;
+/* wait/loop.h: while the signal handlers that interrupted this thread's wait
+ * run, the waiter (a Task or a shared record) and its operation's number:
+ * the offers, withdrawn then, still describe that wait until the waiter
+ * starts another operation (a handler may use channels). */
+extern _Thread_local const void *csp_wait_interrupted_by;
+extern _Thread_local uint64_t csp_wait_interrupted_op;
 
 static inline int
 csp_fail_here(int site)

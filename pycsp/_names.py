@@ -4,6 +4,7 @@ from csp_ext import (Channel, ChannelEndRead, ChannelEndWrite, ChannelPoisonExce
                      TimeoutGuard)
 
 from ._alternation import AltSelect, Alternation, FairSelect, PriSelect, Skip, Timeout, choice
+from ._dump import dump_state, dump_state_on
 from ._process import Process, current_process_id, process
 
 VERSION = (0, 10, 0)
@@ -57,7 +58,7 @@ __all__ = [
     "ChannelPoisonException", "ChannelRetireException", "DeadlockError",
     "process", "Process", "current_process_id", "Alternation", "choice", "AltSelect",
     "FairSelect", "PriSelect", "InputGuard", "OutputGuard", "SkipGuard", "TimeoutGuard",
-    "Skip", "Timeout",
+    "Skip", "Timeout", "dump_state", "dump_state_on",
 ]
 
 # Every name of API.md.
@@ -67,4 +68,5 @@ API_NAMES = [
     "process", "Process", "Parallel", "Sequence", "Spawn", "io", "current_process_id",
     "shutdown", "Alternation", "choice", "AltSelect", "FairSelect", "PriSelect",
     "InputGuard", "OutputGuard", "SkipGuard", "TimeoutGuard", "Skip", "Timeout", "version",
+    "dump_state", "dump_state_on",
 ]

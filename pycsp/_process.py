@@ -8,8 +8,9 @@ import sys
 import types
 
 import csp_ext
-from csp_ext import ChannelPoisonException, ChannelRetireException, Task
+from csp_ext import ChannelPoisonException, ChannelRetireException, DeadlockError, Task
 
+from ._deadlock import name_entry
 from ._ends import poison_all, retire_all, with_fresh_ends
 
 _ids = itertools.count(1)
@@ -94,6 +95,8 @@ class Process:
         elif isinstance(exc, ChannelRetireException):
             retire_all(self.args, self.kwargs)
         else:
+            if isinstance(exc, DeadlockError):
+                name_entry(exc, self)
             self._note_failure(exc)
             poison_all(self.args, self.kwargs)
 

@@ -37,6 +37,9 @@ import atexit
 import sys
 import traceback
 
+from csp_ext import DeadlockError
+
+from ._deadlock import gather
 from ._process import Process, name_of
 
 
@@ -111,7 +114,10 @@ class Runtime:
             self._keep_for_shutdown(procs, group, True)
         failed = self._collect(procs, group)
         if failed:
-            raise first_error(failed)
+            error = first_error(failed)
+            if isinstance(error, DeadlockError):
+                gather(error, [p.exception for p in failed], procs)
+            raise error
         return [p.return_value for p in procs]
 
     def Sequence(self, *items):

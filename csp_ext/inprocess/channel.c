@@ -104,6 +104,39 @@ task_stopped(void *self)
     return ((TaskObject *)self)->killed ? CSP_KILLED : 0;
 }
 
+/* [(channel, is_write), ...] of the Task's offers, new reference.  The
+ * offers stay in the Task after they are withdrawn, and their channels are
+ * alive while the operation runs (its ends hold them). */
+static PyObject *
+task_offers(TaskObject *t)
+{
+    PyObject *waits = PyList_New(t->noffers);
+    if (!waits)
+        return NULL;
+    for (Py_ssize_t i = 0; i < t->noffers; i++) {
+        char *chan = csp_private_ptr(t->offers[i].chan);
+        PyObject *ch = (PyObject *)(chan - offsetof(ChannelObject, s));
+        PyObject *item = Py_BuildValue("(OO)", ch, t->offers[i].is_write ? Py_True : Py_False);
+        if (!item) {
+            Py_DECREF(waits);
+            return NULL;
+        }
+        PyList_SET_ITEM(waits, i, item);
+    }
+    return waits;
+}
+
+/* ("local", generation, woken, [(channel, is_write), ...]) */
+static PyObject *
+task_describe(void *self)
+{
+    PyObject *waits = task_offers(self);
+    if (!waits)
+        return NULL;
+    return Py_BuildValue("(sKnN)", "local", (unsigned long long)csp_deadlock_generation,
+                         csp_deadlock_woken, waits);
+}
+
 static const csp_waiting as_task = {
     .prepare = task_prepare,
     .self_ref = csp_private_ref,
@@ -112,6 +145,7 @@ static const csp_waiting as_task = {
     .wait = task_wait,
     .result = task_result,
     .stopped = task_stopped,
+    .describe = task_describe,
 };
 
 static void
@@ -576,9 +610,44 @@ static PyType_Spec channel_spec = {
     .slots = channel_slots,
 };
 
+/* _blocked_on(task) -> None while it runs, or (kind, [(channel, is_write)...],
+ * timed: True, False or None = unknown) while it waits: kind "channel" (a read, write or alternation; an
+ * alternation of only a timeout has no channel), "parallel" or "io".  For
+ * state dumps; the calling thread's own task counts as waiting while signal
+ * handlers that interrupted its wait run. */
+static PyObject *
+blocked_on(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    if (!PyObject_TypeCheck(arg, csp_st->TaskType)) {
+        PyErr_SetString(PyExc_TypeError, "_blocked_on(task)");
+        return NULL;
+    }
+    TaskObject *t = (TaskObject *)arg;
+    int interrupted = csp_wait_interrupted_by == (const void *)t &&
+                      csp_wait_interrupted_op == t->wait_seq;
+    if (!interrupted && atomic_load(&t->status) != CSP_WAITING)
+        Py_RETURN_NONE;
+    static const char *kinds[] = {"channel", "parallel", "io"};
+    const char *kind = t->wait_kind >= 0 && t->wait_kind <= 2 ? kinds[(int)t->wait_kind] : "?";
+    PyObject *waits = t->wait_kind == CSP_WAIT_CHANNEL ? task_offers(t) : PyList_New(0);
+    if (!waits)
+        return NULL;
+    /* Interrupted, whether it had a deadline is not kept (None). */
+    return Py_BuildValue("(sNO)", kind, waits,
+                         interrupted ? Py_None : t->inactive ? Py_False : Py_True);
+}
+
+static PyMethodDef channel_module_methods[] = {
+    {"_blocked_on", blocked_on, METH_O,
+     "_blocked_on(task) -> None or (kind, [(channel, is_write)...], timed): for state dumps"},
+    {NULL}
+};
+
 int
 csp_channel_init_module(PyObject *m)
 {
+    if (PyModule_AddFunctions(m, channel_module_methods) < 0)
+        return -1;
     if (!(csp_st->ChannelType = csp_add_type(m, &channel_spec, "Channel")) ||
         !(csp_st->EndReadType = csp_add_type(m, &end_read_spec, "ChannelEndRead")) ||
         !(csp_st->EndWriteType = csp_add_type(m, &end_write_spec, "ChannelEndWrite")))

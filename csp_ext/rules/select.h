@@ -49,6 +49,10 @@ typedef struct csp_waiting {
     /* Optional: a status that ends the operation before a retry (the
      * process was told to stop), or 0. */
     int (*stopped)(void *self);
+    /* After CSP_DEADLOCK: what the waiter was blocked on, for the report
+     * (new reference: (scope, generation, woken, [(channel, is_write)...]),
+     * see csp_raise_deadlock), or NULL with an exception. */
+    PyObject *(*describe)(void *self);
 } csp_waiting;
 
 double csp_monotonic(void);
@@ -56,12 +60,15 @@ double csp_monotonic(void);
  * wait status other than CSP_DONE. */
 void csp_raise_try(int code, int is_write);
 void csp_raise_for_status(int status);
+/* DeadlockError for a blocked operation: `blocked_on` (stolen; NULL: none)
+ * is what csp_waiting.describe gave; is_select: it was an alternation. */
+void csp_raise_deadlock(PyObject *blocked_on, int is_select);
 
 /* A wait that ended other than CSP_DONE or CSP_TIMEOUT: 0 if the operation
  * starts again (CSP_RETRY: signal handlers ran and the process goes on), or
  * 1 with the exception raised. */
 CSP_RULES_INLINE int
-csp_wait_failed(const csp_waiting *W, void *self, int st)
+csp_wait_failed(const csp_waiting *W, void *self, int st, int is_select)
 {
     if (st == CSP_RETRY) {
         int stop = W->stopped ? W->stopped(self) : 0;
@@ -69,7 +76,9 @@ csp_wait_failed(const csp_waiting *W, void *self, int st)
             return 0;
         st = stop;
     }
-    if (st >= 0)
+    if (st == CSP_DEADLOCK)
+        csp_raise_deadlock(W->describe(self), is_select);
+    else if (st >= 0)
         csp_raise_for_status(st);
     return 1;
 }
@@ -112,7 +121,7 @@ csp_communicate(const csp_rules *R, const csp_waiting *W, void *self, csp_chan *
             *got = W->result(self, &chosen);
             return 0;
         }
-        if (csp_wait_failed(W, self, st))
+        if (csp_wait_failed(W, self, st, 0))
             return -1;
     }
 }
@@ -251,7 +260,7 @@ csp_select(const csp_rules *R, const csp_waiting *W, void *self, csp_guard *gs, 
             *chosen = timeout_at;
             return 0;
         }
-        if (csp_wait_failed(W, self, st))
+        if (csp_wait_failed(W, self, st, 1))
             return -1;
     }
 }

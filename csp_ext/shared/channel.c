@@ -205,6 +205,7 @@ record_wait(void *self, double deadline)
     shm_waiter *w = self;
     int st = shm_waiter_wait(w, deadline);
     waiter_withdraw(w);
+    w->deadlocked_offers = st == CSP_DEADLOCK ? (int32_t)w->noffers : 0;
     w->noffers = 0;   /* their messages are ours to handle from here on */
     return st;
 }
@@ -219,6 +220,58 @@ record_result(void *self, int64_t *chosen)
     return msg;
 }
 
+/* The label a report gives the channel (the repr of its name, kept in the
+ * arena at creation), or None: new reference.  The same string in every
+ * process: surrogates pass through, and a repr has no NUL. */
+static PyObject *
+channel_label_in_arena(shm_off chan)
+{
+    shm_off label = SHM_PTR(shm_channel, chan)->name;
+    if (!label)
+        Py_RETURN_NONE;
+    const char *text = SHM_PTR(char, label);
+    return PyUnicode_DecodeUTF8(text, (Py_ssize_t)strlen(text), "surrogatepass");
+}
+
+/* [((offset, name), is_write), ...] of the first n offers of w, new
+ * reference.  The offers stay in the record's block until its next
+ * operation. */
+static PyObject *
+record_offers(shm_waiter *w, int64_t n)
+{
+    shm_offer *offers = SHM_PTR(shm_offer, w->offers);
+    PyObject *waits = PyList_New(n);
+    if (!waits)
+        return NULL;
+    for (int64_t i = 0; i < n; i++) {
+        PyObject *name = channel_label_in_arena(offers[i].chan);
+        PyObject *item = name ? Py_BuildValue("((KN)O)", (unsigned long long)offers[i].chan, name,
+                                              offers[i].is_write ? Py_True : Py_False)
+                              : NULL;
+        if (!item) {
+            Py_DECREF(waits);
+            return NULL;
+        }
+        PyList_SET_ITEM(waits, i, item);
+    }
+    return waits;
+}
+
+/* ("shared", generation, woken, [((offset, name), is_write), ...]) */
+static PyObject *
+record_describe(void *self)
+{
+    shm_waiter *w = self;
+    PyObject *waits = record_offers(w, w->deadlocked_offers);
+    if (!waits)
+        return NULL;
+    shm_hdr_lock();
+    unsigned long long generation = shm_hdr->deadlock_generation;
+    long long woken = shm_hdr->deadlock_woken;
+    shm_lock_release(&shm_hdr->lock);
+    return Py_BuildValue("(sKLN)", "shared", generation, woken, waits);
+}
+
 static const csp_waiting as_record = {
     .prepare = record_prepare,
     .self_ref = record_ref,
@@ -227,6 +280,7 @@ static const csp_waiting as_record = {
     .wait = record_wait,
     .result = record_result,
     .stopped = NULL,
+    .describe = record_describe,
 };
 
 /* ------------------------------------------------------------------ */
@@ -338,8 +392,34 @@ release_shared_channel(shm_off off)
         return;
     csp_ring_drain(&in_the_arena, &c->s);
     shm_free(c->s.ring);
+    shm_free(c->name);
     shm_lock_destroy(&c->lock);
     shm_free(off);
+}
+
+/* The channel's label for deadlock reports and dumps, repr(name), kept in
+ * the arena: other processes know the channel by its offset only.  A name
+ * whose repr fails gets no label (the report uses the offset). */
+static int
+keep_label_in_arena(shm_off chan, PyObject *name)
+{
+    PyObject *label = PyObject_Repr(name);
+    PyObject *utf8 = label ? PyUnicode_AsEncodedString(label, "utf-8", "surrogatepass") : NULL;
+    Py_XDECREF(label);
+    if (!utf8) {
+        if (PyErr_ExceptionMatches(PyExc_MemoryError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    Py_ssize_t len = PyBytes_GET_SIZE(utf8);
+    shm_off block = shm_alloc((uint64_t)len + 1);
+    if (block) {
+        memcpy(SHM_PTR(char, block), PyBytes_AS_STRING(utf8), (size_t)len + 1);
+        SHM_PTR(shm_channel, chan)->name = block;
+    }
+    Py_DECREF(utf8);
+    return block ? 0 : -1;
 }
 
 static PyObject *
@@ -355,6 +435,10 @@ shmchan_new(PyTypeObject *Py_UNUSED(type), PyObject *args, PyObject *kwds)
     shm_off off = new_shared_channel(capacity);
     if (!off)
         return NULL;
+    if (name != Py_None && keep_label_in_arena(off, name) < 0) {
+        release_shared_channel(off);
+        return NULL;
+    }
     ShmChannelObject *c = wrap_channel(off, name);
     if (!c)
         release_shared_channel(off);
@@ -558,11 +642,21 @@ static PyMethodDef shmchan_methods[] = {
 
 static PyMemberDef shmchan_members[] = {
     {"name", T_OBJECT, offsetof(ShmChannelObject, name), READONLY, "the channel's name"},
+    {"_offset", T_ULONGLONG, offsetof(ShmChannelObject, chan), READONLY,
+     "where the channel is in the arena: the same in every process (deadlock reports)"},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(ShmChannelObject, weakreflist), READONLY, NULL},
     {NULL}
 };
 
+static PyObject *
+shmchan_get_label(ShmChannelObject *c, void *Py_UNUSED(closure))
+{
+    return channel_label_in_arena(c->chan);
+}
+
 static PyGetSetDef shmchan_getset[] = {
+    {"_label", (getter)shmchan_get_label, NULL,
+     "repr of its name as every process sees it (reports), or None", NULL},
     {"buffer", (getter)shmchan_get_buffer, NULL, "buffer capacity", NULL},
     {NULL}
 };
@@ -796,7 +890,161 @@ done:
 
 /* ------------------------------------------------------------------ */
 
+/* _interrupted_shared_wait() -> None, or ([((offset, name), is_write)...], None):
+ * what this thread waits for on shared channels while the signal handlers
+ * that interrupted that wait run (state dumps). */
+static PyObject *
+interrupted_shared_wait(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    shm_waiter *w = shm_base ? shm_existing_waiter() : NULL;
+    if (!w || csp_wait_interrupted_by != (const void *)w ||
+        csp_wait_interrupted_op != w->op_number || w->noffers == 0)
+        Py_RETURN_NONE;
+    /* Whether it had a deadline is not kept: giving up cleared it. */
+    return Py_BuildValue("(NO)", record_offers(w, w->noffers), Py_None);
+}
+
+/* _shared_waits() -> [(pid, parent, dump_signal, [((offset, label), is_write)...] or None)]:
+ * every live waiter record of the program (one per OS process, and per
+ * thread of one that uses shared channels) and what it is blocked on
+ * without a deadline (None: running, or waiting with one).  For state
+ * dumps: a snapshot copied under the registry lock (which every free of a
+ * block takes, so no channel or name goes away meanwhile); a record's own
+ * process may rewrite its offers at any time, so each is checked before it
+ * is followed, and one seen half-written is left out. */
+enum { DUMP_RECORDS = 4096, DUMP_OFFERS = 16, DUMP_NAME = 96 };
+typedef struct {
+    shm_off chan;
+    int is_write;
+    char name[DUMP_NAME];
+} dumped_offer;
+
+typedef struct {
+    int32_t pid, parent, dump_signal, n;     /* n < 0: not blocked */
+    dumped_offer offers[DUMP_OFFERS];
+} dumped_record;
+
+static int
+plausible_block(shm_off off, uint64_t size)
+{
+    return off >= shm_hdr->header_size && off + size <= shm_hdr->bump;
+}
+
+static void
+copy_record(shm_waiter *w, dumped_record *d)
+{
+    d->pid = w->pid;
+    d->parent = w->parent;
+    d->dump_signal = w->dump_signal;
+    d->n = -1;
+    if (!(atomic_load(&w->inactive) && atomic_load(&w->status) == CSP_WAITING))
+        return;
+    int64_t n = w->noffers;
+    if (n < 0 || n > w->offers_cap || !plausible_block(w->offers, (uint64_t)n * sizeof(shm_offer)))
+        return;
+    d->n = 0;
+    shm_offer *offers = SHM_PTR(shm_offer, w->offers);
+    for (int64_t i = 0; i < n && d->n < DUMP_OFFERS; i++) {
+        shm_off chan = offers[i].chan;
+        if (!plausible_block(chan, sizeof(shm_channel)))
+            continue;
+        dumped_offer *o = &d->offers[d->n++];
+        o->chan = chan;
+        o->is_write = offers[i].is_write;
+        o->name[0] = 0;
+        shm_off name = SHM_PTR(shm_channel, chan)->name;
+        if (name && plausible_block(name, 1)) {
+            uint64_t room = shm_hdr->bump - name;
+            size_t len = strnlen(SHM_PTR(char, name), room < DUMP_NAME - 1 ? room : DUMP_NAME - 1);
+            memcpy(o->name, SHM_PTR(char, name), len);
+            o->name[len] = 0;
+        }
+    }
+}
+
+static PyObject *
+shared_waits(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    PyObject *result = PyList_New(0);
+    if (!result || !shm_base)
+        return result;
+    dumped_record *seen = PyMem_Malloc(sizeof(*seen) * DUMP_RECORDS);
+    if (!seen) {
+        Py_DECREF(result);
+        return PyErr_NoMemory();
+    }
+    int64_t count = 0;
+    shm_hdr_lock();
+    for (shm_off off = shm_hdr->waiters; off && count < DUMP_RECORDS;
+         off = SHM_PTR(shm_waiter, off)->next) {
+        shm_waiter *w = SHM_PTR(shm_waiter, off);
+        if (!w->dead)
+            copy_record(w, &seen[count++]);
+    }
+    shm_lock_release(&shm_hdr->lock);
+    for (int64_t i = 0; i < count && result; i++) {
+        PyObject *waits = Py_None;
+        if (seen[i].n >= 0) {
+            waits = PyList_New(0);
+            for (int32_t k = 0; waits && k < seen[i].n; k++) {
+                /* A label cut at DUMP_NAME bytes may end inside a character. */
+                const char *label = seen[i].offers[k].name;
+                PyObject *text = label[0] ? PyUnicode_DecodeUTF8(label, (Py_ssize_t)strlen(label),
+                                                                 "replace")
+                                          : Py_NewRef(Py_None);
+                PyObject *o = text ? Py_BuildValue("(KN)", (unsigned long long)seen[i].offers[k].chan,
+                                                   text)
+                                   : NULL;
+                PyObject *item = o ? Py_BuildValue("(NO)", o, seen[i].offers[k].is_write ? Py_True
+                                                                                      : Py_False)
+                                   : NULL;
+                if (!item || PyList_Append(waits, item) < 0)
+                    Py_CLEAR(waits);
+                Py_XDECREF(item);
+            }
+        }
+        else {
+            Py_INCREF(waits);
+        }
+        PyObject *item = waits ? Py_BuildValue("(iiiN)", seen[i].pid, seen[i].parent,
+                                               seen[i].dump_signal, waits)
+                               : NULL;
+        if (!item || PyList_Append(result, item) < 0)
+            Py_CLEAR(result);
+        Py_XDECREF(item);
+    }
+    PyMem_Free(seen);
+    return result;
+}
+
+/* _shm_answer_dump_signal(signum): this OS process answers `signum` with a
+ * state dump (0: no longer); its parent passes the signal on only then.
+ * Nothing to say for a thread without a waiter record. */
+static PyObject *
+answer_dump_signal(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    long signum = PyLong_AsLong(arg);
+    if (signum == -1 && PyErr_Occurred())
+        return NULL;
+    if (signum < 0 || signum > 1024) {
+        PyErr_SetString(PyExc_ValueError, "_shm_answer_dump_signal takes a signal number");
+        return NULL;
+    }
+    /* Only a record it has: a new one would count as a running process. */
+    shm_waiter *w = shm_base ? shm_existing_waiter() : NULL;
+    if (w)
+        w->dump_signal = (int32_t)signum;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef shmchan_module_methods[] = {
+    {"_interrupted_shared_wait", interrupted_shared_wait, METH_NOARGS,
+     "what this thread waits for on shared channels while signal handlers interrupt it"},
+    {"_shared_waits", shared_waits, METH_NOARGS,
+     "[(pid, parent, dump_signal, [((offset, label), is_write)...] or None)] of every live "
+     "waiter record (at most 4096, 16 offers each): for state dumps"},
+    {"_shm_answer_dump_signal", answer_dump_signal, METH_O,
+     "_shm_answer_dump_signal(signum): this thread's record says it answers signum with a dump"},
     {"_shm_rebuild_channel", rebuild_channel, METH_VARARGS, NULL},
     {"_shm_rebuild_end", rebuild_end, METH_VARARGS, NULL},
     {NULL}

@@ -18,7 +18,7 @@
 typedef uint64_t shm_off;   /* 0 = none */
 
 #define SHM_MAGIC 0x6873707363797050ULL   /* "Pycspsh" */
-#define SHM_VERSION 3
+#define SHM_VERSION 4
 #define SHM_NCLASSES 48
 
 /* A process-shared robust mutex: a process that dies holding it does not
@@ -40,6 +40,10 @@ typedef struct {
     uint64_t warm_free_bytes;    /* freed big blocks whose pages are kept (reuse without faults) */
     shm_off waiters;             /* registry of every process's waiter */
     _Atomic int64_t n_active;    /* deadlock accounting across processes */
+    /* The deadlock last broken and how many channel waits it ended (under
+     * the lock): the reports of one deadlock are gathered by generation. */
+    uint64_t deadlock_generation;
+    int64_t deadlock_woken;
 } shm_header;
 
 /* One per OS process (per thread that uses channels). */
@@ -50,7 +54,7 @@ typedef struct shm_waiter {
     int32_t counted;             /* counts for deadlock accounting */
     _Atomic int32_t inactive;    /* blocked without deadline */
     int32_t dead;
-    int32_t pad1;
+    int32_t deadlocked_offers;   /* offers of the operation a deadlock ended (for its report) */
     int32_t parent;              /* pid of the process that started it (0: none) */
     int64_t chosen;
     shm_off msg;                 /* message block delivered to this waiter */
@@ -67,6 +71,8 @@ typedef struct shm_waiter {
     int32_t parent_waiting;
     int32_t credit;
     int32_t lingered;            /* told its parent it lingers; not yet seen there */
+    uint32_t op_number;          /* counts its operations (state dumps) */
+    int32_t dump_signal;         /* the signal it answers with a state dump, or 0 */
     int32_t pad2;
 } shm_waiter;
 
@@ -80,6 +86,7 @@ typedef struct {
     csp_chan s;                  /* messages are offsets of message blocks */
     shm_lock lock;
     _Atomic int64_t refs;        /* Python objects and in-flight pickles referring to it */
+    shm_off name;                /* repr of its name, NUL-terminated UTF-8 (reports), or 0 */
 } shm_channel;
 
 extern char *shm_base;
@@ -104,6 +111,7 @@ void shm_free(shm_off off);
 uint64_t shm_block_size(shm_off off);       /* usable bytes of a block */
 
 shm_waiter *shm_my_waiter(void);            /* NULL with exception */
+shm_waiter *shm_existing_waiter(void);      /* this thread's, or NULL if it has none */
 int shm_waiter_prepare(shm_waiter *w, int64_t noffers);
 /* Claim a waiting waiter for a commit: 1 if we own its result now. */
 int shm_waiter_claim(shm_waiter *w);

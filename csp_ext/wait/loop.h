@@ -31,6 +31,8 @@ typedef struct csp_wait_way {
     int (*give_up)(void *self, int status);
     /* Optional: the word has said CLAIMED since *since (0 the first time). */
     void (*claimed)(void *self, double *since);
+    /* The number of the waiter's current operation (state dumps). */
+    uint64_t (*op_number)(const void *self);
 } csp_wait_way;
 
 /* Sleep on the futex while *word is WAITING, until `until` or a signal;
@@ -88,7 +90,14 @@ csp_wait_for_word(const csp_wait_way *way, void *self, _Atomic uint32_t *word, d
             if (!way->give_up(self, CSP_RETRY))
                 continue;
             csp_sigwatch_end(sw);
-            return PyErr_CheckSignals() < 0 ? -1 : CSP_RETRY;
+            const void *outer_by = csp_wait_interrupted_by;
+            uint64_t outer_op = csp_wait_interrupted_op;
+            csp_wait_interrupted_by = self;
+            csp_wait_interrupted_op = way->op_number(self);
+            int raised = PyErr_CheckSignals() < 0;
+            csp_wait_interrupted_by = outer_by;
+            csp_wait_interrupted_op = outer_op;
+            return raised ? -1 : CSP_RETRY;
         }
     }
 }

@@ -114,6 +114,12 @@ new_counted_record(pid_t pid, pid_t parent)
 }
 
 shm_waiter *
+shm_existing_waiter(void)
+{
+    return my_waiter;
+}
+
+shm_waiter *
 shm_my_waiter(void)
 {
     if (my_waiter)
@@ -149,6 +155,7 @@ shm_waiter_prepare(shm_waiter *w, int64_t noffers)
     w->noffers = 0;
     w->chosen = -1;
     w->msg = 0;
+    w->op_number++;
     atomic_store(&w->status, CSP_WAITING);
     return 0;
 }
@@ -220,16 +227,34 @@ shm_waiter_finish(shm_waiter *w, uint32_t status, int64_t chosen, shm_off msg)
 }
 
 /* Every process is blocked without a deadline: wake the blocked ones with
- * CSP_DEADLOCK. */
+ * CSP_DEADLOCK.  They are claimed first and counted as claimed, so that the
+ * count their reports carry is the number of reports there will be (one
+ * that gave up meanwhile, for a signal, is not counted). */
 static void
 break_deadlock(void)
 {
     shm_hdr_lock();
+    int64_t eligible = 0;
     for (shm_off off = shm_hdr->waiters; off; off = SHM_PTR(shm_waiter, off)->next) {
         shm_waiter *w = SHM_PTR(shm_waiter, off);
-        if (!w->dead && atomic_load(&w->inactive) && shm_waiter_claim(w))
-            shm_waiter_finish(w, CSP_DEADLOCK, -1, 0);
+        eligible += !w->dead && atomic_load(&w->inactive);
     }
+    shm_waiter **claimed = malloc(sizeof(shm_waiter *) * (size_t)(eligible ? eligible : 1));
+    int64_t n = 0;
+    for (shm_off off = shm_hdr->waiters; off; off = SHM_PTR(shm_waiter, off)->next) {
+        shm_waiter *w = SHM_PTR(shm_waiter, off);
+        if (w->dead || !atomic_load(&w->inactive) || !shm_waiter_claim(w))
+            continue;
+        if (claimed && n < eligible)
+            claimed[n++] = w;
+        else
+            shm_waiter_finish(w, CSP_DEADLOCK, -1, 0);   /* no memory to count them */
+    }
+    shm_hdr->deadlock_generation++;
+    shm_hdr->deadlock_woken = claimed ? n : -1;   /* -1: not known */
+    for (int64_t i = 0; i < n; i++)
+        shm_waiter_finish(claimed[i], CSP_DEADLOCK, -1, 0);
+    free(claimed);
     shm_lock_release(&shm_hdr->lock);
 }
 
@@ -306,11 +331,18 @@ record_claimed(void *self, double *since)
 
 /* Every sleep is bounded, not only the main thread's: a claimer that dies
  * between its claim and its finish wakes nobody, so the waiter must look. */
+static uint64_t
+record_op_number(const void *self)
+{
+    return ((const shm_waiter *)self)->op_number;
+}
+
 static const csp_wait_way record_way = {
     .slice = 0.1,
     .sleep = record_sleep,
     .give_up = record_give_up,
     .claimed = record_claimed,
+    .op_number = record_op_number,
 };
 
 int

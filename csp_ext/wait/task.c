@@ -26,6 +26,12 @@
  * every task of the process (the module is for one interpreter only). */
 
 static Py_ssize_t n_active;          /* counted tasks not blocked without deadline */
+/* Which deadlock this is, and how many channel waits it ended: the reports
+ * of one deadlock are gathered by its generation (see csp_raise_deadlock). */
+uint64_t csp_deadlock_generation;
+Py_ssize_t csp_deadlock_woken;
+_Thread_local const void *csp_wait_interrupted_by;
+_Thread_local uint64_t csp_wait_interrupted_op;
 static TaskObject *blocked_head;     /* tasks blocked without deadline */
 /* Per thread: the running task; borrowed, owned by the thread-state dict.
  * initial-exec: read on every operation, and the default model calls
@@ -90,14 +96,16 @@ task_mark_active(TaskObject *t)
 static void
 break_deadlock(void)
 {
-    int woke = 0;
-    TaskObject *t = blocked_head, *next;
-    for (; t; t = next) {
+    Py_ssize_t woke = 0;
+    TaskObject *t, *next;
+    for (t = blocked_head; t; t = t->blocked_next)
+        woke += t->wait_kind == CSP_WAIT_CHANNEL && atomic_load(&t->status) == CSP_WAITING;
+    csp_deadlock_generation++;
+    csp_deadlock_woken = woke;
+    for (t = blocked_head; t; t = next) {
         next = t->blocked_next;
-        if (t->wait_kind == CSP_WAIT_CHANNEL && atomic_load(&t->status) == CSP_WAITING) {
+        if (t->wait_kind == CSP_WAIT_CHANNEL && atomic_load(&t->status) == CSP_WAITING)
             csp_task_complete(t, CSP_DEADLOCK, -1, NULL);
-            woke = 1;
-        }
     }
     if (woke)
         return;
@@ -234,11 +242,18 @@ thread_give_up(void *self, int status)
     return 1;
 }
 
+static uint64_t
+thread_op_number(const void *self)
+{
+    return ((const TaskObject *)self)->wait_seq;
+}
+
 static const csp_wait_way thread_way = {
     .slice = 0.0,
     .sleep = thread_sleep,
     .give_up = thread_give_up,
     .claimed = NULL,
+    .op_number = thread_op_number,
 };
 
 /* Task.block for OS threads. */
@@ -290,9 +305,9 @@ csp_task_wait(TaskObject *t, double deadline, int wait_kind)
         csp_task_cancel(t, CSP_KILLED);
         return CSP_KILLED;
     }
+    t->wait_kind = wait_kind;
     if (deadline < 0 && wait_kind != CSP_WAIT_IO) {
         t->inactive = 1;
-        t->wait_kind = wait_kind;
         t->blocked_prev = NULL;
         t->blocked_next = blocked_head;
         if (blocked_head)
@@ -346,6 +361,7 @@ task_alloc(void)
     t->is_main_thread = 0;
     t->greenlet = NULL;
     t->body_ended = 0;
+    t->thread_ident = 0;
     t->run = NULL;
     t->join = NULL;
     t->sched = NULL;
@@ -369,7 +385,8 @@ task_bind_thread(TaskObject *t)
     }
     if (PyDict_SetItem(d, csp_st->tls_dict_key, (PyObject *)t) < 0)
         return -1;
-    t->is_main_thread = (PyThread_get_thread_ident() == csp_main_thread_ident);
+    t->thread_ident = PyThread_get_thread_ident();
+    t->is_main_thread = (t->thread_ident == csp_main_thread_ident);
     tls_task = t;
     return 0;
 }
@@ -536,7 +553,44 @@ task_get_killed(TaskObject *t, void *Py_UNUSED(c))
     return PyBool_FromLong(t->killed);
 }
 
+static PyObject *
+task_get_thread_ident(TaskObject *t, void *Py_UNUSED(c))
+{
+    return PyLong_FromUnsignedLong(t->thread_ident);
+}
+
+static PyObject *
+task_get_greenlet(TaskObject *t, void *Py_UNUSED(c))
+{
+    return Py_NewRef(t->greenlet ? t->greenlet : Py_None);
+}
+
+static PyObject *
+task_get_is_main_thread(TaskObject *t, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(t->is_main_thread);
+}
+
+static PyObject *
+task_get_live(TaskObject *t, void *Py_UNUSED(c))
+{
+    return PyBool_FromLong(t->counted && !t->body_ended);
+}
+
+static PyObject *
+task_get_process(TaskObject *t, void *Py_UNUSED(c))
+{
+    return Py_NewRef(t->run ? t->run : Py_None);
+}
+
 static PyGetSetDef task_getset[] = {
+    {"process", (getter)task_get_process, NULL,
+     "greenlets backend: the Process it will run, until its greenlet starts; else None", NULL},
+    {"thread_ident", (getter)task_get_thread_ident, NULL,
+     "the OS thread it was last bound to, or 0", NULL},
+    {"greenlet", (getter)task_get_greenlet, NULL, "greenlets backend: its greenlet, or None", NULL},
+    {"is_main_thread", (getter)task_get_is_main_thread, NULL, "it is the main thread's", NULL},
+    {"live", (getter)task_get_live, NULL, "a CSP process that has not ended", NULL},
     {"process_id", (getter)task_get_process_id, (setter)task_set_process_id, "CSP process id", NULL},
     {"killed", (getter)task_get_killed, NULL, "kill() was called", NULL},
     {NULL}

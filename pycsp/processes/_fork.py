@@ -26,7 +26,7 @@ import traceback
 
 import csp_ext
 
-from .. import _runtime
+from .. import _dump, _runtime
 from .._ends import poison_all
 from .._in_process import KILL_GRACE_SECONDS
 from .._process import name_of
@@ -156,6 +156,7 @@ def _child(proc, index, results, parent_pid, notify_fd=-1):
         if os.getppid() != parent_pid:
             os._exit(70)
         csp_ext.current_task().process_id = proc.id  # for current_process_id()
+        _dump.answer_in_a_forked_child()
         _own_recursion_limit()
         _runtime.forget_inherited()
         proc._run_body()

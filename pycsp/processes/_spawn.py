@@ -62,11 +62,13 @@ def _attach(dup_fd, record):
     csp_ext.shm_adopt(record)
 
 
-def _main(arena, proc, index, results, parent_pid, start_method, notify=None):
+def _main(arena, proc, index, results, parent_pid, start_method, notify=None, dump_on=None):
     """The child's body: its arguments are unpickled (the arena first)."""
+    from .. import _dump
     from . import _fork
 
     _fork.set_start_method(start_method)  # nested Parallels start the same way
+    _dump.in_a_new_interpreter(dump_on)  # answers the dump signal as its parent does
     _fork._child(proc, index, results, parent_pid, -1 if notify is None else notify)
 
 
@@ -75,10 +77,12 @@ def start(proc, index, results, parent_pid, record, start_method, notify_fd=-1):
     ``notify_fd``: the group's notify pipe (see _fork._child), or -1."""
     import multiprocessing
 
+    from .. import _dump
+
     context = multiprocessing.get_context("spawn")
     notify = _InheritedFd(notify_fd) if notify_fd >= 0 else None
     child = context.Process(target=_main, name=f"pycsp {proc.id}",
                             args=(_Arena(record), proc, index, results, parent_pid, start_method,
-                                  notify))
+                                  notify, _dump.for_a_new_interpreter()))
     child.start()
     return child
