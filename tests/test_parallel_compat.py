@@ -489,6 +489,20 @@ def test_deadlock_of_threads_alone_and_accounting_intact_after():
 
 
 @pytest.mark.timeout(30)
+def test_deadlock_through_a_plug_n_play_network_run_by_a_thread():
+    """Pairs, run as a thread, runs its inner network on pycsp.parallel (as
+    threads counted in the same accounting): with nobody writing its input,
+    Parallel raises.  (On pycsp.threads' own Parallel it hung.)"""
+    from pycsp.common.plugNplay import Pairs
+
+    a, b = par.Channel(), par.Channel()
+    unused_writer = -a
+    with pytest.raises(par.DeadlockError):
+        par.Parallel(Pairs(+a, -b), read_one_os(+b))
+    del unused_writer
+
+
+@pytest.mark.timeout(30)
 def test_busy_thread_is_no_deadlock():
     """A thread that computes (or sleeps) counts as running: its OS peer
     waits for it without DeadlockError."""
@@ -834,6 +848,13 @@ def test_0_9_2_mobile_channel_ends_with_spawned_services():
     assert text.count("Bye") == 10
     assert text.count("Major bye") == 1
     assert text.count("Simulated HTTP Server got:  Hello?") == 100
+
+
+@pytest.mark.timeout(60)
+def test_0_9_2_fibonacci_with_plug_n_play():
+    assert run_0_9_2_example("Fibonacci.py") == [
+        "0", "1", "1", "2", "3", "5", "8", "13", "21", "34", "55", "89", "144", "233", "377",
+        "610", "987", "1597", "2584", "4181"]
 
 
 @pytest.mark.timeout(60)
