@@ -325,6 +325,32 @@ def test_spawned_thread_spawns_an_os_process():
 
 
 @pytest.mark.timeout(30)
+def test_shutdown_in_a_thread_is_refused_and_in_an_os_process_waits_for_its_spawns():
+    """As PyCSP 0.9.2 refused it in a process: a Spawned thread would wait
+    for itself (it hung).  An OS process has Spawns of its own to wait for."""
+
+    @par.process
+    def calls_shutdown():
+        try:
+            par.shutdown()
+        except par.InfoException as exc:
+            return str(exc)
+
+    @par.multiprocess
+    def spawns_then_shuts_down(cout):
+        par.Spawn(write_all(cout, ["spawned by the OS process"]))
+        par.shutdown()
+        return "after its shutdown"
+
+    par.Spawn(calls_shutdown())
+    assert "would wait for every Spawned process" in par.Parallel(calls_shutdown())[0]
+    ch = par.Channel(buffer=1)
+    assert par.Parallel(spawns_then_shuts_down(-ch)) == ["after its shutdown"]
+    assert (+ch)() == "spawned by the OS process"
+    par.shutdown()
+
+
+@pytest.mark.timeout(30)
 def test_sequence_runs_both_kinds_one_after_the_other():
     ch = par.Channel(buffer=10)
 

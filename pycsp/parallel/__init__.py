@@ -17,7 +17,7 @@ from .._names import *  # noqa: F403 - the API's names
 from .._names import API_NAMES, VERSION
 from .._process import io  # noqa: F401 - a plain call, as in 0.9.2's pycsp.parallel
 from ._channel import Channel
-from ._mixed import runtime as _runtime
+from ._mixed import runtime as _runtime, shutdown
 from ._multiprocess import MultiProcess, multiprocess
 from ._network import (PYCSP_HOST, PYCSP_PORT, SOCKETS_BIND_RETRY_DELAY, SOCKETS_BIND_TIMEOUT,
                        SOCKETS_CONNECT_RETRY_DELAY, SOCKETS_CONNECT_TIMEOUT, SOCKETS_STRICT_MODE,
@@ -29,7 +29,6 @@ ChannelEndWrite = _csp_ext.ShmChannelEndWrite
 Parallel = _runtime.Parallel
 Sequence = _runtime.Sequence
 Spawn = _runtime.Spawn
-shutdown = _runtime.shutdown
 version = VERSION + ("parallel",)
 
 

@@ -26,10 +26,14 @@ import time
 import csp_ext
 from csp_ext import Task
 
+from .._errors import InfoException
 from .._runtime import Runtime
 from ..processes._fork import ChildGroup, OSProcessBackend, fd_with_room
 from ..threads._start import start_os_threads
 from ._multiprocess import MultiProcess
+
+# .process: the Process a thread started by a mixed group runs (else absent).
+_this_thread = threading.local()
 
 # What a thread sends on its group's results channel when its body has ended:
 # its outcome is on its Process already; the message only orders failures in
@@ -90,6 +94,7 @@ def _thread_body(child, results):
     of the group's results channel."""
     proc = child.proc
     try:
+        _this_thread.process = proc
         proc.task.enter()
         csp_ext.shm_adopt(child.record)  # counted as running since before the start
         proc._run_body()
@@ -164,3 +169,20 @@ class MixedGroup(ChildGroup):
 
 
 runtime = Runtime(OSProcessBackend(MixedGroup))
+
+
+def shutdown():
+    """Wait for every Spawned process (threads and OS processes) to end;
+    report on stderr those that failed.  Also runs at exit.
+
+    Raises InfoException in a ``@process`` (a thread), as PyCSP 0.9.2 did: it
+    shares the program's Spawns, and would wait for itself.  A
+    ``@multiprocess`` may call it: it waits for its own Spawns.
+    """
+    proc = getattr(_this_thread, "process", None)
+    if proc is not None:
+        raise InfoException(
+            f"shutdown() called in process {proc.id} ({getattr(proc.fn, '__name__', proc.fn)}), "
+            f"a thread of the main program: it would wait for every Spawned process, itself "
+            f"included.  Call it from the main program, or run the process as @multiprocess")
+    runtime.shutdown()
