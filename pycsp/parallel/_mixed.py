@@ -16,7 +16,8 @@ an OS process blocked on a channel and a parent waiting for both count as
 blocked, and when nothing else runs they raise DeadlockError.
 
 The OS children are forked before the threads start, so a Parallel in a
-program that has no other threads forks while it has none.
+program that has no other threads forks while it has none; a thread's
+Parallel has them forked by a thread that lasts (processes/_forker.py).
 """
 import os
 import select
