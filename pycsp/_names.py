@@ -21,15 +21,35 @@ def OUT(channel):
 
 
 def poison(*ends):
-    """Poison the channels of ``ends`` (channel ends or channels)."""
-    for end in ends:
+    """Poison the channels of ``ends``: channel ends or channels, or lists of
+    them (as PyCSP 0.9.2's pycsp.parallel took).  TypeError for anything else."""
+    for end in _each(ends, "poison"):
         end.poison()
 
 
 def retire(*ends):
-    """Retire ``ends``: each leaves its channel."""
-    for end in ends:
+    """Retire ``ends``, channel ends or lists of them: each leaves its channel.
+    TypeError for anything else (a channel has no end to retire)."""
+    for end in _each(ends, "retire"):
         end.retire()
+
+
+def _each(ends, what):
+    """The ends in ``ends``, lists and tuples unpacked (nested too); each
+    checked before any is used, so a bad argument changes nothing."""
+    found = []
+    stack = list(reversed(ends))
+    while stack:
+        end = stack.pop()
+        if isinstance(end, (list, tuple)):
+            stack.extend(reversed(end))
+        elif callable(getattr(end, what, None)):
+            found.append(end)
+        else:
+            takes = "channel ends or channels" if what == "poison" else "channel ends"
+            raise TypeError(f"{what}() takes {takes} (or lists of them), "
+                            f"not {type(end).__name__} {end!r}")
+    return found
 
 
 # Bound here; each backend adds Parallel, Sequence, Spawn, io, shutdown and version.

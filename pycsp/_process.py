@@ -47,18 +47,29 @@ class Process:
         return f"<Process {getattr(self.fn, '__name__', self.fn)!r} id={self.id}>"
 
     def __reduce__(self):
-        # For pycsp.processes' "spawn" start: the function of an @process is
-        # pickled by the name of its decorated wrapper (the name it is known by).
+        # For pycsp.processes' "spawn" start and processes sent in messages: the
+        # function of an @process is pickled by the name of its decorated
+        # wrapper (the name it is known by); the class says how it runs
+        # (pycsp.parallel's MultiProcess).
         return (_rebuild_process,
-                (_function_reference(self.fn), self.args, dict(self.kwargs), self.id))
+                (_function_reference(self.fn), self.args, dict(self.kwargs), self.id, type(self)))
 
     def __mul__(self, n):
-        if not isinstance(n, int) or isinstance(n, bool):
+        """``P * n``: P and n - 1 copies (of P's own class) with fresh channel ends.
+
+        n is a whole number: an int, or what ``int(n)`` turns into an equal int
+        (``3.0``, a numpy integer), as PyCSP 0.9.2 took ``(P / 2) * proc``.
+        Raises TypeError for anything else (``2.5``, ``"3"``, ``True``) and
+        ValueError for n < 1.
+        """
+        count = _whole_number(n)
+        if count is None:
             return NotImplemented
-        if n < 1:
+        if count < 1:
             raise ValueError(f"Process * n needs n >= 1, got {n}")
-        return [self] + [Process(self.fn, *with_fresh_ends(list(self.args)),
-                                 **with_fresh_ends(self.kwargs)) for _ in range(n - 1)]
+        make = type(self)
+        return [self] + [make(self.fn, *with_fresh_ends(list(self.args)),
+                              **with_fresh_ends(self.kwargs)) for _ in range(count - 1)]
 
     __rmul__ = __mul__
 
@@ -94,6 +105,26 @@ class Process:
         self._error_order = next(_error_clock)
 
 
+def _whole_number(n):
+    """``int(n)`` when that equals n; None for what is no number at all (so
+    that ``*`` says "unsupported operand"); TypeError for a number with a
+    fraction, or a bool."""
+    if isinstance(n, int) and not isinstance(n, bool):
+        return n
+    if isinstance(n, (bool, str, bytes, bytearray)):
+        raise TypeError(f"Process * n needs a whole number of processes, "
+                        f"not {type(n).__name__} {n!r}")
+    try:
+        count = int(n)
+    except (TypeError, AttributeError):
+        return None
+    except (ValueError, OverflowError):  # nan, inf
+        count = None
+    if count is None or count != n:
+        raise TypeError(f"Process * n needs a whole number of processes, got {n!r}")
+    return count
+
+
 def _unwrap(wrapper):
     return wrapper.__wrapped__
 
@@ -120,19 +151,25 @@ class _Unwrapped:
         return (_unwrap, (self.wrapper,))
 
 
-def _rebuild_process(fn, args, kwargs, id_):
-    proc = Process(fn, *args, **kwargs)
+def _rebuild_process(fn, args, kwargs, id_, kind=Process):
+    proc = kind(fn, *args, **kwargs)
     proc.id = id_
     return proc
 
 
 def process(fn):
     """Decorator: calling ``fn(args)`` returns a ``Process`` instead of running it."""
+    return factory(fn, Process, "@process")
+
+
+def factory(fn, kind, decorator):
+    """What ``decorator`` (``"@process"``) makes of ``fn``: a function that
+    returns ``kind(fn, args)`` (a Process or a subclass) instead of running fn."""
     if not callable(fn):
-        raise TypeError(f"@process decorates a function, not {type(fn).__name__}")
+        raise TypeError(f"{decorator} decorates a function, not {type(fn).__name__}")
 
     def make_process(*args, **kwargs):
-        return Process(fn, *args, **kwargs)
+        return kind(fn, *args, **kwargs)
 
     make_process.__name__ = getattr(fn, "__name__", "process")
     make_process.__qualname__ = getattr(fn, "__qualname__", make_process.__name__)

@@ -43,6 +43,11 @@ from ._deadlock import gather
 from ._process import Process, name_of
 
 
+# Every Runtime of this interpreter (one per backend imported): a forked child
+# forgets what its parent started in each, and waits for its own Spawns in each.
+_every_runtime = []
+
+
 def flatten(items, what):
     procs = []
     for item in items:
@@ -77,6 +82,7 @@ class Runtime:
         # (procs, group, parallel) of Spawns, and of Parallels with a process
         # still running; oldest first.  One list object for good: watch() keeps it.
         self._unfinished = []
+        _every_runtime.append(self)
         atexit.register(self.shutdown)
 
     def _keep_for_shutdown(self, procs, group, parallel):
@@ -145,10 +151,22 @@ class Runtime:
             for proc in backend.collect(procs, group):
                 report_failure(proc, what)
 
-    def has_unfinished(self):
-        """True if shutdown() would wait for something."""
-        return bool(self._unfinished)
 
-    def forget_inherited(self):
-        """In a forked child: the processes its parent started are not its own."""
-        self._unfinished.clear()
+def has_unfinished():
+    """True if shutdown() of some runtime would wait for something."""
+    return any(runtime._unfinished for runtime in _every_runtime)
+
+
+def shutdown_every_runtime():
+    """shutdown() of every runtime, until none has anything left to wait for
+    (a process Spawned in one may Spawn in another)."""
+    while has_unfinished():
+        for runtime in _every_runtime:
+            runtime.shutdown()
+
+
+def forget_inherited():
+    """In a forked child: the processes its parent started, in any runtime,
+    are not its own."""
+    for runtime in _every_runtime:
+        runtime._unfinished.clear()

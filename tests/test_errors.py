@@ -158,10 +158,13 @@ def test_process_needs_a_callable(csp):
         csp.Parallel(csp.Process(42))
 
 
-def test_process_multiplied_by_non_int(csp):
+@pytest.mark.parametrize("n", [2.5, True, "3", float("nan"), float("inf"), None], ids=repr)
+def test_process_multiplied_by_what_is_no_whole_number(csp, n):
     @csp.process
     def p():
         pass
 
-    with pytest.raises(TypeError):
-        p() * 2.5
+    with pytest.raises(TypeError) as excinfo:
+        p() * n
+    if n is not None:  # None: Python's "unsupported operand type(s)"
+        assert "whole number" in str(excinfo.value)

@@ -2,7 +2,9 @@
 import signal
 import threading
 import time
+from fractions import Fraction
 
+import numpy
 import pytest
 
 from conftest import finish_script, make_nap, run_script, start_script
@@ -240,6 +242,22 @@ def test_process_multiplication_gives_three_processes(csp, form):
     assert len({id(q) for q in procs}) == 3
     results = csp.Parallel(procs, collect(ch.reader(), 3))
     assert results == [7, 7, 7, [7, 7, 7]]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("n", [3.0, numpy.int64(3), Fraction(6, 2)], ids=repr)
+def test_process_times_a_whole_number_that_is_no_int(csp, n):
+    """As PyCSP 0.9.2's pycsp.parallel took it (``(P/2) * proc``): any number
+    whose int() equals it."""
+
+    @csp.process
+    def value(v):
+        return v
+
+    procs = value("x") * n
+    assert len(procs) == 3 and all(type(q) is csp.Process for q in procs)
+    assert len(n * value("y")) == 3
+    assert csp.Parallel(procs) == ["x", "x", "x"]
 
 
 @pytest.mark.timeout(20)

@@ -1171,6 +1171,33 @@ def test_threads_of_a_child_stop_counting_when_it_ends():
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.parametrize("runner", ["Spawn", "Parallel of a lingering child"])
+def test_child_started_by_a_thread_outlives_the_thread(runner):
+    """PR_SET_PDEATHSIG fires when the thread that forked a child ends: a
+    child Spawned by a thread that then ended was killed (and, unreaped, left
+    its reader hanging).  Such children are forked by a thread that lasts."""
+
+    @csp.process
+    def late_writer(cout):
+        time.sleep(0.5)  # the thread that started it ends meanwhile
+        cout("delivered")
+
+    @csp.process
+    def lingers(cout):
+        csp.Spawn(late_writer(cout))  # this child lingers for it
+
+    ch = csp.Channel()
+    start = (lambda: csp.Spawn(late_writer(ch.writer()))) if runner == "Spawn" else (
+        lambda: csp.Parallel(lingers(ch.writer())))
+    # Ends once the child had time to ask for its parent-death signal.
+    thread = threading.Thread(target=lambda: (start(), time.sleep(0.1)))
+    thread.start()
+    thread.join(10)
+    assert ch.reader()() == "delivered"
+    csp.shutdown()
+
+
+@pytest.mark.timeout(30)
 def test_killed_spawned_writer_poisons_its_ends_at_once():
     """A Spawned child killed while the main program waits on its channel:
     its ends are poisoned when it ends, not at shutdown() (the read hung)."""

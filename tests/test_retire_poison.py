@@ -83,6 +83,31 @@ def test_retire_function_retires_every_end_given(csp):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.parametrize("how", ["retire", "poison"])
+def test_retire_and_poison_take_lists_of_ends(csp, how):
+    """As PyCSP 0.9.2's pycsp.parallel did: ``retire(cin_list)``, nested too."""
+    chans = csp.Channel(buffer=1) * 3
+    writers = [ch.writer() for ch in chans]
+    readers = [ch.reader() for ch in chans]
+    getattr(csp, how)([writers[0], (writers[1], [writers[2]])])
+    expected = csp.ChannelRetireException if how == "retire" else csp.ChannelPoisonException
+    for r in readers:
+        with pytest.raises(expected):
+            r()
+
+
+@pytest.mark.parametrize("how", ["retire", "poison"])
+def test_retire_and_poison_refuse_what_is_no_end_and_change_nothing(csp, how):
+    ch = csp.Channel(buffer=1)
+    w, r = ch.writer(), ch.reader()
+    bad = ch if how == "retire" else 42  # a channel has no end to retire
+    with pytest.raises(TypeError, match=f"{how}\\(\\) takes channel ends"):
+        getattr(csp, how)(w, [bad])
+    w("still open")
+    assert r() == "still open"
+
+
+@pytest.mark.timeout(20)
 def test_all_readers_retired_blocked_writer_raises(csp):
     nap = make_nap(csp)
 

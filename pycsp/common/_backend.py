@@ -43,15 +43,20 @@ def backend_for(*ends):
     """The backend a network inside the calling process runs on, given the
     channel ends (or containers of them) the process was started with.
 
-    ``pycsp.processes`` when the caller is the main thread of an OS process
-    and holds pycsp.processes channels: the inner processes are OS processes
-    too, so deadlock detection keeps counting every one of them; otherwise
-    ``local_backend()``.
+    When the caller holds shared-memory channels (pycsp.processes',
+    pycsp.parallel's): ``pycsp.processes`` in the main thread of an OS
+    process (the inner processes are OS processes too), ``pycsp.parallel``
+    in another thread (they are threads that count in the same accounting,
+    as a pycsp.parallel ``@process`` does); so deadlock detection keeps
+    counting every one of them.  Otherwise ``local_backend()``.
     """
     if (not _in_greenlet_process()
-            and threading.current_thread() is threading.main_thread()
             and any(isinstance(end, _SHARED_MEMORY_TYPES) for end in find_ends(ends))):
-        import pycsp.processes
+        if threading.current_thread() is threading.main_thread():
+            import pycsp.processes
 
-        return pycsp.processes
+            return pycsp.processes
+        import pycsp.parallel
+
+        return pycsp.parallel
     return local_backend()

@@ -13,6 +13,7 @@ outlive the process that made them.  It tells a parent waiting in Parallel so
 through the group's notify pipe, and that Parallel returns without waiting for
 it; shutdown() waits for such lingering children.
 """
+import errno
 import os
 import pickle
 import select
@@ -20,14 +21,17 @@ import signal
 import struct
 import sys
 import threading
+import time
 import traceback
 
 import csp_ext
 
-from .. import _dump
+from .. import _dump, _runtime
 from .._ends import poison_all
+from .._in_process import KILL_GRACE_SECONDS
 from .._process import name_of
 from .._runtime import Runtime
+from ._forker import run_on_a_lasting_thread
 
 
 class ProcessCrashed(Exception):
@@ -154,7 +158,7 @@ def _child(proc, index, results, parent_pid, notify_fd=-1):
         csp_ext.current_task().process_id = proc.id  # for current_process_id()
         _dump.answer_in_a_forked_child()
         _own_recursion_limit()
-        runtime.forget_inherited()
+        _runtime.forget_inherited()
         proc._run_body()
         if proc.exception is None:
             try:
@@ -164,7 +168,7 @@ def _child(proc, index, results, parent_pid, notify_fd=-1):
                     f"the return value of process {name_of(proc)} cannot be pickled: {exc}"))))
         else:
             results((index, _error_payload(proc.exception)))
-        if runtime.has_unfinished():
+        if _runtime.has_unfinished():
             # Still counted as running: it waits for its Spawns as any
             # process waits for its children (deadlock accounting included).
             if notify_fd >= 0:
@@ -173,7 +177,7 @@ def _child(proc, index, results, parent_pid, notify_fd=-1):
                     os.write(notify_fd, _INDEX.pack(index))
                 except OSError:  # the parent is gone (or was stopped): nobody waits to be told
                     pass
-            runtime.shutdown()
+            _runtime.shutdown_every_runtime()
         csp_ext.shm_end_body()
     except BaseException:  # noqa: B036 - nothing may escape a forked child
         traceback.print_exc()
@@ -206,21 +210,40 @@ class _Child:
             self.exitcode = os.waitstatus_to_exitcode(status)
         return self.exitcode
 
+    def end(self):
+        """It has ended: reap it and its waiter records; true if it crashed."""
+        crashed = self.wait() != 0
+        csp_ext.shm_reap(self.pid, crashed)
+        return crashed
+
+    def stop(self):
+        """Ctrl-C or an error in the parent: end it now (its ends are poisoned)."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def end_stopped(self, fd, deadline):
+        """After stop(): reap it (it ends at once) and close its pidfd."""
+        os.close(fd)
+        self.wait()
+        csp_ext.shm_reap(self.pid, True)
+
 
 class OSProcessBackend:
     """For _runtime.Runtime: each process is a child OS process; a group is a
-    _Group."""
+    ChildGroup."""
 
     makes_tasks = False  # a child's Task is its own
 
-    def __init__(self):
+    def __init__(self, group_type=None):
+        self._group_type = group_type or ChildGroup  # pycsp.parallel's mixes in threads
         self._unfinished = ()
         self._sigchld_previous = None  # set once the SIGCHLD reaper is installed
         self._reaping = False
 
-    @staticmethod
-    def start(procs, parallel):
-        group = _Group(procs, parallel)
+    def start(self, procs, parallel):
+        group = self._group_type(procs, parallel)
         group.start()
         return group
 
@@ -281,11 +304,17 @@ class OSProcessBackend:
             self._reaping = False
 
 
-class _Group:
+class ChildGroup:
     """Children started together: forked, watched, reaped, their results read.
 
     A Parallel's group (``parallel=True``) also has a notify pipe on which a
     child that lingers for its own Spawns writes its index.
+
+    ``children`` maps a file descriptor that becomes readable when the child
+    has ended (a pidfd) to the child: ``proc``, ``index``, ``record`` (its
+    waiter record), ``lingered``, ``end()``, ``stop()`` and
+    ``end_stopped(fd, deadline)`` as _Child has them.  pycsp.parallel adds
+    children of another kind (threads) through that.
     """
 
     def __init__(self, procs, parallel):
@@ -303,47 +332,62 @@ class _Group:
         # run between any two of their steps, keeps off.
         self.busy = False
         self.notify_in = self.notify_out = -1
-        if parallel:
+        if parallel and self.may_linger(procs):
             # Writes block (the waiting parent drains the pipe at every wake-up):
             # a notice that could not be written would leave the count wrong.
             self.notify_in, self.notify_out = os.pipe()
             os.set_blocking(self.notify_in, False)
 
+    @staticmethod
+    def may_linger(procs):
+        """Whether a process of ``procs`` may linger for its Spawns (and say so
+        on the notify pipe)."""
+        return True
+
     def start(self):
         csp_ext.shm_init()
+        self.start_os_children(enumerate(self.procs))
+
+    def start_os_children(self, indexed_procs):
+        """Start a child OS process for each (index, proc)."""
         parent = os.getpid()
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         method = get_start_method()
-        for index, proc in enumerate(self.procs):
+        for index, proc in indexed_procs:
             record = csp_ext.shm_precount()  # counted as running from before the start
-            spawned = None
             try:
-                if method == "spawn":
-                    from . import _spawn
-
-                    spawned = _spawn.start(proc, index, self.results_out, parent, record, method,
-                                           self.notify_out)
-                    pid = spawned.pid
-                else:
-                    pid = os.fork()
+                pid, spawned = run_on_a_lasting_thread(self._start_child, index, proc, record,
+                                                       method, parent)
             except BaseException:
                 csp_ext.shm_forget(record)
                 self.kill()
                 raise
-            if pid == 0:
-                csp_ext.shm_adopt(record)
-                if self.notify_in >= 0:
-                    os.close(self.notify_in)
-                _child(proc, index, self.results_out, parent, self.notify_out)
             csp_ext.shm_set_pid(record, pid)
-            self.children[_pidfd(pid)] = _Child(proc, index, pid, record, spawned)
+            self.children[fd_with_room(os.pidfd_open, pid)] = _Child(proc, index, pid, record,
+                                                                     spawned)
+
+    def _start_child(self, index, proc, record, method, parent):
+        """Fork or spawn the child; return its pid and (spawn) its
+        multiprocessing.Process.  In a forked child, runs it: never returns."""
+        if method == "spawn":
+            from . import _spawn
+
+            spawned = _spawn.start(proc, index, self.results_out, parent, record, method,
+                                   self.notify_out)
+            return spawned.pid, spawned
+        pid = os.fork()
+        if pid == 0:
+            csp_ext.shm_adopt(record)
+            if self.notify_in >= 0:
+                os.close(self.notify_in)
+            _child(proc, index, self.results_out, parent, self.notify_out)
+        return pid, None
 
     def _reap(self, fd, children):
         child = children.pop(fd)
         os.close(fd)
-        crashed = child.wait() != 0
-        csp_ext.shm_reap(child.pid, crashed)
+        crashed = child.end()
         if crashed:
             # Poison its ends now, so that its peers stop instead of hanging.
             poison_all(child.proc.args, child.proc.kwargs)
@@ -442,15 +486,10 @@ class _Group:
         self.lingering.clear()
         for child in self.children.values():
             poison_all(child.proc.args, child.proc.kwargs)
-            try:
-                os.kill(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            child.stop()
+        deadline = time.monotonic() + KILL_GRACE_SECONDS
         for fd in list(self.children):
-            child = self.children.pop(fd)
-            os.close(fd)
-            child.wait()
-            csp_ext.shm_reap(child.pid, True)
+            self.children.pop(fd).end_stopped(fd, deadline)
 
     def collect(self):
         """Give each process its return value, or its exception (ProcessCrashed
@@ -463,14 +502,8 @@ class _Group:
                 break
             outcome[msg[0]] = msg[1]
         self.has_result.update(outcome)
-        failed = []
-        for index, got in outcome.items():
-            proc = self.procs[index]
-            if got[0] == "error":
-                proc._note_failure(_rebuild_error(got, proc))
-                failed.append(proc)
-            else:
-                proc.return_value = got[1]
+        failed = [self.procs[index] for index, got in outcome.items()
+                  if self.take_outcome(self.procs[index], got)]
         crashed = self.crashed[self.crashes_collected:]
         self.crashes_collected = len(self.crashed)
         for child in crashed:
@@ -486,17 +519,30 @@ class _Group:
             failed.append(child.proc)
         return failed
 
+    @staticmethod
+    def take_outcome(proc, got):
+        """Give ``proc`` what its child sent; true if that is a failure."""
+        if got[0] == "error":
+            proc._note_failure(_rebuild_error(got, proc))
+            return True
+        proc.return_value = got[1]
+        return False
 
-def _pidfd(pid):
+
+def fd_with_room(make, *args):
+    """``make(*args)``, a call that opens a file descriptor; on running out of
+    descriptors, once more with the soft limit raised to the hard one."""
     try:
-        return os.pidfd_open(pid)
-    except OSError:
+        return make(*args)
+    except OSError as exc:
+        if exc.errno != errno.EMFILE:
+            raise
         import resource
 
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            return os.pidfd_open(pid)
+            return make(*args)
         raise
 
 

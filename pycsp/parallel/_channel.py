@@ -1,0 +1,30 @@
+"""pycsp.parallel's Channel: the shared-memory channel, with PyCSP 0.9.2's signature."""
+from csp_ext import ShmChannel
+
+from ._network import refuse_connect
+
+
+class _ChannelType(type):
+    """Makes ``Channel(...)`` a ShmChannel, and ShmChannels instances of Channel."""
+
+    def __call__(cls, name=None, buffer=0, connect=None):
+        if connect is not None:
+            refuse_connect(connect)
+        return ShmChannel(name=name, buffer=buffer)
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, ShmChannel)
+
+    def __subclasscheck__(cls, other):
+        return issubclass(other, ShmChannel)
+
+
+class Channel(metaclass=_ChannelType):
+    """``Channel(name=None, buffer=0, connect=None)``: an any-to-any channel
+    that every thread and OS process of the program can use (pycsp.processes'
+    shared-memory channel; messages travel pickled).
+
+    ``name`` labels it; ``buffer=N`` lets N messages wait.  ``connect``
+    (PyCSP 0.9.2: a channel hosted by another interpreter) raises
+    NotImplementedError: that comes with pycsp.net.
+    """
