@@ -191,6 +191,7 @@ int csp_task_init_module(PyObject *m);
 /* Borrowed reference to the running task, creating one for a thread that
  * never used the core before.  NULL with an exception on failure. */
 TaskObject *csp_current_task(void);
+void csp_task_after_fork_in_child(void);   /* atfork: the forking thread is now main */
 /* Reset the task for a new operation; returns 0/-1. */
 int csp_task_prepare(TaskObject *t, Py_ssize_t noffers);
 /* Block the current task until a peer completes it or the deadline (monotonic

@@ -22,6 +22,8 @@
  */
 #include "csp.h"
 #include "shared/shm.h"
+#include <errno.h>
+#include <pthread.h>
 
 csp_state *csp_st;
 unsigned long csp_main_thread_ident;
@@ -74,6 +76,17 @@ find_main_thread(void)
     return PyErr_Occurred() ? -1 : 0;
 }
 
+/* A child forked by another thread than the main one (pycsp's forking
+ * thread does so for processes started from threads): the forking thread is
+ * the child's main thread, where its signal handlers run, so its waits must
+ * watch for signals. */
+static void
+after_fork_in_child(void)
+{
+    csp_main_thread_ident = PyThread_get_thread_ident();
+    csp_task_after_fork_in_child();
+}
+
 /* A second load of the module in this process: the first one's attributes
  * and state, shared. */
 static int
@@ -124,6 +137,12 @@ csp_exec(PyObject *m)
         csp_shm_arena_init_module(m) < 0 || csp_shm_init_module(m) < 0 || csp_shm_channel_init_module(m) < 0 ||
         csp_faults_init_module(m) < 0 || csp_errors_init_module(m) < 0)
         goto error;
+    int r = pthread_atfork(NULL, NULL, after_fork_in_child);
+    if (r) {
+        errno = r;
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto error;
+    }
     first_module = Py_NewRef(m);
     return 0;
 error:

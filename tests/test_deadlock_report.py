@@ -606,3 +606,56 @@ def test_signal_not_passed_to_children_without_the_handler(tmp_path):
     assert "killed" not in proc.stderr, proc.stderr
     assert "late [" in out and "blocked reading 'b'" in out, out
     assert "early [" not in out, out
+
+
+FORKED_BY_A_THREAD = """
+import os, signal, sys, threading, time
+import pycsp.processes as csp
+
+@csp.process
+def blocked(cin):
+    try:
+        cin()
+        open("got-message", "w").close()
+    except KeyboardInterrupt:
+        open("interrupted", "w").close()
+
+def in_a_thread(cin):
+    csp.Spawn(blocked(cin))
+
+if __name__ == "__main__":
+    ch = csp.Channel("never")
+    keep = ch.writer()
+    before = set(os.listdir("/proc"))
+    thread = threading.Thread(target=in_a_thread, args=(ch.reader(),))
+    thread.start()
+    thread.join()
+    time.sleep(0.5)
+    children = [int(p) for p in os.listdir("/proc") if p.isdigit() and p not in before
+                and open(f"/proc/{p}/stat").read().split()[3] == str(os.getpid())]
+    for child in children:
+        os.kill(child, signal.SIGINT)
+    released = False
+    for _ in range(200):  # up to 10 s: a wait that watches signals takes 20 ms
+        if os.path.exists("interrupted"):
+            break
+        time.sleep(0.05)
+    else:
+        keep("now")  # ends the child's wait, which never looked at the signal
+        released = True
+    csp.shutdown()
+    print("CHILDREN", len(children), "RELEASED", released, flush=True)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_child_forked_by_a_thread_runs_its_signal_handlers_while_blocked(tmp_path):
+    """The thread that forked a child is the child's main thread: a wait there
+    watches for signals (it did not: Ctrl-C reached it only after the wait)."""
+    if "processes" not in BACKENDS:
+        return
+    script = tmp_path / "forked_by_a_thread.py"
+    script.write_text(FORKED_BY_A_THREAD)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=50, env=_child_env(), cwd=str(tmp_path))
+    assert "CHILDREN 1 RELEASED False" in proc.stdout, proc.stdout + proc.stderr

@@ -391,6 +391,14 @@ task_bind_thread(TaskObject *t)
     return 0;
 }
 
+/* In a forked child (atfork, module.c): the forking thread is its main thread. */
+void
+csp_task_after_fork_in_child(void)
+{
+    if (tls_task && !tls_task->greenlet)
+        tls_task->is_main_thread = 1;
+}
+
 void
 csp_set_current_task(TaskObject *t)
 {
