@@ -762,3 +762,25 @@ def test_plugnplay_components_on_traced_channels(backend, tmp_path):
         "write", "poisoned"}
     assert sum(e["args"].get("op") == "write" for e in delta2_choices) >= 10
     assert counts(trace)[("message", "s")] >= 40  # the loop's messages have their arrows
+
+
+@pytest.mark.timeout(60)
+def test_pairs_inner_network_on_traced_shared_channels_is_os_processes(tmp_path):
+    """Traced ends of shared channels count as shared: Pairs' inner network on
+    pycsp.processes runs as OS processes, as it does untraced (it ran as
+    threads inside the child, whose waits do not count across processes)."""
+    if "processes" not in BACKENDS:
+        return
+    result, proc = run_program(tmp_path, """
+        import json
+        import pycsp.processes
+        from pycsp.processes import *
+        from pycsp.common.trace import *
+        from pycsp.common._backend import backend_for
+        TraceInit("t.json")
+        ch = Channel("c")
+        backends = [backend_for(ch.reader()).__name__, backend_for(ch.writer()).__name__]
+        TraceQuit()
+        print("RESULT " + json.dumps(backends))
+    """)
+    assert result == ["pycsp.processes", "pycsp.processes"], proc.stdout + proc.stderr

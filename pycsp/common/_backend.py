@@ -39,6 +39,11 @@ def local_backend():
     return pycsp.threads
 
 
+def _unwrapped(end):
+    """The backend's own end or channel inside a wrapper (a traced one)."""
+    return getattr(end, "_end", None) or getattr(end, "_channel", None) or end
+
+
 def backend_for(*ends):
     """The backend a network inside the calling process runs on, given the
     channel ends (or containers of them) the process was started with.
@@ -51,7 +56,7 @@ def backend_for(*ends):
     counting every one of them.  Otherwise ``local_backend()``.
     """
     if (not _in_greenlet_process()
-            and any(isinstance(end, _SHARED_MEMORY_TYPES) for end in find_ends(ends))):
+            and any(isinstance(_unwrapped(end), _SHARED_MEMORY_TYPES) for end in find_ends(ends))):
         if threading.current_thread() is threading.main_thread():
             import pycsp.processes
 
