@@ -48,6 +48,29 @@ def by_backend(backend, **sizes):
     return sizes.get(backend, sizes["default"])
 
 
+def stream_processes(csp):
+    """``(produce, consume)`` for the backend: ``produce(cout, items)`` writes
+    the items then retires; ``consume(cin)`` returns what it read until the
+    channel retired."""
+
+    @csp.process
+    def produce(cout, items):
+        for item in items:
+            cout(item)
+        csp.retire(cout)
+
+    @csp.process
+    def consume(cin):
+        got = []
+        try:
+            while True:
+                got.append(cin())
+        except csp.ChannelRetireException:
+            return got
+
+    return produce, consume
+
+
 def make_nap(csp):
     """An @io sleep for the backend: a blocking OS call a CSP process may make."""
 

@@ -6,29 +6,16 @@ so the end of a network spreads through it.
 """
 import pytest
 
-from conftest import run_script
+from conftest import run_script, stream_processes
 from pycsp.common.plugNplay import (Delta2, Identity, Mux2, Pairs, Plus, Prefix, SkipProcess,
                                     Successor, Tail)
 
 
 def helpers(csp):
     """A producer that writes a list then retires, a consumer that reads until
-    retired, and a reader of a fixed count that poisons afterwards."""
-
-    @csp.process
-    def produce(cout, items):
-        for item in items:
-            cout(item)
-        csp.retire(cout)
-
-    @csp.process
-    def consume(cin):
-        got = []
-        try:
-            while True:
-                got.append(cin())
-        except csp.ChannelRetireException:
-            return got
+    retired (conftest.stream_processes), and a reader of a fixed count that
+    poisons afterwards."""
+    produce, consume = stream_processes(csp)
 
     @csp.process
     def take_then_poison(cin, n):

@@ -9,26 +9,8 @@ import sys
 
 import pytest
 
+from conftest import stream_processes
 from pycsp.common.toolkit import execute, file_r, file_w, runner, which
-
-
-def helpers(csp):
-    @csp.process
-    def produce(cout, items):
-        for item in items:
-            cout(item)
-        csp.retire(cout)
-
-    @csp.process
-    def consume(cin):
-        got = []
-        try:
-            while True:
-                got.append(cin())
-        except csp.ChannelRetireException:
-            return got
-
-    return produce, consume
 
 
 def test_star_import_adds_only_the_tools():
@@ -64,7 +46,7 @@ def test_which_rejects_a_non_string():
 
 @pytest.mark.timeout(30)
 def test_file_r_sends_one_line_per_record_and_retires_at_eof(csp, tmp_path):
-    _, consume = helpers(csp)
+    _, consume = stream_processes(csp)
     path = tmp_path / "in.txt"
     path.write_text("one\ntwo\nthree")
     ch = csp.Channel()
@@ -74,7 +56,7 @@ def test_file_r_sends_one_line_per_record_and_retires_at_eof(csp, tmp_path):
 
 @pytest.mark.timeout(30)
 def test_file_r_groups_lines_into_records_ending_at_sep(csp, tmp_path):
-    _, consume = helpers(csp)
+    _, consume = stream_processes(csp)
     path = tmp_path / "records.txt"
     path.write_text("a\nb\n--\nc\n--\nd\n")
     ch = csp.Channel()
@@ -84,7 +66,7 @@ def test_file_r_groups_lines_into_records_ending_at_sep(csp, tmp_path):
 
 @pytest.mark.timeout(30)
 def test_file_r_reads_an_open_file_object(csp, tmp_path):
-    _, consume = helpers(csp)
+    _, consume = stream_processes(csp)
     path = tmp_path / "in.txt"
     path.write_text("x\ny\n")
     ch = csp.Channel()
@@ -115,7 +97,7 @@ def test_file_r_without_retire_on_eof_leaves_its_end_joined(csp, tmp_path):
 
 @pytest.mark.timeout(30)
 def test_file_r_of_a_missing_file_raises_in_parallel(csp, tmp_path):
-    _, consume = helpers(csp)
+    _, consume = stream_processes(csp)
     ch = csp.Channel()
     with pytest.raises(FileNotFoundError):
         csp.Parallel(file_r(-ch, tmp_path / "missing.txt"), consume(+ch))
@@ -136,7 +118,7 @@ def test_file_r_rejects_bad_arguments_at_the_call(csp):
 
 @pytest.mark.timeout(30)
 def test_file_w_writes_strings_and_records_until_retired(csp, tmp_path):
-    produce, _ = helpers(csp)
+    produce, _ = stream_processes(csp)
     path = tmp_path / "out.txt"
     ch = csp.Channel()
     csp.Parallel(produce(-ch, ["plain\n", ["a\n", "b\n"], "end"]), file_w(+ch, str(path)))
@@ -155,7 +137,7 @@ def test_file_r_into_file_w_copies_a_file(csp, tmp_path):
 
 @pytest.mark.timeout(30)
 def test_file_w_writes_to_an_open_file_and_leaves_it_open(csp, tmp_path):
-    produce, _ = helpers(csp)
+    produce, _ = stream_processes(csp)
     path = tmp_path / "out.txt"
     ch = csp.Channel()
     with open(path, "w") as f:
@@ -182,7 +164,7 @@ def test_file_w_poisoned_poisons_its_input(csp, tmp_path):
 
 @pytest.mark.timeout(30)
 def test_file_w_of_a_bad_message_raises_in_parallel(csp, tmp_path):
-    produce, _ = helpers(csp)
+    produce, _ = stream_processes(csp)
     ch = csp.Channel()
     with pytest.raises(TypeError, match="file_w: a message to write must be a str"):
         csp.Parallel(produce(-ch, [42]), file_w(+ch, tmp_path / "out.txt"))
@@ -201,7 +183,7 @@ def test_file_w_rejects_bad_arguments_at_the_call(csp):
 
 @pytest.mark.timeout(30)
 def test_execute_connects_stdin_and_stdout_and_returns_the_exit_code(csp):
-    produce, consume = helpers(csp)
+    produce, consume = stream_processes(csp)
     stdin, stdout = csp.Channel(), csp.Channel()
     results = csp.Parallel(
         execute(["sort"], +stdin, -stdout),
@@ -214,7 +196,7 @@ def test_execute_connects_stdin_and_stdout_and_returns_the_exit_code(csp):
 
 @pytest.mark.timeout(30)
 def test_execute_gives_stderr_and_a_failing_exit_code(csp):
-    _, consume = helpers(csp)
+    _, consume = stream_processes(csp)
     out, err = csp.Channel(), csp.Channel()
     results = csp.Parallel(
         execute(["sh", "-c", "echo out; echo err >&2; exit 3"], None, -out, -err),
@@ -224,7 +206,7 @@ def test_execute_gives_stderr_and_a_failing_exit_code(csp):
 
 @pytest.mark.timeout(30)
 def test_execute_runs_no_shell_unless_asked(csp):
-    _, consume = helpers(csp)
+    _, consume = stream_processes(csp)
     literal, expanded = csp.Channel(), csp.Channel()
     results = csp.Parallel(
         execute("echo '$HOME' `date` | x", None, -literal), consume(+literal),
@@ -324,7 +306,7 @@ def test_execute_without_retire_on_eof_leaves_stdout_joined(csp):
 
 @pytest.mark.timeout(30)
 def test_execute_of_a_missing_program_raises_in_parallel(csp):
-    _, consume = helpers(csp)
+    _, consume = stream_processes(csp)
     stdout = csp.Channel()
     with pytest.raises(FileNotFoundError):
         csp.Parallel(execute(["no-such-program-pycsp-test"], None, -stdout), consume(+stdout))
@@ -332,7 +314,7 @@ def test_execute_of_a_missing_program_raises_in_parallel(csp):
 
 @pytest.mark.timeout(30)
 def test_execute_with_a_bad_stdin_message_stops_the_command(csp):
-    produce, consume = helpers(csp)
+    produce, consume = stream_processes(csp)
     stdin, stdout = csp.Channel(), csp.Channel()
     with pytest.raises(TypeError, match="execute stdin: a message to write must be a str"):
         csp.Parallel(execute(["cat"], +stdin, -stdout), produce(-stdin, [3.5]), consume(+stdout))
@@ -366,7 +348,7 @@ def test_execute_rejects_bad_arguments_at_the_call(csp):
 
 @pytest.mark.timeout(30)
 def test_runner_runs_the_commands_it_reads_one_after_the_other(csp):
-    _, consume = helpers(csp)
+    _, consume = stream_processes(csp)
     jobs, first_out, second_out = csp.Channel(), csp.Channel(), csp.Channel()
     second_in = csp.Channel()
 
@@ -385,7 +367,7 @@ def test_runner_runs_the_commands_it_reads_one_after_the_other(csp):
 
 @pytest.mark.timeout(30)
 def test_runner_goes_on_after_a_poisoned_command(csp):
-    _, consume = helpers(csp)
+    _, consume = stream_processes(csp)
     jobs, endless_out, next_out = csp.Channel(), csp.Channel(), csp.Channel()
 
     @csp.process
@@ -407,7 +389,7 @@ def test_runner_goes_on_after_a_poisoned_command(csp):
 
 @pytest.mark.timeout(30)
 def test_runner_given_a_bad_message_raises_in_parallel(csp):
-    produce, _ = helpers(csp)
+    produce, _ = stream_processes(csp)
     jobs = csp.Channel()
     with pytest.raises(TypeError, match=r"runner: each message must be \(command, stdinChEnd"):
         csp.Parallel(runner(+jobs), produce(-jobs, ["ls"]))
