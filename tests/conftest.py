@@ -5,6 +5,7 @@ report is the backend name (``test_rendezvous[threads]``).
 """
 import importlib
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -149,6 +150,31 @@ def start_script(source, *, env=None):
         env=full_env,
         cwd=ROOT,
     )
+
+
+def ctrl_c_once_started(source, started, *, timeout):
+    """Run ``source``; once it has printed ``started`` lines (its processes are
+    running) and had 0.3 s to block, send it SIGINT and wait up to ``timeout``
+    seconds.  Returns (proc, out, err, seconds from the signal to its exit)."""
+    proc = start_script(source)
+    try:
+        lines = []
+        while len(lines) < started:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line.strip())
+        assert len(lines) == started, (
+            f"script did not start its processes: {lines}\n{proc.stderr.read()}")
+        time.sleep(0.3)  # let them block
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = finish_script(proc, timeout=timeout)
+        return proc, out, err, time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def finish_script(proc, timeout):

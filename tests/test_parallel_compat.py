@@ -24,7 +24,7 @@ import csp_ext
 import pycsp.parallel as par
 import pycsp.processes
 import pycsp.threads
-from conftest import ROOT, _child_env, finish_script, run_script, start_script
+from conftest import ROOT, _child_env, ctrl_c_once_started, finish_script, run_script, start_script
 from test_processes import REPORT_CHILDREN_LEFT, SAY
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "pycsp092")
@@ -720,22 +720,7 @@ except KeyboardInterrupt:
 
 @pytest.mark.timeout(40)
 def test_ctrl_c_stops_threads_and_os_processes_of_a_parallel():
-    proc = start_script(MIXED_CTRL_C_SCRIPT)
-    try:
-        started = []
-        while len(started) < 5:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            started.append(line.strip())
-        assert len(started) == 5, f"not started: {started}\n{proc.stderr.read()}"
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        out, err = finish_script(proc, timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    proc, out, err, _ = ctrl_c_once_started(MIXED_CTRL_C_SCRIPT, 5, timeout=15)
     assert proc.returncode == 0, err
     lines = out.split("\n")
     assert "caught KeyboardInterrupt" in lines

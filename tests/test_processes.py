@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy
 import pytest
 
-from conftest import finish_script, make_nap, run_script, start_script
+from conftest import ctrl_c_once_started, finish_script, make_nap, run_script, start_script
 
 
 # --------------------------------------------------------------------------- creation
@@ -584,24 +584,8 @@ say("Parallel returned")
 
 @pytest.mark.timeout(40)
 def test_ctrl_c_ends_parallel_promptly(backend):
-    proc = start_script(CTRL_C_SCRIPT.format(backend=backend))
-    try:
-        started = []
-        while len(started) < 5:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            started.append(line.strip())
-        assert len(started) == 5, f"script did not start its processes: {started}\n{proc.stderr.read()}"
-        time.sleep(0.3)  # let them block
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        out, err = finish_script(proc, timeout=10)
-        elapsed = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    proc, out, err, elapsed = ctrl_c_once_started(CTRL_C_SCRIPT.format(backend=backend), 5,
+                                                  timeout=10)
     assert proc.returncode != 0
     assert "KeyboardInterrupt" in err, err
     assert "Parallel returned" not in out
@@ -661,22 +645,8 @@ except KeyboardInterrupt:
 
 @pytest.mark.timeout(40)
 def test_ctrl_c_poisons_out_the_processes(backend):
-    proc = start_script(CTRL_C_CAUGHT_SCRIPT.format(backend=backend))
-    try:
-        started = []
-        while len(started) < 4:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            started.append(line.strip())
-        assert len(started) == 4, f"script did not start its processes: {started}\n{proc.stderr.read()}"
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        out, err = finish_script(proc, timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    proc, out, err, _ = ctrl_c_once_started(CTRL_C_CAUGHT_SCRIPT.format(backend=backend), 4,
+                                            timeout=10)
     assert proc.returncode == 0, err
     lines = out.split("\n")
     assert "caught KeyboardInterrupt" in lines
