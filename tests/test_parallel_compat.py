@@ -10,7 +10,6 @@ pycsp.parallel is a backend of its own, so these tests do not take the
 """
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ import csp_ext
 import pycsp.parallel as par
 import pycsp.processes
 import pycsp.threads
-from conftest import ROOT, _child_env, ctrl_c_once_started, finish_script, run_script, start_script
+from conftest import ROOT, _child_env, ctrl_c_once_started, run_script
 from test_processes import REPORT_CHILDREN_LEFT, SAY
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "pycsp092")
