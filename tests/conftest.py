@@ -24,6 +24,34 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE_BACKENDS = [b for b in BACKENDS if b != "processes"]
 
 
+# Set by .ci/sanitize: gcc 12's libasan has no fork handler, so a child forked
+# while another thread holds ASan's allocator lock hangs at its first malloc.
+# A thread that a previous test joined may still be exiting (freeing its state)
+# at the OS level; waiting for it before each test leaves only the forks that a
+# test makes beside its own threads exposed.
+QUIET_BEFORE_FORK = os.environ.get("PYCSP_TEST_QUIET_BEFORE_FORK") == "1"
+
+
+def _os_thread_count():
+    return len(os.listdir("/proc/self/task"))
+
+
+# Threads expected to stay (e.g. faulthandler's watchdog): a count still above
+# it after the wait becomes the new expectation, so it is paid for once.
+_settled_thread_count = [_os_thread_count()]
+
+
+@pytest.fixture(autouse=QUIET_BEFORE_FORK)
+def _previous_threads_exited():
+    deadline = time.monotonic() + 2.0
+    while _os_thread_count() > _settled_thread_count[0]:
+        if time.monotonic() > deadline:
+            _settled_thread_count[0] = _os_thread_count()
+            break
+        time.sleep(0.002)
+    yield
+
+
 def pytest_generate_tests(metafunc):
     """Parametrise ``backend`` over BACKENDS, or over REFERENCE_BACKENDS for tests
     marked ``by_reference`` (they watch the writer's own object)."""
