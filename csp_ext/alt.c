@@ -212,7 +212,7 @@ static PyMemberDef guard_members[] = {
     {"msg", T_OBJECT, offsetof(GuardObject, msg), READONLY,
      "The message offered (output guards; None for the others)."},
     {"action", T_OBJECT, offsetof(GuardObject, action), READONLY,
-     "The action run when this guard is chosen (None: no action)."},
+     "The action run when this guard is chosen, or None."},
     {NULL}
 };
 

@@ -609,7 +609,7 @@ static PyMemberDef channel_members[] = {
     {"name", T_OBJECT, offsetof(ChannelObject, name), READONLY,
      "The channel's name, as given (None if unnamed)."},
     {"buffer", T_LONGLONG, offsetof(ChannelObject, s.capacity), READONLY,
-     "How many messages may wait in the channel (0: a rendezvous)."},
+     "How many messages may wait in the channel; 0 for a rendezvous."},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(ChannelObject, weakreflist), READONLY, NULL},
     {NULL}
 };

@@ -669,7 +669,7 @@ static PyGetSetDef shmchan_getset[] = {
     {"_label", (getter)shmchan_get_label, NULL,
      "repr of its name as every process sees it (reports), or None", NULL},
     {"buffer", (getter)shmchan_get_buffer, NULL,
-     "How many messages may wait in the channel (0: a rendezvous).", NULL},
+     "How many messages may wait in the channel; 0 for a rendezvous.", NULL},
     {NULL}
 };
 
