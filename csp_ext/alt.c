@@ -209,15 +209,19 @@ guard_repr(GuardObject *g)
 }
 
 static PyMemberDef guard_members[] = {
-    {"msg", T_OBJECT, offsetof(GuardObject, msg), READONLY, "message offered (output guards)"},
-    {"action", T_OBJECT, offsetof(GuardObject, action), READONLY, "action run by execute()"},
+    {"msg", T_OBJECT, offsetof(GuardObject, msg), READONLY,
+     "The message offered (output guards; None for the others)."},
+    {"action", T_OBJECT, offsetof(GuardObject, action), READONLY,
+     "The action run when this guard is chosen, or None."},
     {NULL}
 };
 
 static PyGetSetDef guard_getset[] = {
-    {"ch", (getter)guard_get_end, NULL, "the channel end guarded (input/output guards)", NULL},
-    {"end", (getter)guard_get_end, NULL, "the channel end guarded (input/output guards)", NULL},
-    {"seconds", (getter)guard_get_seconds, NULL, "timeout in seconds (timeout guards)", NULL},
+    {"ch", (getter)guard_get_end, NULL,
+     "The channel end guarded (input and output guards; None for the others).", NULL},
+    {"end", (getter)guard_get_end, NULL, "The same as ``ch``.", NULL},
+    {"seconds", (getter)guard_get_seconds, NULL,
+     "The timeout in seconds (timeout guards; None for the others).", NULL},
     {NULL}
 };
 
@@ -241,13 +245,43 @@ static PyGetSetDef guard_getset[] = {
         .slots = cname##_slots,                                                        \
     }
 
+#define GUARD_ACTION_DOC                                                               \
+    "    action: run when this guard is chosen by ``execute()`` or a select: a\n"     \
+    "        callable, a ``@choice`` call, a string of Python code, or None.\n"
 GUARD_TYPE(input_guard, "InputGuard", input_guard_new,
-           "InputGuard(ch, action=None): ready when a message can be read from ch.");
+           "InputGuard(ch, action=None)\n--\n\n"
+           "An input guard: ready when a message can be read from ``ch``; choosing it\n"
+           "reads the message. A reader end alone is the same guard without action.\n\n"
+           "Args:\n"
+           "    ch: a reader end.\n" GUARD_ACTION_DOC "\n"
+           "Raises:\n"
+           "    TypeError: ``ch`` is not a reader end, or ``action`` is of no kind above.");
 GUARD_TYPE(output_guard, "OutputGuard", output_guard_new,
-           "OutputGuard(ch, msg, action=None): ready when msg can be written to ch.");
-GUARD_TYPE(skip_guard, "SkipGuard", skip_guard_new, "SkipGuard(action=None): always ready.");
+           "OutputGuard(ch, msg, action=None)\n--\n\n"
+           "An output guard: ready when ``msg`` can be written to ``ch``; choosing it\n"
+           "writes the message. The tuple ``(ch, msg)`` is the same guard without action.\n\n"
+           "Args:\n"
+           "    ch: a writer end.\n"
+           "    msg: the message to write.\n" GUARD_ACTION_DOC "\n"
+           "Raises:\n"
+           "    TypeError: ``ch`` is not a writer end, or ``action`` is of no kind above.");
+GUARD_TYPE(skip_guard, "SkipGuard", skip_guard_new,
+           "SkipGuard(action=None)\n--\n\n"
+           "A guard that is always ready (``Skip`` is another name for it): an\n"
+           "alternation with one never blocks.\n\n"
+           "Args:\n" GUARD_ACTION_DOC "\n"
+           "Raises:\n"
+           "    TypeError: ``action`` is of no kind above.");
 GUARD_TYPE(timeout_guard, "TimeoutGuard", timeout_guard_new,
-           "TimeoutGuard(seconds, action=None): ready once `seconds` have passed.");
+           "TimeoutGuard(seconds, action=None)\n--\n\n"
+           "A guard that becomes ready once ``seconds`` have passed since the\n"
+           "alternation began to wait (``Timeout`` is another name for it).\n"
+           "``Timeout(0)`` is ready at once and commits in its priority position.\n\n"
+           "Args:\n"
+           "    seconds: a finite number >= 0.\n" GUARD_ACTION_DOC "\n"
+           "Raises:\n"
+           "    TypeError: ``seconds`` is not a number, or ``action`` is of no kind above.\n"
+           "    ValueError: ``seconds`` is negative, infinite or NaN.");
 
 /* Any guard, subclasses too: they all share guard_dealloc, which nothing
  * else has (a Python subclass's tp_dealloc is subtype_dealloc, hence the

@@ -126,11 +126,28 @@ csp_exec(PyObject *m)
     if (find_main_thread() < 0)
         goto error;
     if (add_exception(m, &st->PoisonError, "ChannelPoisonException",
-                      "The channel was poisoned: every read and write on it fails.") < 0 ||
+                      "The channel was poisoned: every blocked and every later read or write\n"
+                      "on it raises this, and its buffered messages are dropped.\n\n"
+                      "Raised by a read or write on the channel and by an alternation with a\n"
+                      "guard on it. A process that ends with it poisons the channel ends in its\n"
+                      "arguments and ends normally: ``Parallel`` does not raise it. The same\n"
+                      "class on every backend.") < 0 ||
         add_exception(m, &st->RetireError, "ChannelRetireException",
-                      "The channel end, or every end on the other side, has retired.") < 0 ||
+                      "The channel end was retired, or every end on the other side has retired.\n\n"
+                      "Raised by a read or write on a retired end; by a write (blocked or later)\n"
+                      "once every reader has retired; by a read once every writer has retired\n"
+                      "and the buffer is empty. A process that ends with it retires the ends in\n"
+                      "its arguments and ends normally. The same class on every backend.") < 0 ||
         add_exception(m, &st->DeadlockError, "DeadlockError",
-                      "Every CSP process is blocked on a channel: the program cannot go on.") < 0)
+                      "Every CSP process is blocked on a channel: the program cannot go on.\n\n"
+                      "Raised in the ``Parallel`` that waits (or in the main program's blocked\n"
+                      "call) instead of hanging, on every backend. The message names the\n"
+                      "wait-for cycle, or the channel with no process left on its other end.\n\n"
+                      "Attributes:\n"
+                      "    blocked: the processes blocked on channels, as ``Blocked`` records\n"
+                      "        (``id``, ``name``, ``waits``, ``channels``, ``site``, ``holds``).\n"
+                      "    waiting_in_parallel: the ``Blocked`` records of the callers of\n"
+                      "        ``Parallel`` that wait for them.") < 0)
         goto error;
     if (csp_task_init_module(m) < 0 || csp_channel_init_module(m) < 0 ||
         csp_alt_init_module(m) < 0 || csp_green_init_module(m) < 0 ||

@@ -12,7 +12,9 @@ from csp_ext import InputGuard, OutputGuard, SkipGuard, TimeoutGuard
 from . import _guard_kinds as _other_kinds  # one name: this module's globals stay as they were
 from ._ends import READ_ENDS as ChannelEndRead, WRITE_ENDS as ChannelEndWrite
 
+#: Another name for SkipGuard: ``Skip()`` is ``SkipGuard()``.
 Skip = SkipGuard
+#: Another name for TimeoutGuard: ``Timeout(seconds)`` is ``TimeoutGuard(seconds)``.
 Timeout = TimeoutGuard
 
 _INPUT, _OUTPUT, _OTHER = 0, 1, 2
@@ -35,8 +37,15 @@ class Choice:
 def choice(fn):
     """Decorator: ``fn(args)`` returns a ``Choice`` to use as a guard action.
 
-    For an input guard the function is called with the keyword ``channel_input``
-    bound to the message received.
+    The choice's call runs only if its guard is chosen; for an input guard the
+    function is then called with the keyword ``channel_input`` bound to the
+    message received.
+
+    Args:
+        fn: the action's function.
+
+    Raises:
+        TypeError: ``fn`` is not callable.
     """
     if not callable(fn):
         raise TypeError(f"@choice decorates a function, not {type(fn).__name__}")
@@ -127,6 +136,22 @@ class Alternation:
     ``Alternation([{cin: action}, (cout, msg, action), {Skip(): None}])``.
     ``select()`` commits exactly one ready guard (blocking until one is) and
     returns ``(guard, msg)``; ``execute()`` also runs that guard's action.
+
+    An action is a ``@choice`` call, a plain callable (called with
+    ``channel_input=msg`` for input guards, with no argument otherwise), a
+    string of Python code (run in the caller's frame with ``channel_input``
+    bound), or None.
+
+    Args:
+        guards: a list of dicts ``{guard: action}``, tuples ``(guard, action)``
+            and ``(cout, msg, action)``, and guards alone.  A guard is a
+            reader end, ``(cout, msg)``, or an InputGuard, OutputGuard,
+            SkipGuard or TimeoutGuard.
+
+    Raises:
+        TypeError: ``guards`` is not a list, or holds something that is no guard
+            or no action.
+        ValueError: ``guards`` is empty.
     """
 
     __slots__ = ("_entries", "_c_guards")
@@ -145,10 +170,29 @@ class Alternation:
         return self._entries[index], msg
 
     def select(self):
+        """Commit exactly one ready guard, blocking until one is; do not run its action.
+
+        Returns:
+            tuple: ``(guard, msg)``: the guard's channel end (or its Skip or
+            Timeout guard), and the message read (None for other guards).
+
+        Raises:
+            ChannelPoisonException: a guard's channel is poisoned.
+            ChannelRetireException: a guard's end, or the other side, retired.
+            DeadlockError: every CSP process is blocked.
+        """
         entry, msg = self._choose()
         return entry[1], msg
 
     def execute(self):
+        """Like ``select()``, then run the chosen guard's action.
+
+        Returns:
+            tuple: ``(guard, msg)``, as ``select()``.
+
+        Raises:
+            Exception: as ``select()``, or what the action raises.
+        """
         entry, msg = self._choose()
         _run_action(entry[3], entry[2], msg, sys._getframe(1))
         return entry[1], msg
@@ -168,15 +212,47 @@ def _select(guards, fair, frame):
 
 
 def AltSelect(*guards):
-    """Commit one ready guard, run its action, return ``(guard_end, msg)``."""
+    """Commit one ready guard (blocking until one is), run its action, return
+    ``(guard_end, msg)``.
+
+    Any ready guard may be chosen (here the first ready one in order, as
+    PriSelect does: no program should rely on it).
+
+    Args:
+        guards: reader ends, ``(cout, msg)`` tuples, and InputGuard,
+            OutputGuard, SkipGuard or TimeoutGuard objects (these carry
+            the actions).
+
+    Returns:
+        tuple: the chosen guard's channel end (or its Skip or Timeout guard)
+        and the message read (None for other guards).
+
+    Raises:
+        TypeError: an argument is no guard.
+        ValueError: no guard given.
+        ChannelPoisonException: a guard's channel is poisoned.
+        ChannelRetireException: a guard's end, or the other side, retired.
+        DeadlockError: every CSP process is blocked.
+    """
     return _select(guards, False, sys._getframe(1))
 
 
 def PriSelect(*guards):
-    """Like AltSelect, always committing the first ready guard in order."""
+    """Like AltSelect, always committing the first ready guard in order.
+
+    Args:
+        guards: as AltSelect's.
+    """
     return _select(guards, False, sys._getframe(1))
 
 
 def FairSelect(*guards):
-    """Like AltSelect, preferring the ready guards least recently chosen."""
+    """Like AltSelect, preferring the ready guards least recently chosen.
+
+    Channel guards come first, least recently chosen first; Skip and Timeout
+    guards after them.  No ready guard is starved.
+
+    Args:
+        guards: as AltSelect's.
+    """
     return _select(guards, True, sys._getframe(1))

@@ -110,10 +110,17 @@ def describe_state(others=True):
 
 
 def dump_state(file=None, *, others=True):
-    """Write every CSP process's state (running, or blocked on what, where)
-    to ``file`` (default ``sys.stderr``), without stopping anything.  On the
-    processes backend the program's other OS processes are listed too (what
-    they are blocked on; ``dump_state_on`` has them say where)."""
+    """Write every CSP process's state (running, or blocked on what, where),
+    without stopping anything.
+
+    Covers the CSP processes of this OS process.  On the processes backend
+    the program's other OS processes are listed too (what they are blocked
+    on; ``dump_state_on`` has them say where).
+
+    Args:
+        file: a text file to write to (default ``sys.stderr``).
+        others: list the program's other OS processes (processes backend).
+    """
     file = sys.stderr if file is None else file
     file.write(describe_state(others))
     file.flush()
@@ -125,11 +132,22 @@ _dump_on = None
 
 
 def dump_state_on(signum=signal.SIGUSR1, file=None):
-    """From now on, signal ``signum`` (default SIGUSR1) writes a state dump
-    (``dump_state(file)``) and passes the signal on to the child OS
-    processes of the program that answer it too: those started after this
-    call (a child started before it, or still starting, is not sent the
-    signal, which could kill it).  Call it from the main thread."""
+    """From now on, signal ``signum`` writes a state dump (``dump_state(file)``).
+
+    The signal is passed on to the child OS processes of the program that
+    answer it too: those started after this call (a child started before
+    it, or still starting, is not sent the signal, which could kill it).
+    Call it from the main thread.
+
+    Args:
+        signum: the signal number (default ``signal.SIGUSR1``).
+        file: where each dump goes (default ``sys.stderr``).
+
+    Raises:
+        TypeError: ``signum`` is not an int.
+        ValueError: called from a thread other than the main one (as
+            ``signal.signal`` raises).
+    """
     global _dump_on
     if not isinstance(signum, int) or isinstance(signum, bool):
         raise TypeError(f"dump_state_on takes a signal number, not {type(signum).__name__}")

@@ -11,25 +11,54 @@ VERSION = (0, 10, 0)
 
 
 def IN(channel):
-    """A new reader end of ``channel`` (same as ``channel.reader()`` and ``+channel``)."""
+    """A new reader end of ``channel`` (same as ``channel.reader()`` and ``+channel``).
+
+    Args:
+        channel: the channel to join as one more reader.
+    """
     return channel.reader()
 
 
 def OUT(channel):
-    """A new writer end of ``channel`` (same as ``channel.writer()`` and ``-channel``)."""
+    """A new writer end of ``channel`` (same as ``channel.writer()`` and ``-channel``).
+
+    Args:
+        channel: the channel to join as one more writer.
+    """
     return channel.writer()
 
 
 def poison(*ends):
-    """Poison the channels of ``ends``: channel ends or channels, or lists of
-    them (as PyCSP 0.9.2's pycsp.parallel took).  TypeError for anything else."""
+    """Poison the channels of ``ends`` at once.
+
+    Every blocked and every later read or write on them raises
+    ChannelPoisonException; buffered messages are dropped.
+
+    Args:
+        ends: channel ends or channels, or lists (tuples) of them, nested too
+            (as PyCSP 0.9.2's pycsp.parallel took).
+
+    Raises:
+        TypeError: an argument is none of these; then nothing is poisoned.
+    """
     for end in _each(ends, "poison"):
         end.poison()
 
 
 def retire(*ends):
-    """Retire ``ends``, channel ends or lists of them: each leaves its channel.
-    TypeError for anything else (a channel has no end to retire)."""
+    """Retire ``ends``: each leaves its channel (``end.retire()`` for each).
+
+    When every reader of a channel has retired, writes on it raise
+    ChannelRetireException; when every writer has, reads do once the buffer
+    is empty. Retiring an end twice is harmless.
+
+    Args:
+        ends: channel ends, or lists (tuples) of them, nested too.
+
+    Raises:
+        TypeError: an argument is none of these (a channel has no end to
+            retire); then nothing is retired.
+    """
     for end in _each(ends, "retire"):
         end.retire()
 

@@ -23,9 +23,32 @@ _error_clock = itertools.count()  # orders failures in time: Parallel raises the
 class Process:
     """A CSP process that has not started: ``Process(fn, *args, **kwargs)``.
 
-    Run it with ``Parallel``, ``Sequence`` or ``Spawn``.  ``P * n`` gives n
-    processes of the same function, the copies with fresh channel ends joined
-    to the same channels.
+    Run it with ``Parallel``, ``Sequence`` or ``Spawn``; a Process runs once.
+    ``P * n`` (or ``n * P``) gives n processes of the same function, the
+    copies with fresh channel ends joined to the same channels.  When ``fn``
+    ends with ChannelPoisonException, the channel ends and channels found in
+    its arguments (inside lists, tuples, dicts and sets too) are poisoned;
+    with ChannelRetireException, those ends are retired; either way the
+    process ends normally.  Any other exception poisons them too, and
+    ``Parallel`` raises it.
+
+    Args:
+        fn: the function the process runs.
+        args: its positional arguments.
+        kwargs: its keyword arguments.
+
+    Raises:
+        TypeError: ``fn`` is not callable.
+
+    Attributes:
+        fn: the function.
+        args: the positional arguments (a tuple).
+        kwargs: the keyword arguments (a read-only mapping).
+        return_value: what ``fn`` returned, once the process has ended.
+        exception: what ``fn`` raised (other than poison or retire), or None.
+        id: the process's id (``current_process_id()`` inside it), once started.
+        task: the C core's record of the process while it runs (threads and
+            greenlets), for pycsp itself.
     """
 
     __slots__ = ("fn", "args", "kwargs", "return_value", "exception", "id", "task",
@@ -158,7 +181,14 @@ def _rebuild_process(fn, args, kwargs, id_, kind=Process):
 
 
 def process(fn):
-    """Decorator: calling ``fn(args)`` returns a ``Process`` instead of running it."""
+    """Decorator: calling ``fn(args)`` returns a ``Process`` instead of running it.
+
+    Args:
+        fn: the body of the process.
+
+    Raises:
+        TypeError: ``fn`` is not callable.
+    """
     return factory(fn, Process, "@process")
 
 
@@ -180,7 +210,16 @@ def factory(fn, kind, decorator):
 
 
 def io(fn):
-    """Mark ``fn`` as blocking in the OS.  In this backend it is a plain call."""
+    """Mark ``fn`` as blocking in the OS (sleep, file or socket I/O, a C call
+    that releases the GIL).  In this backend it is a plain call: ``fn``
+    itself is returned.
+
+    Args:
+        fn: the function that blocks.
+
+    Raises:
+        TypeError: ``fn`` is not callable.
+    """
     if not callable(fn):
         raise TypeError(f"@io decorates a function, not {type(fn).__name__}")
     return fn
@@ -191,8 +230,11 @@ def name_of(proc):
 
 
 def current_process_id():
-    """A string unique to the running CSP process; the main program and each
-    thread that pycsp did not start count as one."""
+    """A string unique to the running CSP process, such as ``"20817.3"``.
+
+    The main program and each thread that pycsp did not start count as one
+    process each.
+    """
     # The id lives on the thread's or greenlet's Task: a forked child sets its
     # own there when it starts.
     task = csp_ext.current_task()

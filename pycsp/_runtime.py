@@ -92,8 +92,22 @@ class Runtime:
     def Parallel(self, *items):
         """Run the processes concurrently; return their values in order once all ended.
 
-        An exception in a process (other than poison or retire) is raised here
-        after every process has ended: the first one in time.
+        Args:
+            items: processes, or lists (tuples) of processes, nested too.
+
+        Returns:
+            list: the processes' return values, in the order given (lists
+            flattened); ``[]`` for no process.
+
+        Raises:
+            Exception: the first exception in time that a process raised
+                (other than poison or retire), after every process has ended;
+                its channel ends were poisoned so that its peers stopped.
+            DeadlockError: every CSP process is blocked on a channel; the
+                message says who waits for what.
+            TypeError: an item is not a process or a list of them.
+            RuntimeError: a process was already started (a Process runs once).
+            KeyboardInterrupt: Ctrl-C while waiting; the processes were stopped.
         """
         procs = flatten(items, "Parallel")
         if not procs:
@@ -121,11 +135,33 @@ class Runtime:
         return [p.return_value for p in procs]
 
     def Sequence(self, *items):
-        """Run the processes one after the other; return their values in order."""
+        """Run the processes one after the other; return their values in order.
+
+        Args:
+            items: processes, or lists (tuples) of processes, nested too.
+
+        Returns:
+            list: the processes' return values, in the order given.
+
+        Raises:
+            Exception: as ``Parallel``, at the first process that fails (the
+                later ones do not run).
+        """
         return [value for p in flatten(items, "Sequence") for value in self.Parallel(p)]
 
     def Spawn(self, *items):
-        """Start the processes and return at once; ``shutdown()`` waits for them."""
+        """Start the processes and return at once; ``shutdown()`` waits for them.
+
+        A spawned process that fails is reported on stderr by ``shutdown()``
+        (nobody else could receive its exception).
+
+        Args:
+            items: processes, or lists (tuples) of processes, nested too.
+
+        Raises:
+            TypeError: an item is not a process or a list of them.
+            RuntimeError: a process was already started.
+        """
         procs = flatten(items, "Spawn")
         if not procs:
             return
@@ -134,7 +170,15 @@ class Runtime:
         self._keep_for_shutdown(procs, self._start(procs, False), False)
 
     def shutdown(self):
-        """Wait for every spawned process; report (on stderr) any that failed."""
+        """Wait for every spawned process; report (on stderr) any that failed.
+
+        Each failure gets a line ``pycsp: spawned process ID (NAME) failed:``
+        and its traceback.  Also runs at interpreter exit.
+
+        Raises:
+            KeyboardInterrupt: Ctrl-C while waiting; the processes waited for
+                were stopped.
+        """
         # One group at a time: one that an exception (Ctrl-C) interrupts stays
         # listed, and so do those after it.  Groups added meanwhile (a Spawn
         # inside a Spawned process) are waited for too.

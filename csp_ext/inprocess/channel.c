@@ -376,15 +376,21 @@ end_get_retired(EndObject *e, void *Py_UNUSED(c))
 
 static PyMethodDef end_methods[] = {
     {"retire", (PyCFunction)end_retire, METH_NOARGS,
-     "Leave the channel. Harmless twice; using a retired end raises ChannelRetireException."},
+     "retire($self, /)\n--\n\n"
+     "Leave the channel: this end no longer counts as a reader (writer).\n\n"
+     "Harmless twice. Once every reader has retired, writes raise\n"
+     "ChannelRetireException; once every writer has, reads do, after the buffer\n"
+     "is empty. Using this end afterwards raises ChannelRetireException."},
     {"poison", (PyCFunction)end_poison, METH_NOARGS,
-     "Poison the channel: every blocked and later operation raises ChannelPoisonException."},
+     "poison($self, /)\n--\n\n"
+     "Poison the channel: every blocked and every later read or write on it\n"
+     "raises ChannelPoisonException; buffered messages are dropped."},
     {NULL}
 };
 
 static PyGetSetDef end_getset[] = {
-    {"channel", (getter)end_get_channel, NULL, "the Channel this end belongs to", NULL},
-    {"retired", (getter)end_get_retired, NULL, "True once retire() was called", NULL},
+    {"channel", (getter)end_get_channel, NULL, "The Channel this end belongs to.", NULL},
+    {"retired", (getter)end_get_retired, NULL, "True once ``retire()`` was called on this end.", NULL},
     {NULL}
 };
 
@@ -406,13 +412,37 @@ static PyMemberDef end_members[] = {
     }
 
 static PyType_Slot end_read_slots[] = END_SLOTS(
-    "ChannelEndRead(channel): reader end. msg = end() blocks until a writer offers a "
-    "message; raises ChannelPoisonException or ChannelRetireException.");
+    "ChannelEndRead(channel)\n--\n\n"
+    "A reader end of ``channel``: ``msg = end()`` blocks until a writer offers a\n"
+    "message, and returns it.\n\n"
+    "Made by ``channel.reader()``, ``+channel`` or ``IN(channel)``; each is one more\n"
+    "reader of the channel. An end is itself a message: it can be sent over a\n"
+    "channel and used by the receiver.\n\n"
+    "Args:\n"
+    "    channel: the Channel to join.\n\n"
+    "Raises:\n"
+    "    ChannelPoisonException: (on a read) the channel is poisoned.\n"
+    "    ChannelRetireException: (on a read) this end is retired, or every writer\n"
+    "        has retired and nothing is buffered.\n"
+    "    DeadlockError: (on a read) every CSP process is blocked.\n"
+    "    TypeError: ``channel`` is not a Channel.");
 
 static PyType_Slot end_write_slots[] = END_SLOTS(
-    "ChannelEndWrite(channel): writer end. end(msg) blocks until a reader takes the "
-    "message (or it fits in the buffer); raises ChannelPoisonException or "
-    "ChannelRetireException.");
+    "ChannelEndWrite(channel)\n--\n\n"
+    "A writer end of ``channel``: ``end(msg)`` blocks until a reader takes ``msg``\n"
+    "(or it fits in the buffer), and returns None. The reader gets the object\n"
+    "itself (a reference).\n\n"
+    "Made by ``channel.writer()``, ``-channel`` or ``OUT(channel)``; each is one more\n"
+    "writer of the channel. An end is itself a message: it can be sent over a\n"
+    "channel and used by the receiver.\n\n"
+    "Args:\n"
+    "    channel: the Channel to join.\n\n"
+    "Raises:\n"
+    "    ChannelPoisonException: (on a write) the channel is poisoned.\n"
+    "    ChannelRetireException: (on a write) this end is retired, or every reader\n"
+    "        has retired.\n"
+    "    DeadlockError: (on a write) every CSP process is blocked.\n"
+    "    TypeError: ``channel`` is not a Channel.");
 
 #define END_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | \
                    Py_TPFLAGS_IMMUTABLETYPE)
@@ -559,17 +589,27 @@ channel_stats(ChannelObject *ch, PyObject *Py_UNUSED(ignored))
 }
 
 static PyMethodDef channel_methods[] = {
-    {"reader", (PyCFunction)channel_reader, METH_NOARGS, "Join as one more reader: a ChannelEndRead."},
-    {"writer", (PyCFunction)channel_writer, METH_NOARGS, "Join as one more writer: a ChannelEndWrite."},
-    {"poison", (PyCFunction)channel_poison_method, METH_NOARGS, "Poison the channel."},
+    {"reader", (PyCFunction)channel_reader, METH_NOARGS,
+     "reader($self, /)\n--\n\nJoin as one more reader: a new ChannelEndRead (also ``+ch``)."},
+    {"writer", (PyCFunction)channel_writer, METH_NOARGS,
+     "writer($self, /)\n--\n\nJoin as one more writer: a new ChannelEndWrite (also ``-ch``)."},
+    {"poison", (PyCFunction)channel_poison_method, METH_NOARGS,
+     "poison($self, /)\n--\n\n"
+     "Poison the channel: every blocked and every later read or write on it\n"
+     "raises ChannelPoisonException; buffered messages are dropped."},
     {"statistics", (PyCFunction)channel_stats, METH_NOARGS,
-     "A dict of counts (buffered, blocked readers/writers, joined ends, flags)."},
+     "statistics($self, /)\n--\n\n"
+     "A dict of what the channel holds now: ``buffered``, ``blocked_readers``,\n"
+     "``blocked_writers``, ``readers`` and ``writers`` (joined ends), and the flags\n"
+     "``poisoned``, ``readers_retired``, ``writers_retired``."},
     {NULL}
 };
 
 static PyMemberDef channel_members[] = {
-    {"name", T_OBJECT, offsetof(ChannelObject, name), READONLY, "the channel's name"},
-    {"buffer", T_LONGLONG, offsetof(ChannelObject, s.capacity), READONLY, "buffer capacity"},
+    {"name", T_OBJECT, offsetof(ChannelObject, name), READONLY,
+     "The channel's name, as given (None if unnamed)."},
+    {"buffer", T_LONGLONG, offsetof(ChannelObject, s.capacity), READONLY,
+     "How many messages may wait in the channel; 0 for a rendezvous."},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(ChannelObject, weakreflist), READONLY, NULL},
     {NULL}
 };
@@ -587,8 +627,22 @@ channel_neg(PyObject *ch)
 }
 
 static PyType_Slot channel_slots[] = {
-    {Py_tp_doc, "Channel(name=None, buffer=0): any-to-any channel. buffer=0 is a rendezvous; "
-                "buffer=N lets N messages wait in FIFO order."},
+    {Py_tp_doc, "Channel(name=None, buffer=0)\n--\n\n"
+                "An any-to-any channel: any number of readers and writers.\n\n"
+                "``buffer=0`` is a rendezvous: a write returns only when a reader has taken\n"
+                "the message. ``buffer=N`` lets N messages wait in FIFO order; a write blocks\n"
+                "only when N are waiting. Messages pass by reference (the object itself).\n\n"
+                "``ch.reader()``, ``+ch`` and ``IN(ch)`` join one more reader;\n"
+                "``ch.writer()``, ``-ch`` and ``OUT(ch)`` one more writer.\n"
+                "``Channel() * n`` and ``n * Channel()`` give a list of n new channels with\n"
+                "the same buffer.\n\n"
+                "Args:\n"
+                "    name: names the channel in its repr and in deadlock reports (any object;\n"
+                "        None: unnamed).\n"
+                "    buffer: how many messages may wait, an int >= 0.\n\n"
+                "Raises:\n"
+                "    TypeError: ``buffer`` is not an int.\n"
+                "    ValueError: ``buffer`` is negative or too large."},
     {Py_tp_new, channel_new},
     {Py_tp_dealloc, channel_dealloc},
     {Py_tp_traverse, channel_traverse},

@@ -632,16 +632,27 @@ shmchan_stats(ShmChannelObject *self, PyObject *Py_UNUSED(i))
 }
 
 static PyMethodDef shmchan_methods[] = {
-    {"reader", (PyCFunction)shmchan_reader, METH_NOARGS, "Join as one more reader."},
-    {"writer", (PyCFunction)shmchan_writer, METH_NOARGS, "Join as one more writer."},
-    {"poison", (PyCFunction)shmchan_poison, METH_NOARGS, "Poison the channel."},
-    {"statistics", (PyCFunction)shmchan_stats, METH_NOARGS, "A dict of counts (for tests)."},
+    {"reader", (PyCFunction)shmchan_reader, METH_NOARGS,
+     "reader($self, /)\n--\n\nJoin as one more reader: a new ChannelEndRead (also ``+ch``)."},
+    {"writer", (PyCFunction)shmchan_writer, METH_NOARGS,
+     "writer($self, /)\n--\n\nJoin as one more writer: a new ChannelEndWrite (also ``-ch``)."},
+    {"poison", (PyCFunction)shmchan_poison, METH_NOARGS,
+     "poison($self, /)\n--\n\n"
+     "Poison the channel, in every OS process: every blocked and every later read\n"
+     "or write on it raises ChannelPoisonException; buffered messages are dropped."},
+    {"statistics", (PyCFunction)shmchan_stats, METH_NOARGS,
+     "statistics($self, /)\n--\n\n"
+     "A dict of what the channel holds now: ``buffered``, ``blocked_readers``,\n"
+     "``blocked_writers``, ``readers`` and ``writers`` (joined ends, in every OS\n"
+     "process), the flags ``poisoned``, ``readers_retired``, ``writers_retired``,\n"
+     "and ``refs`` (references to the channel in the arena)."},
     {"__reduce__", (PyCFunction)shmchan_reduce, METH_NOARGS, NULL},
     {NULL}
 };
 
 static PyMemberDef shmchan_members[] = {
-    {"name", T_OBJECT, offsetof(ShmChannelObject, name), READONLY, "the channel's name"},
+    {"name", T_OBJECT, offsetof(ShmChannelObject, name), READONLY,
+     "The channel's name, as given (None if unnamed)."},
     {"_offset", T_ULONGLONG, offsetof(ShmChannelObject, chan), READONLY,
      "where the channel is in the arena: the same in every process (deadlock reports)"},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(ShmChannelObject, weakreflist), READONLY, NULL},
@@ -657,13 +668,27 @@ shmchan_get_label(ShmChannelObject *c, void *Py_UNUSED(closure))
 static PyGetSetDef shmchan_getset[] = {
     {"_label", (getter)shmchan_get_label, NULL,
      "repr of its name as every process sees it (reports), or None", NULL},
-    {"buffer", (getter)shmchan_get_buffer, NULL, "buffer capacity", NULL},
+    {"buffer", (getter)shmchan_get_buffer, NULL,
+     "How many messages may wait in the channel; 0 for a rendezvous.", NULL},
     {NULL}
 };
 
 static PyType_Slot shmchan_slots[] = {
-    {Py_tp_doc, "Channel(name=None, buffer=0): an any-to-any channel between OS processes; "
-                "messages travel pickled through the shared arena."},
+    {Py_tp_doc, "Channel(name=None, buffer=0)\n--\n\n"
+                "An any-to-any channel between OS processes (and their threads).\n\n"
+                "The channel, its queues and its messages live in the shared arena. A\n"
+                "message is copied: an int, float, str, None, True or False as it is, any\n"
+                "other object pickled (protocol 5, large buffers copied once); the reader\n"
+                "gets an equal object, the writer's is untouched. ``buffer``, the ends and\n"
+                "``Channel() * n`` are as in the other backends. A channel, or an end of\n"
+                "it, can be sent to another OS process, in a message or as an argument.\n\n"
+                "Args:\n"
+                "    name: names the channel in its repr and in deadlock reports (any object\n"
+                "        that pickles; None: unnamed).\n"
+                "    buffer: how many messages may wait, an int >= 0.\n\n"
+                "Raises:\n"
+                "    TypeError: ``buffer`` is not an int.\n"
+                "    ValueError: ``buffer`` is negative or too large."},
     {Py_tp_new, shmchan_new},
     {Py_tp_dealloc, shmchan_dealloc},
     {Py_tp_traverse, shmchan_traverse},
@@ -788,15 +813,22 @@ shmend_get_retired(ShmEndObject *e, void *Py_UNUSED(x))
 }
 
 static PyMethodDef shmend_methods[] = {
-    {"retire", (PyCFunction)shmend_retire, METH_NOARGS, "Leave the channel."},
-    {"poison", (PyCFunction)shmend_poison, METH_NOARGS, "Poison the channel."},
+    {"retire", (PyCFunction)shmend_retire, METH_NOARGS,
+     "retire($self, /)\n--\n\n"
+     "Leave the channel: this end no longer counts as a reader (writer).\n\n"
+     "Harmless twice. An end sent to another process stands for the same join:\n"
+     "retire it in one place. Using a retired end raises ChannelRetireException."},
+    {"poison", (PyCFunction)shmend_poison, METH_NOARGS,
+     "poison($self, /)\n--\n\n"
+     "Poison the channel, in every OS process: every blocked and every later read\n"
+     "or write on it raises ChannelPoisonException; buffered messages are dropped."},
     {"__reduce__", (PyCFunction)shmend_reduce, METH_NOARGS, NULL},
     {NULL}
 };
 
 static PyGetSetDef shmend_getset[] = {
-    {"channel", (getter)shmend_get_channel, NULL, "the Channel this end belongs to", NULL},
-    {"retired", (getter)shmend_get_retired, NULL, "True once retire() was called", NULL},
+    {"channel", (getter)shmend_get_channel, NULL, "The Channel this end belongs to.", NULL},
+    {"retired", (getter)shmend_get_retired, NULL, "True once ``retire()`` was called on this end.", NULL},
     {NULL}
 };
 
@@ -828,9 +860,28 @@ static PyMemberDef shmend_members[] = {
     }
 
 SHM_END_TYPE(shmend_read, "ChannelEndRead",
-             "Reader end of a shared channel: msg = end() blocks until a message arrives.");
+             "A reader end of a shared channel: ``msg = end()`` blocks until a message\n"
+             "arrives, and returns it (unpickled).\n\n"
+             "Made by ``channel.reader()``, ``+channel`` or ``IN(channel)``, never by\n"
+             "calling the type. It can be sent to another OS process.\n\n"
+             "Raises:\n"
+             "    ChannelPoisonException: (on a read) the channel is poisoned.\n"
+             "    ChannelRetireException: (on a read) this end is retired, or every writer\n"
+             "        has retired and nothing is buffered.\n"
+             "    DeadlockError: (on a read) every CSP process of the program is blocked.");
 SHM_END_TYPE(shmend_write, "ChannelEndWrite",
-             "Writer end of a shared channel: end(msg) pickles msg and blocks until it is taken.");
+             "A writer end of a shared channel: ``end(msg)`` copies ``msg`` into the\n"
+             "arena (pickled unless it is a plain int, float, str, None or bool) and\n"
+             "blocks until a reader takes it (or it fits in the buffer).\n\n"
+             "Made by ``channel.writer()``, ``-channel`` or ``OUT(channel)``, never by\n"
+             "calling the type. It can be sent to another OS process.\n\n"
+             "Raises:\n"
+             "    ChannelPoisonException: (on a write) the channel is poisoned.\n"
+             "    ChannelRetireException: (on a write) this end is retired, or every reader\n"
+             "        has retired.\n"
+             "    DeadlockError: (on a write) every CSP process of the program is blocked.\n"
+             "    pickle.PicklingError: (also TypeError, AttributeError, as pickle raises\n"
+             "        them) ``msg`` cannot be pickled; nothing was sent.");
 
 /* ------------------------------------------------------------------ */
 /* Alternation                                                         */

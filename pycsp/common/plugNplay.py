@@ -61,7 +61,7 @@ def Delta2(cin, cout1, cout2):
 
 @component(readers=["cin1", "cin2"], writers=["cout"])
 def Plus(cin1, cin2, cout):
-    """Read one value from ``cin1``, then one from ``cin2``; write their sum."""
+    """Read one value from ``cin1``, then one from ``cin2``; write their sum to ``cout``."""
     while True:
         cout(cin1() + cin2())
 

@@ -27,4 +27,5 @@ Parallel = _runtime.Parallel
 Sequence = _runtime.Sequence
 Spawn = _runtime.Spawn
 shutdown = _runtime.shutdown
+#: ``(major, minor, patch, "greenlets")``: the version of pycsp and the backend's name.
 version = VERSION + ("greenlets",)

@@ -51,8 +51,20 @@ _workers = _Workers()
 
 
 def io(fn):
-    """Mark ``fn`` as blocking in the OS: it runs in a worker thread while the
-    other greenlets keep running; its value or exception comes back here."""
+    """Mark ``fn`` as blocking in the OS (sleep, file or socket I/O, a C call
+    that releases the GIL).
+
+    A call of the decorated function runs ``fn`` in a worker thread while the
+    other greenlets keep running, and returns its value (or raises its
+    exception) in the caller.  While it runs, its caller counts as running
+    for deadlock detection.
+
+    Args:
+        fn: the function that blocks.
+
+    Raises:
+        TypeError: ``fn`` is not callable.
+    """
     if not callable(fn):
         raise TypeError(f"@io decorates a function, not {type(fn).__name__}")
 

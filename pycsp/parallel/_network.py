@@ -43,14 +43,18 @@ class _RemoteProcess(Process):
 
 
 class SSHProcess(_RemoteProcess):
-    """PyCSP 0.9.2: a process started on a host over ssh (not yet: see module doc)."""
+    """PyCSP 0.9.2: ``SSHProcess(fn, *args, **kwargs)``, a process started on a
+    host over ssh.  Not yet: making one raises NotImplementedError (see the
+    module's doc)."""
 
     __slots__ = ()
     where = "on another host over ssh"
 
 
 class ClusterProcess(_RemoteProcess):
-    """PyCSP 0.9.2: a process placed on a node of a cluster (not yet: see module doc)."""
+    """PyCSP 0.9.2: ``ClusterProcess(fn, *args, **kwargs)``, a process placed on
+    a node of a cluster.  Not yet: making one raises NotImplementedError (see
+    the module's doc)."""
 
     __slots__ = ()
     where = "on a node of a cluster"
@@ -63,8 +67,9 @@ def _remote_decorator(kind, decorator):
         return lambda fn: factory(fn, kind, decorator)
 
     decorate.__name__ = decorator.lstrip("@")
-    decorate.__doc__ = (f"PyCSP 0.9.2's {decorator} (with or without settings): making a "
-                        f"process with it raises NotImplementedError; it {_NOT_YET}.")
+    decorate.__doc__ = (f"PyCSP 0.9.2's {decorator}, on a function ``func`` or with settings "
+                        f"(``{decorator}(**settings)``): making a process with it raises "
+                        f"NotImplementedError; it {_NOT_YET}.")
     return decorate
 
 
@@ -72,12 +77,19 @@ sshprocess = _remote_decorator(SSHProcess, "@sshprocess")
 clusterprocess = _remote_decorator(ClusterProcess, "@clusterprocess")
 
 # PyCSP 0.9.2's keys of Configuration, with its values.
+#: Configuration key (PyCSP 0.9.2): how long a connect may take, in seconds.
 SOCKETS_CONNECT_TIMEOUT = 0
+#: Configuration key (PyCSP 0.9.2): the pause between two connect attempts, in seconds.
 SOCKETS_CONNECT_RETRY_DELAY = 1
+#: Configuration key (PyCSP 0.9.2): how long pycsp tries to bind its port, in seconds.
 SOCKETS_BIND_TIMEOUT = 2
+#: Configuration key (PyCSP 0.9.2): the pause between two bind attempts, in seconds.
 SOCKETS_BIND_RETRY_DELAY = 3
+#: Configuration key (PyCSP 0.9.2): whether a lost connection is an error.
 SOCKETS_STRICT_MODE = 4
+#: Configuration key (PyCSP 0.9.2): the port that channels are hosted on.
 PYCSP_PORT = 5
+#: Configuration key (PyCSP 0.9.2): the host that channels are hosted on.
 PYCSP_HOST = 6
 
 

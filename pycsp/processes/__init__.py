@@ -20,6 +20,7 @@ Parallel = _runtime.Parallel
 Sequence = _runtime.Sequence
 Spawn = _runtime.Spawn
 shutdown = _runtime.shutdown
+#: ``(major, minor, patch, "processes")``: the version of pycsp and the backend's name.
 version = VERSION + ("processes",)
 
 __all__ = API_NAMES + ["ProcessCrashed", "set_start_method", "get_start_method"]

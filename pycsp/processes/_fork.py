@@ -35,7 +35,12 @@ from ._forker import run_on_a_lasting_thread
 
 
 class ProcessCrashed(Exception):
-    """A child OS process ended without returning or raising (killed, os._exit, crash)."""
+    """A child OS process ended without returning or raising (killed, os._exit, crash).
+
+    ``Parallel`` raises it once every process has ended; the message states
+    the exit code or the signal.  The crashed process's channel ends were
+    poisoned, so that its peers stopped instead of hanging.
+    """
 
 
 class RemoteTraceback(Exception):
@@ -65,7 +70,16 @@ def set_start_method(method):
     (tens of milliseconds): the process function and its arguments must pickle,
     and a script needs the ``if __name__ == "__main__":`` guard, as with
     multiprocessing's spawn.  The environment variable PYCSP_START_METHOD sets the
-    default.  Returns the previous method.
+    default.
+
+    Args:
+        method: ``"fork"`` or ``"spawn"``.
+
+    Returns:
+        str: the previous method.
+
+    Raises:
+        ValueError: ``method`` is neither.
     """
     global _start_method
     if method not in START_METHODS:
@@ -77,7 +91,11 @@ def set_start_method(method):
 
 
 def get_start_method():
-    """The start method in use: ``"fork"`` or ``"spawn"``."""
+    """The start method in use: ``"fork"`` or ``"spawn"``.
+
+    Raises:
+        ValueError: the environment variable PYCSP_START_METHOD names neither.
+    """
     global _start_method
     if _start_method is None:
         method = os.environ.get("PYCSP_START_METHOD", "fork")

@@ -15,4 +15,5 @@ Parallel = _runtime.Parallel
 Sequence = _runtime.Sequence
 Spawn = _runtime.Spawn
 shutdown = _runtime.shutdown
+#: ``(major, minor, patch, "threads")``: the version of pycsp and the backend's name.
 version = VERSION + ("threads",)

@@ -22,8 +22,13 @@ from ._channels import ChannelEndRead, ChannelEndWrite, Tagged, channel_args, ta
 
 
 class InputGuard:
-    """``InputGuard(cin, action=None)``: ready when ``cin`` (a traced or a
-    backend's reader end) can be read."""
+    """``InputGuard(end, action=None)``: ready when ``end`` (a traced or a
+    backend's reader end) can be read.
+
+    Attributes:
+        end: the reader end.
+        action: run when the guard is chosen, or None (as the core's guards).
+    """
 
     __slots__ = ("end", "action")
 
@@ -34,8 +39,14 @@ class InputGuard:
 
 
 class OutputGuard:
-    """``OutputGuard(cout, msg, action=None)``: ready when ``msg`` can be written
-    to ``cout`` (a traced or a backend's writer end)."""
+    """``OutputGuard(end, msg, action=None)``: ready when ``msg`` can be written
+    to ``end`` (a traced or a backend's writer end).
+
+    Attributes:
+        end: the writer end.
+        msg: the message offered.
+        action: run when the guard is chosen, or None (as the core's guards).
+    """
 
     __slots__ = ("end", "msg", "action")
 
@@ -151,11 +162,13 @@ class Alternation(core.Alternation):
         return core._parse_alternation(guards), traced_ends  # not a list: the core says why
 
     def select(self):
+        """As the backend's ``Alternation.select()``, recorded."""
         entries, traced_ends = self._prepare(self._entries)
         _, guard, msg = _choose(entries, traced_ends, False)
         return guard, msg
 
     def execute(self):
+        """As the backend's ``Alternation.execute()``, recorded."""
         entries, traced_ends = self._prepare(self._entries)
         entry, guard, msg = _choose(entries, traced_ends, False)
         core._run_action(entry[3], entry[2], msg, sys._getframe(1))
@@ -175,17 +188,17 @@ def _select(guards, fair, frame):
 
 def AltSelect(*guards):
     """Commit one ready guard (blocking until one is), run its action, return
-    ``(guard_end, msg)``; recorded."""
+    ``(guard_end, msg)``; recorded.  ``guards`` as the backend's AltSelect."""
     return _select(guards, False, sys._getframe(1))
 
 
 def PriSelect(*guards):
-    """Like AltSelect, always committing the first ready guard in order."""
+    """Like AltSelect, always committing the first ready guard of ``guards`` in order."""
     return _select(guards, False, sys._getframe(1))
 
 
 def FairSelect(*guards):
-    """Like AltSelect, preferring the ready guards least recently chosen."""
+    """Like AltSelect, preferring the ready ``guards`` least recently chosen."""
     return _select(guards, True, sys._getframe(1))
 
 

@@ -55,6 +55,10 @@ class Channel:
     ``poison()``, ``name``, ``buffer``, ``ch * n``.
 
     Raises what the backend's Channel raises for a bad ``buffer``.
+
+    Attributes:
+        key: the channel's id in the trace, the same in every OS process.
+        label: how the trace names the channel (its name, or ``channelN``).
     """
 
     __slots__ = ("_channel", "key", "label", "__weakref__")
@@ -82,10 +86,12 @@ class Channel:
 
     @property
     def name(self):
+        """The backend channel's name."""
         return self._channel.name
 
     @property
     def buffer(self):
+        """How many messages may wait in the channel; 0 for a rendezvous."""
         return self._channel.buffer
 
     def reader(self):
@@ -105,6 +111,7 @@ class Channel:
         rec.instant(f"poison {self.label}", "poison", channel_args(self))
 
     def statistics(self):
+        """The backend channel's ``statistics()``."""
         return self._channel.statistics()
 
     def __mul__(self, n):
@@ -129,6 +136,7 @@ class _End:
 
     @property
     def retired(self):
+        """True once ``retire()`` was called on this end."""
         return self._end.retired
 
     def retire(self):
@@ -148,7 +156,11 @@ class _End:
 
 class ChannelEndRead(_End):
     """A traced reader end: ``cin()`` reads, blocking as the backend's end does,
-    and raises what it raises (poison, retire, DeadlockError)."""
+    and raises what it raises (poison, retire, DeadlockError).
+
+    Made by a traced Channel's ``reader()``: ``end`` is the backend's end that
+    it wraps, ``channel`` the traced Channel (also the attribute ``channel``).
+    """
 
     __slots__ = ()
 
@@ -173,7 +185,11 @@ class ChannelEndRead(_End):
 class ChannelEndWrite(_End):
     """A traced writer end: ``cout(msg)`` writes, blocking as the backend's end
     does, and raises what it raises (poison, retire, DeadlockError, pickling
-    errors on processes)."""
+    errors on processes).
+
+    Made by a traced Channel's ``writer()``: ``end`` is the backend's end that
+    it wraps, ``channel`` the traced Channel (also the attribute ``channel``).
+    """
 
     __slots__ = ()
 

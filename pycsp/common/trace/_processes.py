@@ -103,17 +103,20 @@ def _waited(what, run, items):
 
 
 def Parallel(*items):
-    """The backend's Parallel, recorded: blocks until every process has ended,
-    returns their values in order, raises the first failure."""
+    """The backend's Parallel, recorded: blocks until every process of
+    ``items`` (processes or lists of them) has ended, returns their values in
+    order, raises the first failure."""
     return _waited("Parallel", _wrapped.backend().Parallel, items)
 
 
 def Sequence(*items):
-    """The backend's Sequence, recorded: runs the processes one after the other."""
+    """The backend's Sequence, recorded: runs the processes of ``items`` one
+    after the other."""
     return _waited("Sequence", _wrapped.backend().Sequence, items)
 
 
 def Spawn(*items):
-    """The backend's Spawn, recorded: starts the processes and returns at once."""
+    """The backend's Spawn, recorded: starts the processes of ``items`` and
+    returns at once."""
     _wrapped.backend().Spawn(*items)
     rec.instant("Spawn", "spawn", {"processes": _described(items, "Spawn")})
