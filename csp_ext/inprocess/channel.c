@@ -379,6 +379,7 @@ static PyMethodDef end_methods[] = {
      "Leave the channel. Harmless twice; using a retired end raises ChannelRetireException."},
     {"poison", (PyCFunction)end_poison, METH_NOARGS,
      "Poison the channel: every blocked and later operation raises ChannelPoisonException."},
+    CSP_CLASS_GETITEM,
     {NULL}
 };
 
@@ -564,6 +565,7 @@ static PyMethodDef channel_methods[] = {
     {"poison", (PyCFunction)channel_poison_method, METH_NOARGS, "Poison the channel."},
     {"statistics", (PyCFunction)channel_stats, METH_NOARGS,
      "A dict of counts (buffered, blocked readers/writers, joined ends, flags)."},
+    CSP_CLASS_GETITEM,
     {NULL}
 };
 

@@ -637,6 +637,7 @@ static PyMethodDef shmchan_methods[] = {
     {"poison", (PyCFunction)shmchan_poison, METH_NOARGS, "Poison the channel."},
     {"statistics", (PyCFunction)shmchan_stats, METH_NOARGS, "A dict of counts (for tests)."},
     {"__reduce__", (PyCFunction)shmchan_reduce, METH_NOARGS, NULL},
+    CSP_CLASS_GETITEM,
     {NULL}
 };
 
@@ -791,6 +792,7 @@ static PyMethodDef shmend_methods[] = {
     {"retire", (PyCFunction)shmend_retire, METH_NOARGS, "Leave the channel."},
     {"poison", (PyCFunction)shmend_poison, METH_NOARGS, "Poison the channel."},
     {"__reduce__", (PyCFunction)shmend_reduce, METH_NOARGS, NULL},
+    CSP_CLASS_GETITEM,
     {NULL}
 };
 
