@@ -7,7 +7,7 @@ of ``object``), a writer end contravariant; an end's ``channel`` is therefore
 ``Channel[Any]``.
 """
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import GenericAlias
 from typing import Any, Final, Generic, NoReturn, TypeAlias, final
 
@@ -30,7 +30,11 @@ HAVE_GREENLET_SCHEDULER: Final[int]
 
 class ChannelPoisonException(Exception): ...
 class ChannelRetireException(Exception): ...
-class DeadlockError(Exception): ...
+class DeadlockError(Exception):
+    # The report (README "Deadlock"): pycsp._deadlock's Blocked records.
+    blocked: Sequence[Any]
+    waiting_in_parallel: Sequence[Any]
+    entries: Sequence[Any]
 
 # ---- channels of one OS process (threads, greenlets) --------------------
 

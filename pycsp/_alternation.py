@@ -4,13 +4,21 @@ The commit itself — exactly one ready guard, performed atomically — is in C.
 This module turns PyCSP's guard spellings (dicts, tuples, guard objects) into
 the tuple that ``csp_ext.select`` takes, once, and runs actions.
 """
+from __future__ import annotations
+
 import sys
+from typing import TYPE_CHECKING, Any
 
 import csp_ext
 from csp_ext import InputGuard, OutputGuard, SkipGuard, TimeoutGuard
 
 from . import _guard_kinds as _other_kinds  # one name: this module's globals stay as they were
 from ._ends import READ_ENDS as ChannelEndRead, WRITE_ENDS as ChannelEndWrite
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+    from ._typing import AlternationItem, Chosen, Guard, P
 
 Skip = SkipGuard
 Timeout = TimeoutGuard
@@ -22,17 +30,18 @@ class Choice:
 
     __slots__ = ("fn", "args", "kwargs")
 
-    def __init__(self, fn, args, kwargs):
+    def __init__(self, fn: Callable[..., object], args: tuple[Any, ...],
+                 kwargs: Mapping[str, Any]) -> None:
         self.fn, self.args, self.kwargs = fn, args, kwargs
 
-    def __call__(self, **extra):
+    def __call__(self, **extra: Any) -> object:
         return self.fn(*self.args, **self.kwargs, **extra)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Choice {getattr(self.fn, '__name__', self.fn)!r}>"
 
 
-def choice(fn):
+def choice(fn: Callable[P, object]) -> Callable[P, Choice]:
     """Decorator: ``fn(args)`` returns a ``Choice`` to use as a guard action.
 
     For an input guard the function is called with the keyword ``channel_input``
@@ -46,7 +55,7 @@ def choice(fn):
 
     make_choice.__name__ = getattr(fn, "__name__", "choice")
     make_choice.__doc__ = getattr(fn, "__doc__", None)
-    make_choice.__wrapped__ = fn
+    make_choice.__wrapped__ = fn  # type: ignore[attr-defined]
     return make_choice
 
 
@@ -131,12 +140,12 @@ class Alternation:
 
     __slots__ = ("_entries", "_c_guards")
 
-    def __init__(self, guards):
+    def __init__(self, guards: Iterable[AlternationItem]) -> None:
         try:
             self._entries = _parse_alternation(guards)
         except _other_kinds.Found as other:  # free when not raised
             self.__class__ = other.handler.Alternation
-            self.__init__(guards)
+            self.__init__(guards)  # type: ignore[misc]
             return
         self._c_guards = tuple(e[0] for e in self._entries)
 
@@ -144,11 +153,11 @@ class Alternation:
         index, msg = csp_ext.select(self._c_guards)
         return self._entries[index], msg
 
-    def select(self):
+    def select(self) -> Chosen:
         entry, msg = self._choose()
         return entry[1], msg
 
-    def execute(self):
+    def execute(self) -> Chosen:
         entry, msg = self._choose()
         _run_action(entry[3], entry[2], msg, sys._getframe(1))
         return entry[1], msg
@@ -167,16 +176,16 @@ def _select(guards, fair, frame):
     return entry[1], msg
 
 
-def AltSelect(*guards):
+def AltSelect(*guards: Guard) -> Chosen:
     """Commit one ready guard, run its action, return ``(guard_end, msg)``."""
     return _select(guards, False, sys._getframe(1))
 
 
-def PriSelect(*guards):
+def PriSelect(*guards: Guard) -> Chosen:
     """Like AltSelect, always committing the first ready guard in order."""
     return _select(guards, False, sys._getframe(1))
 
 
-def FairSelect(*guards):
+def FairSelect(*guards: Guard) -> Chosen:
     """Like AltSelect, preferring the ready guards least recently chosen."""
     return _select(guards, True, sys._getframe(1))

@@ -1,33 +1,39 @@
 """The names every backend exports (API.md), minus those a backend supplies itself."""
-from csp_ext import (Channel, ChannelEndRead, ChannelEndWrite, ChannelPoisonException,
-                     ChannelRetireException, DeadlockError, InputGuard, OutputGuard, SkipGuard,
-                     TimeoutGuard)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from csp_ext import (ChannelPoisonException, ChannelRetireException, DeadlockError, InputGuard,
+                     OutputGuard, SkipGuard, TimeoutGuard)
 
 from ._alternation import AltSelect, Alternation, FairSelect, PriSelect, Skip, Timeout, choice
 from ._dump import dump_state, dump_state_on
 from ._process import Process, current_process_id, process
 
+if TYPE_CHECKING:
+    from ._typing import HasReader, HasWriter, PoisonTargets, RetireTargets, T
+
 VERSION = (0, 10, 0)
 
 
-def IN(channel):
+def IN(channel: HasReader[T]) -> T:
     """A new reader end of ``channel`` (same as ``channel.reader()`` and ``+channel``)."""
     return channel.reader()
 
 
-def OUT(channel):
+def OUT(channel: HasWriter[T]) -> T:
     """A new writer end of ``channel`` (same as ``channel.writer()`` and ``-channel``)."""
     return channel.writer()
 
 
-def poison(*ends):
+def poison(*ends: PoisonTargets) -> None:
     """Poison the channels of ``ends``: channel ends or channels, or lists of
     them (as PyCSP 0.9.2's pycsp.parallel took).  TypeError for anything else."""
     for end in _each(ends, "poison"):
         end.poison()
 
 
-def retire(*ends):
+def retire(*ends: RetireTargets) -> None:
     """Retire ``ends``, channel ends or lists of them: each leaves its channel.
     TypeError for anything else (a channel has no end to retire)."""
     for end in _each(ends, "retire"):
@@ -52,9 +58,10 @@ def _each(ends, what):
     return found
 
 
-# Bound here; each backend adds Parallel, Sequence, Spawn, io, shutdown and version.
+# Bound here; each backend adds Channel, ChannelEndRead, ChannelEndWrite, Parallel,
+# Sequence, Spawn, io, shutdown and version.
 __all__ = [
-    "Channel", "ChannelEndRead", "ChannelEndWrite", "IN", "OUT", "poison", "retire",
+    "IN", "OUT", "poison", "retire",
     "ChannelPoisonException", "ChannelRetireException", "DeadlockError",
     "process", "Process", "current_process_id", "Alternation", "choice", "AltSelect",
     "FairSelect", "PriSelect", "InputGuard", "OutputGuard", "SkipGuard", "TimeoutGuard",
