@@ -34,7 +34,9 @@ from ._network import SSHProcess as SSHProcess, clusterprocess as clusterprocess
 from ._network import sshprocess as sshprocess
 
 if TYPE_CHECKING:  # what Channel(...) makes (its connect= refuses until pycsp.net exists)
-    from csp_ext import ShmChannel as Channel
+    from csp_ext import ShmChannel
+
+    Channel = ShmChannel
 else:
     from ._channel import Channel
 
