@@ -61,3 +61,12 @@ def test_channel_of_a_type_is_a_channel(csp):
     assert ch.reader()() == 5
     assert csp.ChannelEndRead[int].__origin__ is csp.ChannelEndRead
     assert csp.ChannelEndWrite[str].__origin__ is csp.ChannelEndWrite
+
+
+@pytest.mark.timeout(20)
+def test_traced_and_parallel_names_take_a_message_type():
+    import pycsp.parallel as par
+    from pycsp.common import trace
+
+    for kind in (trace.Channel, trace.ChannelEndRead, trace.ChannelEndWrite, par.Channel):
+        assert kind[int].__origin__ is kind

@@ -121,6 +121,7 @@ class Channel:
 
 class _End:
     __slots__ = ("_end", "channel")
+    __class_getitem__ = classmethod(types.GenericAlias)  # ChannelEndRead[int], as the backends'
 
     def __init__(self, end, channel):
         self._end = end
