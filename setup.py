@@ -3,6 +3,17 @@ import glob
 import os
 
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
+
+
+class build_py_with_stub(build_py):
+    """Also puts csp_ext.pyi (the C module's types) beside csp_ext's .so: a
+    top-level module has no package whose package data could carry it."""
+
+    def run(self):
+        super().run()
+        self.copy_file("csp_ext.pyi", os.path.join(self.build_lib, "csp_ext.pyi"))
+
 
 extra_compile_args = ["-Wall", "-Wextra", "-std=c11", "-D_GNU_SOURCE"]
 extra_link_args = []
@@ -31,6 +42,7 @@ except ImportError:
     pass
 
 setup(
+    cmdclass={"build_py": build_py_with_stub},
     ext_modules=[
         Extension(
             "csp_ext",

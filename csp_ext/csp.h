@@ -256,6 +256,11 @@ int csp_parse_multiplier(PyObject *a, PyObject *b, PyTypeObject *type, PyObject 
                          Py_ssize_t *n);
 /* The exception for using a retired end. */
 void csp_raise_end_retired(int is_writer);
+/* Method table entry of the channel and end types: Channel[int] is the
+ * runtime side of the generic types in csp_ext.pyi (a types.GenericAlias,
+ * which calls the type itself; no message ever passes through it). */
+#define CSP_CLASS_GETITEM \
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585"}
 
 /* greensched.c */
 int csp_green_init_module(PyObject *m);

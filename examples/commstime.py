@@ -16,7 +16,7 @@ CYCLES = 10_000
 
 
 @process
-def delta(cin, cout1, cout2):
+def delta(cin: ChannelEndRead[int], cout1: ChannelEndWrite[int], cout2: ChannelEndWrite[int]) -> None:
     """Copy each value to cout1, then to cout2 (the classic Commstime's
     sequential delta; plugNplay's Delta2 offers both at once)."""
     while True:
@@ -26,7 +26,7 @@ def delta(cin, cout1, cout2):
 
 
 @process
-def consumer(cin, cycles):
+def consumer(cin: ChannelEndRead[int], cycles: int) -> tuple[int, float]:
     cin()  # the prefix's 0: the ring is running
     start = time.perf_counter()
     total = 0

@@ -16,7 +16,9 @@ MEALS = 20
 
 
 @process
-def philosopher(me, sit, stand, left_up, left_down, right_up, right_down, meals):
+def philosopher(me: int, sit: ChannelEndWrite[int], stand: ChannelEndWrite[int], left_up: ChannelEndWrite[int],
+                left_down: ChannelEndWrite[int], right_up: ChannelEndWrite[int], right_down: ChannelEndWrite[int],
+                meals: int) -> int:
     for _ in range(meals):
         sit(me)
         first, _ = FairSelect((left_up, me), (right_up, me))
@@ -30,7 +32,7 @@ def philosopher(me, sit, stand, left_up, left_down, right_up, right_down, meals)
 
 
 @process
-def fork(up, down):
+def fork(up: ChannelEndRead[int], down: ChannelEndRead[int]) -> int:
     uses = 0
     try:
         while True:
@@ -43,7 +45,7 @@ def fork(up, down):
 
 
 @process
-def footman(sit, stand, seats):
+def footman(sit: ChannelEndRead[int], stand: ChannelEndRead[int], seats: int) -> int:
     seated = most = 0
     try:
         while True:

@@ -13,7 +13,7 @@ COUNT = 20
 
 
 @process
-def printer(cin, count):
+def printer(cin: ChannelEndRead[int], count: int) -> list[int]:
     numbers = [cin() for _ in range(count)]
     poison(cin)
     return numbers

@@ -10,6 +10,7 @@ memory); the collector puts the picture together and it is printed as text.
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from pycsp_import import *
 
@@ -21,7 +22,11 @@ WORKERS = 4
 SHADES = " .:-=+*%#"        # by escape step, fast to slow; "@" never escapes
 
 
-def escape_steps(row):
+# One row's escape steps (a picture is rows of them).
+Steps = npt.NDArray[np.int_]
+
+
+def escape_steps(row: int) -> Steps:
     """For each point of ``row``: the step at which it escaped (|z| > 2), or
     MAX_STEPS if it never did (it is in the set)."""
     ci = Y0 + row * ((Y1 - Y0) / (HEIGHT - 1))
@@ -41,21 +46,21 @@ def escape_steps(row):
 
 
 @process
-def producer(jobs, rows):
+def producer(jobs: ChannelEndWrite[int], rows: int) -> None:
     for row in range(rows):
         jobs(row)
     retire(jobs)
 
 
 @process
-def worker(jobs, results):
+def worker(jobs: ChannelEndRead[int], results: ChannelEndWrite[tuple[int, Steps]]) -> None:
     while True:
         row = jobs()
         results((row, escape_steps(row)))
 
 
 @process
-def collector(results):
+def collector(results: ChannelEndRead[tuple[int, Steps]]) -> Steps:
     picture = np.zeros((HEIGHT, WIDTH), dtype=int)
     try:
         while True:
@@ -65,7 +70,7 @@ def collector(results):
         return picture
 
 
-def shade(steps):
+def shade(steps: int) -> str:
     """The character for a point: on a square-root scale of its escape step,
     which spreads the many points that escape early over more shades."""
     if steps == MAX_STEPS:

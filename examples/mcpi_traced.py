@@ -25,14 +25,14 @@ TRACE = "mcpi_traced.json"
 
 
 @process
-def producer(jobs, count, darts):
+def producer(jobs: ChannelEndWrite[tuple[int, int]], count: int, darts: int) -> None:
     for seed in range(count):
         jobs((seed, darts))
     retire(jobs)
 
 
 @process
-def worker(jobs, results):
+def worker(jobs: ChannelEndRead[tuple[int, int]], results: ChannelEndWrite[tuple[int, int]]) -> None:
     while True:
         seed, darts = jobs()
         rng = random.Random(seed)  # one seed per job: the same estimate on every backend
@@ -41,7 +41,7 @@ def worker(jobs, results):
 
 
 @process
-def consumer(results):
+def consumer(results: ChannelEndRead[tuple[int, int]]) -> tuple[int, int]:
     hits = thrown = 0
     try:
         while True:

@@ -19,14 +19,14 @@ WORKERS = 4
 
 
 @process
-def producer(jobs, count, darts):
+def producer(jobs: ChannelEndWrite[tuple[int, int]], count: int, darts: int) -> None:
     for seed in range(count):
         jobs((seed, darts))
     retire(jobs)
 
 
 @process
-def worker(jobs, results):
+def worker(jobs: ChannelEndRead[tuple[int, int]], results: ChannelEndWrite[tuple[int, int]]) -> None:
     while True:
         seed, darts = jobs()
         rng = random.Random(seed)
@@ -35,7 +35,7 @@ def worker(jobs, results):
 
 
 @process
-def consumer(results):
+def consumer(results: ChannelEndRead[tuple[int, int]]) -> tuple[int, int]:
     hits = thrown = 0
     try:
         while True:

@@ -8,6 +8,7 @@ as ``from pycsp.threads import *`` would, and ``BACKEND``, the name chosen.
 import importlib
 import os
 import sys
+from typing import TYPE_CHECKING
 
 BACKENDS = ("threads", "processes", "greenlets")
 
@@ -20,6 +21,10 @@ BACKEND = sys.argv[1] if len(sys.argv) > 1 else "threads"
 if BACKEND not in BACKENDS:
     sys.exit(f"usage: python {sys.argv[0]} [{'|'.join(BACKENDS)}]")
 
+if TYPE_CHECKING:  # every backend has these names and types; a checker sees threads'
+    from pycsp.threads import *  # noqa: F403
+
 _backend = importlib.import_module("pycsp." + BACKEND)
 globals().update((name, getattr(_backend, name)) for name in _backend.__all__)
-__all__ = [*_backend.__all__, "BACKEND"]
+if not TYPE_CHECKING:
+    __all__ = [*_backend.__all__, "BACKEND"]

@@ -13,21 +13,21 @@ LIMIT = 300
 
 
 @process
-def numbers(cout, limit):
+def numbers(cout: ChannelEndWrite[int], limit: int) -> None:
     for n in range(2, limit):
         cout(n)
     retire(cout)
 
 
 @process
-def sieve(cin, primes):
+def sieve(cin: ChannelEndRead[int], primes: ChannelEndWrite[int]) -> None:
     try:
         prime = cin()
     except ChannelRetireException:
         retire(primes)  # the last sieve: every prime has been reported
         return
     primes(prime)
-    rest = Channel()
+    rest = Channel[int]()
     Spawn(sieve(+rest, primes))
     to_rest = -rest
     try:
@@ -41,8 +41,8 @@ def sieve(cin, primes):
 
 
 @process
-def report(cin):
-    found = []
+def report(cin: ChannelEndRead[int]) -> list[int]:
+    found: list[int] = []
     try:
         while True:
             found.append(cin())

@@ -12,13 +12,13 @@ ROUNDS = 100
 
 
 @process
-def element(cin, cout):
+def element(cin: ChannelEndRead[int], cout: ChannelEndWrite[int]) -> None:
     while True:
         cout(cin() + 1)
 
 
 @process
-def root(cin, cout, rounds):
+def root(cin: ChannelEndRead[int], cout: ChannelEndWrite[int], rounds: int) -> int:
     token = 0
     for _ in range(rounds):
         cout(token + 1)

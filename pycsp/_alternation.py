@@ -4,13 +4,21 @@ The commit itself — exactly one ready guard, performed atomically — is in C.
 This module turns PyCSP's guard spellings (dicts, tuples, guard objects) into
 the tuple that ``csp_ext.select`` takes, once, and runs actions.
 """
+from __future__ import annotations
+
 import sys
+from typing import TYPE_CHECKING, Any
 
 import csp_ext
 from csp_ext import InputGuard, OutputGuard, SkipGuard, TimeoutGuard
 
 from . import _guard_kinds as _other_kinds  # one name: this module's globals stay as they were
 from ._ends import READ_ENDS as ChannelEndRead, WRITE_ENDS as ChannelEndWrite
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+    from ._typing import AlternationItem, Chosen, Guard, P
 
 #: Another name for SkipGuard: ``Skip()`` is ``SkipGuard()``.
 Skip = SkipGuard
@@ -19,22 +27,24 @@ Timeout = TimeoutGuard
 
 _INPUT, _OUTPUT, _OTHER = 0, 1, 2
 
+
 class Choice:
     """A deferred call made by a ``@choice`` function: run by ``Alternation.execute``."""
 
     __slots__ = ("fn", "args", "kwargs")
 
-    def __init__(self, fn, args, kwargs):
+    def __init__(self, fn: Callable[..., object], args: tuple[Any, ...],
+                 kwargs: Mapping[str, Any]) -> None:
         self.fn, self.args, self.kwargs = fn, args, kwargs
 
-    def __call__(self, **extra):
+    def __call__(self, **extra: Any) -> object:
         return self.fn(*self.args, **self.kwargs, **extra)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Choice {getattr(self.fn, '__name__', self.fn)!r}>"
 
 
-def choice(fn):
+def choice(fn: Callable[P, object]) -> Callable[P, Choice]:
     """Decorator: ``fn(args)`` returns a ``Choice`` to use as a guard action.
 
     The choice's call runs only if its guard is chosen; for an input guard the
@@ -55,7 +65,7 @@ def choice(fn):
 
     make_choice.__name__ = getattr(fn, "__name__", "choice")
     make_choice.__doc__ = getattr(fn, "__doc__", None)
-    make_choice.__wrapped__ = fn
+    make_choice.__wrapped__ = fn  # type: ignore[attr-defined]
     return make_choice
 
 
@@ -156,12 +166,12 @@ class Alternation:
 
     __slots__ = ("_entries", "_c_guards")
 
-    def __init__(self, guards):
+    def __init__(self, guards: Iterable[AlternationItem]) -> None:
         try:
             self._entries = _parse_alternation(guards)
         except _other_kinds.Found as other:  # free when not raised
             self.__class__ = other.handler.Alternation
-            self.__init__(guards)
+            self.__init__(guards)  # type: ignore[misc]
             return
         self._c_guards = tuple(e[0] for e in self._entries)
 
@@ -169,7 +179,7 @@ class Alternation:
         index, msg = csp_ext.select(self._c_guards)
         return self._entries[index], msg
 
-    def select(self):
+    def select(self) -> Chosen:
         """Commit exactly one ready guard, blocking until one is; do not run its action.
 
         Returns:
@@ -184,7 +194,7 @@ class Alternation:
         entry, msg = self._choose()
         return entry[1], msg
 
-    def execute(self):
+    def execute(self) -> Chosen:
         """Like ``select()``, then run the chosen guard's action.
 
         Returns:
@@ -211,7 +221,7 @@ def _select(guards, fair, frame):
     return entry[1], msg
 
 
-def AltSelect(*guards):
+def AltSelect(*guards: Guard) -> Chosen:
     """Commit one ready guard (blocking until one is), run its action, return
     ``(guard_end, msg)``.
 
@@ -237,7 +247,7 @@ def AltSelect(*guards):
     return _select(guards, False, sys._getframe(1))
 
 
-def PriSelect(*guards):
+def PriSelect(*guards: Guard) -> Chosen:
     """Like AltSelect, always committing the first ready guard in order.
 
     Args:
@@ -246,7 +256,7 @@ def PriSelect(*guards):
     return _select(guards, False, sys._getframe(1))
 
 
-def FairSelect(*guards):
+def FairSelect(*guards: Guard) -> Chosen:
     """Like AltSelect, preferring the ready guards least recently chosen.
 
     Channel guards come first, least recently chosen first; Skip and Timeout

@@ -17,12 +17,15 @@ Nothing here runs unless there is a deadlock, and nothing here may turn a
 DeadlockError into another exception: a report that fails leaves the
 exception as it was.
 """
+from __future__ import annotations
+
 import dataclasses
 import itertools
 import os
 import sys
 import threading
 import weakref
+from typing import Any
 
 import csp_ext
 from csp_ext import DeadlockError
@@ -69,7 +72,7 @@ def other(direction):
 
 # ---------------------------------------------------------------- channel labels
 
-_unnamed = weakref.WeakKeyDictionary()
+_unnamed: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 _next_unnamed = itertools.count(1)
 
 
@@ -163,7 +166,7 @@ def name_of_caller(pid):
 # so a Parallel finds those of processes whose failures do not reach it
 # (Spawned ones, the main program).  Only the last: a report is gathered as
 # soon as its processes end, and an old one must not keep memory.
-_last = {}
+_last: dict[Any, Any] = {}
 
 
 def make_error(blocked_on, is_select):

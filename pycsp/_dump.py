@@ -9,15 +9,21 @@ the other OS processes (blocked on what); with ``dump_state_on`` the signal
 is passed on to the child processes, which then describe themselves, sites
 included.  Nothing here runs until asked.
 """
+from __future__ import annotations
+
 import gc
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING, TextIO
 
 import csp_ext
 from csp_ext import Task
 
 from ._deadlock import blocking_site, label
+
+if TYPE_CHECKING:
+    import types
 
 
 def _frame_of(task, frames):
@@ -109,7 +115,7 @@ def describe_state(others=True):
     return "\n".join([head] + lines) + "\n"
 
 
-def dump_state(file=None, *, others=True):
+def dump_state(file: TextIO | None = None, *, others: bool = True) -> None:
     """Write every CSP process's state (running, or blocked on what, where),
     without stopping anything.
 
@@ -131,7 +137,7 @@ def dump_state(file=None, *, others=True):
 _dump_on = None
 
 
-def dump_state_on(signum=signal.SIGUSR1, file=None):
+def dump_state_on(signum: int = signal.SIGUSR1, file: TextIO | None = None) -> None:
     """From now on, signal ``signum`` writes a state dump (``dump_state(file)``).
 
     The signal is passed on to the child OS processes of the program that
@@ -152,7 +158,7 @@ def dump_state_on(signum=signal.SIGUSR1, file=None):
     if not isinstance(signum, int) or isinstance(signum, bool):
         raise TypeError(f"dump_state_on takes a signal number, not {type(signum).__name__}")
 
-    def on_signal(received, frame):
+    def on_signal(received: int, frame: types.FrameType | None) -> None:
         # A signal handler must not raise into the program, whatever the dump meets.
         try:
             records = csp_ext._shared_waits()

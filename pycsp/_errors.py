@@ -7,6 +7,10 @@ that name them import and run.  ``InfoException`` and ``FatalException`` are
 0.9.2's usage and internal errors.  Each class is one object, whichever module
 exports it.
 """
+from __future__ import annotations
+
+from typing import Any
+
 from csp_ext import ChannelPoisonException
 
 
@@ -16,12 +20,12 @@ class ChannelSocketException(Exception):
     ``addr`` is the (host, port) concerned (or None), ``msg`` what went wrong.
     """
 
-    def __init__(self, addr, msg):
+    def __init__(self, addr: tuple[str, int] | None, msg: Any) -> None:
         super().__init__(addr, msg)
         self.addr = addr
         self.msg = msg
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.msg} {self.addr}" if self.addr is not None else str(self.msg)
 
 
@@ -43,7 +47,7 @@ class ChannelLostException(ChannelSocketException, ChannelPoisonException):
 class InfoException(Exception):
     """PyCSP was used in a way it does not support; the message says what to do."""
 
-    def __init__(self, msg):
+    def __init__(self, msg: Any) -> None:
         super().__init__(msg)
         self.msg = msg
 
@@ -51,6 +55,6 @@ class InfoException(Exception):
 class FatalException(Exception):
     """PyCSP is in a state it cannot recover from."""
 
-    def __init__(self, msg):
+    def __init__(self, msg: Any) -> None:
         super().__init__(msg)
         self.msg = msg

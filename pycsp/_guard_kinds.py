@@ -7,8 +7,11 @@ whole choice.  ``_alternation`` looks here only once a guard turned out to be
 of no core kind (just before it would raise TypeError), so the core's
 alternations never pay for it.
 """
+from __future__ import annotations
 
-_handlers = {}  # type of end or guard -> handler
+from typing import Any
+
+_handlers: dict[type, Any] = {}  # type of end or guard -> handler
 
 
 class Found(Exception):

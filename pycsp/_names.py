@@ -1,16 +1,22 @@
 """The names every backend exports (API.md), minus those a backend supplies itself."""
-from csp_ext import (Channel, ChannelEndRead, ChannelEndWrite, ChannelPoisonException,
-                     ChannelRetireException, DeadlockError, InputGuard, OutputGuard, SkipGuard,
-                     TimeoutGuard)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from csp_ext import (ChannelPoisonException, ChannelRetireException, DeadlockError, InputGuard,
+                     OutputGuard, SkipGuard, TimeoutGuard)
 
 from ._alternation import AltSelect, Alternation, FairSelect, PriSelect, Skip, Timeout, choice
 from ._dump import dump_state, dump_state_on
 from ._process import Process, current_process_id, process
 
+if TYPE_CHECKING:
+    from ._typing import HasReader, HasWriter, PoisonTargets, RetireTargets, T
+
 VERSION = (0, 10, 0)
 
 
-def IN(channel):
+def IN(channel: HasReader[T]) -> T:
     """A new reader end of ``channel`` (same as ``channel.reader()`` and ``+channel``).
 
     Args:
@@ -19,7 +25,7 @@ def IN(channel):
     return channel.reader()
 
 
-def OUT(channel):
+def OUT(channel: HasWriter[T]) -> T:
     """A new writer end of ``channel`` (same as ``channel.writer()`` and ``-channel``).
 
     Args:
@@ -28,7 +34,7 @@ def OUT(channel):
     return channel.writer()
 
 
-def poison(*ends):
+def poison(*ends: PoisonTargets) -> None:
     """Poison the channels of ``ends`` at once.
 
     Every blocked and every later read or write on them raises
@@ -45,7 +51,7 @@ def poison(*ends):
         end.poison()
 
 
-def retire(*ends):
+def retire(*ends: RetireTargets) -> None:
     """Retire ``ends``: each leaves its channel (``end.retire()`` for each).
 
     When every reader of a channel has retired, writes on it raise
@@ -81,9 +87,10 @@ def _each(ends, what):
     return found
 
 
-# Bound here; each backend adds Parallel, Sequence, Spawn, io, shutdown and version.
+# Bound here; each backend adds Channel, ChannelEndRead, ChannelEndWrite, Parallel,
+# Sequence, Spawn, io, shutdown and version.
 __all__ = [
-    "Channel", "ChannelEndRead", "ChannelEndWrite", "IN", "OUT", "poison", "retire",
+    "IN", "OUT", "poison", "retire",
     "ChannelPoisonException", "ChannelRetireException", "DeadlockError",
     "process", "Process", "current_process_id", "Alternation", "choice", "AltSelect",
     "FairSelect", "PriSelect", "InputGuard", "OutputGuard", "SkipGuard", "TimeoutGuard",

@@ -2,21 +2,31 @@
 
 How processes are run (Parallel, Sequence, Spawn) is _runtime.py.
 """
+from __future__ import annotations
+
 import itertools
 import os
 import sys
 import types
+from typing import TYPE_CHECKING, Any
 
 import csp_ext
 from csp_ext import ChannelPoisonException, ChannelRetireException, DeadlockError, Task
 
 from ._deadlock import name_entry
 from ._ends import poison_all, retire_all, with_fresh_ends
+from ._typing import P, R
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import SupportsInt, TypeVar
+
+    _ProcessT = TypeVar("_ProcessT", bound="Process")
 
 _ids = itertools.count(1)
 # Shared by every Process without keyword arguments (a million processes, one
 # object), read-only so that writing into one Process's kwargs cannot reach others.
-_NO_KWARGS = types.MappingProxyType({})
+_NO_KWARGS: types.MappingProxyType[str, Any] = types.MappingProxyType({})
 _error_clock = itertools.count()  # orders failures in time: Parallel raises the first
 
 
@@ -53,8 +63,15 @@ class Process:
 
     __slots__ = ("fn", "args", "kwargs", "return_value", "exception", "id", "task",
                  "_error_order", "__weakref__")
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    return_value: Any
+    exception: BaseException | None
+    id: str | None
+    task: Task | None
 
-    def __init__(self, fn, *args, **kwargs):
+    def __init__(self, fn: Callable[P, object], *args: P.args, **kwargs: P.kwargs) -> None:
         if not callable(fn):
             raise TypeError(f"Process needs a callable, not {type(fn).__name__}")
         self.fn = fn
@@ -66,7 +83,7 @@ class Process:
         self.task = None
         self._error_order = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Process {getattr(self.fn, '__name__', self.fn)!r} id={self.id}>"
 
     def __reduce__(self):
@@ -77,7 +94,7 @@ class Process:
         return (_rebuild_process,
                 (_function_reference(self.fn), self.args, dict(self.kwargs), self.id, type(self)))
 
-    def __mul__(self, n):
+    def __mul__(self: _ProcessT, n: SupportsInt) -> list[_ProcessT]:
         """``P * n``: P and n - 1 copies (of P's own class) with fresh channel ends.
 
         n is a whole number: an int, or what ``int(n)`` turns into an equal int
@@ -180,7 +197,7 @@ def _rebuild_process(fn, args, kwargs, id_, kind=Process):
     return proc
 
 
-def process(fn):
+def process(fn: Callable[P, object]) -> Callable[P, Process]:
     """Decorator: calling ``fn(args)`` returns a ``Process`` instead of running it.
 
     Args:
@@ -209,7 +226,7 @@ def factory(fn, kind, decorator):
     return make_process
 
 
-def io(fn):
+def io(fn: Callable[P, R]) -> Callable[P, R]:
     """Mark ``fn`` as blocking in the OS (sleep, file or socket I/O, a C call
     that releases the GIL).  In this backend it is a plain call: ``fn``
     itself is returned.
@@ -229,7 +246,7 @@ def name_of(proc):
     return getattr(proc.fn, "__name__", repr(proc.fn))
 
 
-def current_process_id():
+def current_process_id() -> str:
     """A string unique to the running CSP process, such as ``"20817.3"``.
 
     The main program and each thread that pycsp did not start count as one

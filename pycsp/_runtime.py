@@ -33,19 +33,25 @@ greenlets, ``group`` is a ``csp_ext.Join``, ``start`` the function that starts
 the threads or greenlets and ``wait`` is ``Join.wait`` itself, so a Parallel
 costs no more Python calls than when they had a runtime of their own.
 """
+from __future__ import annotations
+
 import atexit
 import sys
 import traceback
+from typing import TYPE_CHECKING, Any
 
 from csp_ext import DeadlockError
 
 from ._deadlock import gather
 from ._process import Process, name_of
 
+if TYPE_CHECKING:
+    from ._typing import ProcessItems
+
 
 # Every Runtime of this interpreter (one per backend imported): a forked child
 # forgets what its parent started in each, and waits for its own Spawns in each.
-_every_runtime = []
+_every_runtime: list[Runtime] = []
 
 
 def flatten(items, what):
@@ -89,7 +95,7 @@ class Runtime:
         self._unfinished.append((procs, group, parallel))
         self._backend.watch(self._unfinished)
 
-    def Parallel(self, *items):
+    def Parallel(self, *items: ProcessItems) -> list[Any]:
         """Run the processes concurrently; return their values in order once all ended.
 
         Args:
@@ -134,7 +140,7 @@ class Runtime:
             raise error
         return [p.return_value for p in procs]
 
-    def Sequence(self, *items):
+    def Sequence(self, *items: ProcessItems) -> list[Any]:
         """Run the processes one after the other; return their values in order.
 
         Args:
@@ -149,7 +155,7 @@ class Runtime:
         """
         return [value for p in flatten(items, "Sequence") for value in self.Parallel(p)]
 
-    def Spawn(self, *items):
+    def Spawn(self, *items: ProcessItems) -> None:
         """Start the processes and return at once; ``shutdown()`` waits for them.
 
         A spawned process that fails is reported on stderr by ``shutdown()``
@@ -169,7 +175,7 @@ class Runtime:
             p._prepare(self._makes_tasks)
         self._keep_for_shutdown(procs, self._start(procs, False), False)
 
-    def shutdown(self):
+    def shutdown(self) -> None:
         """Wait for every spawned process; report (on stderr) any that failed.
 
         Each failure gets a line ``pycsp: spawned process ID (NAME) failed:``

@@ -385,6 +385,7 @@ static PyMethodDef end_methods[] = {
      "poison($self, /)\n--\n\n"
      "Poison the channel: every blocked and every later read or write on it\n"
      "raises ChannelPoisonException; buffered messages are dropped."},
+    CSP_CLASS_GETITEM,
     {NULL}
 };
 
@@ -602,6 +603,7 @@ static PyMethodDef channel_methods[] = {
      "A dict of what the channel holds now: ``buffered``, ``blocked_readers``,\n"
      "``blocked_writers``, ``readers`` and ``writers`` (joined ends), and the flags\n"
      "``poisoned``, ``readers_retired``, ``writers_retired``."},
+    CSP_CLASS_GETITEM,
     {NULL}
 };
 

@@ -647,6 +647,7 @@ static PyMethodDef shmchan_methods[] = {
      "process), the flags ``poisoned``, ``readers_retired``, ``writers_retired``,\n"
      "and ``refs`` (references to the channel in the arena)."},
     {"__reduce__", (PyCFunction)shmchan_reduce, METH_NOARGS, NULL},
+    CSP_CLASS_GETITEM,
     {NULL}
 };
 
@@ -823,6 +824,7 @@ static PyMethodDef shmend_methods[] = {
      "Poison the channel, in every OS process: every blocked and every later read\n"
      "or write on it raises ChannelPoisonException; buffered messages are dropped."},
     {"__reduce__", (PyCFunction)shmend_reduce, METH_NOARGS, NULL},
+    CSP_CLASS_GETITEM,
     {NULL}
 };
 

@@ -5,13 +5,21 @@ a missing or unknown argument, or a writer end where a reader end belongs,
 raises ``TypeError`` at that call, naming the component and the parameter,
 instead of failing later inside the running process.
 """
+from __future__ import annotations
+
 import functools
 import inspect
+from typing import TYPE_CHECKING, Any
 
 from csp_ext import Channel, ShmChannel
 
 from .._ends import READ_ENDS, WRITE_ENDS
 from .._process import Process
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from .._typing import P
 
 
 def _looks_like_end(value):
@@ -41,12 +49,13 @@ def check_end(owner, parameter, value, reader, optional=False):
     raise TypeError(f"{owner}: {parameter} must be {wanted}, not {got}")
 
 
-def component(readers=(), writers=()):
+def component(readers: Iterable[str] = (), writers: Iterable[str] = ()
+              ) -> Callable[[Callable[P, object]], Callable[P, Process]]:
     """Decorator: like ``@process``; ``readers`` and ``writers`` name the
     parameters that take reader and writer ends (None is accepted where the
     parameter's default is None)."""
 
-    def decorate(fn):
+    def decorate(fn: Callable[P, object]) -> Callable[P, Process]:
         signature = inspect.signature(fn)
         roles = {name: True for name in readers}
         roles.update({name: False for name in writers})
@@ -58,7 +67,7 @@ def component(readers=(), writers=()):
         # functools.wraps sets __wrapped__ = fn: Process pickling (the processes
         # backend's spawn start) finds fn through the module attribute that wraps it.
         @functools.wraps(fn)
-        def make_process(*args, **kwargs):
+        def make_process(*args: P.args, **kwargs: P.kwargs) -> Process:
             try:
                 bound = signature.bind(*args, **kwargs)
             except TypeError as exc:

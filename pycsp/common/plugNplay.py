@@ -13,6 +13,10 @@ Import after the backend::
     from pycsp.common.plugNplay import *
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from csp_ext import ChannelRetireException
 
 from .._alternation import FairSelect, PriSelect, Skip
@@ -20,19 +24,22 @@ from .._names import retire
 from ._backend import backend_for
 from ._component import component
 
+if TYPE_CHECKING:
+    from .._typing import ReadEnd, T, WriteEnd
+
 __all__ = ["Identity", "Prefix", "Successor", "Delta2", "Plus", "Tail", "Pairs",
            "SkipProcess", "Mux2"]
 
 
 @component(readers=["cin"], writers=["cout"])
-def Identity(cin, cout):
+def Identity(cin: ReadEnd[T], cout: WriteEnd[T]) -> None:
     """Copy ``cin`` to ``cout``: a one-place buffer in a stream."""
     while True:
         cout(cin())
 
 
 @component(readers=["cin"], writers=["cout"])
-def Prefix(cin, cout, prefix=None):
+def Prefix(cin: ReadEnd[T], cout: WriteEnd[T], prefix: Any = None) -> None:
     """Write ``prefix`` to ``cout``, then copy ``cin`` to ``cout``."""
     cout(prefix)
     while True:
@@ -40,14 +47,14 @@ def Prefix(cin, cout, prefix=None):
 
 
 @component(readers=["cin"], writers=["cout"])
-def Successor(cin, cout):
+def Successor(cin: ReadEnd[int], cout: WriteEnd[int]) -> None:
     """Write each value read from ``cin``, plus 1, to ``cout``."""
     while True:
         cout(cin() + 1)
 
 
 @component(readers=["cin"], writers=["cout1", "cout2"])
-def Delta2(cin, cout1, cout2):
+def Delta2(cin: ReadEnd[T], cout1: WriteEnd[T], cout2: WriteEnd[T]) -> None:
     """Copy each value read from ``cin`` to both ``cout1`` and ``cout2``, to
     whichever is ready first, then to the other."""
     while True:
@@ -60,14 +67,14 @@ def Delta2(cin, cout1, cout2):
 
 
 @component(readers=["cin1", "cin2"], writers=["cout"])
-def Plus(cin1, cin2, cout):
+def Plus(cin1: ReadEnd[Any], cin2: ReadEnd[Any], cout: WriteEnd[Any]) -> None:
     """Read one value from ``cin1``, then one from ``cin2``; write their sum to ``cout``."""
     while True:
         cout(cin1() + cin2())
 
 
 @component(readers=["cin"], writers=["cout"])
-def Tail(cin, cout):
+def Tail(cin: ReadEnd[T], cout: WriteEnd[T]) -> None:
     """Drop the first value read from ``cin``; copy the rest to ``cout``."""
     cin()
     while True:
@@ -75,7 +82,7 @@ def Tail(cin, cout):
 
 
 @component(readers=["cin"], writers=["cout"])
-def Pairs(cin, cout):
+def Pairs(cin: ReadEnd[Any], cout: WriteEnd[Any]) -> None:
     """Write the sum of each two consecutive values of ``cin`` to ``cout``.
 
     A network of its own, as in PyCSP: Delta2 feeds Plus directly and through
@@ -94,12 +101,12 @@ def Pairs(cin, cout):
 
 
 @component()
-def SkipProcess():
+def SkipProcess() -> None:
     """Do nothing and end."""
 
 
 @component(readers=["cin1", "cin2"], writers=["cout"])
-def Mux2(cin1, cin2, cout):
+def Mux2(cin1: ReadEnd[T], cin2: ReadEnd[T], cout: WriteEnd[T]) -> None:
     """Copy the values of ``cin1`` and ``cin2`` to ``cout`` as they come.
 
     When both have a value waiting, the one least recently taken goes first,

@@ -21,10 +21,13 @@ Blocking file and pipe operations run as ``@io`` calls of the backend in use
 pycsp.processes with the spawn start, pass files as paths: an open file object
 cannot be pickled to the child (the fork start inherits it).
 """
+from __future__ import annotations
+
 import os
 import shlex
 import shutil
 import subprocess
+from typing import IO, TYPE_CHECKING, Any, Union
 
 from csp_ext import ChannelPoisonException, ChannelRetireException
 
@@ -33,10 +36,18 @@ from .._process import process
 from ._backend import local_backend
 from ._component import check_end, component
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .._process import Process
+    from .._typing import ReadEnd, WriteEnd
+
+    _File = Union[str, os.PathLike[str], IO[Any]]
+
 __all__ = ["which", "file_r", "file_w", "runner", "execute"]
 
 
-def which(cmd):
+def which(cmd: str | os.PathLike[str]) -> str | None:
     """The path of the program ``cmd`` as found on PATH, or None if there is none.
 
     Raises TypeError unless ``cmd`` is a string or a path.
@@ -92,7 +103,8 @@ def _file_r(cout, file, retire_on_eof=True, sep="\n"):
         retire(cout)
 
 
-def file_r(cout, file, retire_on_eof=True, sep="\n"):
+def file_r(cout: WriteEnd[Any], file: _File, retire_on_eof: bool = True, sep: str = "\n"
+           ) -> Process:
     """A process that reads ``file`` (a path, or a file object opened for reading)
     and writes it to ``cout`` record by record: a list of lines ending with the
     first line that contains ``sep``; the rest of the file, if any, as a last
@@ -126,7 +138,7 @@ def _file_w(cin, file):
             sink.close()
 
 
-def file_w(cin, file):
+def file_w(cin: ReadEnd[Any], file: _File) -> Process:
     """A process that writes every message read from ``cin`` to ``file`` (a path,
     opened for writing, or a file object), flushing after each, until ``cin`` is
     retired or poisoned; then it retires or poisons ``cin`` and ends.  A file it
@@ -278,8 +290,9 @@ def _execute(args, stdinChEnd, stdoutChEnd, stderrChEnd, retire_on_eof, shell):
     return _run_command(args, stdinChEnd, stdoutChEnd, stderrChEnd, retire_on_eof, shell)
 
 
-def execute(command, stdinChEnd=None, stdoutChEnd=None, stderrChEnd=None, retire_on_eof=True,
-            shell=False):
+def execute(command: str | Sequence[str], stdinChEnd: ReadEnd[Any] | None = None,
+            stdoutChEnd: WriteEnd[Any] | None = None, stderrChEnd: WriteEnd[Any] | None = None,
+            retire_on_eof: bool = True, shell: bool = False) -> Process:
     """A process that runs the external ``command`` with its standard streams as
     channels, and returns its exit code.
 
@@ -307,7 +320,7 @@ def execute(command, stdinChEnd=None, stdoutChEnd=None, stderrChEnd=None, retire
 
 
 @component(readers=["cin"])
-def runner(cin):
+def runner(cin: ReadEnd[Any]) -> None:
     """A process that runs commands, one after the other, until ``cin`` is retired
     or poisoned: it reads ``(command, stdinChEnd, stdoutChEnd, stderrChEnd)``
     tuples and runs each as ``execute`` would.  A command whose channels are

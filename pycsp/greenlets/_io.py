@@ -1,11 +1,19 @@
 """@io for greenlets: the call runs in a worker thread; the caller's greenlet
 waits (counted as running) while the others go on."""
+from __future__ import annotations
+
 import _thread
 import functools
 import queue
 import threading
+from typing import TYPE_CHECKING
 
 from csp_ext import green_io_begin, green_io_done, green_io_wait
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .._typing import P, R
 
 
 class _Call:
@@ -50,7 +58,7 @@ class _Workers:
 _workers = _Workers()
 
 
-def io(fn):
+def io(fn: Callable[P, R]) -> Callable[P, R]:
     """Mark ``fn`` as blocking in the OS (sleep, file or socket I/O, a C call
     that releases the GIL).
 
@@ -69,7 +77,7 @@ def io(fn):
         raise TypeError(f"@io decorates a function, not {type(fn).__name__}")
 
     @functools.wraps(fn)
-    def call_in_worker(*args, **kwargs):
+    def call_in_worker(*args: P.args, **kwargs: P.kwargs) -> R:
         task, ticket = green_io_begin()
         call = _Call(fn, args, kwargs, task, ticket)
         _workers.submit(call)

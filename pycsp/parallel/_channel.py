@@ -1,4 +1,6 @@
 """pycsp.parallel's Channel: the shared-memory channel, with PyCSP 0.9.2's signature."""
+import types
+
 from csp_ext import ShmChannel
 
 from ._network import refuse_connect
@@ -28,3 +30,5 @@ class Channel(metaclass=_ChannelType):
     (PyCSP 0.9.2: a channel hosted by another interpreter) raises
     NotImplementedError: that comes with pycsp.net.
     """
+
+    __class_getitem__ = classmethod(types.GenericAlias)  # Channel[int](), as the backends'

@@ -5,8 +5,17 @@ child OS process (as every process does in pycsp.processes), beside the
 threads that other processes run as.  Its arguments and return value travel
 as with pycsp.processes (pickled when they cross).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, overload
+
 from .._process import Process, factory
 from ._network import refuse_listening_address
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .._typing import P
 
 
 class MultiProcess(Process):
@@ -20,12 +29,21 @@ class MultiProcess(Process):
 
     __slots__ = ()
 
-    def __init__(self, fn, *args, pycsp_host="", pycsp_port=None, **kwargs):
+    def __init__(self, fn: Callable[..., object], *args: Any, pycsp_host: str = "",
+                 pycsp_port: int | None = None, **kwargs: Any) -> None:
         refuse_listening_address(pycsp_host, pycsp_port)
         super().__init__(fn, *args, **kwargs)
 
 
-def multiprocess(func=None, pycsp_host="", pycsp_port=None):
+@overload
+def multiprocess(func: Callable[P, object]) -> Callable[P, MultiProcess]: ...
+@overload
+def multiprocess(func: None = None, pycsp_host: str = "", pycsp_port: int | None = None
+                 ) -> Callable[[Callable[P, object]], Callable[P, MultiProcess]]: ...
+
+
+def multiprocess(func: Callable[..., object] | None = None, pycsp_host: str = "",
+                 pycsp_port: int | None = None) -> Any:
     """Decorator: calling ``func(args)`` returns a ``MultiProcess`` (an OS process).
 
     Also ``@multiprocess(pycsp_host=..., pycsp_port=...)`` as in PyCSP 0.9.2;

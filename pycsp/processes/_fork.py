@@ -13,6 +13,8 @@ outlive the process that made them.  It tells a parent waiting in Parallel so
 through the group's notify pipe, and that Parallel returns without waiting for
 it; shutdown() waits for such lingering children.
 """
+from __future__ import annotations
+
 import errno
 import os
 import pickle
@@ -62,7 +64,7 @@ START_METHODS = ("fork", "spawn")
 _start_method = None
 
 
-def set_start_method(method):
+def set_start_method(method: str) -> str:
     """How pycsp.processes starts a child: ``"fork"`` (the default) or ``"spawn"``.
 
     fork is fast (about a millisecond) and the child has everything the parent had;
@@ -90,7 +92,7 @@ def set_start_method(method):
     return previous
 
 
-def get_start_method():
+def get_start_method() -> str:
     """The start method in use: ``"fork"`` or ``"spawn"``.
 
     Raises:

@@ -3,10 +3,15 @@
 The channel machinery is the C core (csp_ext); a blocked process releases the
 GIL and sleeps on a futex after a short spin.
 """
+from typing import TYPE_CHECKING
+
+from csp_ext import Channel as Channel, ChannelEndRead as ChannelEndRead
+from csp_ext import ChannelEndWrite as ChannelEndWrite
+
 from .._names import *  # noqa: F403 - the API's names
-from .._names import API_NAMES as __all__, VERSION  # noqa: F401
+from .._names import API_NAMES, VERSION
 from .._in_process import InProcessBackend
-from .._process import io  # noqa: F401
+from .._process import io as io
 from .._runtime import Runtime
 from ._start import start_threads
 
@@ -17,3 +22,8 @@ Spawn = _runtime.Spawn
 shutdown = _runtime.shutdown
 #: ``(major, minor, patch, "threads")``: the version of pycsp and the backend's name.
 version = VERSION + ("threads",)
+
+# Type checkers see no __all__ (they cannot read API_NAMES): they export
+# every public name bound here, which is the same list.
+if not TYPE_CHECKING:
+    __all__ = API_NAMES

@@ -31,18 +31,29 @@ code it ran before.
 Which backend the names wrap: ``_wrapped.py`` (the one the importing module
 holds, else the most recently imported one; ``set_backend`` to choose).
 """
+from __future__ import annotations
+
 import atexit
 import json
 import os
 import shutil
 import sys
 import tempfile
+from typing import IO, TYPE_CHECKING, Any
 
 from . import _chrome, _recorder as rec, _wrapped
-from ._alternation import AltSelect, Alternation, FairSelect, InputGuard, OutputGuard, PriSelect
-from ._channels import Channel, ChannelEndRead, ChannelEndWrite
-from ._processes import Parallel, Process, Sequence, Spawn, process
-from ._wrapped import backend, set_backend
+from ._wrapped import backend as backend, set_backend as set_backend
+
+if TYPE_CHECKING:
+    # The traced names take and give what the backend's do: a type checker
+    # sees the backend's (pycsp.threads', every backend's are alike), and the
+    # backend's other names, which ``import *`` brings along at runtime.
+    from pycsp.threads import *  # noqa: F403
+else:
+    from ._alternation import (AltSelect, Alternation, FairSelect, InputGuard, OutputGuard,
+                               PriSelect)
+    from ._channels import Channel, ChannelEndRead, ChannelEndWrite
+    from ._processes import Parallel, Process, Sequence, Spawn, process
 
 DEFAULT_FILE = "pycsp_trace.json"
 
@@ -72,7 +83,8 @@ class _RecordedOutput:
         return getattr(self._stream, name)
 
 
-def TraceInit(file=None, stdout=False):
+def TraceInit(file: str | os.PathLike[str] | IO[str] | None = None, stdout: bool = False
+              ) -> None:
     """Start recording, into ``file`` (a path, default ``pycsp_trace.json``, or
     a writable text file object); TraceQuit writes it.  With ``stdout`` true,
     each line printed is recorded too.
@@ -112,7 +124,7 @@ def TraceInit(file=None, stdout=False):
     rec.instant("TraceInit", "trace", {"backend": backend_name})
 
 
-def TraceQuit():
+def TraceQuit() -> str | None:
     """Stop recording and write the trace file: the events of every OS process
     merged (call it after the processes ended: after Parallel, or after
     ``shutdown()`` for Spawned ones).  Returns the path written (None for a
@@ -138,14 +150,15 @@ def TraceQuit():
     return target if isinstance(target, str) else None
 
 
-def TraceMsg(text):
+def TraceMsg(text: object) -> None:
     """Record ``text`` (any object, as str) at this moment on the calling
     process's track.  Does nothing while tracing is off."""
     text = str(text)
     rec.instant(text[:80], "msg", {"msg": text})
 
 
-def render(trace, out=None):
+def render(trace: str | os.PathLike[str], out: str | os.PathLike[str] | None = None
+           ) -> Any:
     """Draw the trace file ``trace`` as two PNG pictures, the timeline at
     ``out`` (default: TRACE with .png) and the network beside it
     (``NAME-network.png``); return their paths.  Needs matplotlib (ImportError
@@ -173,6 +186,7 @@ _name = None
 for _name in getattr(_backend, "__all__", ()):
     if _name not in TRACED_NAMES:
         globals()[_name] = getattr(_backend, _name)
-__all__ = [n for n in getattr(_backend, "__all__", ()) if n not in TRACED_NAMES]
-__all__ += TRACED_NAMES + ["TraceInit", "TraceQuit", "TraceMsg"]
+if not TYPE_CHECKING:  # a type checker exports the public names bound above
+    __all__ = [n for n in getattr(_backend, "__all__", ()) if n not in TRACED_NAMES]
+    __all__ += TRACED_NAMES + ["TraceInit", "TraceQuit", "TraceMsg"]
 del _name

@@ -10,6 +10,7 @@ TraceQuit pass as they are.
 """
 import itertools
 import os
+import types
 
 from ..._ends import register_end_types
 from . import _recorder as rec
@@ -62,6 +63,7 @@ class Channel:
     """
 
     __slots__ = ("_channel", "key", "label", "__weakref__")
+    __class_getitem__ = classmethod(types.GenericAlias)  # Channel[int](), as the backends'
 
     def __init__(self, name=None, buffer=0):
         self._wrap(backend().Channel(name, buffer), None, None)
@@ -126,6 +128,7 @@ class Channel:
 
 class _End:
     __slots__ = ("_end", "channel")
+    __class_getitem__ = classmethod(types.GenericAlias)  # ChannelEndRead[int], as the backends'
 
     def __init__(self, end, channel):
         self._end = end

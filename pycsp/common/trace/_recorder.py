@@ -17,6 +17,8 @@ draws the arrow.
 Timestamps are ``time.monotonic_ns()`` (one clock for every process of the
 machine) less the session's start.
 """
+from __future__ import annotations
+
 import itertools
 import json
 import os
@@ -83,7 +85,7 @@ def adopt(session_state):
 
 _part_fd = -1  # -1: not opened yet; -2: cannot record here (the parts are gone)
 _pid = 0
-_tracks = {}  # CSP process id -> track number in this OS process
+_tracks: dict[str, int] = {}  # CSP process id -> track number in this OS process
 _track_numbers = itertools.count(1)
 _flow_numbers = itertools.count(1)
 _open_lock = threading.Lock()

@@ -9,8 +9,11 @@ The rule, in order:
    ``pycsp.processes`` (and ``pycsp.parallel``), as ``pycsp.current`` was in
    PyCSP.  ``import pycsp`` imports ``pycsp.threads``, so there always is one.
 """
+from __future__ import annotations
+
 import importlib
 import sys
+import types
 
 BACKENDS = ("pycsp.threads", "pycsp.greenlets", "pycsp.processes", "pycsp.parallel")
 
@@ -61,12 +64,12 @@ def find(namespace):
     return _found
 
 
-def backend():
+def backend() -> types.ModuleType:
     """The backend module the traced names use now."""
     return _chosen or _found or find({})
 
 
-def set_backend(which):
+def set_backend(which: types.ModuleType | str) -> types.ModuleType:
     """Make the traced names wrap ``which``: a backend module or its name
     (``"processes"`` or ``"pycsp.processes"``).  Call it before making channels
     and processes: those made before keep the backend they were made on.
