@@ -706,6 +706,14 @@ def parse_payload(spec):
     return kind, int(float(size[:-1] if unit else size) * _UNITS[unit])
 
 
+def _import_payload_kind(kind):
+    """Import numpy here, before the processes start, when the messages are numpy
+    arrays: forked children then inherit it instead of importing it in every run
+    (0.1-0.2 s each, outside the timed part but not outside the demo's minute)."""
+    if kind == 'numpy':
+        import numpy  # noqa: F401
+
+
 def make_payload(kind, size):
     if kind == 'numpy':
         import numpy as np
@@ -733,6 +741,7 @@ def _payload_reader(csp, cin, size, warm, n):
 
 def csp_payload(csp, spec, n, warm=1):
     kind, size = parse_payload(spec)
+    _import_payload_kind(kind)
     ch = csp.Channel()
     P = lambda fn: _proc(csp, fn)
     res = csp.Parallel(P(_payload_writer)(csp, ch.writer(), kind, size, warm + n),
@@ -752,6 +761,7 @@ def mp_payload(spec, n, warm=1, queue=False):
     is a child process, the reader this process."""
     import multiprocessing as mp
     kind, size = parse_payload(spec)
+    _import_payload_kind(kind)
     if queue:
         q = mp.Queue()
         w_end, recv = q, q.get
@@ -1174,7 +1184,9 @@ def min_n(kernel, size, ring=64):
     if kernel == 'tokens':
         return max(200, 2 * ring * size)
     if kernel == 'payload':
-        return 3
+        # one message of 16 MiB or more already takes 2-500 ms to time; three of
+        # 64 MiB through mp.Pipe took 3-5 s of the demo's minute
+        return 1 if parse_payload(size)[1] >= 16 << 20 else 3
     return 200
 
 
