@@ -8,3 +8,4 @@ Pick how processes run by the import alone::
 """
 from .threads import *  # noqa: F403
 from .threads import __all__, version  # noqa: F401
+from ._version import __version__  # noqa: F401

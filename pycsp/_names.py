@@ -1,4 +1,6 @@
 """The names every backend exports (API.md), minus those a backend supplies itself."""
+import re
+
 from csp_ext import (Channel, ChannelEndRead, ChannelEndWrite, ChannelPoisonException,
                      ChannelRetireException, DeadlockError, InputGuard, OutputGuard, SkipGuard,
                      TimeoutGuard)
@@ -6,8 +8,10 @@ from csp_ext import (Channel, ChannelEndRead, ChannelEndWrite, ChannelPoisonExce
 from ._alternation import AltSelect, Alternation, FairSelect, PriSelect, Skip, Timeout, choice
 from ._dump import dump_state, dump_state_on
 from ._process import Process, current_process_id, process
+from ._version import __version__
 
-VERSION = (0, 10, 0)
+# (major, minor, patch) of __version__; a backend's ``version`` adds its name (API.md).
+VERSION = tuple(int(part) for part in re.match(r"(\d+)\.(\d+)\.(\d+)", __version__).groups())
 
 
 def IN(channel):
