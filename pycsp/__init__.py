@@ -13,3 +13,4 @@ from .threads import version as version
 
 if not TYPE_CHECKING:  # type checkers take the names of pycsp.threads' (the same list)
     from .threads import __all__
+from ._version import __version__ as __version__

@@ -1,6 +1,7 @@
 """The names every backend exports (API.md), minus those a backend supplies itself."""
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from csp_ext import (ChannelPoisonException, ChannelRetireException, DeadlockError, InputGuard,
@@ -9,11 +10,13 @@ from csp_ext import (ChannelPoisonException, ChannelRetireException, DeadlockErr
 from ._alternation import AltSelect, Alternation, FairSelect, PriSelect, Skip, Timeout, choice
 from ._dump import dump_state, dump_state_on
 from ._process import Process, current_process_id, process
+from ._version import __version__
 
 if TYPE_CHECKING:
     from ._typing import HasReader, HasWriter, PoisonTargets, RetireTargets, T
 
-VERSION = (0, 10, 0)
+# (major, minor, patch) of __version__; a backend's ``version`` adds its name (API.md).
+VERSION = tuple(int(part) for part in re.match(r"(\d+)\.(\d+)\.(\d+)", __version__).groups())
 
 
 def IN(channel: HasReader[T]) -> T:
