@@ -13,6 +13,13 @@ import time
 
 import pytest
 
+# A run started in the background by a non-interactive shell (a CI job, `cmd &`)
+# inherits SIGINT ignored, and so would every program a test starts: the tests
+# of Ctrl-C need the default handler back (a handler resets to the default in
+# a child's exec; an ignored signal stays ignored).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 # Backends the suite runs against (PYCSP_TEST_BACKENDS narrows it, e.g. for the
 # sanitizer run); every test passes on each of them unchanged.
 BACKENDS = os.environ.get("PYCSP_TEST_BACKENDS", "threads,greenlets,processes").split(",")

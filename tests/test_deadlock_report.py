@@ -624,9 +624,6 @@ def in_a_thread(cin):
     csp.Spawn(blocked(cin))
 
 if __name__ == "__main__":
-    # A job started in the background by a shell inherits SIGINT ignored, and
-    # Python then installs no KeyboardInterrupt handler: this test needs one.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     ch = csp.Channel("never")
     keep = ch.writer()
     before = set(os.listdir("/proc"))
