@@ -91,8 +91,8 @@ def run_program(name, variant, timeout):
     if hung:
         pytest.fail(
             f"{name}.py {variant}: no exit within {timeout} s (hang); killed.\n"
-            f"--- stdout ({len(out.splitlines())} lines) ---\n{_tail(out)}\n"
-            f"--- stderr ---\n{_tail(err, 200)}\n"
+            f"--- stdout ({len(out.splitlines())} lines) ---\n{_head_and_tail(out)}\n"
+            f"--- stderr ---\n{_head_and_tail(err, 200)}\n"
             f"--- stacks at the timeout ---\n{stacks}",
             pytrace=False,
         )
@@ -148,11 +148,14 @@ def _dump_stacks(pgid):
     return "\n\n".join(dumps) or "(no process left)"
 
 
-def _tail(text, n=60):
+def _head_and_tail(text, n=60):
+    """The first and the last n/2 lines: a failure's cause is often what came
+    first (one process's error, then every other process's consequence)."""
     lines = text.splitlines()
     if len(lines) <= n:
         return text
-    return f"[... {len(lines) - n} lines before ...]\n" + "\n".join(lines[-n:])
+    half = n // 2
+    return "\n".join(lines[:half] + [f"[... {len(lines) - 2 * half} lines ...]"] + lines[-half:])
 
 
 def check(name, variant, expected, timeout):
@@ -176,7 +179,7 @@ def check(name, variant, expected, timeout):
     if problems:
         pytest.fail(
             f"{name}.py {variant}: " + "; ".join(problems) + "\n"
-            f"--- stdout ---\n{_tail(out)}\n--- stderr ---\n{_tail(err, 200)}",
+            f"--- stdout ---\n{_head_and_tail(out)}\n--- stderr ---\n{_head_and_tail(err, 200)}",
             pytrace=False,
         )
 
