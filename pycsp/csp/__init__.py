@@ -1,0 +1,1 @@
+"""CSP notation front end (Hydra cspexec); see pycsp/csp/__init__ later."""
