@@ -365,9 +365,11 @@ def run(namespace, backend="threads", defines=None, choice="fair"):
         raise ValueError(f"choice is 'fair' or 'pri', not {choice!r}")
     namespace.update(defines or {})
     for stream in (sys.stdout, sys.stderr):
-        # Prints from different OS processes then appear in causal order.
+        # One write per line (also under python -u, which writes print's
+        # text and its newline apart): lines of different OS processes then
+        # appear whole and in causal order.
         if hasattr(stream, "reconfigure"):
-            stream.reconfigure(line_buffering=True)
+            stream.reconfigure(line_buffering=True, write_through=False)
     ctx = Context(load_backend(backend), namespace["PROGNAME"], choice,
                   namespace["__csp_filename__"], namespace["_POSITIONS"])
     main_proc = Proc("main", None, ctx)

@@ -1,0 +1,231 @@
+"""pycsp.csp: Hoare's CSP notation compiled to PyCSP and run on every backend.
+
+Programs run as ``python -m pycsp.csp`` in a subprocess (a failing program
+must exit with its status and leave nothing running).
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT, _child_env
+from pycsp.csp import compile_csp, cspexec, CSPError, CSPFailure
+from pycsp.csp.parser import parse
+
+PROGRAMS = os.path.join(os.path.dirname(__file__), "csp_programs")
+
+
+def run_csp(path, *args, timeout=60, env=None):
+    """Run ``python -m pycsp.csp path args``; a hang fails the test."""
+    proc = subprocess.run([sys.executable, "-m", "pycsp.csp", path, *args], capture_output=True,
+                          text=True, env={**_child_env(), **(env or {})}, cwd=ROOT, timeout=timeout)
+    return proc
+
+
+def program(name):
+    return os.path.join(PROGRAMS, name)
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+FACTORIALS = "".join(f"{k}! = {v}\n" for k, v in enumerate([1, 1, 2, 6, 24, 120, 720, 5040]))
+
+EXAMPLES = [
+    ("hydra.csp", (), "prod: x = 1\ncons: 1\n"),
+    ("copy.csp", (), "hello, world\n"),
+    ("copy.csp", ("-D", "TEXT=Hoare"), "Hoare\n"),
+    ("div.csp", (), "17 div 5 = 3 rem 2\n100 div 7 = 14 rem 2\n3 div 4 = 0 rem 3\n42 div 6 = 7 rem 0\n"),
+    ("fact.csp", (), FACTORIALS),
+]
+
+
+# ---- the examples of CSP-NOTATION.md, on every backend ----
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("name,args,expected", EXAMPLES, ids=[e[0] + "".join(e[1]) for e in EXAMPLES])
+def test_example_prints_exactly(backend, name, args, expected):
+    result = run_csp(program(name), "--backend", backend, *args)
+    assert (result.stdout, result.returncode) == (expected, 0), result.stderr
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("choice", ["fair", "pri"])
+def test_choice_policy_gives_the_same_output(choice):
+    result = run_csp(program("fact.csp"), "--choice", choice)
+    assert (result.stdout, result.returncode) == (FACTORIALS, 0), result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_unknown_process_is_a_static_error_with_a_suggestion():
+    result = run_csp(program("unknown.csp"))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "unknown.csp:1:16:" in result.stderr
+    assert "consumr" in result.stderr
+    assert "did you mean 'consumer'" in result.stderr
+
+
+# ---- run-time failures and deadlock ----
+
+@pytest.mark.timeout(90)
+def test_input_from_a_terminated_process_fails_naming_process_and_position(backend, tmp_path):
+    path = write(tmp_path, "fail.csp", "[[ a :: x : integer; b ? x; b ? x || b :: a ! 1 ]]\n")
+    result = run_csp(path, "--backend", backend)
+    assert result.returncode == 1
+    assert "fail.csp:1:29: failure in process a: input from b failed: b has terminated" in result.stderr
+
+
+@pytest.mark.timeout(90)
+def test_output_to_a_terminated_process_fails(backend, tmp_path):
+    path = write(tmp_path, "out.csp", "[[ a :: b ! 1; b ! 2 || b :: x : integer; a ? x ]]\n")
+    result = run_csp(path, "--backend", backend)
+    assert result.returncode == 1
+    assert "out.csp:1:16: failure in process a: output to b failed: b has terminated" in result.stderr
+
+
+@pytest.mark.timeout(90)
+def test_alternative_with_every_guard_false_fails(backend, tmp_path):
+    path = write(tmp_path, "alt.csp", "x : integer; x := 3;\n[ x < 0 -> skip [] x = 0 -> skip ]\n")
+    result = run_csp(path, "--backend", backend)
+    assert result.returncode == 1
+    assert "alt.csp:2:1: failure in process main: every guard of the alternative command fails" \
+        in result.stderr
+
+
+@pytest.mark.timeout(90)
+def test_python_exception_is_reported_at_its_csp_position(backend, tmp_path):
+    path = write(tmp_path, "zero.csp", "[[ a :: x : integer; x := 1;\n      {y = x / 0} || b :: skip ]]\n")
+    result = run_csp(path, "--backend", backend)
+    assert result.returncode == 1
+    assert "zero.csp:2:8: failure in process a: ZeroDivisionError" in result.stderr
+
+
+@pytest.mark.timeout(90)
+def test_deadlock_exits_with_status_3(backend, tmp_path):
+    path = write(tmp_path, "dead.csp", "[[ a :: x : integer; b ? x || b :: x : integer; a ? x ]]\n")
+    result = run_csp(path, "--backend", backend)
+    assert result.returncode == 3, result.stderr
+    assert "deadlock" in result.stderr
+
+
+@pytest.mark.timeout(90)
+def test_a_failing_program_leaves_no_child_process(tmp_path):
+    # Each instance prints its pid; a failure in one must not leave the others running.
+    # Under python -u too, each child's line arrives whole (print writes its
+    # text and the newline apart there unless the runtime buffers lines).
+    path = write(tmp_path, "orphans.csp", """\
+        _include{import os}
+        [[ w(i : 1..3) :: {print(os.getpid(), flush=True)}; x : integer; hub ? x
+        || hub :: {import time; time.sleep(0.5)}; {1 / 0}
+        ]]
+        """)
+    result = run_csp(path, "--backend", "processes", env={"PYTHONUNBUFFERED": "1"})
+    assert result.returncode == 1, result.stderr
+    pids = [int(line) for line in result.stdout.split()]
+    assert len(pids) == 3
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}"), f"child {pid} still running"
+
+
+# ---- hand-written semantics on the library API ----
+
+@pytest.mark.timeout(60)
+def test_cspexec_runs_on_a_backend_and_defines_override(backend, capfd):
+    code = '_include{N = 2}\n[[ p :: q ! N * 21 || q :: x : integer; p ? x; {print(x)} ]]\n'
+    cspexec(code, progname="t.csp", backend=backend, defines={"N": 1})
+    assert capfd.readouterr().out == "21\n"
+
+
+@pytest.mark.timeout(60)
+def test_cspexec_raises_csp_failure_naming_the_process():
+    with pytest.raises(CSPFailure, match=r"t.csp:1:16: failure in process p: output to q failed: q has terminated"):
+        cspexec("[[ p :: q ! 1; q ! 2 || q :: x : integer; p ? x ]]", progname="t.csp")
+
+
+@pytest.mark.timeout(90)
+def test_a_signal_whose_guard_is_false_is_not_taken(backend, tmp_path):
+    # Hoare's semaphore: X offers P() and V() at once (output guards); while
+    # val = 0 only V() may be taken.  One channel per shape makes this exact.
+    path = write(tmp_path, "sem.csp", """\
+        [[ S :: val, n : integer; val := 0; n := 0;
+                *[ n < 2; X ? V() -> val := val + 1; n := n + 1; {print("V")}
+                [] n < 2; val > 0; X ? P() -> val := val - 1; n := n + 1; {print("P")} ]
+        || X :: p, v : boolean; p := true; v := true;
+                *[ p; S ! P() -> p := false [] v; S ! V() -> v := false ]
+        ]]
+        """)
+    result = run_csp(path, "--backend", backend)
+    assert (result.stdout, result.returncode) == ("V\nP\n", 0), result.stderr
+
+
+# ---- syntax and static errors: file:line:col, the source line, a caret, status 2 ----
+
+BAD_PROGRAMS = [
+    ("assign.csp", "[[ p :: x : integer;\n  x = 1 ]]\n", "assign.csp:2:5: error: '=' is a comparison: use ':='"),
+    ("py2.csp", "[[ p :: x : integer;\n  *[ x < 1 -> {print \"hi\"} ]\n|| q :: skip ]]\n",
+     "py2.csp:2:16: error: Python: Missing parentheses in call to 'print'"),
+    ("pyexpr.csp", "[[ p :: x : integer; x := {1 +* 2} || q :: skip ]]\n", "pyexpr.csp:1:31: error: Python: invalid syntax"),
+    ("unclosed.csp", "[[ p :: x : integer;\n  *[ x < 1 -> skip\n|| q :: skip\n",
+     "unclosed.csp:3:1: error: '[' opened at 2:4 is not closed by ']' (found '||')"),
+    ("unclosed2.csp", "\n[[ p :: skip || q :: skip ]\n",
+     "unclosed2.csp:3:1: error: '[[' opened at 2:1 is not closed by ']]'"),
+    ("arrow.csp", "x : integer; x := 0; *[ x < 3 x := x + 1 ]\n",
+     "arrow.csp:1:31: error: expected '->' after the guard, found 'x'"),
+    ("recursive.csp", "def A = B end\ndef B = A end\n[[ p :: A || q :: skip ]]\n",
+     "recursive.csp:2:9: error: 'def A' is recursive (A -> B -> A)"),
+    ("undefined.csp", "def COPY = skip end\n[[ p :: COPI || q :: skip ]]\n",
+     "undefined.csp:2:9: error: 'COPI' is not a defined command (no 'def COPI = ... end'); did you mean 'COPY'?"),
+    ("duplicate.csp", "[[ p :: skip || p :: skip ]]\n", "duplicate.csp:1:17: error: process 'p' is defined twice"),
+    ("self.csp", "[[ p :: p ! 1 || q :: skip ]]\n", "self.csp:1:9: error: process 'p' communicates with itself"),
+    ("subs.csp", "[[ a(i : 1..2) :: skip || b :: a ! 1 ]]\n", "subs.csp:1:32: error: process 'a' takes 1 subscripts, not 0"),
+]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name,code,message", BAD_PROGRAMS, ids=[b[0] for b in BAD_PROGRAMS])
+def test_bad_program_is_reported_at_its_position(tmp_path, name, code, message):
+    path = tmp_path / name
+    path.write_text(code)
+    result = run_csp(str(path))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert message in result.stderr
+    line, col = map(int, message.split(":")[1:3])
+    source_line = code.split("\n")[line - 1]
+    assert f"\n    {source_line}\n    {' ' * (col - 1)}^" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_check_reports_an_output_without_input_as_a_warning(tmp_path):
+    path = tmp_path / "warn.csp"
+    path.write_text("[[ p :: q ! 1 || q :: skip ]]\n")
+    result = run_csp(str(path), "--check")
+    assert result.returncode == 0
+    assert "warn.csp:1:9: warning: output to q has no matching input from p" in result.stderr
+
+
+def test_compile_csp_raises_csp_error_with_position():
+    with pytest.raises(CSPError) as info:
+        compile_csp("[[ producer :: consumr ! 1 || consumer :: x : integer; producer ? x ]]")
+    assert (info.value.line, info.value.col) == (1, 16)
+
+
+def test_parser_gives_every_node_a_position():
+    with open(program("fact.csp")) as f:
+        prog = parse(f.read())
+    par = prog.body[0]
+    assert par.pos == (3, 1)
+    fac = par.processes[0]
+    assert fac.label.pos == (3, 4) and fac.label.subs[0].pos == (3, 8)
+    guard = fac.body[0].guarded[0]
+    assert guard.comm.pos == (4, 22) and guard.comm.target.pos == (4, 33)
+
+
+def test_parser_accepts_hoare_parallel_unicode_and_comments():
+    prog = parse("-- comment\n[ a :: x : integer; b ? x  -- trailing\n|| b :: [ true → a ! 1 □ false → skip ] ]")
+    assert prog.body[0].hoare and [p.label.name for p in prog.body[0].processes] == ["a", "b"]
