@@ -269,8 +269,10 @@ class _Generator:
         out.depth += 1
         for name, fn, label, params, proc in families:
             out.emit(f"_rt.Family({name!r}, {fn}, {self.instances(label)}, [", proc.pos)
+            self.arrays.append(_declared_arrays(proc.body, self.defs))
             for direction, partner, targets, shape in self.comms(proc.body, params):
                 out.emit(f"    ({direction!r}, {partner!r}, {targets}, {shape!r}),", proc.pos)
+            self.arrays.pop()
             out.emit(f"], {proc.pos}),", proc.pos)
         out.depth -= 1
         out.emit(f"], {par.pos})", par.pos)
