@@ -34,8 +34,6 @@ def write(tmp_path, name, text):
     return str(path)
 
 
-FACTORIALS = "".join(f"{k}! = {v}\n" for k, v in enumerate([1, 1, 2, 6, 24, 120, 720, 5040]))
-
 def expected_output(name):
     with open(program(name), encoding="utf-8") as f:
         return f.read()
@@ -256,3 +254,31 @@ def test_parser_gives_every_node_a_position():
 def test_parser_accepts_hoare_parallel_unicode_and_comments():
     prog = parse("-- comment\n[ a :: x : integer; b ? x  -- trailing\n|| b :: [ true → a ! 1 □ false → skip ] ]")
     assert prog.body[0].hoare and [p.label.name for p in prog.body[0].processes] == ["a", "b"]
+
+
+# ---- --emit: a readable PyCSP program that runs by itself ----
+
+@pytest.mark.timeout(120)
+def test_emitted_program_runs_by_itself_on_the_backend_named_in_it(backend, tmp_path):
+    result = run_csp(program("fact.csp"), "--emit", "--backend", backend)
+    assert result.returncode == 0, result.stderr
+    source = result.stdout
+    assert f"BACKEND = '{backend}'" in source
+    assert "_p.output(f'fac({i - 1})', 1, (5, 22))" in source   # reads as the CSP it came from
+    path = tmp_path / "fact.py"
+    path.write_text(source)
+    ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                         env=_child_env(), cwd=str(tmp_path), timeout=100)
+    assert (ran.stdout, ran.returncode) == (expected_output("fact.out"), 0), ran.stderr
+
+
+@pytest.mark.timeout(60)
+def test_emitted_program_reports_failures_at_csp_positions(tmp_path):
+    csp_path = write(tmp_path, "zero.csp", "[[ a :: x : integer; x := 1;\n      {y = x / 0} || b :: skip ]]\n")
+    source = run_csp(csp_path, "--emit").stdout
+    path = tmp_path / "zero.py"
+    path.write_text(source)
+    ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                         env=_child_env(), cwd=str(tmp_path), timeout=50)
+    assert ran.returncode == 1
+    assert "zero.csp:2:8: failure in process a: ZeroDivisionError" in ran.stderr

@@ -119,7 +119,12 @@ class _Generator:
     def procname(self, p: N.ProcName):
         if not p.subs:
             return repr(p.name)
-        return f"_p.name_of({p.name!r}, ({''.join(self.expr(s) + ', ' for s in p.subs)}))"
+        subs = [_unparenthesised(self.expr(s)) for s in p.subs]
+        if any(c in sub for sub in subs for c in "'\"{}\\"):
+            return f"_p.name_of({p.name!r}, ({''.join(sub + ', ' for sub in subs)}))"
+        # the instance's name, as runtime.instance_name spells it: 'fac(3)'
+        text = p.name + "(" + ",".join(sub if sub.isdigit() else "{" + sub + "}" for sub in subs) + ")"
+        return f"f'{text}'" if "{" in text else repr(text)
 
     # ---- targets and patterns ----
     def is_array(self, name):
@@ -218,8 +223,11 @@ class _Generator:
                 out.depth += 1
                 opened += 1
             self.guard_decls(g.guard)
-            out.emit(f"if {self.conditions(g.guard)}:", g.pos)
-            out.depth += 1
+            conditions = self.conditions(g.guard)
+            if conditions != "True":
+                out.emit(f"if {conditions}:", g.pos)
+                out.depth += 1
+                opened += 1
             bound = "(" + "".join(r.var + ", " for r in g.ranges) + ")"
             comm = g.comm
             if isinstance(comm, N.Input):
@@ -230,7 +238,7 @@ class _Generator:
                          comm.pos)
             else:
                 out.emit(f"{step}.skip({k}, {bound})", g.pos)
-            out.depth -= 1 + opened
+            out.depth -= opened
         chosen = out.fresh("k")
         out.emit(f"{chosen}, _bound, _msg = {step}.choose({alt.repetitive}, {alt.pos})", alt.pos)
         if alt.repetitive:
@@ -322,6 +330,18 @@ class _Generator:
             if f not in unique:
                 unique.append(f)
         return unique
+
+
+def _unparenthesised(text):
+    """``(i - 1)`` -> ``i - 1`` when the outer parentheses enclose the whole text."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return text
+    depth = 0
+    for k, c in enumerate(text):
+        depth += (c == "(") - (c == ")")
+        if depth == 0 and k < len(text) - 1:
+            return text
+    return text[1:-1]
 
 
 class _Raw(str):
