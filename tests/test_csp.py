@@ -282,3 +282,12 @@ def test_emitted_program_reports_failures_at_csp_positions(tmp_path):
                          env=_child_env(), cwd=str(tmp_path), timeout=50)
     assert ran.returncode == 1
     assert "zero.csp:2:8: failure in process a: ZeroDivisionError" in ran.stderr
+
+
+def test_readme_shows_the_tested_copy_program():
+    with open(os.path.join(ROOT, "README.rst"), encoding="utf-8") as f:
+        readme = f.read()
+    block = readme.split("(Hoare 3.1)::\n\n", 1)[1].split("\n\n", 1)[0]
+    shown = "".join(line[4:] + "\n" for line in block.split("\n"))
+    assert shown == expected_output("copy.csp")
+    assert "python -m pycsp.csp copy.csp --backend processes" in readme
