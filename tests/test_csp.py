@@ -208,6 +208,8 @@ BAD_PROGRAMS = [
      "undefined.csp:2:9: error: 'COPI' is not a defined command (no 'def COPI = ... end'); did you mean 'COPY'?"),
     ("duplicate.csp", "[[ p :: skip || p :: skip ]]\n", "duplicate.csp:1:17: error: process 'p' is defined twice"),
     ("self.csp", "[[ p :: p ! 1 || q :: skip ]]\n", "self.csp:1:9: error: process 'p' communicates with itself"),
+    ("disjoint.csp", "n : integer; n := 0;\n[[ a :: n := 1 || b :: skip ]]\n",
+     "disjoint.csp:2:9: error: process 'a' assigns 'n', a variable of the process that contains it"),
     ("subs.csp", "[[ a(i : 1..2) :: skip || b :: a ! 1 ]]\n", "subs.csp:1:32: error: process 'a' takes 1 subscripts, not 0"),
 ]
 

@@ -42,6 +42,7 @@ class _Checker:
         for d in self.program.definitions:
             self.recursion(d.name, [d.name], d.body)
         self.commands(self.program.body, None)
+        self.disjoint(self.program.body, set(), "the program")
 
     # ---- Python blocks ----
     def python(self, tok, mode):
@@ -140,6 +141,35 @@ class _Checker:
         if name == own and (not c.proc.subs or
                             [_label_value(s) for s in own_subs] == [_sub_key(s) for s in c.proc.subs]):
             raise CSPStaticError(f"process '{name}' communicates with itself", *c.proc.pos)
+
+
+    # ---- Hoare's disjointness rule ----
+    def disjoint(self, items, outer, where):
+        """An inner process may not assign a variable of its enclosing process:
+        it has its own copy (a Python local), so the write would be lost."""
+        own = {name for c in _walk(items, self.defs) if isinstance(c, N.Decl) for name in c.names}
+        for c in _walk(items, self.defs):
+            if isinstance(c, (N.Assign, N.Input)):
+                for name in _assigned(c.target):
+                    if name in outer and name not in own:
+                        raise CSPStaticError(f"{where} assigns '{name}', a variable of the process "
+                                             "that contains it (processes of a parallel command "
+                                             "share no variables)", *c.pos)
+            if isinstance(c, N.Parallel):
+                for proc in c.processes:
+                    name = f"process '{proc.label.name}'" if proc.label else "a process"
+                    self.disjoint(proc.body, outer | own, name)
+
+
+def _assigned(target):
+    if isinstance(target, N.Name):
+        return [target.name]
+    if isinstance(target, N.Call):   # an array element or a constructor pattern
+        parts = [a for a in target.args if isinstance(a, (N.Name, N.Call, N.TupleExpr))]
+        return [target.name] + [n for p in parts for n in _assigned(p)]
+    if isinstance(target, N.TupleExpr):
+        return [n for p in target.items for n in _assigned(p)]
+    return []
 
 
 def _label_value(sub):
