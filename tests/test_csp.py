@@ -51,6 +51,7 @@ PROGRAM_RUNS = [
     ("intset.csp", (), "intset.out"),
     ("buffer.csp", (), "buffer.out"),
     ("philosophers.csp", (), "philosophers.out"),
+    ("grammar.csp", (), "grammar.out"),
     ("sieve.csp", ("-D", "SIEVES=10", "-D", "LIMIT=120"), "sieve-small.out"),
     ("sieve.csp", (), "sieve.out"),     # Hoare's size: 100 sieve processes
 ]
