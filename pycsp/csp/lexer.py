@@ -7,6 +7,7 @@ positions back into the file (see ``Token.py_position``).
 """
 from __future__ import annotations
 
+import ast
 import textwrap
 from dataclasses import dataclass
 
@@ -147,7 +148,6 @@ def tokenize(src: str, filename: str = "<csp>") -> list[Token]:
             text = src[i:j]
             if len(text) < 2 or text[-1] != c:
                 error("string is not closed on its line", line, col)
-            import ast
             tokens.append(Token("STRING", ast.literal_eval(text), line, col))
             i = j
             continue
