@@ -140,8 +140,15 @@ def ends_on_stack(frame, budget=10_000, channels_too=True):
 
 def blocking_site(frame):
     """``file:line`` of the first frame outside pycsp's own modules (the
-    user's blocking call)."""
+    user's blocking call).  A module that runs programs of its own language
+    (pycsp.csp) names the site in that program: its ``__pycsp_site__(frame)``
+    gives it, or None."""
     while frame is not None:
+        site_in_program = frame.f_globals.get("__pycsp_site__")
+        if site_in_program is not None:
+            site = site_in_program(frame)
+            if site:
+                return site
         module = frame.f_globals.get("__name__", "")
         internal = module == "csp_ext" or (
             module.startswith("pycsp.") and any(part.startswith("_") for part in module.split(".")))

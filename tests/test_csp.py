@@ -138,6 +138,10 @@ def test_deadlock_exits_with_status_3(backend, tmp_path):
     result = run_csp(path, "--backend", backend)
     assert result.returncode == 3, result.stderr
     assert "deadlock" in result.stderr
+    # The report names the CSP processes, the channels between them and where
+    # in the .csp file each one blocked.
+    assert "a (dead.csp:1:22) reads 'b->a' — only b writes 'b->a'" in result.stderr, result.stderr
+    assert "b (dead.csp:1:49) reads 'a->b' — only a writes 'a->b'" in result.stderr, result.stderr
 
 
 @pytest.mark.timeout(90)

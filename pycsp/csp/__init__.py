@@ -1,4 +1,5 @@
-"""Hoare's CSP notation for pycsp (Hydra's ``cspexec``): see CSP-NOTATION.md.
+"""Hoare's CSP notation for pycsp (Hydra's ``cspexec``): grammar, semantics and
+errors in docs/csp-notation.rst (the design is the project's CSP-NOTATION.md).
 
     from pycsp.csp import cspexec, compile_csp
     cspexec(code, progname="prodcons.csp", backend="threads")
@@ -19,10 +20,19 @@ __all__ = ["cspexec", "compile_csp", "CSPError", "CSPFailure"]
 
 def compile_csp(code: str, progname: str = "program.csp", backend: str = "threads",
                 choice: str = "fair", warn=None) -> str:
-    """The PyCSP program (Python source) for ``code``.
+    """The PyCSP program (Python source) for ``code``, as ``--emit`` prints it.
 
-    Raises CSPError (syntax or static error, with .line/.col and .format()).
-    Warnings go to ``warn(text)`` (default: stderr).
+    Args:
+        code: the program in the notation.
+        progname: the file name that positions in messages give.
+        backend: the backend the program names (``threads``, ``processes`` or
+            ``greenlets``); it still runs on any.
+        choice: ``"fair"`` (the default) or ``"pri"`` (ready guards in textual order).
+        warn: called with the text of each warning (default: print to stderr).
+
+    Raises:
+        CSPError: a syntax or static error (``.line``, ``.col``; ``.format(source,
+            filename)`` gives ``file:line:col: error: message`` with the line and a caret).
     """
     program = parse(code)
     for line, col, message in check(program):
@@ -33,10 +43,21 @@ def compile_csp(code: str, progname: str = "program.csp", backend: str = "thread
 
 def cspexec(code: str, progname: str = "program.csp", backend: str = "threads",
             defines: dict | None = None, choice: str = "fair") -> None:
-    """Compile ``code`` and run it on ``backend``.
+    """Compile ``code`` and run it on ``backend``, as Hydra's ``cspexec`` did.
 
-    Raises CSPError before anything runs, CSPFailure for a failure at run time
-    (its message names the .csp position and the process), DeadlockError.
+    Args:
+        code: the program in the notation.
+        progname: the file name that positions in messages give.
+        backend: ``"threads"``, ``"processes"`` or ``"greenlets"``.
+        defines: names that replace those ``_include`` set (``-D NAME=VALUE``).
+        choice: ``"fair"`` (the default) or ``"pri"`` (ready guards in textual order).
+
+    Raises:
+        CSPError: a syntax or static error, before anything runs.
+        CSPFailure: a command failed at run time; the message names the .csp
+            position and the process.
+        DeadlockError: every process is blocked (the report names them and
+            where in the .csp file each waits).
     """
     source = compile_csp(code, progname, backend, choice)
     filename = f"<pycsp.csp {progname}>"

@@ -1,4 +1,4 @@
-"""Static checks of a parsed program (CSP-NOTATION.md section 4), before anything runs.
+"""Static checks of a parsed program (the design's section 4, "Errors"), before anything runs.
 
 Errors raise CSPStaticError at the offending position; warnings are returned
 as ``(line, col, message)``.

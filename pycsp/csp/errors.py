@@ -3,13 +3,25 @@ from __future__ import annotations
 
 
 class CSPError(Exception):
-    """A syntax or static error at a position of the .csp source (exit status 2)."""
+    """A syntax or static error at a position of the .csp source (exit status 2).
+
+    Args:
+        message: what is wrong.
+        line: the line of the source, from 1.
+        col: the column, from 1.
+    """
 
     def __init__(self, message: str, line: int, col: int) -> None:
         super().__init__(message)
         self.message, self.line, self.col = message, line, col
 
     def format(self, source: str, filename: str) -> str:
+        """``file:line:col: error: message``, then the source line and a caret.
+
+        Args:
+            source: the program's text.
+            filename: the name to show.
+        """
         return format_at(source, filename, self.line, self.col, "error", self.message)
 
 

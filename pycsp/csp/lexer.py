@@ -1,4 +1,4 @@
-"""Tokens of the CSP notation (CSP-NOTATION.md section 1, "Lexical").
+"""Tokens of the CSP notation (the grammar's "Lexical" part, docs/csp-notation.rst).
 
 A token carries its 1-based line and column so that every later error can
 point into the .csp file.  ``{ ... }`` Python blocks become one PY token whose

@@ -1,4 +1,4 @@
-"""Recursive-descent parser for the CSP notation (grammar: CSP-NOTATION.md section 1).
+"""Recursive-descent parser for the CSP notation (grammar: docs/csp-notation.rst).
 
 Why hand-written rather than a grammar in lark: the grammar is small (about 30
 rules) and LL(2) apart from three spots that need a short look-ahead (a "["

@@ -1,4 +1,4 @@
-"""What a generated CSP program calls at run time (CSP-NOTATION.md section 2).
+"""What a generated CSP program calls at run time (the design's section 2, "Mapping onto pycsp").
 
 The generated module is backend-neutral: ``run`` receives the backend's name,
 builds each parallel command's channel plan (one channel per ordered pair of
@@ -299,9 +299,36 @@ def run_parallel(parent, families, pos):
     for (sender, receiver, shape), ch in channels.items():
         ends[sender]["out"].setdefault(receiver, {})[shape] = ch.writer()
         ends[receiver]["in"].setdefault(sender, {})[shape] = ch.reader()
-    processes = [backend.Process(run_instance, fam.fn, name, subs, ends[name], ctx, sorted(names))
+    processes = [backend.Process(_Instance(name), fam.fn, name, subs, ends[name], ctx,
+                                 sorted(names))
                  for fam, subs, name in instances]
+    # The ends are the instances' alone: a deadlock report would name this
+    # frame, waiting in Parallel, as holding every channel's other end.
+    del channels, ends
     backend.Parallel(*processes)
+
+
+def __pycsp_site__(frame):
+    """For pycsp's deadlock reports: the .csp position of a blocked input,
+    output or alternation (a frame of Proc or Step with its ``pos``)."""
+    pos, owner = frame.f_locals.get("pos"), frame.f_locals.get("self")
+    proc = getattr(owner, "proc", owner)
+    if pos is None or not isinstance(proc, Proc):
+        return None
+    return proc.ctx.where(pos)
+
+
+class _Instance:
+    """run_instance under the instance's own name (``fac(3)``), which pycsp's
+    deadlock reports and failure messages show for a process."""
+
+    __slots__ = ("__name__", "__qualname__")
+
+    def __init__(self, name):
+        self.__name__ = self.__qualname__ = name
+
+    def __call__(self, *args):
+        return run_instance(*args)
 
 
 def run_instance(fn, name, subs, ends, ctx, known):
@@ -401,7 +428,7 @@ def report(action):
         print(str(e).split("\n")[0], file=sys.stderr)
         return 1
     except DeadlockError as e:
-        print(f"deadlock: every process is blocked ({e})", file=sys.stderr)
+        print(e, file=sys.stderr)   # the report: the wait-for cycle, then every blocked process
         return 3
     except (ChannelPoisonException, ChannelRetireException) as e:
         print(f"failure: {type(e).__name__}: {e}", file=sys.stderr)
