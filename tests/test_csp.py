@@ -216,6 +216,17 @@ BAD_PROGRAMS = [
     ("disjoint.csp", "n : integer; n := 0;\n[[ a :: n := 1 || b :: skip ]]\n",
      "disjoint.csp:2:9: error: process 'a' assigns 'n', a variable of the process that contains it"),
     ("subs.csp", "[[ a(i : 1..2) :: skip || b :: a ! 1 ]]\n", "subs.csp:1:32: error: process 'a' takes 1 subscripts, not 0"),
+    ("scope.csp", "x : integer; x := 0;\n*[ x < 3 -> y : integer; y := x; x := x + 1 ];\nx := y\n",
+     "scope.csp:3:6: error: 'y' is used outside the scope of its declaration (declared at 2:13)"),
+    ("sibling.csp", "[[ p :: q ! y || q :: y : integer; p ? y ]]\n",
+     "sibling.csp:1:13: error: 'y' is used outside the scope of its declaration (declared at 1:23)"),
+    ("undeclared.csp", "[[ p :: total : integer; total := 0; q ! totl || q :: y : integer; p ? y ]]\n",
+     "undeclared.csp:1:42: error: 'totl' is not declared (no 'totl : type' before it); did you mean 'total'?"),
+    ("target.csp", "[[ p :: q ? n || q :: p ! 1 ]]\n", "target.csp:1:13: error: 'n' is not declared"),
+    ("subscript.csp", "[[ a(i : 1..2) :: skip || b :: a(k) ! 1 ]]\n", "subscript.csp:1:34: error: 'k' is not declared"),
+    ("guardrange.csp", "[[ a(i : 1..2) :: b ! i || b :: x : integer;\n"
+     "  *[ (j : 1..2) a(j) ? x -> skip ]; {print(x)}; a(j) ! 1 ]]\n",
+     "guardrange.csp:2:51: error: 'j' is used outside the scope of its declaration (declared at 2:7)"),
 ]
 
 
@@ -239,6 +250,32 @@ def test_check_reports_an_output_without_input_as_a_warning(tmp_path):
     result = run_csp(str(path), "--check")
     assert result.returncode == 0
     assert "warn.csp:1:9: warning: output to q has no matching input from p" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_names_bound_otherwise_than_by_declaration_are_in_scope(tmp_path):
+    # _include names and builtins, label and guard ranges, declarations in
+    # guards, a def expanded where its variable is declared, a process named
+    # like a variable, and Python's own names (not analysed) are no scope error.
+    path = write(tmp_path, "bound.csp", """\
+        _include{import math; LIMIT = 2}
+        def SEND = n : integer; n := {abs(-1)}; k ! n + LIMIT end
+        [[ w(i : 1..LIMIT) :: out ! i * {len("ab")}
+        || out :: *[ (j : 1..LIMIT) k : integer; w(j) ? k -> {v = k}; {print(v + j)} ]; SEND
+        || k :: x : integer; out ? x; {print(x + math.floor(0.5))}
+        ]]
+        """)
+    result = run_csp(path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.split()) == ["3", "3", "6"]
+
+
+@pytest.mark.timeout(60)
+def test_a_name_set_by_minus_d_is_in_scope(tmp_path):
+    path = write(tmp_path, "defined.csp", "[[ p :: q ! N || q :: y : integer; p ? y; {print(y)} ]]\n")
+    assert "'N' is not declared" in run_csp(path, "--check").stderr
+    result = run_csp(path, "-D", "N=3")
+    assert (result.stdout, result.returncode) == ("3\n", 0), result.stderr
 
 
 def test_compile_csp_raises_csp_error_with_position():

@@ -36,7 +36,7 @@ def main(argv=None) -> int:
         parser.error(str(e))
     try:
         if args.check or args.emit:
-            source = compile_csp(code, progname, args.backend, args.choice)
+            source = compile_csp(code, progname, args.backend, args.choice, defines=defines)
             if args.emit:
                 sys.stdout.write(source)
             return 0

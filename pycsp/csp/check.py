@@ -9,11 +9,14 @@ import difflib
 
 from . import nodes as N
 from .errors import CSPStaticError, CSPSyntaxError
+from .scope import check_scopes
 
 
-def check(program: N.Program) -> list:
+def check(program: N.Program, defines=()) -> list:
+    """Raise the first static error; return the warnings. ``defines``: names -D adds."""
     checker = _Checker(program)
     checker.run()
+    check_scopes(program, defines)
     return checker.warnings
 
 
