@@ -278,6 +278,34 @@ def test_a_name_set_by_minus_d_is_in_scope(tmp_path):
     assert (result.stdout, result.returncode) == ("3\n", 0), result.stderr
 
 
+@pytest.mark.timeout(90)
+def test_a_plan_time_target_outside_its_array_is_a_warning_and_the_program_runs():
+    # Hoare's fac(i+1) for i = LIMIT names no process; it is never executed.
+    result = run_csp(program("fact.csp"))
+    assert (result.stdout, result.returncode) == (FACTORIALS, 0), result.stderr
+    assert result.stderr.splitlines() == [
+        "fact.csp:6:23: warning: there is no process fac(9) (the command fails if it is executed)",
+        "fact.csp:7:36: warning: there is no process fac(9) (the command fails if it is executed)"]
+    smaller = run_csp(program("fact.csp"), "--check", "-D", "LIMIT=3")
+    assert "fact.csp:6:23: warning: there is no process fac(4)" in smaller.stderr
+
+
+@pytest.mark.timeout(60)
+def test_only_targets_known_at_plan_time_are_judged(tmp_path):
+    # j is a run-time variable, k a guard range inside the array, m rebound by Python.
+    path = write(tmp_path, "runtime.csp", """\
+        _include{N = 2}
+        [[ a(i : 1..N) :: x : integer; b ? x
+        || b :: j : integer; j := 5; m : integer; m := 1; {m = 7};
+                [ j > N -> skip [] j <= N -> a(j) ! 1 ];
+                [ (k : 1..N) true -> a(k) ! k ];
+                [ m < 1 -> a(m) ! 0 [] m >= 1 -> skip ]
+        ]]
+        """)
+    result = run_csp(path, "--check")
+    assert (result.returncode, result.stderr) == (0, "")
+
+
 def test_compile_csp_raises_csp_error_with_position():
     with pytest.raises(CSPError) as info:
         compile_csp("[[ producer :: consumr ! 1 || consumer :: x : integer; producer ? x ]]")

@@ -19,7 +19,7 @@ __all__ = ["cspexec", "compile_csp", "CSPError", "CSPFailure"]
 
 
 def compile_csp(code: str, progname: str = "program.csp", backend: str = "threads",
-                choice: str = "fair", warn=None, defines=()) -> str:
+                choice: str = "fair", warn=None, defines=None) -> str:
     """The PyCSP program (Python source) for ``code``, as ``--emit`` prints it.
 
     Args:
@@ -29,7 +29,8 @@ def compile_csp(code: str, progname: str = "program.csp", backend: str = "thread
             ``greenlets``); it still runs on any.
         choice: ``"fair"`` (the default) or ``"pri"`` (ready guards in textual order).
         warn: called with the text of each warning (default: print to stderr).
-        defines: the names ``-D`` sets (they are in scope like those of ``_include``).
+        defines: what ``-D`` sets, as for cspexec (its names are in scope like those of
+            ``_include``; its values judge plan-time subscripts).
 
     Raises:
         CSPError: a syntax or static error (``.line``, ``.col``; ``.format(source,
@@ -60,7 +61,7 @@ def cspexec(code: str, progname: str = "program.csp", backend: str = "threads",
         DeadlockError: every process is blocked (the report names them and
             where in the .csp file each waits).
     """
-    source = compile_csp(code, progname, backend, choice, defines=defines or ())
+    source = compile_csp(code, progname, backend, choice, defines=defines)
     filename = f"<pycsp.csp {progname}>"
     namespace = {"__name__": "__pycsp_csp__", "__csp_filename__": filename}
     exec(compile(source, filename, "exec"), namespace)

@@ -10,14 +10,15 @@ import difflib
 from . import nodes as N
 from .errors import CSPStaticError, CSPSyntaxError
 from .scope import check_scopes
+from .targets import missing_targets
 
 
-def check(program: N.Program, defines=()) -> list:
-    """Raise the first static error; return the warnings. ``defines``: names -D adds."""
+def check(program: N.Program, defines=None) -> list:
+    """Raise the first static error; return the warnings. ``defines``: what -D sets."""
     checker = _Checker(program)
     checker.run()
-    check_scopes(program, defines)
-    return checker.warnings
+    check_scopes(program, defines or {})
+    return sorted(checker.warnings + missing_targets(program, defines))
 
 
 def _literal(node):
