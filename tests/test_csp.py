@@ -66,6 +66,39 @@ def test_program_prints_exactly(backend, name, args, out):
     assert (result.stdout, result.returncode) == (expected, 0), result.stderr
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name,args,out", PROGRAM_RUNS,
+                         ids=[r[0] + "".join(" " + a for a in r[1] if a != "-D") for r in PROGRAM_RUNS])
+def test_program_prints_exactly_when_children_are_spawned(name, args, out):
+    expected = expected_output(out) if out else "Hoare\n"
+    result = run_csp(program(name), "--backend", "processes", "--start-method", "spawn", *args, timeout=100)
+    assert (result.stdout, result.returncode) == (expected, 0), result.stderr
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("method,spawned", [("spawn", "True"), ("fork", "False")])
+def test_start_method_decides_how_children_start(tmp_path, method, spawned):
+    # A spawned child is a multiprocessing child that compiled the program
+    # again; it still sees its enclosing process's variables and failures keep
+    # their .csp position.
+    path = write(tmp_path, "spawned.csp", """\
+        _include{import multiprocessing}
+        n : integer; n := 20;
+        [[ a :: {print(multiprocessing.parent_process() is not None)}; b ! n + 1
+        || b :: x : integer; a ? x; {print(x)}; {x / 0}
+        ]]
+        """)
+    result = run_csp(path, "--backend", "processes", "--start-method", method)
+    assert (result.stdout, result.returncode) == (f"{spawned}\n21\n", 1), result.stderr
+    assert "spawned.csp:4:42: failure in process b: ZeroDivisionError" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_start_method_is_for_the_processes_backend_only():
+    result = run_csp(program("copy.csp"), "--start-method", "spawn")
+    assert result.returncode == 2 and "--backend processes only" in result.stderr
+
+
 def test_expected_outputs_are_those_of_the_design():
     # CSP-NOTATION.md states these; the .out files must not drift from it.
     assert expected_output("hydra.out") == "prod: x = 1\ncons: 1\n"
@@ -341,6 +374,15 @@ def test_emitted_program_runs_by_itself_on_the_backend_named_in_it(backend, tmp_
     path.write_text(source)
     ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
                          env=_child_env(), cwd=str(tmp_path), timeout=100)
+    assert (ran.stdout, ran.returncode) == (expected_output("fact.out"), 0), ran.stderr
+
+
+@pytest.mark.timeout(120)
+def test_emitted_program_runs_with_spawned_children(tmp_path):
+    path = tmp_path / "fact.py"
+    path.write_text(run_csp(program("fact.csp"), "--emit").stdout)
+    ran = subprocess.run([sys.executable, str(path), "--backend", "processes", "--start-method", "spawn"],
+                         capture_output=True, text=True, env=_child_env(), cwd=str(tmp_path), timeout=100)
     assert (ran.stdout, ran.returncode) == (expected_output("fact.out"), 0), ran.stderr
 
 

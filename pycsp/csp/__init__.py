@@ -44,7 +44,7 @@ def compile_csp(code: str, progname: str = "program.csp", backend: str = "thread
 
 
 def cspexec(code: str, progname: str = "program.csp", backend: str = "threads",
-            defines: dict | None = None, choice: str = "fair") -> None:
+            defines: dict | None = None, choice: str = "fair", start_method: str | None = None) -> None:
     """Compile ``code`` and run it on ``backend``, as Hydra's ``cspexec`` did.
 
     Args:
@@ -53,6 +53,9 @@ def cspexec(code: str, progname: str = "program.csp", backend: str = "threads",
         backend: ``"threads"``, ``"processes"`` or ``"greenlets"``.
         defines: names that replace those ``_include`` set (``-D NAME=VALUE``).
         choice: ``"fair"`` (the default) or ``"pri"`` (ready guards in textual order).
+        start_method: on ``processes``, ``"fork"`` or ``"spawn"`` (sets
+            pycsp.processes.set_start_method; None leaves it as it is). With
+            spawn each child compiles the program again.
 
     Raises:
         CSPError: a syntax or static error, before anything runs.
@@ -63,6 +66,6 @@ def cspexec(code: str, progname: str = "program.csp", backend: str = "threads",
     """
     source = compile_csp(code, progname, backend, choice, defines=defines)
     filename = f"<pycsp.csp {progname}>"
-    namespace = {"__name__": "__pycsp_csp__", "__csp_filename__": filename}
+    namespace = {"__name__": "__pycsp_csp__", "__csp_filename__": filename, "__csp_source__": source}
     exec(compile(source, filename, "exec"), namespace)
-    runtime.run(namespace, backend, defines, choice)
+    runtime.run(namespace, backend, defines, choice, start_method)
