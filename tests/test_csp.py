@@ -66,6 +66,39 @@ def test_program_prints_exactly(backend, name, args, out):
     assert (result.stdout, result.returncode) == (expected, 0), result.stderr
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name,args,out", PROGRAM_RUNS,
+                         ids=[r[0] + "".join(" " + a for a in r[1] if a != "-D") for r in PROGRAM_RUNS])
+def test_program_prints_exactly_when_children_are_spawned(name, args, out):
+    expected = expected_output(out) if out else "Hoare\n"
+    result = run_csp(program(name), "--backend", "processes", "--start-method", "spawn", *args, timeout=100)
+    assert (result.stdout, result.returncode) == (expected, 0), result.stderr
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("method,spawned", [("spawn", "True"), ("fork", "False")])
+def test_start_method_decides_how_children_start(tmp_path, method, spawned):
+    # A spawned child is a multiprocessing child that compiled the program
+    # again; it still sees its enclosing process's variables and failures keep
+    # their .csp position.
+    path = write(tmp_path, "spawned.csp", """\
+        _include{import multiprocessing}
+        n : integer; n := 20;
+        [[ a :: {print(multiprocessing.parent_process() is not None)}; b ! n + 1
+        || b :: x : integer; a ? x; {print(x)}; {x / 0}
+        ]]
+        """)
+    result = run_csp(path, "--backend", "processes", "--start-method", method)
+    assert (result.stdout, result.returncode) == (f"{spawned}\n21\n", 1), result.stderr
+    assert "spawned.csp:4:42: failure in process b: ZeroDivisionError" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_start_method_is_for_the_processes_backend_only():
+    result = run_csp(program("copy.csp"), "--start-method", "spawn")
+    assert result.returncode == 2 and "--backend processes only" in result.stderr
+
+
 def test_expected_outputs_are_those_of_the_design():
     # CSP-NOTATION.md states these; the .out files must not drift from it.
     assert expected_output("hydra.out") == "prod: x = 1\ncons: 1\n"
@@ -216,6 +249,17 @@ BAD_PROGRAMS = [
     ("disjoint.csp", "n : integer; n := 0;\n[[ a :: n := 1 || b :: skip ]]\n",
      "disjoint.csp:2:9: error: process 'a' assigns 'n', a variable of the process that contains it"),
     ("subs.csp", "[[ a(i : 1..2) :: skip || b :: a ! 1 ]]\n", "subs.csp:1:32: error: process 'a' takes 1 subscripts, not 0"),
+    ("scope.csp", "x : integer; x := 0;\n*[ x < 3 -> y : integer; y := x; x := x + 1 ];\nx := y\n",
+     "scope.csp:3:6: error: 'y' is used outside the scope of its declaration (declared at 2:13)"),
+    ("sibling.csp", "[[ p :: q ! y || q :: y : integer; p ? y ]]\n",
+     "sibling.csp:1:13: error: 'y' is used outside the scope of its declaration (declared at 1:23)"),
+    ("undeclared.csp", "[[ p :: total : integer; total := 0; q ! totl || q :: y : integer; p ? y ]]\n",
+     "undeclared.csp:1:42: error: 'totl' is not declared (no 'totl : type' before it); did you mean 'total'?"),
+    ("target.csp", "[[ p :: q ? n || q :: p ! 1 ]]\n", "target.csp:1:13: error: 'n' is not declared"),
+    ("subscript.csp", "[[ a(i : 1..2) :: skip || b :: a(k) ! 1 ]]\n", "subscript.csp:1:34: error: 'k' is not declared"),
+    ("guardrange.csp", "[[ a(i : 1..2) :: b ! i || b :: x : integer;\n"
+     "  *[ (j : 1..2) a(j) ? x -> skip ]; {print(x)}; a(j) ! 1 ]]\n",
+     "guardrange.csp:2:51: error: 'j' is used outside the scope of its declaration (declared at 2:7)"),
 ]
 
 
@@ -239,6 +283,60 @@ def test_check_reports_an_output_without_input_as_a_warning(tmp_path):
     result = run_csp(str(path), "--check")
     assert result.returncode == 0
     assert "warn.csp:1:9: warning: output to q has no matching input from p" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_names_bound_otherwise_than_by_declaration_are_in_scope(tmp_path):
+    # _include names and builtins, label and guard ranges, declarations in
+    # guards, a def expanded where its variable is declared, a process named
+    # like a variable, and Python's own names (not analysed) are no scope error.
+    path = write(tmp_path, "bound.csp", """\
+        _include{import math; LIMIT = 2}
+        def SEND = n : integer; n := {abs(-1)}; k ! n + LIMIT end
+        [[ w(i : 1..LIMIT) :: out ! i * {len("ab")}
+        || out :: *[ (j : 1..LIMIT) k : integer; w(j) ? k -> {v = k}; {print(v + j)} ]; SEND
+        || k :: x : integer; out ? x; {print(x + math.floor(0.5))}
+        ]]
+        """)
+    result = run_csp(path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.split()) == ["3", "3", "6"]
+
+
+@pytest.mark.timeout(60)
+def test_a_name_set_by_minus_d_is_in_scope(tmp_path):
+    path = write(tmp_path, "defined.csp", "[[ p :: q ! N || q :: y : integer; p ? y; {print(y)} ]]\n")
+    assert "'N' is not declared" in run_csp(path, "--check").stderr
+    result = run_csp(path, "-D", "N=3")
+    assert (result.stdout, result.returncode) == ("3\n", 0), result.stderr
+
+
+@pytest.mark.timeout(90)
+def test_a_plan_time_target_outside_its_array_is_a_warning_and_the_program_runs():
+    # Hoare's fac(i+1) for i = LIMIT names no process; it is never executed.
+    result = run_csp(program("fact.csp"))
+    assert (result.stdout, result.returncode) == (FACTORIALS, 0), result.stderr
+    assert result.stderr.splitlines() == [
+        "fact.csp:6:23: warning: there is no process fac(9) (the command fails if it is executed)",
+        "fact.csp:7:36: warning: there is no process fac(9) (the command fails if it is executed)"]
+    smaller = run_csp(program("fact.csp"), "--check", "-D", "LIMIT=3")
+    assert "fact.csp:6:23: warning: there is no process fac(4)" in smaller.stderr
+
+
+@pytest.mark.timeout(60)
+def test_only_targets_known_at_plan_time_are_judged(tmp_path):
+    # j is a run-time variable, k a guard range inside the array, m rebound by Python.
+    path = write(tmp_path, "runtime.csp", """\
+        _include{N = 2}
+        [[ a(i : 1..N) :: x : integer; b ? x
+        || b :: j : integer; j := 5; m : integer; m := 1; {m = 7};
+                [ j > N -> skip [] j <= N -> a(j) ! 1 ];
+                [ (k : 1..N) true -> a(k) ! k ];
+                [ m < 1 -> a(m) ! 0 [] m >= 1 -> skip ]
+        ]]
+        """)
+    result = run_csp(path, "--check")
+    assert (result.returncode, result.stderr) == (0, "")
 
 
 def test_compile_csp_raises_csp_error_with_position():
@@ -276,6 +374,15 @@ def test_emitted_program_runs_by_itself_on_the_backend_named_in_it(backend, tmp_
     path.write_text(source)
     ran = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
                          env=_child_env(), cwd=str(tmp_path), timeout=100)
+    assert (ran.stdout, ran.returncode) == (expected_output("fact.out"), 0), ran.stderr
+
+
+@pytest.mark.timeout(120)
+def test_emitted_program_runs_with_spawned_children(tmp_path):
+    path = tmp_path / "fact.py"
+    path.write_text(run_csp(program("fact.csp"), "--emit").stdout)
+    ran = subprocess.run([sys.executable, str(path), "--backend", "processes", "--start-method", "spawn"],
+                         capture_output=True, text=True, env=_child_env(), cwd=str(tmp_path), timeout=100)
     assert (ran.stdout, ran.returncode) == (expected_output("fact.out"), 0), ran.stderr
 
 

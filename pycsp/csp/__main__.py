@@ -1,4 +1,5 @@
-"""python -m pycsp.csp PROG.csp [--backend B] [-D NAME=VALUE]... [--choice fair|pri] [--check] [--emit]
+"""python -m pycsp.csp PROG.csp [--backend B] [-D NAME=VALUE]... [--choice fair|pri]
+                                [--start-method fork|spawn] [--check] [--emit]
 
 Exit status: 0 done, 1 failure at run time, 2 syntax or static error, 3 deadlock.
 """
@@ -20,6 +21,8 @@ def main(argv=None) -> int:
     parser.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE",
                         help="override a name set in _include")
     parser.add_argument("--choice", default="fair", choices=("fair", "pri"))
+    parser.add_argument("--start-method", choices=("fork", "spawn"),
+                        help="how the processes backend starts a child (default: fork)")
     parser.add_argument("--check", action="store_true", help="parse and check only")
     parser.add_argument("--emit", action="store_true", help="print the generated PyCSP program")
     args = parser.parse_args(argv)
@@ -29,6 +32,8 @@ def main(argv=None) -> int:
     except OSError as e:
         print(f"{args.program}: error: {e.strerror}", file=sys.stderr)
         return 2
+    if args.start_method and args.backend != "processes":
+        parser.error("--start-method is for --backend processes only")
     progname = os.path.basename(args.program)
     try:
         defines = dict(map(runtime.parse_define, args.defines))
@@ -36,11 +41,12 @@ def main(argv=None) -> int:
         parser.error(str(e))
     try:
         if args.check or args.emit:
-            source = compile_csp(code, progname, args.backend, args.choice)
+            source = compile_csp(code, progname, args.backend, args.choice, defines=defines)
             if args.emit:
                 sys.stdout.write(source)
             return 0
-        return runtime.report(lambda: cspexec(code, progname, args.backend, defines, args.choice))
+        return runtime.report(lambda: cspexec(code, progname, args.backend, defines, args.choice,
+                                                     args.start_method))
     except CSPError as e:
         print(e.format(code, progname), file=sys.stderr)
         return 2

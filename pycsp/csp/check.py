@@ -9,12 +9,16 @@ import difflib
 
 from . import nodes as N
 from .errors import CSPStaticError, CSPSyntaxError
+from .scope import check_scopes
+from .targets import missing_targets
 
 
-def check(program: N.Program) -> list:
+def check(program: N.Program, defines=None) -> list:
+    """Raise the first static error; return the warnings. ``defines``: what -D sets."""
     checker = _Checker(program)
     checker.run()
-    return checker.warnings
+    check_scopes(program, defines or {})
+    return sorted(checker.warnings + missing_targets(program, defines))
 
 
 def _literal(node):

@@ -14,6 +14,7 @@ HEADER = '''\
 """{progname}, compiled from the CSP notation by pycsp.csp.
 
 Run it by itself: python {stem}.py [--backend threads|processes|greenlets] [-D NAME=VALUE]... [--choice fair|pri]
+    [--start-method fork|spawn]
 """
 from pycsp.csp import runtime as _rt
 from pycsp.csp.runtime import CSPArray, Msg, irange

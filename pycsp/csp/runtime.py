@@ -96,11 +96,16 @@ def _wire(value):
 
 
 class Context:
-    """What every instance of one program run shares (picklable)."""
+    """What every instance of one program run shares.
 
-    def __init__(self, backend, progname, choice, filename, positions):
+    ``source`` and ``defines``: the generated program and the -D values, which a
+    spawned child needs to compile the program again (see run_instance_spawned).
+    """
+
+    def __init__(self, backend, progname, choice, filename, positions, source=None, defines=None):
         self.backend, self.progname, self.choice = backend, progname, choice
         self.filename, self.positions = filename, positions
+        self.source, self.defines = source, dict(defines or {})
 
     def where(self, pos):
         return f"{self.progname}:{pos[0]}:{pos[1]}"
@@ -299,9 +304,17 @@ def run_parallel(parent, families, pos):
     for (sender, receiver, shape), ch in channels.items():
         ends[sender]["out"].setdefault(receiver, {})[shape] = ch.writer()
         ends[receiver]["in"].setdefault(sender, {})[shape] = ch.reader()
-    processes = [backend.Process(_Instance(name), fam.fn, name, subs, ends[name], ctx,
-                                 sorted(names))
-                 for fam, subs, name in instances]
+    if _spawning(backend):
+        # A fresh interpreter cannot unpickle a nested function: it compiles
+        # the program again and rebuilds the body from its name and closure.
+        processes = [backend.Process(_SpawnedInstance(name), ctx.source, ctx.progname, ctx.defines,
+                                     ctx.choice, ctx.filename, fam.fn.__code__.co_name,
+                                     _closure_values(fam.fn), name, subs, ends[name], sorted(names))
+                     for fam, subs, name in instances]
+    else:
+        processes = [backend.Process(_Instance(name), fam.fn, name, subs, ends[name], ctx,
+                                     sorted(names))
+                     for fam, subs, name in instances]
     # The ends are the instances' alone: a deadlock report would name this
     # frame, waiting in Parallel, as holding every channel's other end.
     del channels, ends
@@ -329,6 +342,74 @@ class _Instance:
 
     def __call__(self, *args):
         return run_instance(*args)
+
+
+class _SpawnedInstance(_Instance):
+    """run_instance_spawned under the instance's own name."""
+
+    __slots__ = ()
+
+    def __call__(self, *args):
+        return run_instance_spawned(*args)
+
+
+def _spawning(backend):
+    return backend.__name__ == "pycsp.processes" and backend.get_start_method() == "spawn"
+
+
+_EMPTY_CELL = "<pycsp.csp: an empty cell>"
+
+
+def _closure_values(fn):
+    """The values of ``fn``'s free variables (the enclosing process's CSP variables)."""
+    values = []
+    for cell in fn.__closure__ or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:   # declared after the parallel command: not yet bound
+            values.append(_EMPTY_CELL)
+    return values
+
+
+_compiled = {}   # (source, defines) -> module globals, one compilation per interpreter
+
+
+def run_instance_spawned(source, progname, defines, choice, filename, fn_name, closure,
+                         name, subs, ends, known):
+    """The body of an instance started by "spawn" (module level, so it pickles):
+    compile the generated program ``source`` again (once per interpreter),
+    rebuild the process function ``fn_name`` around the enclosing process's
+    variables ``closure``, and run it as run_instance does."""
+    import types
+
+    key = (source, tuple(sorted(defines.items(), key=repr)))
+    namespace = _compiled.get(key)
+    if namespace is None:
+        namespace = {"__name__": "__pycsp_csp__", "__csp_filename__": filename}
+        exec(compile(source, filename, "exec"), namespace)
+        namespace.update(defines)
+        _compiled[key] = namespace
+        for stream in (sys.stdout, sys.stderr):
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(line_buffering=True, write_through=False)
+    code = _find_code(namespace["_program"].__code__, fn_name)
+    cells = tuple(types.CellType() if isinstance(v, str) and v == _EMPTY_CELL else types.CellType(v)
+                  for v in closure)
+    fn = types.FunctionType(code, namespace, fn_name, None, cells)
+    ctx = Context(load_backend("processes"), progname, choice, filename, namespace["_POSITIONS"],
+                  source, defines)
+    return run_instance(fn, name, subs, ends, ctx, known)
+
+
+def _find_code(code, name):
+    for const in code.co_consts:
+        if hasattr(const, "co_name"):
+            if const.co_name == name:
+                return const
+            found = _find_code(const, name)
+            if found is not None:
+                return found
+    return None
 
 
 def run_instance(fn, name, subs, ends, ctx, known):
@@ -386,10 +467,15 @@ def load_backend(name):
     return importlib.import_module(f"pycsp.{name}")
 
 
-def run(namespace, backend="threads", defines=None, choice="fair"):
-    """Run the generated program whose module globals are ``namespace``."""
+def run(namespace, backend="threads", defines=None, choice="fair", start_method=None):
+    """Run the generated program whose module globals are ``namespace``
+    (``__csp_source__`` its source, which the "spawn" start method needs)."""
     if choice not in ("fair", "pri"):
         raise ValueError(f"choice is 'fair' or 'pri', not {choice!r}")
+    if start_method is not None:
+        if backend != "processes":
+            raise ValueError("a start method is for the processes backend only")
+        load_backend(backend).set_start_method(start_method)
     namespace.update(defines or {})
     for stream in (sys.stdout, sys.stderr):
         # One write per line (also under python -u, which writes print's
@@ -398,7 +484,8 @@ def run(namespace, backend="threads", defines=None, choice="fair"):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(line_buffering=True, write_through=False)
     ctx = Context(load_backend(backend), namespace["PROGNAME"], choice,
-                  namespace["__csp_filename__"], namespace["_POSITIONS"])
+                  namespace["__csp_filename__"], namespace["_POSITIONS"],
+                  namespace.get("__csp_source__"), defines)
     main_proc = Proc("main", None, ctx)
     try:
         namespace["_program"](main_proc)
@@ -415,9 +502,14 @@ def main(namespace):
     parser.add_argument("--backend", default=namespace["BACKEND"])
     parser.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--choice", default=namespace["CHOICE"], choices=("fair", "pri"))
+    parser.add_argument("--start-method", choices=("fork", "spawn"), help="processes backend only")
     args = parser.parse_args()
     namespace["__csp_filename__"] = namespace.get("__file__", "")
-    return report(lambda: run(namespace, args.backend, dict(map(parse_define, args.defines)), args.choice))
+    if namespace["__csp_filename__"]:
+        with open(namespace["__csp_filename__"], encoding="utf-8") as f:
+            namespace["__csp_source__"] = f.read()
+    return report(lambda: run(namespace, args.backend, dict(map(parse_define, args.defines)), args.choice,
+                              args.start_method))
 
 
 def report(action):
