@@ -132,37 +132,27 @@ def test_unknown_process_is_a_static_error_with_a_suggestion():
 
 # ---- run-time failures and deadlock ----
 
-@pytest.mark.timeout(90)
-def test_input_from_a_terminated_process_fails_naming_process_and_position(backend, tmp_path):
-    path = write(tmp_path, "fail.csp", "[[ a :: x : integer; b ? x; b ? x || b :: a ! 1 ]]\n")
-    result = run_csp(path, "--backend", backend)
-    assert result.returncode == 1
-    assert "fail.csp:1:29: failure in process a: input from b failed: b has terminated" in result.stderr
+# (file, program, what stderr says): status 1, the .csp position and the process.
+FAILING_PROGRAMS = [
+    ("fail.csp", "[[ a :: x : integer; b ? x; b ? x || b :: a ! 1 ]]\n",
+     "fail.csp:1:29: failure in process a: input from b failed: b has terminated"),
+    ("out.csp", "[[ a :: b ! 1; b ! 2 || b :: x : integer; a ? x ]]\n",
+     "out.csp:1:16: failure in process a: output to b failed: b has terminated"),
+    ("alt.csp", "x : integer; x := 3;\n[ x < 0 -> skip [] x = 0 -> skip ]\n",
+     "alt.csp:2:1: failure in process main: every guard of the alternative command fails"),
+    ("zero.csp", "[[ a :: x : integer; x := 1;\n      {y = x / 0} || b :: skip ]]\n",
+     "zero.csp:2:8: failure in process a: ZeroDivisionError"),
+]
 
 
 @pytest.mark.timeout(90)
-def test_output_to_a_terminated_process_fails(backend, tmp_path):
-    path = write(tmp_path, "out.csp", "[[ a :: b ! 1; b ! 2 || b :: x : integer; a ? x ]]\n")
-    result = run_csp(path, "--backend", backend)
-    assert result.returncode == 1
-    assert "out.csp:1:16: failure in process a: output to b failed: b has terminated" in result.stderr
-
-
-@pytest.mark.timeout(90)
-def test_alternative_with_every_guard_false_fails(backend, tmp_path):
-    path = write(tmp_path, "alt.csp", "x : integer; x := 3;\n[ x < 0 -> skip [] x = 0 -> skip ]\n")
-    result = run_csp(path, "--backend", backend)
-    assert result.returncode == 1
-    assert "alt.csp:2:1: failure in process main: every guard of the alternative command fails" \
-        in result.stderr
-
-
-@pytest.mark.timeout(90)
-def test_python_exception_is_reported_at_its_csp_position(backend, tmp_path):
-    path = write(tmp_path, "zero.csp", "[[ a :: x : integer; x := 1;\n      {y = x / 0} || b :: skip ]]\n")
-    result = run_csp(path, "--backend", backend)
-    assert result.returncode == 1
-    assert "zero.csp:2:8: failure in process a: ZeroDivisionError" in result.stderr
+@pytest.mark.parametrize("name,code,message", FAILING_PROGRAMS, ids=[f[0] for f in FAILING_PROGRAMS])
+def test_a_failure_is_reported_with_its_process_and_position(backend, tmp_path, name, code, message):
+    """Input from, or output to, a terminated process, an alternative command
+    whose guards all fail, and a Python exception in { } are failures."""
+    result = run_csp(write(tmp_path, name, code), "--backend", backend)
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr
 
 
 @pytest.mark.timeout(90)
