@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import make_nap
+from conftest import make_nap, stream_processes
 
 
 def poll_read(csp, cin):
@@ -143,24 +143,10 @@ def test_large_buffer_keeps_order(csp):
 def test_any_to_any_every_message_delivered_exactly_once(csp, buffer):
     writers, readers, per_writer = 4, 3, 300
 
-    @csp.process
-    def producer(cout, wid):
-        for i in range(per_writer):
-            cout((wid, i))
-        cout.retire()
-
-    @csp.process
-    def consumer(cin):
-        got = []
-        try:
-            while True:
-                got.append(cin())
-        except csp.ChannelRetireException:
-            return got
-
+    producer, consumer = stream_processes(csp)
     ch = csp.Channel(buffer=buffer)
     results = csp.Parallel(
-        [producer(ch.writer(), w) for w in range(writers)],
+        [producer(ch.writer(), [(w, i) for i in range(per_writer)]) for w in range(writers)],
         [consumer(ch.reader()) for _ in range(readers)],
     )
     received = [m for part in results[writers:] for m in part]

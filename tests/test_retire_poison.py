@@ -1,7 +1,7 @@
 """API.md, section "Retire and poison", including propagation through arguments."""
 import pytest
 
-from conftest import make_nap
+from conftest import make_nap, stream_processes
 
 
 # --------------------------------------------------------------------------- retire
@@ -25,24 +25,9 @@ def test_buffered_messages_delivered_after_all_writers_retire(csp):
 @pytest.mark.timeout(20)
 def test_nothing_written_is_lost_by_retire_across_processes(csp):
     n = 500
-
-    @csp.process
-    def producer(cout):
-        for i in range(n):
-            cout(i)
-        csp.retire(cout)
-
-    @csp.process
-    def consumer(cin):
-        got = []
-        try:
-            while True:
-                got.append(cin())
-        except csp.ChannelRetireException:
-            return got
-
+    producer, consumer = stream_processes(csp)
     ch = csp.Channel(buffer=16)
-    _, got = csp.Parallel(producer(ch.writer()), consumer(ch.reader()))
+    _, got = csp.Parallel(producer(ch.writer(), range(n)), consumer(ch.reader()))
     assert got == list(range(n))
 
 

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import by_backend
+from conftest import by_backend, stream_processes
 
 pytestmark = pytest.mark.stress
 
@@ -100,24 +100,10 @@ def test_many_readers_many_writers_buffered(csp):
     readers = 16
     per_writer = 2_500
 
-    @csp.process
-    def writer(cout, wid):
-        for i in range(per_writer):
-            cout(wid * per_writer + i)
-        cout.retire()
-
-    @csp.process
-    def reader(cin):
-        got = []
-        try:
-            while True:
-                got.append(cin())
-        except csp.ChannelRetireException:
-            return got
-
+    writer, reader = stream_processes(csp)
     ch = csp.Channel(buffer=32)
     results = csp.Parallel(
-        [writer(ch.writer(), w) for w in range(writers)],
+        [writer(ch.writer(), range(w * per_writer, (w + 1) * per_writer)) for w in range(writers)],
         [reader(ch.reader()) for _ in range(readers)],
     )
     received = [m for part in results[writers:] for m in part]
