@@ -3,7 +3,9 @@
     python benchmarks/ab.py --before /work/wt-base --after /work/main --rounds 11 \\
         threads:commstime::60000 greenlets:ring:64:200000 processes:alt:2:100000
 
-Each kernel is BACKEND:KERNEL:SIZE:N (SIZE empty for Commstime).  Every round
+Each kernel is BACKEND:KERNEL:SIZE:N (SIZE empty for Commstime; BACKEND may hold a
+colon itself, as c-processes:hybrid does), or `--suite full` for every figure of
+the full suite on our three backends (issue #15's "nothing else gets slower").  Every round
 runs every kernel once in each tree (benchmarks/kernels.py --repeats 3, its
 median), alternating which tree goes first, so that a machine whose load
 drifts during the run loads both sides alike.  Reported per kernel: each
@@ -19,6 +21,24 @@ import os
 import statistics
 import subprocess
 import sys
+
+
+# The full suite's figures of our backends: what `python -m pycsp.bench --full`
+# measures of them, at iteration counts that take a second or two each here.
+FULL_SUITE = [
+    "threads:commstime::100000", "greenlets:commstime::300000", "processes:commstime::100000",
+    "threads:ring:2:100000", "greenlets:ring:2:300000", "processes:ring:2:100000",
+    "threads:ring:64:100000", "greenlets:ring:64:300000", "processes:ring:64:30000",
+    "threads:ring:256:100000", "greenlets:ring:256:300000", "processes:ring:256:30000",
+    "threads:tokens:8:100000", "greenlets:tokens:8:300000", "processes:tokens:8:30000",
+    "threads:alt:2:100000", "greenlets:alt:2:100000", "processes:alt:2:50000",
+    "threads:alt:8:100000", "greenlets:alt:8:100000", "processes:alt:8:50000",
+    "processes:payload:bytes-1K:100000", "processes:payload:numpy-1K:100000",
+    "processes:payload:bytes-1M:1000", "processes:payload:numpy-1M:1000",
+    "processes:payload:bytes-64M:10", "processes:payload:numpy-64M:10",
+    "threads:pi:2:0", "greenlets:pi:2:0", "processes:pi:2:0",
+    "threads:spawn:100:0", "greenlets:spawn:100:0", "processes:spawn:100:0",
+]
 
 
 def run_kernel(tree, backend, kernel, size, n):
@@ -37,10 +57,15 @@ def main():
     ap.add_argument("--after", required=True)
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--json", help="also write the raw figures here")
-    ap.add_argument("kernels", nargs="+", help="BACKEND:KERNEL:SIZE:N")
+    ap.add_argument("--suite", choices=["full"], help="the full suite's kernels")
+    ap.add_argument("kernels", nargs="*", help="BACKEND:KERNEL:SIZE:N")
     args = ap.parse_args()
+    if args.suite:
+        args.kernels = FULL_SUITE + args.kernels
+    if not args.kernels:
+        ap.error("name kernels or --suite full")
     trees = {"before": args.before, "after": args.after}
-    kernels = [tuple(k.split(":")) for k in args.kernels]
+    kernels = [tuple(k.rsplit(":", 3)) for k in args.kernels]
     results = {k: {"before": [], "after": []} for k in kernels}
     for r in range(args.rounds):
         order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
