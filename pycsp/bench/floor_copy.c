@@ -5,8 +5,8 @@
  *
  *   arena   (pycsp.processes' design) the writer copies its message into a block
  *           of a shared memfd (MAP_SHARED, reserved once, grown by ftruncate, a
- *           block populated with one MADV_POPULATE_WRITE the first time the
- *           writer uses it, then reused), hands the block's number over one
+ *           block made by fallocate and mapped with one MADV_POPULATE_WRITE the
+ *           first time the writer uses it, then reused), hands its number over one
  *           shared word and waits until the reader took it (a rendezvous).
  *           KIND bytes: the reader copies the block into fresh malloc'd memory
  *           whose 2 MiB interior is advised MADV_HUGEPAGE (a new bytes object),
@@ -29,6 +29,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -148,7 +149,9 @@ static void arena_writer(void)
                 die("ftruncate");
         }
         if (!populated[b]) {
-            madvise(block, (size + 4095) & ~(size_t)4095, MADV_POPULATE_WRITE);
+            size_t used = (size + 4095) & ~(size_t)4095;
+            fallocate(arena_fd, FALLOC_FL_KEEP_SIZE, (off_t)b * block_size, (off_t)used);
+            madvise(block, used, MADV_POPULATE_WRITE);
             populated[b] = 1;
         }
         memcpy(block, msg, size);
