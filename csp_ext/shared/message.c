@@ -340,12 +340,12 @@ done:
  * one page at a time: 30-50 ms for 64 MiB on the 2-core test machine, three
  * times the copy); as 2 MiB pages it is 32 faults, and each cleared page is
  * still in cache when the copy overwrites it.  So the page-aligned 2 MiB
- * interior of the destination is advised MADV_HUGEPAGE before the copy
- * (transparent huge pages in "madvise" mode are then used; in "always" mode
- * this changes nothing, in "never" mode or on an old kernel the call is
- * refused and ignored: 4 KiB faults as before).  Populating it in one call
- * first (MADV_POPULATE_WRITE) was slower: the pages are cleared, evicted,
- * then written again. */
+ * interior of the destination is advised MADV_HUGEPAGE before the copy, as
+ * numpy advises its own large arrays (transparent huge pages in "madvise"
+ * mode are then used; in "always" mode this changes nothing, in "never" mode
+ * it has no effect and a kernel without THP refuses it: 4 KiB faults as
+ * before).  Populating it in one call first (MADV_POPULATE_WRITE) was
+ * slower: the pages are cleared, evicted, then written again. */
 #define HUGE_PAGE ((uintptr_t)2 << 20)
 
 static void
