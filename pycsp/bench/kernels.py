@@ -798,13 +798,14 @@ def csp_fresh_payload_here(csp, spec, n):
 
 def fresh_payload(csp, spec, n):
     """csp_fresh_payload_here in a new interpreter (so a new arena: every block
-    and page fresh), which finds the same pycsp as this one."""
+    and page fresh), which imports the same pycsp as this one (ours only: the
+    module path is this project's)."""
     import subprocess
     package = importlib.import_module(csp.modname.partition('.')[0])
     top = os.path.dirname(os.path.abspath(list(package.__path__)[0]))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [top] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
-    r = subprocess.run([sys.executable, os.path.abspath(__file__), '--backend', csp.spec,
+    r = subprocess.run([sys.executable, '-m', 'pycsp.bench.kernels', '--backend', csp.spec,
                         '--kernel', 'payload', '--sizes', spec, '--n', str(n), '--repeats', '1',
                         '--here'], capture_output=True, text=True, env=env, timeout=300)
     if r.returncode != 0:
