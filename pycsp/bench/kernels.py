@@ -32,6 +32,9 @@ Kernels (--kernel) and what --sizes means for each:
   payload       one writer process sends messages of one size to one reader
                 process (both long-lived).  Sizes: KIND-SIZE, KIND bytes|numpy,
                 SIZE like 1K, 1M, 64M.  GB/s (1 GB = 1e9 bytes) at the reader.
+                fresh-KIND-SIZE: a new interpreter starts the two processes and
+                the reader times the first --n (6) messages, after the writer made
+                its message (processes, c-processes only).
   spawn         N processes in one Parallel, passing one token once around a ring.
                 Sizes: N.  Seconds for the whole Parallel.
   alt           K producers each write on their own channel; one consumer loops
@@ -46,7 +49,8 @@ Kernels (--kernel) and what --sizes means for each:
 The C floor of processes also runs commstime and ring (bare forked processes, one
 shared word per channel; floor_processes.c): backend c-processes:MODE, MODE futex
 (default), hybrid (the library's policy: yield-spin up to 50 us, then futex) or
-spin.
+spin.  And payload (floor_copy.c): c-processes (the arena's calls) or
+c-processes:vmread (process_vm_readv, a design without shared memory).
 
 Command line (prints one JSON object per size on stdout):
 
@@ -54,6 +58,8 @@ Command line (prints one JSON object per size on stdout):
     python -m pycsp.bench.kernels --backend threads --kernel ring --sizes 2,16,256
     python -m pycsp.bench.kernels --backend greenlets --kernel alt --sizes 2,8
     python -m pycsp.bench.kernels --backend processes --kernel payload --sizes numpy-64M
+    python -m pycsp.bench.kernels --backend processes --kernel payload --sizes fresh-numpy-64M --n 6
+    python -m pycsp.bench.kernels --backend c-processes --kernel payload --sizes fresh-numpy-64M --n 6
     python -m pycsp.bench.kernels --backend mp-pool --kernel pi --sizes 1,2
     python -m pycsp.bench.kernels --backend asyncio --kernel ring --sizes 2,16
     python -m pycsp.bench.kernels --backend c-processes --kernel handoff --sizes futex
@@ -697,8 +703,19 @@ def csp_mandel(csp, workers, width, height, maxiter, kind):
 _UNITS = {'': 1, 'B': 1, 'K': 1024, 'M': 1024 ** 2, 'G': 1024 ** 3}
 
 
+FRESH = 'fresh-'
+FRESH_MESSAGES = 6     # the default --n of a fresh-... payload
+
+
+def is_fresh(spec):
+    """A payload between two freshly started processes (fresh-KIND-SIZE)."""
+    return spec.startswith(FRESH)
+
+
 def parse_payload(spec):
-    """'numpy-64M' -> ('numpy', 67108864)."""
+    """'numpy-64M' -> ('numpy', 67108864); 'fresh-numpy-64M' the same."""
+    if is_fresh(spec):
+        spec = spec[len(FRESH):]
     kind, _, size = spec.partition('-')
     if kind not in ('bytes', 'numpy') or not size:
         raise ValueError('payload size must be bytes-SIZE or numpy-SIZE: %r' % spec)
@@ -747,6 +764,53 @@ def csp_payload(csp, spec, n, warm=1):
     res = csp.Parallel(P(_payload_writer)(csp, ch.writer(), kind, size, warm + n),
                        P(_payload_reader)(csp, ch.reader(), size, warm, n))
     return _result(res, None)
+
+
+def _fresh_writer(csp, cout, kind, size, n):
+    msg = make_payload(kind, size)
+    cout(None)           # made: the reader starts its clock
+    for _ in range(n):
+        cout(msg)
+
+
+def _fresh_reader(csp, cin, size, n):
+    cin()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        m = cin()
+    dt = time.perf_counter() - t0
+    if len(m) != size:
+        raise RuntimeError('payload of %d bytes arrived as %d' % (size, len(m)))
+    return n * size / dt / 1e9
+
+
+def csp_fresh_payload_here(csp, spec, n):
+    """The first n messages of a payload between two processes that this
+    interpreter starts now; run it in a fresh interpreter (fresh_payload)."""
+    kind, size = parse_payload(spec)
+    _import_payload_kind(kind)
+    ch = csp.Channel()
+    P = lambda fn: _proc(csp, fn)
+    res = csp.Parallel(P(_fresh_writer)(csp, ch.writer(), kind, size, n),
+                       P(_fresh_reader)(csp, ch.reader(), size, n))
+    return _result(res, None)
+
+
+def fresh_payload(csp, spec, n):
+    """csp_fresh_payload_here in a new interpreter (so a new arena: every block
+    and page fresh), which imports the same pycsp as this one (ours only: the
+    module path is this project's)."""
+    import subprocess
+    package = importlib.import_module(csp.modname.partition('.')[0])
+    top = os.path.dirname(os.path.abspath(list(package.__path__)[0]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [top] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
+    r = subprocess.run([sys.executable, '-m', 'pycsp.bench.kernels', '--backend', csp.spec,
+                        '--kernel', 'payload', '--sizes', spec, '--n', str(n), '--repeats', '1',
+                        '--here'], capture_output=True, text=True, env=env, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError('fresh payload failed: %s' % r.stderr.strip()[-500:])
+    return json.loads(r.stdout.strip().splitlines()[-1])['median']
 
 
 def _mp_payload_writer(conn, kind, size, total):
@@ -1048,6 +1112,24 @@ def c_net(kernel, mode, n, size=None):
     return _run_floor('c-processes', ['commstime', mode, n, 1])
 
 
+PAYLOAD_FLOOR = 'floor_copy'
+PAYLOAD_FLOOR_MODES = ('arena', 'vmread')
+PAYLOAD_FLOOR_WARM = 4       # long-lived: every block of the rotation used once
+
+
+def c_payload(mode, spec, n):
+    """floor_copy.c: GB/s of n messages (the first n between fresh processes, or
+    after PAYLOAD_FLOOR_WARM untimed ones)."""
+    import subprocess
+    kind, size = parse_payload(spec)
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), PAYLOAD_FLOOR + '.c')
+    exe = build_c_program(src, PAYLOAD_FLOOR)
+    warm = 0 if is_fresh(spec) else PAYLOAD_FLOOR_WARM
+    r = subprocess.run([exe, mode, kind, str(size), str(n), str(warm)], capture_output=True,
+                       text=True, check=True)
+    return float(r.stdout.split()[-1])
+
+
 def split_floor(backend):
     """'c-processes:hybrid' -> ('c-processes', 'hybrid'); mode None if not given."""
     base, _, mode = backend.partition(':')
@@ -1069,7 +1151,7 @@ CALIBRATED = ('commstime', 'ring', 'tokens', 'payload', 'switch', 'handoff', 'al
 SUPPORTED = {
     'asyncio': ('commstime', 'ring', 'tokens'),
     'c-threads': ('handoff',),
-    'c-processes': ('handoff', 'ring', 'commstime'),
+    'c-processes': ('handoff', 'ring', 'commstime', 'payload'),
     'simplequeue': ('commstime', 'ring', 'tokens'),
     'mp-pipe': ('commstime', 'ring', 'tokens', 'payload'),
     'mp-queue': ('payload',),
@@ -1093,6 +1175,10 @@ def make_runner(backend, kernel, ring=64, work=None, quick=False):
     if kernel == 'switch':
         kernel = 'commstime' if backend != 'greenlet-switch' else 'switch'
     base, mode = split_floor(backend)
+    if base == 'c-processes' and kernel == 'payload':
+        if mode not in (None,) + PAYLOAD_FLOOR_MODES:
+            raise ValueError('%s: payload mode is one of %s' % (backend, PAYLOAD_FLOOR_MODES))
+        return lambda n, size: c_payload(mode or 'arena', size, n)
     if base in FLOOR_SOURCES:
         if kernel not in SUPPORTED[base] or (mode and kernel == 'handoff'):
             raise ValueError('%s has no %s kernel' % (backend, kernel))
@@ -1161,7 +1247,8 @@ def make_runner(backend, kernel, ring=64, work=None, quick=False):
         'pi': pi,
         'mandel-numpy': mandel('numpy'),
         'mandel-c': mandel('c'),
-        'payload': lambda n, size=None: csp_payload(csp, size, n),
+        'payload': lambda n, size=None: (fresh_payload(csp, size, n) if is_fresh(size)
+                                         else csp_payload(csp, size, n)),
         'spawn': lambda n, size=None: csp_spawn(csp, size),
         'alt': lambda n, size=None: csp_alt(csp, size, n),
     }[kernel]
@@ -1197,6 +1284,8 @@ def measure(run, kernel, target, size=None, repeats=5, ring=64, max_n=5_000_000)
     Returns (n, [values])."""
     if kernel not in CALIBRATED:
         return None, [run(None, size) for _ in range(repeats)]
+    if kernel == 'payload' and is_fresh(size):
+        return FRESH_MESSAGES, [run(FRESH_MESSAGES, size) for _ in range(repeats)]
     lo = min_n(kernel, size, ring)
     n = lo
     for _ in range(2):
@@ -1244,6 +1333,7 @@ def main(argv=None):
     ap.add_argument('--repeats', type=int, default=5)
     ap.add_argument('--target', type=float, default=0.3,
                     help='seconds per measurement (iteration count is calibrated)')
+    ap.add_argument('--here', action='store_true', help=argparse.SUPPRESS)  # fresh_payload's child
     ap.add_argument('--n', default=None,
                     help='fixed iteration count (commstime cycles, hops, messages); '
                          'skips calibration.  One number or one per size')
@@ -1255,8 +1345,13 @@ def main(argv=None):
     base, mode = split_floor(args.backend)
     if base in FLOOR_SOURCES and not mode and kernel not in SUPPORTED[base]:
         kernel = 'handoff'
-    run = make_runner(args.backend, kernel, ring=args.ring, work=args.work,
-                      quick=args.quick)
+    if args.here:
+        csp = _Csp('%s:%s' % BACKENDS[args.backend] if args.backend in BACKENDS
+                   else args.backend)
+        run = lambda n, size: csp_fresh_payload_here(csp, size, n)
+    else:
+        run = make_runner(args.backend, kernel, ring=args.ring, work=args.work,
+                          quick=args.quick)
     sizes = parse_sizes(kernel, args.sizes or args.ring_sizes or
                         DEFAULT_SIZES.get(kernel, ''))
     fixed = [int(x) for x in args.n.split(',')] if args.n else None
