@@ -159,6 +159,20 @@ dtype_code(PyObject *dtype)
     return code;
 }
 
+/* 1 if code reads as a plain number dtype's str ("<f8", "|u1", "<c16"): only
+ * such codes reach numpy's dtype parser (the code is shared memory). */
+static int
+plain_code(const char *code, Py_ssize_t len)
+{
+    if (len < 3 || len > 4 || !strchr("<>|=", code[0]) || !code[0] || !strchr("biufc", code[1]) ||
+        !code[1])
+        return 0;
+    for (Py_ssize_t i = 2; i < len; i++)
+        if (code[i] < '0' || code[i] > '9')
+            return 0;
+    return 1;
+}
+
 /* New reference: the dtype named by a received code, or NULL with an exception. */
 static PyObject *
 dtype_of_code(const char *code, Py_ssize_t len)
@@ -168,6 +182,8 @@ dtype_of_code(const char *code, Py_ssize_t len)
         if (PyBytes_GET_SIZE(c) == len && memcmp(PyBytes_AS_STRING(c), code, (size_t)len) == 0)
             return Py_NewRef(recv_dtypes[i].dtype);
     }
+    if (!plain_code(code, len))
+        return corrupt();
     if (import_numpy() < 0)
         return NULL;
     PyObject *c = PyBytes_FromStringAndSize(code, len);
