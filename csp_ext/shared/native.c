@@ -326,6 +326,11 @@ measure_value(PyObject *obj, native_plan *plan, int depth, uint64_t *len)
 int
 native_measure(PyObject *obj, native_plan *plan, uint64_t *len)
 {
+    /* A message of another type goes to pickle without a look further (the
+     * scalars alone are shared/message.c's). */
+    if (!PyTuple_CheckExact(obj) && !PyList_CheckExact(obj) &&
+        (ndarray_type ? Py_TYPE(obj) != ndarray_type : Py_TYPE(obj)->tp_name[0] != 'n'))
+        return 0;
     plan->nmutables = plan->nviews = plan->next_view = 0;
     *len = 0;
     int r = measure_value(obj, plan, 0, len);
