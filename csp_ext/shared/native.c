@@ -420,9 +420,9 @@ put_str(out_cursor *o, PyObject *s)
 }
 
 static int
-write_array(out_cursor *o, native_plan *plan)
+write_array(out_cursor *o, native_plan *plan, PyObject *obj)
 {
-    if (plan->next_view == plan->nviews)
+    if (plan->next_view == plan->nviews || plan->views[plan->next_view].obj != obj)
         return changed();
     Py_buffer *view = &plan->views[plan->next_view];
     PyObject *code = plan->codes[plan->next_view++];
@@ -478,7 +478,7 @@ write_value(PyObject *obj, native_plan *plan, out_cursor *o)
                 return -1;
         return 0;
     }
-    return write_array(o, plan);
+    return write_array(o, plan, obj);
 }
 
 int
