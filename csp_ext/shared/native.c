@@ -30,7 +30,7 @@
 #include <string.h>
 
 #define MAX_DEPTH 32
-#define MAX_DTYPES 16
+#define MAX_DTYPES 32   /* numpy has 16 plain number dtypes, one object each */
 
 enum { T_NONE = 'N', T_FALSE = 'F', T_TRUE = 'T', T_INT = 'i', T_FLOAT = 'f', T_STR = 's',
        T_BYTES = 'b', T_TUPLE = '(', T_LIST = '[', T_ARRAY = 'a' };
@@ -41,8 +41,10 @@ static PyTypeObject *ndarray_type;
 static PyObject *str_dtype, *str_kind, *str_str;
 static PyObject *numpy_dtype, *numpy_empty;   /* the receiver's, imported on first use */
 
-/* dtypes met by the sender: the dtype (a reference, so its address stays its
- * own) and its code (bytes), or NULL if its arrays go through pickle. */
+/* dtypes whose arrays the sender encoded: the dtype (a reference, so its
+ * address stays its own) and its code (bytes).  Only numpy's own dtype
+ * objects qualify, so the table stays short; another dtype is looked at anew
+ * each time (its arrays take pickle, which costs far more). */
 static struct { PyObject *dtype, *code; } send_dtypes[MAX_DTYPES];
 static int n_send_dtypes;
 /* dtypes made by the receiver, by code. */
@@ -150,9 +152,11 @@ dtype_code(PyObject *dtype)
     for (int i = 0; i < n_send_dtypes; i++)
         if (send_dtypes[i].dtype == dtype)
             return send_dtypes[i].code;
-    if (n_send_dtypes == MAX_DTYPES)
-        return NULL;  /* an unusual program: its further dtypes take pickle */
     PyObject *code = dtype_code_uncached(dtype);
+    if (!code || n_send_dtypes == MAX_DTYPES) {
+        Py_XDECREF(code);   /* the table full (never seen): pickle */
+        return NULL;
+    }
     send_dtypes[n_send_dtypes].dtype = Py_NewRef(dtype);
     send_dtypes[n_send_dtypes].code = code;
     n_send_dtypes++;
