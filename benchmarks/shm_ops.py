@@ -12,8 +12,8 @@ path can be counted here:
                             is finished by the peer (the wait loop, the claim)
 
 An optional third argument is the message: int (default: the loop counter),
-tuple ((i, float(i))), dict ({'i': i}, always pickled), numpy-1K (a uint8
-array of 1 KiB, made once), to count what encoding and decoding each costs.
+tuple ((i, float(i))), dict ({'i': i}), set ({i}, pickled), numpy-1K (a
+uint8 array of 1 KiB, made once), to count what encoding and decoding each costs.
 
 Instructions per communication: the difference of two runs (N and 3N) divided
 by the difference in communications (N per N for buffered, 2N per N for pingpong):
@@ -32,6 +32,7 @@ MESSAGES = {
     'int': lambda: None,
     'tuple': lambda: (lambda i: (i, float(i))),
     'dict': lambda: (lambda i: {'i': i}),
+    'set': lambda: (lambda i: {i}),
     'numpy-1K': lambda: _same(__import__('numpy').ones(1024, dtype='uint8')),
 }
 

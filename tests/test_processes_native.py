@@ -1,7 +1,7 @@
 """Messages the processes backend encodes without pickle (csp_ext/shared/native.c).
 
-Tuples and lists of int64, float, str, bytes, None and bool, nested, and small
-numpy arrays travel in their own encoding; everything else, and every message
+Tuples, lists and dicts of int64, float, str, bytes, None and bool, nested,
+and small numpy arrays travel in their own encoding; everything else, and every message
 with anything else inside, goes through pickle.  Either way the reader must get
 what pickle would give: the same types (bool is not int, a namedtuple is not a
 tuple), the same values to the bit (-0.0, nan), one object where the writer
@@ -56,6 +56,10 @@ def native_messages():
         "str": ("", "ascii", "latin-1 é", "é\u20ac\U0001F600", "lone \ud800 and \udfff"),
         "bytes": (b"", b"\0" * 100, bytes(range(256))),
         "deep": nested(30),
+        "empty dict": {},
+        "dict": {"a": 1, 2: [3.0, None], (1, "x"): {"n": b"b"}, True: False, -0.0: "z"},
+        "dict of nan keys": {math.nan: 1, float("nan"): 2},
+        "dicts in a list": [{"i": i, "v": float(i)} for i in range(5)],
         "numpy 1K": np.arange(1024, dtype=np.uint8),
         "numpy 2-D float": np.arange(12.0).reshape(3, 4),
         "numpy 0-d complex": np.array(1 - 2j),
@@ -79,7 +83,11 @@ def pickled_messages():
         "float subclass": [FloatSub(1.5)],
         "namedtuple": Point(1, 2.0),
         "namedtuple inside": (Point(1, 2),),
-        "dict inside": (1, {"a": 1}),
+        "set inside": (1, {"a"}),
+        "dict subclass": collections.OrderedDict(a=1),
+        "defaultdict inside": [collections.defaultdict(int, a=1)],
+        "one dict twice": [_shared_dict(), _shared_dict()],
+        "dict of a namedtuple key": {Point(1, 2): 3},
         "one list twice": (shared, shared),
         "one array twice": (array, array),
         "list in itself": _self_list(),
@@ -93,6 +101,13 @@ def pickled_messages():
         "numpy over the limit": np.ones(NATIVE_ARRAY_MAX + 1, dtype=np.uint8),
         "numpy subclass": np.ma.masked_array([1, 2], mask=[0, 1]),
     }
+
+
+_SHARED = {"x": 1}
+
+
+def _shared_dict():
+    return _SHARED
 
 
 def _self_list():
@@ -113,13 +128,15 @@ def same(a, b):
         return (a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
                 and b.flags.writeable and (not isinstance(a, np.ma.MaskedArray)
                                            or (a.mask == b.mask).all()))
+    if isinstance(a, dict):
+        return same(list(a.items()), list(b.items()))
     if isinstance(a, (tuple, list)):
         if len(a) != len(b):
             return False
         # one object sent twice arrives as one object twice (pickle's memo)
         for i in range(len(a)):
             for j in range(i):
-                if a[i] is a[j] and isinstance(a[i], (list, np.ndarray)) and b[i] is not b[j]:
+                if a[i] is a[j] and isinstance(a[i], (list, dict, np.ndarray)) and b[i] is not b[j]:
                     return False
             if a[i] is a:
                 if b[i] is not b:

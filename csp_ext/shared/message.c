@@ -2,7 +2,7 @@
  *
  * A top-level bytes/bytearray message is copied straight into a block (one
  * copy); so are a top-level int (int64), float, str, None, True and False.
- * Tuples and lists of those and small numpy arrays are encoded by
+ * Tuples, lists and dicts of those and small numpy arrays are encoded by
  * shared/native.c (MSG_NATIVE), without pickle.  Anything else is pickled with protocol 5; out-of-band buffers
  * (bytearray, numpy arrays, PickleBuffer) are copied once into the block,
  * after the pickle stream.  The reader unpickles from the block; out-of-band

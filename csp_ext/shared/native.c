@@ -1,4 +1,4 @@
-/* native.c - tuples, lists and small numpy arrays as messages, without pickle.
+/* native.c - tuples, lists, dicts and small numpy arrays as messages, without pickle.
  *
  * pickle.dumps and loads cost a small message most of its time: a Pickler and
  * an Unpickler made per message, and for a numpy array two global lookups
@@ -13,6 +13,7 @@
  *   'b' u64 n, bytes   a bytes
  *   '(' u64 n, items   a tuple
  *   '[' u64 n, items   a list
+ *   '{' u64 n, pairs   a dict: key, value, n times, in its order
  *   'a' u8 c, code, u8 ndim, u64 shape[ndim], u64 n, data
  *                      a C-contiguous numpy.ndarray of a plain number dtype
  *                      (bool, int, uint, float, complex; code its dtype.str),
@@ -20,7 +21,7 @@
  *
  * Only exact types qualify: a subclass (bool is told apart from int, a
  * namedtuple from a tuple), an object of any other type anywhere inside, a
- * list or array met twice (pickle would give back one object twice), more than
+ * list, dict or array met twice (pickle would give back one object twice), more than
  * NATIVE_MAX_LISTS of them or nesting deeper than MAX_DEPTH sends the whole
  * message through pickle instead.  Integers are host-endian: the writer and
  * reader share one machine's memory.
@@ -33,7 +34,8 @@
 #define MAX_DTYPES 32   /* numpy has 16 plain number dtypes, one object each */
 
 enum { T_NONE = 'N', T_FALSE = 'F', T_TRUE = 'T', T_INT = 'i', T_FLOAT = 'f', T_STR = 's',
-       T_BYTES = 'b', T_TUPLE = '(', T_LIST = '[', T_ARRAY = 'a' };
+       T_BYTES = 'b', T_TUPLE = '(', T_LIST = '[', T_DICT = '{',
+       T_ARRAY = 'a' };
 
 /* numpy.ndarray, learnt from the first array met (numpy is never imported
  * here to send: an array exists only where numpy is loaded). */
@@ -287,6 +289,22 @@ measure_items(PyObject *seq, native_plan *plan, int depth, uint64_t *len)
 }
 
 static int
+measure_dict(PyObject *dict, native_plan *plan, int depth, uint64_t *len)
+{
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    *len += 9;
+    while (PyDict_Next(dict, &pos, &key, &value)) {
+        int r = measure_value(key, plan, depth + 1, len);
+        if (r > 0)
+            r = measure_value(value, plan, depth + 1, len);
+        if (r <= 0)
+            return r;
+    }
+    return 1;
+}
+
+static int
 measure_value(PyObject *obj, native_plan *plan, int depth, uint64_t *len)
 {
     if (obj == Py_None || obj == Py_False || obj == Py_True) {
@@ -321,6 +339,8 @@ measure_value(PyObject *obj, native_plan *plan, int depth, uint64_t *len)
         return measure_items(obj, plan, depth, len);
     if (PyList_CheckExact(obj))
         return note_mutable(plan, obj) ? measure_items(obj, plan, depth, len) : 0;
+    if (PyDict_CheckExact(obj))
+        return note_mutable(plan, obj) ? measure_dict(obj, plan, depth, len) : 0;
     int array = is_ndarray(obj);
     if (array <= 0)
         return array;
@@ -332,7 +352,7 @@ native_measure(PyObject *obj, native_plan *plan, uint64_t *len)
 {
     /* A message of another type goes to pickle without a look further (the
      * scalars alone are shared/message.c's). */
-    if (!PyTuple_CheckExact(obj) && !PyList_CheckExact(obj) &&
+    if (!PyTuple_CheckExact(obj) && !PyList_CheckExact(obj) && !PyDict_CheckExact(obj) &&
         (ndarray_type ? Py_TYPE(obj) != ndarray_type : Py_TYPE(obj)->tp_name[0] != 'n'))
         return 0;
     plan->nmutables = plan->nviews = plan->next_view = 0;
@@ -482,6 +502,16 @@ write_value(PyObject *obj, native_plan *plan, out_cursor *o)
                 return -1;
         return 0;
     }
+    if (PyDict_CheckExact(obj)) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        if (put_tag_u64(o, T_DICT, (uint64_t)PyDict_GET_SIZE(obj)) < 0)
+            return -1;
+        while (PyDict_Next(obj, &pos, &key, &value))
+            if (write_value(key, plan, o) < 0 || write_value(value, plan, o) < 0)
+                return -1;
+        return 0;
+    }
     return write_array(o, plan, obj);
 }
 
@@ -583,6 +613,31 @@ read_array(in_cursor *in)
     return arr;
 }
 
+static PyObject *read_value(in_cursor *in, int depth);
+
+static PyObject *
+read_dict(in_cursor *in, uint64_t n, int depth)
+{
+    if (n > (uint64_t)(in->end - in->p) / 2)
+        return corrupt();  /* every key and value takes a byte at least */
+    PyObject *dict = PyDict_New();
+    if (!dict)
+        return NULL;
+    for (uint64_t i = 0; i < n; i++) {
+        PyObject *key = read_value(in, depth + 1);
+        PyObject *value = key ? read_value(in, depth + 1) : NULL;
+        /* An unhashable key (a list) only in a corrupt block: a TypeError. */
+        int r = value ? PyDict_SetItem(dict, key, value) : -1;
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        if (r < 0) {
+            Py_DECREF(dict);
+            return NULL;
+        }
+    }
+    return dict;
+}
+
 static PyObject *
 read_value(in_cursor *in, int depth)
 {
@@ -619,6 +674,8 @@ read_value(in_cursor *in, int depth)
         return tag == T_STR ? PyUnicode_DecodeUTF8(data, (Py_ssize_t)v, "surrogatepass")
                             : PyBytes_FromStringAndSize(data, (Py_ssize_t)v);
     }
+    if (tag == T_DICT)
+        return read_dict(in, v, depth);
     if (tag != T_TUPLE && tag != T_LIST)
         return corrupt();
     if (v > (uint64_t)(in->end - in->p))

@@ -1,5 +1,5 @@
 /* native.h - messages of the processes backend encoded without pickle:
- * tuples and lists of scalars (int64, float, str, bytes, None, bool), nested,
+ * tuples, lists and dicts of scalars (int64, float, str, bytes, None, bool), nested,
  * and small numpy arrays.  shared/message.c stores the encoding in a block
  * (kind MSG_NATIVE); this file knows neither blocks nor channels. */
 #ifndef CSP_NATIVE_H
@@ -10,7 +10,7 @@
 /* Largest numpy array encoded natively (bytes of data); a larger one is
  * pickled, its data passed out of band and read in place on the other side. */
 #define NATIVE_ARRAY_MAX (64 * 1024)
-#define NATIVE_MAX_LISTS 32   /* mutable containers (lists, arrays) per message */
+#define NATIVE_MAX_LISTS 32   /* mutable containers (lists, dicts, arrays) per message */
 #define NATIVE_MAX_ARRAYS 8
 
 /* What native_measure found, for native_write: the mutable objects met (each
