@@ -11,6 +11,10 @@ path can be counted here:
                             every communication blocks, sleeps on the futex and
                             is finished by the peer (the wait loop, the claim)
 
+An optional third argument is the message: int (default: the loop counter),
+tuple ((i, float(i))), dict ({'i': i}), set ({i}, pickled), numpy-1K (a
+uint8 array of 1 KiB, made once), to count what encoding and decoding each costs.
+
 Instructions per communication: the difference of two runs (N and 3N) divided
 by the difference in communications (N per N for buffered, 2N per N for pingpong):
 
@@ -22,16 +26,35 @@ import threading
 
 import csp_ext
 
+# The loops below send the counter itself when no message is named (the figures
+# recorded before messages could be named).
+MESSAGES = {
+    'int': lambda: None,
+    'tuple': lambda: (lambda i: (i, float(i))),
+    'dict': lambda: (lambda i: {'i': i}),
+    'set': lambda: (lambda i: {i}),
+    'numpy-1K': lambda: _same(__import__('numpy').ones(1024, dtype='uint8')),
+}
 
-def buffered(n):
+
+def _same(obj):
+    return lambda i: obj
+
+
+def buffered(n, message=None):
     ch = csp_ext.ShmChannel(buffer=1)
     write, read = ch.writer(), ch.reader()
+    if message is None:
+        for i in range(n):
+            write(i)
+            read()
+        return
     for i in range(n):
-        write(i)
+        write(message(i))
         read()
 
 
-def pingpong(n):
+def pingpong(n, message=None):
     csp_ext.shm_set_spin(0.0)
     there, back = csp_ext.ShmChannel(), csp_ext.ShmChannel()
     there_w, there_r, back_w, back_r = there.writer(), there.reader(), back.writer(), back.reader()
@@ -48,12 +71,18 @@ def pingpong(n):
     t = threading.Thread(target=echo)
     t.start()
     ready.wait()
-    for i in range(n):
-        there_w(i)
-        back_r()
+    if message is None:
+        for i in range(n):
+            there_w(i)
+            back_r()
+    else:
+        for i in range(n):
+            there_w(message(i))
+            back_r()
     t.join()
 
 
 if __name__ == "__main__":
     csp_ext.shm_init()
-    {"buffered": buffered, "pingpong": pingpong}[sys.argv[1]](int(sys.argv[2]))
+    message = MESSAGES[sys.argv[3] if len(sys.argv) > 3 else 'int']()
+    {"buffered": buffered, "pingpong": pingpong}[sys.argv[1]](int(sys.argv[2]), message)

@@ -7,7 +7,9 @@
    ordinary exception, never crash, and free its arena block either way.  The
    loop runs in a child Python: a crash shows as a negative exit status.
    (Pickle streams themselves are not mutated: unpickling runs code, and numpy
-   reconstruction is not safe against corrupt pickles.)
+   reconstruction is not safe against corrupt pickles.  The native encoding of
+   tuples, lists and small arrays (kind 8) is read by our own code: its body is
+   mutated too.)
 
 2. Every public call of each backend, given wrong types or values: TypeError or
    ValueError with a message naming the offending thing, and nothing changed.
@@ -41,7 +43,14 @@ payloads = [
     (1, "two", 3.0), [1, [2, [3, [4]]]], {"k": [1, 2], 3: (4, 5)}, {1, 2, 3},
     frozenset({"a", "b"}), list(range(500)), {"nested": {"d": [b"x" * 100]}},
     [bytearray(b"first"), bytearray(b"second" * 30), b"inline"],
+    ((), [None, True, -0.0, "é\U0001F600 \udc80", b"b" * 70], ((((1,),),),), 2**40),
 ]
+try:
+    import numpy as np
+    payloads += [np.arange(300, dtype=np.int32).reshape(3, 100), np.array(2.5),
+                 (np.ones(7, dtype=np.complex64), [np.zeros(0, dtype=bool)])]
+except ImportError:
+    pass
 # Out-of-band buffers (protocol 5): PickleBuffers give a block with nbuf > 0
 # and a table of buffer lengths.
 PB = pickle.PickleBuffer
@@ -55,6 +64,8 @@ def plain(obj):
     # obj with every buffer as bytes, to compare a decoded value
     if isinstance(obj, (PB, memoryview)):
         return bytes(memoryview(obj))
+    if type(obj).__name__ == "ndarray":
+        return [str(obj.dtype), obj.shape, obj.tobytes()]
     if isinstance(obj, (list, tuple)):
         return [plain(x) for x in obj]
     if isinstance(obj, dict):
@@ -73,8 +84,8 @@ for obj in payloads + oob:
 
 kinds = [struct.unpack_from("<I", b, 0)[0] for b in blocks]
 nbufs = [struct.unpack_from("<I", b, 4)[0] for b in blocks]
-# bytes, bytearray, pickle, int64, float, str, constant blocks
-assert set(kinds) == {1, 2, 3, 4, 5, 6, 7}, kinds
+# bytes, bytearray, pickle, int64, float, str, constant, native blocks
+assert set(kinds) == {1, 2, 3, 4, 5, 6, 7, 8}, kinds
 assert max(nbufs) >= 3, nbufs                  # some with a length table
 
 INTERESTING32 = [0, 1, 2, 3, 4, 5, 7, 0x7F, 0x80, 0xFF, 0x100, 0x7FFFFFFF, 0x80000000,
@@ -94,6 +105,15 @@ def mutate(rng, block):
         return bytes(b)
     nbuf = struct.unpack_from("<I", b, 4)[0]
     region = min(len(b), align64(HEADER + 8 * nbuf))   # header, length table, padding
+    if struct.unpack_from("<I", b, 0)[0] == 8 and len(b) > 64 and rng.randrange(2):
+        for _ in range(rng.randint(1, 4)):       # native: any byte of the body
+            i = rng.randrange(64, len(b))
+            if rng.randrange(2):
+                b[i] ^= 1 << rng.randrange(8)
+            else:
+                b[i] = rng.choice([0, 1, 0x7F, 0x80, 0xFF, ord("("), ord("["), ord("a"),
+                                   ord("s"), ord("i"), rng.randrange(256)])
+        return bytes(b)
     op = rng.randrange(9)
     if op == 0:                                   # flip bits in the header region
         for _ in range(rng.randint(1, 4)):

@@ -76,10 +76,11 @@ def _prime_pickle_caches(csp, channel):
 
 def _messages(backend, n):
     """The messages of one round: builtin types of several sizes (processes
-    copies them, so both the raw-bytes and the pickle paths are used)."""
+    copies them, so the raw-bytes, the native (tuples, lists, dicts) and the
+    pickle paths are all used)."""
     out = []
     for i in range(n):
-        k = i % 6
+        k = i % 7
         if k == 0:
             out.append(i)
         elif k == 1:
@@ -90,6 +91,8 @@ def _messages(backend, n):
             out.append((i, "t", [i, i + 1], {"k": i}))
         elif k == 4:
             out.append(bytearray(b"x" * (50 + i % 5)))
+        elif k == 5:
+            out.append((i, frozenset({i}), ["pickled"]))
         else:
             out.append(None if i % 2 else 3.5)
     # One large message per round: a big arena block in processes.

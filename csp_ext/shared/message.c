@@ -2,7 +2,8 @@
  *
  * A top-level bytes/bytearray message is copied straight into a block (one
  * copy); so are a top-level int (int64), float, str, None, True and False.
- * Anything else is pickled with protocol 5; out-of-band buffers
+ * Tuples, lists and dicts of those and small numpy arrays are encoded by
+ * shared/native.c (MSG_NATIVE), without pickle.  Anything else is pickled with protocol 5; out-of-band buffers
  * (bytearray, numpy arrays, PickleBuffer) are copied once into the block,
  * after the pickle stream.  The reader unpickles from the block; out-of-band
  * buffers are handed to pickle as PickleBuffers viewing the block itself (no
@@ -22,6 +23,7 @@
  * no destructor).
  */
 #include "shared/shm.h"
+#include "shared/native.h"
 
 #include <pthread.h>
 #include <sys/mman.h>
@@ -31,7 +33,7 @@
  * CONST (one byte: None, False, True) carry the commonest small messages
  * without a pickler: pickle.dumps and loads cost most of a small message. */
 enum { MSG_BYTES = 1, MSG_BYTEARRAY = 2, MSG_PICKLE = 3, MSG_INT = 4, MSG_FLOAT = 5, MSG_STR = 6,
-       MSG_CONST = 7 };
+       MSG_CONST = 7, MSG_NATIVE = 8 };
 enum { CONST_NONE = 0, CONST_FALSE = 1, CONST_TRUE = 2 };
 
 typedef struct {
@@ -252,6 +254,35 @@ encode_scalar(PyObject *obj, shm_off *off)
     return 0;
 }
 
+/* 1 with *off set (0 and an exception on failure) if shared/native.c
+ * encodes obj; 0 if it is for pickle. */
+static int
+encode_native(PyObject *obj, shm_off *off)
+{
+    native_plan plan;
+    uint64_t len;
+    int r = native_measure(obj, &plan, &len);
+    if (r <= 0) {
+        *off = 0;
+        return r < 0;
+    }
+    uint64_t start = data_start(0, 0);
+    *off = shm_alloc(start + len);
+    if (*off) {
+        msg_header *h = SHM_PTR(msg_header, *off);
+        h->kind = MSG_NATIVE;
+        h->nbuf = 0;
+        h->nchan = 0;
+        h->len = len;
+        if (native_write(obj, &plan, shm_base + *off + start, len) < 0) {
+            shm_free(*off);
+            *off = 0;
+        }
+    }
+    native_release(&plan);
+    return 1;
+}
+
 shm_off
 shm_message_encode(PyObject *obj)
 {
@@ -260,7 +291,7 @@ shm_message_encode(PyObject *obj)
     if (PyByteArray_CheckExact(obj))
         return encode_raw(obj, MSG_BYTEARRAY);
     shm_off scalar;
-    if (encode_scalar(obj, &scalar))
+    if (encode_scalar(obj, &scalar) || encode_native(obj, &scalar))
         return scalar;
 
     shm_off off = 0;
@@ -368,7 +399,7 @@ check_layout(shm_off off, const msg_header *h)
     uint64_t size = shm_block_size(off);
     if (size < sizeof(msg_header))
         return -1;
-    if (h->kind < MSG_BYTES || h->kind > MSG_CONST)
+    if (h->kind < MSG_BYTES || h->kind > MSG_NATIVE)
         return -1;
     if ((h->kind == MSG_INT || h->kind == MSG_FLOAT) && h->len != 8)
         return -1;
@@ -433,6 +464,9 @@ shm_message_decode(shm_off off)
         }
         else if (h->kind == MSG_STR) {
             r = PyUnicode_DecodeUTF8(data, (Py_ssize_t)h->len, "surrogatepass");
+        }
+        else if (h->kind == MSG_NATIVE) {
+            r = native_decode(data, h->len);
         }
         else if ((unsigned char)data[0] <= CONST_TRUE) {
             unsigned char c = (unsigned char)data[0];

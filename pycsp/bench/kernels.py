@@ -18,7 +18,10 @@ run time with cc -O2 -pthread into the cache dir).
 Kernels (--kernel) and what --sizes means for each:
 
   commstime     prefix -> delta -> successor -> prefix, delta -> consumer.
-                us per channel communication (4 per cycle).  No sizes.
+                us per channel communication (4 per cycle).  Sizes: the message,
+                int (the default: the successor adds 1) or tuple (i, float(i):
+                the successor makes the next pair; a message pickle would carry).
+                Not on c-processes, whose channels carry one word.
   ring          one token in a ring of N processes.  Sizes: N.  us per hop.
   tokens        T tokens at once in a ring of --ring (64) processes.  Sizes: T
                 (1..ring-1).  us per token hop (total time / total hops).
@@ -55,6 +58,7 @@ c-processes:vmread (process_vm_readv, a design without shared memory).
 Command line (prints one JSON object per size on stdout):
 
     python -m pycsp.bench.kernels --backend processes --kernel commstime
+    python -m pycsp.bench.kernels --backend processes --kernel commstime --sizes int,tuple
     python -m pycsp.bench.kernels --backend threads --kernel ring --sizes 2,16,256
     python -m pycsp.bench.kernels --backend greenlets --kernel alt --sizes 2,8
     python -m pycsp.bench.kernels --backend processes --kernel payload --sizes numpy-64M
@@ -138,6 +142,15 @@ def _successor(csp, cin, cout):
         _poison_all(csp, cin, cout)
 
 
+def _successor_tuple(csp, cin, cout):
+    try:
+        while True:
+            i = cin()[0] + 1
+            cout((i, float(i)))
+    except (csp.ChannelPoisonException, csp.ChannelRetireException):
+        _poison_all(csp, cin, cout)
+
+
 def _consumer(csp, cin, n, warmup):
     for _ in range(warmup):
         cin()
@@ -216,14 +229,18 @@ def _result(results, fallback):
     return fallback
 
 
-def csp_commstime(csp, n, warmup=None):
+COMMSTIME_MESSAGES = (None, 'int', 'tuple')   # None: int, the plain Commstime
+
+
+def csp_commstime(csp, n, warmup=None, message=None):
     warmup = max(10, n // 20) if warmup is None else warmup
     a, b, c, d = (csp.Channel() for _ in range(4))
     P = lambda fn: _proc(csp, fn)
+    pair = message == 'tuple'
     res = csp.Parallel(
-        P(_prefix)(csp, c.reader(), a.writer(), 0),
+        P(_prefix)(csp, c.reader(), a.writer(), (0, 0.0) if pair else 0),
         P(_delta)(csp, a.reader(), b.writer(), d.writer()),
-        P(_successor)(csp, b.reader(), c.writer()),
+        P(_successor_tuple if pair else _successor)(csp, b.reader(), c.writer()),
         P(_consumer)(csp, d.reader(), n, warmup),
     )
     return _result(res, None)
@@ -297,14 +314,14 @@ def csp_alt(csp, producers, n, warmup=None):
 # still a sequence of hand-offs between threads.  None is the stop message.
 # ---------------------------------------------------------------------------
 
-def sq_commstime(n, warmup=None):
+def sq_commstime(n, warmup=None, message=None):
     import queue
     warmup = max(10, n // 20) if warmup is None else warmup
     a, b, c, d = (queue.SimpleQueue() for _ in range(4))
     out = []
 
     def prefix():
-        a.put(0)
+        a.put((0, 0.0) if message == 'tuple' else 0)
         while True:
             x = c.get()
             if x is None:
@@ -327,6 +344,15 @@ def sq_commstime(n, warmup=None):
                 return
             c.put(x + 1)
 
+    def successor_tuple():
+        while True:
+            x = b.get()
+            if x is None:
+                c.put(None)
+                return
+            i = x[0] + 1
+            c.put((i, float(i)))
+
     def consumer():
         for _ in range(warmup):
             d.get()
@@ -339,7 +365,8 @@ def sq_commstime(n, warmup=None):
         while d.get() is not None:
             pass
 
-    ts = [threading.Thread(target=f) for f in (prefix, delta, successor, consumer)]
+    ts = [threading.Thread(target=f) for f in
+          (prefix, delta, successor_tuple if message == 'tuple' else successor, consumer)]
     for t in ts:
         t.start()
     for t in ts:
@@ -365,6 +392,16 @@ def _mp_fwd(cin, cout, inc):
         cout.send(x + inc)
 
 
+def _mp_fwd_tuple(cin, cout):
+    while True:
+        x = cin.recv()
+        if x is None:
+            cout.send(None)
+            return
+        i = x[0] + 1
+        cout.send((i, float(i)))
+
+
 def _mp_delta(cin, out1, out2):
     while True:
         x = cin.recv()
@@ -374,19 +411,20 @@ def _mp_delta(cin, out1, out2):
             return
 
 
-def mp_commstime(n, warmup=None):
+def mp_commstime(n, warmup=None, message=None):
     import multiprocessing as mp
     warmup = max(10, n // 20) if warmup is None else warmup
     (a_r, a_w), (b_r, b_w), (c_r, c_w), (d_r, d_w) = (mp.Pipe(False) for _ in range(4))
-    ps = [mp.Process(target=_mp_delta, args=(a_r, b_w, d_w)),
-          mp.Process(target=_mp_fwd, args=(b_r, c_w, 1))]
+    successor = (mp.Process(target=_mp_fwd_tuple, args=(b_r, c_w)) if message == 'tuple' else
+                 mp.Process(target=_mp_fwd, args=(b_r, c_w, 1)))
+    ps = [mp.Process(target=_mp_delta, args=(a_r, b_w, d_w)), successor]
     for p in ps:
         p.start()
     # prefix runs as a thread of this process, consumer in the main thread
     stop = []
 
     def prefix():
-        a_w.send(0)
+        a_w.send((0, 0.0) if message == 'tuple' else 0)
         while True:
             x = c_r.recv()
             if stop:
@@ -944,7 +982,7 @@ def mp_tokens(size, tokens, hops, warm_rounds=2):
 # None is the stop message.  Same networks, same figures as the kernels above.
 # ---------------------------------------------------------------------------
 
-def aio_commstime(n, warmup=None):
+def aio_commstime(n, warmup=None, message=None):
     import asyncio
     warmup = max(10, n // 20) if warmup is None else warmup
 
@@ -952,7 +990,7 @@ def aio_commstime(n, warmup=None):
         a, b, c, d = (asyncio.Queue(maxsize=1) for _ in range(4))
 
         async def prefix():
-            await a.put(0)
+            await a.put((0, 0.0) if message == 'tuple' else 0)
             while True:
                 x = await c.get()
                 if x is None:
@@ -973,7 +1011,11 @@ def aio_commstime(n, warmup=None):
                 if x is None:
                     await c.put(None)
                     return
-                await c.put(x + 1)
+                if message == 'tuple':
+                    i = x[0] + 1
+                    await c.put((i, float(i)))
+                else:
+                    await c.put(x + 1)
 
         async def consumer():
             for _ in range(warmup):
@@ -1186,7 +1228,12 @@ def make_runner(backend, kernel, ring=64, work=None, quick=False):
             raise ValueError('%s: mode is one of %s' % (backend, FLOOR_SOURCES[base][1]))
         if kernel == 'handoff':
             return lambda n, size: c_floor(base, size, n)
-        return lambda n, size=None: c_net(kernel, mode or 'futex', n, size)
+
+        def c_network(n, size=None):
+            if kernel == 'commstime' and size == 'tuple':
+                raise ValueError('%s: commstime carries ints only' % backend)
+            return c_net(kernel, mode or 'futex', n, size)
+        return c_network
     if backend in SUPPORTED and kernel not in SUPPORTED[backend]:
         raise ValueError('%s has no %s kernel' % (backend, kernel))
     if kernel in WORK:
@@ -1194,15 +1241,15 @@ def make_runner(backend, kernel, ring=64, work=None, quick=False):
     if backend == 'greenlet-switch':
         return lambda n, size=None: greenlet_switch(n)
     if backend == 'asyncio':
-        return {'commstime': lambda n, size=None: aio_commstime(n),
+        return {'commstime': lambda n, size=None: aio_commstime(n, message=size),
                 'ring': lambda n, size=None: aio_ring(size, n),
                 'tokens': lambda n, size=None: aio_tokens(ring, size, n)}[kernel]
     if backend == 'simplequeue':
-        return {'commstime': lambda n, size=None: sq_commstime(n),
+        return {'commstime': lambda n, size=None: sq_commstime(n, message=size),
                 'ring': lambda n, size=None: sq_ring(size, n),
                 'tokens': lambda n, size=None: sq_tokens(ring, size, n)}[kernel]
     if backend == 'mp-pipe':
-        return {'commstime': lambda n, size=None: mp_commstime(n),
+        return {'commstime': lambda n, size=None: mp_commstime(n, message=size),
                 'ring': lambda n, size=None: mp_ring(size, n),
                 'tokens': lambda n, size=None: mp_tokens(ring, size, n),
                 'payload': lambda n, size=None: mp_payload(size, n)}[kernel]
@@ -1241,7 +1288,7 @@ def make_runner(backend, kernel, ring=64, work=None, quick=False):
         return f
 
     return {
-        'commstime': lambda n, size=None: csp_commstime(csp, n),
+        'commstime': lambda n, size=None: csp_commstime(csp, n, message=size),
         'ring': lambda n, size=None: csp_ring(csp, size, n),
         'tokens': lambda n, size=None: csp_tokens(csp, ring, size, n),
         'pi': pi,
@@ -1299,8 +1346,14 @@ def measure(run, kernel, target, size=None, repeats=5, ring=64, max_n=5_000_000)
 
 
 def parse_sizes(kernel, text):
-    if kernel in ('commstime', 'switch'):
+    if kernel == 'switch':
         return [None]
+    if kernel == 'commstime':
+        items = [s for s in text.split(',') if s] or [None]
+        for s in items:
+            if s not in COMMSTIME_MESSAGES:
+                raise ValueError('commstime sizes are int or tuple: %r' % s)
+        return items
     items = [s for s in text.split(',') if s]
     if kernel == 'handoff':
         return items
