@@ -35,6 +35,7 @@ class FloatSub(float):
 Point = collections.namedtuple("Point", "x y")
 
 
+
 def nested(depth):
     value = (1,)
     for i in range(depth):
@@ -65,7 +66,6 @@ def native_messages():
         "numpy 0-d complex": np.array(1 - 2j),
         "numpy bool": np.array([True, False, True]),
         "numpy empty": np.zeros((0, 5), dtype=np.int16),
-        "numpy read-only": np.frombuffer(b"\1\2\3\4", dtype=np.uint8),
         "numpy at the limit": np.ones(NATIVE_ARRAY_MAX, dtype=np.uint8),
         "numpy in a tuple": (3, np.full(5, 2.5), "x"),
         "two arrays": [np.ones(3, np.int64), np.zeros(2, np.float32)],
@@ -100,6 +100,10 @@ def pickled_messages():
         "numpy Fortran order": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
         "numpy over the limit": np.ones(NATIVE_ARRAY_MAX + 1, dtype=np.uint8),
         "numpy subclass": np.ma.masked_array([1, 2], mask=[0, 1]),
+        # pickle gives a read-only array back read-only
+        "numpy read-only": np.frombuffer(b"\1\2\3\4", dtype=np.uint8),
+        # no bytes, but a dimension beyond what a reader takes from a block
+        "numpy empty, one long dimension": np.zeros((0, NATIVE_ARRAY_MAX + 1)),
     }
 
 
@@ -126,7 +130,7 @@ def same(a, b):
         if a.dtype.hasobject or a.dtype.names:
             return a.dtype == b.dtype and a.shape == b.shape and a.tolist() == b.tolist()
         return (a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
-                and b.flags.writeable and (not isinstance(a, np.ma.MaskedArray)
+                and b.flags.writeable == a.flags.writeable and (not isinstance(a, np.ma.MaskedArray)
                                            or (a.mask == b.mask).all()))
     if isinstance(a, dict):
         return same(list(a.items()), list(b.items()))
@@ -246,3 +250,35 @@ def test_message_that_fails_midway_leaves_nothing_behind():
     assert len(result["errors"]) == 3, result
     assert result["after"] == result["before"], result
     assert result["next"] == [[1, 2.0], 3, "ChannelEndWrite"], result
+
+
+@pytest.mark.timeout(60)
+def test_a_class_named_numpy_ndarray_met_first_neither_travels_as_an_array_nor_stops_arrays():
+    # In a fresh interpreter, so the impostor is the first "numpy.ndarray" the
+    # encoder meets.  Its dtype property empties the list being encoded: had
+    # the encoder called it while measuring, it would read freed items.
+    r = run_script("""
+        import struct
+        import numpy as np
+        import csp_ext
+
+        def kind(obj):
+            return struct.unpack_from("<I", csp_ext._shm_encode_bytes(obj), 0)[0]
+
+        def dtype(self):
+            victim.clear()
+            return np.dtype("u1")
+
+        Impostor = type("numpy.ndarray", (bytearray,), {"dtype": property(dtype)})
+        csp_ext.shm_init()
+        victim = [Impostor(b"abc")] + ["x" * 50 for _ in range(100)]
+        try:
+            print("impostor", kind(victim))
+        except Exception as e:  # it cannot be pickled either: that is fine
+            print("impostor refused", type(e).__name__)
+        print("array", kind(np.arange(10)))
+    """)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] in ("impostor %d" % MSG_PICKLE, "impostor refused PicklingError"), lines
+    assert lines[1] == "array %d" % MSG_NATIVE, lines

@@ -40,7 +40,7 @@ enum { T_NONE = 'N', T_FALSE = 'F', T_TRUE = 'T', T_INT = 'i', T_FLOAT = 'f', T_
 /* numpy.ndarray, learnt from the first array met (numpy is never imported
  * here to send: an array exists only where numpy is loaded). */
 static PyTypeObject *ndarray_type;
-static PyObject *str_dtype, *str_kind, *str_str;
+static PyObject *str_dtype, *str_kind, *str_str, *str_numpy;
 static PyObject *numpy_dtype, *numpy_empty;   /* the receiver's, imported on first use */
 
 /* dtypes whose arrays the sender encoded: the dtype (a reference, so its
@@ -64,6 +64,8 @@ intern_names(void)
     if (!str_kind && !(str_kind = PyUnicode_InternFromString("kind")))
         return -1;
     if (!str_str && !(str_str = PyUnicode_InternFromString("str")))
+        return -1;
+    if (!str_numpy && !(str_numpy = PyUnicode_InternFromString("numpy")))
         return -1;
     return 0;
 }
@@ -94,10 +96,25 @@ is_ndarray(PyObject *obj)
     PyTypeObject *tp = Py_TYPE(obj);
     if (ndarray_type)
         return tp == ndarray_type;
-    if (strcmp(tp->tp_name, "numpy.ndarray") != 0)
+    /* Any class may call itself numpy.ndarray (and run Python code in its
+     * dtype property): only numpy's own type, the module's ndarray, is taken. */
+    if (strcmp(tp->tp_name, "numpy.ndarray") != 0 || (tp->tp_flags & Py_TPFLAGS_HEAPTYPE))
         return 0;
     if (intern_names() < 0)
         return -1;
+    PyObject *numpy = PyImport_GetModule(str_numpy);
+    if (!numpy)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *own = PyObject_GetAttrString(numpy, "ndarray");
+    Py_DECREF(numpy);
+    if (!own) {
+        PyErr_Clear();
+        return 0;
+    }
+    int same = own == (PyObject *)tp;
+    Py_DECREF(own);
+    if (!same)
+        return 0;
     ndarray_type = (PyTypeObject *)Py_NewRef(tp);
     return 1;
 }
@@ -264,7 +281,12 @@ measure_array(PyObject *obj, native_plan *plan, uint64_t *len)
         PyErr_Clear();  /* not C-contiguous: pickle */
         return 0;
     }
-    if (view->len > NATIVE_ARRAY_MAX || view->ndim > 255) {
+    /* A read-only array arrives read-only through pickle; an empty one may
+     * have a dimension the reader's bound refuses (0 x 70000). */
+    int native = !view->readonly && view->len <= NATIVE_ARRAY_MAX && view->ndim <= 255;
+    for (int i = 0; native && i < view->ndim; i++)
+        native = view->shape[i] <= NATIVE_ARRAY_MAX;
+    if (!native) {
         PyBuffer_Release(view);
         return 0;
     }
@@ -559,7 +581,10 @@ read_array(in_cursor *in)
     Py_ssize_t codelen = (unsigned char)*in->p++;
     if (in->end - in->p < codelen + 1)
         return corrupt();
-    const char *code = in->p;
+    /* A copy: the block is shared memory a writer could change between the
+     * check of the code and its use. */
+    char code[256];
+    memcpy(code, in->p, (size_t)codelen);
     in->p += codelen;
     int ndim = (unsigned char)*in->p++;
     PyObject *shape = PyTuple_New(ndim);
