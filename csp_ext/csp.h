@@ -271,6 +271,13 @@ void csp_green_datastack_install(void);
  * chunk sized for `fn`'s frame.  Does nothing where unsupported. */
 void csp_green_datastack_begin(PyObject *fn);
 
+/* green_stackcopy.c: reused blocks for greenlet's stack copies, handed out
+ * while csp_green_switching is set (around greenlet.c's switches, GIL). */
+extern int csp_green_switching;
+void csp_green_stackcopy_install(void);
+/* New reference: the pool's counts (csp_ext.green_stackcopy_stats). */
+PyObject *csp_green_stackcopy_stats(void);
+
 /* shm_channel.c (processes backend) */
 uint64_t *shm_end_stamp(PyObject *end);
 /* The alternation over shared channels, as csp_inprocess_select. */

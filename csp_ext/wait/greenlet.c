@@ -339,13 +339,17 @@ green_block(TaskObject *t, double deadline)
         PyObject *r;
         if (next->greenlet) {
             csp_set_current_task(next);
+            csp_green_switching = 1;
             r = PyGreenlet_Switch((PyGreenlet *)next->greenlet, NULL, NULL);
+            csp_green_switching = 0;
             release_if_ended(next);
             Py_DECREF(next);
         }
         else {
             s->to_start = next;  /* the starter takes the reference */
+            csp_green_switching = 1;
             r = PyGreenlet_Switch((PyGreenlet *)s->starter, NULL, NULL);
+            csp_green_switching = 0;
         }
         csp_set_current_task(t);
         if (!r)
@@ -431,6 +435,7 @@ run_process_function(PyObject *proc)
 static PyObject *
 process_main(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
 {
+    csp_green_switching = 0;  /* a new greenlet starts here, not in a switch's return */
     TaskObject *t = csp_current_task();  /* the starter made it current */
     if (!t)
         return NULL;
@@ -473,6 +478,7 @@ static PyObject *
 starter_main(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args))
 {
     green_sched *s = tls_sched;
+    csp_green_switching = 0;  /* a new greenlet starts here, not in a switch's return */
     for (;;) {
         TaskObject *next = s->to_start;
         s->to_start = NULL;
@@ -486,7 +492,9 @@ starter_main(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args))
         }
         next->greenlet = (PyObject *)g;
         csp_set_current_task(next);
+        csp_green_switching = 1;
         PyObject *r = PyGreenlet_Switch(g, NULL, NULL);
+        csp_green_switching = 0;
         release_if_ended(next);
         Py_DECREF(next);
         if (!r)
@@ -519,6 +527,7 @@ green_import(void)
             return -1;
     }
     csp_green_datastack_install();
+    csp_green_stackcopy_install();
     greenlet_imported = 1;
     return 0;
 }
@@ -674,6 +683,12 @@ green_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
                          s->startq.count, "timers", s->ntimers);
 }
 
+static PyObject *
+green_stackcopy_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    return csp_green_stackcopy_stats();
+}
+
 static PyMethodDef green_methods[] = {
     {"green_spawn", (PyCFunction)(void (*)(void))green_spawn, METH_FASTCALL,
      "green_spawn(task, proc, join): queue a Process to run as a greenlet."},
@@ -682,6 +697,8 @@ static PyMethodDef green_methods[] = {
     {"green_io_wait", green_io_wait, METH_O, "Block the task until green_io_done(task, ticket)."},
     {"green_io_done", green_io_done, METH_VARARGS, "The @io call of (task, ticket) has finished."},
     {"green_stats", green_stats, METH_NOARGS, "Counts of the scheduler (for tests)."},
+    {"green_stackcopy_stats", green_stackcopy_stats, METH_NOARGS,
+     "The blocks kept for greenlet's stack copies (for tests)."},
     {NULL}
 };
 
