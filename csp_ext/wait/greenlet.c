@@ -58,21 +58,28 @@ static int greenlet_imported;
 /* ------------------------------------------------------------------ */
 /* Run queue                                                           */
 
+/* Double the ring (out of line: rare). */
 static int
+queue_grow(task_queue *q)
+{
+    Py_ssize_t cap = q->cap ? q->cap * 2 : 64;
+    TaskObject **items = PyMem_Malloc((size_t)cap * sizeof(TaskObject *));
+    if (!items)
+        return -1;
+    for (Py_ssize_t i = 0; i < q->count; i++)
+        items[i] = q->items[(q->head + i) & (q->cap - 1)];
+    PyMem_Free(q->items);
+    q->items = items;
+    q->head = 0;
+    q->cap = cap;
+    return 0;
+}
+
+static inline int
 queue_push(task_queue *q, TaskObject *t)
 {
-    if (q->count == q->cap) {
-        Py_ssize_t cap = q->cap ? q->cap * 2 : 64;
-        TaskObject **items = PyMem_Malloc((size_t)cap * sizeof(TaskObject *));
-        if (!items)
-            return -1;
-        for (Py_ssize_t i = 0; i < q->count; i++)
-            items[i] = q->items[(q->head + i) & (q->cap - 1)];
-        PyMem_Free(q->items);
-        q->items = items;
-        q->head = 0;
-        q->cap = cap;
-    }
+    if (q->count == q->cap && queue_grow(q) < 0)
+        return -1;
     q->items[(q->head + q->count) & (q->cap - 1)] = (TaskObject *)Py_NewRef(t);
     q->count++;
     return 0;
@@ -94,7 +101,7 @@ queue_pop(task_queue *q)
  * run again, so when the ring cannot grow the task goes on the spill list,
  * linked through the task itself.  A task already there is not linked
  * twice: that entry runs it (entries are checked with is_stale when popped). */
-static void
+static inline void
 runq_push(green_sched *s, TaskObject *t)
 {
     if (!csp_fail_here(CSP_FAIL_RUNQ) && queue_push(&s->runq, t) == 0)
@@ -226,8 +233,9 @@ green_wake(TaskObject *t)
     green_sched *s = t->sched;
     /* Queue first: the timer may hold the last reference. */
     runq_push(s, t);
-    timer_remove(s, t);
-    if (PyThread_get_thread_ident() != s->thread_ident) {
+    if (t->timer_slot >= 0)
+        timer_remove(s, t);
+    if (tls_sched != s) {  /* woken from another OS thread */
         atomic_fetch_add(&s->wakeup, 1);
         if (atomic_load(&s->idle))
             csp_futex_wake(&s->wakeup);
