@@ -53,7 +53,7 @@ slot_of(const void *p)
     return (size_t)((h ^ (h >> 8)) & (TABLE_SLOTS - 1));
 }
 
-static int
+static inline int
 is_ours(const void *p)
 {
     for (size_t i = slot_of(p);; i = (i + 1) & (TABLE_SLOTS - 1)) {
@@ -64,13 +64,10 @@ is_ours(const void *p)
     }
 }
 
-/* A block for a stack copy, or NULL when none is left (the caller asks the
- * wrapped allocator). */
+/* A new block, or NULL when MAX_BLOCKS are made (out of line: rare). */
 static void *
-take_block(void)
+make_block(void)
 {
-    if (nspare)
-        return spare[--nspare];
     if (nblocks == MAX_BLOCKS)
         return NULL;
     void *p = wrapped.malloc(wrapped.ctx, BLOCK_SIZE);
@@ -84,16 +81,22 @@ take_block(void)
     return p;
 }
 
-static void *
-stackcopy_malloc(void *ctx, size_t size)
+static inline void *
+take_or_malloc(size_t size)
 {
-    (void)ctx;
     if (csp_green_switching && size > SMALL_REQUEST && size <= BLOCK_SIZE) {
-        void *p = take_block();
+        void *p = nspare ? spare[--nspare] : make_block();
         if (p)
             return p;
     }
     return wrapped.malloc(wrapped.ctx, size);
+}
+
+static void *
+stackcopy_malloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    return take_or_malloc(size);
 }
 
 static void *
@@ -106,8 +109,9 @@ stackcopy_calloc(void *ctx, size_t nelem, size_t elsize)
 static void *
 stackcopy_realloc(void *ctx, void *ptr, size_t size)
 {
+    (void)ctx;
     if (!ptr)
-        return stackcopy_malloc(ctx, size);
+        return take_or_malloc(size);
     if (!is_ours(ptr))
         return wrapped.realloc(wrapped.ctx, ptr, size);
     if (size <= BLOCK_SIZE)

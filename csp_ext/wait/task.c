@@ -68,7 +68,7 @@ cpu_relax(void)
 /* ------------------------------------------------------------------ */
 /* Blocked list and activity counting                                  */
 
-static void
+static inline void
 blocked_list_remove(TaskObject *t)
 {
     if (t->blocked_prev)
@@ -81,7 +81,7 @@ blocked_list_remove(TaskObject *t)
 }
 
 /* The task stops blocking (woken, timed out or cancelled): count it again. */
-static void
+static inline void
 task_mark_active(TaskObject *t)
 {
     if (!t->inactive)
@@ -194,7 +194,7 @@ spin_while_equal(_Atomic uint32_t *word, uint32_t value)
 /* Offers in private memory: only the queue links are touched here. */
 static const csp_rules private_queues = {.ptr = csp_private_ptr, .ref = csp_private_ref};
 
-static void
+static inline void
 withdraw_offers(TaskObject *t)
 {
     for (Py_ssize_t i = 0; i < t->noffers; i++) {
