@@ -394,6 +394,50 @@ out:
  * the process function's frame is the first on the greenlet's stack: a
  * suspended greenlet keeps a copy of its C stack, and every Python call level
  * beneath the function would add to it.  Returns the task, for the root. */
+/* The process function raised: proc._failed(exception), its traceback
+ * attached; 0/-1.  This and process_main_end are out of line so that their
+ * exception-triple locals stay out of process_main's frame, which is on the
+ * greenlet's stack (and copied at each switch) while the process runs. */
+static __attribute__((noinline)) int
+process_function_failed(PyObject *proc)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    PyObject *r = PyObject_CallMethodOneArg(proc, csp_st->str_failed, value);
+    Py_DECREF(value);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* The body has run (rc: run_process_function's): finish the task; the
+ * body's exception, if any, wins over one from the finish. */
+static __attribute__((noinline)) PyObject *
+process_main_end(TaskObject *t, PyObject *proc, PyObject *join, int rc)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (csp_task_finish(t, join) < 0)
+        rc = -1;
+    if (type) {
+        PyErr_Clear();  /* the first error wins */
+        PyErr_Restore(type, value, tb);
+    }
+    Py_DECREF(proc);
+    Py_DECREF(join);
+    /* Last, with nothing left that could switch away: the greenlet ends now. */
+    t->body_ended = 1;
+    if (rc < 0)
+        Py_CLEAR(t);
+    return (PyObject *)t;
+}
+
 static int
 run_process_function(PyObject *proc)
 {
@@ -425,19 +469,7 @@ run_process_function(PyObject *proc)
         Py_DECREF(result);
         return rc;
     }
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb)
-        PyException_SetTraceback(value, tb);
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-    PyObject *r = PyObject_CallMethodOneArg(proc, csp_st->str_failed, value);
-    Py_DECREF(value);
-    if (!r)
-        return -1;
-    Py_DECREF(r);
-    return 0;
+    return process_function_failed(proc);
 }
 
 static PyObject *
@@ -458,22 +490,7 @@ process_main(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
         PyErr_SetString(PyExc_SystemError, "pycsp: process greenlet without a process");
         return NULL;
     }
-    int rc = run_process_function(proc);
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    if (csp_task_finish(t, join) < 0)
-        rc = -1;
-    if (type) {
-        PyErr_Clear();  /* the first error wins */
-        PyErr_Restore(type, value, tb);
-    }
-    Py_DECREF(proc);
-    Py_DECREF(join);
-    /* Last, with nothing left that could switch away: the greenlet ends now. */
-    t->body_ended = 1;
-    if (rc < 0)
-        Py_CLEAR(t);
-    return (PyObject *)t;
+    return process_main_end(t, proc, join, run_process_function(proc));
 }
 
 static PyMethodDef process_main_def = {"pycsp_process", process_main, METH_NOARGS, NULL};
