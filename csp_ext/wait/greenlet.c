@@ -314,6 +314,53 @@ release_if_ended(TaskObject *t)
         Py_CLEAR(t->greenlet);
 }
 
+/* The rare ends of green_block are out of line: while a process is
+ * suspended its C stack is copied, green_block's frame with it, at every
+ * switch; a small frame needs few saved registers. */
+
+/* Nothing is runnable: sleep (green_idle).  0 to go on waiting; CSP_RETRY
+ * when a signal came and t gave up its wait for the handlers; -1 when a
+ * handler raised in the root task. */
+static __attribute__((noinline)) int
+block_idle(green_sched *s, TaskObject *t)
+{
+    if (!green_idle(s) || atomic_load(&t->status) != CSP_WAITING)
+        return 0;
+    /* Handlers run with none of t's offers linked: they may use channels,
+     * and one that raises must not lose a message. */
+    timer_remove(s, t);
+    csp_task_cancel(t, CSP_RETRY);
+    if (PyErr_CheckSignals() < 0 && forward_signal(s, t) < 0)
+        return -1;
+    return CSP_RETRY;
+}
+
+/* The wait ends with an exception (thrown into this greenlet, e.g.
+ * GreenletExit, or no memory for the timer): -1. */
+static __attribute__((noinline)) int
+block_failed(green_sched *s, TaskObject *t)
+{
+    timer_remove(s, t);
+    if (atomic_load(&t->status) == CSP_WAITING)
+        csp_task_cancel(t, CSP_CANCELLED);
+    if (t == s->root_task && s->signal_exc[0]) {
+        /* The root ends its wait with another error: drop the interrupt. */
+        Py_CLEAR(s->signal_exc[0]);
+        Py_CLEAR(s->signal_exc[1]);
+        Py_CLEAR(s->signal_exc[2]);
+    }
+    return -1;
+}
+
+/* The root task was completed by forward_signal: raise the signal's exception. */
+static __attribute__((noinline)) int
+root_interrupted(green_sched *s)
+{
+    PyErr_Restore(s->signal_exc[0], s->signal_exc[1], s->signal_exc[2]);
+    s->signal_exc[0] = s->signal_exc[1] = s->signal_exc[2] = NULL;
+    return -1;
+}
+
 /* Task.block for greenlets: run other tasks until `t` is completed. */
 static int
 green_block(TaskObject *t, double deadline)
@@ -321,23 +368,15 @@ green_block(TaskObject *t, double deadline)
     green_sched *s = t->sched;
     int result;
     Py_INCREF(t);  /* a blocked task must not be freed under its greenlet */
-    if (deadline >= 0 && timer_add(s, t, deadline) < 0)
-        goto cancel;
+    if (deadline >= 0 && timer_add(s, t, deadline) < 0) {
+        result = block_failed(s, t);
+        goto out;
+    }
     while (atomic_load(&t->status) == CSP_WAITING) {
         TaskObject *next = runq_pop(s);
         if (!next) {
-            if (green_idle(s) && atomic_load(&t->status) == CSP_WAITING) {
-                /* Handlers run with none of t's offers linked: they may use
-                 * channels, and one that raises must not lose a message. */
-                timer_remove(s, t);
-                csp_task_cancel(t, CSP_RETRY);
-                if (PyErr_CheckSignals() < 0 && forward_signal(s, t) < 0) {
-                    result = -1;
-                    goto out;
-                }
-                result = CSP_RETRY;
+            if ((result = block_idle(s, t)) != 0)
                 goto out;
-            }
             continue;
         }
         if (next == t || is_stale(next)) {
@@ -360,31 +399,18 @@ green_block(TaskObject *t, double deadline)
             csp_green_switching = 0;
         }
         csp_set_current_task(t);
-        if (!r)
-            goto cancel;  /* thrown into this greenlet (e.g. GreenletExit) */
+        if (!r) {
+            result = block_failed(s, t);
+            goto out;
+        }
         if (Py_IS_TYPE(r, csp_st->TaskType))
             release_if_ended((TaskObject *)r);  /* a process ended: the root hears of it */
         Py_DECREF(r);
     }
-    if (t == s->root_task && s->signal_exc[0]) {
-        PyErr_Restore(s->signal_exc[0], s->signal_exc[1], s->signal_exc[2]);
-        s->signal_exc[0] = s->signal_exc[1] = s->signal_exc[2] = NULL;
-        result = -1;
-        goto out;
-    }
-    result = atomic_load(&t->status);
-    goto out;
-cancel:
-    timer_remove(s, t);
-    if (atomic_load(&t->status) == CSP_WAITING)
-        csp_task_cancel(t, CSP_CANCELLED);
-    if (t == s->root_task && s->signal_exc[0]) {
-        /* The root ends its wait with another error: drop the interrupt. */
-        Py_CLEAR(s->signal_exc[0]);
-        Py_CLEAR(s->signal_exc[1]);
-        Py_CLEAR(s->signal_exc[2]);
-    }
-    result = -1;
+    if (t == s->root_task && s->signal_exc[0])
+        result = root_interrupted(s);
+    else
+        result = atomic_load(&t->status);
 out:
     Py_DECREF(t);
     return result;
