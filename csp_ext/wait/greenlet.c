@@ -416,15 +416,54 @@ out:
     return result;
 }
 
-/* The body of every process greenlet: process_main(proc, join).  In C so that
- * the process function's frame is the first on the greenlet's stack: a
- * suspended greenlet keeps a copy of its C stack, and every Python call level
- * beneath the function would add to it.  Returns the task, for the root. */
-/* The process function raised: proc._failed(exception), its traceback
- * attached; 0/-1.  This and process_main_end are out of line so that their
- * exception-triple locals stay out of process_main's frame, which is on the
- * greenlet's stack (and copied at each switch) while the process runs. */
+/* The body of every process greenlet is process_main: it calls the
+ * process's function, proc.fn(*proc.args, **proc.kwargs), then finishes its
+ * task.  In C so that the function's frame is the first on the greenlet's
+ * stack: a suspended greenlet has its C stack copied at every switch, and
+ * every call level beneath the function would add to it.  For the same
+ * reason, what the call needs is kept on the heap (process_call) and all but
+ * the call itself is out of line: while the function runs, process_main's
+ * frame holds two pointers. */
+
+typedef struct {
+    PyObject *proc, *join;           /* owned: the task's, taken at the start */
+    PyObject *fn, *args, *kwdict;    /* owned once got; NULL before, or none */
+} process_call;
+
+/* Get proc.fn, proc.args and the keyword arguments into `call`: 1 to make
+ * the call; 0 when getting them raised (proc._failed hears of it, as of an
+ * exception of the call); -1 when proc.fn could not be got. */
 static __attribute__((noinline)) int
+process_call_prepare(process_call *call)
+{
+    PyObject *proc = call->proc;
+    if (!(call->fn = PyObject_GetAttr(proc, csp_st->str_fn)))
+        return -1;
+    csp_green_datastack_begin(call->fn);
+    if (!(call->args = PyObject_GetAttr(proc, csp_st->str_args)))
+        return 0;
+    PyObject *kwargs = PyObject_GetAttr(proc, csp_st->str_kwargs);
+    if (!kwargs)
+        return 0;
+    /* kwargs is a dict, or a read-only mapping (Process's shared empty one) */
+    if (!PyTuple_Check(call->args))
+        PyErr_SetString(PyExc_TypeError, "Process.args must be a tuple");
+    else if (PyDict_Check(kwargs))
+        call->kwdict = PyDict_GET_SIZE(kwargs) ? Py_NewRef(kwargs) : NULL;
+    else if (PyObject_Length(kwargs) > 0 && (call->kwdict = PyDict_New()) &&
+             PyDict_Update(call->kwdict, kwargs) < 0)
+        Py_CLEAR(call->kwdict);  /* (a dict made for the call lives as long as it) */
+    Py_DECREF(kwargs);
+    if (PyErr_Occurred())
+        return 0;
+    if (call->kwdict && !PyDict_GET_SIZE(call->kwdict))
+        Py_CLEAR(call->kwdict);
+    return 1;
+}
+
+/* The process function raised: proc._failed(exception), its traceback
+ * attached; 0/-1. */
+static int
 process_function_failed(PyObject *proc)
 {
     PyObject *type, *value, *tb;
@@ -442,11 +481,28 @@ process_function_failed(PyObject *proc)
     return 0;
 }
 
-/* The body has run (rc: run_process_function's): finish the task; the
- * body's exception, if any, wins over one from the finish. */
+/* The body is over: `prepared` is process_call_prepare's, `result` the
+ * call's (a new reference, or NULL).  Stores the result or hands the
+ * exception to proc._failed, finishes the task (the body's exception, if
+ * any, wins over one from the finish), frees `call`.  Returns the task (new
+ * reference; NULL with an exception), for the root. */
 static __attribute__((noinline)) PyObject *
-process_main_end(TaskObject *t, PyObject *proc, PyObject *join, int rc)
+process_main_end(TaskObject *t, process_call *call, int prepared, PyObject *result)
 {
+    PyObject *proc = call->proc, *join = call->join;
+    Py_XDECREF(call->fn);
+    Py_XDECREF(call->args);
+    Py_XDECREF(call->kwdict);
+    PyMem_Free(call);
+    int rc;
+    if (prepared < 0)
+        rc = -1;
+    else if (result) {
+        rc = PyObject_SetAttr(proc, csp_st->str_return_value, result);
+        Py_DECREF(result);
+    }
+    else
+        rc = process_function_failed(proc);
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     if (csp_task_finish(t, join) < 0)
@@ -464,38 +520,27 @@ process_main_end(TaskObject *t, PyObject *proc, PyObject *join, int rc)
     return (PyObject *)t;
 }
 
-static int
-run_process_function(PyObject *proc)
+/* The task has no process to run (a bug), or no memory for process_call:
+ * NULL with an exception. */
+static __attribute__((noinline)) PyObject *
+process_main_fails(TaskObject *t, PyObject *proc, PyObject *join)
 {
-    PyObject *fn = PyObject_GetAttr(proc, csp_st->str_fn);
-    if (!fn)
-        return -1;
-    csp_green_datastack_begin(fn);
-    PyObject *args = PyObject_GetAttr(proc, csp_st->str_args);
-    PyObject *kwargs = args ? PyObject_GetAttr(proc, csp_st->str_kwargs) : NULL;
-    PyObject *result = NULL, *kwdict = NULL;
-    if (kwargs) {
-        /* kwargs is a dict, or a read-only mapping (Process's shared empty one) */
-        if (!PyTuple_Check(args))
-            PyErr_SetString(PyExc_TypeError, "Process.args must be a tuple");
-        else if (PyDict_Check(kwargs))
-            kwdict = PyDict_GET_SIZE(kwargs) ? Py_NewRef(kwargs) : NULL;
-        else if (PyObject_Length(kwargs) > 0 && (kwdict = PyDict_New()) &&
-                 PyDict_Update(kwdict, kwargs) < 0)
-            Py_CLEAR(kwdict);  /* (a dict made for the call lives as long as it) */
-        if (!PyErr_Occurred())
-            result = PyObject_Call(fn, args, kwdict && PyDict_GET_SIZE(kwdict) ? kwdict : NULL);
-        Py_XDECREF(kwdict);
+    if (proc && join) {
+        PyErr_NoMemory();
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        int rc = csp_task_finish(t, join);
+        (void)rc;
+        PyErr_Clear();
+        PyErr_Restore(type, value, tb);
     }
-    Py_DECREF(fn);
-    Py_XDECREF(args);
-    Py_XDECREF(kwargs);
-    if (result) {
-        int rc = PyObject_SetAttr(proc, csp_st->str_return_value, result);
-        Py_DECREF(result);
-        return rc;
-    }
-    return process_function_failed(proc);
+    else
+        PyErr_SetString(PyExc_SystemError, "pycsp: process greenlet without a process");
+    Py_XDECREF(proc);
+    Py_XDECREF(join);
+    t->body_ended = 1;
+    Py_DECREF(t);
+    return NULL;
 }
 
 static PyObject *
@@ -508,15 +553,14 @@ process_main(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
     Py_INCREF(t);
     PyObject *proc = t->run, *join = t->join;  /* owned from here */
     t->run = t->join = NULL;
-    if (!proc || !join) {
-        Py_XDECREF(proc);
-        Py_XDECREF(join);
-        t->body_ended = 1;
-        Py_DECREF(t);
-        PyErr_SetString(PyExc_SystemError, "pycsp: process greenlet without a process");
-        return NULL;
-    }
-    return process_main_end(t, proc, join, run_process_function(proc));
+    process_call *call = proc && join ? PyMem_Calloc(1, sizeof(process_call)) : NULL;
+    if (!call)
+        return process_main_fails(t, proc, join);
+    call->proc = proc;
+    call->join = join;
+    int prepared = process_call_prepare(call);
+    PyObject *result = prepared > 0 ? PyObject_Call(call->fn, call->args, call->kwdict) : NULL;
+    return process_main_end(t, call, prepared, result);
 }
 
 static PyMethodDef process_main_def = {"pycsp_process", process_main, METH_NOARGS, NULL};
