@@ -42,8 +42,9 @@ int csp_green_switching;
 static PyMemAllocatorEx wrapped;
 static int installed;
 static void *table[TABLE_SLOTS];     /* every block made, never removed */
-static void *spare[MAX_BLOCKS];      /* blocks not handed out, last freed on top */
-static int nspare, nblocks;
+static void *spare;                  /* blocks not handed out, linked through their first
+                                      * word, last freed first */
+static int nblocks;
 
 static size_t
 slot_of(const void *p)
@@ -65,7 +66,7 @@ is_ours(const void *p)
 }
 
 /* A new block, or NULL when MAX_BLOCKS are made (out of line: rare). */
-static void *
+static __attribute__((noinline)) void *
 make_block(void)
 {
     if (nblocks == MAX_BLOCKS)
@@ -85,8 +86,12 @@ static inline void *
 take_or_malloc(size_t size)
 {
     if (csp_green_switching && size > SMALL_REQUEST && size <= BLOCK_SIZE) {
-        void *p = nspare ? spare[--nspare] : make_block();
-        if (p)
+        void *p = spare;
+        if (p) {
+            spare = *(void **)p;
+            return p;
+        }
+        if ((p = make_block()))
             return p;
     }
     return wrapped.malloc(wrapped.ctx, size);
@@ -120,7 +125,8 @@ stackcopy_realloc(void *ctx, void *ptr, size_t size)
     if (!bigger)
         return NULL;
     memcpy(bigger, ptr, BLOCK_SIZE);
-    spare[nspare++] = ptr;
+    *(void **)ptr = spare;
+    spare = ptr;
     return bigger;
 }
 
@@ -129,7 +135,8 @@ stackcopy_free(void *ctx, void *ptr)
 {
     (void)ctx;
     if (ptr && is_ours(ptr)) {
-        spare[nspare++] = ptr;
+        *(void **)ptr = spare;
+        spare = ptr;
         return;
     }
     wrapped.free(wrapped.ctx, ptr);
@@ -139,6 +146,9 @@ stackcopy_free(void *ctx, void *ptr)
 PyObject *
 csp_green_stackcopy_stats(void)
 {
+    int nspare = 0;
+    for (void *p = spare; p; p = *(void **)p)
+        nspare++;
     return Py_BuildValue("{s:i,s:i,s:i,s:i,s:i}", "installed", installed, "blocks", nblocks,
                          "spare", nspare, "max_blocks", MAX_BLOCKS, "block_size", BLOCK_SIZE);
 }
