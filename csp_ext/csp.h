@@ -287,8 +287,9 @@ void csp_green_datastack_install(void);
 void csp_green_datastack_begin(PyObject *fn);
 
 /* green_stackcopy.c: reused blocks for greenlet's stack copies, handed out
- * while csp_green_switching is set (around greenlet.c's switches, GIL). */
-extern int csp_green_switching;
+ * while this thread's csp_green_switching is set (around greenlet.c's
+ * switches, GIL held). */
+extern _Thread_local int csp_green_switching __attribute__((tls_model("initial-exec")));
 void csp_green_stackcopy_install(void);
 /* New reference: the pool's counts (csp_ext.green_stackcopy_stats). */
 PyObject *csp_green_stackcopy_stats(void);

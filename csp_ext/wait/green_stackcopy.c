@@ -2,9 +2,10 @@
  *
  * A greenlet that switches away saves the part of its C stack that the
  * next greenlet will use: PyMem_Realloc(NULL, n) before the switch,
- * PyMem_Free after the greenlet is switched back.  A pycsp process's
- * switch saves ~1.7 KB (greenlet's own frames ~700 B, the process
- * function's interpreter frame ~370 B, ours, greenlet's start-up frames).
+ * PyMem_Free after the greenlet is switched back.  A pycsp process blocked
+ * in a channel call saves ~1.7 KB (greenlet's own frames ~700 B, the
+ * process function's interpreter frame ~370 B, greenlet's start-up frames,
+ * ours).
  * That is beyond pymalloc (512 B) and beyond glibc's thread cache (1,032 B):
  * every switch paid a large-bin malloc and free in glibc, and pymalloc's
  * checks before it, ~550 instructions of a ~3,200-instruction communication.
@@ -17,9 +18,14 @@
  * wrapped allocator, so whoever frees it after our wrapper has been removed
  * (tracemalloc.stop() restores the allocator it found) frees it correctly;
  * our own blocks are recognised by their address in an insert-only table.
+ * (That needs every allocator set later to wrap ours, as PyMem_SetAllocator
+ * requires once Python runs: a block freed behind our back could come back
+ * as someone else's allocation at the same address.)
  *
- * The GIL serialises every PyMem call; free-threaded builds keep CPython's
- * allocator (the wrapper is compiled out).
+ * Blocks are handed out, and come back, only in threads that switch pycsp
+ * greenlets (csp_green_switching is per thread), all of them holding this
+ * interpreter's GIL.  Free-threaded builds keep CPython's allocator (the
+ * wrapper is compiled out).
  */
 #include "csp.h"
 
@@ -27,7 +33,7 @@
 
 #include <string.h>
 
-/* Python 3.11, greenlet 3: a Commstime process saves 1,752 bytes; deeper
+/* Python 3.11, greenlet 3: a Commstime process saves 1,656 bytes; deeper
  * call chains through C (decorators, AltSelect) save more. */
 #define BLOCK_SIZE 4096
 /* Enough for a ring of 64 processes, each suspended with its stack saved. */
@@ -37,11 +43,15 @@
 /* pymalloc serves these itself, cheaply. */
 #define SMALL_REQUEST 512
 
-int csp_green_switching;
+_Thread_local int csp_green_switching __attribute__((tls_model("initial-exec")));
 
 static PyMemAllocatorEx wrapped;
 static int installed;
-static void *table[TABLE_SLOTS];     /* every block made, never removed */
+/* Every block made, never removed.  Written only by a thread that switches
+ * greenlets of this interpreter (with its GIL); read by every PyMem call of
+ * the process, which in 3.12+ includes other interpreters with a GIL of
+ * their own: hence atomic (relaxed: plain loads and stores on x86-64). */
+static _Atomic(void *) table[TABLE_SLOTS];
 static void *spare;                  /* blocks not handed out, linked through their first
                                       * word, last freed first */
 static int nblocks;
@@ -58,9 +68,10 @@ static inline int
 is_ours(const void *p)
 {
     for (size_t i = slot_of(p);; i = (i + 1) & (TABLE_SLOTS - 1)) {
-        if (table[i] == p)
+        void *q = atomic_load_explicit(&table[i], memory_order_relaxed);
+        if (q == p)
             return 1;
-        if (!table[i])
+        if (!q)
             return 0;
     }
 }
@@ -75,9 +86,9 @@ make_block(void)
     if (!p)
         return NULL;
     size_t i = slot_of(p);
-    while (table[i])
+    while (atomic_load_explicit(&table[i], memory_order_relaxed))
         i = (i + 1) & (TABLE_SLOTS - 1);
-    table[i] = p;
+    atomic_store_explicit(&table[i], p, memory_order_relaxed);
     nblocks++;
     return p;
 }
@@ -167,7 +178,7 @@ csp_green_stackcopy_install(void)
 
 #else
 
-int csp_green_switching;
+_Thread_local int csp_green_switching __attribute__((tls_model("initial-exec")));
 
 PyObject *
 csp_green_stackcopy_stats(void)
