@@ -526,13 +526,10 @@ static __attribute__((noinline)) PyObject *
 process_main_fails(TaskObject *t, PyObject *proc, PyObject *join)
 {
     if (proc && join) {
+        /* No memory for process_call: the process ends with MemoryError. */
+        if (csp_task_finish(t, join) < 0)
+            PyErr_Clear();
         PyErr_NoMemory();
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
-        int rc = csp_task_finish(t, join);
-        (void)rc;
-        PyErr_Clear();
-        PyErr_Restore(type, value, tb);
     }
     else
         PyErr_SetString(PyExc_SystemError, "pycsp: process greenlet without a process");
