@@ -15,7 +15,9 @@ class build_py_with_stub(build_py):
         self.copy_file("csp_ext.pyi", os.path.join(self.build_lib, "csp_ext.pyi"))
 
 
-extra_compile_args = ["-Wall", "-Wextra", "-std=c11", "-D_GNU_SOURCE"]
+# -fvisibility=hidden: calls between the core's files bind directly, not through
+# the PLT (PyInit_csp_ext is exported by PyMODINIT_FUNC).
+extra_compile_args = ["-Wall", "-Wextra", "-std=c11", "-D_GNU_SOURCE", "-fvisibility=hidden"]
 extra_link_args = []
 # PYCSP_SANITIZE=1 builds with AddressSanitizer and UBSan for the sanitizer test target;
 # PYCSP_SANITIZE=thread with ThreadSanitizer (.ci/sanitize thread).

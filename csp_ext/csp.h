@@ -188,9 +188,20 @@ void csp_sigwatch_end(csp_sigwatch *sw);
 
 /* task.c */
 int csp_task_init_module(PyObject *m);
+/* The running task of this OS thread (NULL before its first use of the
+ * core).  initial-exec: read inline on every channel operation and written
+ * at every greenlet switch, with no __tls_get_addr call. */
+extern _Thread_local TaskObject *csp_tls_task __attribute__((tls_model("initial-exec")));
+/* csp_current_task when this thread has no task yet: makes one. */
+TaskObject *csp_current_task_new(void);
 /* Borrowed reference to the running task, creating one for a thread that
  * never used the core before.  NULL with an exception on failure. */
-TaskObject *csp_current_task(void);
+static inline TaskObject *
+csp_current_task(void)
+{
+    TaskObject *t = csp_tls_task;
+    return t ? t : csp_current_task_new();
+}
 void csp_task_after_fork_in_child(void);   /* atfork: the forking thread is now main */
 /* Reset the task for a new operation; returns 0/-1. */
 int csp_task_prepare(TaskObject *t, Py_ssize_t noffers);
@@ -208,7 +219,11 @@ void csp_task_cancel(TaskObject *t, int status);
 /* Task.finish(join) from C: 0/-1. */
 int csp_task_finish(TaskObject *t, PyObject *join);
 /* Make `t` the running task of this OS thread (greenlet switches). */
-void csp_set_current_task(TaskObject *t);
+static inline void
+csp_set_current_task(TaskObject *t)
+{
+    csp_tls_task = t;
+}
 double csp_monotonic(void);
 /* Futex on a 32-bit word: wait while *addr == expected, until `until`
  * (monotonic seconds, < 0: no limit); 0 or -errno.  `shared`: the word is in
@@ -270,6 +285,14 @@ void csp_green_datastack_install(void);
 /* At the start of a new greenlet, before any Python frame: give it a first
  * chunk sized for `fn`'s frame.  Does nothing where unsupported. */
 void csp_green_datastack_begin(PyObject *fn);
+
+/* green_stackcopy.c: reused blocks for greenlet's stack copies, handed out
+ * while this thread's csp_green_switching is set (around greenlet.c's
+ * switches, GIL held). */
+extern _Thread_local int csp_green_switching __attribute__((tls_model("initial-exec")));
+void csp_green_stackcopy_install(void);
+/* New reference: the pool's counts (csp_ext.green_stackcopy_stats). */
+PyObject *csp_green_stackcopy_stats(void);
 
 /* shm_channel.c (processes backend) */
 uint64_t *shm_end_stamp(PyObject *end);

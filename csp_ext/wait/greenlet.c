@@ -58,21 +58,28 @@ static int greenlet_imported;
 /* ------------------------------------------------------------------ */
 /* Run queue                                                           */
 
+/* Double the ring (out of line: rare). */
 static int
+queue_grow(task_queue *q)
+{
+    Py_ssize_t cap = q->cap ? q->cap * 2 : 64;
+    TaskObject **items = PyMem_Malloc((size_t)cap * sizeof(TaskObject *));
+    if (!items)
+        return -1;
+    for (Py_ssize_t i = 0; i < q->count; i++)
+        items[i] = q->items[(q->head + i) & (q->cap - 1)];
+    PyMem_Free(q->items);
+    q->items = items;
+    q->head = 0;
+    q->cap = cap;
+    return 0;
+}
+
+static inline int
 queue_push(task_queue *q, TaskObject *t)
 {
-    if (q->count == q->cap) {
-        Py_ssize_t cap = q->cap ? q->cap * 2 : 64;
-        TaskObject **items = PyMem_Malloc((size_t)cap * sizeof(TaskObject *));
-        if (!items)
-            return -1;
-        for (Py_ssize_t i = 0; i < q->count; i++)
-            items[i] = q->items[(q->head + i) & (q->cap - 1)];
-        PyMem_Free(q->items);
-        q->items = items;
-        q->head = 0;
-        q->cap = cap;
-    }
+    if (q->count == q->cap && queue_grow(q) < 0)
+        return -1;
     q->items[(q->head + q->count) & (q->cap - 1)] = (TaskObject *)Py_NewRef(t);
     q->count++;
     return 0;
@@ -94,7 +101,7 @@ queue_pop(task_queue *q)
  * run again, so when the ring cannot grow the task goes on the spill list,
  * linked through the task itself.  A task already there is not linked
  * twice: that entry runs it (entries are checked with is_stale when popped). */
-static void
+static inline void
 runq_push(green_sched *s, TaskObject *t)
 {
     if (!csp_fail_here(CSP_FAIL_RUNQ) && queue_push(&s->runq, t) == 0)
@@ -226,8 +233,9 @@ green_wake(TaskObject *t)
     green_sched *s = t->sched;
     /* Queue first: the timer may hold the last reference. */
     runq_push(s, t);
-    timer_remove(s, t);
-    if (PyThread_get_thread_ident() != s->thread_ident) {
+    if (t->timer_slot >= 0)
+        timer_remove(s, t);
+    if (tls_sched != s) {  /* woken from another OS thread */
         atomic_fetch_add(&s->wakeup, 1);
         if (atomic_load(&s->idle))
             csp_futex_wake(&s->wakeup);
@@ -306,63 +314,32 @@ release_if_ended(TaskObject *t)
         Py_CLEAR(t->greenlet);
 }
 
-/* Task.block for greenlets: run other tasks until `t` is completed. */
-static int
-green_block(TaskObject *t, double deadline)
+/* The rare ends of green_block are out of line: while a process is
+ * suspended its C stack is copied, green_block's frame with it, at every
+ * switch; a small frame needs few saved registers. */
+
+/* Nothing is runnable: sleep (green_idle).  0 to go on waiting; CSP_RETRY
+ * when a signal came and t gave up its wait for the handlers; -1 when a
+ * handler raised in the root task. */
+static __attribute__((noinline)) int
+block_idle(green_sched *s, TaskObject *t)
 {
-    green_sched *s = t->sched;
-    int result;
-    Py_INCREF(t);  /* a blocked task must not be freed under its greenlet */
-    if (deadline >= 0 && timer_add(s, t, deadline) < 0)
-        goto cancel;
-    while (atomic_load(&t->status) == CSP_WAITING) {
-        TaskObject *next = runq_pop(s);
-        if (!next) {
-            if (green_idle(s) && atomic_load(&t->status) == CSP_WAITING) {
-                /* Handlers run with none of t's offers linked: they may use
-                 * channels, and one that raises must not lose a message. */
-                timer_remove(s, t);
-                csp_task_cancel(t, CSP_RETRY);
-                if (PyErr_CheckSignals() < 0 && forward_signal(s, t) < 0) {
-                    result = -1;
-                    goto out;
-                }
-                result = CSP_RETRY;
-                goto out;
-            }
-            continue;
-        }
-        if (next == t || is_stale(next)) {
-            Py_DECREF(next);
-            continue;
-        }
-        PyObject *r;
-        if (next->greenlet) {
-            csp_set_current_task(next);
-            r = PyGreenlet_Switch((PyGreenlet *)next->greenlet, NULL, NULL);
-            release_if_ended(next);
-            Py_DECREF(next);
-        }
-        else {
-            s->to_start = next;  /* the starter takes the reference */
-            r = PyGreenlet_Switch((PyGreenlet *)s->starter, NULL, NULL);
-        }
-        csp_set_current_task(t);
-        if (!r)
-            goto cancel;  /* thrown into this greenlet (e.g. GreenletExit) */
-        if (Py_IS_TYPE(r, csp_st->TaskType))
-            release_if_ended((TaskObject *)r);  /* a process ended: the root hears of it */
-        Py_DECREF(r);
-    }
-    if (t == s->root_task && s->signal_exc[0]) {
-        PyErr_Restore(s->signal_exc[0], s->signal_exc[1], s->signal_exc[2]);
-        s->signal_exc[0] = s->signal_exc[1] = s->signal_exc[2] = NULL;
-        result = -1;
-        goto out;
-    }
-    result = atomic_load(&t->status);
-    goto out;
-cancel:
+    if (!green_idle(s) || atomic_load(&t->status) != CSP_WAITING)
+        return 0;
+    /* Handlers run with none of t's offers linked: they may use channels,
+     * and one that raises must not lose a message. */
+    timer_remove(s, t);
+    csp_task_cancel(t, CSP_RETRY);
+    if (PyErr_CheckSignals() < 0 && forward_signal(s, t) < 0)
+        return -1;
+    return CSP_RETRY;
+}
+
+/* The wait ends with an exception (thrown into this greenlet, e.g.
+ * GreenletExit, or no memory for the timer): -1. */
+static __attribute__((noinline)) int
+block_failed(green_sched *s, TaskObject *t)
+{
     timer_remove(s, t);
     if (atomic_load(&t->status) == CSP_WAITING)
         csp_task_cancel(t, CSP_CANCELLED);
@@ -372,47 +349,123 @@ cancel:
         Py_CLEAR(s->signal_exc[1]);
         Py_CLEAR(s->signal_exc[2]);
     }
-    result = -1;
+    return -1;
+}
+
+/* The root task was completed by forward_signal: raise the signal's exception. */
+static __attribute__((noinline)) int
+root_interrupted(green_sched *s)
+{
+    PyErr_Restore(s->signal_exc[0], s->signal_exc[1], s->signal_exc[2]);
+    s->signal_exc[0] = s->signal_exc[1] = s->signal_exc[2] = NULL;
+    return -1;
+}
+
+/* Task.block for greenlets: run other tasks until `t` is completed. */
+static int
+green_block(TaskObject *t, double deadline)
+{
+    green_sched *s = t->sched;
+    int result;
+    Py_INCREF(t);  /* a blocked task must not be freed under its greenlet */
+    if (deadline >= 0 && timer_add(s, t, deadline) < 0) {
+        result = block_failed(s, t);
+        goto out;
+    }
+    while (atomic_load(&t->status) == CSP_WAITING) {
+        TaskObject *next = runq_pop(s);
+        if (!next) {
+            if ((result = block_idle(s, t)) != 0)
+                goto out;
+            continue;
+        }
+        if (next == t || is_stale(next)) {
+            Py_DECREF(next);
+            continue;
+        }
+        PyObject *r;
+        if (next->greenlet) {
+            csp_set_current_task(next);
+            csp_green_switching = 1;
+            r = PyGreenlet_Switch((PyGreenlet *)next->greenlet, NULL, NULL);
+            csp_green_switching = 0;
+            release_if_ended(next);
+            Py_DECREF(next);
+        }
+        else {
+            s->to_start = next;  /* the starter takes the reference */
+            csp_green_switching = 1;
+            r = PyGreenlet_Switch((PyGreenlet *)s->starter, NULL, NULL);
+            csp_green_switching = 0;
+        }
+        csp_set_current_task(t);
+        if (!r) {
+            result = block_failed(s, t);
+            goto out;
+        }
+        if (Py_IS_TYPE(r, csp_st->TaskType))
+            release_if_ended((TaskObject *)r);  /* a process ended: the root hears of it */
+        Py_DECREF(r);
+    }
+    if (t == s->root_task && s->signal_exc[0])
+        result = root_interrupted(s);
+    else
+        result = atomic_load(&t->status);
 out:
     Py_DECREF(t);
     return result;
 }
 
-/* The body of every process greenlet: process_main(proc, join).  In C so that
- * the process function's frame is the first on the greenlet's stack: a
- * suspended greenlet keeps a copy of its C stack, and every Python call level
- * beneath the function would add to it.  Returns the task, for the root. */
-static int
-run_process_function(PyObject *proc)
+/* The body of every process greenlet is process_main: it calls the
+ * process's function, proc.fn(*proc.args, **proc.kwargs), then finishes its
+ * task.  In C so that the function's frame is the first on the greenlet's
+ * stack: a suspended greenlet has its C stack copied at every switch, and
+ * every call level beneath the function would add to it.  For the same
+ * reason, what the call needs is kept on the heap (process_call) and all but
+ * the call itself is out of line: while the function runs, process_main's
+ * frame holds two pointers. */
+
+typedef struct {
+    PyObject *proc, *join;           /* owned: the task's, taken at the start */
+    PyObject *fn, *args, *kwdict;    /* owned once got; NULL before, or none */
+} process_call;
+
+/* Get proc.fn, proc.args and the keyword arguments into `call`: 1 to make
+ * the call; 0 when getting them raised (proc._failed hears of it, as of an
+ * exception of the call); -1 when proc.fn could not be got. */
+static __attribute__((noinline)) int
+process_call_prepare(process_call *call)
 {
-    PyObject *fn = PyObject_GetAttr(proc, csp_st->str_fn);
-    if (!fn)
+    PyObject *proc = call->proc;
+    if (!(call->fn = PyObject_GetAttr(proc, csp_st->str_fn)))
         return -1;
-    csp_green_datastack_begin(fn);
-    PyObject *args = PyObject_GetAttr(proc, csp_st->str_args);
-    PyObject *kwargs = args ? PyObject_GetAttr(proc, csp_st->str_kwargs) : NULL;
-    PyObject *result = NULL, *kwdict = NULL;
-    if (kwargs) {
-        /* kwargs is a dict, or a read-only mapping (Process's shared empty one) */
-        if (!PyTuple_Check(args))
-            PyErr_SetString(PyExc_TypeError, "Process.args must be a tuple");
-        else if (PyDict_Check(kwargs))
-            kwdict = PyDict_GET_SIZE(kwargs) ? Py_NewRef(kwargs) : NULL;
-        else if (PyObject_Length(kwargs) > 0 && (kwdict = PyDict_New()) &&
-                 PyDict_Update(kwdict, kwargs) < 0)
-            Py_CLEAR(kwdict);  /* (a dict made for the call lives as long as it) */
-        if (!PyErr_Occurred())
-            result = PyObject_Call(fn, args, kwdict && PyDict_GET_SIZE(kwdict) ? kwdict : NULL);
-        Py_XDECREF(kwdict);
-    }
-    Py_DECREF(fn);
-    Py_XDECREF(args);
-    Py_XDECREF(kwargs);
-    if (result) {
-        int rc = PyObject_SetAttr(proc, csp_st->str_return_value, result);
-        Py_DECREF(result);
-        return rc;
-    }
+    csp_green_datastack_begin(call->fn);
+    if (!(call->args = PyObject_GetAttr(proc, csp_st->str_args)))
+        return 0;
+    PyObject *kwargs = PyObject_GetAttr(proc, csp_st->str_kwargs);
+    if (!kwargs)
+        return 0;
+    /* kwargs is a dict, or a read-only mapping (Process's shared empty one) */
+    if (!PyTuple_Check(call->args))
+        PyErr_SetString(PyExc_TypeError, "Process.args must be a tuple");
+    else if (PyDict_Check(kwargs))
+        call->kwdict = PyDict_GET_SIZE(kwargs) ? Py_NewRef(kwargs) : NULL;
+    else if (PyObject_Length(kwargs) > 0 && (call->kwdict = PyDict_New()) &&
+             PyDict_Update(call->kwdict, kwargs) < 0)
+        Py_CLEAR(call->kwdict);  /* (a dict made for the call lives as long as it) */
+    Py_DECREF(kwargs);
+    if (PyErr_Occurred())
+        return 0;
+    if (call->kwdict && !PyDict_GET_SIZE(call->kwdict))
+        Py_CLEAR(call->kwdict);
+    return 1;
+}
+
+/* The process function raised: proc._failed(exception), its traceback
+ * attached; 0/-1. */
+static int
+process_function_failed(PyObject *proc)
+{
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
@@ -428,24 +481,28 @@ run_process_function(PyObject *proc)
     return 0;
 }
 
-static PyObject *
-process_main(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
+/* The body is over: `prepared` is process_call_prepare's, `result` the
+ * call's (a new reference, or NULL).  Stores the result or hands the
+ * exception to proc._failed, finishes the task (the body's exception, if
+ * any, wins over one from the finish), frees `call`.  Returns the task (new
+ * reference; NULL with an exception), for the root. */
+static __attribute__((noinline)) PyObject *
+process_main_end(TaskObject *t, process_call *call, int prepared, PyObject *result)
 {
-    TaskObject *t = csp_current_task();  /* the starter made it current */
-    if (!t)
-        return NULL;
-    Py_INCREF(t);
-    PyObject *proc = t->run, *join = t->join;  /* owned from here */
-    t->run = t->join = NULL;
-    if (!proc || !join) {
-        Py_XDECREF(proc);
-        Py_XDECREF(join);
-        t->body_ended = 1;
-        Py_DECREF(t);
-        PyErr_SetString(PyExc_SystemError, "pycsp: process greenlet without a process");
-        return NULL;
+    PyObject *proc = call->proc, *join = call->join;
+    Py_XDECREF(call->fn);
+    Py_XDECREF(call->args);
+    Py_XDECREF(call->kwdict);
+    PyMem_Free(call);
+    int rc;
+    if (prepared < 0)
+        rc = -1;
+    else if (result) {
+        rc = PyObject_SetAttr(proc, csp_st->str_return_value, result);
+        Py_DECREF(result);
     }
-    int rc = run_process_function(proc);
+    else
+        rc = process_function_failed(proc);
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     if (csp_task_finish(t, join) < 0)
@@ -463,6 +520,46 @@ process_main(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
     return (PyObject *)t;
 }
 
+/* The task has no process to run (a bug), or no memory for process_call:
+ * NULL with an exception. */
+static __attribute__((noinline)) PyObject *
+process_main_fails(TaskObject *t, PyObject *proc, PyObject *join)
+{
+    if (proc && join) {
+        /* No memory for process_call: the process ends with MemoryError. */
+        if (csp_task_finish(t, join) < 0)
+            PyErr_Clear();
+        PyErr_NoMemory();
+    }
+    else
+        PyErr_SetString(PyExc_SystemError, "pycsp: process greenlet without a process");
+    Py_XDECREF(proc);
+    Py_XDECREF(join);
+    t->body_ended = 1;
+    Py_DECREF(t);
+    return NULL;
+}
+
+static PyObject *
+process_main(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored))
+{
+    csp_green_switching = 0;  /* a new greenlet starts here, not in a switch's return */
+    TaskObject *t = csp_current_task();  /* the starter made it current */
+    if (!t)
+        return NULL;
+    Py_INCREF(t);
+    PyObject *proc = t->run, *join = t->join;  /* owned from here */
+    t->run = t->join = NULL;
+    process_call *call = proc && join ? PyMem_Calloc(1, sizeof(process_call)) : NULL;
+    if (!call)
+        return process_main_fails(t, proc, join);
+    call->proc = proc;
+    call->join = join;
+    int prepared = process_call_prepare(call);
+    PyObject *result = prepared > 0 ? PyObject_Call(call->fn, call->args, call->kwdict) : NULL;
+    return process_main_end(t, call, prepared, result);
+}
+
 static PyMethodDef process_main_def = {"pycsp_process", process_main, METH_NOARGS, NULL};
 
 /* The starter greenlet's body.  A greenlet starts at the Python recursion
@@ -473,6 +570,7 @@ static PyObject *
 starter_main(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args))
 {
     green_sched *s = tls_sched;
+    csp_green_switching = 0;  /* a new greenlet starts here, not in a switch's return */
     for (;;) {
         TaskObject *next = s->to_start;
         s->to_start = NULL;
@@ -486,7 +584,9 @@ starter_main(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args))
         }
         next->greenlet = (PyObject *)g;
         csp_set_current_task(next);
+        csp_green_switching = 1;
         PyObject *r = PyGreenlet_Switch(g, NULL, NULL);
+        csp_green_switching = 0;
         release_if_ended(next);
         Py_DECREF(next);
         if (!r)
@@ -519,6 +619,7 @@ green_import(void)
             return -1;
     }
     csp_green_datastack_install();
+    csp_green_stackcopy_install();
     greenlet_imported = 1;
     return 0;
 }
@@ -674,6 +775,12 @@ green_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
                          s->startq.count, "timers", s->ntimers);
 }
 
+static PyObject *
+green_stackcopy_stats(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    return csp_green_stackcopy_stats();
+}
+
 static PyMethodDef green_methods[] = {
     {"green_spawn", (PyCFunction)(void (*)(void))green_spawn, METH_FASTCALL,
      "green_spawn(task, proc, join): queue a Process to run as a greenlet."},
@@ -682,6 +789,8 @@ static PyMethodDef green_methods[] = {
     {"green_io_wait", green_io_wait, METH_O, "Block the task until green_io_done(task, ticket)."},
     {"green_io_done", green_io_done, METH_VARARGS, "The @io call of (task, ticket) has finished."},
     {"green_stats", green_stats, METH_NOARGS, "Counts of the scheduler (for tests)."},
+    {"green_stackcopy_stats", green_stackcopy_stats, METH_NOARGS,
+     "The blocks kept for greenlet's stack copies (for tests)."},
     {NULL}
 };
 

@@ -36,7 +36,7 @@ static TaskObject *blocked_head;     /* tasks blocked without deadline */
 /* Per thread: the running task; borrowed, owned by the thread-state dict.
  * initial-exec: read on every operation, and the default model calls
  * __tls_get_addr each time. */
-static _Thread_local TaskObject *tls_task __attribute__((tls_model("initial-exec")));
+_Thread_local TaskObject *csp_tls_task __attribute__((tls_model("initial-exec")));
 
 /* Adaptive spinning.  A blocked thread first polls its status word: some
  * iterations of `pause`, then sched_yield() (so that with more threads than
@@ -68,7 +68,7 @@ cpu_relax(void)
 /* ------------------------------------------------------------------ */
 /* Blocked list and activity counting                                  */
 
-static void
+static inline void
 blocked_list_remove(TaskObject *t)
 {
     if (t->blocked_prev)
@@ -81,7 +81,7 @@ blocked_list_remove(TaskObject *t)
 }
 
 /* The task stops blocking (woken, timed out or cancelled): count it again. */
-static void
+static inline void
 task_mark_active(TaskObject *t)
 {
     if (!t->inactive)
@@ -194,7 +194,7 @@ spin_while_equal(_Atomic uint32_t *word, uint32_t value)
 /* Offers in private memory: only the queue links are touched here. */
 static const csp_rules private_queues = {.ptr = csp_private_ptr, .ref = csp_private_ref};
 
-static void
+static inline void
 withdraw_offers(TaskObject *t)
 {
     for (Py_ssize_t i = 0; i < t->noffers; i++) {
@@ -387,7 +387,7 @@ task_bind_thread(TaskObject *t)
         return -1;
     t->thread_ident = PyThread_get_thread_ident();
     t->is_main_thread = (t->thread_ident == csp_main_thread_ident);
-    tls_task = t;
+    csp_tls_task = t;
     return 0;
 }
 
@@ -395,23 +395,14 @@ task_bind_thread(TaskObject *t)
 void
 csp_task_after_fork_in_child(void)
 {
-    if (tls_task && !tls_task->greenlet)
-        tls_task->is_main_thread = 1;
-}
-
-void
-csp_set_current_task(TaskObject *t)
-{
-    tls_task = t;
+    if (csp_tls_task && !csp_tls_task->greenlet)
+        csp_tls_task->is_main_thread = 1;
 }
 
 TaskObject *
-csp_current_task(void)
+csp_current_task_new(void)
 {
-    TaskObject *t = tls_task;
-    if (t)
-        return t;
-    t = task_alloc();
+    TaskObject *t = task_alloc();
     if (!t)
         return NULL;
     if (task_bind_thread(t) < 0) {
@@ -460,8 +451,8 @@ static void
 task_dealloc(TaskObject *t)
 {
     PyObject_GC_UnTrack(t);
-    if (tls_task == t)
-        tls_task = NULL;
+    if (csp_tls_task == t)
+        csp_tls_task = NULL;
     withdraw_offers(t);
     if (t->inactive)
         task_mark_active(t);
