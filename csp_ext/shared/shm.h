@@ -83,7 +83,7 @@ typedef csp_offer shm_offer;
 /* A channel in the arena.  The matching state comes first, so that a
  * channel's offset is its csp_chan's handle (offers refer to it). */
 typedef struct {
-    csp_chan s;                  /* messages are offsets of message blocks */
+    csp_chan s;                  /* messages are message handles (shared/message.c) */
     shm_lock lock;
     _Atomic int64_t refs;        /* Python objects and in-flight pickles referring to it */
     shm_off name;                /* repr of its name, NUL-terminated UTF-8 (reports), or 0 */
@@ -137,7 +137,13 @@ typedef struct {
 } shm_waiter_hooks;
 void shm_install_waiter_hooks(const shm_waiter_hooks *hooks);
 
-/* shared/message.c */
+/* shared/message.c.  A message handle (what offers, ring slots and waiter
+ * records carry) is either the offset of a message block, always a multiple
+ * of 16, or, with the low bit set, the message itself: an int of 61 bits,
+ * None, False or True travel in the handle, so they take no block and no
+ * allocator lock. */
+#define SHM_MSG_INLINE 1u
+#define SHM_MSG_IS_INLINE(handle) (((handle) & SHM_MSG_INLINE) != 0)
 void shm_message_discard(shm_off off);      /* a message nobody will read */
 void shm_message_install_channel_release(void (*release)(shm_off chan));
 
