@@ -1,5 +1,5 @@
 /* shm.h - the processes backend: a shared arena, its allocator, robust
- * locks and shared waiters.
+ * locks (shared/lock.c) and shared waiters.
  *
  * Everything lives in one memfd (nothing named in /dev/shm) mapped once over
  * a large reserved range before the first child is forked; the file grows
@@ -18,13 +18,14 @@
 typedef uint64_t shm_off;   /* 0 = none */
 
 #define SHM_MAGIC 0x6873707363797050ULL   /* "Pycspsh" */
-#define SHM_VERSION 4
+#define SHM_VERSION 5
 #define SHM_NCLASSES 48
 
-/* A process-shared robust mutex: a process that dies holding it does not
- * wedge the others; the next locker learns it (return value 1). */
+/* A process-shared robust lock (shared/lock.c): a process that dies
+ * holding it does not wedge the others; the next locker learns it (return
+ * value 1). */
 typedef struct {
-    pthread_mutex_t m;
+    _Atomic uint64_t word;       /* 0 free; owner tid, sleepers bit, owner start time */
 } shm_lock;
 
 typedef struct {
