@@ -7,8 +7,10 @@
  * robust mutex costs several times that (its generic path, the robust list
  * kept on every lock and unlock), and a message takes two locks.
  *
- * A taker that finds it held yields a few times, then sleeps on the low
- * half (a futex) in slices.  When a slice ends with the same owner as the
+ * A taker that finds it held spins a moment (an owner running on another
+ * core gives it back within a fraction of a microsecond: a critical section
+ * is a few hundred instructions), then sleeps on the low half (a futex) in
+ * slices.  When a slice ends with the same owner as the
  * last one, it asks whether that owner still lives: no such thread, a
  * zombie, or a thread of that id started at another time (the id was
  * reused) means it died holding the lock.  The one whose compare-and-swap
@@ -22,7 +24,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/syscall.h>
@@ -30,7 +31,7 @@
 
 #define SLEEPERS 0x80000000u
 #define TID_MASK 0x7fffffffu
-#define YIELDS_BEFORE_SLEEP 20
+#define SPINS_BEFORE_SLEEP 100
 #define SLICE 0.002   /* seconds between looks at a silent owner */
 
 /* This thread's owner word (tid | starttime << 32), for this process (a
@@ -104,12 +105,32 @@ owner_gone(uint64_t word)
     return (uint32_t)start != (uint32_t)(word >> 32);
 }
 
+static inline void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ __volatile__("pause");
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* The futex: the word's low half (tid and sleepers bit). */
+static inline uint32_t *
+low_half(_Atomic uint64_t *word)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return (uint32_t *)word + 1;
+#else
+    return (uint32_t *)word;
+#endif
+}
+
 static long
 futex_wait_slice(_Atomic uint64_t *word, uint32_t expected)
 {
     struct timespec rel = {0, (long)(SLICE * 1e9)};
-    /* The low half of the word (x86-64 is little-endian). */
-    return syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expected, &rel, NULL, 0);
+    return syscall(SYS_futex, low_half(word), FUTEX_WAIT, expected, &rel, NULL, 0);
 }
 
 /* 0, or -1 with errno set. */
@@ -134,8 +155,8 @@ shm_lock_destroy(shm_lock *l)
 static int
 lock_slow(shm_lock *l, uint64_t mine)
 {
-    for (int i = 0; i < YIELDS_BEFORE_SLEEP; i++) {
-        sched_yield();
+    for (int i = 0; i < SPINS_BEFORE_SLEEP; i++) {
+        cpu_relax();
         uint64_t expect = 0;
         if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0 &&
             atomic_compare_exchange_strong_explicit(&l->word, &expect, mine, memory_order_acquire,
@@ -198,5 +219,5 @@ shm_lock_release(shm_lock *l)
 {
     uint64_t was = atomic_exchange_explicit(&l->word, 0, memory_order_release);
     if (was & SLEEPERS)
-        syscall(SYS_futex, (uint32_t *)&l->word, FUTEX_WAKE, 1, NULL, NULL, 0);
+        syscall(SYS_futex, low_half(&l->word), FUTEX_WAKE, 1, NULL, NULL, 0);
 }
