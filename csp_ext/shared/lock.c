@@ -102,7 +102,9 @@ owner_gone(uint64_t word)
         return 0;   /* kill says it exists: without /proc, believe it */
     if (state == 'Z' || state == 'X')
         return 1;
-    return (uint32_t)start != (uint32_t)(word >> 32);
+    /* 0: the owner could not read its own start time; judge by the rest. */
+    uint32_t recorded = (uint32_t)(word >> 32);
+    return recorded != 0 && (uint32_t)start != recorded;
 }
 
 static inline void
