@@ -11,7 +11,10 @@ median), alternating which tree goes first, so that a machine whose load
 drifts during the run loads both sides alike.  Reported per kernel: each
 side's median with its range over the rounds, and the per-round ratio
 after/before (median, range, and in how many rounds after was slower), the
-figure to quote on a shared, noisy machine.  Both trees must be built in
+figure to quote on a shared, noisy machine.  With --floor BACKEND (e.g.
+c-processes:hybrid, the bare C network of the same shape) every round also
+runs that backend on each kernel, from the after tree, and the per-round
+ratios before/floor and after/floor are reported too.  Both trees must be built in
 place (python setup.py build_ext --inplace); each runs with PYTHONPATH set to
 itself, from itself.
 """
@@ -58,6 +61,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--json", help="also write the raw figures here")
     ap.add_argument("--suite", choices=["full"], help="the full suite's kernels")
+    ap.add_argument("--floor", help="also run this backend on each kernel in every round "
+                                    "(e.g. c-processes:hybrid) and report ratios to it")
     ap.add_argument("kernels", nargs="*", help="BACKEND:KERNEL:SIZE:N")
     args = ap.parse_args()
     if args.suite:
@@ -66,13 +71,15 @@ def main():
         ap.error("name kernels or --suite full")
     trees = {"before": args.before, "after": args.after}
     kernels = [tuple(k.rsplit(":", 3)) for k in args.kernels]
-    results = {k: {"before": [], "after": []} for k in kernels}
+    results = {k: {"before": [], "after": [], "floor": []} for k in kernels}
     for r in range(args.rounds):
         order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
         for key in kernels:
             backend, kernel, size, n = key
             for side in order:
                 results[key][side].append(run_kernel(trees[side], backend, kernel, size, int(n)))
+            if args.floor:
+                results[key]["floor"].append(run_kernel(args.after, args.floor, kernel, size, int(n)))
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     if args.json:
         with open(args.json, "w") as f:
@@ -87,6 +94,19 @@ def main():
               f"| {statistics.median(a):.3f} ({min(a):.3f}-{max(a):.3f}) "
               f"| **{statistics.median(ratios):.3f}** ({min(ratios):.2f}-{max(ratios):.2f}) "
               f"| {sum(x > 1 for x in ratios)}/{len(ratios)} |")
+    if args.floor:
+        print()
+        print(f"| kernel | {args.floor} | before/floor per round | after/floor per round |")
+        print("| --- | ---: | ---: | ---: |")
+        for (backend, kernel, size, _), v in results.items():
+            f = v["floor"]
+            cells = []
+            for side in ("before", "after"):
+                r = [x / y for x, y in zip(v[side], f)]
+                cells.append(f"**{statistics.median(r):.3f}** ({min(r):.2f}-{max(r):.2f})")
+            name = f"{kernel}{'-' + size if size else ''} {backend}"
+            print(f"| {name} | {statistics.median(f):.3f} ({min(f):.3f}-{max(f):.3f}) "
+                  f"| {cells[0]} | {cells[1]} |")
 
 
 if __name__ == "__main__":

@@ -173,6 +173,101 @@ def test_arena_lock_owner_died(what):
     assert result.stdout.split() == [str(sum(range(100))), "True"]
 
 
+LIVE_LOCK_OWNER = """
+    import os, signal, sys, time
+    import csp_ext
+
+    csp_ext.shm_init()
+    r, w = os.pipe()
+    owner = os.fork()
+    if owner == 0:
+        csp_ext._shm_hold_arena_lock(0.5, w)   # a byte once held, one before release
+        os._exit(0)
+    assert os.read(r, 1) == b"x"              # the owner holds the arena lock now
+    if sys.argv[1] == "stopped":
+        os.kill(owner, signal.SIGSTOP)
+    # The lock is taken with the GIL held: contend from another process.
+    taker = os.fork()
+    if taker == 0:
+        csp_ext.shm_stats()                    # takes the arena lock
+        os.set_blocking(r, False)
+        try:
+            os._exit(0 if os.read(r, 1) == b"x" else 3)   # the owner's byte before its release
+        except BlockingIOError:
+            os._exit(4)
+    time.sleep(0.3)
+    done, status = os.waitpid(taker, os.WNOHANG)
+    blocked = done == 0
+    if sys.argv[1] == "stopped":
+        os.kill(owner, signal.SIGCONT)
+    if blocked:
+        _, status = os.waitpid(taker, 0)
+    os.waitpid(owner, 0)
+    print(blocked, os.waitstatus_to_exitcode(status))
+"""
+
+
+@processes_only
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("owner", ["sleeping", "stopped"])
+def test_arena_lock_of_a_live_owner_is_waited_for(owner):
+    """A lock whose owner lives (sleeping, or stopped by SIGSTOP) is not taken
+    from it however long it holds it."""
+    result = run_script(LIVE_LOCK_OWNER, timeout=30, args=(owner,))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "0"], result.stdout
+
+
+FORGED_LOCK_OWNER = """
+    import os, sys, time
+    import csp_ext
+
+    def starttime(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+
+    csp_ext.shm_init()
+    owner = os.fork()
+    if owner == 0:
+        time.sleep(60)
+        os._exit(0)
+    # The lock looks held by the child (alive) or by a thread that had the
+    # child's id but started at another time (the id was reused since).
+    shift = 0 if sys.argv[1] == "alive" else 1
+    csp_ext._shm_forge_arena_lock(owner, (starttime(owner) + shift) % 2**32)
+    # The lock is taken with the GIL held: contend from another process.
+    taker = os.fork()
+    if taker == 0:
+        csp_ext.shm_stats()
+        os._exit(0)
+    time.sleep(0.3)
+    done, status = os.waitpid(taker, os.WNOHANG)
+    blocked = done == 0
+    os.kill(owner, 9)
+    os.waitpid(owner, 0)
+    if blocked:
+        _, status = os.waitpid(taker, 0)
+    import pycsp.processes as csp   # (its SIGCHLD handler would have reaped ours)
+    ch = csp.Channel(buffer=10)
+    w, r = ch.writer(), ch.reader()
+    for i in range(10):
+        w(float(i))                            # blocks from the recovered allocator
+    print(blocked, os.waitstatus_to_exitcode(status), sum(r() for _ in range(10)))
+"""
+
+
+@processes_only
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("owner", ["alive", "id-reused"])
+def test_arena_lock_owner_is_known_by_thread_id_and_start_time(owner):
+    """A lock held by a live thread is waited for until that thread dies; one
+    whose owner's thread id now belongs to a thread started later is
+    recovered at once (the owner died and its id was reused)."""
+    result = run_script(FORGED_LOCK_OWNER, timeout=30, args=(owner,))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(owner == "alive"), "0", "45.0"], result.stdout
+
+
 @processes_only
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("through", ["name", "end"])

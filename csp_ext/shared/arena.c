@@ -1,6 +1,7 @@
-/* arena.c - the shared arena of the processes backend: mapping, allocator
- * and robust locks.  It knows nothing of channels or waiters; the header
- * only keeps room for the waiter registry (wait/process.c).
+/* arena.c - the shared arena of the processes backend: mapping and
+ * allocator (its lock: shared/lock.c).  It knows nothing of channels or
+ * waiters; the header only keeps room for the waiter registry
+ * (wait/process.c).
  */
 #include "shared/shm.h"
 
@@ -16,6 +17,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <stdio.h>
+#include <time.h>
 
 /* The arena's mapping in this process: process-wide by nature.  Set once
  * (shm_ensure, shm_attach) with the GIL held, read-only after; shm_my_pid is
@@ -44,77 +46,6 @@ typedef struct {
 } block_header;
 
 #define KLASS(h) ((h)->klass & 0xff)
-
-/* ------------------------------------------------------------------ */
-/* Locks                                                               */
-
-/* A lock that cannot be taken or given back protects nothing: carrying on
- * would corrupt the arena silently, so the process stops (its parent then
- * treats it as crashed and poisons its channels).  With a robust mutex whose
- * every recovery calls pthread_mutex_consistent, this is not expected. */
-static void
-lock_fatal(const char *what, int err)
-{
-    fprintf(stderr, "pycsp: %s on a process-shared lock failed: %s\n", what, strerror(err));
-    abort();
-}
-
-/* 0, or -1 with errno set. */
-int
-shm_lock_init(shm_lock *l)
-{
-    pthread_mutexattr_t a;
-    int r = csp_fail_here(CSP_FAIL_LOCK_INIT) ? EAGAIN : pthread_mutexattr_init(&a);
-    if (r) {
-        errno = r;
-        return -1;
-    }
-    r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    if (!r)
-        r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    if (!r)
-        r = pthread_mutex_init(&l->m, &a);
-    int r2 = pthread_mutexattr_destroy(&a);
-    if (!r && r2) {
-        pthread_mutex_destroy(&l->m);
-        r = r2;
-    }
-    if (r) {
-        errno = r;
-        return -1;
-    }
-    return 0;
-}
-
-int
-shm_lock_acquire(shm_lock *l)
-{
-    int r = pthread_mutex_lock(&l->m);
-    if (r == 0)
-        return 0;
-    if (r != EOWNERDEAD)
-        lock_fatal("pthread_mutex_lock", r);
-    r = pthread_mutex_consistent(&l->m);
-    if (r)
-        lock_fatal("pthread_mutex_consistent", r);
-    return 1;
-}
-
-void
-shm_lock_destroy(shm_lock *l)
-{
-    int r = pthread_mutex_destroy(&l->m);
-    if (r)
-        lock_fatal("pthread_mutex_destroy", r);
-}
-
-void
-shm_lock_release(shm_lock *l)
-{
-    int r = pthread_mutex_unlock(&l->m);
-    if (r)
-        lock_fatal("pthread_mutex_unlock", r);
-}
 
 /* ------------------------------------------------------------------ */
 /* Arena                                                               */
@@ -441,7 +372,56 @@ py_shm_attach(PyObject *Py_UNUSED(m), PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* _shm_hold_arena_lock(seconds, fd): test only.  Take the arena lock, write
+ * one byte to `fd`, sleep `seconds` with the GIL released, write another
+ * byte, give the lock back: whoever took the lock before that second byte
+ * did not wait for this owner. */
+static PyObject *
+py_shm_hold_arena_lock(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    double seconds;
+    int fd;
+    if (!PyArg_ParseTuple(args, "di", &seconds, &fd))
+        return NULL;
+    if (shm_ensure() < 0)
+        return NULL;
+    ssize_t n;
+    Py_BEGIN_ALLOW_THREADS
+    shm_hdr_lock();
+    n = write(fd, "x", 1);
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+    if (n == 1)
+        n = write(fd, "x", 1);
+    shm_lock_release(&shm_hdr->lock);
+    Py_END_ALLOW_THREADS
+    if (n != 1)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+/* _shm_forge_arena_lock(tid, starttime): test only.  Make the (free) arena
+ * lock look held by thread `tid` started at `starttime` (a thread that never
+ * gives it back). */
+static PyObject *
+py_shm_forge_arena_lock(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    int tid;
+    unsigned int starttime;
+    if (!PyArg_ParseTuple(args, "iI", &tid, &starttime))
+        return NULL;
+    if (shm_ensure() < 0)
+        return NULL;
+    atomic_store(&shm_hdr->lock.word, ((uint64_t)starttime << 32) | (uint32_t)tid);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef arena_methods[] = {
+    {"_shm_forge_arena_lock", py_shm_forge_arena_lock, METH_VARARGS,
+     "Test only: make the arena lock look held by thread tid started at starttime."},
+    {"_shm_hold_arena_lock", py_shm_hold_arena_lock, METH_VARARGS,
+     "Test only: hold the arena lock for a while, then write a byte to fd and release it."},
     {"shm_arena_fd", py_shm_arena_fd, METH_NOARGS, "The arena's memfd (for a child started by exec)."},
     {"shm_attach", py_shm_attach, METH_O, "In a child started by exec: map the arena from its memfd."},
     {NULL}

@@ -21,6 +21,10 @@
  * there must not free the parent's block.  A child's own blocks still held
  * when it ends are freed by shm_exit (children leave by _exit, which runs
  * no destructor).
+ *
+ * Before any block: an int of 61 bits, None, False and True travel inside
+ * the message handle itself (shm.h, SHM_MSG_INLINE), so the commonest
+ * messages cost no allocation and no arena lock at either end.
  */
 #include "shared/shm.h"
 #include "shared/native.h"
@@ -176,6 +180,55 @@ static PyType_Spec shmbuf_spec = {
 };
 
 /* ------------------------------------------------------------------ */
+/* Inline messages: the handle is the message                          */
+
+/* Handle bits: 0 the tag (SHM_MSG_INLINE), 1-2 the kind, 3-63 the value
+ * (an int sign-extends from bit 63). */
+enum { INLINE_INT = 0, INLINE_CONST = 1 };
+#define INLINE_SHIFT 3
+#define INLINE_INT_MIN (-((int64_t)1 << 60))
+#define INLINE_INT_MAX (((int64_t)1 << 60) - 1)
+
+/* 1 with *handle set if obj travels inside its handle; 0 (no exception) if
+ * it needs a block. */
+static int
+encode_inline(PyObject *obj, shm_off *handle)
+{
+    uint64_t kind, value;
+    if (PyLong_CheckExact(obj)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+        if (overflow || v < INLINE_INT_MIN || v > INLINE_INT_MAX)
+            return 0;
+        kind = INLINE_INT;
+        value = (uint64_t)v;
+    }
+    else if (obj == Py_None || obj == Py_False || obj == Py_True) {
+        kind = INLINE_CONST;
+        value = obj == Py_None ? CONST_NONE : obj == Py_False ? CONST_FALSE : CONST_TRUE;
+    }
+    else {
+        return 0;
+    }
+    *handle = (value << INLINE_SHIFT) | (kind << 1) | SHM_MSG_INLINE;
+    return 1;
+}
+
+/* New reference, or NULL with ValueError for a handle no encoder makes. */
+static PyObject *
+decode_inline(shm_off handle)
+{
+    uint64_t kind = (handle >> 1) & 3;
+    if (kind == INLINE_INT)
+        return PyLong_FromLongLong((int64_t)handle >> INLINE_SHIFT);
+    uint64_t value = handle >> INLINE_SHIFT;
+    if (kind == INLINE_CONST && value <= CONST_TRUE)
+        return Py_NewRef(value == CONST_NONE ? Py_None : value == CONST_FALSE ? Py_False : Py_True);
+    PyErr_SetString(PyExc_ValueError, "pycsp: corrupt inline message handle");
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
 /* Encode                                                              */
 
 static shm_off
@@ -286,6 +339,9 @@ encode_native(PyObject *obj, shm_off *off)
 shm_off
 shm_message_encode(PyObject *obj)
 {
+    shm_off handle;
+    if (encode_inline(obj, &handle))
+        return handle;
     if (PyBytes_CheckExact(obj))
         return encode_raw(obj, MSG_BYTES);
     if (PyByteArray_CheckExact(obj))
@@ -427,6 +483,8 @@ check_layout(shm_off off, const msg_header *h)
 PyObject *
 shm_message_decode(shm_off off)
 {
+    if (SHM_MSG_IS_INLINE(off))
+        return decode_inline(off);
     msg_header header = {0};
     if (shm_block_size(off) >= sizeof(header))
         memcpy(&header, SHM_PTR(msg_header, off), sizeof(header));
@@ -545,7 +603,7 @@ done:
 void
 shm_message_discard(shm_off off)
 {
-    if (!off)
+    if (!off || SHM_MSG_IS_INLINE(off))
         return;
     msg_header *h = SHM_PTR(msg_header, off);
     if (check_layout(off, h) == 0) {
@@ -577,13 +635,16 @@ decode_bytes(PyObject *Py_UNUSED(m), PyObject *arg)
     return off ? shm_message_decode(off) : NULL;
 }
 
-/* _shm_encode_bytes(obj) -> bytes: a message block as the writer makes it. */
+/* _shm_encode_bytes(obj) -> bytes: a message block as the writer makes it
+ * (for a message that travels inline, the block it would take otherwise). */
 static PyObject *
 encode_bytes(PyObject *Py_UNUSED(m), PyObject *obj)
 {
     if (shm_ensure() < 0)
         return NULL;
     shm_off off = shm_message_encode(obj);
+    if (off && SHM_MSG_IS_INLINE(off))
+        encode_scalar(obj, &off);   /* every inline message is one of its scalars */
     if (!off)
         return NULL;
     PyObject *r = PyBytes_FromStringAndSize(shm_base + off, (Py_ssize_t)shm_block_size(off));

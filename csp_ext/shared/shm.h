@@ -1,5 +1,5 @@
 /* shm.h - the processes backend: a shared arena, its allocator, robust
- * locks and shared waiters.
+ * locks (shared/lock.c) and shared waiters.
  *
  * Everything lives in one memfd (nothing named in /dev/shm) mapped once over
  * a large reserved range before the first child is forked; the file grows
@@ -18,13 +18,14 @@
 typedef uint64_t shm_off;   /* 0 = none */
 
 #define SHM_MAGIC 0x6873707363797050ULL   /* "Pycspsh" */
-#define SHM_VERSION 4
+#define SHM_VERSION 5
 #define SHM_NCLASSES 48
 
-/* A process-shared robust mutex: a process that dies holding it does not
- * wedge the others; the next locker learns it (return value 1). */
+/* A process-shared robust lock (shared/lock.c): a process that dies
+ * holding it does not wedge the others; the next locker learns it (return
+ * value 1). */
 typedef struct {
-    pthread_mutex_t m;
+    _Atomic uint64_t word;       /* 0 free; owner tid, sleepers bit, owner start time */
 } shm_lock;
 
 typedef struct {
@@ -83,7 +84,7 @@ typedef csp_offer shm_offer;
 /* A channel in the arena.  The matching state comes first, so that a
  * channel's offset is its csp_chan's handle (offers refer to it). */
 typedef struct {
-    csp_chan s;                  /* messages are offsets of message blocks */
+    csp_chan s;                  /* messages are message handles (shared/message.c) */
     shm_lock lock;
     _Atomic int64_t refs;        /* Python objects and in-flight pickles referring to it */
     shm_off name;                /* repr of its name, NUL-terminated UTF-8 (reports), or 0 */
@@ -137,7 +138,13 @@ typedef struct {
 } shm_waiter_hooks;
 void shm_install_waiter_hooks(const shm_waiter_hooks *hooks);
 
-/* shared/message.c */
+/* shared/message.c.  A message handle (what offers, ring slots and waiter
+ * records carry) is either the offset of a message block, always a multiple
+ * of 16, or, with the low bit set, the message itself: an int of 61 bits,
+ * None, False or True travel in the handle, so they take no block and no
+ * allocator lock. */
+#define SHM_MSG_INLINE 1u
+#define SHM_MSG_IS_INLINE(handle) (((handle) & SHM_MSG_INLINE) != 0)
 void shm_message_discard(shm_off off);      /* a message nobody will read */
 void shm_message_install_channel_release(void (*release)(shm_off chan));
 

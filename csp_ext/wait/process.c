@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 /* Per thread: its waiter record (cleared in a forked child). */
-static _Thread_local shm_waiter *my_waiter;
+static _Thread_local shm_waiter *my_waiter __attribute__((tls_model("initial-exec")));
 /* The record of a thread other than the process's first: reaped when the
  * thread exits (the key's destructor), so it stops counting as running.
  * Process-wide, made once under pthread_once, read-only after. */
@@ -45,7 +45,7 @@ shm_install_waiter_hooks(const shm_waiter_hooks *h)
  * Polling only pays when the wait is likely to end within the budget: in a
  * ring of 256 processes every wait is long, and 2 cores shared by dozens of
  * pollers leave the one process that has work with little CPU. */
-static _Thread_local double recent_wait;
+static _Thread_local double recent_wait __attribute__((tls_model("initial-exec")));
 
 static void
 shared_futex_wake(_Atomic uint32_t *addr)
