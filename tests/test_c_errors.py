@@ -3,6 +3,7 @@ references.  Faults are injected with csp_ext._fail_next(site, n) (test only);
 a program that could hang or crash runs in a subprocess."""
 import gc
 import os
+import shutil
 import weakref
 
 import pytest
@@ -171,6 +172,68 @@ def test_arena_lock_owner_died(what):
     result = run_script(DIE_HOLDING_LOCK, timeout=20, args=(what,))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(sum(range(100))), "True"]
+
+
+DIE_HOLDING_LOCK_UNDER_SIGNALS = """
+    import os, signal, time
+    import csp_ext
+
+    csp_ext.shm_init()
+    pid = os.fork()
+    if pid == 0:
+        csp_ext._shm_die_holding_lock("none")
+    os.waitpid(pid, 0)
+    # A timer every 0.1 ms: each wait for the lock is cut short by a signal
+    # long before its 2 ms slice ends.
+    signal.signal(signal.SIGALRM, lambda *a: None)
+    signal.setitimer(signal.ITIMER_REAL, 0.0001, 0.0001)
+    start = time.monotonic()
+    stats = csp_ext.shm_stats()                # takes the arena lock
+    took = time.monotonic() - start
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    # 4 ms here; 14 s when the owner's silence was counted in undisturbed waits
+    print("recovered", stats["waiters"] >= 0, took < 5)
+"""
+
+
+@processes_only
+@pytest.mark.timeout(60)
+def test_arena_lock_of_a_dead_owner_is_recovered_while_signals_keep_coming():
+    """The owner's silence is timed by the clock, not by waits that end
+    undisturbed: a taker interrupted by a signal every 0.1 ms still recovers
+    the lock of an owner that died holding it, in milliseconds."""
+    result = run_script(DIE_HOLDING_LOCK_UNDER_SIGNALS, timeout=40)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["recovered", "True", "True"]
+
+
+OTHER_PID_NAMESPACE = """
+    import os, subprocess, sys
+    import csp_ext
+
+    csp_ext.shm_init()
+    fd = csp_ext.shm_arena_fd()
+    attach = "import csp_ext, sys; csp_ext.shm_attach(int(sys.argv[1])); print('attached')"
+    for prefix in ([], ["unshare", "--pid", "--fork", "--mount-proc"]):
+        r = subprocess.run(prefix + [sys.executable, "-c", attach, str(fd)], pass_fds=(fd,),
+                           capture_output=True, text=True, timeout=20)
+        print(r.stdout.strip() or r.stderr.strip().splitlines()[-1])
+"""
+
+
+@processes_only
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="a new PID namespace needs root and unshare(1)")
+def test_a_process_of_another_pid_namespace_is_refused_the_arena():
+    """Locks and claims name threads and processes by id: a process that sees
+    other ids (another PID namespace) is refused at attach, with a reason,
+    instead of taking a live owner for a dead one."""
+    result = run_script(OTHER_PID_NAMESPACE, timeout=40)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "attached", lines
+    assert "another PID namespace" in lines[1], lines
 
 
 LIVE_LOCK_OWNER = """

@@ -54,6 +54,15 @@ static void
 after_fork_in_child(void)
 {
     shm_my_pid = getpid();
+    shm_lock_forget_owner();
+}
+
+/* Inode of this process's PID namespace, or 0 if /proc cannot say. */
+static uint64_t
+pid_namespace(void)
+{
+    struct stat st;
+    return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
 /* Once per process: 0, or -1 with an exception.  Called with the GIL held,
@@ -123,6 +132,7 @@ shm_ensure(void)
     hdr->file_size = INITIAL_FILE_SIZE;
     hdr->reserved = reserve;
     hdr->bump = (sizeof(shm_header) + 63) & ~(uint64_t)63;
+    hdr->pid_namespace = pid_namespace();
     atomic_store(&hdr->n_active, 0);   /* each waiter record counts itself */
     if (shm_lock_init(&hdr->lock) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
@@ -350,6 +360,14 @@ py_shm_attach(PyObject *Py_UNUSED(m), PyObject *arg)
         probe.reserved > ((uint64_t)1 << 40) || probe.file_size > probe.reserved) {
         PyErr_SetString(PyExc_ValueError,
                         "shm_attach: not a pycsp arena of this version of csp_ext");
+        return NULL;
+    }
+    uint64_t ns = pid_namespace();
+    if (probe.pid_namespace && ns && probe.pid_namespace != ns) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "shm_attach: this process is in another PID namespace than the program "
+                        "whose channels it would share (pycsp.processes names processes and "
+                        "threads by id: they must all see the same ids)");
         return NULL;
     }
     void *base = mmap(NULL, probe.reserved, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,

@@ -10,14 +10,22 @@
  * A taker that finds it held spins a moment (an owner running on another
  * core gives it back within a fraction of a microsecond: a critical section
  * is a few hundred instructions), then sleeps on the low half (a futex) in
- * slices.  When a slice ends with the same owner as the
- * last one, it asks whether that owner still lives: no such thread, a
- * zombie, or a thread of that id started at another time (the id was
- * reused) means it died holding the lock.  The one whose compare-and-swap
+ * slices.  Once one owner has held it for two slices (by the clock: a
+ * signal cuts a slice short), it asks whether that owner still lives: no
+ * such thread, a zombie, or a thread of that id started at another time (the
+ * id was reused) means it died holding the lock.  The one whose compare-and-swap
  * then replaces the dead owner's word owns the lock and learns that the
  * state it guards may be half-updated (shm_lock_acquire returns 1), as
  * with a robust mutex's EOWNERDEAD.  A stopped owner (SIGSTOP) is alive:
  * the others wait.
+ *
+ * Weaker than a robust mutex, whose owner's death the kernel reports at
+ * once: a dead owner is found after 4 ms or more, and only where every
+ * process sharing the arena sees one PID namespace and its /proc (arena.c
+ * refuses to attach a process of another PID namespace; without /proc a dead
+ * owner whose thread id was reused is not recognised).  An owner that execs
+ * keeps its thread id and start time: its lock is freed only when the new
+ * program ends.  A process never execs while it holds one of these locks.
  */
 #include "shared/shm.h"
 
@@ -27,6 +35,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SLEEPERS 0x80000000u
@@ -72,6 +81,24 @@ read_thread_stat(pid_t tid, char *state, uint64_t *starttime)
     }
     *starttime = strtoull(p, NULL, 10);
     return 1;
+}
+
+/* In a forked child (arena.c's handler, in the one thread the child has): the
+ * parent thread's word must not be taken for this thread's, even if the
+ * child's pid is one the parent's process once had. */
+void
+shm_lock_forget_owner(void)
+{
+    my_word = 0;
+    my_word_pid = 0;
+}
+
+static double
+monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static uint64_t
@@ -167,7 +194,8 @@ lock_slow(shm_lock *l, uint64_t mine)
     }
     /* From here on the lock is taken with the sleepers bit set: others may
      * sleep on it still, and our release must wake them. */
-    uint64_t last_seen = 0;
+    uint64_t owner_seen = 0;   /* the owner being timed, with its sleepers bit */
+    double owner_since = 0;
     for (;;) {
         uint64_t v = atomic_load_explicit(&l->word, memory_order_relaxed);
         if (v == 0) {
@@ -177,6 +205,8 @@ lock_slow(shm_lock *l, uint64_t mine)
                 return 0;
             continue;
         }
+        if ((v | SLEEPERS) == (mine | SLEEPERS))
+            Py_FatalError("pycsp: a shared lock taken again by the thread that holds it");
         if (!(v & SLEEPERS)) {
             if (!atomic_compare_exchange_strong_explicit(&l->word, &v, v | SLEEPERS,
                                                          memory_order_relaxed,
@@ -184,24 +214,19 @@ lock_slow(shm_lock *l, uint64_t mine)
                 continue;
             v |= SLEEPERS;
         }
-        long r = futex_wait_slice(&l->word, (uint32_t)v);
-        if (r < 0 && errno == ETIMEDOUT) {
-            uint64_t now = atomic_load_explicit(&l->word, memory_order_relaxed);
-            if ((now | SLEEPERS) != (v | SLEEPERS)) {
-                last_seen = 0;
-                continue;
-            }
-            /* The same owner for a whole slice: look at it the second time. */
-            if ((last_seen | SLEEPERS) != (v | SLEEPERS)) {
-                last_seen = v;
-                continue;
-            }
-            if (owner_gone(v) &&
-                atomic_compare_exchange_strong_explicit(&l->word, &now, mine | SLEEPERS,
+        if (owner_seen != (v | SLEEPERS)) {
+            owner_seen = v | SLEEPERS;
+            owner_since = monotonic();
+        }
+        else if (monotonic() - owner_since >= 2 * SLICE && owner_gone(v)) {
+            /* The same owner for two slices, and it is gone. */
+            if (atomic_compare_exchange_strong_explicit(&l->word, &v, mine | SLEEPERS,
                                                         memory_order_acquire,
                                                         memory_order_relaxed))
                 return 1;
+            continue;
         }
+        futex_wait_slice(&l->word, (uint32_t)v);
     }
 }
 

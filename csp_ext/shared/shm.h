@@ -45,6 +45,10 @@ typedef struct {
      * the lock): the reports of one deadlock are gathered by generation. */
     uint64_t deadlock_generation;
     int64_t deadlock_woken;
+    /* The PID namespace of the process that made it (inode of
+     * /proc/self/ns/pid, 0 if unknown): the locks and the claim checks name
+     * threads and processes by id, so every user must see the same ids. */
+    uint64_t pid_namespace;
 } shm_header;
 
 /* One per OS process (per thread that uses channels). */
@@ -107,6 +111,7 @@ int shm_lock_init(shm_lock *l);             /* 0, or -1 with errno */
 void shm_lock_destroy(shm_lock *l);
 int shm_lock_acquire(shm_lock *l);          /* 0, or 1 if the previous owner died */
 void shm_lock_release(shm_lock *l);
+void shm_lock_forget_owner(void);           /* in a forked child */
 shm_off shm_alloc(uint64_t size);           /* 0 with MemoryError set */
 void shm_free(shm_off off);
 uint64_t shm_block_size(shm_off off);       /* usable bytes of a block */
