@@ -44,6 +44,10 @@ FULL_SUITE = [
 ]
 
 
+# Kernels whose figure is a rate (GB/s): there a ratio below 1 is slower.
+HIGHER_IS_BETTER = {"payload"}
+
+
 def run_kernel(tree, backend, kernel, size, n):
     cmd = [sys.executable, "benchmarks/kernels.py", "--backend", backend, "--kernel", kernel,
            "--repeats", "3", "--n", str(n)]
@@ -93,7 +97,8 @@ def main():
         print(f"| {name} | {statistics.median(b):.3f} ({min(b):.3f}-{max(b):.3f}) "
               f"| {statistics.median(a):.3f} ({min(a):.3f}-{max(a):.3f}) "
               f"| **{statistics.median(ratios):.3f}** ({min(ratios):.2f}-{max(ratios):.2f}) "
-              f"| {sum(x > 1 for x in ratios)}/{len(ratios)} |")
+              f"| {sum((x < 1) if kernel in HIGHER_IS_BETTER else (x > 1) for x in ratios)}"
+              f"/{len(ratios)} |")
     if args.floor:
         print()
         print(f"| kernel | {args.floor} | before/floor per round | after/floor per round |")
