@@ -225,6 +225,18 @@ csp_set_current_task(TaskObject *t)
     csp_tls_task = t;
 }
 double csp_monotonic(void);
+
+/* In a loop that polls a word another core will change: let that core have
+ * the pipeline (and, under a hypervisor, the vCPU) a moment. */
+static inline void
+csp_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ __volatile__("pause");
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
 /* Futex on a 32-bit word: wait while *addr == expected, until `until`
  * (monotonic seconds, < 0: no limit); 0 or -errno.  `shared`: the word is in
  * memory shared between processes.  Must not touch any PyObject. */

@@ -48,10 +48,8 @@
 static _Thread_local uint64_t my_word __attribute__((tls_model("initial-exec")));
 static _Thread_local pid_t my_word_pid __attribute__((tls_model("initial-exec")));
 
-/* The state letter and the start time of thread `tid` from /proc: 1, or 0
- * if it cannot be read (no such thread, or no /proc). */
-static int
-read_thread_stat(pid_t tid, char *state, uint64_t *starttime)
+int
+shm_task_stat(pid_t tid, char *state, uint64_t *starttime)
 {
     char path[64], buf[1024];
     if (tid)
@@ -70,13 +68,13 @@ read_thread_stat(pid_t tid, char *state, uint64_t *starttime)
      * Field 3 is the state, field 22 the start time. */
     char *p = strrchr(buf, ')');
     if (!p || p[1] != ' ')
-        return 0;
+        return -1;
     *state = p[2];
     p += 2;
     for (int field = 3; field < 22; field++) {
         p = strchr(p, ' ');
         if (!p)
-            return 0;
+            return -1;
         p++;
     }
     *starttime = strtoull(p, NULL, 10);
@@ -109,7 +107,7 @@ owner_word(void)
     pid_t tid = (pid_t)syscall(SYS_gettid);
     char state;
     uint64_t start = 0;
-    if (!read_thread_stat(0, &state, &start))
+    if (shm_task_stat(0, &state, &start) <= 0)
         start = 0;   /* no /proc: liveness then rests on kill(tid, 0) alone */
     my_word = ((uint64_t)(uint32_t)start << 32) | ((uint32_t)tid & TID_MASK);
     my_word_pid = shm_my_pid;
@@ -125,23 +123,13 @@ owner_gone(uint64_t word)
         return 1;
     char state;
     uint64_t start;
-    if (!read_thread_stat(tid, &state, &start))
+    if (shm_task_stat(tid, &state, &start) <= 0)
         return 0;   /* kill says it exists: without /proc, believe it */
     if (state == 'Z' || state == 'X')
         return 1;
     /* 0: the owner could not read its own start time; judge by the rest. */
     uint32_t recorded = (uint32_t)(word >> 32);
     return recorded != 0 && (uint32_t)start != recorded;
-}
-
-static inline void
-cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __asm__ __volatile__("pause");
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
 }
 
 /* The futex: the word's low half (tid and sleepers bit). */
@@ -185,7 +173,7 @@ static int
 lock_slow(shm_lock *l, uint64_t mine)
 {
     for (int i = 0; i < SPINS_BEFORE_SLEEP; i++) {
-        cpu_relax();
+        csp_cpu_relax();
         uint64_t expect = 0;
         if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0 &&
             atomic_compare_exchange_strong_explicit(&l->word, &expect, mine, memory_order_acquire,

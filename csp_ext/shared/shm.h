@@ -112,6 +112,10 @@ void shm_lock_destroy(shm_lock *l);
 int shm_lock_acquire(shm_lock *l);          /* 0, or 1 if the previous owner died */
 void shm_lock_release(shm_lock *l);
 void shm_lock_forget_owner(void);           /* in a forked child */
+/* The state letter and the start time of process or thread `tid` (0: the
+ * calling thread) from /proc/TID/stat: 1; 0 if it cannot be read (no such
+ * process, or no /proc); -1 if it reads as no stat line does. */
+int shm_task_stat(pid_t tid, char *state, uint64_t *starttime);
 shm_off shm_alloc(uint64_t size);           /* 0 with MemoryError set */
 void shm_free(shm_off off);
 uint64_t shm_block_size(shm_off off);       /* usable bytes of a block */

@@ -175,18 +175,10 @@ process_gone(pid_t pid)
         return 0;
     if (kill(pid, 0) < 0 && errno == ESRCH)
         return 1;
-    char path[64], buf[256];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 1;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 1;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+    char state;
+    uint64_t start;
+    int r = shm_task_stat(pid, &state, &start);
+    return r == 0 || (r > 0 && (state == 'Z' || state == 'X'));
 }
 
 /* A waiter claimed by a process that died before finishing it would wait

@@ -55,16 +55,6 @@ static _Atomic double spin_budget = 50e-6;
  * never passes through here, hence the same budget.  Process-wide, an atomic. */
 static _Atomic uint32_t gil_busy_hint = 1;
 
-static inline void
-cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __asm__ __volatile__("pause");
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* ------------------------------------------------------------------ */
 /* Blocked list and activity counting                                  */
 
@@ -180,7 +170,7 @@ spin_while_equal(_Atomic uint32_t *word, uint32_t value)
         if (atomic_load_explicit(word, memory_order_acquire) != value)
             return 1;
         if (i < spin_pause_iterations) {
-            cpu_relax();
+            csp_cpu_relax();
             continue;
         }
         if (give_up == 0.0)
