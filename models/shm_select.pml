@@ -14,9 +14,9 @@
  *     guard, unlock, wait), withdrawal after the wake-up;
  *     shm_read/shm_write are the one-guard case (same steps, same order);
  *   - claim by CAS under the offer's channel lock, then finish;
- *   - a process dying anywhere (kill -9): its locks stay held (robust mutex
- *     owner dead), its claims stay CLAIMED; its parent then reaps its record
- *     (reap_record) and poisons the channels it had (pycsp/processes/_fork.py
+ *   - a process dying anywhere (kill -9): its locks stay held (shared/lock.c's
+ *     robust lock, its owner dead), its claims stay CLAIMED; its parent then
+ *     reaps its record (reap_record) and poisons the channels it had (pycsp/processes/_fork.py
  *     _reap -> poison_all -> channel_poison);
  *   - claimer-death recovery (check_claimer): a waiter that sees CLAIMED and
  *     a claimer pid that is gone moves CLAIMED -> POISONED by CAS.
