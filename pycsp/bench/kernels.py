@@ -813,20 +813,9 @@ def csp_payload(csp, spec, n, warm=PAYLOAD_WARM):
 
 def _fresh_writer(csp, cout, kind, size, n):
     msg = make_payload(kind, size)
-    cout(None)           # made: the reader starts its clock
+    cout(None)           # made: the reader's one warm-up message, then its clock
     for _ in range(n):
         cout(msg)
-
-
-def _fresh_reader(csp, cin, size, n):
-    cin()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        m = cin()
-    dt = time.perf_counter() - t0
-    if len(m) != size:
-        raise RuntimeError('payload of %d bytes arrived as %d' % (size, len(m)))
-    return n * size / dt / 1e9
 
 
 def csp_fresh_payload_here(csp, spec, n):
@@ -837,7 +826,7 @@ def csp_fresh_payload_here(csp, spec, n):
     ch = csp.Channel()
     P = lambda fn: _proc(csp, fn)
     res = csp.Parallel(P(_fresh_writer)(csp, ch.writer(), kind, size, n),
-                       P(_fresh_reader)(csp, ch.reader(), size, n))
+                       P(_payload_reader)(csp, ch.reader(), size, 1, n))
     return _result(res, None)
 
 
