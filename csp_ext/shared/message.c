@@ -497,8 +497,15 @@ shm_message_decode(shm_off off)
     uint64_t start = data_start(h->nbuf, h->nchan);
     if (h->kind == MSG_BYTES || h->kind == MSG_BYTEARRAY) {
         Py_ssize_t len = (Py_ssize_t)h->len;
+        /* Warm memory an earlier big message gave back (recv_memory.c),
+         * rather than pages the kernel must clear. */
+        if ((size_t)len >= CSP_RECV_MEMORY_MIN) {
+            csp_recv_memory_install();
+            csp_recv_memory_decoding = 1;
+        }
         PyObject *r = h->kind == MSG_BYTES ? PyBytes_FromStringAndSize(NULL, len)
                                            : PyByteArray_FromStringAndSize(NULL, len);
+        csp_recv_memory_decoding = 0;
         if (r) {
             char *to = h->kind == MSG_BYTES ? PyBytes_AS_STRING(r) : PyByteArray_AS_STRING(r);
             advise_huge_pages(to, (size_t)len);
@@ -678,6 +685,8 @@ static PyMethodDef message_methods[] = {
      "Free the message blocks this process holds, then _exit(code) (a child's end)."},
     {"_shm_decode_bytes", decode_bytes, METH_O, "Decode bytes as a message block (fuzz tests)."},
     {"_shm_encode_bytes", encode_bytes, METH_O, "Encode obj as a message block (fuzz tests)."},
+    {"_recv_memory_stats", csp_recv_memory_stats, METH_NOARGS,
+     "Counts of the warm memory kept for received big bytes (tests)."},
     {NULL}
 };
 

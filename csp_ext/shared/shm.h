@@ -116,6 +116,12 @@ void shm_lock_forget_owner(void);           /* in a forked child */
  * calling thread) from /proc/TID/stat: 1; 0 if it cannot be read (no such
  * process, or no /proc); -1 if it reads as no stat line does. */
 int shm_task_stat(pid_t tid, char *state, uint64_t *starttime);
+/* recv_memory.c: warm memory for received big bytes/bytearrays.  Set while
+ * message.c makes a big one; install before the first such decode. */
+#define CSP_RECV_MEMORY_MIN ((size_t)4 << 20)   /* smallest request served */
+extern _Thread_local int csp_recv_memory_decoding;
+void csp_recv_memory_install(void);
+PyObject *csp_recv_memory_stats(PyObject *m, PyObject *ignored);
 shm_off shm_alloc(uint64_t size);           /* 0 with MemoryError set */
 void shm_free(shm_off off);
 uint64_t shm_block_size(shm_off off);       /* usable bytes of a block */

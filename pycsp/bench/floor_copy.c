@@ -8,8 +8,10 @@
  *           block made by fallocate and mapped with one MADV_POPULATE_WRITE the
  *           first time the writer uses it, then reused), hands its number over one
  *           shared word and waits until the reader took it (a rendezvous).
- *           KIND bytes: the reader copies the block into fresh malloc'd memory
- *           whose 2 MiB interior is advised MADV_HUGEPAGE (a new bytes object),
+ *           KIND bytes: the reader copies the block into memory of its own (a
+ *           new bytes object): the memory of the message before the last one,
+ *           kept when it was dropped, else fresh malloc'd memory whose 2 MiB
+ *           interior is advised MADV_HUGEPAGE (as recv_memory.c gives ours),
  *           then frees the block; KIND numpy: the reader keeps the block as its
  *           message (a view) until the next one arrives, then frees it.
  *   vmread  (a design without shared memory, for comparison) the writer's
@@ -164,7 +166,7 @@ static void arena_writer(void)
 static void arena_reader(int numpy)
 {
     volatile char sink = 0;
-    char *held = NULL;
+    char *held = NULL, *spare = NULL;
     int held_block = -1;
     double t0 = 0;
     wait_until(&ctl->ready, 1, 0);
@@ -181,16 +183,17 @@ static void arena_reader(int numpy)
             held_block = b;
         }
         else {
-            char *p = fresh_copy_destination();
+            char *p = spare ? spare : fresh_copy_destination();
             memcpy(p, block, size);
             atomic_store(&ctl->block_free[b], 1);
             sink += p[size - 1];
-            free(held);
+            spare = held;
             held = p;
         }
     }
     ctl->gbps = (double)count * size / (now() - t0) / 1e9;
     free(held);
+    free(spare);
 }
 
 static pid_t writer_pid;
