@@ -31,6 +31,7 @@
 #include "shared/vmread.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -808,7 +809,14 @@ receive_remote(shm_off off, const msg_header *h, int *writer_gone)
         }
         pos += ALIGN64(slot_len(len));
     }
+    /* Ours until the copy is done: if we die copying, the reap of our
+     * record drops it (and answers the writer). */
+    shm_waiter *me = shm_existing_waiter();
+    if (me)
+        me->pending = SHM_MSG_REMOTE | off;
     int r = vm_copy_in(&o, spans, n, got);
+    if (me)
+        me->pending = 0;
     if (r == VM_GONE) {
         drop_block(off);
         *writer_gone = 1;
@@ -873,7 +881,7 @@ shm_message_delivered(vm_hold *hold)
     shm_waiter *w = hold->w;
     int result = 0;
     if (csp_fail_here(CSP_FAIL_VM_WRITER_EXIT))
-        _exit(0);   /* test fault site: a writer killed after the commit */
+        kill(getpid(), SIGKILL);   /* test fault site: a writer killed after the commit */
     uint32_t answer = vm_wait_answer(w, hold->seq,
                                      (1u << VM_COPIED) | (1u << VM_REFUSED) | (1u << VM_DROPPED),
                                      &w->vm_reader);

@@ -11,6 +11,7 @@
 #include "shared/vmread.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/uio.h>
@@ -275,7 +276,7 @@ copy_span(pid_t pid, char *to, uint64_t addr, uint64_t len, int exit_midway, int
         }
         done += (uint64_t)n;
         if (exit_midway)
-            _exit(0);   /* test fault site: a reader killed mid-copy */
+            kill(getpid(), SIGKILL);   /* test fault site: a reader killed mid-copy */
     }
     return COPY_DONE;
 }
