@@ -8,6 +8,9 @@
  * after the pickle stream.  The reader unpickles from the block; out-of-band
  * buffers are handed to pickle as PickleBuffers viewing the block itself (no
  * second copy), which keeps the block alive until the last view is gone.
+ * A write that waits for its reader anyway (rendezvous, output guard) leaves
+ * each buffer of VM_MIN_BUFFER bytes or more in its own memory instead: the
+ * reader copies it from there (MSG_REMOTE; shared/vmread.h has the protocol).
  *
  * Block layout: msg_header, then nbuf uint64 lengths, then nchan offsets of
  * the channels whose ends or channels were pickled into it (each holds a
