@@ -932,9 +932,9 @@ csp_shared_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen, Py
         return -1;
     csp_guard *gs = PyMem_Calloc((size_t)n, sizeof(csp_guard));
     csp_guard **locked = PyMem_Calloc((size_t)n, sizeof(csp_guard *));
-    vm_hold *holds = PyMem_Calloc((size_t)n, sizeof(vm_hold));
+    vm_hold *holds = NULL;   /* made for the first output guard of a rendezvous */
     int result = -1;
-    if (!gs || !locked || !holds) {
+    if (!gs || !locked) {
         PyErr_NoMemory();
         goto done;
     }
@@ -950,12 +950,17 @@ csp_shared_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen, Py
         g->c = &CH(e->channel)->s;
         g->end_retired = &e->retired;
         /* A retired end raises when the scan reaches it. */
-        if (g->kind == CSP_GUARD_OUTPUT && !e->retired &&
-            !(g->msg = g->c->capacity == 0
+        if (g->kind != CSP_GUARD_OUTPUT || e->retired)
+            continue;
+        if (g->c->capacity == 0 && !holds && !(holds = PyMem_Calloc((size_t)n, sizeof(vm_hold)))) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        if (!(g->msg = g->c->capacity == 0
                            ? shm_message_encode_held(alt[k].msg, w, &holds[k], seq)
                            : shm_message_encode(alt[k].msg)))
             goto done;
-        if (holds[k].views)
+        if (g->c->capacity == 0 && holds[k].views)
             seq = holds[k].seq;
     }
     int64_t pick;
@@ -973,7 +978,7 @@ csp_shared_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen, Py
     *chosen = pick;
     if (got && !*msg)
         goto done;
-    if (gs[pick].kind == CSP_GUARD_OUTPUT && shm_message_delivered(&holds[pick]) < 0) {
+    if (holds && shm_message_delivered(&holds[pick]) < 0) {
         Py_CLEAR(*msg);
         goto done;
     }
