@@ -12,17 +12,17 @@
 #include <unistd.h>
 
 shm_off shm_message_encode(PyObject *obj);
+/* New reference; NULL with an exception; NULL without one: the writer of
+ * big buffers ended before we could copy them, as if it never offered. */
 PyObject *shm_message_decode(shm_off off);
 /* A write that will wait for its reader: big buffers may stay in this
  * process's memory, held by `hold` until shm_message_delivered (after the
- * commit) has waited for the reader's copy (shared/vmread.h).  seq: 0 for
- * a new write, or the one an earlier guard of the same alternation got
- * (the record's vm_seq names the operation). */
-shm_off shm_message_encode_held(PyObject *obj, shm_waiter *w, vm_hold *hold, uint32_t seq);
+ * commit, when hold->views is set) has waited for the reader's copy
+ * (shared/vmread.h).  hold: zero but for hold->w (this thread's record) and
+ * hold->seq (0 for a new write, or the one an earlier guard of the same
+ * alternation got: the record's vm_seq names the operation). */
+shm_off shm_message_encode_held(PyObject *obj, vm_hold *hold);
 int shm_message_delivered(vm_hold *hold);
-/* As shm_message_decode; NULL with *writer_gone set and no exception: its
- * writer ended before the reader could copy, as if it had never offered. */
-PyObject *shm_message_receive(shm_off handle, int *writer_gone);
 void shm_message_stamp_reader(shm_off handle, pid_t reader);
 int shm_note_pickled_channel(shm_off chan);
 int csp_shm_message_init_module(PyObject *m);
@@ -320,9 +320,8 @@ shm_read(ShmEndObject *e)
         if (csp_communicate(&in_the_arena, &as_record, w, &CH(e->channel)->s, 0, 0,
                             &msg) < 0)
             return NULL;
-        int writer_gone;
-        PyObject *r = shm_message_receive(msg, &writer_gone);
-        if (r || !writer_gone)
+        PyObject *r = shm_message_decode(msg);
+        if (r || PyErr_Occurred())
             return r;
         /* Its writer ended before we could copy: as if never offered. */
     }
@@ -340,9 +339,8 @@ shm_write(ShmEndObject *e, PyObject *obj)
         return -1;
     /* Pickle first: a message that cannot be pickled changes nothing. */
     csp_chan *c = &CH(e->channel)->s;
-    vm_hold hold = {0};
-    shm_off msg = c->capacity == 0 ? shm_message_encode_held(obj, w, &hold, 0)
-                                   : shm_message_encode(obj);
+    vm_hold hold = {.w = w};
+    shm_off msg = c->capacity == 0 ? shm_message_encode_held(obj, &hold) : shm_message_encode(obj);
     if (!msg)
         return -1;
     w->pending = msg;  /* freed by the parent's reap if this process dies now */
@@ -354,7 +352,7 @@ shm_write(ShmEndObject *e, PyObject *obj)
     }
     /* The reader or the buffer owns the block; a reader may still be
      * copying big buffers from our memory. */
-    return shm_message_delivered(&hold);
+    return hold.views ? shm_message_delivered(&hold) : 0;
 }
 
 static PyObject *
@@ -956,29 +954,31 @@ csp_shared_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen, Py
             PyErr_NoMemory();
             goto done;
         }
-        if (!(g->msg = g->c->capacity == 0
-                           ? shm_message_encode_held(alt[k].msg, w, &holds[k], seq)
-                           : shm_message_encode(alt[k].msg)))
+        if (g->c->capacity == 0) {
+            holds[k].w = w;
+            holds[k].seq = seq;
+        }
+        if (!(g->msg = g->c->capacity == 0 ? shm_message_encode_held(alt[k].msg, &holds[k])
+                                           : shm_message_encode(alt[k].msg)))
             goto done;
         if (g->c->capacity == 0 && holds[k].views)
             seq = holds[k].seq;
     }
     int64_t pick;
     csp_ref got;
-    int writer_gone;
     do {
         if (csp_select(&in_the_arena, &as_record, w, gs, n, locked, &pick, &got) < 0)
             goto done;
         if (gs[pick].kind == CSP_GUARD_OUTPUT)
             gs[pick].msg = 0;   /* the reader's, or the buffer's */
-        *msg = got ? shm_message_receive(got, &writer_gone) : NULL;
+        *msg = got ? shm_message_decode(got) : NULL;
         /* A writer that ended before we could copy never offered: choose
          * again (a timeout guard starts its wait afresh). */
-    } while (got && !*msg && writer_gone);
+    } while (got && !*msg && !PyErr_Occurred());
     *chosen = pick;
     if (got && !*msg)
         goto done;
-    if (holds && shm_message_delivered(&holds[pick]) < 0) {
+    if (holds && holds[pick].views && shm_message_delivered(&holds[pick]) < 0) {
         Py_CLEAR(*msg);
         goto done;
     }

@@ -388,11 +388,8 @@ shm_message_encode(PyObject *obj)
 }
 
 shm_off
-shm_message_encode_held(PyObject *obj, shm_waiter *w, vm_hold *hold, uint32_t seq)
+shm_message_encode_held(PyObject *obj, vm_hold *hold)
 {
-    memset(hold, 0, sizeof(*hold));
-    hold->w = w;
-    hold->seq = seq;
     return encode_message(obj, hold);
 }
 
@@ -561,12 +558,14 @@ check_layout(shm_off off, const msg_header *h)
 }
 
 static PyObject *unpickle_block(shm_off off, const msg_header *h, PyObject **regions);
-static PyObject *receive_remote(shm_off off, const msg_header *h, int *writer_gone);
+static PyObject *receive_remote(shm_off off, const msg_header *h);
 
+/* New reference; NULL with an exception; or, for a REMOTE handle only, NULL
+ * without one: its writer ended before we could copy (the block is dropped;
+ * the caller waits for another writer, as if that one never offered). */
 PyObject *
-shm_message_receive(shm_off handle, int *writer_gone)
+shm_message_decode(shm_off handle)
 {
-    *writer_gone = 0;
     if (SHM_MSG_IS_INLINE(handle))
         return decode_inline(handle);
     shm_off off = SHM_MSG_BLOCK(handle);
@@ -581,7 +580,7 @@ shm_message_receive(shm_off handle, int *writer_gone)
         return NULL;
     }
     if (h->kind == MSG_REMOTE)
-        return receive_remote(off, h, writer_gone);
+        return receive_remote(off, h);
     uint64_t start = stream_start(h);
     if (h->kind == MSG_BYTES || h->kind == MSG_BYTEARRAY) {
         Py_ssize_t len = (Py_ssize_t)h->len;
@@ -635,17 +634,6 @@ shm_message_receive(shm_off handle, int *writer_gone)
         return r;
     }
     return unpickle_block(off, h, NULL);
-}
-
-PyObject *
-shm_message_decode(shm_off handle)
-{
-    int writer_gone;
-    PyObject *r = shm_message_receive(handle, &writer_gone);
-    if (!r && writer_gone)
-        PyErr_SetString(PyExc_RuntimeError, "pycsp: the writer of a message ended before it "
-                                            "could be read");
-    return r;
 }
 
 /* Unpickle a PICKLE or REMOTE block with buffers: each buffer is a slice of
@@ -759,17 +747,16 @@ shm_message_stamp_reader(shm_off handle, pid_t reader)
 }
 
 /* Refused: ask the writer for an arena copy and read that instead.
- * Consumes block off. */
+ * Consumes block off.  As shm_message_decode. */
 static PyObject *
-receive_handoff(shm_off off, const vm_origin *o, int *writer_gone)
+receive_handoff(shm_off off, const vm_origin *o)
 {
     shm_waiter *writer = SHM_PTR(shm_waiter, o->writer);
     vm_answer(writer, o->seq, VM_REFUSED);
     _Atomic int32_t writer_pid = o->pid;
     if (vm_wait_answer(writer, o->seq, 1u << VM_HANDED, &writer_pid) != VM_HANDED) {
         drop_block(off);
-        *writer_gone = 1;
-        return NULL;
+        return NULL;   /* the writer is gone */
     }
     shm_off copy = atomic_exchange(&writer->vm_handoff, 0);
     vm_answer(writer, o->seq, VM_TAKEN);
@@ -780,14 +767,13 @@ receive_handoff(shm_off off, const vm_origin *o, int *writer_gone)
     /* The copy has the same pickle stream, which hands the channel
      * references of this block to the objects it makes. */
     shm_free(off);
-    return shm_message_receive(copy, writer_gone);
+    return shm_message_decode(copy);
 }
 
 /* Copy the remote buffers of block off into regions of ours, answer the
- * writer, unpickle.  NULL with *writer_gone set and no exception: the
- * writer ended before we could copy (the block is dropped). */
+ * writer, unpickle.  As shm_message_decode. */
 static PyObject *
-receive_remote(shm_off off, const msg_header *h, int *writer_gone)
+receive_remote(shm_off off, const msg_header *h)
 {
     vm_origin o = remote_origin(off);
     shm_waiter *writer = SHM_PTR(shm_waiter, o.writer);
@@ -822,11 +808,10 @@ receive_remote(shm_off off, const msg_header *h, int *writer_gone)
         me->pending = 0;
     if (r == VM_GONE) {
         drop_block(off);
-        *writer_gone = 1;
         goto done;
     }
     if (r == VM_REFUSED) {
-        result = receive_handoff(off, &o, writer_gone);
+        result = receive_handoff(off, &o);
         goto done;
     }
     vm_answer(writer, o.seq, r == VM_COPIED ? VM_COPIED : VM_DROPPED);
@@ -879,8 +864,6 @@ encode_handoff(const vm_hold *hold)
 int
 shm_message_delivered(vm_hold *hold)
 {
-    if (!hold->views)
-        return 0;
     shm_waiter *w = hold->w;
     int result = 0;
     if (csp_fail_here(CSP_FAIL_VM_WRITER_EXIT))
