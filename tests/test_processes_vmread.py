@@ -195,7 +195,7 @@ BIG = %d
 
 def report(**kw):
     # one write (atomic on a pipe): several processes report at once
-    os.write(1, ("RESULT " + json.dumps(kw) + "\n").encode())
+    os.write(1, ("RESULT " + json.dumps(kw) + "\\n").encode())
 
 def wait_gone(pid):
     while True:
