@@ -366,3 +366,37 @@ def test_a_refused_read_falls_back_to_the_arena_for_the_rest_of_the_run(tmp_path
     # arena kept the second from offering it.
     assert got == {"got": [[1, True, True], [2, True, True]], "replies": ["seen", "seen"],
                    "remote_reads": 0, "remote_writes": 1, "refused": 1, "leaked": 0}
+
+
+@pytest.mark.timeout(120)
+def test_a_signal_in_the_writers_wait_runs_its_handler_after_the_write(tmp_path):
+    # The handler raises; the write had committed, so the message arrives
+    # once, and the writer's memory stays valid until the reader's copy.
+    got = run_case(tmp_path, """
+        import signal
+
+        def alarm(signum, frame):
+            raise RuntimeError("alarm")
+
+        @csp.process
+        def writer(cout):
+            signal.signal(signal.SIGALRM, alarm)
+            csp_ext._fail_next("vm_signal_in_wait", 1)
+            try:
+                cout(np.full(BIG, 1, np.uint8))
+                outcome = "no signal"
+            except RuntimeError as e:
+                outcome = str(e)
+            cout(np.full(BIG, 2, np.uint8))
+            return outcome
+
+        @csp.process
+        def reader(cin):
+            csp_ext._fail_next("vm_read_delay", 1)   # the writer waits 0.3 s
+            return [[int(a[0]), bool((a == a[0]).all())] for a in (cin(), cin())]
+
+        ch = csp.Channel()
+        outcome, fills = csp.Parallel(writer(ch.writer()), reader(ch.reader()))
+        report(outcome=outcome, fills=fills)
+    """)
+    assert got == {"outcome": "alarm", "fills": [[1, True], [2, True]]}

@@ -36,6 +36,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 /* INT (int64), FLOAT (double), STR (UTF-8, surrogates passed through) and
@@ -868,6 +869,11 @@ shm_message_delivered(vm_hold *hold)
     int result = 0;
     if (csp_fail_here(CSP_FAIL_VM_WRITER_EXIT))
         kill(getpid(), SIGKILL);   /* test fault site: a writer killed after the commit */
+    if (csp_fail_here(CSP_FAIL_VM_SIGNAL)) {
+        /* test fault site: a signal in the middle of the wait */
+        struct itimerval soon = {{0, 0}, {0, 100 * 1000}};
+        setitimer(ITIMER_REAL, &soon, NULL);
+    }
     uint32_t answer = vm_wait_answer(w, hold->seq,
                                      (1u << VM_COPIED) | (1u << VM_REFUSED) | (1u << VM_DROPPED),
                                      &w->vm_reader);
