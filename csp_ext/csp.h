@@ -320,7 +320,8 @@ int csp_alt_init_module(PyObject *m);
 /* faults.c: test-only fault injection.  csp_fail_next[site] > 0 makes the
  * next that many attempts at `site` fail (csp_ext._fail_next(name, n)).
  * Process-wide, read and written with the GIL held. */
-enum { CSP_FAIL_RUNQ, CSP_FAIL_LOCK_INIT, CSP_FAIL_NSITES };
+enum { CSP_FAIL_RUNQ, CSP_FAIL_LOCK_INIT, CSP_FAIL_VM_REFUSE, CSP_FAIL_VM_WRITER_EXIT,
+       CSP_FAIL_VM_READER_EXIT, CSP_FAIL_VM_READ_DELAY, CSP_FAIL_VM_SIGNAL, CSP_FAIL_NSITES };
 extern int csp_fail_next[CSP_FAIL_NSITES];
 int csp_faults_init_module(PyObject *m);
 int csp_errors_init_module(PyObject *m);   /* rules/errors.c */

@@ -13,6 +13,12 @@ int csp_fail_next[CSP_FAIL_NSITES];
 static const char *const site_names[CSP_FAIL_NSITES] = {
     [CSP_FAIL_RUNQ] = "runq",             /* greenlets: putting a task on the run queue */
     [CSP_FAIL_LOCK_INIT] = "lock_init",   /* processes: making a process-shared robust mutex */
+    /* processes, big buffers read from the writer's memory (shared/vmread.c): */
+    [CSP_FAIL_VM_REFUSE] = "vm_refuse",           /* the reader's read fails with EPERM */
+    [CSP_FAIL_VM_WRITER_EXIT] = "vm_writer_exit", /* the writer _exits in its wait */
+    [CSP_FAIL_VM_READER_EXIT] = "vm_reader_exit", /* the reader _exits mid-copy */
+    [CSP_FAIL_VM_READ_DELAY] = "vm_read_delay",   /* the reader sleeps 0.3 s first */
+    [CSP_FAIL_VM_SIGNAL] = "vm_signal_in_wait",   /* SIGALRM 0.1 s into the writer's wait */
 };
 
 static PyObject *

@@ -133,6 +133,7 @@ shm_ensure(void)
     hdr->reserved = reserve;
     hdr->bump = (sizeof(shm_header) + 63) & ~(uint64_t)63;
     hdr->pid_namespace = pid_namespace();
+    hdr->root_pid = (int32_t)getpid();
     atomic_store(&hdr->n_active, 0);   /* each waiter record counts itself */
     if (shm_lock_init(&hdr->lock) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);

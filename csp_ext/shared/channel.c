@@ -6,12 +6,24 @@
  * (wait/process.c).
  */
 #include "shared/shm.h"
+#include "shared/vmread.h"
 
 #include <structmember.h>
 #include <unistd.h>
 
 shm_off shm_message_encode(PyObject *obj);
+/* New reference; NULL with an exception; NULL without one: the writer of
+ * big buffers ended before we could copy them, as if it never offered. */
 PyObject *shm_message_decode(shm_off off);
+/* A write that will wait for its reader: big buffers may stay in this
+ * process's memory, held by `hold` until shm_message_delivered (after the
+ * commit, when hold->views is set) has waited for the reader's copy
+ * (shared/vmread.h).  hold: zero but for hold->w (this thread's record) and
+ * hold->seq (0 for a new write, or the one an earlier guard of the same
+ * alternation got: the record's vm_seq names the operation). */
+shm_off shm_message_encode_held(PyObject *obj, vm_hold *hold);
+int shm_message_delivered(vm_hold *hold);
+void shm_message_stamp_reader(shm_off handle, pid_t reader);
 int shm_note_pickled_channel(shm_off chan);
 int csp_shm_message_init_module(PyObject *m);
 
@@ -111,13 +123,20 @@ waiter_claim(csp_ref waiter)
 static void
 waiter_finish(csp_ref waiter, int status, int64_t index, csp_ref msg)
 {
-    shm_waiter_finish(SHM_PTR(shm_waiter, waiter), (uint32_t)status, index, msg);
+    shm_waiter *w = SHM_PTR(shm_waiter, waiter);
+    if (SHM_MSG_IS_REMOTE(msg))
+        shm_message_stamp_reader(msg, w->pid);   /* the message goes to w */
+    shm_waiter_finish(w, (uint32_t)status, index, msg);
 }
 
-/* A write that is done gives its block up: the reader owns it. */
+/* A write that is done gives its block up: the reader owns it.  Called by
+ * the reader that takes a waiting writer's message (a writer that commits
+ * to a waiting reader stamps the reader again in waiter_finish). */
 static csp_ref
 block_take(csp_ref msg)
 {
+    if (SHM_MSG_IS_REMOTE(msg))
+        shm_message_stamp_reader(msg, shm_my_pid);
     return msg;
 }
 
@@ -296,11 +315,16 @@ shm_read(ShmEndObject *e)
     shm_waiter *w = shm_my_waiter();
     if (!w)
         return NULL;
-    csp_ref msg;
-    if (csp_communicate(&in_the_arena, &as_record, w, &CH(e->channel)->s, 0, 0,
-                        &msg) < 0)
-        return NULL;
-    return shm_message_decode(msg);
+    for (;;) {
+        csp_ref msg;
+        if (csp_communicate(&in_the_arena, &as_record, w, &CH(e->channel)->s, 0, 0,
+                            &msg) < 0)
+            return NULL;
+        PyObject *r = shm_message_decode(msg);
+        if (r || PyErr_Occurred())
+            return r;
+        /* Its writer ended before we could copy: as if never offered. */
+    }
 }
 
 static int
@@ -314,17 +338,21 @@ shm_write(ShmEndObject *e, PyObject *obj)
     if (!w)
         return -1;
     /* Pickle first: a message that cannot be pickled changes nothing. */
-    shm_off msg = shm_message_encode(obj);
+    csp_chan *c = &CH(e->channel)->s;
+    vm_hold hold = {.w = w};
+    shm_off msg = c->capacity == 0 ? shm_message_encode_held(obj, &hold) : shm_message_encode(obj);
     if (!msg)
         return -1;
     w->pending = msg;  /* freed by the parent's reap if this process dies now */
     csp_ref unused;
-    if (csp_communicate(&in_the_arena, &as_record, w, &CH(e->channel)->s, 1, msg,
-                        &unused) < 0) {
+    if (csp_communicate(&in_the_arena, &as_record, w, c, 1, msg, &unused) < 0) {
         shm_message_discard(msg);
+        vm_hold_release(&hold);
         return -1;
     }
-    return 0;   /* the reader or the buffer owns the block */
+    /* The reader or the buffer owns the block; a reader may still be
+     * copying big buffers from our memory. */
+    return hold.views ? shm_message_delivered(&hold) : 0;
 }
 
 static PyObject *
@@ -902,12 +930,14 @@ csp_shared_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen, Py
         return -1;
     csp_guard *gs = PyMem_Calloc((size_t)n, sizeof(csp_guard));
     csp_guard **locked = PyMem_Calloc((size_t)n, sizeof(csp_guard *));
+    vm_hold *holds = NULL;   /* made for the first output guard of a rendezvous */
     int result = -1;
     if (!gs || !locked) {
         PyErr_NoMemory();
         goto done;
     }
     /* Encode output messages before touching any channel. */
+    uint32_t seq = 0;
     for (Py_ssize_t k = 0; k < n; k++) {
         csp_guard *g = &gs[k];
         g->kind = alt[k].kind;
@@ -918,24 +948,49 @@ csp_shared_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen, Py
         g->c = &CH(e->channel)->s;
         g->end_retired = &e->retired;
         /* A retired end raises when the scan reaches it. */
-        if (g->kind == CSP_GUARD_OUTPUT && !e->retired && !(g->msg = shm_message_encode(alt[k].msg)))
+        if (g->kind != CSP_GUARD_OUTPUT || e->retired)
+            continue;
+        if (g->c->capacity == 0 && !holds && !(holds = PyMem_Calloc((size_t)n, sizeof(vm_hold)))) {
+            PyErr_NoMemory();
             goto done;
+        }
+        if (g->c->capacity == 0) {
+            holds[k].w = w;
+            holds[k].seq = seq;
+        }
+        if (!(g->msg = g->c->capacity == 0 ? shm_message_encode_held(alt[k].msg, &holds[k])
+                                           : shm_message_encode(alt[k].msg)))
+            goto done;
+        if (g->c->capacity == 0 && holds[k].views)
+            seq = holds[k].seq;
     }
     int64_t pick;
     csp_ref got;
-    if (csp_select(&in_the_arena, &as_record, w, gs, n, locked, &pick, &got) < 0)
-        goto done;
-    if (gs[pick].kind == CSP_GUARD_OUTPUT)
-        gs[pick].msg = 0;   /* the reader's, or the buffer's */
+    do {
+        if (csp_select(&in_the_arena, &as_record, w, gs, n, locked, &pick, &got) < 0)
+            goto done;
+        if (gs[pick].kind == CSP_GUARD_OUTPUT)
+            gs[pick].msg = 0;   /* the reader's, or the buffer's */
+        *msg = got ? shm_message_decode(got) : NULL;
+        /* A writer that ended before we could copy never offered: choose
+         * again (a timeout guard starts its wait afresh). */
+    } while (got && !*msg && !PyErr_Occurred());
     *chosen = pick;
-    *msg = got ? shm_message_decode(got) : NULL;
     if (got && !*msg)
         goto done;
+    if (holds && holds[pick].views && shm_message_delivered(&holds[pick]) < 0) {
+        Py_CLEAR(*msg);
+        goto done;
+    }
     result = 0;
 done:
     if (gs)
         for (Py_ssize_t k = 0; k < n; k++)
             shm_message_discard(gs[k].msg);
+    if (holds)
+        for (Py_ssize_t k = 0; k < n; k++)
+            vm_hold_release(&holds[k]);
+    PyMem_Free(holds);
     PyMem_Free(gs);
     PyMem_Free(locked);
     return result;

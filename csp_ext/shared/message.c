@@ -8,6 +8,9 @@
  * after the pickle stream.  The reader unpickles from the block; out-of-band
  * buffers are handed to pickle as PickleBuffers viewing the block itself (no
  * second copy), which keeps the block alive until the last view is gone.
+ * A write that waits for its reader anyway (rendezvous, output guard) leaves
+ * each buffer of VM_MIN_BUFFER bytes or more in its own memory instead: the
+ * reader copies it from there (MSG_REMOTE; shared/vmread.h has the protocol).
  *
  * Block layout: msg_header, then nbuf uint64 lengths, then nchan offsets of
  * the channels whose ends or channels were pickled into it (each holds a
@@ -28,16 +31,24 @@
  */
 #include "shared/shm.h"
 #include "shared/native.h"
+#include "shared/vmread.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 /* INT (int64), FLOAT (double), STR (UTF-8, surrogates passed through) and
  * CONST (one byte: None, False, True) carry the commonest small messages
  * without a pickler: pickle.dumps and loads cost most of a small message. */
+/* REMOTE is a PICKLE whose big buffers stay in the writer's memory
+ * (shared/vmread.h): a vm_origin fills the 64 bytes before the stream, and
+ * the slot of each such buffer, whose length has VM_REMOTE_LEN set, holds a
+ * vm_span instead of the bytes.  Its handle has SHM_MSG_REMOTE set. */
 enum { MSG_BYTES = 1, MSG_BYTEARRAY = 2, MSG_PICKLE = 3, MSG_INT = 4, MSG_FLOAT = 5, MSG_STR = 6,
-       MSG_CONST = 7, MSG_NATIVE = 8 };
+       MSG_CONST = 7, MSG_NATIVE = 8, MSG_REMOTE = 9 };
+#define VM_REMOTE_LEN ((uint64_t)1 << 63)
 enum { CONST_NONE = 0, CONST_FALSE = 1, CONST_TRUE = 2 };
 
 typedef struct {
@@ -89,6 +100,20 @@ static uint64_t
 data_start(uint32_t nbuf, uint32_t nchan)
 {
     return ALIGN64(sizeof(msg_header) + ((uint64_t)nbuf + nchan) * sizeof(uint64_t));
+}
+
+/* Where the pickle stream of a PICKLE or REMOTE block starts. */
+static uint64_t
+stream_start(const msg_header *h)
+{
+    return data_start(h->nbuf, h->nchan) + (h->kind == MSG_REMOTE ? 64 : 0);
+}
+
+/* The bytes a buffer's slot takes, from its entry in the length table. */
+static uint64_t
+slot_len(uint64_t len)
+{
+    return (len & VM_REMOTE_LEN) ? sizeof(vm_span) : len;
 }
 
 /* ------------------------------------------------------------------ */
@@ -336,8 +361,13 @@ encode_native(PyObject *obj, shm_off *off)
     return 1;
 }
 
-shm_off
-shm_message_encode(PyObject *obj)
+static shm_off encode_pickled(PyObject *obj, vm_hold *hold);
+
+/* hold: NULL, or (hold->w and perhaps hold->seq set, the rest zero) a write
+ * that will wait for its reader, whose big buffers may then stay in this
+ * process's memory: hold keeps them until shm_message_delivered. */
+static shm_off
+encode_message(PyObject *obj, vm_hold *hold)
 {
     shm_off handle;
     if (encode_inline(obj, &handle))
@@ -349,7 +379,24 @@ shm_message_encode(PyObject *obj)
     shm_off scalar;
     if (encode_scalar(obj, &scalar) || encode_native(obj, &scalar))
         return scalar;
+    return encode_pickled(obj, hold);
+}
 
+shm_off
+shm_message_encode(PyObject *obj)
+{
+    return encode_message(obj, NULL);
+}
+
+shm_off
+shm_message_encode_held(PyObject *obj, vm_hold *hold)
+{
+    return encode_message(obj, hold);
+}
+
+static shm_off
+encode_pickled(PyObject *obj, vm_hold *hold)
+{
     shm_off off = 0;
     shm_off *chans = NULL;
     Py_ssize_t nchan = 0;
@@ -378,33 +425,60 @@ shm_message_encode(PyObject *obj)
         PyErr_NoMemory();
         goto done;
     }
-    uint64_t total = data_start((uint32_t)nbuf, (uint32_t)nchan) +
-                     ALIGN64((uint64_t)PyBytes_GET_SIZE(stream));
+    Py_ssize_t nremote = 0;
     for (; nviews < nbuf; nviews++) {
         if (PyObject_GetBuffer(PyList_GET_ITEM(buffers, nviews), &views[nviews],
                                PyBUF_C_CONTIGUOUS) < 0)
             goto done;
-        total += ALIGN64((uint64_t)views[nviews].len);
+        nremote += (uint64_t)views[nviews].len >= VM_MIN_BUFFER;
+    }
+    if (!hold || !vm_possible())
+        nremote = 0;
+    msg_header proto = {.kind = nremote ? MSG_REMOTE : MSG_PICKLE, .nbuf = (uint32_t)nbuf,
+                        .nchan = (uint32_t)nchan, .len = (uint64_t)PyBytes_GET_SIZE(stream)};
+    uint64_t total = stream_start(&proto) + ALIGN64(proto.len);
+    for (Py_ssize_t i = 0; i < nbuf; i++) {
+        uint64_t len = (uint64_t)views[i].len;
+        total += ALIGN64(nremote && len >= VM_MIN_BUFFER ? sizeof(vm_span) : len);
     }
     off = shm_alloc(total);
     if (!off)
         goto done;
     msg_header *h = SHM_PTR(msg_header, off);
-    h->kind = MSG_PICKLE;
-    h->nbuf = (uint32_t)nbuf;
-    h->nchan = (uint32_t)nchan;
-    h->len = (uint64_t)PyBytes_GET_SIZE(stream);
+    *h = proto;
     uint64_t *lens = (uint64_t *)(h + 1);
     for (Py_ssize_t i = 0; i < nchan; i++)
         lens[nbuf + i] = chans[i];
     nchan = 0;  /* the block holds the references now */
-    uint64_t pos = data_start((uint32_t)nbuf, h->nchan);
+    uint64_t pos = stream_start(h);
     memcpy(shm_base + off + pos, PyBytes_AS_STRING(stream), (size_t)h->len);
     pos += ALIGN64(h->len);
     for (Py_ssize_t i = 0; i < nbuf; i++) {
         lens[i] = (uint64_t)views[i].len;
-        memcpy(shm_base + off + pos, views[i].buf, (size_t)views[i].len);
-        pos += ALIGN64(lens[i]);
+        if (nremote && lens[i] >= VM_MIN_BUFFER) {
+            vm_span span = {(uint64_t)(uintptr_t)views[i].buf, lens[i]};
+            memcpy(shm_base + off + pos, &span, sizeof(span));
+            lens[i] |= VM_REMOTE_LEN;
+        }
+        else {
+            memcpy(shm_base + off + pos, views[i].buf, (size_t)lens[i]);
+        }
+        pos += ALIGN64(slot_len(lens[i]));
+    }
+    if (nremote) {
+        vm_origin origin = {SHM_OFF(hold->w), hold->seq ? hold->seq : vm_begin_write(hold->w),
+                            (int32_t)shm_my_pid};
+        memcpy(shm_base + off + data_start(h->nbuf, h->nchan), &origin, sizeof(origin));
+        /* The views keep the buffers (and so their objects) until the reader
+         * has copied them. */
+        hold->seq = origin.seq;
+        hold->views = views;
+        hold->nviews = nviews;
+        hold->stream = stream;
+        views = NULL;
+        nviews = 0;
+        stream = NULL;
+        off |= SHM_MSG_REMOTE;
     }
 done:
     /* Not encoded: the references of the channels pickled so far go back. */
@@ -455,46 +529,60 @@ check_layout(shm_off off, const msg_header *h)
     uint64_t size = shm_block_size(off);
     if (size < sizeof(msg_header))
         return -1;
-    if (h->kind < MSG_BYTES || h->kind > MSG_NATIVE)
+    if (h->kind < MSG_BYTES || h->kind > MSG_REMOTE)
         return -1;
     if ((h->kind == MSG_INT || h->kind == MSG_FLOAT) && h->len != 8)
         return -1;
     if (h->kind == MSG_CONST && h->len != 1)
         return -1;
-    if (h->kind != MSG_PICKLE && h->nbuf != 0)
+    int pickled = h->kind == MSG_PICKLE || h->kind == MSG_REMOTE;
+    if (!pickled && h->nbuf != 0)
         return -1;
-    if (h->kind != MSG_PICKLE && h->nchan != 0)
+    if (!pickled && h->nchan != 0)
         return -1;
     if ((uint64_t)h->nbuf + h->nchan > (size - sizeof(msg_header)) / sizeof(uint64_t))
         return -1;
-    uint64_t start = data_start(h->nbuf, h->nchan);
+    uint64_t start = stream_start(h);
     if (start > size || h->len > size - start)
         return -1;
     uint64_t pos = start + ALIGN64(h->len);
     uint64_t *lens = (uint64_t *)(SHM_PTR(msg_header, off) + 1);
     for (uint32_t i = 0; i < h->nbuf; i++) {
-        if (pos > size || lens[i] > size - pos)
+        uint64_t len = lens[i];
+        if ((len & VM_REMOTE_LEN) && h->kind != MSG_REMOTE)
             return -1;
-        pos += ALIGN64(lens[i]);
+        if (pos > size || slot_len(len) > size - pos)
+            return -1;
+        pos += ALIGN64(slot_len(len));
     }
     return 0;
 }
 
+static PyObject *unpickle_block(shm_off off, const msg_header *h, PyObject **regions);
+static PyObject *receive_remote(shm_off off, const msg_header *h);
+
+/* New reference; NULL with an exception; or, for a REMOTE handle only, NULL
+ * without one: its writer ended before we could copy (the block is dropped;
+ * the caller waits for another writer, as if that one never offered). */
 PyObject *
-shm_message_decode(shm_off off)
+shm_message_decode(shm_off handle)
 {
-    if (SHM_MSG_IS_INLINE(off))
-        return decode_inline(off);
+    if (SHM_MSG_IS_INLINE(handle))
+        return decode_inline(handle);
+    shm_off off = SHM_MSG_BLOCK(handle);
     msg_header header = {0};
     if (shm_block_size(off) >= sizeof(header))
         memcpy(&header, SHM_PTR(msg_header, off), sizeof(header));
     const msg_header *h = &header;
-    if (check_layout(off, h) < 0) {
+    /* Only a handle the writer tagged may send us reading another process. */
+    if (check_layout(off, h) < 0 || (h->kind == MSG_REMOTE) != SHM_MSG_IS_REMOTE(handle)) {
         shm_free(off);
         PyErr_SetString(PyExc_ValueError, "pycsp: corrupt message block in the shared arena");
         return NULL;
     }
-    uint64_t start = data_start(h->nbuf, h->nchan);
+    if (h->kind == MSG_REMOTE)
+        return receive_remote(off, h);
+    uint64_t start = stream_start(h);
     if (h->kind == MSG_BYTES || h->kind == MSG_BYTEARRAY) {
         Py_ssize_t len = (Py_ssize_t)h->len;
         /* Warm memory an earlier big message gave back (recv_memory.c),
@@ -553,6 +641,15 @@ shm_message_decode(shm_off off)
         Py_DECREF(stream);
         return r;
     }
+    return unpickle_block(off, h, NULL);
+}
+
+/* Unpickle a PICKLE or REMOTE block with buffers: each buffer is a slice of
+ * the block, or regions[i] where that is not NULL (the block is consumed). */
+static PyObject *
+unpickle_block(shm_off off, const msg_header *h, PyObject **regions)
+{
+    uint64_t start = stream_start(h);
     ShmBufferObject *owner = PyObject_New(ShmBufferObject, csp_st->ShmBufferType);
     if (!owner) {
         shm_free(off);
@@ -577,7 +674,8 @@ shm_message_decode(shm_off off)
         goto done;
     uint64_t pos = start + ALIGN64(h->len);
     for (uint32_t i = 0; i < h->nbuf; i++) {
-        PyObject *v = shmbuf_slice(owner, pos, lens[i]);
+        PyObject *v = regions && regions[i] ? Py_NewRef(regions[i])
+                                            : shmbuf_slice(owner, pos, lens[i]);
         if (!v)
             goto done;
         /* A PickleBuffer, as sent: the receiver can send it on (a memoryview
@@ -587,7 +685,7 @@ shm_message_decode(shm_off off)
         if (!pb)
             goto done;
         PyList_SET_ITEM(bufs, i, pb);
-        pos += ALIGN64(lens[i]);
+        pos += ALIGN64(slot_len(lens[i]));
     }
     kwargs = Py_BuildValue("{OO}", csp_st->str_buffers, bufs);
     if (!kwargs)
@@ -607,11 +705,9 @@ done:
 
 /* Drop a message nobody will read: the references of the channels pickled
  * into it go back, then the block. */
-void
-shm_message_discard(shm_off off)
+static void
+drop_block(shm_off off)
 {
-    if (!off || SHM_MSG_IS_INLINE(off))
-        return;
     msg_header *h = SHM_PTR(msg_header, off);
     if (check_layout(off, h) == 0) {
         uint64_t *lens = (uint64_t *)(h + 1);
@@ -619,6 +715,189 @@ shm_message_discard(shm_off off)
             release_channel(lens[h->nbuf + i]);
     }
     shm_free(off);
+}
+
+/* The origin of a REMOTE block (a copy: the block is shared memory). */
+static vm_origin
+remote_origin(shm_off off)
+{
+    msg_header *h = SHM_PTR(msg_header, off);
+    vm_origin o;
+    memcpy(&o, shm_base + off + data_start(h->nbuf, h->nchan), sizeof(o));
+    return o;
+}
+
+void
+shm_message_discard(shm_off handle)
+{
+    if (!handle || SHM_MSG_IS_INLINE(handle))
+        return;
+    shm_off off = SHM_MSG_BLOCK(handle);
+    if (SHM_MSG_IS_REMOTE(handle) && check_layout(off, SHM_PTR(msg_header, off)) == 0) {
+        /* Dropped by another than its writer (a dead reader's reap): the
+         * writer waits for an answer.  Its own drops were never delivered. */
+        vm_origin o = remote_origin(off);
+        shm_waiter *writer = SHM_PTR(shm_waiter, o.writer);
+        if (writer != shm_existing_waiter())
+            vm_answer(writer, o.seq, VM_DROPPED);
+    }
+    drop_block(off);
+}
+
+/* ------------------------------------------------------------------ */
+/* Big buffers from the writer's memory (shared/vmread.h)              */
+
+void
+shm_message_stamp_reader(shm_off handle, pid_t reader)
+{
+    vm_origin o = remote_origin(SHM_MSG_BLOCK(handle));
+    atomic_store(&SHM_PTR(shm_waiter, o.writer)->vm_reader, (int32_t)reader);
+}
+
+/* Refused: ask the writer for an arena copy and read that instead.
+ * Consumes block off.  As shm_message_decode. */
+static PyObject *
+receive_handoff(shm_off off, const vm_origin *o)
+{
+    shm_waiter *writer = SHM_PTR(shm_waiter, o->writer);
+    vm_answer(writer, o->seq, VM_REFUSED);
+    _Atomic int32_t writer_pid = o->pid;
+    if (vm_wait_answer(writer, o->seq, 1u << VM_HANDED, &writer_pid) != VM_HANDED) {
+        drop_block(off);
+        return NULL;   /* the writer is gone */
+    }
+    shm_off copy = atomic_exchange(&writer->vm_handoff, 0);
+    vm_answer(writer, o->seq, VM_TAKEN);
+    if (!copy) {
+        drop_block(off);
+        return PyErr_NoMemory();   /* the writer could not make the copy */
+    }
+    /* The copy has the same pickle stream, which hands the channel
+     * references of this block to the objects it makes. */
+    shm_free(off);
+    return shm_message_decode(copy);
+}
+
+/* Copy the remote buffers of block off into regions of ours, answer the
+ * writer, unpickle.  As shm_message_decode. */
+static PyObject *
+receive_remote(shm_off off, const msg_header *h)
+{
+    vm_origin o = remote_origin(off);
+    shm_waiter *writer = SHM_PTR(shm_waiter, o.writer);
+    uint64_t *lens = (uint64_t *)(SHM_PTR(msg_header, off) + 1);
+    vm_span *spans = PyMem_Calloc(h->nbuf, sizeof(vm_span));
+    PyObject **got = PyMem_Calloc(h->nbuf, sizeof(PyObject *));
+    PyObject **regions = PyMem_Calloc(h->nbuf, sizeof(PyObject *));
+    PyObject *result = NULL;
+    if (!spans || !got || !regions) {
+        PyErr_NoMemory();
+        vm_answer(writer, o.seq, VM_DROPPED);
+        drop_block(off);
+        goto done;
+    }
+    Py_ssize_t n = 0;
+    uint64_t pos = stream_start(h) + ALIGN64(h->len);
+    for (uint32_t i = 0; i < h->nbuf; i++) {
+        uint64_t len = lens[i];
+        if (len & VM_REMOTE_LEN) {
+            memcpy(&spans[n], shm_base + off + pos, sizeof(vm_span));
+            spans[n++].len = len & ~VM_REMOTE_LEN;
+        }
+        pos += ALIGN64(slot_len(len));
+    }
+    /* Ours until the copy is done: if we die copying, the reap of our
+     * record drops it (and answers the writer). */
+    shm_waiter *me = shm_existing_waiter();
+    if (me)
+        me->pending = SHM_MSG_REMOTE | off;
+    int r = vm_copy_in(&o, spans, n, got);
+    if (me)
+        me->pending = 0;
+    if (r == VM_GONE) {
+        drop_block(off);
+        goto done;
+    }
+    if (r == VM_REFUSED) {
+        result = receive_handoff(off, &o);
+        goto done;
+    }
+    vm_answer(writer, o.seq, r == VM_COPIED ? VM_COPIED : VM_DROPPED);
+    if (r != VM_COPIED) {
+        drop_block(off);
+        goto done;
+    }
+    n = 0;
+    for (uint32_t i = 0; i < h->nbuf; i++)
+        if (lens[i] & VM_REMOTE_LEN)
+            regions[i] = got[n++];
+    result = unpickle_block(off, h, regions);
+    for (uint32_t i = 0; i < h->nbuf; i++)
+        Py_XDECREF(regions[i]);
+done:
+    PyMem_Free(spans);
+    PyMem_Free(got);
+    PyMem_Free(regions);
+    return result;
+}
+
+/* Make an ordinary arena block of a held message for a refused reader:
+ * the same stream, every buffer copied, no channel offsets (the REMOTE
+ * block keeps those references).  0 with an exception. */
+static shm_off
+encode_handoff(const vm_hold *hold)
+{
+    msg_header proto = {.kind = MSG_PICKLE, .nbuf = (uint32_t)hold->nviews, .nchan = 0,
+                        .len = (uint64_t)PyBytes_GET_SIZE(hold->stream)};
+    uint64_t total = stream_start(&proto) + ALIGN64(proto.len);
+    for (Py_ssize_t i = 0; i < hold->nviews; i++)
+        total += ALIGN64((uint64_t)hold->views[i].len);
+    shm_off off = shm_alloc(total);
+    if (!off)
+        return 0;
+    msg_header *h = SHM_PTR(msg_header, off);
+    *h = proto;
+    uint64_t *lens = (uint64_t *)(h + 1);
+    uint64_t pos = stream_start(h);
+    memcpy(shm_base + off + pos, PyBytes_AS_STRING(hold->stream), (size_t)h->len);
+    pos += ALIGN64(h->len);
+    for (Py_ssize_t i = 0; i < hold->nviews; i++) {
+        lens[i] = (uint64_t)hold->views[i].len;
+        memcpy(shm_base + off + pos, hold->views[i].buf, (size_t)lens[i]);
+        pos += ALIGN64(lens[i]);
+    }
+    return off;
+}
+
+int
+shm_message_delivered(vm_hold *hold)
+{
+    shm_waiter *w = hold->w;
+    int result = 0;
+    if (csp_fail_here(CSP_FAIL_VM_WRITER_EXIT))
+        kill(getpid(), SIGKILL);   /* test fault site: a writer killed after the commit */
+    if (csp_fail_here(CSP_FAIL_VM_SIGNAL)) {
+        /* test fault site: a signal in the middle of the wait */
+        struct itimerval soon = {{0, 0}, {0, 100 * 1000}};
+        setitimer(ITIMER_REAL, &soon, NULL);
+    }
+    uint32_t answer = vm_wait_answer(w, hold->seq,
+                                     (1u << VM_COPIED) | (1u << VM_REFUSED) | (1u << VM_DROPPED),
+                                     &w->vm_reader);
+    if (answer == VM_REFUSED) {
+        shm_off copy = encode_handoff(hold);
+        if (!copy)
+            result = -1;   /* the reader raises MemoryError too */
+        atomic_store(&w->vm_handoff, copy);
+        vm_answer(w, hold->seq, VM_HANDED);
+        if (vm_wait_answer(w, hold->seq, 1u << VM_TAKEN, &w->vm_reader) != VM_TAKEN) {
+            copy = atomic_exchange(&w->vm_handoff, 0);   /* the reader is gone */
+            if (copy)
+                shm_free(copy);
+        }
+    }
+    vm_hold_release(hold);
+    return result;
 }
 
 /* _shm_decode_bytes(data): decode `data` as if it were a message block
@@ -693,7 +972,7 @@ static PyMethodDef message_methods[] = {
 int
 csp_shm_message_init_module(PyObject *m)
 {
-    if (PyModule_AddFunctions(m, message_methods) < 0)
+    if (PyModule_AddFunctions(m, message_methods) < 0 || csp_shm_vmread_init_module(m) < 0)
         return -1;
     csp_state *st = csp_st;
     if (!(st->ShmBufferType = csp_add_type(m, &shmbuf_spec, "ShmBuffer")))

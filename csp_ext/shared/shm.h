@@ -18,7 +18,7 @@
 typedef uint64_t shm_off;   /* 0 = none */
 
 #define SHM_MAGIC 0x6873707363797050ULL   /* "Pycspsh" */
-#define SHM_VERSION 5
+#define SHM_VERSION 6
 #define SHM_NCLASSES 48
 
 /* A process-shared robust lock (shared/lock.c): a process that dies
@@ -49,6 +49,16 @@ typedef struct {
      * /proc/self/ns/pid, 0 if unknown): the locks and the claim checks name
      * threads and processes by id, so every user must see the same ids. */
     uint64_t pid_namespace;
+    /* Big buffers read from the writer's memory (shared/vmread.c): the pid
+     * of the process that made the arena (every process of the run names it
+     * its ptracer where Yama restricts process_vm_readv), and set once a
+     * reader was refused, so that writers stop offering their memory. */
+    int32_t root_pid;
+    _Atomic int32_t vm_refused;
+    /* The last sequence number given to such a write (unique in the run: a
+     * record freed and made again starts from zero, its seqs must not). */
+    _Atomic uint32_t vm_last_seq;
+    uint32_t vm_pad;
 } shm_header;
 
 /* One per OS process (per thread that uses channels). */
@@ -79,6 +89,17 @@ typedef struct shm_waiter {
     uint32_t op_number;          /* counts its operations (state dumps) */
     int32_t dump_signal;         /* the signal it answers with a state dump, or 0 */
     int32_t waits_for_children;  /* its count is off while it waits for them (under lock) */
+    /* A write whose big buffers the reader copies from this process's memory
+     * (shared/vmread.c): vm_seq numbers such writes (never reset, so a stale
+     * acknowledgement is never taken); the reader stores (seq << 3 | answer)
+     * in vm_ack (futex word); vm_reader is the process that committed with
+     * it (stamped under the channel lock); vm_handoff the arena copy made
+     * when the reader was refused. */
+    _Atomic uint32_t vm_ack;
+    uint32_t vm_seq;
+    _Atomic int32_t vm_reader;
+    int32_t vm_pad;
+    _Atomic shm_off vm_handoff;
 } shm_waiter;
 
 
@@ -141,6 +162,8 @@ void shm_waiter_mark_blocked(shm_waiter *w, double deadline);
  * CSP_RETRY: the offers were withdrawn and signal handlers ran; the caller
  * must start the operation again. */
 int shm_waiter_wait(shm_waiter *w, double deadline);
+/* 1 if process `pid` has ended (gone, or a zombie nobody reaped yet). */
+int shm_process_gone(pid_t pid);
 void shm_deadlock_uncount(int64_t n);
 void shm_deadlock_count(int64_t n);
 
@@ -160,6 +183,12 @@ void shm_install_waiter_hooks(const shm_waiter_hooks *hooks);
  * allocator lock. */
 #define SHM_MSG_INLINE 1u
 #define SHM_MSG_IS_INLINE(handle) (((handle) & SHM_MSG_INLINE) != 0)
+/* A block whose big buffers stay in the writer's memory (shared/vmread.c)
+ * has this bit set in its handle, so that the commit can tell without
+ * reading the block. */
+#define SHM_MSG_REMOTE 2u
+#define SHM_MSG_IS_REMOTE(handle) (((handle) & (SHM_MSG_INLINE | SHM_MSG_REMOTE)) == SHM_MSG_REMOTE)
+#define SHM_MSG_BLOCK(handle) ((handle) & ~(shm_off)SHM_MSG_REMOTE)
 void shm_message_discard(shm_off off);      /* a message nobody will read */
 void shm_message_install_channel_release(void (*release)(shm_off chan));
 

@@ -168,8 +168,8 @@ shm_waiter_claim(shm_waiter *w)
 }
 
 /* 1 if process `pid` has ended (gone, or a zombie nobody reaped yet). */
-static int
-process_gone(pid_t pid)
+int
+shm_process_gone(pid_t pid)
 {
     if (pid <= 0)
         return 0;
@@ -195,7 +195,7 @@ check_claimer(shm_waiter *w, double *claimed_since)
         return;
     *claimed_since = now;
     uint32_t claim = atomic_load(&w->status);
-    if (CSP_IS_CLAIMED(claim) && process_gone(CSP_CLAIMER(claim)))
+    if (CSP_IS_CLAIMED(claim) && shm_process_gone(CSP_CLAIMER(claim)))
         atomic_compare_exchange_strong(&w->status, &claim, CSP_POISONED);
 }
 
@@ -589,7 +589,7 @@ reap_descendants(long pid)
             shm_waiter *w = SHM_PTR(shm_waiter, off);
             if (w->dead || w->parent != pid)
                 continue;
-            if (w->pid == 0 || process_gone(w->pid)) {
+            if (w->pid == 0 || shm_process_gone(w->pid)) {
                 orphan = off;
                 orphan_pid = w->pid;
                 break;
