@@ -18,7 +18,10 @@
  * side calls FUTEX_WAKE only when someone sleeps on the word.  A one-place buffer,
  * not a rendezvous (the writer does not wait for the reader): with one token in
  * flight it never blocks a writer, so it is the cheapest hand-off a channel of
- * sleeping processes can make, a lower bound for a rendezvous.
+ * sleeping processes can make, a lower bound for a rendezvous.  A mode with the
+ * suffix "-rv" (e.g. hybrid-rv) makes every channel a rendezvous, as pycsp's
+ * channels are: after storing its value the writer waits, in the same mode,
+ * until the reader has emptied the word.
  *
  * Modes (how a process waits for its word):
  *   futex    sleeping wait: FUTEX_WAIT / FUTEX_WAKE (shared, not _PRIVATE); every
@@ -32,8 +35,8 @@
  *
  * Build:  cc -O2 -pthread -o floor_processes floor_processes.c
  * Usage:  floor_processes [MODE|all] [ROUND_TRIPS] [REPEATS]      (handoff)
- *         floor_processes ring MODE|all N HOPS [REPEATS]
- *         floor_processes commstime MODE|all CYCLES [REPEATS]
+ *         floor_processes ring MODE[-rv]|all N HOPS [REPEATS]
+ *         floor_processes commstime MODE[-rv]|all CYCLES [REPEATS]
  * Output: one line per mode and repeat, the figure in ns last:
  *         "<mode> <ns per hand-off>", "ring-<N> <mode> <ns per hop>",
  *         "commstime <mode> <ns per communication>"
@@ -168,6 +171,7 @@ typedef struct {
 
 static net_shared *net;
 static int net_mode;
+static int net_rendezvous;      /* a write waits until its value is read */
 static double recent_wait;      /* per process: moving average of waits (hybrid) */
 
 /* Wait until the word is full (want_full) or empty; return it. */
@@ -218,6 +222,8 @@ static void chan_write(chan *c, uint32_t value)
 {
     chan_wait(c, 0);
     chan_set(c, value + 1);
+    if (net_rendezvous)
+        chan_wait(c, 0);
 }
 
 static uint32_t chan_read(chan *c)
@@ -278,11 +284,12 @@ static void ct_node(int i, uint32_t warm, uint32_t last)
         } while (v != last);
         return;
     case 2:
-        do {
+        for (;;) {
             v = chan_read(b);
+            if (v == last)      /* the prefix has stopped: nobody reads c */
+                return;
             chan_write(c, v + 1);
-        } while (v != last);
-        return;
+        }
     default:
         do {
             v = chan_read(d);
@@ -359,7 +366,14 @@ static int main_net(int argc, char **argv)
                         "       %s commstime MODE|all CYCLES [REPEATS]\n", argv[0], argv[0]);
         return 2;
     }
-    int m = mode_index(argv[2]);
+    char mode[32];
+    snprintf(mode, sizeof(mode), "%s", argv[2]);
+    size_t len = strlen(mode);
+    if (len > 3 && !strcmp(mode + len - 3, "-rv")) {
+        net_rendezvous = 1;
+        mode[len - 3] = 0;
+    }
+    int m = mode_index(mode);
     int n = commstime ? 4 : atoi(argv[3]);
     long count = atol(argv[need - 1]);
     int repeats = argc > need ? atoi(argv[need]) : 1;
@@ -374,10 +388,11 @@ static int main_net(int argc, char **argv)
                 fprintf(stderr, "a process failed\n");
                 return 1;
             }
+            const char *rv = net_rendezvous ? "-rv" : "";
             if (commstime)
-                printf("commstime %s %.1f\n", mode_names[k], ns);
+                printf("commstime %s%s %.1f\n", mode_names[k], rv, ns);
             else
-                printf("ring-%d %s %.1f\n", n, mode_names[k], ns);
+                printf("ring-%d %s%s %.1f\n", n, mode_names[k], rv, ns);
             fflush(stdout);
         }
     }

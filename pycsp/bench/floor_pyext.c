@@ -18,7 +18,9 @@
  * someone sleeps on the word.  A ONE-PLACE BUFFER, not a rendezvous: a writer
  * does not wait for its reader.  Waiting modes as there: futex, spin, hybrid
  * (sched_yield for up to 50 us, then the futex; a process whose recent waits
- * averaged over 100 us sleeps at once).
+ * averaged over 100 us sleeps at once), and as there a mode with the suffix
+ * "-rv" (hybrid-rv) makes the channel a rendezvous: the writer then waits, in
+ * the same mode, until the reader has emptied the word.
  *
  * One addition, so that the kernels end as they do on pycsp: poison stores
  * FLOOR_POISONED in the word and wakes every sleeper; a read or write that finds
@@ -55,6 +57,7 @@ typedef struct {
 } chan;
 
 static int wait_mode = M_HYBRID;
+static int rendezvous;          /* a write waits until its value is read */
 static double recent_wait;      /* per process: moving average of waits (hybrid) */
 static chan *chunk;             /* the chunk slots are taken from */
 static int chunk_used = SLOTS_PER_CHUNK;
@@ -180,6 +183,10 @@ static PyObject *end_write(PyObject *self, PyObject *const *args, size_t nargsf,
         return NULL;
     }
     chan_set(c, (uint32_t)value + 1);
+    if (rendezvous && chan_wait(c, 0) == FLOOR_POISONED) {
+        PyErr_SetNone(poison_error);
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -288,22 +295,27 @@ static PyObject *floor_poison(PyObject *Py_UNUSED(module), PyObject *end)
 static PyObject *floor_set_mode(PyObject *Py_UNUSED(module), PyObject *name)
 {
     static const char *const names[] = {"futex", "spin", "hybrid"};
-    const char *s = PyUnicode_AsUTF8(name);
+    Py_ssize_t len;
+    const char *s = PyUnicode_AsUTF8AndSize(name, &len);
     if (s == NULL)
         return NULL;
+    int rv = len > 3 && !strcmp(s + len - 3, "-rv");
     for (int m = 0; m < 3; m++) {
-        if (!strcmp(s, names[m])) {
+        if ((size_t)(len - 3 * rv) == strlen(names[m]) && !strncmp(s, names[m], strlen(names[m]))) {
             wait_mode = m;
+            rendezvous = rv;
             Py_RETURN_NONE;
         }
     }
-    PyErr_Format(PyExc_ValueError, "mode is futex, spin or hybrid, not %R", name);
+    PyErr_Format(PyExc_ValueError, "mode is futex, spin or hybrid, with -rv or not, not %R",
+                 name);
     return NULL;
 }
 
 static PyMethodDef module_methods[] = {
     {"poison", floor_poison, METH_O, "Poison the channel of this end."},
-    {"set_mode", floor_set_mode, METH_O, "The waiting policy: futex, spin or hybrid."},
+    {"set_mode", floor_set_mode, METH_O,
+     "The waiting policy: futex, spin or hybrid; with -rv, a rendezvous."},
     {NULL},
 };
 

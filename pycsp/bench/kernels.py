@@ -53,11 +53,13 @@ Kernels (--kernel) and what --sizes means for each:
                 futex, spin, hybrid).
 
 The C floor of processes also runs commstime and ring (bare forked processes, one
-shared word per channel; floor_processes.c): backend c-processes:MODE, MODE futex
-(default), hybrid (the library's policy: yield-spin up to 50 us, then futex) or
-spin.  And payload (floor_copy.c): c-processes (the arena's calls) or
+shared word per channel, a one-place buffer; floor_processes.c): backend
+c-processes:MODE, MODE futex (default), hybrid (the library's policy: yield-spin
+up to 50 us, then futex) or spin, each also as MODE-rv (a rendezvous: the writer
+waits until its value is read, as on pycsp).  And payload (floor_copy.c): c-processes (the arena's calls) or
 c-processes:vmread (process_vm_readv, a design without shared memory).  The
-Python floor, py-floor:MODE (hybrid by default), runs commstime and ring.
+Python floor, py-floor:MODE (hybrid by default; the same modes), runs commstime
+and ring.
 
 Command line (prints one JSON object per size on stdout):
 
@@ -1091,12 +1093,14 @@ def aio_tokens(size, tokens, hops, warm_rounds=2):
 # Figure: us per hand-off (one direction), comparable with us/comm and us/hop.
 # floor_processes.c also runs the ring and Commstime networks of bare forked
 # processes (one shared word per channel): backend "c-processes[:MODE]" (MODE
-# futex, the default, spin or hybrid: the library's waiting policy), kernel ring
-# (sizes: N) or commstime, the same figures as ours (us/hop, us/comm).
+# futex, the default, spin or hybrid: the library's waiting policy; with the
+# suffix -rv, e.g. hybrid-rv, every channel is a rendezvous as pycsp's are),
+# kernel ring (sizes: N) or commstime, the same figures as ours (us/hop, us/comm).
 # ---------------------------------------------------------------------------
 
 FLOOR_SOURCES = {'c-threads': ('floor_threads', ('condvar', 'futex', 'spin')),
-                 'c-processes': ('floor_processes', ('futex', 'spin', 'hybrid'))}
+                 'c-processes': ('floor_processes', ('futex', 'spin', 'hybrid', 'futex-rv',
+                                                     'spin-rv', 'hybrid-rv'))}
 
 
 def floor_source(backend):
@@ -1173,10 +1177,10 @@ def c_payload(mode, spec, n):
 
 
 # The Python floor (backend "py-floor[:MODE]", MODE futex, spin or hybrid, the
-# default): the same kernels in forked Python processes on floor_processes.c's
+# default, each also with -rv: a rendezvous): the same kernels in forked Python processes on floor_processes.c's
 # channel, exposed by floor_pyext.c, a CPython extension compiled here with the
 # interpreter's headers; pyfloor.py gives it the pycsp names the kernels use.
-PY_FLOOR_MODES = ('futex', 'spin', 'hybrid')
+PY_FLOOR_MODES = ('futex', 'spin', 'hybrid', 'futex-rv', 'spin-rv', 'hybrid-rv')
 
 
 def load_py_floor(mode):
