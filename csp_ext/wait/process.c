@@ -46,6 +46,9 @@ shm_install_waiter_hooks(const shm_waiter_hooks *h)
  * ring of 256 processes every wait is long, and 2 cores shared by dozens of
  * pollers leave the one process that has work with little CPU. */
 static _Thread_local double recent_wait __attribute__((tls_model("initial-exec")));
+/* Per thread: when its current wait began (shm_waiter_wait), which is also
+ * when its polling began: one clock read serves both. */
+static _Thread_local double wait_started __attribute__((tls_model("initial-exec")));
 
 static void
 shared_futex_wake(_Atomic uint32_t *addr)
@@ -263,19 +266,19 @@ shm_deadlock_count(int64_t n)
     atomic_fetch_add(&shm_hdr->n_active, n);
 }
 
+/* Poll the word from the wait's start for the spin budget (so only in its
+ * first slice): 1 when it is final, or claimed at the end of the budget. */
 static int
 spin_while_pending(_Atomic uint32_t *word)
 {
-    double give_up = 0.0;
     if (recent_wait > 2 * shm_spin_budget)
         return atomic_load(word) != CSP_WAITING;
+    double give_up = wait_started + shm_spin_budget;
     for (;;) {
         uint32_t st = atomic_load_explicit(word, memory_order_acquire);
         if (st != CSP_WAITING && !CSP_IS_CLAIMED(st))
             return 1;
-        if (give_up == 0.0)
-            give_up = csp_monotonic() + shm_spin_budget;
-        else if (csp_monotonic() >= give_up)
+        if (csp_monotonic() >= give_up)
             return CSP_IS_CLAIMED(st);  /* claimed: the caller checks the claimer */
         sched_yield();
     }
@@ -294,12 +297,12 @@ shm_waiter_mark_blocked(shm_waiter *w, double deadline)
 /* The wait of a thread of an OS process: poll (while that pays), then
  * sleep on the shared futex, with the GIL released. */
 static void
-record_sleep(void *self, double until)
+record_sleep(void *self, double until, double slice)
 {
     shm_waiter *w = self;
     Py_BEGIN_ALLOW_THREADS
     if (!spin_while_pending(&w->status))
-        csp_sleep_on_word(&w->status, &w->sleeping, 1, until);
+        csp_sleep_on_word(&w->status, &w->sleeping, 1, until, slice);
     Py_END_ALLOW_THREADS
 }
 
@@ -340,7 +343,7 @@ static const csp_wait_way record_way = {
 int
 shm_waiter_wait(shm_waiter *w, double deadline)
 {
-    double started = csp_monotonic();
+    double started = wait_started = csp_monotonic();
     int st = csp_wait_watched(&record_way, w, &w->status, deadline,
                               PyThread_get_thread_ident() == csp_main_thread_ident);
     if (st != CSP_TIMEOUT && st != CSP_RETRY && st >= 0)
