@@ -294,14 +294,32 @@ shm_waiter_mark_blocked(shm_waiter *w, double deadline)
     }
 }
 
+/* Whether the calling thread (GIL held) is the only Python thread of the
+ * process: then nobody waits for the GIL it holds.  A thread state made
+ * meanwhile by a foreign thread (PyGILState_Ensure) may be missed: that thread
+ * then waits for the GIL until the poll ends. */
+static int
+only_python_thread(void)
+{
+    PyThreadState *ts = PyThreadState_Get();
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(ts);
+    return PyInterpreterState_Head() == interp && PyInterpreterState_Next(interp) == NULL &&
+           PyInterpreterState_ThreadHead(interp) == ts && PyThreadState_Next(ts) == NULL;
+}
+
 /* The wait of a thread of an OS process: poll (while that pays), then
- * sleep on the shared futex, with the GIL released. */
+ * sleep on the shared futex, with the GIL released.  The process's only
+ * Python thread polls with the GIL held (a poll that ends the wait then costs
+ * no GIL hand-over) and releases it to sleep. */
 static void
 record_sleep(void *self, double until, double slice)
 {
     shm_waiter *w = self;
+    int alone = only_python_thread();
+    if (alone && spin_while_pending(&w->status))
+        return;
     Py_BEGIN_ALLOW_THREADS
-    if (!spin_while_pending(&w->status))
+    if (alone || !spin_while_pending(&w->status))
         csp_sleep_on_word(&w->status, &w->sleeping, 1, until, slice);
     Py_END_ALLOW_THREADS
 }
