@@ -20,8 +20,8 @@
  * flight it never blocks a writer, so it is the cheapest hand-off a channel of
  * sleeping processes can make, a lower bound for a rendezvous.  A mode with the
  * suffix "-rv" (e.g. hybrid-rv) makes every channel a rendezvous, as pycsp's
- * channels are: after storing its value the writer waits, in the same mode,
- * until the reader has emptied the word.
+ * channels are: a write ends when a reader has its value (see READER_WAITING:
+ * one side waits, the other finishes it, one wake-up per communication).
  *
  * Modes (how a process waits for its word):
  *   futex    sleeping wait: FUTEX_WAIT / FUTEX_WAKE (shared, not _PRIVATE); every
@@ -171,18 +171,36 @@ typedef struct {
 
 static net_shared *net;
 static int net_mode;
-static int net_rendezvous;      /* a write waits until its value is read */
+static int net_rendezvous;      /* a write ends when a reader has its value */
 static double recent_wait;      /* per process: moving average of waits (hybrid) */
 
-/* Wait until the word is full (want_full) or empty; return it. */
-static uint32_t chan_wait(chan *c, int want_full)
+/* The rendezvous (-rv): a reader that finds the word empty marks it so and
+ * waits; a writer that finds that mark stores its value, wakes the reader and
+ * goes on (the reader is committed to it: one wake-up, as in pycsp, where a
+ * writer that finds a blocked reader finishes it); a writer that finds the word
+ * empty stores its value and waits until the reader has taken it. */
+#define READER_WAITING 0xfffffffeu
+
+enum { WANT_EMPTY, WANT_FULL, WANT_CHANGE };
+
+static inline int ready(uint32_t v, int want, uint32_t from)
+{
+    if (want == WANT_EMPTY)
+        return v == 0;
+    if (want == WANT_FULL)
+        return v != 0 && v != READER_WAITING;
+    return v != from;
+}
+
+/* Wait until the word is empty, full, or no longer `from`; return it. */
+static uint32_t chan_wait(chan *c, int want, uint32_t from)
 {
     uint32_t v = atomic_load(&c->word);
-    if ((v != 0) == want_full)
+    if (ready(v, want, from))
         return v;
     double started = 0;
     if (net_mode == M_SPIN) {
-        while (((v = atomic_load_explicit(&c->word, memory_order_acquire)) != 0) != want_full)
+        while (v = atomic_load_explicit(&c->word, memory_order_acquire), !ready(v, want, from))
             cpu_relax();
         return v;
     }
@@ -192,7 +210,7 @@ static uint32_t chan_wait(chan *c, int want_full)
             while (now() - started < SPIN_BUDGET) {
                 sched_yield();
                 v = atomic_load(&c->word);
-                if ((v != 0) == want_full)
+                if (ready(v, want, from))
                     goto got;
             }
         }
@@ -202,7 +220,7 @@ static uint32_t chan_wait(chan *c, int want_full)
         futex((void *)&c->word, FUTEX_WAIT, (int)v);   /* returns at once if word != v */
         atomic_fetch_sub(&c->sleepers, 1);
         v = atomic_load(&c->word);
-        if ((v != 0) == want_full)
+        if (ready(v, want, from))
             break;
     }
 got:
@@ -218,18 +236,43 @@ static void chan_set(chan *c, uint32_t v)
         futex((void *)&c->word, FUTEX_WAKE, INT_MAX);
 }
 
+static void wake_sleepers(chan *c)
+{
+    if (atomic_load(&c->sleepers))
+        futex((void *)&c->word, FUTEX_WAKE, INT_MAX);
+}
+
 static void chan_write(chan *c, uint32_t value)
 {
-    chan_wait(c, 0);
-    chan_set(c, value + 1);
-    if (net_rendezvous)
-        chan_wait(c, 0);
+    if (!net_rendezvous) {
+        chan_wait(c, WANT_EMPTY, 0);
+        chan_set(c, value + 1);
+        return;
+    }
+    uint32_t v = atomic_load(&c->word);
+    for (;;) {
+        if (v == READER_WAITING || v == 0) {
+            /* seq_cst: the store is ordered before wake_sleepers' load */
+            if (!atomic_compare_exchange_strong(&c->word, &v, value + 1))
+                continue;
+            if (v == READER_WAITING)
+                wake_sleepers(c);
+            else
+                chan_wait(c, WANT_CHANGE, value + 1);   /* until the reader took it */
+            return;
+        }
+        v = chan_wait(c, WANT_CHANGE, v);   /* a value nobody took yet (STOP) */
+    }
 }
 
 static uint32_t chan_read(chan *c)
 {
-    uint32_t v = chan_wait(c, 1);
-    chan_set(c, 0);
+    uint32_t v = atomic_load(&c->word);
+    if (net_rendezvous && v == 0 && atomic_compare_exchange_strong(&c->word, &v, READER_WAITING))
+        v = READER_WAITING;
+    if (!ready(v, WANT_FULL, 0))
+        v = chan_wait(c, WANT_FULL, 0);
+    chan_set(c, 0);     /* wakes a writer that waits for its value to be taken */
     return v - 1;
 }
 

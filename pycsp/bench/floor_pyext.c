@@ -19,8 +19,9 @@
  * does not wait for its reader.  Waiting modes as there: futex, spin, hybrid
  * (sched_yield for up to 50 us, then the futex; a process whose recent waits
  * averaged over 100 us sleeps at once), and as there a mode with the suffix
- * "-rv" (hybrid-rv) makes the channel a rendezvous: the writer then waits, in
- * the same mode, until the reader has emptied the word.
+ * "-rv" (hybrid-rv) makes the channel a rendezvous: a write ends when a reader
+ * has its value (floor_processes.c's READER_WAITING: one side waits, the other
+ * finishes it).
  *
  * One addition, so that the kernels end as they do on pycsp: poison stores
  * FLOOR_POISONED in the word and wakes every sleeper; a read or write that finds
@@ -57,7 +58,7 @@ typedef struct {
 } chan;
 
 static int wait_mode = M_HYBRID;
-static int rendezvous;          /* a write waits until its value is read */
+static int rendezvous;          /* a write ends when a reader has its value */
 static double recent_wait;      /* per process: moving average of waits (hybrid) */
 static chan *chunk;             /* the chunk slots are taken from */
 static int chunk_used = SLOTS_PER_CHUNK;
@@ -88,17 +89,29 @@ static inline void cpu_relax(void)
 #endif
 }
 
-#define READY(v, want_full) ((((v) != 0) == (want_full)) || (v) == FLOOR_POISONED)
+#define READER_WAITING (FLOOR_POISONED - 1u)
 
-/* Wait until the word is full (want_full) or empty, or poisoned; return it. */
-static uint32_t chan_wait(chan *c, int want_full)
+enum { WANT_EMPTY, WANT_FULL, WANT_CHANGE };
+
+static inline int ready(uint32_t v, int want, uint32_t from)
+{
+    if (v == FLOOR_POISONED || want == WANT_CHANGE)
+        return v != from;
+    if (want == WANT_EMPTY)
+        return v == 0;
+    return v != 0 && v != READER_WAITING;
+}
+
+/* Wait until the word is empty, full, or no longer `from`, or poisoned;
+ * return it. */
+static uint32_t chan_wait(chan *c, int want, uint32_t from)
 {
     uint32_t v = atomic_load(&c->word);
-    if (READY(v, want_full))
+    if (ready(v, want, from))
         return v;
     double started = 0;
     if (wait_mode == M_SPIN) {
-        while (v = atomic_load_explicit(&c->word, memory_order_acquire), !READY(v, want_full))
+        while (v = atomic_load_explicit(&c->word, memory_order_acquire), !ready(v, want, from))
             cpu_relax();
         return v;
     }
@@ -108,7 +121,7 @@ static uint32_t chan_wait(chan *c, int want_full)
             while (now() - started < SPIN_BUDGET) {
                 sched_yield();
                 v = atomic_load(&c->word);
-                if (READY(v, want_full))
+                if (ready(v, want, from))
                     goto got;
             }
         }
@@ -118,7 +131,7 @@ static uint32_t chan_wait(chan *c, int want_full)
         futex((void *)&c->word, FUTEX_WAIT, (int)v);   /* returns at once if word != v */
         atomic_fetch_sub(&c->sleepers, 1);
         v = atomic_load(&c->word);
-        if (READY(v, want_full))
+        if (ready(v, want, from))
             break;
     }
 got:
@@ -153,7 +166,11 @@ static PyObject *end_read(PyObject *self, PyObject *const *Py_UNUSED(args), size
         return NULL;
     }
     chan *c = ((EndObject *)self)->c;
-    uint32_t v = chan_wait(c, 1);
+    uint32_t v = atomic_load(&c->word);
+    if (rendezvous && v == 0 && atomic_compare_exchange_strong(&c->word, &v, READER_WAITING))
+        v = READER_WAITING;
+    if (!ready(v, WANT_FULL, 0))
+        v = chan_wait(c, WANT_FULL, 0);
     if (v == FLOOR_POISONED) {
         PyErr_SetNone(poison_error);
         return NULL;
@@ -178,16 +195,34 @@ static PyObject *end_write(PyObject *self, PyObject *const *args, size_t nargsf,
         return NULL;
     }
     chan *c = ((EndObject *)self)->c;
-    if (chan_wait(c, 0) == FLOOR_POISONED) {
-        PyErr_SetNone(poison_error);
-        return NULL;
+    uint32_t mine = (uint32_t)value + 1;
+    if (!rendezvous) {
+        if (chan_wait(c, WANT_EMPTY, 0) == FLOOR_POISONED)
+            goto poisoned;
+        chan_set(c, mine);
+        Py_RETURN_NONE;
     }
-    chan_set(c, (uint32_t)value + 1);
-    if (rendezvous && chan_wait(c, 0) == FLOOR_POISONED) {
-        PyErr_SetNone(poison_error);
-        return NULL;
+    uint32_t v = atomic_load(&c->word);
+    for (;;) {
+        if (v == FLOOR_POISONED)
+            goto poisoned;
+        if (v == READER_WAITING || v == 0) {
+            /* seq_cst: the store is ordered before the sleepers' load */
+            if (!atomic_compare_exchange_strong(&c->word, &v, mine))
+                continue;
+            if (v == READER_WAITING) {
+                if (atomic_load(&c->sleepers))
+                    futex((void *)&c->word, FUTEX_WAKE, INT_MAX);
+            }
+            else if (chan_wait(c, WANT_CHANGE, mine) == FLOOR_POISONED)
+                goto poisoned;
+            Py_RETURN_NONE;
+        }
+        v = chan_wait(c, WANT_CHANGE, v);
     }
-    Py_RETURN_NONE;
+poisoned:
+    PyErr_SetNone(poison_error);
+    return NULL;
 }
 
 static PyMemberDef end_members[] = {
