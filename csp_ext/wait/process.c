@@ -315,7 +315,8 @@ static void
 record_sleep(void *self, double until, double slice)
 {
     shm_waiter *w = self;
-    int alone = only_python_thread();
+    /* Asked only where a poll may end the wait (spin_while_pending's test). */
+    int alone = recent_wait <= 2 * shm_spin_budget && only_python_thread();
     if (alone && spin_while_pending(&w->status))
         return;
     Py_BEGIN_ALLOW_THREADS
