@@ -238,12 +238,11 @@ csp_cpu_relax(void)
 #endif
 }
 /* Futex on a 32-bit word: wait while *addr == expected, until `until`
- * (monotonic seconds, < 0: no limit) and for at most `slice` seconds (0: no
- * bound; the clock is read only for an `until`); 0 or -errno.  `shared`: the
- * word is in memory shared between processes.  Must not touch any PyObject. */
-long csp_futex_wait_op(void *addr, int expected, double until, double slice, int shared);
+ * (monotonic seconds, < 0: no limit); 0 or -errno.  `shared`: the word is in
+ * memory shared between processes.  Must not touch any PyObject. */
+long csp_futex_wait_op(void *addr, int expected, double until, int shared);
 void csp_futex_wake_op(void *addr, int shared);
-#define csp_futex_wait(addr, expected, until) csp_futex_wait_op((addr), (expected), (until), 0.0, 0)
+#define csp_futex_wait(addr, expected, until) csp_futex_wait_op((addr), (expected), (until), 0)
 #define csp_futex_wake(addr) csp_futex_wake_op((addr), 0)
 
 /* A guard of an alternation as alt.c hands it to a kind of channel, in

@@ -16,18 +16,13 @@ csp_monotonic(void)
 }
 
 long
-csp_futex_wait_op(void *addr, int expected, double until, double slice, int shared)
+csp_futex_wait_op(void *addr, int expected, double until, int shared)
 {
     struct timespec rel, *relp = NULL;
-    if (until >= 0 || slice > 0) {
-        double left = slice;
-        if (until >= 0) {
-            double to_until = until - csp_monotonic();
-            if (to_until <= 0)
-                return -ETIMEDOUT;
-            if (slice <= 0 || to_until < slice)
-                left = to_until;
-        }
+    if (until >= 0) {
+        double left = until - csp_monotonic();
+        if (left <= 0)
+            return -ETIMEDOUT;
         if (left > 1e6)
             left = 1e6;  /* a far deadline: wake up now and then and wait again */
         rel.tv_sec = (time_t)left;

@@ -24,10 +24,8 @@
 typedef struct csp_wait_way {
     double slice;        /* a non-main thread's longest sleep; 0: until the deadline */
     /* Release the GIL, poll the word, sleep on it until `until` (monotonic
-     * seconds, < 0: none) for at most `slice` seconds (0: no bound), take the
-     * GIL back.  The slice is relative so that a wait without a deadline
-     * reads no clock for it. */
-    void (*sleep)(void *self, double until, double slice);
+     * seconds, < 0: none), take the GIL back. */
+    void (*sleep)(void *self, double until);
     /* GIL held: give up waiting with `status` (CSP_TIMEOUT, CSP_RETRY) and
      * withdraw the offers; 0 if a commit claimed the waiter first. */
     int (*give_up)(void *self, int status);
@@ -37,17 +35,15 @@ typedef struct csp_wait_way {
     uint64_t (*op_number)(const void *self);
 } csp_wait_way;
 
-/* Sleep on the futex while *word is WAITING, until `until`, for at most
- * `slice` seconds, or a signal; `sleeping` tells a finisher that a wake-up is
- * needed.  No GIL needed. */
+/* Sleep on the futex while *word is WAITING, until `until` or a signal;
+ * `sleeping` tells a finisher that a wake-up is needed.  No GIL needed. */
 static inline long
-csp_sleep_on_word(_Atomic uint32_t *word, _Atomic uint32_t *sleeping, int shared, double until,
-                  double slice)
+csp_sleep_on_word(_Atomic uint32_t *word, _Atomic uint32_t *sleeping, int shared, double until)
 {
     long r = 0;
     atomic_store(sleeping, 1);
     if (atomic_load(word) == CSP_WAITING)
-        r = csp_futex_wait_op((void *)word, CSP_WAITING, until, slice, shared);
+        r = csp_futex_wait_op((void *)word, CSP_WAITING, until, shared);
     atomic_store(sleeping, 0);
     return r;
 }
@@ -74,7 +70,14 @@ csp_wait_for_word(const csp_wait_way *way, void *self, _Atomic uint32_t *word, d
             sched_yield();
             continue;
         }
-        way->sleep(self, deadline, sw ? 0.02 : way->slice);
+        double until = deadline;
+        double slice = sw ? 0.02 : way->slice;
+        if (slice > 0) {
+            double end = csp_monotonic() + slice;
+            if (until < 0 || end < until)
+                until = end;
+        }
+        way->sleep(self, until);
         if (atomic_load(word) != CSP_WAITING)
             continue;   /* finished, or claimed and about to be */
         if (deadline >= 0 && csp_monotonic() >= deadline) {

@@ -46,9 +46,6 @@ shm_install_waiter_hooks(const shm_waiter_hooks *h)
  * ring of 256 processes every wait is long, and 2 cores shared by dozens of
  * pollers leave the one process that has work with little CPU. */
 static _Thread_local double recent_wait __attribute__((tls_model("initial-exec")));
-/* Per thread: when its current wait began (shm_waiter_wait), which is also
- * when its polling began: one clock read serves both. */
-static _Thread_local double wait_started __attribute__((tls_model("initial-exec")));
 
 static void
 shared_futex_wake(_Atomic uint32_t *addr)
@@ -266,19 +263,19 @@ shm_deadlock_count(int64_t n)
     atomic_fetch_add(&shm_hdr->n_active, n);
 }
 
-/* Poll the word from the wait's start for the spin budget (so only in its
- * first slice): 1 when it is final, or claimed at the end of the budget. */
 static int
 spin_while_pending(_Atomic uint32_t *word)
 {
+    double give_up = 0.0;
     if (recent_wait > 2 * shm_spin_budget)
         return atomic_load(word) != CSP_WAITING;
-    double give_up = wait_started + shm_spin_budget;
     for (;;) {
         uint32_t st = atomic_load_explicit(word, memory_order_acquire);
         if (st != CSP_WAITING && !CSP_IS_CLAIMED(st))
             return 1;
-        if (csp_monotonic() >= give_up)
+        if (give_up == 0.0)
+            give_up = csp_monotonic() + shm_spin_budget;
+        else if (csp_monotonic() >= give_up)
             return CSP_IS_CLAIMED(st);  /* claimed: the caller checks the claimer */
         sched_yield();
     }
@@ -294,34 +291,15 @@ shm_waiter_mark_blocked(shm_waiter *w, double deadline)
     }
 }
 
-/* Whether the calling thread (GIL held) is the only Python thread of the
- * process: then nobody waits for the GIL it holds.  A thread state made
- * meanwhile by a foreign thread (PyGILState_Ensure) may be missed: that thread
- * then waits for the GIL until the poll ends. */
-static int
-only_python_thread(void)
-{
-    PyThreadState *ts = PyThreadState_Get();
-    PyInterpreterState *interp = PyThreadState_GetInterpreter(ts);
-    return PyInterpreterState_Head() == interp && PyInterpreterState_Next(interp) == NULL &&
-           PyInterpreterState_ThreadHead(interp) == ts && PyThreadState_Next(ts) == NULL;
-}
-
 /* The wait of a thread of an OS process: poll (while that pays), then
- * sleep on the shared futex, with the GIL released.  The process's only
- * Python thread polls with the GIL held (a poll that ends the wait then costs
- * no GIL hand-over) and releases it to sleep. */
+ * sleep on the shared futex, with the GIL released. */
 static void
-record_sleep(void *self, double until, double slice)
+record_sleep(void *self, double until)
 {
     shm_waiter *w = self;
-    /* Asked only where a poll may end the wait (spin_while_pending's test). */
-    int alone = recent_wait <= 2 * shm_spin_budget && only_python_thread();
-    if (alone && spin_while_pending(&w->status))
-        return;
     Py_BEGIN_ALLOW_THREADS
-    if (alone || !spin_while_pending(&w->status))
-        csp_sleep_on_word(&w->status, &w->sleeping, 1, until, slice);
+    if (!spin_while_pending(&w->status))
+        csp_sleep_on_word(&w->status, &w->sleeping, 1, until);
     Py_END_ALLOW_THREADS
 }
 
@@ -362,7 +340,7 @@ static const csp_wait_way record_way = {
 int
 shm_waiter_wait(shm_waiter *w, double deadline)
 {
-    double started = wait_started = csp_monotonic();
+    double started = csp_monotonic();
     int st = csp_wait_watched(&record_way, w, &w->status, deadline,
                               PyThread_get_thread_ident() == csp_main_thread_ident);
     if (st != CSP_TIMEOUT && st != CSP_RETRY && st >= 0)

@@ -204,14 +204,14 @@ csp_task_cancel(TaskObject *t, int status)
 /* The wait of an OS thread: poll, then sleep on the futex (private), with
  * the GIL released and taken back through the gate. */
 static void
-thread_sleep(void *self, double until, double slice)
+thread_sleep(void *self, double until)
 {
     TaskObject *t = self;
     PyThreadState *ts = PyEval_SaveThread();
     atomic_store_explicit(&gil_busy_hint, 0, memory_order_relaxed);
     if (!spin_while_equal(&t->status, CSP_WAITING)) {
         while (atomic_load(&t->status) == CSP_WAITING) {
-            long r = csp_sleep_on_word(&t->status, &t->sleeping, 0, until, slice);
+            long r = csp_sleep_on_word(&t->status, &t->sleeping, 0, until);
             if (r == -ETIMEDOUT || r == -EINTR)
                 break;
         }
