@@ -14,7 +14,10 @@ after/before (median, range, and in how many rounds after was slower), the
 figure to quote on a shared, noisy machine.  With --floor BACKEND (e.g.
 c-processes:hybrid, the bare C network of the same shape) every round also
 runs that backend on each kernel, from the after tree, and the per-round
-ratios before/floor and after/floor are reported too.  Both trees must be built in
+ratios before/floor and after/floor are reported too.  --floor may be given
+more than once (e.g. also py-floor:hybrid, the same kernels in Python
+processes on the C network's channel): each is run and reported so, and each
+further floor's per-round ratio to the first.  Both trees must be built in
 place (python setup.py build_ext --inplace); each runs with PYTHONPATH set to
 itself, from itself.
 """
@@ -65,8 +68,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--json", help="also write the raw figures here")
     ap.add_argument("--suite", choices=["full"], help="the full suite's kernels")
-    ap.add_argument("--floor", help="also run this backend on each kernel in every round "
-                                    "(e.g. c-processes:hybrid) and report ratios to it")
+    ap.add_argument("--floor", action="append", default=[],
+                    help="also run this backend on each kernel in every round "
+                         "(e.g. c-processes:hybrid) and report ratios to it; repeatable")
     ap.add_argument("kernels", nargs="*", help="BACKEND:KERNEL:SIZE:N")
     args = ap.parse_args()
     if args.suite:
@@ -75,15 +79,15 @@ def main():
         ap.error("name kernels or --suite full")
     trees = {"before": args.before, "after": args.after}
     kernels = [tuple(k.rsplit(":", 3)) for k in args.kernels]
-    results = {k: {"before": [], "after": [], "floor": []} for k in kernels}
+    results = {k: {"before": [], "after": [], **{f: [] for f in args.floor}} for k in kernels}
     for r in range(args.rounds):
         order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
         for key in kernels:
             backend, kernel, size, n = key
             for side in order:
                 results[key][side].append(run_kernel(trees[side], backend, kernel, size, int(n)))
-            if args.floor:
-                results[key]["floor"].append(run_kernel(args.after, args.floor, kernel, size, int(n)))
+            for floor in args.floor:
+                results[key][floor].append(run_kernel(args.after, floor, kernel, size, int(n)))
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     if args.json:
         with open(args.json, "w") as f:
@@ -99,19 +103,33 @@ def main():
               f"| **{statistics.median(ratios):.3f}** ({min(ratios):.2f}-{max(ratios):.2f}) "
               f"| {sum((x < 1) if kernel in HIGHER_IS_BETTER else (x > 1) for x in ratios)}"
               f"/{len(ratios)} |")
-    if args.floor:
+    for floor in args.floor:
         print()
-        print(f"| kernel | {args.floor} | before/floor per round | after/floor per round |")
+        print(f"| kernel | {floor} | before/floor per round | after/floor per round |")
         print("| --- | ---: | ---: | ---: |")
         for (backend, kernel, size, _), v in results.items():
-            f = v["floor"]
+            f = v[floor]
             cells = []
             for side in ("before", "after"):
-                r = [x / y for x, y in zip(v[side], f)]
-                cells.append(f"**{statistics.median(r):.3f}** ({min(r):.2f}-{max(r):.2f})")
+                cells.append(ratio_cell(v[side], f))
             name = f"{kernel}{'-' + size if size else ''} {backend}"
             print(f"| {name} | {statistics.median(f):.3f} ({min(f):.3f}-{max(f):.3f}) "
                   f"| {cells[0]} | {cells[1]} |")
+    if len(args.floor) > 1:
+        first = args.floor[0]
+        print()
+        print(f"| kernel | " + " | ".join(f"{f}/{first} per round" for f in args.floor[1:]) + " |")
+        print("| --- |" + " ---: |" * (len(args.floor) - 1))
+        for (backend, kernel, size, _), v in results.items():
+            name = f"{kernel}{'-' + size if size else ''}"
+            print(f"| {name} | " + " | ".join(ratio_cell(v[f], v[first]) for f in args.floor[1:])
+                  + " |")
+
+
+def ratio_cell(tops, bottoms):
+    """The per-round ratios' median in bold and their range."""
+    r = [x / y for x, y in zip(tops, bottoms)]
+    return f"**{statistics.median(r):.3f}** ({min(r):.2f}-{max(r):.2f})"
 
 
 if __name__ == "__main__":

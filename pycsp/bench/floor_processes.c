@@ -18,7 +18,10 @@
  * side calls FUTEX_WAKE only when someone sleeps on the word.  A one-place buffer,
  * not a rendezvous (the writer does not wait for the reader): with one token in
  * flight it never blocks a writer, so it is the cheapest hand-off a channel of
- * sleeping processes can make, a lower bound for a rendezvous.
+ * sleeping processes can make, a lower bound for a rendezvous.  A mode with the
+ * suffix "-rv" (e.g. hybrid-rv) makes every channel a rendezvous, as pycsp's
+ * channels are: a write ends when a reader has its value (see READER_WAITING:
+ * one side waits, the other finishes it, one wake-up per communication).
  *
  * Modes (how a process waits for its word):
  *   futex    sleeping wait: FUTEX_WAIT / FUTEX_WAKE (shared, not _PRIVATE); every
@@ -32,8 +35,8 @@
  *
  * Build:  cc -O2 -pthread -o floor_processes floor_processes.c
  * Usage:  floor_processes [MODE|all] [ROUND_TRIPS] [REPEATS]      (handoff)
- *         floor_processes ring MODE|all N HOPS [REPEATS]
- *         floor_processes commstime MODE|all CYCLES [REPEATS]
+ *         floor_processes ring MODE[-rv]|all N HOPS [REPEATS]
+ *         floor_processes commstime MODE[-rv]|all CYCLES [REPEATS]
  * Output: one line per mode and repeat, the figure in ns last:
  *         "<mode> <ns per hand-off>", "ring-<N> <mode> <ns per hop>",
  *         "commstime <mode> <ns per communication>"
@@ -168,17 +171,36 @@ typedef struct {
 
 static net_shared *net;
 static int net_mode;
+static int net_rendezvous;      /* a write ends when a reader has its value */
 static double recent_wait;      /* per process: moving average of waits (hybrid) */
 
-/* Wait until the word is full (want_full) or empty; return it. */
-static uint32_t chan_wait(chan *c, int want_full)
+/* The rendezvous (-rv): a reader that finds the word empty marks it so and
+ * waits; a writer that finds that mark stores its value, wakes the reader and
+ * goes on (the reader is committed to it: one wake-up, as in pycsp, where a
+ * writer that finds a blocked reader finishes it); a writer that finds the word
+ * empty stores its value and waits until the reader has taken it. */
+#define READER_WAITING 0xfffffffeu
+
+enum { WANT_EMPTY, WANT_FULL, WANT_CHANGE };
+
+static inline int ready(uint32_t v, int want, uint32_t from)
+{
+    if (want == WANT_EMPTY)
+        return v == 0;
+    if (want == WANT_FULL)
+        return v != 0 && v != READER_WAITING;
+    return v != from;
+}
+
+/* Wait until the word is empty, full, or no longer `from`; return it. */
+static uint32_t chan_wait(chan *c, int want, uint32_t from)
 {
     uint32_t v = atomic_load(&c->word);
-    if ((v != 0) == want_full)
+    if (ready(v, want, from))
         return v;
     double started = 0;
     if (net_mode == M_SPIN) {
-        while (((v = atomic_load_explicit(&c->word, memory_order_acquire)) != 0) != want_full)
+        while (v = atomic_load_explicit(&c->word, memory_order_acquire), !ready(v, want, from))
             cpu_relax();
         return v;
     }
@@ -188,7 +210,7 @@ static uint32_t chan_wait(chan *c, int want_full)
             while (now() - started < SPIN_BUDGET) {
                 sched_yield();
                 v = atomic_load(&c->word);
-                if ((v != 0) == want_full)
+                if (ready(v, want, from))
                     goto got;
             }
         }
@@ -198,7 +220,7 @@ static uint32_t chan_wait(chan *c, int want_full)
         futex((void *)&c->word, FUTEX_WAIT, (int)v);   /* returns at once if word != v */
         atomic_fetch_sub(&c->sleepers, 1);
         v = atomic_load(&c->word);
-        if ((v != 0) == want_full)
+        if (ready(v, want, from))
             break;
     }
 got:
@@ -214,16 +236,43 @@ static void chan_set(chan *c, uint32_t v)
         futex((void *)&c->word, FUTEX_WAKE, INT_MAX);
 }
 
+static void wake_sleepers(chan *c)
+{
+    if (atomic_load(&c->sleepers))
+        futex((void *)&c->word, FUTEX_WAKE, INT_MAX);
+}
+
 static void chan_write(chan *c, uint32_t value)
 {
-    chan_wait(c, 0);
-    chan_set(c, value + 1);
+    if (!net_rendezvous) {
+        chan_wait(c, WANT_EMPTY, 0);
+        chan_set(c, value + 1);
+        return;
+    }
+    uint32_t v = atomic_load(&c->word);
+    for (;;) {
+        if (v == READER_WAITING || v == 0) {
+            /* seq_cst: the store is ordered before wake_sleepers' load */
+            if (!atomic_compare_exchange_strong(&c->word, &v, value + 1))
+                continue;
+            if (v == READER_WAITING)
+                wake_sleepers(c);
+            else
+                chan_wait(c, WANT_CHANGE, value + 1);   /* until the reader took it */
+            return;
+        }
+        v = chan_wait(c, WANT_CHANGE, v);   /* a value nobody took yet (STOP) */
+    }
 }
 
 static uint32_t chan_read(chan *c)
 {
-    uint32_t v = chan_wait(c, 1);
-    chan_set(c, 0);
+    uint32_t v = atomic_load(&c->word);
+    if (net_rendezvous && v == 0 && atomic_compare_exchange_strong(&c->word, &v, READER_WAITING))
+        v = READER_WAITING;
+    if (!ready(v, WANT_FULL, 0))
+        v = chan_wait(c, WANT_FULL, 0);
+    chan_set(c, 0);     /* wakes a writer that waits for its value to be taken */
     return v - 1;
 }
 
@@ -278,11 +327,12 @@ static void ct_node(int i, uint32_t warm, uint32_t last)
         } while (v != last);
         return;
     case 2:
-        do {
+        for (;;) {
             v = chan_read(b);
+            if (v == last)      /* the prefix has stopped: nobody reads c */
+                return;
             chan_write(c, v + 1);
-        } while (v != last);
-        return;
+        }
     default:
         do {
             v = chan_read(d);
@@ -359,7 +409,14 @@ static int main_net(int argc, char **argv)
                         "       %s commstime MODE|all CYCLES [REPEATS]\n", argv[0], argv[0]);
         return 2;
     }
-    int m = mode_index(argv[2]);
+    char mode[32];
+    snprintf(mode, sizeof(mode), "%s", argv[2]);
+    size_t len = strlen(mode);
+    if (len > 3 && !strcmp(mode + len - 3, "-rv")) {
+        net_rendezvous = 1;
+        mode[len - 3] = 0;
+    }
+    int m = mode_index(mode);
     int n = commstime ? 4 : atoi(argv[3]);
     long count = atol(argv[need - 1]);
     int repeats = argc > need ? atoi(argv[need]) : 1;
@@ -374,10 +431,11 @@ static int main_net(int argc, char **argv)
                 fprintf(stderr, "a process failed\n");
                 return 1;
             }
+            const char *rv = net_rendezvous ? "-rv" : "";
             if (commstime)
-                printf("commstime %s %.1f\n", mode_names[k], ns);
+                printf("commstime %s%s %.1f\n", mode_names[k], rv, ns);
             else
-                printf("ring-%d %s %.1f\n", n, mode_names[k], ns);
+                printf("ring-%d %s%s %.1f\n", n, mode_names[k], rv, ns);
             fflush(stdout);
         }
     }

@@ -13,7 +13,10 @@ Monte-Carlo Pi only), a raw greenlet switch ("greenlet-switch"), asyncio tasks +
 asyncio.Queue(maxsize=1) ("asyncio": commstime, ring, tokens), and the bare C
 hand-offs between two threads and between two processes ("c-threads",
 "c-processes": floor_threads.c / floor_processes.c beside this file, compiled at
-run time with cc -O2 -pthread into the cache dir).
+run time with cc -O2 -pthread into the cache dir), and the Python floor of
+processes ("py-floor[:MODE]": these kernels in forked Python processes on
+floor_processes.c's channel, a CPython extension floor_pyext.c compiled at run
+time; pyfloor.py).
 
 Kernels (--kernel) and what --sizes means for each:
 
@@ -50,10 +53,13 @@ Kernels (--kernel) and what --sizes means for each:
                 futex, spin, hybrid).
 
 The C floor of processes also runs commstime and ring (bare forked processes, one
-shared word per channel; floor_processes.c): backend c-processes:MODE, MODE futex
-(default), hybrid (the library's policy: yield-spin up to 50 us, then futex) or
-spin.  And payload (floor_copy.c): c-processes (the arena's calls) or
-c-processes:vmread (process_vm_readv, a design without shared memory).
+shared word per channel, a one-place buffer; floor_processes.c): backend
+c-processes:MODE, MODE futex (default), hybrid (the library's policy: yield-spin
+up to 50 us, then futex) or spin, each also as MODE-rv (a rendezvous: the writer
+waits until its value is read, as on pycsp).  And payload (floor_copy.c): c-processes (the arena's calls) or
+c-processes:vmread (process_vm_readv, a design without shared memory).  The
+Python floor, py-floor:MODE (hybrid by default; the same modes), runs commstime
+and ring.
 
 Command line (prints one JSON object per size on stdout):
 
@@ -93,7 +99,7 @@ BACKENDS = {
     'pycsp092-multiprocess': ('pycsp.parallel', 'multiprocess'),
 }
 PLAIN_PEERS = ('simplequeue', 'mp-pipe', 'mp-queue', 'mp-pool', 'greenlet-switch',
-               'asyncio', 'c-threads', 'c-processes')
+               'asyncio', 'c-threads', 'c-processes', 'py-floor')
 KERNELS = ('commstime', 'ring', 'tokens', 'pi', 'mandel-numpy', 'mandel-c', 'payload',
            'spawn', 'switch', 'handoff', 'alt')
 UNITS = {'commstime': 'us/comm', 'ring': 'us/hop', 'tokens': 'us/hop', 'pi': 's',
@@ -619,15 +625,16 @@ def cache_dir():
     return d
 
 
-def build_c_library(source, name):
+def build_c_library(source, name, flags=(), suffix='.so'):
     """Compile `source` into a shared library in the cache dir (once per source
-    text) with $CC or cc; return its path.  Raises RuntimeError if that fails."""
+    text and flags) with $CC or cc and `flags`; return its path (ending in
+    `suffix`).  Raises RuntimeError if that fails."""
     import hashlib
     import shutil
     import subprocess
     import tempfile
-    tag = hashlib.sha1(source.encode()).hexdigest()[:12]
-    path = os.path.join(cache_dir(), '%s-%s.so' % (name, tag))
+    tag = hashlib.sha1('\0'.join((source,) + tuple(flags)).encode()).hexdigest()[:12]
+    path = os.path.join(cache_dir(), '%s-%s%s' % (name, tag, suffix))
     if os.path.exists(path):
         return path
     cc = os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc')
@@ -639,7 +646,7 @@ def build_c_library(source, name):
         with open(c, 'w') as f:
             f.write(source)
         so = os.path.join(tmp, name + '.so')
-        r = subprocess.run(cc.split() + ['-O2', '-shared', '-fPIC', '-o', so, c],
+        r = subprocess.run(cc.split() + ['-O2', '-shared', '-fPIC'] + list(flags) + ['-o', so, c],
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError('%s failed: %s' % (cc, r.stderr.strip()[-300:]))
@@ -1086,12 +1093,14 @@ def aio_tokens(size, tokens, hops, warm_rounds=2):
 # Figure: us per hand-off (one direction), comparable with us/comm and us/hop.
 # floor_processes.c also runs the ring and Commstime networks of bare forked
 # processes (one shared word per channel): backend "c-processes[:MODE]" (MODE
-# futex, the default, spin or hybrid: the library's waiting policy), kernel ring
-# (sizes: N) or commstime, the same figures as ours (us/hop, us/comm).
+# futex, the default, spin or hybrid: the library's waiting policy; with the
+# suffix -rv, e.g. hybrid-rv, every channel is a rendezvous as pycsp's are),
+# kernel ring (sizes: N) or commstime, the same figures as ours (us/hop, us/comm).
 # ---------------------------------------------------------------------------
 
 FLOOR_SOURCES = {'c-threads': ('floor_threads', ('condvar', 'futex', 'spin')),
-                 'c-processes': ('floor_processes', ('futex', 'spin', 'hybrid'))}
+                 'c-processes': ('floor_processes', ('futex', 'spin', 'hybrid', 'futex-rv',
+                                                     'spin-rv', 'hybrid-rv'))}
 
 
 def floor_source(backend):
@@ -1167,6 +1176,35 @@ def c_payload(mode, spec, n):
     return float(r.stdout.split()[-1])
 
 
+# The Python floor (backend "py-floor[:MODE]", MODE futex, spin or hybrid, the
+# default, each also with -rv: a rendezvous): the same kernels in forked Python processes on floor_processes.c's
+# channel, exposed by floor_pyext.c, a CPython extension compiled here with the
+# interpreter's headers; pyfloor.py gives it the pycsp names the kernels use.
+PY_FLOOR_MODES = ('futex', 'spin', 'hybrid', 'futex-rv', 'spin-rv', 'hybrid-rv')
+
+
+def load_py_floor(mode):
+    """Build and import the Python floor with waiting `mode`; its _Csp spec."""
+    import importlib.util
+    import sysconfig
+    if mode not in PY_FLOOR_MODES:
+        raise ValueError('py-floor: mode is one of %s' % (PY_FLOOR_MODES,))
+    here = os.path.dirname(os.path.abspath(__file__))
+    name = 'pycsp_bench_pyfloor'
+    mod = sys.modules.get(name)
+    if mod is None:
+        spec = importlib.util.spec_from_file_location(name, os.path.join(here, 'pyfloor.py'))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        sys.modules[name] = mod      # for _Csp, which imports it by name
+    with open(os.path.join(here, 'floor_pyext.c')) as f:
+        ext = build_c_library(f.read(), 'floor_pyext',
+                              flags=['-I' + sysconfig.get_paths()['include']],
+                              suffix=sysconfig.get_config_var('EXT_SUFFIX'))
+    mod.load(ext, mode)
+    return name + ':process'
+
+
 def split_floor(backend):
     """'c-processes:hybrid' -> ('c-processes', 'hybrid'); mode None if not given."""
     base, _, mode = backend.partition(':')
@@ -1189,6 +1227,7 @@ SUPPORTED = {
     'asyncio': ('commstime', 'ring', 'tokens'),
     'c-threads': ('handoff',),
     'c-processes': ('handoff', 'ring', 'commstime', 'payload'),
+    'py-floor': ('ring', 'commstime'),
     'simplequeue': ('commstime', 'ring', 'tokens'),
     'mp-pipe': ('commstime', 'ring', 'tokens', 'payload'),
     'mp-queue': ('payload',),
@@ -1229,7 +1268,7 @@ def make_runner(backend, kernel, ring=64, work=None, quick=False):
                 raise ValueError('%s: commstime carries ints only' % backend)
             return c_net(kernel, mode or 'futex', n, size)
         return c_network
-    if backend in SUPPORTED and kernel not in SUPPORTED[backend]:
+    if base in SUPPORTED and kernel not in SUPPORTED[base]:
         raise ValueError('%s has no %s kernel' % (backend, kernel))
     if kernel in WORK:
         w = work_for(kernel, work, quick)
@@ -1262,6 +1301,16 @@ def make_runner(backend, kernel, ring=64, work=None, quick=False):
     spec = backend
     if backend in BACKENDS:
         spec = '%s:%s' % BACKENDS[backend]
+    if base == 'py-floor':
+        spec = load_py_floor(mode or 'hybrid')
+        if kernel == 'commstime':
+            csp = _Csp(spec)
+
+            def py_floor_commstime(n, size=None):
+                if size == 'tuple':
+                    raise ValueError('%s: commstime carries ints only' % backend)
+                return csp_commstime(csp, n)
+            return py_floor_commstime
     csp = _Csp(spec)
     warmed = set()
 
