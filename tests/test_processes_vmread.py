@@ -400,3 +400,42 @@ def test_a_signal_in_the_writers_wait_runs_its_handler_after_the_write(tmp_path)
         report(outcome=outcome, fills=fills)
     """)
     assert got == {"outcome": "alarm", "fills": [[1, True], [2, True]]}
+
+
+@pytest.mark.timeout(120)
+def test_a_late_answer_never_lands_in_a_record_freed_meanwhile(tmp_path):
+    # A reader dies mid-copy; its writer (a thread) sees it gone, returns and
+    # ends, so its waiter record goes back to the arena, which gives that
+    # memory to the next small messages.  The dead reader is reaped only
+    # later (spawned from a thread, no SIGCHLD reaper: by shutdown): the reap
+    # drops the message it was copying and must not answer a writer record
+    # that no longer exists.
+    got = run_case(tmp_path, """
+        import threading
+        big = csp.Channel()
+        COUT, CIN = big.writer(), big.reader()
+        held = csp.Channel(buffer=8)       # its blocks taken before the record goes
+
+        @csp.process
+        def dying_reader():
+            csp_ext._fail_next("vm_reader_exit", 1)
+            CIN()
+
+        spawner = threading.Thread(target=lambda: csp.Spawn(dying_reader()))
+        spawner.start()
+        spawner.join()
+        writer = threading.Thread(target=lambda: COUT(np.full(BIG, 1, np.uint8)))
+        writer.start()
+        writer.join()
+        while str(writer.native_id) in os.listdir("/proc/self/task"):   # record freed
+            time.sleep(0.01)
+        # Messages whose blocks are of the record's size class, payload over
+        # the place where a record keeps its acknowledgement word.
+        payloads = [bytes([i + 1]) * 150 for i in range(8)]
+        for p in payloads:
+            held.writer()(p)
+        csp.shutdown()                     # reaps the dead reader
+        back = [held.reader()() for _ in payloads]
+        report(intact=back == payloads)
+    """)
+    assert got == {"intact": True}

@@ -222,6 +222,39 @@ vm_answer(shm_waiter *w, uint32_t seq, uint32_t answer)
     csp_futex_wake_op((void *)&w->vm_ack, 1);
 }
 
+/* 1 if `rec` is in the registry of waiter records (hdr lock held): not
+ * reaped, so not freed. */
+static int
+registered(shm_off rec)
+{
+    for (shm_off off = shm_hdr->waiters; off; off = SHM_PTR(shm_waiter, off)->next)
+        if (off == rec)
+            return 1;
+    return 0;
+}
+
+int
+vm_answer_writer(const vm_origin *o, uint32_t answer, shm_off *handoff)
+{
+    shm_waiter *w = SHM_PTR(shm_waiter, o->writer);
+    int answered = 0;
+    shm_hdr_lock();   /* a record leaves the registry under it before it is freed */
+    if (registered(o->writer)) {
+        /* The ack before the seq: a seq still ours means no later write's
+         * answer can be in v, and the exchange fails if one came since. */
+        uint32_t v = atomic_load(&w->vm_ack);
+        if (!w->dead && w->pid == o->pid && atomic_load(&w->vm_seq) == o->seq) {
+            if (handoff)
+                *handoff = atomic_exchange(&w->vm_handoff, 0);
+            answered = atomic_compare_exchange_strong(&w->vm_ack, &v, VM_ACK(o->seq, answer));
+        }
+    }
+    shm_lock_release(&shm_hdr->lock);
+    if (answered)
+        csp_futex_wake_op((void *)&w->vm_ack, 1);
+    return answered;
+}
+
 uint32_t
 vm_wait_answer(shm_waiter *w, uint32_t seq, uint32_t answers, _Atomic int32_t *peer)
 {

@@ -64,8 +64,16 @@ void vm_hold_release(vm_hold *h);
 int vm_possible(void);
 /* The sequence number of a new remote write by w (this thread's record). */
 uint32_t vm_begin_write(shm_waiter *w);
-/* Store an answer for write `seq` in w's vm_ack and wake whoever waits. */
+/* Store an answer for write `seq` in w's vm_ack and wake whoever waits
+ * (the writer, on its own record). */
 void vm_answer(shm_waiter *w, uint32_t seq, uint32_t answer);
+/* Anyone else (the reader, a reaper): answer the writer of origin o, but
+ * only while its record is still registered and waits for that write, so
+ * that a late answer never lands in a record freed meanwhile (perhaps an
+ * arena block of another use now) or over the answer to a later write.
+ * handoff: NULL, or where the arena copy in vm_handoff goes (taken at the
+ * same moment).  1 if answered; 0 if the writer no longer waits. */
+int vm_answer_writer(const vm_origin *o, uint32_t answer, shm_off *handoff);
 /* Wait (GIL held on entry and exit, released inside) until w's vm_ack holds
  * VM_ACK(seq, a) for an answer a in `answers` (a bit mask of 1 << a): a; or
  * VM_GONE once process *peer (read at each check) has ended. */
