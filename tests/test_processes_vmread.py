@@ -439,3 +439,45 @@ def test_a_late_answer_never_lands_in_a_record_freed_meanwhile(tmp_path):
         report(intact=back == payloads)
     """)
     assert got == {"intact": True}
+
+
+@pytest.mark.timeout(120)
+def test_a_buffer_its_living_writer_cannot_read_fails_there_as_through_the_arena(tmp_path):
+    # A mapping of a file truncated under it: its pages cannot be read (the
+    # reader's process_vm_readv gets EFAULT from a living writer).  Through
+    # the arena the writer's own copy faults (SIGBUS); so it must here, and
+    # the reader waits for the next writer, rather than take the writer for
+    # dead and leave it waiting for an answer for ever.
+    got = run_case(tmp_path, """
+        import mmap, pickle
+        big = csp.Channel()
+        COUT, CIN = big.writer(), big.reader()
+
+        @csp.process
+        def faulting_writer(pid_out):
+            with open("mapped", "w+b") as f:
+                f.truncate(BIG)
+                m = mmap.mmap(f.fileno(), BIG)
+                f.truncate(0)
+            pid_out(os.getpid())
+            COUT(pickle.PickleBuffer(m))
+
+        @csp.process
+        def late_writer(pid_in):
+            wait_gone(pid_in())
+            COUT(np.full(BIG, 2, np.uint8))
+
+        @csp.process
+        def reader():
+            a = CIN()
+            report(fill=int(a[0]), whole=bool((a == a[0]).all()))
+
+        sync = csp.Channel()
+        try:
+            csp.Parallel(faulting_writer(sync.writer()), late_writer(sync.reader()), reader())
+            outcome = "no crash reported"
+        except csp.ProcessCrashed as e:
+            outcome = "SIGBUS" in str(e)
+        report(outcome=outcome)
+    """, timeout=60)
+    assert got == {"fill": 2, "whole": True, "outcome": True}
