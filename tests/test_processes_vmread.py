@@ -400,3 +400,84 @@ def test_a_signal_in_the_writers_wait_runs_its_handler_after_the_write(tmp_path)
         report(outcome=outcome, fills=fills)
     """)
     assert got == {"outcome": "alarm", "fills": [[1, True], [2, True]]}
+
+
+@pytest.mark.timeout(120)
+def test_a_late_answer_never_lands_in_a_record_freed_meanwhile(tmp_path):
+    # A reader dies mid-copy; its writer (a thread) sees it gone, returns and
+    # ends, so its waiter record goes back to the arena, which gives that
+    # memory to the next small messages.  The dead reader is reaped only
+    # later (spawned from a thread, no SIGCHLD reaper: by shutdown): the reap
+    # drops the message it was copying and must not answer a writer record
+    # that no longer exists.
+    got = run_case(tmp_path, """
+        import threading
+        big = csp.Channel()
+        COUT, CIN = big.writer(), big.reader()
+        held = csp.Channel(buffer=8)       # its blocks taken before the record goes
+
+        @csp.process
+        def dying_reader():
+            csp_ext._fail_next("vm_reader_exit", 1)
+            CIN()
+
+        spawner = threading.Thread(target=lambda: csp.Spawn(dying_reader()))
+        spawner.start()
+        spawner.join()
+        writer = threading.Thread(target=lambda: COUT(np.full(BIG, 1, np.uint8)))
+        writer.start()
+        writer.join()
+        while str(writer.native_id) in os.listdir("/proc/self/task"):   # record freed
+            time.sleep(0.01)
+        # Messages whose blocks are of the record's size class, payload over
+        # the place where a record keeps its acknowledgement word.
+        payloads = [bytes([i + 1]) * 150 for i in range(8)]
+        for p in payloads:
+            held.writer()(p)
+        csp.shutdown()                     # reaps the dead reader
+        back = [held.reader()() for _ in payloads]
+        report(intact=back == payloads)
+    """)
+    assert got == {"intact": True}
+
+
+@pytest.mark.timeout(120)
+def test_a_buffer_its_living_writer_cannot_read_fails_there_as_through_the_arena(tmp_path):
+    # A mapping of a file truncated under it: its pages cannot be read (the
+    # reader's process_vm_readv gets EFAULT from a living writer).  Through
+    # the arena the writer's own copy faults (SIGBUS); so it must here, and
+    # the reader waits for the next writer, rather than take the writer for
+    # dead and leave it waiting for an answer for ever.
+    got = run_case(tmp_path, """
+        import mmap, pickle
+        big = csp.Channel()
+        COUT, CIN = big.writer(), big.reader()
+
+        @csp.process
+        def faulting_writer(pid_out):
+            with open("mapped", "w+b") as f:
+                f.truncate(BIG)
+                m = mmap.mmap(f.fileno(), BIG)
+                f.truncate(0)
+            pid_out(os.getpid())
+            COUT(pickle.PickleBuffer(m))
+
+        @csp.process
+        def late_writer(pid_in):
+            wait_gone(pid_in())
+            COUT(np.full(BIG, 2, np.uint8))
+
+        @csp.process
+        def reader():
+            a = CIN()
+            report(fill=int(a[0]), whole=bool((a == a[0]).all()))
+
+        sync = csp.Channel()
+        try:
+            csp.Parallel(faulting_writer(sync.writer()), late_writer(sync.reader()), reader())
+            outcome = "no crash reported"
+        except csp.ProcessCrashed:     # SIGBUS (SIGABRT under AddressSanitizer)
+            outcome = "crashed"
+        report(outcome=outcome)
+    """, timeout=60)
+    assert got == {"fill": 2, "whole": True, "outcome": "crashed"}

@@ -737,9 +737,8 @@ shm_message_discard(shm_off handle)
         /* Dropped by another than its writer (a dead reader's reap): the
          * writer waits for an answer.  Its own drops were never delivered. */
         vm_origin o = remote_origin(off);
-        shm_waiter *writer = SHM_PTR(shm_waiter, o.writer);
-        if (writer != shm_existing_waiter())
-            vm_answer(writer, o.seq, VM_DROPPED);
+        if (SHM_PTR(shm_waiter, o.writer) != shm_existing_waiter())
+            (void)vm_answer_writer(&o, VM_DROPPED, NULL);
     }
     drop_block(off);
 }
@@ -760,14 +759,14 @@ static PyObject *
 receive_handoff(shm_off off, const vm_origin *o)
 {
     shm_waiter *writer = SHM_PTR(shm_waiter, o->writer);
-    vm_answer(writer, o->seq, VM_REFUSED);
     _Atomic int32_t writer_pid = o->pid;
-    if (vm_wait_answer(writer, o->seq, 1u << VM_HANDED, &writer_pid) != VM_HANDED) {
+    shm_off copy = 0;
+    if (!vm_answer_writer(o, VM_REFUSED, NULL) ||
+        vm_wait_answer(writer, o->seq, 1u << VM_HANDED, &writer_pid) != VM_HANDED ||
+        !vm_answer_writer(o, VM_TAKEN, &copy)) {
         drop_block(off);
-        return NULL;   /* the writer is gone */
+        return NULL;   /* the writer is gone (its reap frees a copy it made) */
     }
-    shm_off copy = atomic_exchange(&writer->vm_handoff, 0);
-    vm_answer(writer, o->seq, VM_TAKEN);
     if (!copy) {
         drop_block(off);
         return PyErr_NoMemory();   /* the writer could not make the copy */
@@ -784,7 +783,6 @@ static PyObject *
 receive_remote(shm_off off, const msg_header *h)
 {
     vm_origin o = remote_origin(off);
-    shm_waiter *writer = SHM_PTR(shm_waiter, o.writer);
     uint64_t *lens = (uint64_t *)(SHM_PTR(msg_header, off) + 1);
     vm_span *spans = PyMem_Calloc(h->nbuf, sizeof(vm_span));
     PyObject **got = PyMem_Calloc(h->nbuf, sizeof(PyObject *));
@@ -792,7 +790,7 @@ receive_remote(shm_off off, const msg_header *h)
     PyObject *result = NULL;
     if (!spans || !got || !regions) {
         PyErr_NoMemory();
-        vm_answer(writer, o.seq, VM_DROPPED);
+        (void)vm_answer_writer(&o, VM_DROPPED, NULL);
         drop_block(off);
         goto done;
     }
@@ -822,7 +820,7 @@ receive_remote(shm_off off, const msg_header *h)
         result = receive_handoff(off, &o);
         goto done;
     }
-    vm_answer(writer, o.seq, r == VM_COPIED ? VM_COPIED : VM_DROPPED);
+    (void)vm_answer_writer(&o, r == VM_COPIED ? VM_COPIED : VM_DROPPED, NULL);
     if (r != VM_COPIED) {
         drop_block(off);
         goto done;

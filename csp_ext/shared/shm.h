@@ -96,7 +96,7 @@ typedef struct shm_waiter {
      * it (stamped under the channel lock); vm_handoff the arena copy made
      * when the reader was refused. */
     _Atomic uint32_t vm_ack;
-    uint32_t vm_seq;
+    _Atomic uint32_t vm_seq;
     _Atomic int32_t vm_reader;
     int32_t vm_pad;
     _Atomic shm_off vm_handoff;

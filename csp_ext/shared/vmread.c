@@ -222,6 +222,39 @@ vm_answer(shm_waiter *w, uint32_t seq, uint32_t answer)
     csp_futex_wake_op((void *)&w->vm_ack, 1);
 }
 
+/* 1 if `rec` is in the registry of waiter records (hdr lock held): not
+ * reaped, so not freed. */
+static int
+registered(shm_off rec)
+{
+    for (shm_off off = shm_hdr->waiters; off; off = SHM_PTR(shm_waiter, off)->next)
+        if (off == rec)
+            return 1;
+    return 0;
+}
+
+int
+vm_answer_writer(const vm_origin *o, uint32_t answer, shm_off *handoff)
+{
+    shm_waiter *w = SHM_PTR(shm_waiter, o->writer);
+    int answered = 0;
+    shm_hdr_lock();   /* a record leaves the registry under it before it is freed */
+    if (registered(o->writer)) {
+        /* The ack before the seq: a seq still ours means no later write's
+         * answer can be in v, and the exchange fails if one came since. */
+        uint32_t v = atomic_load(&w->vm_ack);
+        if (!w->dead && w->pid == o->pid && atomic_load(&w->vm_seq) == o->seq) {
+            if (handoff)
+                *handoff = atomic_exchange(&w->vm_handoff, 0);
+            answered = atomic_compare_exchange_strong(&w->vm_ack, &v, VM_ACK(o->seq, answer));
+        }
+    }
+    shm_lock_release(&shm_hdr->lock);
+    if (answered)
+        csp_futex_wake_op((void *)&w->vm_ack, 1);
+    return answered;
+}
+
 uint32_t
 vm_wait_answer(shm_waiter *w, uint32_t seq, uint32_t answers, _Atomic int32_t *peer)
 {
@@ -248,7 +281,7 @@ vm_wait_answer(shm_waiter *w, uint32_t seq, uint32_t answers, _Atomic int32_t *p
 /* ------------------------------------------------------------------ */
 /* The reader's side                                                   */
 
-enum { COPY_DONE, COPY_GONE, COPY_REFUSED, COPY_FAILED };
+enum { COPY_DONE, COPY_GONE, COPY_REFUSED, COPY_FAULT, COPY_UNREADABLE, COPY_FAILED };
 
 /* Copy len bytes at remote address addr of process pid to to, looping on
  * partial reads (runs without the GIL; must not touch PyObject).  *err: errno. */
@@ -266,10 +299,12 @@ copy_span(pid_t pid, char *to, uint64_t addr, uint64_t len, int exit_midway, int
             *err = n < 0 ? errno : EFAULT;
             if (*err == EINTR)
                 continue;
-            /* ESRCH: gone; EFAULT: no longer mapped there, so gone too (it
-             * cannot leave its wait while we copy). */
-            if (*err == ESRCH || *err == EFAULT)
+            if (*err == ESRCH)
                 return COPY_GONE;
+            /* Not readable there (the call holds the address space, so
+             * not an exit under way): see vm_copy_in. */
+            if (*err == EFAULT)
+                return COPY_FAULT;
             if (*err == EPERM || *err == EACCES || *err == ENOSYS)
                 return COPY_REFUSED;
             return COPY_FAILED;
@@ -310,6 +345,16 @@ vm_copy_in(const vm_origin *o, const vm_span *spans, Py_ssize_t n, PyObject **re
     for (Py_ssize_t i = 0; i < n && status == COPY_DONE; i++)
         status = copy_span(o->pid, ((VmRegionObject *)regions[i])->base, spans[i].addr,
                            spans[i].len, exit_midway, &err);
+    /* A fault in a process that is no longer the writer (ended, its pid
+     * perhaps another's now) is the writer gone.  In the writer itself it
+     * is a buffer we cannot read there (a device mapping, or a file
+     * truncated under its mapping): the writer is asked for an arena copy,
+     * which it makes, or faults making as the arena path always did (it
+     * must not wait for ever). */
+    if (status == COPY_FAULT)
+        status = ww->pid == o->pid && ww->vm_seq == o->seq && !shm_process_gone(o->pid)
+                     ? COPY_UNREADABLE
+                     : COPY_GONE;
     Py_END_ALLOW_THREADS
     if (status == COPY_DONE) {
         remote_reads += (uint64_t)n;
@@ -323,6 +368,8 @@ vm_copy_in(const vm_origin *o, const vm_span *spans, Py_ssize_t n, PyObject **re
         atomic_store(&shm_hdr->vm_refused, 1);
         return VM_REFUSED;
     }
+    if (status == COPY_UNREADABLE)
+        return VM_REFUSED;   /* this buffer only: later writes still offer theirs */
     errno = err;
     PyErr_SetFromErrno(PyExc_OSError);
     return -1;

@@ -19,7 +19,10 @@
  * VM_REFUSED and sets shm_hdr->vm_refused (no later write offers its memory);
  * the writer copies the message into an ordinary arena block, puts it in
  * vm_handoff and answers VM_HANDED; the reader takes it (exchange with 0) and
- * answers VM_TAKEN.
+ * answers VM_TAKEN.  A buffer of a living writer the reader cannot read
+ * (EFAULT: a device mapping, or a file truncated under its mapping) takes
+ * the same way, without vm_refused: the writer copies it, or faults as it
+ * would through the arena.
  */
 #ifndef CSP_VMREAD_H
 #define CSP_VMREAD_H
@@ -64,8 +67,16 @@ void vm_hold_release(vm_hold *h);
 int vm_possible(void);
 /* The sequence number of a new remote write by w (this thread's record). */
 uint32_t vm_begin_write(shm_waiter *w);
-/* Store an answer for write `seq` in w's vm_ack and wake whoever waits. */
+/* Store an answer for write `seq` in w's vm_ack and wake whoever waits
+ * (the writer, on its own record). */
 void vm_answer(shm_waiter *w, uint32_t seq, uint32_t answer);
+/* Anyone else (the reader, a reaper): answer the writer of origin o, but
+ * only while its record is still registered and waits for that write, so
+ * that a late answer never lands in a record freed meanwhile (perhaps an
+ * arena block of another use now) or over the answer to a later write.
+ * handoff: NULL, or where the arena copy in vm_handoff goes (taken at the
+ * same moment).  1 if answered; 0 if the writer no longer waits. */
+int vm_answer_writer(const vm_origin *o, uint32_t answer, shm_off *handoff);
 /* Wait (GIL held on entry and exit, released inside) until w's vm_ack holds
  * VM_ACK(seq, a) for an answer a in `answers` (a bit mask of 1 << a): a; or
  * VM_GONE once process *peer (read at each check) has ended. */
@@ -73,7 +84,9 @@ uint32_t vm_wait_answer(shm_waiter *w, uint32_t seq, uint32_t answers, _Atomic i
 /* Reader: copy the n spans of origin o into new regions (regions[i], new
  * references, NULL where spans[i].len == 0 is to be skipped: caller fills).
  * VM_COPIED; VM_GONE (the writer is gone, regions released); VM_REFUSED
- * (regions released, shm_hdr->vm_refused set); -1 with an exception. */
+ * (regions released; shm_hdr->vm_refused set, unless only this writer's
+ * buffer could not be read: EFAULT in a living writer); -1 with an
+ * exception. */
 int vm_copy_in(const vm_origin *o, const vm_span *spans, Py_ssize_t n, PyObject **regions);
 
 int csp_shm_vmread_init_module(PyObject *m);

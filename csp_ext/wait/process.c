@@ -570,6 +570,9 @@ reap_record(shm_waiter *found)
         shm_deadlock_uncount(release);
     hooks->discard(found->msg);
     hooks->discard(found->pending);
+    /* An arena copy made for a refused reader that never took it (the
+     * reader takes it only from a registered record). */
+    hooks->discard(atomic_exchange(&found->vm_handoff, 0));
     shm_free(found->offers);
     shm_free(SHM_OFF(found));
 }
