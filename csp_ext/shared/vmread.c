@@ -204,9 +204,10 @@ vm_begin_write(shm_waiter *w)
         /* Yama's ptrace_scope 1 (Ubuntu's default) lets a process read only
          * its descendants' memory: name the run's first process our ptracer,
          * which lets it and every process it started read ours.  (Not
-         * inherited through fork: each process of the run does it.) */
-        if (access("/proc/sys/kernel/yama", F_OK) == 0 && shm_hdr->root_pid > 0 &&
-            shm_hdr->root_pid != shm_my_pid)
+         * inherited through fork: each process of the run does it.  The first
+         * process names itself: its children are not its ancestors, and Yama
+         * counts the named process as one of its own descendants.) */
+        if (access("/proc/sys/kernel/yama", F_OK) == 0 && shm_hdr->root_pid > 0)
             (void)prctl(PR_SET_PTRACER, (unsigned long)shm_hdr->root_pid, 0, 0, 0);
     }
     remote_writes++;
