@@ -507,13 +507,12 @@ done:
  * it has no effect and a kernel without THP refuses it: 4 KiB faults as
  * before).  Populating it in one call first (MADV_POPULATE_WRITE) was
  * slower: the pages are cleared, evicted, then written again. */
-#define HUGE_PAGE ((uintptr_t)2 << 20)
 
 static void
 advise_huge_pages(char *p, size_t len)
 {
-    uintptr_t first = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-    uintptr_t last = ((uintptr_t)p + len) & ~(HUGE_PAGE - 1);
+    uintptr_t first = ((uintptr_t)p + SHM_HUGE_PAGE - 1) & ~(SHM_HUGE_PAGE - 1);
+    uintptr_t last = ((uintptr_t)p + len) & ~(SHM_HUGE_PAGE - 1);
     if (last > first)
         (void)madvise((void *)first, last - first, MADV_HUGEPAGE);
 }

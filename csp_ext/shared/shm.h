@@ -17,6 +17,10 @@
 
 typedef uint64_t shm_off;   /* 0 = none */
 
+/* A transparent huge page (x86-64, arm64 with 4 KiB base pages): big received
+ * buffers are placed and advised on this grain (message.c, vmread.c). */
+#define SHM_HUGE_PAGE ((uintptr_t)2 << 20)
+
 #define SHM_MAGIC 0x6873707363797050ULL   /* "Pycspsh" */
 #define SHM_VERSION 6
 #define SHM_NCLASSES 48

@@ -18,7 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HUGE_PAGE ((size_t)2 << 20)
 /* The pool keeps at most this many free regions and bytes; the rest go back
  * to the system at once. */
 #define POOL_REGIONS 4
@@ -72,7 +71,7 @@ static region
 region_get(size_t len)
 {
     pool_adopt();
-    size_t cap = (len + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    size_t cap = (len + SHM_HUGE_PAGE - 1) & ~(SHM_HUGE_PAGE - 1);
     int best = -1;
     for (int i = 0; i < pool_n; i++)
         if (pool[i].cap >= cap && pool[i].cap - cap <= cap / 2 &&
@@ -85,16 +84,16 @@ region_get(size_t len)
         return r;
     }
     region r = {NULL, cap};
-    char *p = mmap(NULL, cap + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+    char *p = mmap(NULL, cap + SHM_HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                    -1, 0);
     if (p == MAP_FAILED) {
         PyErr_NoMemory();
         return r;
     }
-    char *aligned = (char *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    char *aligned = (char *)(((uintptr_t)p + SHM_HUGE_PAGE - 1) & ~(SHM_HUGE_PAGE - 1));
     if (aligned > p)
         munmap(p, (size_t)(aligned - p));
-    munmap(aligned + cap, (size_t)(p + HUGE_PAGE - aligned));
+    munmap(aligned + cap, (size_t)(p + SHM_HUGE_PAGE - aligned));
     /* Refused without THP: 4 KiB pages, as before. */
     (void)madvise(aligned, cap, MADV_HUGEPAGE);
     r.base = aligned;
