@@ -1,0 +1,51 @@
+"""pycsp.net: channels between programs (and hosts), over ZeroMQ with CurveZMQ.
+
+``import pycsp.net as pycsp`` gives pycsp.processes' names (every CSP process
+an OS process) plus channels that other programs reach::
+
+    A = pycsp.Channel("A")                          # homed here; A.address -> (host, port)
+    B = pycsp.Channel("B", connect=(host, port))    # homed in another program
+
+First slice of issue #16: plain reads and writes (rendezvous and buffered,
+any-to-any), poison and retire across programs, secured by a key file both
+programs name (``python -m pycsp.net.keys new FILE``, then
+``pycsp.net.configure(key_file=FILE)``).  Not yet: alternation over a
+channel homed elsewhere (NotImplementedError), mobile ends between programs,
+launching processes on other hosts, lost-node detection.  Needs pyzmq
+(``pip install "pycsp[net]"``); nothing else of pycsp imports it.
+"""
+from typing import TYPE_CHECKING
+
+try:
+    import zmq as _zmq  # noqa: F401 - only to say what is missing
+except ImportError:  # pragma: no cover - the test environment has it
+    raise ImportError('pycsp.net needs pyzmq: pip install "pycsp[net]"') from None
+
+from .. import _ends
+from .._errors import ChannelBindException as ChannelBindException
+from .._errors import ChannelConnectException as ChannelConnectException
+from .._errors import ChannelLostException as ChannelLostException
+from .._errors import ChannelSocketException as ChannelSocketException
+from .._names import VERSION
+from ..processes import *  # noqa: F403 - the processes backend's names
+from ..processes import __all__ as _processes_names
+from . import _wire
+from ._channel import Channel as Channel, HomedChannel
+from ._guards import InputGuard as InputGuard, OutputGuard as OutputGuard
+from ._link import InsecureLinkWarning as InsecureLinkWarning
+from ._remote import RemoteChannel, RemoteChannelEndRead, RemoteChannelEndWrite
+from ._settings import configure as configure
+
+#: ``(major, minor, patch, "net")``: the version of pycsp and the backend's name.
+version = VERSION + ("net",)
+
+# Poison and retire propagation, and Process * n, find these as they find the core's.
+_ends.register_end_types(read_ends=(RemoteChannelEndRead,), write_ends=(RemoteChannelEndWrite,),
+                         channels=(HomedChannel, RemoteChannel))
+_wire.refuse_to_send(HomedChannel, RemoteChannel, RemoteChannelEndRead, RemoteChannelEndWrite)
+
+if not TYPE_CHECKING:
+    __all__ = list(_processes_names) + [
+        "ChannelSocketException", "ChannelConnectException", "ChannelBindException",
+        "ChannelLostException", "InsecureLinkWarning", "configure",
+    ]

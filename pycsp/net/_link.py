@@ -1,0 +1,136 @@
+"""The secured ZeroMQ sockets of pycsp.net: CurveZMQ unless security="none" was asked for.
+
+A home binds one ROUTER socket.  Under CurveZMQ it is a CURVE server whose
+ZAP handler (``ZapHandler``, answered in the home's own poll loop) admits
+exactly the public keys of its allow-list; a peer with a wrong key or none
+never completes the handshake, so nothing it sends reaches the home.  The
+home also checks each message's ZAP user id before it reads the body
+(``authenticated``).  ``ZMQ_MAXMSGSIZE`` caps what a peer may send: libzmq
+drops the connection of a peer that sends more, before the message is
+delivered.  Bytes that are not ZMTP (junk on the port) end the connection in
+libzmq's handshake.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple
+
+import zmq
+from zmq.utils import z85
+
+from ._keys import KeyPair, new_key_pair, read_key_file
+
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"  # where libzmq asks (RFC 27)
+ZAP_DOMAIN = b"pycsp"
+PEER_USER_ID = "pycsp-peer"  # what the ZAP handler names an admitted peer
+#: The largest message a home accepts by default (bytes); ``configure(max_message=)``.
+DEFAULT_MAX_MESSAGE = 256 * 1024 * 1024
+SECURITY_MODES = ("curve", "none")
+
+
+class InsecureLinkWarning(UserWarning):
+    """pycsp.net was asked to run its links without CurveZMQ (``security="none"``):
+    anyone who reaches the port can read, write and inject messages."""
+
+
+class Security(NamedTuple):
+    curve: bool
+    keys: KeyPair | None  # this node's, under CurveZMQ
+    allowed: frozenset[bytes]  # Z85 public keys of the peers a home admits
+
+
+def security_from(mode: str, key_file: str | None) -> Security:
+    """The links' security for ``mode`` ("curve" or "none") and an optional key file.
+
+    Under "curve" without a key file, a key pair is made for the run: links to
+    programs started separately need the key file both name.  "none" warns
+    (InsecureLinkWarning).
+    """
+    if mode not in SECURITY_MODES:
+        raise ValueError(f"pycsp.net: security must be one of {', '.join(SECURITY_MODES)}, "
+                         f"not {mode!r}")
+    if mode == "none":
+        warnings.warn("pycsp.net: security='none': links are neither authenticated nor "
+                      "encrypted; anyone who reaches the port can read and inject messages, "
+                      "and the home unpickles what they send", InsecureLinkWarning, stacklevel=3)
+        return Security(False, None, frozenset())
+    keys = read_key_file(key_file) if key_file else new_key_pair()
+    return Security(True, keys, frozenset((keys.public,)))
+
+
+def bind_home(context: zmq.Context, security: Security, host: str, port: int,
+              max_message: int) -> tuple[zmq.Socket, int]:
+    """A home's ROUTER socket bound to ``host:port`` (port 0: any free one), and its port.
+
+    Raises:
+        zmq.ZMQError: the bind failed (EADDRINUSE: the port is taken).
+    """
+    sock = context.socket(zmq.ROUTER)
+    sock.linger = 1000  # replies still queued when the home stops get a second to leave
+    sock.maxmsgsize = max_message
+    if security.curve:
+        assert security.keys is not None
+        sock.curve_server = True
+        sock.curve_publickey = security.keys.public
+        sock.curve_secretkey = security.keys.secret
+        sock.zap_domain = ZAP_DOMAIN
+    try:
+        sock.bind(f"tcp://{host}:{port or '*'}")
+    except zmq.ZMQError:
+        sock.close(0)
+        raise
+    endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    return sock, int(endpoint.rsplit(":", 1)[1])
+
+
+def connect_to_home(context: zmq.Context, security: Security, host: str,
+                    port: int) -> zmq.Socket:
+    """A DEALER socket to a home at ``host:port`` (the connection is made in the background)."""
+    sock = context.socket(zmq.DEALER)
+    sock.linger = 0
+    if security.curve:
+        assert security.keys is not None
+        # The key file's public key is the home's: the handshake fails unless
+        # the home holds the same file's secret key.
+        sock.curve_serverkey = security.keys.public
+        sock.curve_publickey = security.keys.public
+        sock.curve_secretkey = security.keys.secret
+    sock.connect(f"tcp://{host}:{port}")
+    return sock
+
+
+def authenticated(frame: zmq.Frame, security: Security) -> bool:
+    """Whether ``frame`` came from a peer that the ZAP handler admitted."""
+    if not security.curve:
+        return True
+    try:
+        return frame.get("User-Id") == PEER_USER_ID
+    except zmq.ZMQError:
+        return False
+
+
+class ZapHandler:
+    """Answers libzmq's authentication requests for the home's socket (RFC 27):
+    CURVE clients whose public key is in ``allowed`` pass, nothing else does.
+    Bound before the home's socket; ``answer()`` when its socket is readable."""
+
+    def __init__(self, context: zmq.Context, allowed: frozenset[bytes]) -> None:
+        self.allowed_binary = frozenset(z85.decode(key) for key in allowed)
+        self.socket = context.socket(zmq.REP)
+        self.socket.linger = 0
+        self.socket.bind(ZAP_ENDPOINT)
+        self.refused = 0  # handshakes refused, for tests and statistics
+
+    def answer(self) -> None:
+        frames = self.socket.recv_multipart()
+        request_id = frames[1] if len(frames) > 1 else b""
+        ok = (len(frames) == 7 and frames[0] == b"1.0" and frames[5] == b"CURVE"
+              and frames[6] in self.allowed_binary)
+        if not ok:
+            self.refused += 1
+        self.socket.send_multipart([b"1.0", request_id, b"200" if ok else b"400",
+                                    b"OK" if ok else b"key not allowed",
+                                    PEER_USER_ID.encode() if ok else b"", b""])
+
+    def close(self) -> None:
+        self.socket.close(0)

@@ -1,0 +1,133 @@
+"""This program's node: its agent process, started when the first channel is homed here.
+
+The agent (``_agent``) is a fresh interpreter that maps the program's arena;
+channels are handed to it through a shared-memory registry channel, so that
+any process of the program (the main one or a forked child) can home one.
+The agent counts as a running process from before it starts (its record is
+counted here and adopted there), and stops when the program exits: the
+program first waits for its spawned processes (``shutdown()``), then closes
+the agent's stdin and waits for it to send what it queued.
+"""
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+import pickle
+import select
+import subprocess
+import sys
+import threading
+
+import csp_ext
+
+from .._errors import ChannelBindException
+from ..processes._forker import run_on_a_lasting_thread
+from . import _settings
+from ._agent import BOOT
+
+_START_TIMEOUT = 30.0  # seconds for a new interpreter to import pycsp and bind
+_STOP_TIMEOUT = 5.0
+
+_lock = threading.Lock()
+_node: Node | None = None
+
+
+class Node:
+    def __init__(self, settings: _settings.Settings) -> None:
+        self.settings = settings
+        registry = csp_ext.ShmChannel(buffer=16)
+        self.registry_out = registry.writer()
+        record = csp_ext.shm_precount()  # counted as running from before it starts
+        try:
+            self.process = run_on_a_lasting_thread(self._start)
+        except BaseException:
+            csp_ext.shm_forget(record)
+            raise
+        csp_ext.shm_set_pid(record, self.process.pid)
+        config = {"record": record, "parent": os.getpid(), "registry": registry.reader(),
+                  "security": settings.security, "host": settings.host, "port": settings.port,
+                  "max_message": settings.max_message, "bind_timeout": settings.bind_timeout,
+                  "bind_retry_delay": settings.bind_retry_delay}
+        self.process.stdin.write(pickle.dumps(config))
+        self.process.stdin.flush()
+        line = self._first_line()
+        if not line.startswith("OK "):
+            self._reap()
+            raise ChannelBindException((settings.host, settings.port),
+                                       f"pycsp.net: the node's agent {line.strip() or 'died'}")
+        self.address = (settings.host, int(line.split()[1]))
+
+    @staticmethod
+    def _start():
+        # From a thread that lives as long as the program: the agent dies
+        # with the thread that started it (PR_SET_PDEATHSIG).
+        fd = csp_ext.shm_arena_fd()
+        return subprocess.Popen([sys.executable, "-c", BOOT, str(fd)], pass_fds=(fd,),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                env=_same_modules_env())
+
+    def _first_line(self):
+        ready, _, _ = select.select([self.process.stdout], [], [], _START_TIMEOUT)
+        return self.process.stdout.readline().decode("utf-8", "replace") if ready else ""
+
+    def home(self, channel: csp_ext.ShmChannel, name: str) -> None:
+        """Make ``channel`` reachable under ``name``; ValueError if the name is taken."""
+        answer = csp_ext.ShmChannel(buffer=1)
+        self.registry_out(("home", name, channel, answer.writer()))
+        refused = answer.reader()()
+        if refused is not None:
+            raise ValueError(f"pycsp.net: {refused}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()  # the agent's signal to send what it queued and end
+        try:
+            self.process.wait(_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._reap()
+
+    def _reap(self):
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        code = self.process.wait()
+        csp_ext.shm_reap(self.process.pid, code != 0)
+
+
+def _same_modules_env():
+    """The environment, with the folders that this program's pycsp and csp_ext
+    came from first on PYTHONPATH: the agent must map the arena with the same
+    csp_ext (a checkout's in-place build, say) as the program."""
+    import pycsp
+
+    folders = [os.path.dirname(os.path.dirname(os.path.abspath(pycsp.__file__))),
+               os.path.dirname(os.path.abspath(csp_ext.__file__))]
+    env = dict(os.environ)
+    rest = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(folders + ([rest] if rest else [])))
+    return env
+
+
+def this_node() -> Node:
+    """This program's node, its agent started on the first call (main program only)."""
+    global _node
+    with _lock:
+        if _node is None:
+            if multiprocessing.parent_process() is not None:
+                raise RuntimeError("pycsp.net: home network channels in the main program (or "
+                                   "a child it forked), not in a child started by 'spawn'")
+            _node = Node(_settings.current())
+            atexit.register(_stop_at_exit, os.getpid())
+        return _node
+
+
+def _stop_at_exit(pid):
+    if _node is None or os.getpid() != pid:
+        return
+    from .. import processes
+
+    processes.shutdown()  # its spawned processes may still use channels homed here
+    _node.stop()

@@ -1,0 +1,258 @@
+"""A channel homed in another program: ``Channel(name, connect=(host, port))`` and its ends.
+
+Each operation is one round trip to the home's agent: a request, then the
+reply once the operation completed there (a write returns when a reader
+took the message).  Each process, and each thread in it, has its own ZeroMQ
+socket to a home, made on first use in that process: a forked child never
+touches a socket or context of its parent (ZeroMQ is not fork-safe), it
+makes its own.
+
+Joins: ``reader()``/``writer()`` join the home's channel as one more reader
+or writer (one round trip); the join belongs to the home's agent, which
+holds it until the end retires.  Ends of such a channel cannot take part in
+an alternation yet (NotImplementedError: see ``refuse_alternation``).
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import threading
+
+import zmq
+
+import csp_ext
+
+from .._errors import ChannelConnectException, ChannelSocketException
+from . import _link, _settings, _wire
+
+_ALT_MISSING = (
+    "alternation over a channel homed in another program needs pycsp.net's cross-host "
+    "commit protocol (issue #16; models/README.md), which is not built yet: read or write "
+    "such an end outside Alternation/AltSelect/PriSelect/FairSelect/InputGuard/OutputGuard, "
+    "or home the channel in this program")
+
+
+def refuse_alternation(end: object) -> NotImplementedError:
+    return NotImplementedError(f"pycsp.net (first slice): {end!r}: {_ALT_MISSING}")
+
+
+class _PerProcess(threading.local):
+    """This thread's sockets, of this process (a forked child starts afresh)."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.links = {}  # (host, port) -> _Link
+
+
+_context: zmq.Context | None = None
+_context_pid = 0
+_context_lock = threading.Lock()
+_incarnation = random.getrandbits(63)
+_streams = itertools.count(1)
+_mine = _PerProcess()
+
+
+def _after_fork_in_child():
+    global _context, _context_pid, _incarnation, _streams, _context_lock
+    _context, _context_pid = None, 0  # the parent's: never used, never closed, here
+    _incarnation = random.getrandbits(63)
+    _streams = itertools.count(1)
+    _context_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _zmq_context():
+    global _context, _context_pid
+    with _context_lock:
+        if _context is None or _context_pid != os.getpid():
+            _context, _context_pid = zmq.Context(), os.getpid()
+        return _context
+
+
+class _Link:
+    """One thread's socket to one home, and its sequence numbers."""
+
+    def __init__(self, address, security):
+        self.socket = _link.connect_to_home(_zmq_context(), security, *address)
+        self.stream = next(_streams)
+        self.seq = 0
+        self.poller = zmq.Poller()
+        self.poller.register(self.socket, zmq.POLLIN)
+
+    def request(self, op, ref=0, body=None, timeout=None):
+        """Send a request; its reply's header and body frames (TimeoutError
+        past ``timeout`` seconds).  A reply to an older request is dropped."""
+        self.seq += 1
+        frames = [_wire.pack(op, _incarnation, os.getpid(), self.stream, self.seq, ref)]
+        if body is not None:
+            frames.append(body)
+        self.socket.send_multipart(frames, copy=len(frames) < 2 or len(body) < 65536)
+        while True:
+            if timeout is not None and not self.poller.poll(timeout * 1000):
+                raise TimeoutError
+            reply = self.socket.recv_multipart()
+            header = _wire.parse(reply[0], _wire.REPLIES) if reply else None
+            if header is not None and header.seq == self.seq:
+                return header, reply[1:]
+
+
+def _link_to(address):
+    mine = _mine
+    if mine.pid != os.getpid():
+        mine.pid, mine.links = os.getpid(), {}
+    link = mine.links.get(address)
+    if link is None:
+        link = mine.links[address] = _Link(address, _settings.current().security)
+    return link
+
+
+class RemoteChannel:
+    """A channel homed in another program, reached at ``address`` = (host, port).
+
+    Made by ``Channel(name, connect=(host, port))``, which asks the home once
+    (0.9.2's SOCKETS_CONNECT_TIMEOUT bounds the wait).
+    """
+
+    __slots__ = ("name", "address", "buffer", "max_message")
+
+    def __init__(self, name: str, address: tuple[str, int]) -> None:
+        host, port = address
+        self.name, self.address = name, (str(host), int(port))
+        settings = _settings.current()
+        timeout = settings.connect_timeout
+        try:
+            header, body = _link_to(self.address).request(_wire.HELLO, body=name.encode(),
+                                                          timeout=timeout)
+        except TimeoutError:
+            raise ChannelConnectException(
+                self.address, f"pycsp.net: no answer for channel {name!r} within {timeout:g} s "
+                f"(is its home running there, and do both programs name the same key "
+                f"file?)") from None
+        if header.op == _wire.NO_CHANNEL:
+            raise ChannelConnectException(self.address,
+                                          f"pycsp.net: no channel named {name!r} is homed at")
+        self.buffer = header.ref
+        self.max_message = int(body[0]) if body else 0
+
+    def _request(self, op, ref=0, body=None):
+        header, reply = _link_to(self.address).request(op, ref, body)
+        if header.op == _wire.NO_CHANNEL:
+            raise ChannelSocketException(self.address,
+                                         f"pycsp.net: channel {self.name!r} is no longer homed at")
+        return header, reply
+
+    def _join(self, writer):
+        header, reply = self._request(_wire.JOIN, 1 if writer else 0, self.name.encode())
+        return header.ref
+
+    def reader(self) -> RemoteChannelEndRead:
+        """Join as one more reader (one round trip to the home)."""
+        return RemoteChannelEndRead(self, self._join(False))
+
+    def writer(self) -> RemoteChannelEndWrite:
+        """Join as one more writer (one round trip to the home)."""
+        return RemoteChannelEndWrite(self, self._join(True))
+
+    __pos__ = reader
+    __neg__ = writer
+
+    def poison(self) -> None:
+        """Poison the channel at its home: every party, in every program, sees it."""
+        self._request(_wire.POISON, 0, self.name.encode())
+
+    def __reduce__(self):
+        return (_rebuild_channel, (self.name, self.address, self.buffer, self.max_message))
+
+    def __repr__(self):
+        host, port = self.address
+        return f"<Channel {self.name!r} homed at {host}:{port} buffer={self.buffer}>"
+
+
+def _rebuild_channel(name, address, buffer, max_message):
+    channel = RemoteChannel.__new__(RemoteChannel)
+    channel.name, channel.address, channel.buffer = name, address, buffer
+    channel.max_message = max_message
+    return channel
+
+
+class _RemoteEnd:
+    __slots__ = ("channel", "number", "retired")
+    is_writer = False
+
+    def __init__(self, channel: RemoteChannel, number: int, retired: bool = False) -> None:
+        self.channel, self.number, self.retired = channel, number, retired
+
+    def _check(self):
+        if self.retired:
+            raise csp_ext.ChannelRetireException(f"{self!r} is retired")
+
+    def _outcome(self, header, reply):
+        if header.op == _wire.POISONED:
+            raise csp_ext.ChannelPoisonException(f"channel {self.channel.name!r} is poisoned")
+        if header.op == _wire.RETIRED:
+            raise csp_ext.ChannelRetireException(f"channel {self.channel.name!r} is retired")
+        if header.op == _wire.ERROR:
+            raise ChannelSocketException(self.channel.address, "pycsp.net: the home refused: "
+                                         + (reply[0].decode("utf-8", "replace") if reply else ""))
+
+    def retire(self) -> None:
+        """Leave the channel (at its home); harmless twice."""
+        if not self.retired:
+            self.retired = True
+            self.channel._request(_wire.RETIRE, self.number)
+
+    def poison(self) -> None:
+        """Poison the channel at its home."""
+        self.channel.poison()
+
+    def __reduce__(self):
+        return (_rebuild_end, (type(self), self.channel, self.number, self.retired))
+
+    def __repr__(self):
+        kind = "ChannelEndWrite" if self.is_writer else "ChannelEndRead"
+        return f"<{kind} on {self.channel!r}{' (retired)' if self.retired else ''}>"
+
+
+def _rebuild_end(kind, channel, number, retired):
+    return kind(channel, number, retired)
+
+
+class RemoteChannelEndRead(_RemoteEnd):
+    """A reader end of a channel homed in another program: ``cin()`` reads."""
+
+    __slots__ = ()
+
+    def __call__(self):
+        self._check()
+        header, reply = self.channel._request(_wire.READ, self.number)
+        if header.op == _wire.DATA:
+            return _wire.loads(reply[0])
+        self._outcome(header, reply)
+        raise ChannelSocketException(self.channel.address, f"pycsp.net: unexpected reply "
+                                     f"{header.op} to a read")
+
+
+class RemoteChannelEndWrite(_RemoteEnd):
+    """A writer end of a channel homed in another program: ``cout(msg)`` writes;
+    it returns once a reader took the message (rendezvous), or once the home's
+    buffer took it."""
+
+    __slots__ = ()
+    is_writer = True
+
+    def __call__(self, msg):
+        self._check()
+        data = _wire.dumps(msg)
+        if self.channel.max_message and len(data) > self.channel.max_message:
+            raise ValueError(f"pycsp.net: a message of {len(data)} bytes pickled is larger than "
+                             f"channel {self.channel.name!r}'s home accepts "
+                             f"({self.channel.max_message}; configure(max_message=) there)")
+        header, reply = self.channel._request(_wire.WRITE, self.number, data)
+        if header.op != _wire.OK:
+            self._outcome(header, reply)
+
+
+REMOTE_TYPES = (RemoteChannel, RemoteChannelEndRead, RemoteChannelEndWrite)

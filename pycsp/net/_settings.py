@@ -1,0 +1,95 @@
+"""How this program's links are set up: ``pycsp.net.configure()`` and its environment.
+
+Read once, when the first network channel is made (homed or connected);
+configure() after that raises, since the home's socket is already bound.
+PyCSP 0.9.2's ``Configuration().set(PYCSP_HOST/PYCSP_PORT, ...)`` and the
+environment variables PYCSP_HOST and PYCSP_PORT say where a home binds;
+PYCSP_NET_KEY_FILE names the key file (see pycsp.net.keys).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import NamedTuple
+
+from . import _link
+
+_lock = threading.Lock()
+_asked: dict = {}  # what configure() was given
+_in_use: Settings | None = None
+
+
+class Settings(NamedTuple):
+    security: _link.Security
+    host: str
+    port: int
+    max_message: int
+    connect_timeout: float
+    bind_timeout: float
+    bind_retry_delay: float
+
+
+def configure(*, key_file: str | None = None, security: str | None = None,
+              host: str | None = None, port: int | None = None,
+              max_message: int | None = None) -> None:
+    """Set up this program's network links; call it before the first network channel.
+
+    Args:
+        key_file: the key file that this program and its peers name
+            (``python -m pycsp.net.keys new FILE``); default: PYCSP_NET_KEY_FILE,
+            else a key pair made for this run (no program started separately
+            can connect then).
+        security: ``"curve"`` (the default: CurveZMQ, authenticated and
+            encrypted) or ``"none"``, which warns (InsecureLinkWarning).
+        host: the address a home binds (default: PYCSP_HOST, 0.9.2's
+            Configuration, else 127.0.0.1: only this machine).
+        port: the port a home binds (default: PYCSP_PORT, 0.9.2's
+            Configuration, else any free port; see ``Channel.address``).
+        max_message: the largest message (bytes) a home accepts from a peer.
+
+    Raises:
+        RuntimeError: a network channel was made already.
+        ValueError: ``security`` is neither mode.
+    """
+    given = {"key_file": key_file, "security": security, "host": host, "port": port,
+             "max_message": max_message}
+    with _lock:
+        if _in_use is not None:
+            raise RuntimeError("pycsp.net.configure(): a network channel was made already; "
+                               "configure the links before the first one")
+        if security is not None and security not in _link.SECURITY_MODES:
+            raise ValueError(f"pycsp.net: security must be one of "
+                             f"{', '.join(_link.SECURITY_MODES)}, not {security!r}")
+        if security == "none":  # warns here, where the program asked for it
+            _link.security_from("none", None)
+        _asked.update({k: v for k, v in given.items() if v is not None})
+
+
+def current() -> Settings:
+    """The settings in force (fixed on the first call)."""
+    global _in_use
+    with _lock:
+        if _in_use is None:
+            _in_use = _resolve()
+        return _in_use
+
+
+def _resolve() -> Settings:
+    from ..parallel import _network  # 0.9.2's Configuration and its keys
+
+    config = _network.Configuration()
+    mode = _asked.get("security", "curve")
+    if mode == "none":
+        security = _link.Security(False, None, frozenset())  # warned in configure()
+    else:
+        security = _link.security_from(mode, _asked.get("key_file")
+                                       or os.environ.get("PYCSP_NET_KEY_FILE"))
+    host = (_asked.get("host") or config.get(_network.PYCSP_HOST)
+            or os.environ.get("PYCSP_HOST") or "127.0.0.1")
+    port = int(_asked.get("port") or config.get(_network.PYCSP_PORT)
+               or os.environ.get("PYCSP_PORT") or 0)
+    return Settings(security, host, port,
+                    int(_asked.get("max_message", _link.DEFAULT_MAX_MESSAGE)),
+                    float(config.get(_network.SOCKETS_CONNECT_TIMEOUT)),
+                    float(config.get(_network.SOCKETS_BIND_TIMEOUT)),
+                    float(config.get(_network.SOCKETS_BIND_RETRY_DELAY)))

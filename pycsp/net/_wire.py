@@ -1,0 +1,97 @@
+"""The messages between a program and a channel's home: one header frame, then a body.
+
+The header is fixed-size binary, parsed without pickle; a frame that does not
+parse is dropped.  Every request carries who sent it (the sender's
+incarnation, a random number drawn per process, its pid, and a stream per
+thread) and a sequence number, so that the home drops a duplicate; a reply
+echoes the sequence number of its request.
+
+Bodies: a channel name (UTF-8) for HELLO, JOIN and POISON; a pickled message
+for WRITE and DATA; UTF-8 text for ERROR and REFUSED.  Messages are pickled
+with protocol 5; channel ends of this machine's arena cannot travel between
+programs (their pickle names an offset in the sender's memory), so both
+directions refuse them instead of rebuilding them in the wrong arena.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+from typing import NamedTuple
+
+import csp_ext
+
+MAGIC = b"PN"
+VERSION = 1
+
+# Requests (program -> home)
+HELLO, JOIN, WRITE, READ, RETIRE, POISON = 1, 2, 3, 4, 5, 6
+REQUESTS = frozenset((HELLO, JOIN, WRITE, READ, RETIRE, POISON))
+# Replies (home -> program)
+OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED = 20, 21, 22, 23, 24, 25, 26
+REPLIES = frozenset((OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED))
+
+_HEADER = struct.Struct("!2sBBQIIQq")  # magic, version, op, incarnation, pid, stream, seq, ref
+
+
+class Header(NamedTuple):
+    op: int
+    incarnation: int
+    pid: int
+    stream: int
+    seq: int
+    ref: int  # an end's number at the home (JOIN: 1 for a writer, 0 for a reader; OK: a number)
+
+
+def pack(op: int, incarnation: int, pid: int, stream: int, seq: int, ref: int = 0) -> bytes:
+    return _HEADER.pack(MAGIC, VERSION, op, incarnation, pid, stream, seq, ref)
+
+
+def parse(frame: bytes, expected: frozenset[int]) -> Header | None:
+    """The header in ``frame``, or None if it is not one of ``expected``'s ops."""
+    if len(frame) != _HEADER.size:
+        return None
+    magic, version, op, incarnation, pid, stream, seq, ref = _HEADER.unpack(frame)
+    if magic != MAGIC or version != VERSION or op not in expected:
+        return None
+    return Header(op, incarnation, pid, stream, seq, ref)
+
+
+_local_only = (csp_ext.ShmChannel, csp_ext.ShmChannelEndRead, csp_ext.ShmChannelEndWrite,
+               csp_ext.Channel, csp_ext.ChannelEndRead, csp_ext.ChannelEndWrite)
+_LOCAL_REBUILDERS = frozenset(("_shm_rebuild_channel", "_shm_rebuild_end"))
+
+
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj):
+        if isinstance(obj, _local_only):
+            raise TypeError(
+                f"pycsp.net: {obj!r} cannot be sent to another program: channels and channel "
+                f"ends do not travel between programs yet (issue #16: mobile ends)")
+        return NotImplemented
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if module == "csp_ext" and name in _LOCAL_REBUILDERS:
+            raise pickle.UnpicklingError(
+                "pycsp.net: a message names a channel of another program's memory; refused")
+        return super().find_class(module, name)
+
+
+def refuse_to_send(*types: type) -> None:
+    """Refuse objects of ``types`` in messages, as channel ends are."""
+    global _local_only
+    _local_only += types
+
+
+def dumps(obj: object) -> bytes:
+    """``obj`` pickled for another program (TypeError for channel ends)."""
+    out = io.BytesIO()
+    _Pickler(out, protocol=5).dump(obj)
+    return out.getvalue()
+
+
+def loads(data: bytes | memoryview) -> object:
+    """A message from an authenticated peer (never call it on any other's bytes)."""
+    return _Unpickler(io.BytesIO(data)).load()

@@ -1,0 +1,52 @@
+"""pycsp.net as a package: an optional extra, its names, and nobody else importing zmq."""
+import os
+import re
+
+import pytest
+from conftest import ROOT, run_script
+
+
+
+@pytest.mark.timeout(60)
+def test_no_other_module_of_pycsp_imports_zmq():
+    result = run_script("""
+        import sys
+        import pycsp, pycsp.processes, pycsp.threads, pycsp.greenlets, pycsp.parallel
+        import pycsp.common.trace
+        print(sorted(m for m in sys.modules if m == "zmq" or m.startswith("zmq.")))
+    """, timeout=50)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]"]
+
+
+@pytest.mark.timeout(60)
+def test_net_gives_the_processes_names_plus_its_own():
+    result = run_script("""
+        import pycsp.net as net, pycsp.processes as processes, pycsp.parallel as parallel
+        missing = [n for n in processes.__all__ if n not in net.__all__]
+        assert not missing, missing
+        assert all(hasattr(net, n) for n in net.__all__)
+        assert net.version[-1] == "net" and net.version[:3] == processes.version[:3]
+        for name in ("ChannelConnectException", "ChannelBindException",
+                     "ChannelLostException", "ChannelSocketException"):
+            assert getattr(net, name) is getattr(parallel, name), name
+        assert net.ChannelPoisonException is processes.ChannelPoisonException
+        assert net.Parallel is processes.Parallel
+        # Channel() without a name is the processes backend's channel: no agent
+        ch = net.Channel(buffer=2)
+        assert isinstance(ch, processes.Channel) and isinstance(ch, net.Channel)
+        g = net.InputGuard(+ch)
+        assert isinstance(g, net.InputGuard) and type(g) is processes.InputGuard
+        print("ok")
+    """, timeout=50)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ok"]
+
+
+def test_the_net_extra_adds_pyzmq_and_the_test_extra_has_it():
+    with open(os.path.join(ROOT, "pyproject.toml")) as f:
+        text = f.read()
+    extras = dict(re.findall(r'^(\w+) = (\[.*?\])', text, re.M | re.S))
+    assert '"pyzmq>=25"' in extras["net"]
+    assert '"pyzmq>=25"' in extras["test"]
+    assert '"pycsp.net"' in text  # the package is installed
