@@ -1,0 +1,62 @@
+"""Programs for the pycsp.net tests: a home and its peers, each a fresh Python on 127.0.0.1."""
+import os
+import subprocess
+import textwrap
+
+import pytest
+from conftest import finish_script, start_script
+
+
+def new_key_file(folder, name="run.key"):
+    """A key file made by the documented command; its path."""
+    path = os.path.join(str(folder), name)
+    result = subprocess.run([os.sys.executable, "-m", "pycsp.net.keys", "new", path],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def start_home(body, key_file, *, max_message=None, security=None, ready_lines=1):
+    """Start a program that homes channels; ``body`` prints ``PORT <port>`` first.
+
+    ``body`` is indented code run after ``import pycsp.net as pycsp`` and
+    configure(); returns (Popen, port).
+    """
+    settings = [f"key_file={key_file!r}"]
+    if max_message is not None:
+        settings.append(f"max_message={max_message}")
+    if security is not None:
+        settings = [f"security={security!r}"]
+    source = ("import sys, warnings\n"
+              "warnings.simplefilter('ignore', UserWarning)\n"
+              "import pycsp.net as pycsp\n"
+              f"pycsp.configure({', '.join(settings)})\n" + textwrap.dedent(body))
+    proc = start_script(source)
+    line = proc.stdout.readline()
+    if not line.startswith("PORT "):
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the home did not start: {line!r}\n{out}\n{err}")
+    return proc, int(line.split()[1])
+
+
+def peer_source(body, key_file, port, *, security=None):
+    settings = f"security={security!r}" if security else f"key_file={key_file!r}"
+    return ("import sys, warnings\n"
+            "warnings.simplefilter('ignore', UserWarning)\n"
+            "import pycsp.net as pycsp\n"
+            f"pycsp.configure({settings})\n"
+            f"PORT = {port}\n" + textwrap.dedent(body))
+
+
+def finish(proc, timeout=30):
+    """Wait for ``proc``; (returncode, stdout, stderr)."""
+    out, err = finish_script(proc, timeout)
+    return proc.returncode, out, err
+
+
+def stop(proc):
+    """Kill ``proc`` if it still runs, and reap it."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate()
