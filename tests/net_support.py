@@ -16,13 +16,16 @@ def new_key_file(folder, name="run.key"):
     return path
 
 
-def start_home(body, key_file, *, max_message=None, security=None, ready_lines=1):
+def start_home(body, key_file, *, max_message=None, security=None, linger=1.0):
     """Start a program that homes channels; ``body`` prints ``PORT <port>`` first.
 
     ``body`` is indented code run after ``import pycsp.net as pycsp`` and
-    configure(); returns (Popen, port).
+    configure(); returns (Popen, port).  ``linger``: how long the home serves
+    the other program's unretired ends once it ends (None: pycsp.net's default).
     """
     settings = [f"key_file={key_file!r}"]
+    if linger is not None:
+        settings.append(f"linger={linger}")
     if max_message is not None:
         settings.append(f"max_message={max_message}")
     if security is not None:

@@ -29,6 +29,7 @@ import itertools
 import os
 import pickle
 import queue
+import select
 import signal
 import sys
 import threading
@@ -46,15 +47,22 @@ BOOT = ("import sys, csp_ext; csp_ext.shm_attach(int(sys.argv[1])); "
         "from pycsp.net import _agent; _agent.main()")
 
 
+_DRAIN_SECONDS = 2.0
+_DRAIN_QUIET_SECONDS = 0.25
+
+
 class _Join:
     """A remote party's end of a home channel, and the worker thread that uses it."""
 
-    __slots__ = ("end", "requests", "thread")
+    __slots__ = ("channel", "end", "requests", "thread", "performing", "left")
 
-    def __init__(self, end):
+    def __init__(self, channel, end):
+        self.channel = channel
         self.end = end
+        self.left = False  # its program ended without retiring it (LEAVE)
         self.requests = queue.SimpleQueue()
         self.thread = None
+        self.performing = False  # from taking a request until its reply is queued
 
 
 class Agent:
@@ -73,6 +81,7 @@ class Agent:
         self.last_seq = {}  # (incarnation, pid, stream) -> the last sequence number served
         self.replies = queue.SimpleQueue()  # frames that workers want sent
         self.wake_in, self.wake_out = os.pipe()
+        os.set_blocking(self.wake_in, False)
         os.set_blocking(self.wake_out, False)
         self.dropped = 0
 
@@ -104,25 +113,54 @@ class Agent:
 
     # -- the socket (the main thread) -----------------------------------
 
-    def serve(self, stop_fd):
+    def serve(self, stop_fd, linger):
+        """Serve until the program ends (``stop_fd`` closes), then on while
+        parties in other programs still hold joins (see ``awaited``), for at
+        most ``linger`` seconds more."""
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.wake_in, zmq.POLLIN)
         poller.register(stop_fd, zmq.POLLIN)
         if self.zap is not None:
             poller.register(self.zap.socket, zmq.POLLIN)
-        while True:
-            for what, _ in poller.poll():
+        deadline = None
+        while deadline is None or (time.monotonic() < deadline and self.awaited()):
+            for what, _ in poller.poll(None if deadline is None else 100):
                 if what is self.router:
                     self.take_request()
                 elif what == self.wake_in:
                     self.send_replies()
                 elif what == stop_fd:
                     if not os.read(stop_fd, 4096):
-                        self.send_replies()
-                        return
+                        poller.unregister(stop_fd)
+                        deadline = time.monotonic() + linger
                 else:
                     self.zap.answer()
+        self.drain()
+
+    def awaited(self):
+        """Whether a party in another program may still use a channel homed
+        here: it holds a join that it has neither retired nor left, on a
+        channel that is not poisoned (a retired channel still answers it)."""
+        return any(not join.left and not join.channel.statistics()["poisoned"]
+                   for join in list(self.joins.values()))
+
+    def drain(self):
+        """Before stopping: send the replies of operations that completed.
+
+        The program may end right after its last read matched a remote writer,
+        before the worker that wrote has queued its OK.  Workers still
+        performing either just completed (their reply comes within
+        milliseconds) or wait for a party that will not come now; wait for
+        replies until none came for a while (bounded).
+        """
+        deadline = time.monotonic() + _DRAIN_SECONDS
+        while (any(join.performing for join in list(self.joins.values()))
+               and time.monotonic() < deadline):
+            self.send_replies()
+            if not select.select([self.wake_in], [], [], _DRAIN_QUIET_SECONDS)[0]:
+                break
+        self.send_replies()
 
     def send_replies(self):
         try:
@@ -152,7 +190,7 @@ class Agent:
         self.last_seq[sender] = header.seq
         identity, body = frames[0], frames[2:]
         op = header.op
-        if op in (_wire.WRITE, _wire.READ, _wire.RETIRE):
+        if op in (_wire.WRITE, _wire.READ, _wire.RETIRE, _wire.LEAVE):
             join = self.joins.get(header.ref)
             if join is None:
                 self.reply(identity, header, _wire.ERROR, f"no end {header.ref} here".encode())
@@ -168,7 +206,8 @@ class Agent:
                        ref=channel.buffer)
         elif op == _wire.JOIN:
             number = next(self.end_numbers)
-            join = self.joins[number] = _Join(channel.writer() if header.ref else channel.reader())
+            join = self.joins[number] = _Join(channel, channel.writer() if header.ref
+                                              else channel.reader())
             join.thread = threading.Thread(target=self.serve_join, args=(number, join),
                                            name=f"pycsp.net end {number}", daemon=True)
             join.thread.start()
@@ -189,11 +228,13 @@ class Agent:
         end = join.end
         while True:
             identity, header, body = join.requests.get()
+            join.performing = True
             op, data = self.perform(end, header.op, body)
             frames = [identity, _wire.pack(op, 0, os.getpid(), header.stream, header.seq)]
             if data is not None:
                 frames.append(data)
             self.replies.put(frames)
+            join.performing = False
             try:
                 os.write(self.wake_out, b"!")
             except BlockingIOError:
@@ -201,6 +242,8 @@ class Agent:
             if header.op == _wire.RETIRE:
                 del self.joins[number]
                 return
+            if header.op == _wire.LEAVE:
+                join.left = True
 
     @staticmethod
     def perform(end, op, body):
@@ -217,7 +260,8 @@ class Agent:
                     return _wire.DATA, _wire.dumps(msg)
                 except Exception as exc:
                     return _wire.ERROR, f"the message read cannot travel: {exc}".encode()
-            end.retire()
+            if op == _wire.RETIRE:
+                end.retire()
             return _wire.OK, None
         except csp_ext.ChannelPoisonException:
             return _wire.POISONED, None
@@ -252,7 +296,7 @@ def main():
     threading.Thread(target=agent.serve_registry, name="pycsp.net registry",
                      daemon=True).start()
     try:
-        agent.serve(sys.stdin.fileno())
+        agent.serve(sys.stdin.fileno(), config["linger"])
         agent.close()
     finally:
         sys.stdout.flush()

@@ -26,6 +26,9 @@ PEER_USER_ID = "pycsp-peer"  # what the ZAP handler names an admitted peer
 #: The largest message a home accepts by default (bytes); ``configure(max_message=)``.
 DEFAULT_MAX_MESSAGE = 256 * 1024 * 1024
 SECURITY_MODES = ("curve", "none")
+# A home that answers no ZMTP heartbeat for this long is taken as lost.
+HEARTBEAT_INTERVAL_MS = 1000
+HEARTBEAT_TIMEOUT_MS = 5000
 
 
 class InsecureLinkWarning(UserWarning):
@@ -88,6 +91,8 @@ def connect_to_home(context: zmq.Context, security: Security, host: str,
     """A DEALER socket to a home at ``host:port`` (the connection is made in the background)."""
     sock = context.socket(zmq.DEALER)
     sock.linger = 0
+    sock.heartbeat_ivl = HEARTBEAT_INTERVAL_MS
+    sock.heartbeat_timeout = HEARTBEAT_TIMEOUT_MS
     if security.curve:
         assert security.keys is not None
         # The key file's public key is the home's: the handshake fails unless

@@ -6,7 +6,9 @@ any process of the program (the main one or a forked child) can home one.
 The agent counts as a running process from before it starts (its record is
 counted here and adopted there), and stops when the program exits: the
 program first waits for its spawned processes (``shutdown()``), then closes
-the agent's stdin and waits for it to send what it queued.
+the agent's stdin and waits for it, while the agent still serves the parties
+of other programs that hold joins (at most ``linger`` seconds: see
+``configure``) and sends what it queued.
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ class Node:
         config = {"record": record, "parent": os.getpid(), "registry": registry.reader(),
                   "security": settings.security, "host": settings.host, "port": settings.port,
                   "max_message": settings.max_message, "bind_timeout": settings.bind_timeout,
-                  "bind_retry_delay": settings.bind_retry_delay}
+                  "bind_retry_delay": settings.bind_retry_delay, "linger": settings.linger}
         self.process.stdin.write(pickle.dumps(config))
         self.process.stdin.flush()
         line = self._first_line()
@@ -83,7 +85,7 @@ class Node:
         if self.process.poll() is None:
             self.process.stdin.close()  # the agent's signal to send what it queued and end
         try:
-            self.process.wait(_STOP_TIMEOUT)
+            self.process.wait(self.settings.linger + _STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             self.process.kill()
         self._reap()

@@ -14,16 +14,19 @@ an alternation yet (NotImplementedError: see ``refuse_alternation``).
 """
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import random
 import threading
+import time
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 import csp_ext
 
-from .._errors import ChannelConnectException, ChannelSocketException
+from .._errors import ChannelConnectException, ChannelLostException, ChannelSocketException
 from . import _link, _settings, _wire
 
 _ALT_MISSING = (
@@ -35,6 +38,10 @@ _ALT_MISSING = (
 
 def refuse_alternation(end: object) -> NotImplementedError:
     return NotImplementedError(f"pycsp.net (first slice): {end!r}: {_ALT_MISSING}")
+
+
+_LAST_REPLY_GRACE_MS = 200
+_LEAVE_TIMEOUT = 1.0
 
 
 class _PerProcess(threading.local):
@@ -69,34 +76,85 @@ def _zmq_context():
     with _context_lock:
         if _context is None or _context_pid != os.getpid():
             _context, _context_pid = zmq.Context(), os.getpid()
+            atexit.register(_close_at_exit, _context, _context_pid)
         return _context
 
 
+def _close_at_exit(context, pid):
+    # Nothing waits to be sent at exit (every request waited for its reply);
+    # a socket still retrying a refused handshake would hold term() forever.
+    if os.getpid() == pid:
+        context.destroy(linger=0)
+
+
 class _Link:
-    """One thread's socket to one home, and its sequence numbers."""
+    """One thread's socket to one home, its sequence numbers, and whether the home is lost.
+
+    A home whose connection breaks after its handshake succeeded is lost for
+    good (nothing is resent after a reconnect: a request might have been
+    served already): the request waiting then, and every later one, raises
+    ChannelLostException.  ZeroMQ's heartbeats find a silent peer.
+    """
 
     def __init__(self, address, security):
+        self.address = address
         self.socket = _link.connect_to_home(_zmq_context(), security, *address)
+        self.monitor = self.socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED
+                                                      | zmq.EVENT_DISCONNECTED)
         self.stream = next(_streams)
         self.seq = 0
+        self.handshaken = False
+        self.lost = False
         self.poller = zmq.Poller()
         self.poller.register(self.socket, zmq.POLLIN)
+        self.poller.register(self.monitor, zmq.POLLIN)
+
+    def _note_events(self):
+        while True:
+            try:
+                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                return
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.handshaken = True
+            elif event == zmq.EVENT_DISCONNECTED and self.handshaken:
+                self.lost = True
+
+    def _lost(self):
+        host, port = self.address
+        return ChannelLostException(self.address, f"pycsp.net: the connection to the home at "
+                                    f"{host}:{port} broke (it ended, or its host is gone); "
+                                    f"its channels are lost to this process")
 
     def request(self, op, ref=0, body=None, timeout=None):
         """Send a request; its reply's header and body frames (TimeoutError
         past ``timeout`` seconds).  A reply to an older request is dropped."""
+        if self.lost:
+            raise self._lost()
         self.seq += 1
         frames = [_wire.pack(op, _incarnation, os.getpid(), self.stream, self.seq, ref)]
         if body is not None:
             frames.append(body)
         self.socket.send_multipart(frames, copy=len(frames) < 2 or len(body) < 65536)
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if timeout is not None and not self.poller.poll(timeout * 1000):
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic()) * 1000
+            ready = dict(self.poller.poll(wait))
+            if not ready:
                 raise TimeoutError
-            reply = self.socket.recv_multipart()
-            header = _wire.parse(reply[0], _wire.REPLIES) if reply else None
-            if header is not None and header.seq == self.seq:
-                return header, reply[1:]
+            if self.monitor in ready:
+                self._note_events()
+                if self.lost and self.socket not in ready:
+                    # A reply that the home sent just before it ended may be
+                    # behind the event that says so: a moment for it to come.
+                    ready = dict(self.poller.poll(_LAST_REPLY_GRACE_MS))
+            if self.socket in ready:
+                reply = self.socket.recv_multipart()
+                header = _wire.parse(reply[0], _wire.REPLIES) if reply else None
+                if header is not None and header.seq == self.seq:
+                    return header, reply[1:]
+            elif self.lost:
+                raise self._lost()
 
 
 def _link_to(address):
@@ -137,8 +195,8 @@ class RemoteChannel:
         self.buffer = header.ref
         self.max_message = int(body[0]) if body else 0
 
-    def _request(self, op, ref=0, body=None):
-        header, reply = _link_to(self.address).request(op, ref, body)
+    def _request(self, op, ref=0, body=None, timeout=None):
+        header, reply = _link_to(self.address).request(op, ref, body, timeout)
         if header.op == _wire.NO_CHANNEL:
             raise ChannelSocketException(self.address,
                                          f"pycsp.net: channel {self.name!r} is no longer homed at")
@@ -160,8 +218,12 @@ class RemoteChannel:
     __neg__ = writer
 
     def poison(self) -> None:
-        """Poison the channel at its home: every party, in every program, sees it."""
-        self._request(_wire.POISON, 0, self.name.encode())
+        """Poison the channel at its home: every party, in every program, sees it.
+        A lost home has nothing left to poison: then it does nothing."""
+        try:
+            self._request(_wire.POISON, 0, self.name.encode())
+        except ChannelLostException:
+            pass
 
     def __reduce__(self):
         return (_rebuild_channel, (self.name, self.address, self.buffer, self.max_message))
@@ -184,6 +246,7 @@ class _RemoteEnd:
 
     def __init__(self, channel: RemoteChannel, number: int, retired: bool = False) -> None:
         self.channel, self.number, self.retired = channel, number, retired
+        _note_made_here(self)
 
     def _check(self):
         if self.retired:
@@ -202,7 +265,10 @@ class _RemoteEnd:
         """Leave the channel (at its home); harmless twice."""
         if not self.retired:
             self.retired = True
-            self.channel._request(_wire.RETIRE, self.number)
+            try:
+                self.channel._request(_wire.RETIRE, self.number)
+            except ChannelLostException:
+                pass  # a lost home holds no join any more
 
     def poison(self) -> None:
         """Poison the channel at its home."""
@@ -214,6 +280,34 @@ class _RemoteEnd:
     def __repr__(self):
         kind = "ChannelEndWrite" if self.is_writer else "ChannelEndRead"
         return f"<{kind} on {self.channel!r}{' (retired)' if self.retired else ''}>"
+
+
+# Ends made in this process, kept until it ends even when the program drops
+# them (a dropped end is not retired, here as locally): each one that is
+# not retired then is left at its home.
+_made_here: list[_RemoteEnd] = []
+_made_here_pid = 0
+
+
+def _note_made_here(end):
+    global _made_here, _made_here_pid
+    if _made_here_pid != os.getpid():  # a forked child's ends are its own
+        _made_here, _made_here_pid = [], os.getpid()
+        atexit.register(_leave_at_exit, os.getpid())
+    _made_here.append(end)
+
+
+def _leave_at_exit(pid):
+    """This program ends: tell each home of an end it did not retire, so that
+    the home does not wait for it when it ends itself (_agent.Agent.serve)."""
+    if os.getpid() != pid:
+        return
+    for end in list(_made_here):
+        if not end.retired:
+            try:
+                end.channel._request(_wire.LEAVE, end.number, timeout=_LEAVE_TIMEOUT)
+            except (TimeoutError, ChannelSocketException):
+                pass  # the home is gone or does not answer: nothing waits there
 
 
 def _rebuild_end(kind, channel, number, retired):

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from . import _link
 
+DEFAULT_LINGER = 10.0
 _lock = threading.Lock()
 _asked: dict = {}  # what configure() was given
 _in_use: Settings | None = None
@@ -27,11 +28,12 @@ class Settings(NamedTuple):
     connect_timeout: float
     bind_timeout: float
     bind_retry_delay: float
+    linger: float
 
 
 def configure(*, key_file: str | None = None, security: str | None = None,
               host: str | None = None, port: int | None = None,
-              max_message: int | None = None) -> None:
+              max_message: int | None = None, linger: float | None = None) -> None:
     """Set up this program's network links; call it before the first network channel.
 
     Args:
@@ -46,13 +48,17 @@ def configure(*, key_file: str | None = None, security: str | None = None,
         port: the port a home binds (default: PYCSP_PORT, 0.9.2's
             Configuration, else any free port; see ``Channel.address``).
         max_message: the largest message (bytes) a home accepts from a peer.
+        linger: how long (seconds, default 10) this program, when it ends,
+            keeps its homed channels served for parties in other programs
+            that still hold ends of them: until each has retired (or its
+            program ended) or the channel is poisoned.
 
     Raises:
         RuntimeError: a network channel was made already.
         ValueError: ``security`` is neither mode.
     """
     given = {"key_file": key_file, "security": security, "host": host, "port": port,
-             "max_message": max_message}
+             "max_message": max_message, "linger": linger}
     with _lock:
         if _in_use is not None:
             raise RuntimeError("pycsp.net.configure(): a network channel was made already; "
@@ -92,4 +98,5 @@ def _resolve() -> Settings:
                     int(_asked.get("max_message", _link.DEFAULT_MAX_MESSAGE)),
                     float(config.get(_network.SOCKETS_CONNECT_TIMEOUT)),
                     float(config.get(_network.SOCKETS_BIND_TIMEOUT)),
-                    float(config.get(_network.SOCKETS_BIND_RETRY_DELAY)))
+                    float(config.get(_network.SOCKETS_BIND_RETRY_DELAY)),
+                    float(_asked.get("linger", DEFAULT_LINGER)))

@@ -6,6 +6,10 @@ incarnation, a random number drawn per process, its pid, and a stream per
 thread) and a sequence number, so that the home drops a duplicate; a reply
 echoes the sequence number of its request.
 
+LEAVE tells the home that the program holding an end has ended without
+retiring it: the home no longer waits for it at its own exit (the join
+stays, as a local end that was never retired does).
+
 Bodies: a channel name (UTF-8) for HELLO, JOIN and POISON; a pickled message
 for WRITE and DATA; UTF-8 text for ERROR and REFUSED.  Messages are pickled
 with protocol 5; channel ends of this machine's arena cannot travel between
@@ -25,8 +29,8 @@ MAGIC = b"PN"
 VERSION = 1
 
 # Requests (program -> home)
-HELLO, JOIN, WRITE, READ, RETIRE, POISON = 1, 2, 3, 4, 5, 6
-REQUESTS = frozenset((HELLO, JOIN, WRITE, READ, RETIRE, POISON))
+HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE = 1, 2, 3, 4, 5, 6, 7
+REQUESTS = frozenset((HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE))
 # Replies (home -> program)
 OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED = 20, 21, 22, 23, 24, 25, 26
 REPLIES = frozenset((OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED))

@@ -1,0 +1,404 @@
+"""Named channels across two programs on 127.0.0.1: plain reads and writes (rendezvous
+and buffered, any-to-any), poison and retire reaching both sides, connect and bind errors,
+and alternation over a channel homed elsewhere refused.  Every party that uses a channel
+is a CSP process (an OS process) of its program unless said otherwise."""
+import ast
+import time
+
+import pytest
+from conftest import run_script, start_script
+from net_support import finish, new_key_file, peer_source, start_home, stop
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+def key_file(tmp_path):
+    return new_key_file(tmp_path)
+
+
+def run_peer(body, key_file, port, timeout=60):
+    result = run_script(peer_source(body, key_file, port), timeout=timeout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def values(out, tag):
+    """The Python values printed on lines ``TAG value``."""
+    return [ast.literal_eval(line.split(" ", 1)[1]) for line in out.splitlines()
+            if line.startswith(tag + " ")]
+
+
+def test_producer_here_consumer_there(key_file):
+    """The home's consumer blocks first (no DeadlockError: a remote writer may come);
+    the producer is a process of the other program.  That program ends without
+    retiring its end: it tells the home, which then ends without lingering."""
+    proc, port = start_home("""
+        A = pycsp.Channel("A")
+        print("PORT", A.address[1], flush=True)
+        @pycsp.process
+        def consumer(cin):
+            return [cin() for _ in range(50)]
+        print("GOT", pycsp.Parallel(consumer(+A))[0], flush=True)
+    """, key_file, linger=None)
+    try:
+        run_peer("""
+            import time
+            time.sleep(0.5)  # the home's consumer is blocked by now
+            A = pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            @pycsp.process
+            def producer(cout):
+                for i in range(50):
+                    cout({"n": i, "data": bytes(i)})
+            pycsp.Parallel(producer(-A))
+        """, key_file, port)
+        t0 = time.monotonic()
+        code, out, err = finish(proc)
+        assert code == 0, err
+        assert values(out, "GOT") == [[{"n": i, "data": bytes(i)} for i in range(50)]]
+        assert time.monotonic() - t0 < 5  # not the default linger, 10 s
+    finally:
+        stop(proc)
+
+
+def test_a_remote_write_returns_only_when_a_reader_took_the_message(key_file):
+    proc, port = start_home("""
+        import time
+        A = pycsp.Channel("A")
+        B = pycsp.Channel("B", buffer=2)
+        print("PORT", A.address[1], flush=True)
+        cin = +A
+        time.sleep(1.5)  # nobody reads A for 1.5 s
+        print("READ", repr(cin()), flush=True)
+        cin_b = +B
+        time.sleep(1.0)
+        print("READ", [cin_b() for _ in range(3)], flush=True)
+    """, key_file)
+    try:
+        out = run_peer("""
+            import time
+            A = pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            B = pycsp.Channel("B", connect=("127.0.0.1", PORT))
+            cout, cout_b = -A, -B
+            t0 = time.monotonic()
+            cout("first")
+            print("RENDEZVOUS", time.monotonic() - t0)
+            t0 = time.monotonic()
+            cout_b(1)
+            cout_b(2)
+            print("BUFFERED", time.monotonic() - t0)  # two fit in the home's buffer
+            cout_b(3)
+            print("FULL", time.monotonic() - t0)  # the third waits for the reader
+            print("BUFFER", B.buffer)
+        """, key_file, port)
+        assert values(out, "RENDEZVOUS")[0] > 1.0
+        assert values(out, "BUFFERED")[0] < 0.8
+        assert values(out, "FULL")[0] > 0.8
+        assert values(out, "BUFFER") == [2]
+        code, hout, err = finish(proc)
+        assert code == 0, err
+        assert values(hout, "READ") == ["first", [1, 2, 3]]
+    finally:
+        stop(proc)
+
+
+def test_many_to_many_across_both_programs_delivers_each_message_once(key_file):
+    """Two readers and a writer here, two writers and a reader there, on a rendezvous
+    channel and a buffered one; writers retire when done, which ends the readers."""
+    home = """
+        A = pycsp.Channel("A", buffer=BUFFER)
+        ready = pycsp.Channel("ready")
+        print("PORT", A.address[1], flush=True)
+        ins = [+A, +A]
+        out = -A
+        (+ready)()  # the other program has joined its ends
+        @pycsp.process
+        def writer(cout, tag):
+            for i in range(20):
+                cout(f"{tag}{i}")
+            pycsp.retire(cout)
+        @pycsp.process
+        def reader(cin):
+            got = []
+            try:
+                while True:
+                    got.append(cin())
+            except pycsp.ChannelRetireException:
+                return got
+        print("GOT", pycsp.Parallel(writer(out, "h"), reader(ins[0]), reader(ins[1])))
+    """
+    peer = """
+        A = pycsp.Channel("A", connect=("127.0.0.1", PORT))
+        outs, cin = [-A, -A], +A
+        (-pycsp.Channel("ready", connect=("127.0.0.1", PORT)))(True)
+        @pycsp.process
+        def writer(cout, tag):
+            for i in range(20):
+                cout(f"{tag}{i}")
+            pycsp.retire(cout)
+        @pycsp.process
+        def reader(cin):
+            got = []
+            try:
+                while True:
+                    got.append(cin())
+            except pycsp.ChannelRetireException:
+                return got
+            except pycsp.ChannelPoisonException as exc:
+                print("READER", repr(repr(exc)), repr(got), flush=True)
+                raise
+        print("GOT", pycsp.Parallel(writer(outs[0], "p"), writer(outs[1], "q"), reader(cin)))
+    """
+    for buffer in (0, 3):
+        # The default linger: the home serves the other program's reader until it
+        # has its ChannelRetireException and retires (it would get ChannelLostException
+        # if the home ended first); the home does not wait the whole linger for that.
+        t0 = time.monotonic()
+        proc, port = start_home(home.replace("BUFFER", str(buffer)), key_file, linger=None)
+        try:
+            out = run_peer(peer, key_file, port)
+            code, hout, err = finish(proc)
+            assert code == 0, err
+            peer_results = values(out, "GOT")[0]
+            home_results = values(hout, "GOT")[0]
+            readers = [home_results[1], home_results[2], peer_results[2]]
+            assert None not in readers, (out, hout, err)
+            received = home_results[1] + home_results[2] + peer_results[2]
+            expected = [f"{tag}{i}" for tag in "hpq" for i in range(20)]
+            assert sorted(received) == sorted(expected), buffer
+            # each writer's messages arrive in its order, at each reader
+            for got in (home_results[1], home_results[2], peer_results[2]):
+                for tag in "hpq":
+                    mine = [int(m[1:]) for m in got if m[0] == tag]
+                    assert mine == sorted(mine)
+            assert peer_results[2], "the remote reader took part"
+            assert time.monotonic() - t0 < 8
+        finally:
+            stop(proc)
+
+
+def test_poison_from_the_home_reaches_a_blocked_remote_reader_and_back(key_file):
+    proc, port = start_home("""
+        import time
+        A = pycsp.Channel("A")
+        B = pycsp.Channel("B")
+        print("PORT", A.address[1], flush=True)
+        time.sleep(1.0)  # the remote reader of A blocks
+        A.poison()
+        cin = +B
+        try:
+            cin()  # blocks until the other program poisons B
+        except pycsp.ChannelPoisonException:
+            print("HOME_POISONED", True, flush=True)
+        try:
+            (-A)(1)
+        except pycsp.ChannelPoisonException:
+            print("STILL_POISONED", True, flush=True)
+        time.sleep(1.5)  # the other program's later read reaches this home
+    """, key_file)
+    try:
+        out = run_peer("""
+            A = pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            B = pycsp.Channel("B", connect=("127.0.0.1", PORT))
+            @pycsp.process
+            def reader(cin, cout_b):
+                try:
+                    cin()
+                except pycsp.ChannelPoisonException:
+                    print("PEER_POISONED", True, flush=True)
+                    raise  # propagation poisons B (an argument) at its home
+            pycsp.Parallel(reader(+A, -B))
+            try:
+                (+A)()
+            except pycsp.ChannelPoisonException as exc:
+                print("LATER_READ_POISONED", repr(type(exc).__name__), flush=True)
+        """, key_file, port)
+        assert values(out, "PEER_POISONED") == [True]
+        assert values(out, "LATER_READ_POISONED") == ["ChannelPoisonException"]
+        code, hout, err = finish(proc)
+        assert code == 0, err
+        assert values(hout, "HOME_POISONED") == [True]
+        assert values(hout, "STILL_POISONED") == [True]
+    finally:
+        stop(proc)
+
+
+def test_retire_of_the_last_remote_reader_retires_the_channel_at_its_home(key_file):
+    proc, port = start_home("""
+        A = pycsp.Channel("A")
+        print("PORT", A.address[1], flush=True)
+        cout = -A
+        cout("one")
+        try:
+            cout("two")  # the only reader, in the other program, retires
+        except pycsp.ChannelRetireException:
+            print("RETIRED", True, flush=True)
+    """, key_file)
+    try:
+        out = run_peer("""
+            A = pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            cin = +A
+            print("GOT", repr(cin()))
+            cin.retire()
+            cin.retire()  # harmless twice
+            try:
+                cin()
+            except pycsp.ChannelRetireException:
+                print("USE_AFTER_RETIRE", True)
+        """, key_file, port)
+        assert values(out, "GOT") == ["one"]
+        assert values(out, "USE_AFTER_RETIRE") == [True]
+        code, hout, err = finish(proc)
+        assert code == 0, err
+        assert values(hout, "RETIRED") == [True]
+    finally:
+        stop(proc)
+
+
+def test_connect_errors_name_the_address(key_file):
+    proc, port = start_home("""
+        A = pycsp.Channel("A")
+        print("PORT", A.address[1], flush=True)
+        import time; time.sleep(60)
+    """, key_file)
+    try:
+        out = run_peer("""
+            import socket, time
+            from pycsp.parallel import Configuration, SOCKETS_CONNECT_TIMEOUT
+            Configuration().set(SOCKETS_CONNECT_TIMEOUT, 1.0)
+            try:
+                pycsp.Channel("B", connect=("127.0.0.1", PORT))
+            except pycsp.ChannelConnectException as exc:
+                print("NO_CHANNEL", repr(str(exc)))
+            free = socket.socket(); free.bind(("127.0.0.1", 0)); unused = free.getsockname()[1]
+            free.close()
+            t0 = time.monotonic()
+            try:
+                pycsp.Channel("A", connect=("127.0.0.1", unused))
+            except pycsp.ChannelConnectException as exc:
+                print("NOBODY", repr(str(exc)), exc.addr == ("127.0.0.1", unused))
+                print("WAITED", time.monotonic() - t0)
+        """, key_file, port)
+        assert "no channel named 'B'" in values(out, "NO_CHANNEL")[0]
+        assert "1 s" in out and "True" in out
+        assert 0.9 < values(out, "WAITED")[0] < 5
+    finally:
+        proc.stdin.close() if proc.stdin else None
+        stop(proc)
+
+
+def test_a_taken_port_raises_channel_bind_exception(key_file):
+    result = run_script(f"""
+        import socket, warnings
+        import pycsp.net as pycsp
+        from pycsp.parallel import Configuration, SOCKETS_BIND_TIMEOUT
+        Configuration().set(SOCKETS_BIND_TIMEOUT, 0.5)
+        taken = socket.socket(); taken.bind(("127.0.0.1", 0)); taken.listen()
+        port = taken.getsockname()[1]
+        pycsp.configure(key_file={key_file!r}, port=port)
+        try:
+            pycsp.Channel("A")
+        except pycsp.ChannelBindException as exc:
+            print("BIND", exc.addr == ("127.0.0.1", port), "in use" in str(exc).lower())
+        A = pycsp.Channel()  # channels without a name still work
+        print("LOCAL", A.buffer)
+    """, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["BIND", "True", "True", "LOCAL", "0"]
+
+
+def test_alternation_over_a_channel_homed_elsewhere_is_refused(key_file):
+    proc, port = start_home("""
+        A = pycsp.Channel("A")
+        print("PORT", A.address[1], flush=True)
+        L = pycsp.Channel("L")  # homed here: its ends are the core's and alternate
+        lin, lout = +L, -L
+        @pycsp.process
+        def feed(cout):
+            cout(7)
+        pycsp.Spawn(feed(lout))
+        print("LOCAL", pycsp.AltSelect(pycsp.InputGuard(lin))[1], flush=True)
+        import time; time.sleep(60)
+    """, key_file)
+    try:
+        out = run_peer("""
+            A = pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            cin, cout = +A, -A
+            attempts = {
+                "Alternation": lambda: pycsp.Alternation([{cin: None}]).execute(),
+                "AltSelect": lambda: pycsp.AltSelect(cin),
+                "PriSelect": lambda: pycsp.PriSelect((cout, 1)),
+                "FairSelect": lambda: pycsp.FairSelect(pycsp.SkipGuard(), cin),
+                "InputGuard": lambda: pycsp.InputGuard(cin),
+                "OutputGuard": lambda: pycsp.OutputGuard(cout, 1),
+            }
+            for name, attempt in attempts.items():
+                try:
+                    attempt()
+                except NotImplementedError as exc:
+                    print("REFUSED", repr((name, "commit protocol" in str(exc))))
+        """, key_file, port)
+        assert values(out, "REFUSED") == [(name, True) for name in (
+            "Alternation", "AltSelect", "PriSelect", "FairSelect", "InputGuard", "OutputGuard")]
+    finally:
+        stop(proc)
+    out, _ = proc.communicate() if proc.returncode is None else ("", "")
+
+
+def test_a_home_program_with_only_local_parties_still_ends(key_file):
+    """Homing a channel starts the node's agent; the program ends as usual (the agent
+    with it, at once: no party elsewhere holds an end), and its local processes use
+    the homed channel as any other."""
+    t0 = time.monotonic()
+    proc = start_script(peer_source("""
+        A = pycsp.Channel("A", buffer=1)
+        @pycsp.process
+        def ping(cout):
+            cout("ping")
+        @pycsp.process
+        def pong(cin):
+            return cin()
+        print("RESULT", pycsp.Parallel(ping(-A), pong(+A)))
+    """, key_file, 0))
+    code, out, err = finish(proc, timeout=30)
+    assert code == 0, err
+    assert values(out, "RESULT") == [[None, "ping"]]
+    assert time.monotonic() - t0 < 4  # the agent is not killed after a timeout
+
+
+def test_a_home_that_ends_leaves_its_remote_parties_a_channel_lost_exception(key_file):
+    """Not a fault test (those come with lost-node detection): a home program that ends
+    while a party elsewhere waits on its channel; nothing is resent after the break."""
+    proc, port = start_home("""
+        import time
+        A = pycsp.Channel("A")
+        print("PORT", A.address[1], flush=True)
+        time.sleep(1.5)  # the remote reader blocks, then this program ends
+    """, key_file)
+    try:
+        out = run_peer("""
+            import time
+            A = pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            cin = +A
+            t0 = time.monotonic()
+            try:
+                cin()
+            except pycsp.ChannelLostException as exc:
+                print("LOST", isinstance(exc, pycsp.ChannelPoisonException))
+                print("AFTER", time.monotonic() - t0)
+            try:
+                (-A)(1)
+            except pycsp.ChannelLostException:
+                print("STILL_LOST", True)
+            A.poison()  # nothing left to poison: does nothing
+            cin.retire()
+            print("DONE", True)
+        """, key_file, port)
+        assert values(out, "LOST") == [True]
+        assert values(out, "AFTER")[0] < 10
+        assert values(out, "STILL_LOST") == [True]
+        assert values(out, "DONE") == [True]
+        code, _, err = finish(proc)
+        assert code == 0, err
+    finally:
+        stop(proc)
