@@ -402,3 +402,30 @@ def test_a_home_that_ends_leaves_its_remote_parties_a_channel_lost_exception(key
         assert code == 0, err
     finally:
         stop(proc)
+
+
+def test_channel_ends_do_not_travel_between_programs_yet(key_file):
+    """Mobile ends across programs are out of this slice: a message that holds an end
+    (or a channel) is refused at the writer, which can go on writing."""
+    proc, port = start_home("""
+        A = pycsp.Channel("A", buffer=1)
+        print("PORT", A.address[1], flush=True)
+        print("GOT", repr((+A)()), flush=True)
+    """, key_file)
+    try:
+        out = run_peer("""
+            A = pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            cout = -A
+            for what in (pycsp.Channel(), +pycsp.Channel(), cout, A, [1, {"x": -pycsp.Channel()}]):
+                try:
+                    cout(what)
+                except TypeError as exc:
+                    print("REFUSED", repr("mobile ends" in str(exc)))
+            cout("plain")
+        """, key_file, port)
+        assert values(out, "REFUSED") == [True] * 5
+        code, hout, err = finish(proc)
+        assert code == 0, err
+        assert values(hout, "GOT") == ["plain"]
+    finally:
+        stop(proc)
