@@ -24,7 +24,7 @@ DOCS = os.path.join(ROOT, "docs")
 
 # The modules a user imports names from; their __all__ is the public API.
 PUBLIC_MODULES = ["pycsp.threads", "pycsp.greenlets", "pycsp.processes", "pycsp.parallel",
-                  "pycsp.common.plugNplay", "pycsp.common.toolkit", "pycsp.common.trace",
+                  "pycsp.net", "pycsp.common.plugNplay", "pycsp.common.toolkit", "pycsp.common.trace",
                   "pycsp.csp"]
 
 # ``.. autofunction:: pycsp.threads.Parallel``, ``.. py:data:: pycsp.threads.Skip``
