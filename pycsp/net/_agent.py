@@ -6,10 +6,12 @@ maps the program's arena before anything of pycsp is imported (``BOOT``),
 and then serves one ROUTER socket:
 
 - A remote party's plain read or write becomes the same operation on the
-  home's channel in the shared core, made by a worker thread of the agent
-  that holds the remote end's join; the reply (OK or DATA) is sent only when
-  that operation completed, so a remote writer returns only once a reader
-  took its message (rendezvous holds across programs).  Poison and retire
+  home's channel in the shared core, on the end that the agent holds for
+  the remote party's join: at once in the main thread when a party here is
+  already waiting (a select with a skip), else in a worker thread of that
+  join.  The reply (OK or DATA) is sent only when that operation completed,
+  so a remote writer returns only once a reader took its message
+  (rendezvous holds across programs).  Poison and retire
   reach the home's channel, hence every party of it, local or remote.
 - Requests that do not parse, that come from a peer the ZAP handler did not
   admit, or that repeat a (incarnation, pid, stream) sequence number already
@@ -54,15 +56,23 @@ _DRAIN_QUIET_SECONDS = 0.25
 class _Join:
     """A remote party's end of a home channel, and the worker thread that uses it."""
 
-    __slots__ = ("channel", "end", "requests", "thread", "performing", "left")
+    __slots__ = ("channel", "end", "requests", "thread", "pending", "left")
 
     def __init__(self, channel, end):
         self.channel = channel
         self.end = end
-        self.left = False  # its program ended without retiring it (LEAVE)
         self.requests = queue.SimpleQueue()
         self.thread = None
-        self.performing = False  # from taking a request until its reply is queued
+        # Requests handed to the worker whose reply the main thread has not
+        # sent yet (only the main thread changes it): while it is 0, a request
+        # may be served at once in the main thread without passing an earlier one.
+        self.pending = 0
+        self.left = False  # its program ended without retiring it (LEAVE)
+
+
+_SKIP = csp_ext.SkipGuard()
+_NOT_READ = object()  # a WRITE's message left for the worker to unpickle
+_INLINE_UNPICKLE_LIMIT = 64 * 1024  # bigger messages are unpickled off the main loop
 
 
 class Agent:
@@ -149,13 +159,13 @@ class Agent:
         """Before stopping: send the replies of operations that completed.
 
         The program may end right after its last read matched a remote writer,
-        before the worker that wrote has queued its OK.  Workers still
-        performing either just completed (their reply comes within
+        before the worker that wrote has queued its OK.  Workers with requests
+        pending either just completed one (its reply comes within
         milliseconds) or wait for a party that will not come now; wait for
         replies until none came for a while (bounded).
         """
         deadline = time.monotonic() + _DRAIN_SECONDS
-        while (any(join.performing for join in list(self.joins.values()))
+        while (any(join.pending for join in list(self.joins.values()))
                and time.monotonic() < deadline):
             self.send_replies()
             if not select.select([self.wake_in], [], [], _DRAIN_QUIET_SECONDS)[0]:
@@ -169,10 +179,12 @@ class Agent:
             pass
         while True:
             try:
-                frames = self.replies.get_nowait()
+                number, join, op, frames = self.replies.get_nowait()
             except queue.Empty:
                 return
             self.router.send_multipart(frames, copy=False)
+            join.pending -= 1
+            self.after(number, join, op)
 
     def take_request(self):
         try:
@@ -195,7 +207,7 @@ class Agent:
             if join is None:
                 self.reply(identity, header, _wire.ERROR, f"no end {header.ref} here".encode())
             else:
-                join.requests.put((identity, header, body))
+                self.serve_on(header.ref, join, identity, header, body)
             return
         name = body[0].bytes.decode("utf-8", "replace") if body else ""
         channel = self.channels.get(name)
@@ -206,11 +218,8 @@ class Agent:
                        ref=channel.buffer)
         elif op == _wire.JOIN:
             number = next(self.end_numbers)
-            join = self.joins[number] = _Join(channel, channel.writer() if header.ref
-                                              else channel.reader())
-            join.thread = threading.Thread(target=self.serve_join, args=(number, join),
-                                           name=f"pycsp.net end {number}", daemon=True)
-            join.thread.start()
+            self.joins[number] = _Join(channel, channel.writer() if header.ref
+                                       else channel.reader())
             self.reply(identity, header, _wire.OK, ref=number)
         elif op == _wire.POISON:
             channel.poison()
@@ -222,40 +231,92 @@ class Agent:
             frames.append(body)
         self.router.send_multipart(frames, copy=False)
 
-    # -- a remote party's end (its worker thread) -----------------------
+    # -- a remote party's end -------------------------------------------
+
+    def serve_on(self, number, join, identity, header, body):
+        """Serve a request on a join: at once in this thread when it completes
+        without blocking (a party here is waiting for it: the usual case, and
+        no thread hand-off), else in the join's worker, in order."""
+        op = header.op
+        message = _NOT_READ
+        if op == _wire.WRITE:
+            if not body:
+                self.reply(identity, header, _wire.ERROR, b"a write without a message")
+                return
+            if len(body[0]) <= _INLINE_UNPICKLE_LIMIT:
+                try:
+                    message = _wire.loads(body[0].buffer)
+                except Exception as exc:
+                    self.reply(identity, header, _wire.ERROR, _error_text(exc))
+                    return
+        if join.pending == 0 and (op != _wire.WRITE or message is not _NOT_READ):
+            outcome = self.perform(join, op, message, at_once=True)
+            if outcome is not None:
+                self.reply(identity, header, *outcome)
+                self.after(number, join, op)
+                return
+        join.pending += 1
+        if join.thread is None:
+            join.thread = threading.Thread(target=self.serve_join, args=(number, join),
+                                           name=f"pycsp.net end {number}", daemon=True)
+            join.thread.start()
+        join.requests.put((identity, header, body, message))
+
+    def after(self, number, join, op):
+        """Bookkeeping once ``op`` on ``join`` was answered (main thread)."""
+        if op == _wire.RETIRE:
+            self.joins.pop(number, None)
+            if join.thread is not None:
+                join.requests.put(None)  # its worker ends
+        elif op == _wire.LEAVE:
+            join.left = True
 
     def serve_join(self, number, join):
-        end = join.end
+        """The join's worker: serves the requests that had to wait, in order."""
         while True:
-            identity, header, body = join.requests.get()
-            join.performing = True
-            op, data = self.perform(end, header.op, body)
-            frames = [identity, _wire.pack(op, 0, os.getpid(), header.stream, header.seq)]
-            if data is not None:
-                frames.append(data)
-            self.replies.put(frames)
-            join.performing = False
-            try:
-                os.write(self.wake_out, b"!")
-            except BlockingIOError:
-                pass  # the pipe is full of wake-ups already
-            if header.op == _wire.RETIRE:
-                del self.joins[number]
+            item = join.requests.get()
+            if item is None:
                 return
-            if header.op == _wire.LEAVE:
-                join.left = True
+            identity, header, body, message = item
+            if message is _NOT_READ and header.op == _wire.WRITE:
+                try:
+                    message = _wire.loads(body[0].buffer)
+                except Exception as exc:
+                    self.hand_back(number, join, identity, header, (_wire.ERROR, _error_text(exc)))
+                    continue
+            self.hand_back(number, join, identity, header, self.perform(join, header.op, message))
+
+    def hand_back(self, number, join, identity, header, outcome):
+        op, data = outcome
+        frames = [identity, _wire.pack(op, 0, os.getpid(), header.stream, header.seq)]
+        if data is not None:
+            frames.append(data)
+        self.replies.put((number, join, header.op, frames))
+        try:
+            os.write(self.wake_out, b"!")
+        except BlockingIOError:
+            pass  # the pipe is full of wake-ups already
 
     @staticmethod
-    def perform(end, op, body):
-        """Do ``op`` on ``end``; the reply's op and body."""
+    def perform(join, op, message, at_once=False):
+        """Do ``op`` on the join's end; the reply's op and body.  ``at_once``:
+        None instead if it would block."""
+        end = join.end
         try:
             if op == _wire.WRITE:
-                if not body:
-                    return _wire.ERROR, b"a write without a message"
-                end(_wire.loads(body[0].buffer))
+                if at_once:
+                    if csp_ext.select((csp_ext.OutputGuard(end, message), _SKIP))[0] == 1:
+                        return None
+                else:
+                    end(message)
                 return _wire.OK, None
             if op == _wire.READ:
-                msg = end()
+                if at_once:
+                    index, msg = csp_ext.select((csp_ext.InputGuard(end), _SKIP))
+                    if index == 1:
+                        return None
+                else:
+                    msg = end()
                 try:
                     return _wire.DATA, _wire.dumps(msg)
                 except Exception as exc:
@@ -268,7 +329,7 @@ class Agent:
         except csp_ext.ChannelRetireException:
             return _wire.RETIRED, None
         except Exception as exc:
-            return _wire.ERROR, f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
+            return _wire.ERROR, _error_text(exc)
 
     def close(self):
         self.router.close(linger=1000)
@@ -277,6 +338,10 @@ class Agent:
         # Waits (at most the linger) for queued replies to leave; the
         # workers own no socket, so nothing else holds the context.
         self.context.term()
+
+
+def _error_text(exc):
+    return f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
 
 
 def main():
