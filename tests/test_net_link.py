@@ -261,10 +261,39 @@ def test_security_none_must_be_asked_for_and_warns(tmp_path):
             warnings.simplefilter("always")
             pycsp.configure(security="none")
         assert [w.category for w in caught] == [pycsp.InsecureLinkWarning], caught
-        A = pycsp.Channel("A")
-        B = pycsp.Channel("A", connect=A.address)
-        (-B)(1) if False else None
-        print("OK", B.buffer)
+        A = pycsp.Channel("A", buffer=1)
+        B = pycsp.Channel("A", connect=A.address)  # the same program, over TCP all the same
+        (-B)(5)
+        print("OK", B.buffer, (+A)())
     """, timeout=40)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["OK", "0"]
+    assert result.stdout.split() == ["OK", "1", "5"]
+
+
+def test_an_end_used_where_the_handshake_fails_raises_instead_of_hanging(tmp_path):
+    """An end that reaches a process with the wrong key (a pickled end, say, in a child
+    started by spawn that did not configure pycsp.net) fails its first operation with
+    ChannelConnectException within the connect timeout."""
+    key_file = new_key_file(tmp_path)
+    other_key = new_key_file(tmp_path, "other.key")
+    proc, port = start_home(HOME_READS_ONCE, key_file)
+    try:
+        made = run_script(peer_source("""
+            import pickle, sys
+            A = pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            sys.stdout.write(pickle.dumps(-A).hex())
+        """, key_file, port), timeout=40)
+        assert made.returncode == 0, made.stderr
+        result = run_script(peer_source(f"""
+            import pickle, time
+            cout = pickle.loads(bytes.fromhex({made.stdout.strip()!r}))
+            t0 = time.monotonic()
+            try:
+                cout("never")
+            except pycsp.ChannelConnectException as exc:
+                print("REFUSED", "key file" in str(exc), time.monotonic() - t0 < 10)
+        """, other_key, port), timeout=40)
+        assert result.stdout.split() == ["REFUSED", "True", "True"], result.stderr
+        good_writer_gets_through(key_file, port, proc)
+    finally:
+        stop(proc)

@@ -96,9 +96,10 @@ class _Link:
     ChannelLostException.  ZeroMQ's heartbeats find a silent peer.
     """
 
-    def __init__(self, address, security):
+    def __init__(self, address, settings):
         self.address = address
-        self.socket = _link.connect_to_home(_zmq_context(), security, *address)
+        self.connect_timeout = settings.connect_timeout
+        self.socket = _link.connect_to_home(_zmq_context(), settings.security, *address)
         self.monitor = self.socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED
                                                       | zmq.EVENT_DISCONNECTED)
         self.stream = next(_streams)
@@ -128,7 +129,9 @@ class _Link:
 
     def request(self, op, ref=0, body=None, timeout=None):
         """Send a request; its reply's header and body frames (TimeoutError
-        past ``timeout`` seconds).  A reply to an older request is dropped."""
+        past ``timeout`` seconds).  A reply to an older request is dropped.
+        Until the first handshake succeeded, waits at most 0.9.2's
+        SOCKETS_CONNECT_TIMEOUT for it (ChannelConnectException)."""
         if self.lost:
             raise self._lost()
         self.seq += 1
@@ -136,14 +139,22 @@ class _Link:
         if body is not None:
             frames.append(body)
         self.socket.send_multipart(frames, copy=len(frames) < 2 or len(body) < 65536)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        now = time.monotonic()
+        deadline = None if timeout is None else now + timeout
+        handshake_by = None if self.handshaken else now + self.connect_timeout
         while True:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic()) * 1000
+            ends = [t for t in (deadline, handshake_by) if t is not None]
+            wait = max(0.0, min(ends) - time.monotonic()) * 1000 if ends else None
             ready = dict(self.poller.poll(wait))
             if not ready:
-                raise TimeoutError
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError
+                if handshake_by is not None and not self.handshaken:
+                    raise self._no_handshake()
             if self.monitor in ready:
                 self._note_events()
+                if self.handshaken:
+                    handshake_by = None
                 if self.lost and self.socket not in ready:
                     # A reply that the home sent just before it ended may be
                     # behind the event that says so: a moment for it to come.
@@ -152,9 +163,18 @@ class _Link:
                 reply = self.socket.recv_multipart()
                 header = _wire.parse(reply[0], _wire.REPLIES) if reply else None
                 if header is not None and header.seq == self.seq:
+                    self.handshaken = True
                     return header, reply[1:]
             elif self.lost:
                 raise self._lost()
+
+    def _no_handshake(self):
+        host, port = self.address
+        return ChannelConnectException(
+            self.address, f"pycsp.net: no secure connection to {host}:{port} within "
+            f"{self.connect_timeout:g} s (is the home running there, and does this process "
+            f"name the same key file? A child started by 'spawn' needs pycsp.net.configure() "
+            f"at import, or PYCSP_NET_KEY_FILE)")
 
 
 def _link_to(address):
@@ -163,7 +183,7 @@ def _link_to(address):
         mine.pid, mine.links = os.getpid(), {}
     link = mine.links.get(address)
     if link is None:
-        link = mine.links[address] = _Link(address, _settings.current().security)
+        link = mine.links[address] = _Link(address, _settings.current())
     return link
 
 
