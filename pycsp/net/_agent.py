@@ -73,6 +73,7 @@ class _Join:
 _SKIP = csp_ext.SkipGuard()
 _NOT_READ = object()  # a WRITE's message left for the worker to unpickle
 _INLINE_UNPICKLE_LIMIT = 64 * 1024  # bigger messages are unpickled off the main loop
+_ZERO_COPY_FROM = 64 * 1024
 
 
 class Agent:
@@ -182,7 +183,7 @@ class Agent:
                 number, join, op, frames = self.replies.get_nowait()
             except queue.Empty:
                 return
-            self.router.send_multipart(frames, copy=False)
+            self.router.send_multipart(frames, copy=_copy(frames))
             join.pending -= 1
             self.after(number, join, op)
 
@@ -229,7 +230,7 @@ class Agent:
         frames = [identity, _wire.pack(op, 0, os.getpid(), header.stream, header.seq, ref)]
         if body is not None:
             frames.append(body)
-        self.router.send_multipart(frames, copy=False)
+        self.router.send_multipart(frames, copy=_copy(frames))
 
     # -- a remote party's end -------------------------------------------
 
@@ -338,6 +339,12 @@ class Agent:
         # Waits (at most the linger) for queued replies to leave; the
         # workers own no socket, so nothing else holds the context.
         self.context.term()
+
+
+def _copy(frames):
+    """Whether to send ``frames`` by copy: a zero-copy send costs more than
+    copying a small message (pyzmq tracks the buffer until libzmq frees it)."""
+    return len(frames[-1]) < _ZERO_COPY_FROM
 
 
 def _error_text(exc):
