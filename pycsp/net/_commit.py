@@ -24,8 +24,10 @@ with spin; each method below names the model's step it stands for):
   DONE for a value that no reader has.
 - A record that ends (DONE, LOST, POISONED, RETIRED, TIMED_OUT) fails its
   queued claims and WITHDRAWs its other offers.  A home keeps, per process,
-  the last epoch known over and ignores older offers, so that nothing here
-  needs the transport's per-link order (ZeroMQ keeps it; the tests do not).
+  the last epoch known over and ignores older offers, and an agent queues a
+  claim that overtook its channel's RELEASE, so that nothing here needs the
+  transport's per-link order (ZeroMQ keeps it, the model assumes it, the
+  tests do not).
 - A node declared dead is fenced (whatever it sent is ignored from then on; a
   node that comes back is a new incarnation).  Each other agent, at its own
   moment, drops the dead node's processes' offers at its homes, takes their
@@ -253,7 +255,6 @@ class ChannelHome:
         self.over: dict[ProcessId, int] = {}
         self.matcher: _Matcher | None = None
         self.known_dead = known_dead if known_dead is not None else set()
-        self.await_reader_ack = True      # False only in tests (the model's MUT_NO_ACK)
 
     # -- helpers
 
@@ -379,7 +380,11 @@ class ChannelHome:
                    for o in m.order[:m.step]]
             return out + self._end_matcher()
         if m.step < len(m.order):
-            return [self._claim(m.order[m.step])]
+            nxt = m.order[m.step]
+            if nxt.proc.node in self.known_dead:
+                # await(q, h) with KNOWS(h, node_of[q]) already: FAIL, at once.
+                return self._answered(False)
+            return [self._claim(nxt)]
         # All claimed: the commit (drop both offers, FINISH the reader).
         for o in m.order:
             self._drop(o.proc, o.epoch)
@@ -392,11 +397,14 @@ class ChannelHome:
         out = [Send(r.proc.node, Finish(r.proc, self.channel, r.epoch, READ, value))]
         if m.kind == "take":
             return out + self._end_matcher()
-        if not self.await_reader_ack:
-            return out + self._finish_writer()
-        if r.proc.node in self.known_dead:
+        if not self._writer_awaits_ack(r):
             return out + self._finish_writer()
         return out                                      # await(r, h): the ACK
+
+    def _writer_awaits_ack(self, reader: Offer) -> bool:
+        """The writer is FINISHed only after the reader's ACK, unless the
+        reader's node is known dead (the model's MUT_NO_ACK says why)."""
+        return reader.proc.node not in self.known_dead
 
     def _finish_writer(self) -> list[Effect]:
         w = self.matcher.writer
@@ -446,7 +454,6 @@ class Agent:
         self.known_dead: set = set()
         self.records: dict[ProcessId, Record] = {}
         self.homes: dict[ChannelId, ChannelHome] = {}
-        self.check_dead_home_at_start = True   # False only in tests (the model's first finding)
 
     def home(self, name: str, buffer: int = 0, readers: int = 1, writers: int = 1) -> ChannelId:
         """A new channel homed here, with its count of joins per direction."""
@@ -475,7 +482,7 @@ class Agent:
         rec.end_on_release = None
         rec.offered = False
         rec.queued.clear()
-        if self.check_dead_home_at_start and any(g.channel.home in self.known_dead for g in guards):
+        if self._home_known_dead(guards):
             rec.status = LOST
             return [Outcome(proc, rec.epoch, LOST)]
         rec.status = WAITING
@@ -483,6 +490,11 @@ class Agent:
         return [Send(g.channel.home, Offer(proc, g.channel, rec.epoch, g.direction,
                                            g.value if g.direction == WRITE else None))
                 for g in guards]
+
+    def _home_known_dead(self, guards) -> bool:
+        """The model's first finding: an offer sent to a home known dead
+        goes into the void, and its operation would wait for ever."""
+        return any(g.channel.home in self.known_dead for g in guards)
 
     def timeout(self, proc: ProcessId, epoch: int) -> list[Effect]:
         """A skip or timeout guard of operation (proc, epoch) is ready: it
@@ -525,8 +537,8 @@ class Agent:
 
     def receive(self, src: Node, msg: Message) -> list[Effect]:
         """One message from node src (inbox[n]?...)."""
-        if src != self.node and src in self.known_dead:
-            return []                                   # fenced
+        if self._fenced(src):
+            return []
         if isinstance(msg, (Offer, Withdraw, ClaimOk, ClaimFail, Ack, Poison, Retire)):
             h = self.homes.get(msg.channel)
             if h is None:
@@ -553,6 +565,10 @@ class Agent:
             return self._closed(rec, msg)
         raise ProtocolError(f"unknown message {msg!r}")
 
+    def _fenced(self, src: Node) -> bool:
+        """Whatever a node declared dead sent is ignored, even if it comes back."""
+        return src != self.node and src in self.known_dead
+
     def _claim(self, rec: Record, channel: ChannelId, epoch: int) -> list[Effect]:
         """claim(p, x, e)."""
         if epoch != rec.epoch or rec.status in FINAL:
@@ -561,8 +577,12 @@ class Agent:
             rec.status = CLAIMED
             rec.claimer = channel
             return [Send(channel.home, ClaimOk(rec.proc, channel, epoch))]
-        if rec.status != CLAIMED or rec.claimer == channel:
+        if rec.status != CLAIMED:
             raise ProtocolError(f"claim by {channel} of {rec}")
+        # Held by another matcher: queue.  The model asserts that the holder is
+        # not this channel's matcher; without per-link order it can be: that
+        # matcher RELEASEd the record, and the channel's next matcher's CLAIM
+        # overtook the RELEASE.  Queued, it is served once the RELEASE arrives.
         rec.queued.append((channel, epoch))
         return []
 
