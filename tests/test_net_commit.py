@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from pycsp.net import _commit as C
@@ -72,6 +72,7 @@ class World:
         self.events: list[tuple] = [("poison", name, n) for name, n in spec.poisons]
         if spec.fault is not None:
             self.events.append(("fault",) + spec.fault)
+        self.not_before = {ev: 0 for ev in self.events}   # step from which it may happen
         self.crashed: set[int] = set()
         self.cut: set[int] = set()                     # partitioned (alive, alone)
         self.next_op = [0] * len(self.procs)
@@ -133,13 +134,22 @@ class World:
     def _apply(self, node: int, effects: list) -> None:
         for e in effects:
             if isinstance(e, C.Send):
-                if isinstance(e.message, C.Finish) and e.message.direction == RD:
-                    self.reader_of[e.message.value] = e.message.proc
+                if isinstance(e.message, C.Finish):
+                    self._committed(node, e.message)
                 if not self.connected(node, e.dest):
                     continue                       # across the cut, or to/from a crashed node
                 self.inflight.append((node, e.dest, e.message))
             else:
                 self._outcome(e)
+
+    def _committed(self, node: int, msg: C.Finish) -> None:
+        """A home FINISHes a party: a read's FINISH (and a write's into a
+        buffer) is the commit, which a poisoned channel must not make."""
+        h = self.agents[node].homes[msg.channel]
+        if msg.direction == RD:
+            self.reader_of[msg.value] = msg.proc
+        if (msg.direction == RD or h.capacity > 0) and h.poisoned:
+            raise Violation(f"{msg.channel.name} poisoned, and its home commits {msg}")
 
     def _outcome(self, o: C.Outcome) -> None:
         key = (o.proc, o.epoch)
@@ -148,6 +158,7 @@ class World:
         self.outcomes[key] = o
         self.timers.discard(key)
         op = self.op(o.proc, o.epoch)
+        self._check_cause(o, op)
         mine = {token(o.proc.pid, o.epoch - 1, g) for g, (_, d) in enumerate(op.guards) if d == WR}
         sent = [t for t in mine if t in self.delivered]
         if len(sent) > 1:
@@ -164,6 +175,22 @@ class World:
             self._start(o.proc)
         elif self.spec.propagate:
             self._leave(o.proc, poison=o.result != C.RETIRED)
+
+    def _check_cause(self, o: C.Outcome, op: Op) -> None:
+        """No operation ends LOST, POISONED, RETIRED or TIMED_OUT without cause."""
+        homes = [self.agents[self.chan[name].home].homes[self.chan[name]] for name, _ in op.guards]
+        if o.result == C.LOST:
+            ok = any(h.channel.home in self.crashed | self.cut for h in homes) or o.proc.node in self.cut
+        elif o.result == C.POISONED:
+            ok = any(h.poisoned for h in homes)
+        elif o.result == C.RETIRED:
+            ok = any(h.readers_left <= 0 or h.writers_left <= 0 for h in homes)
+        elif o.result == C.TIMED_OUT:
+            ok = op.timeout
+        else:
+            ok = True
+        if not ok:
+            raise Violation(f"{o} without cause")
 
     def _read(self, o: C.Outcome, name: str) -> None:
         tok = o.value
@@ -182,7 +209,7 @@ class World:
         acts += [("notice", i) for i in range(len(self.notices))]
         acts += [("timer", t) for t in sorted(self.timers, key=lambda t: (t[0], t[1]))
                  if t[0].node not in self.crashed]
-        acts += [("event", i) for i in range(len(self.events))]
+        acts += [("event", i) for i, ev in enumerate(self.events) if self.steps >= self.not_before[ev]]
         return acts
 
     def do(self, act: tuple) -> None:
@@ -203,6 +230,8 @@ class World:
             for rec in agent.records.values():
                 if rec.status == C.WAITING and any(g.channel.home == c for g in rec.guards):
                     raise Violation(f"{rec.proc} still WAITING on a channel of dead node {c}")
+                if rec.status == C.CLAIMED and rec.claimer.home == c:
+                    raise Violation(f"{rec.proc} still CLAIMED by a matcher of dead node {c}")
         elif kind == "timer":
             self.timers.discard(arg)
             proc, epoch = arg
@@ -278,6 +307,10 @@ class World:
                 continue
             for h in agent.homes.values():
                 self._check_no_missed_match(h)
+                for o in h.offers.values():
+                    rec = self.agents[o.proc.node].records[o.proc]
+                    if not (rec.status == C.WAITING and rec.epoch == o.epoch):
+                        raise Violation(f"{h.channel.name} keeps a stale offer {o} ({rec.status})")
         for key, o in self.outcomes.items():
             op = self.op(o.proc, o.epoch)
             if o.result != C.DONE or op.guards[o.guard][1] != WR:
@@ -292,8 +325,8 @@ class World:
             if home.homes[ch].capacity > 0 and (ch.home in self.crashed or home.homes[ch].poisoned):
                 continue                     # buffered, then the home died or poison dropped it
             r = self.reader_of.get(tok)
-            if r is not None and not (self.connected(r.node, ch.home) and self.connected(r.node, r.node)):
-                continue                     # its reader died or was cut off
+            if r is not None and (r.node in self.crashed | self.cut or ch.home in self.cut):
+                continue                     # its reader died, or was cut off from the home
             raise Violation(f"{o}: its value {tok} reached no reader (reader {r})")
         for tok, (reader, epoch, name) in self.delivered.items():
             wproc, wepoch, g = self.writer_of(tok)
@@ -364,17 +397,20 @@ def _hyp(n: int):
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-def run_with(data, spec: Spec, patch=None) -> World:
+def run_with(data, spec: Spec) -> World:
     world = World(spec)
-    if patch is not None:
-        patch(world)
-    world.run(lambda acts: data.draw(st.integers(0, len(acts) - 1)) if len(acts) > 1 else 0)
+    for ev in world.events:
+        # Faults and poison at any step, not mostly at the first ones.
+        world.not_before[ev] = data.draw(st.integers(0, 40))
+    def choose(acts: list[tuple]) -> int:
+        return data.draw(st.integers(0, len(acts) - 1)) if len(acts) > 1 else 0
+    world.run(choose)
     return world
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("scenario", sorted(MODEL_SCENARIOS), ids=lambda s: f"scenario{s}")
-@_hyp(150)
+@_hyp(250)
 @given(data=st.data())
 def test_model_scenario(scenario, data):
     run_with(data, MODEL_SCENARIOS[scenario])
@@ -382,7 +418,7 @@ def test_model_scenario(scenario, data):
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("scenario", [5, 6, 7], ids=lambda s: f"scenario{s}")
-@_hyp(100)
+@_hyp(250)
 @given(data=st.data())
 def test_model_scenario_partitioned(scenario, data):
     """The faulty node is cut off instead: it runs on, alone, and must be fenced."""
@@ -416,19 +452,198 @@ def specs(draw, faults=True) -> Spec:
 
 
 @pytest.mark.timeout(90)
-@_hyp(300)
+@_hyp(1000)
 @given(spec=specs(), data=st.data())
 def test_random_networks(spec, data):
     run_with(data, spec)
 
 
 @pytest.mark.timeout(60)
-@_hyp(150)
+@_hyp(300)
 @given(spec=specs(faults=False), data=st.data())
-def test_random_networks_without_faults_finish_what_can_finish(spec, data):
-    """With no fault, no poison and no timeout: the count of finished
-    operations does not depend on the schedule, for these small scripts?  Not
-    in general (which pairs meet decides what is left); what must hold is the
-    quiescence check: no live pair left unmatched.  Run it without timers."""
+def test_random_networks_without_faults(spec, data):
+    """No fault, poison or timeout: the matching alone; at quiescence nothing
+    that can match is left waiting."""
     spec = dataclasses.replace(spec, procs=[(n, [Op(op.guards) for op in ops]) for n, ops in spec.procs])
     run_with(data, spec)
+
+
+# ------------------------------------------------------------------ the model's findings
+
+def scripted(world: World, *prefer):
+    """A chooser: the first action whose description contains the first of
+    ``prefer`` that any action's does, else the first action (deliveries in
+    the order sent)."""
+    def choose(acts):
+        texts = [world._describe(a) for a in acts]
+        for want in prefer:
+            for i, t in enumerate(texts):
+                if want(t):
+                    return i
+        return 0
+    return choose
+
+
+def dead_home_at_start(world: World) -> None:
+    """p0 on node 0 reads x0 (homed on 1), then x1 (homed on 2); node 2 dies
+    first and node 0 learns it before the second read starts."""
+    world.run(scripted(world, lambda t: t.startswith("event"), lambda t: "learns" in t))
+
+
+DEAD_HOME_SPEC = Spec(3, [("x0", 1, 0), ("x1", 2, 0)],
+                      [(0, [alt(("x0", RD)), alt(("x1", RD))]), (1, [alt(("x0", WR))])],
+                      fault=("crash", 2))
+
+
+@pytest.mark.timeout(10)
+def test_operation_started_knowing_its_home_dead_ends_lost_at_once():
+    world = World(DEAD_HOME_SPEC)
+    dead_home_at_start(world)
+    p0 = world.procs[0]
+    assert world.outcomes[(p0, 1)].result == C.DONE
+    assert world.outcomes[(p0, 2)].result == C.LOST
+    assert not any(isinstance(m, C.Offer) and m.channel.name == "x1" for _, _, m in world.inflight)
+
+
+@pytest.mark.timeout(10)
+def test_operation_started_knowing_its_home_dead_mutant_is_caught(monkeypatch):
+    """The model's first finding, undone: the offer goes into the void."""
+    monkeypatch.setattr(C.Agent, "_home_known_dead", lambda self, guards: False)
+    with pytest.raises(Violation, match="not LOST at once"):
+        dead_home_at_start(World(DEAD_HOME_SPEC))
+
+
+def home_dies_after_finishing_the_reader(world: World) -> None:
+    """Scenario 5: the home FINISHes the reader and dies; the reader's node
+    learns it before the FINISH arrives (fenced: the reader ends LOST); then
+    every message still in flight is delivered, before the other notices."""
+    finish_sent = lambda t: any(isinstance(m, C.Finish) for _, _, m in world.inflight)
+    def choose(acts):
+        texts = [world._describe(a) for a in acts]
+        if finish_sent(None) and world.events:
+            return texts.index(next(t for t in texts if t.startswith("event")))
+        if world.crashed:
+            for want in ("node 0 learns", "->", "learns"):
+                for i, t in enumerate(texts):
+                    if want in t:
+                        return i
+        return next(i for i, t in enumerate(texts) if "->" in t)
+    world.run(choose)
+
+
+@pytest.mark.timeout(10)
+def test_writer_is_not_finished_before_the_readers_ack():
+    world = World(MODEL_SCENARIOS[5])
+    home_dies_after_finishing_the_reader(world)
+    reader, writer = world.procs
+    assert world.outcomes[(reader, 1)].result == C.LOST
+    assert world.outcomes[(writer, 1)].result == C.LOST
+
+
+@pytest.mark.timeout(10)
+def test_writer_finished_before_the_readers_ack_mutant_is_caught(monkeypatch):
+    """The model's second finding (MUT_NO_ACK), undone: the writer is told
+    DONE for a value no reader has."""
+    monkeypatch.setattr(C.ChannelHome, "_writer_awaits_ack", lambda self, reader: False)
+    with pytest.raises(Violation, match="reached no reader"):
+        home_dies_after_finishing_the_reader(World(MODEL_SCENARIOS[5]))
+
+
+# ------------------------------------------------------------------ the harness can fail
+
+def _no_order(mp):
+    init = C._Matcher.__init__
+    def reader_first(self, kind, reader, writer):
+        init(self, kind, reader, writer)
+        self.order = [o for o in (reader, writer) if o is not None]
+    mp.setattr(C._Matcher, "__init__", reader_first)
+
+
+def _no_epoch(mp):
+    claim = C.Agent._claim
+    def any_epoch(self, rec, channel, epoch):
+        if rec.status in C.FINAL or epoch == rec.epoch:
+            return claim(self, rec, channel, epoch)
+        return [dataclasses.replace(e, message=dataclasses.replace(e.message, epoch=epoch))
+                if isinstance(e, C.Send) else e for e in claim(self, rec, channel, rec.epoch)]
+    mp.setattr(C.Agent, "_claim", any_epoch)
+
+
+def _fail_claimed(mp):
+    claim = C.Agent._claim
+    def fail(self, rec, channel, epoch):
+        if rec.status == C.CLAIMED:
+            return [C.Send(channel.home, C.ClaimFail(rec.proc, channel, epoch))]
+        return claim(self, rec, channel, epoch)
+    mp.setattr(C.Agent, "_claim", fail)
+
+
+def _no_release(mp):
+    answered = C.ChannelHome._answered
+    def keep(self, ok):
+        out = answered(self, ok)
+        return out if ok else [e for e in out if not isinstance(getattr(e, "message", None), C.Release)]
+    mp.setattr(C.ChannelHome, "_answered", keep)
+
+
+def _no_over(mp):
+    offer = C.ChannelHome.on_offer
+    def forget(self, msg):
+        self.over.pop(msg.proc, None)
+        return offer(self, msg)
+    mp.setattr(C.ChannelHome, "on_offer", forget)
+
+
+def _commit_poisoned(mp):
+    answered = C.ChannelHome._answered
+    def blind(self, ok):                   # a rendezvous matcher does not look at poison
+        if self.matcher.kind != "pair":
+            return answered(self, ok)
+        was, self.poisoned = self.poisoned, False
+        try:
+            return answered(self, ok)
+        finally:
+            self.poisoned = was
+    mp.setattr(C.ChannelHome, "_answered", blind)
+
+
+# The model's seeded mutations (models/net_commit.pml's header; the scenario
+# its self-test catches each with), the model's first finding, and two of the
+# code's own safeguards, each undone: the properties above must catch each.
+MUTANTS = {
+    "MUT_NO_ORDER": (_no_order, 1),
+    "MUT_NO_EPOCH": (_no_epoch, 3),
+    "MUT_FAIL_CLAIMED": (_fail_claimed, 2),
+    "MUT_NO_RELEASE": (_no_release, 2),
+    "MUT_NO_ACK": (lambda mp: mp.setattr(C.ChannelHome, "_writer_awaits_ack", lambda self, r: False), 5),
+    "MUT_NO_FENCE": (lambda mp: mp.setattr(C.Agent, "_fenced", lambda self, src: False), 5),
+    "dead home at start": (lambda mp: mp.setattr(C.Agent, "_home_known_dead", lambda self, g: False), None),
+    "stale offers taken": (_no_over, None),
+    "commit after poison": (_commit_poisoned, None),
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mutant", sorted(MUTANTS))
+def test_each_mutant_is_caught(mutant, monkeypatch):
+    """The model's scenario for it first (as its self-test), then random
+    ones; no shrinking: finding a violation is the point."""
+    patch, scenario = MUTANTS[mutant]
+    patch(monkeypatch)
+
+    def explore(strategy) -> bool:
+        @settings(max_examples=1500, deadline=None, database=None, phases=[Phase.generate],
+                  derandomize=True,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+        @given(spec=strategy, data=st.data())
+        def run(spec, data):
+            run_with(data, spec)
+        try:
+            run()
+        except AssertionError:        # Violation, ProtocolError
+            return True
+        return False
+
+    caught = ((scenario is not None and explore(st.just(MODEL_SCENARIOS[scenario])))
+              or explore(specs()))
+    assert caught, f"{mutant} survives the harness"
