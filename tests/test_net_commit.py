@@ -594,6 +594,31 @@ def _no_over(mp):
     mp.setattr(C.ChannelHome, "on_offer", forget)
 
 
+def _claim_dead_party(mp):
+    """The code's first version: a matcher claims its second party even if
+    that party's node is known dead (the claim goes into the void)."""
+    answered = C.ChannelHome._answered
+    def forget(self, ok):
+        dead = set(self.known_dead)
+        self.known_dead.clear()
+        try:
+            return answered(self, ok)
+        finally:
+            self.known_dead |= dead
+    mp.setattr(C.ChannelHome, "_answered", forget)
+
+
+def _claim_overtaking_release_refused(mp):
+    """The code's first version: the model's assertion that a record is not
+    claimed twice by one channel's matchers (true only with per-link order)."""
+    claim = C.Agent._claim
+    def strict(self, rec, channel, epoch):
+        if rec.status == C.CLAIMED and rec.claimer == channel and epoch == rec.epoch:
+            raise C.ProtocolError(f"claim by {channel} of {rec}")
+        return claim(self, rec, channel, epoch)
+    mp.setattr(C.Agent, "_claim", strict)
+
+
 def _commit_poisoned(mp):
     answered = C.ChannelHome._answered
     def blind(self, ok):                   # a rendezvous matcher does not look at poison
@@ -619,6 +644,8 @@ MUTANTS = {
     "MUT_NO_FENCE": (lambda mp: mp.setattr(C.Agent, "_fenced", lambda self, src: False), 5),
     "dead home at start": (lambda mp: mp.setattr(C.Agent, "_home_known_dead", lambda self, g: False), None),
     "stale offers taken": (_no_over, None),
+    "second claim to a dead node": (_claim_dead_party, 7),
+    "claim overtaking release refused": (_claim_overtaking_release_refused, None),
     "commit after poison": (_commit_poisoned, None),
 }
 
@@ -647,3 +674,52 @@ def test_each_mutant_is_caught(mutant, monkeypatch):
     caught = ((scenario is not None and explore(st.just(MODEL_SCENARIOS[scenario])))
               or explore(specs()))
     assert caught, f"{mutant} survives the harness"
+
+
+# ------------------------------------------------------------------ beyond the model: fixed schedules
+
+def in_order(world: World):
+    """Messages in the order sent, then notices, timers, events."""
+    return lambda acts: 0
+
+
+def results(world: World, pid: int) -> list[tuple]:
+    p = world.procs[pid]
+    return [(o.result, o.value) for (q, _), o in sorted(world.outcomes.items(), key=lambda kv: kv[0][1])
+            if q == p]
+
+
+@pytest.mark.timeout(10)
+def test_buffered_channel_keeps_order_and_retire_loses_nothing():
+    """Two writes into a buffer of 2 complete with no reader there; the reader
+    then gets both, in order, and its third read ends RETIRED (every writer
+    has retired)."""
+    spec = Spec(3, [("x0", 1, 2)],
+                [(0, [alt(("x0", WR)), alt(("x0", WR))]),
+                 (2, [alt(("x0", RD))] * 3)], retire_at_end=True)
+    world = World(spec)
+    world.run(in_order(world))
+    assert results(world, 0) == [(C.DONE, None), (C.DONE, None)]
+    assert results(world, 1) == [(C.DONE, token(0, 0, 0)), (C.DONE, token(0, 1, 0)), (C.RETIRED, None)]
+
+
+@pytest.mark.timeout(10)
+def test_poison_at_the_home_reaches_waiting_and_later_parties():
+    spec = Spec(3, [("x0", 1, 0), ("x1", 0, 0)],
+                [(2, [alt(("x0", RD), ("x1", RD))]), (0, [alt(("x1", WR)), alt(("x0", WR))])],
+                poisons=[("x0", 1)])
+    world = World(spec)
+    world.run(in_order(world))
+    # The reader meets the first write, on x1; the writer's second operation,
+    # on x0, then waits alone until the poison at x0's home ends it.
+    assert results(world, 0) == [(C.DONE, token(1, 0, 0))]
+    assert results(world, 1) == [(C.DONE, None), (C.POISONED, None)]
+
+
+@pytest.mark.timeout(10)
+def test_timeout_guard_commits_when_nothing_matches():
+    spec = Spec(2, [("x0", 1, 0)], [(0, [alt(("x0", RD), timeout=True)])])
+    world = World(spec)
+    world.run(in_order(world))
+    assert results(world, 0) == [(C.TIMED_OUT, None)]
+    assert not world.agents[1].homes[world.chan["x0"]].offers      # withdrawn
