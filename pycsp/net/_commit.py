@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Union
+from typing import Any, Hashable, Sequence, Union
 
 READ = "read"
 WRITE = "write"
@@ -214,7 +214,7 @@ class Record:
     # What the operation ends as if its claimer releases it (the model's
     # lose_on_release, widened to poison, retire and timeouts).
     end_on_release: str | None = None
-    queued: collections.deque = field(default_factory=collections.deque)
+    queued: collections.deque[tuple[ChannelId, int]] = field(default_factory=collections.deque)
     offered: bool = False
 
 
@@ -225,7 +225,7 @@ class _Matcher:
     one party against the buffer (``put``: a writer into it, ``take``: a
     reader from it)."""
 
-    __slots__ = ("kind", "reader", "writer", "order", "step", "value")
+    __slots__ = ("kind", "reader", "writer", "order", "step")
 
     def __init__(self, kind: str, reader: Offer | None, writer: Offer | None) -> None:
         self.kind = kind
@@ -234,17 +234,16 @@ class _Matcher:
         parties = [o for o in (reader, writer) if o is not None]
         self.order = sorted(parties, key=lambda o: o.proc)   # claims in process order
         self.step = 0          # index in order of the party whose answer is awaited
-        self.value = None
 
 
 class ChannelHome:
     """A channel at its home: its offers, its buffer, its matcher."""
 
     def __init__(self, channel: ChannelId, buffer: int = 0, readers: int = 1,
-                 writers: int = 1, known_dead: set | None = None) -> None:
+                 writers: int = 1, known_dead: set[Node] | None = None) -> None:
         self.channel = channel
         self.capacity = buffer
-        self.buffer: collections.deque = collections.deque()
+        self.buffer: collections.deque[Any] = collections.deque()
         self.readers_left = readers
         self.writers_left = writers
         self.poisoned = False
@@ -308,8 +307,14 @@ class ChannelHome:
         self.matcher = m
         return [self._claim(m.order[0])]
 
-    def _claim(self, o: Offer) -> Send:
+    def _claim(self, o: Offer) -> Effect:
         return Send(o.proc.node, Claim(o.proc, self.channel, o.epoch))
+
+    def _release(self, o: Offer) -> Effect:
+        return Send(o.proc.node, Release(o.proc, self.channel, o.epoch))
+
+    def _finish(self, o: Offer, value: Any = None) -> Effect:
+        return Send(o.proc.node, Finish(o.proc, self.channel, o.epoch, o.direction, value))
 
     def _end_matcher(self) -> list[Effect]:
         """The matcher's ``out:``: busy[x] = 0; try_start(x) (and retire's
@@ -350,7 +355,7 @@ class ChannelHome:
         """A matcher's await(q, h) returning: OK, FAIL or ACK about q."""
         m = self.matcher
         q = self._awaited()
-        if q is None or msg.proc != q.proc or msg.epoch != q.epoch:
+        if m is None or q is None or msg.proc != q.proc or msg.epoch != q.epoch:
             return []           # a late answer of a node declared dead: skipped
         if m.step == len(m.order):
             if not isinstance(msg, Ack):
@@ -367,17 +372,13 @@ class ChannelHome:
         if not ok:
             # ans == FAIL: drop that offer; a second claim failing releases the first.
             self._drop(q.proc, q.epoch)
-            out: list[Effect] = []
-            if m.step == 1:
-                a = m.order[0]
-                out.append(Send(a.proc.node, Release(a.proc, self.channel, a.epoch)))
+            out = [self._release(m.order[0])] if m.step == 1 else []
             return out + self._end_matcher()
         m.step += 1
         if self.poisoned:
             # Poisoned while claiming: release what is held (the parties had
             # CLOSED from the poison and end POISONED on release).
-            out = [Send(o.proc.node, Release(o.proc, self.channel, o.epoch))
-                   for o in m.order[:m.step]]
+            out = [self._release(o) for o in m.order[:m.step]]
             return out + self._end_matcher()
         if m.step < len(m.order):
             nxt = m.order[m.step]
@@ -389,12 +390,17 @@ class ChannelHome:
         for o in m.order:
             self._drop(o.proc, o.epoch)
         if m.kind == "put":
-            w = m.writer
-            self.buffer.append(w.value)
-            return [Send(w.proc.node, Finish(w.proc, self.channel, w.epoch, WRITE))] + self._end_matcher()
+            assert m.writer is not None
+            self.buffer.append(m.writer.value)
+            return [self._finish(m.writer)] + self._end_matcher()
         r = m.reader
-        value = self.buffer.popleft() if m.kind == "take" else m.writer.value
-        out = [Send(r.proc.node, Finish(r.proc, self.channel, r.epoch, READ, value))]
+        assert r is not None
+        if m.kind == "take":
+            value = self.buffer.popleft()
+        else:
+            assert m.writer is not None
+            value = m.writer.value
+        out = [self._finish(r, value)]
         if m.kind == "take":
             return out + self._end_matcher()
         if not self._writer_awaits_ack(r):
@@ -407,8 +413,9 @@ class ChannelHome:
         return reader.proc.node not in self.known_dead
 
     def _finish_writer(self) -> list[Effect]:
-        w = self.matcher.writer
-        return [Send(w.proc.node, Finish(w.proc, self.channel, w.epoch, WRITE))] + self._end_matcher()
+        """After the reader's ACK (await(r, h)): FINISH the writer."""
+        assert self.matcher is not None and self.matcher.writer is not None
+        return [self._finish(self.matcher.writer)] + self._end_matcher()
 
     def on_poison(self) -> list[Effect]:
         """Poison at the home: every offer answered CLOSED, the buffer dropped."""
@@ -434,9 +441,9 @@ class ChannelHome:
         for key in [k for k in self.offers if k[0].node == c]:
             del self.offers[key]
         q = self._awaited()
-        if q is None or q.proc.node != c:
-            return self._try_start()
         m = self.matcher
+        if m is None or q is None or q.proc.node != c:
+            return self._try_start()
         if m.step == len(m.order):
             return self._finish_writer()
         return self._answered(False)
@@ -451,7 +458,7 @@ class Agent:
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self.known_dead: set = set()
+        self.known_dead: set[Node] = set()
         self.records: dict[ProcessId, Record] = {}
         self.homes: dict[ChannelId, ChannelHome] = {}
 
@@ -463,7 +470,7 @@ class Agent:
 
     # -- local events
 
-    def start(self, proc: ProcessId, guards: list[Guard] | tuple[Guard, ...]) -> list[Effect]:
+    def start(self, proc: ProcessId, guards: Sequence[Guard]) -> list[Effect]:
         """Process, one operation's first steps: a new epoch; LOST at once if a
         guard's home is known dead (the model's first finding); else WAITING
         and one OFFER per guard.  A skip or timeout guard is the driver's
@@ -491,7 +498,7 @@ class Agent:
                                            g.value if g.direction == WRITE else None))
                 for g in guards]
 
-    def _home_known_dead(self, guards) -> bool:
+    def _home_known_dead(self, guards: Sequence[Guard]) -> bool:
         """The model's first finding: an offer sent to a home known dead
         goes into the void, and its operation would wait for ever."""
         return any(g.channel.home in self.known_dead for g in guards)
@@ -527,7 +534,7 @@ class Agent:
                 continue
             if not any(g.channel.home == c for g in rec.guards):
                 continue
-            if rec.status == WAITING or rec.claimer.home == c:
+            if rec.status == WAITING or (rec.claimer is not None and rec.claimer.home == c):
                 out += self._end(rec, LOST)
             else:
                 rec.end_on_release = LOST
