@@ -32,6 +32,9 @@ from ..processes import __all__ as _processes_names
 from . import _wire
 from ._channel import Channel as Channel, HomedChannel
 from ._guards import InputGuard as InputGuard, OutputGuard as OutputGuard
+from ._hosts import ClusterProcess as ClusterProcess, HostLost as HostLost
+from ._hosts import SSHProcess as SSHProcess, clusterprocess as clusterprocess
+from ._hosts import sshprocess as sshprocess
 from ._link import InsecureLinkWarning as InsecureLinkWarning
 from ._remote import RemoteChannel, RemoteChannelEndRead, RemoteChannelEndWrite
 from ._settings import configure as configure
@@ -48,4 +51,5 @@ if not TYPE_CHECKING:
     __all__ = list(_processes_names) + [
         "ChannelSocketException", "ChannelConnectException", "ChannelBindException",
         "ChannelLostException", "InsecureLinkWarning", "configure",
+        "SSHProcess", "sshprocess", "ClusterProcess", "clusterprocess", "HostLost",
     ]

@@ -74,8 +74,9 @@ def srun_argv(host: str, argv: Sequence[str], *, cwd: str | None = None) -> list
 
 def start(launcher_argv: Sequence[str], handover: bytes, **popen) -> subprocess.Popen:
     """Start a launcher and give the remote program `handover` on its stdin
-    (framed: see `read_handover`).  stdin is closed after it, so the remote
-    program sees end of file when its launcher's link drops."""
+    (framed: see `read_handover`).  stdin stays open after it: the remote
+    program takes end of file as "the program that started me is gone"
+    (the caller closes it when done, or its launcher's link drops)."""
     if len(handover) > _HANDOVER_MAX:
         raise LaunchError(f"handover of {len(handover)} bytes is over {_HANDOVER_MAX}")
     try:
@@ -85,14 +86,9 @@ def start(launcher_argv: Sequence[str], handover: bytes, **popen) -> subprocess.
     assert proc.stdin is not None
     try:
         proc.stdin.write(_HANDOVER_MAGIC + struct.pack("!I", len(handover)) + handover)
-        proc.stdin.close()
+        proc.stdin.flush()
     except BrokenPipeError:
-        # The launcher failed at once: its exit status says why.
-        try:
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-    proc.stdin = None   # closed: communicate() and wait() must not touch it
+        pass   # the launcher failed at once: its exit status says why
     return proc
 
 

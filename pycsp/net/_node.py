@@ -38,6 +38,8 @@ _node: Node | None = None
 class Node:
     def __init__(self, settings: _settings.Settings) -> None:
         self.settings = settings
+        # What this process homed (a channel's hash and equality are its own).
+        self.homed_here: dict[csp_ext.ShmChannel, str] = {}
         registry = csp_ext.ShmChannel(buffer=16)
         self.registry_out = registry.writer()
         record = csp_ext.shm_precount()  # counted as running from before it starts
@@ -80,6 +82,11 @@ class Node:
         refused = answer.reader()()
         if refused is not None:
             raise ValueError(f"pycsp.net: {refused}")
+        self.homed_here[channel] = name
+
+    def name_of(self, channel: csp_ext.ShmChannel) -> str | None:
+        """The name this process homed ``channel`` under, or None."""
+        return self.homed_here.get(channel)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -99,18 +106,21 @@ class Node:
         csp_ext.shm_reap(self.process.pid, code != 0)
 
 
-def _same_modules_env():
-    """The environment, with the folders that this program's pycsp and csp_ext
-    came from first on PYTHONPATH: the agent must map the arena with the same
-    csp_ext (a checkout's in-place build, say) as the program."""
+def same_modules_path() -> str:
+    """PYTHONPATH with the folders that this program's pycsp and csp_ext came
+    from first: the agent must map the arena with the same csp_ext (a
+    checkout's in-place build, say) as the program, and a node on another
+    host of a shared file system must run the same pycsp."""
     import pycsp
 
     folders = [os.path.dirname(os.path.dirname(os.path.abspath(pycsp.__file__))),
                os.path.dirname(os.path.abspath(csp_ext.__file__))]
-    env = dict(os.environ)
-    rest = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(folders + ([rest] if rest else [])))
-    return env
+    rest = os.environ.get("PYTHONPATH")
+    return os.pathsep.join(dict.fromkeys(folders + ([rest] if rest else [])))
+
+
+def _same_modules_env():
+    return dict(os.environ, PYTHONPATH=same_modules_path())
 
 
 def this_node() -> Node:

@@ -13,6 +13,7 @@ import threading
 from typing import NamedTuple
 
 from . import _link
+from ._keys import KeyPair
 
 DEFAULT_LINGER = 10.0
 _lock = threading.Lock()
@@ -71,6 +72,15 @@ def configure(*, key_file: str | None = None, security: str | None = None,
         _asked.update({k: v for k, v in given.items() if v is not None})
 
 
+def adopt_handover(curve: bool, keys: tuple[bytes, bytes] | None) -> None:
+    """In a node started on another host (pycsp.net.node): the links'
+    security of the program that started it, handed over by its launcher."""
+    with _lock:
+        if _in_use is not None:
+            raise RuntimeError("pycsp.net: a network channel was made before the handover")
+        _asked["handed_over"] = (curve, keys)
+
+
 def current() -> Settings:
     """The settings in force (fixed on the first call)."""
     global _in_use
@@ -85,7 +95,11 @@ def _resolve() -> Settings:
 
     config = _network.Configuration()
     mode = _asked.get("security", "curve")
-    if mode == "none":
+    if "handed_over" in _asked:   # warned, if "none", where the program asked for it
+        curve, keys = _asked["handed_over"]
+        security = (_link.Security(True, KeyPair(*keys), frozenset((keys[0],))) if curve
+                    else _link.Security(False, None, frozenset()))
+    elif mode == "none":
         security = _link.Security(False, None, frozenset())  # warned in configure()
     else:
         security = _link.security_from(mode, _asked.get("key_file")

@@ -1,0 +1,316 @@
+"""CSP processes on other hosts: ``@sshprocess`` and ``@clusterprocess``
+(PyCSP 0.9.2's names and settings), run by ``Parallel`` like any process.
+
+Such a process is, here, an OS process of the program (pycsp.processes) that
+starts ``python -m pycsp.net.node`` on the host through a launcher (ssh, or
+srun inside a Slurm allocation: ``_launch``), hands it over what it needs on
+the launcher's stdin (the run's CurveZMQ keys; the function, by module and
+name; its arguments, channel ends replaced by where their channel is homed),
+and waits for the node's answer on the launcher's stdout: the function's
+return value or exception.  The node reaches the channels through their
+homes here (``_remote``); a channel that is not homed yet is homed when the
+process is made, under a name made up for it.
+
+A host that is lost (the launcher ends without an answer: ssh's link broke,
+the node was killed, the host went down) raises ``HostLost`` from the
+process, a ``ProcessCrashed``: as for a crashed local process, its channel
+ends here are poisoned and ``Parallel`` raises it.  The node watches its
+stdin: when the launcher here goes, it ends too (fenced: it never outlives
+the program that started it).
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import pickle
+import struct
+import sys
+
+from csp_ext import ShmChannel
+
+from .._ends import find_ends, retire_all
+from .._process import Process, factory
+from ..processes._fork import ProcessCrashed
+from . import _launch, _node, _settings
+from ._channel import HomedChannel
+from ._placement import Placement, allocation_hosts
+
+_RESULT_MAGIC = b"PYCSPRS1"
+_auto_names = itertools.count(1)
+
+
+class HostLost(ProcessCrashed):
+    """A process on another host ended without an answer: the host, its link or
+    the node running the process was lost (the message says which host and
+    what its launcher reported).  Its channel ends here were poisoned."""
+
+
+class EndOnHost:
+    """A channel end as it travels to another host: where its channel is homed."""
+
+    __slots__ = ("name", "address", "is_reader")
+
+    def __init__(self, name: str, address: tuple[str, int], is_reader: bool) -> None:
+        self.name, self.address, self.is_reader = name, address, is_reader
+
+    def rebuild(self):
+        from ._remote import RemoteChannel
+
+        channel = RemoteChannel(self.name, self.address)
+        return channel.reader() if self.is_reader else channel.writer()
+
+    def __reduce__(self):
+        return (EndOnHost, (self.name, self.address, self.is_reader))
+
+
+def _home_of(channel: ShmChannel) -> tuple[str, tuple[str, int]]:
+    """(name, address) under which `channel` is homed here, homing it if needed."""
+    node = _node.this_node()
+    name = node.name_of(channel)
+    if name is None:
+        name = f"_pycsp_{os.getpid()}_{next(_auto_names)}"
+        node.home(channel, name)
+    return name, node.address
+
+
+def _for_host(obj, host: str):
+    """`obj` with the channel ends in it (in lists, tuples, dicts) made
+    EndOnHost; other channel objects cannot go."""
+    from ..processes import ChannelEndRead, ChannelEndWrite
+
+    if isinstance(obj, (ChannelEndRead, ChannelEndWrite)):
+        if obj.retired:
+            raise ValueError(f"pycsp.net: a retired channel end cannot go to {host}")
+        name, address = _home_of(obj.channel)
+        if address[0] in ("127.0.0.1", "localhost", "::1") and host not in _LOCAL_NAMES:
+            raise ValueError(
+                f"pycsp.net: channels are homed at {address[0]}:{address[1]}, which {host} "
+                f"cannot reach; set the address homes bind, reachable from there, before the "
+                f"first network channel: pycsp.net.configure(host=...) or PYCSP_HOST")
+        return EndOnHost(name, address, isinstance(obj, ChannelEndRead))
+    if isinstance(obj, (ShmChannel, HomedChannel)):
+        raise TypeError(f"pycsp.net: pass channel ends (+ch, -ch) to a process on {host}, "
+                        f"not the channel {obj!r}")
+    if isinstance(obj, list):
+        return [_for_host(x, host) for x in obj]
+    if isinstance(obj, tuple) and type(obj) is tuple:
+        return tuple(_for_host(x, host) for x in obj)
+    if isinstance(obj, dict) and type(obj) is dict:
+        return {k: _for_host(v, host) for k, v in obj.items()}
+    return obj
+
+
+_LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def _function_reference(fn) -> tuple[str, str, str | None]:
+    """(module, qualname, file) by which the node finds `fn`."""
+    fn = getattr(fn, "__wrapped__", fn)
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", "")
+    if not module or "<locals>" in qualname or "<lambda>" in qualname:
+        raise TypeError(f"pycsp.net: {fn!r} must be a function defined at a module's top "
+                        f"level to run on another host (found there by module and name)")
+    mod = sys.modules.get(module)
+    path = getattr(mod, "__file__", None)
+    return module, qualname, os.path.abspath(path) if path else None
+
+
+class _OnHost:
+    """The body of a process on another host, run in this program's OS
+    process that stands for it: launch, hand over, wait for the answer."""
+
+    def __init__(self, fn, where: str, launcher_argv_for, python: str | None,
+                 args: tuple, kwargs: dict) -> None:
+        # Made in the program (not in the OS process that will stand for it):
+        # channels are homed by the program's node, which lives as long as it.
+        self.where = where
+        self.__name__ = getattr(fn, "__name__", "process")
+        self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
+        security = _settings.current().security
+        self.handover = pickle.dumps({
+            "function": _function_reference(fn),
+            "args": _for_host(args, where), "kwargs": _for_host(dict(kwargs), where),
+            "curve": security.curve, "keys": tuple(security.keys) if security.keys else None,
+            "sys_path": [p for p in sys.path if p],
+        }, protocol=5)
+        # The same pycsp and csp_ext as here, found first (a checkout, say).
+        node_argv = ["env", f"PYTHONPATH={_node.same_modules_path()}",
+                     python or sys.executable, "-m", "pycsp.net.node"]
+        # This host: no launcher needed (0.9.2 went through ssh to localhost).
+        self.argv = node_argv if where in _LOCAL_NAMES else launcher_argv_for(where, node_argv)
+
+    def __call__(self, *args, **kwargs):
+        # args and kwargs are the ends here (poisoned if the host is lost);
+        # the handover carries where their channels are homed.
+        host, argv, handover = self.where, self.argv, self.handover
+        import subprocess
+
+        # stderr is this process's: what the function prints there, and the
+        # launcher's own complaints, show up as they come.
+        proc = _launch.start(argv, handover, stdout=subprocess.PIPE)
+        outcome = code = None
+        try:
+            frame = _read_frame(proc.stdout)
+            if frame is not None and frame[0] == _JOINED:
+                # The node holds joins of its own now; these ends here stood
+                # for them until then (so that no channel retired meanwhile).
+                retire_all(args, kwargs)
+                frame = _read_frame(proc.stdout)
+            if frame is not None and frame[0] == _RESULT:
+                outcome = pickle.loads(frame[1])
+            code = proc.wait()
+        finally:
+            proc.stdout.close()
+            try:
+                proc.stdin.close()   # the node's cue to end, if it has not
+            except BrokenPipeError:
+                pass
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if outcome is None:
+            # Its channels are poisoned (the ends here may be retired already).
+            for end in find_ends(args, kwargs):
+                end.channel.poison()
+            raise HostLost(f"{self.__name__} on {host}: no answer; its launcher "
+                           f"({argv[0]}) exited with status {code} (its own messages, "
+                           f"if any, are on stderr above)")
+        ok, value = outcome
+        if ok:
+            return value
+        raise value
+
+# The node's answer on its stdout: frames of magic, kind, length, body.
+# JOINED: the node has joined every channel of its arguments (its ends here
+# can go); RESULT: (ok, value), the function's return value or exception.
+_JOINED, _RESULT = b"J", b"R"
+_FRAME_HEAD = struct.Struct("!8scI")
+
+
+def _read_frame(stream):
+    """(kind, body) of the next frame, or None at end of file or on garbage."""
+    head = stream.read(_FRAME_HEAD.size)
+    if len(head) < _FRAME_HEAD.size:
+        return None
+    magic, kind, size = _FRAME_HEAD.unpack(head)
+    if magic != _RESULT_MAGIC:
+        return None
+    body = stream.read(size)
+    return (kind, body) if len(body) == size else None
+
+
+def write_frame(fd: int, kind: bytes, body: bytes = b"") -> None:
+    """In the node: one frame of its answer on `fd` (the launcher's stdout)."""
+    data = _FRAME_HEAD.pack(_RESULT_MAGIC, kind, len(body)) + body
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def write_result(fd: int, ok: bool, value) -> None:
+    """In the node: the function's outcome, the last frame."""
+    try:
+        body = pickle.dumps((ok, value), protocol=5)
+    except Exception as e:  # a value or exception that cannot travel
+        body = pickle.dumps((False, RuntimeError(
+            f"pycsp.net: the process's {'result' if ok else 'exception'} could not be "
+            f"pickled to go back: {e!r}: {value!r}")), protocol=5)
+    write_frame(fd, _RESULT, body)
+
+
+class SSHProcess(Process):
+    """``SSHProcess(fn, *args, ssh_host=..., **kwargs)``: PyCSP 0.9.2's process
+    on another host, started there over ssh (OpenSSH, with your ssh config,
+    keys and agent; ``PYCSP_SSH_OPTIONS`` adds options).  Settings:
+    ``ssh_host``, ``ssh_port`` (22), ``ssh_user``, ``ssh_python`` (this
+    interpreter's path: the hosts share its file system) and, as in 0.9.2,
+    ``pycsp_host``/``pycsp_port`` (ignored: the node homes no channel).
+    ``ssh_password`` is refused: use a key."""
+
+    __slots__ = ()
+
+    def __init__(self, fn, *args, **kwargs):
+        opts = {k: kwargs.pop(k) for k in list(kwargs) if k in _SSH_SETTINGS}
+        if opts.get("ssh_password"):
+            raise ValueError("pycsp.net: ssh_password is not supported: log in with a key "
+                             "(ssh-copy-id) or an agent")
+        host = opts.get("ssh_host", "localhost")
+        launch = _ssh_launcher(opts.get("ssh_port", 22), opts.get("ssh_user"))
+        super().__init__(_OnHost(fn, host, launch, opts.get("ssh_python"), args, kwargs),
+                         *args, **kwargs)
+
+
+class ClusterProcess(Process):
+    """``ClusterProcess(fn, *args, **kwargs)``: PyCSP 0.9.2's process placed on
+    a host of the allocation: inside a Slurm allocation started with srun on
+    one of its nodes, else on a host of ``cluster_nodefile`` (default
+    ``$PBS_NODEFILE``) over ssh.  Settings: ``cluster_nodefile``,
+    ``cluster_pin`` (line X of the host list), ``cluster_hint`` ("blocked",
+    "strided" or "local"), ``cluster_ssh_port``, ``cluster_python``."""
+
+    __slots__ = ()
+
+    def __init__(self, fn, *args, **kwargs):
+        opts = {k: kwargs.pop(k) for k in list(kwargs) if k in _CLUSTER_SETTINGS}
+        nodefile = opts.get("cluster_nodefile", "$PBS_NODEFILE")
+        kind, hosts = allocation_hosts(nodefile)
+        placement = _placements.setdefault((kind, tuple(hosts)), Placement(hosts))
+        pin = opts.get("cluster_pin")
+        host = placement.pinned(pin) if pin is not None else \
+            placement.next(opts.get("cluster_hint", "blocked"))
+        if kind == "slurm":
+            def launch(h, argv):
+                return _launch.srun_argv(h, argv, cwd=os.getcwd())
+        else:
+            launch = _ssh_launcher(opts.get("cluster_ssh_port", 22), None)
+        super().__init__(_OnHost(fn, host, launch, opts.get("cluster_python"), args, kwargs),
+                         *args, **kwargs)
+
+
+_placements: dict = {}
+_SSH_SETTINGS = ("ssh_host", "ssh_port", "ssh_user", "ssh_password", "ssh_python",
+                 "pycsp_host", "pycsp_port")
+_CLUSTER_SETTINGS = ("cluster_nodefile", "cluster_pin", "cluster_hint", "cluster_ssh_port",
+                     "cluster_python")
+
+
+def _ssh_launcher(port, user):
+    def launch(host, argv):
+        return _launch.ssh_argv(host, argv, port=port, user=user, cwd=os.getcwd())
+    return launch
+
+
+def _remote_decorator(kind, names, decorator):
+    def decorate(func=None, **settings):
+        unknown = set(settings) - set(names)
+        if unknown:
+            raise TypeError(f"{decorator}: unknown settings {sorted(unknown)}; "
+                            f"known: {', '.join(names)}")
+        if func is not None:
+            return factory(func, kind, decorator)
+        return lambda fn: _settled(fn, kind, decorator, settings)
+
+    decorate.__name__ = decorator.lstrip("@")
+    return decorate
+
+
+def _settled(fn, kind, decorator, settings):
+    made = factory(fn, kind, decorator)
+
+    def make_process(*args, **kwargs):
+        return kind(fn, *args, **{**settings, **kwargs})
+
+    for attr in ("__name__", "__qualname__", "__doc__", "__module__", "__wrapped__"):
+        setattr(make_process, attr, getattr(made, attr))
+    return make_process
+
+
+sshprocess = _remote_decorator(SSHProcess, _SSH_SETTINGS, "@sshprocess")
+sshprocess.__doc__ = ("PyCSP 0.9.2's ``@sshprocess(ssh_host=..., ssh_port=22, ssh_user=None, "
+                      "ssh_python=None)``: the function's processes run on that host "
+                      "(see SSHProcess).")
+clusterprocess = _remote_decorator(ClusterProcess, _CLUSTER_SETTINGS, "@clusterprocess")
+clusterprocess.__doc__ = ("PyCSP 0.9.2's ``@clusterprocess(cluster_nodefile='$PBS_NODEFILE', "
+                          "cluster_pin=None, cluster_hint='blocked', cluster_ssh_port=22, "
+                          "cluster_python=None)``: the function's processes run on the hosts "
+                          "of the allocation (see ClusterProcess).")

@@ -1,0 +1,97 @@
+"""``python -m pycsp.net.node``: runs one CSP process for a program on another
+host, as started there by ``@sshprocess`` or ``@clusterprocess`` (``_hosts``).
+
+It reads the handover on stdin (the run's keys, the function by module and
+name, its arguments), runs the function as a process of its own program
+(poison and retire spread as in any process), and writes the answer to its
+stdout, which only the answer uses: whatever the function prints goes to
+stderr.  It watches stdin after the handover: end of file means the
+program that started it is gone, and it ends at once (exit status 3), so it
+never outlives that program.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pickle
+import sys
+import threading
+
+
+def _load_function(module: str, qualname: str, path: str | None):
+    if module == "__main__":
+        if not path:
+            raise ImportError("the function was defined in an interactive __main__; "
+                              "define it in a file to run it on another host")
+        spec = importlib.util.spec_from_file_location("__pycsp_main__", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path!r}")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["__pycsp_main__"] = mod
+        spec.loader.exec_module(mod)
+        # The handover's arguments name the program's classes as __main__'s.
+        sys.modules["__main__"] = mod
+    else:
+        mod = importlib.import_module(module)
+    obj = mod
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return getattr(obj, "__wrapped__", obj)
+
+
+def _watch_launcher() -> None:
+    """End this node when its launcher's stdin closes (the program went)."""
+    try:
+        while os.read(0, 65536):   # raw: a buffered stdin would block shutdown
+            pass
+    finally:
+        os._exit(3)
+
+
+def main() -> int:
+    answer_fd = os.dup(1)
+    os.dup2(2, 1)      # the function's prints go to stderr; stdout is the answer's
+    from ._launch import read_handover
+
+    handover = pickle.loads(read_handover())
+    sys.path[:0] = [p for p in handover["sys_path"] if p not in sys.path]
+    threading.Thread(target=_watch_launcher, daemon=True, name="pycsp-net-launcher").start()
+
+    from . import _settings
+    from ._hosts import _JOINED, write_frame, write_result
+
+    _settings.adopt_handover(handover["curve"], handover["keys"])
+    try:
+        fn = _load_function(*handover["function"])
+        args = _rebuild(handover["args"])
+        kwargs = _rebuild(handover["kwargs"])
+        write_frame(answer_fd, _JOINED)
+        from .. import processes
+
+        proc = processes.Process(fn, *args, **kwargs)
+        processes.Parallel(proc)
+        outcome = (True, proc.return_value)
+    except BaseException as e:  # the process's exception goes back to Parallel there
+        outcome = (False, e)
+    write_result(answer_fd, *outcome)
+    os.close(answer_fd)
+    return 0    # a normal exit: the remote ends leave their homes (atexit)
+
+
+def _rebuild(obj):
+    from ._hosts import EndOnHost
+
+    if isinstance(obj, EndOnHost):
+        return obj.rebuild()
+    if isinstance(obj, list):
+        return [_rebuild(x) for x in obj]
+    if type(obj) is tuple:
+        return tuple(_rebuild(x) for x in obj)
+    if type(obj) is dict:
+        return {k: _rebuild(v) for k, v in obj.items()}
+    return obj
+
+
+if __name__ == "__main__":
+    sys.exit(main())
