@@ -110,8 +110,9 @@ def test_ssh_never_asks_for_a_password_and_takes_the_users_options(monkeypatch):
     assert argv[:4] == ["ssh", "-o", "BatchMode=yes", "-T"]
     assert argv[4:8] == ["-p", "2222", "-l", "me"]
     assert argv[8:12] == ["-F", "/tmp/my config", "-o", "ConnectTimeout=3"]
-    assert argv[12:14] == ["--", "node2"]
-    assert argv[14] == "cd '/w d' && exec python3 -m x 'a b'"
+    assert argv[12:16] == ["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
+    assert argv[16:18] == ["--", "node2"]
+    assert argv[18] == "cd '/w d' && exec python3 -m x 'a b'"
     with pytest.raises(LaunchError, match="not a host name"):
         ssh_argv("-oProxyCommand=evil", ["true"])
 

@@ -113,6 +113,9 @@ def _function_reference(fn) -> tuple[str, str, str | None]:
                         f"level to run on another host (found there by module and name)")
     mod = sys.modules.get(module)
     path = getattr(mod, "__file__", None)
+    if module == "__main__" and not path:
+        raise TypeError(f"pycsp.net: {qualname} is defined in an interactive __main__ "
+                        f"(python -c, a REPL); define it in a file to run it on another host")
     return module, qualname, os.path.abspath(path) if path else None
 
 

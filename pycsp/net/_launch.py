@@ -47,7 +47,8 @@ def ssh_argv(host: str, argv: Sequence[str], *, port: int | None = None,
     """The ssh command line that runs `argv` on `host` (in `cwd`).
 
     BatchMode: a launch never stops to ask for a password on a terminal
-    (0.9.2's ssh_password is refused; use keys or an agent)."""
+    (0.9.2's ssh_password is refused; use keys or an agent).  ServerAlive:
+    a host or link that stops answering ends the launch in about 15 s."""
     if not host or host.startswith("-"):
         raise LaunchError(f"ssh host {host!r} is not a host name")
     extra = list(options) if options is not None else shlex.split(
@@ -57,7 +58,10 @@ def ssh_argv(host: str, argv: Sequence[str], *, port: int | None = None,
         cmd += ["-p", str(int(port))]
     if user:
         cmd += ["-l", user]
-    return cmd + extra + ["--", host, _remote_shell_command(argv, cwd)]
+    # ssh takes the first value given for an option: the user's come first.
+    # A link that stops answering ends the launch in about 15 s (HostLost).
+    cmd += extra + ["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
+    return cmd + ["--", host, _remote_shell_command(argv, cwd)]
 
 
 def srun_argv(host: str, argv: Sequence[str], *, cwd: str | None = None) -> list[str]:

@@ -1,0 +1,304 @@
+"""@sshprocess and @clusterprocess (issue #16): processes of one program on
+other hosts (network namespaces with an sshd each, tests/nethosts.py), joined
+to channels homed in the program, their answers and failures back in Parallel.
+
+Each case is a program of its own (configure() is once per program), run
+with the hosts' ssh config and addresses in its environment.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import _child_env, run_script
+from nethosts import NetHosts, unavailable_reason
+
+REASON = unavailable_reason()
+if REASON and os.environ.get("PYCSP_TEST_REQUIRE_NETHOSTS") != "1":
+    pytestmark = pytest.mark.skip(reason=f"multi-host tests: {REASON}")
+
+NET_BIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "net_bin")
+
+PRELUDE = """
+import os, sys
+import pycsp.net as pycsp
+
+def where():
+    # This host's address (the namespace's eth0), or "local".
+    out = os.popen("ip -4 -o addr show dev eth0 2>/dev/null").read().split()
+    return out[3].split("/")[0] if len(out) > 3 else "local"
+
+@pycsp.process
+def producer(cout, n):
+    for i in range(n):
+        cout(i)
+    pycsp.retire(cout)
+
+@pycsp.process
+def collect(cin):
+    got = []
+    try:
+        while True:
+            got.append(cin())
+    except pycsp.ChannelRetireException:
+        pass
+    return got
+
+"""
+
+
+@pytest.fixture(scope="module")
+def hosts():
+    with NetHosts(2) as h:
+        yield h
+
+
+def run_program(hosts, body, *, env=None, timeout=90):
+    """Run PRELUDE + body as a program from a file (the hosts load the
+    functions of a process from its file, as PyCSP 0.9.2 did)."""
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".py", prefix="net_prog_", delete=False) as f:
+        f.write(PRELUDE + textwrap.dedent(body))
+    env = {**os.environ, "PYCSP_SSH_OPTIONS": f"-F {hosts.ssh_config}",
+           "TEST_GATEWAY": hosts.gateway, "TEST_H1": hosts.address["h1"],
+           "TEST_H2": hosts.address["h2"], **(env or {})}
+    try:
+        return run_script(f"import runpy; runpy.run_path({f.name!r}, run_name='__main__')",
+                          timeout=timeout, env=env)
+    finally:
+        os.unlink(f.name)
+
+
+@pytest.mark.timeout(120)
+def test_a_process_on_another_host_reads_and_writes_channels_homed_here(hosts):
+    result = run_program(hosts, """
+        @pycsp.sshprocess(ssh_host="h1")
+        def square(cin, cout):
+            try:
+                while True:
+                    x = cin()
+                    cout((x * x, where()))
+            except pycsp.ChannelRetireException:
+                pycsp.retire(cout)
+            return "returned from " + where()
+
+        if __name__ == "__main__":
+            pycsp.configure(host=os.environ["TEST_GATEWAY"])
+            a, b = pycsp.Channel(), pycsp.Channel()
+            sq, got = square(+a, -b), collect(+b)
+            pycsp.Parallel(producer(-a, 20), sq, got)
+            print(sq.return_value)
+            print(sorted(v for v, _ in got.return_value))
+            print(set(h for _, h in got.return_value))
+    """)
+    assert result.returncode == 0, result.stderr
+    h1 = hosts.address["h1"]
+    assert result.stdout.splitlines() == [
+        f"returned from {h1}", str([i * i for i in range(20)]), str({h1})], result.stdout
+
+
+@pytest.mark.timeout(120)
+def test_an_exception_there_is_raised_by_parallel_here_and_poisons_the_peers(hosts):
+    result = run_program(hosts, """
+        @pycsp.sshprocess(ssh_host="h2")
+        def picky(cin):
+            if cin() == 0:
+                raise ValueError("no zeros on " + where())
+
+        if __name__ == "__main__":
+            pycsp.configure(host=os.environ["TEST_GATEWAY"])
+            a = pycsp.Channel()
+            try:
+                pycsp.Parallel(producer(-a, 5), picky(+a))
+            except ValueError as e:
+                print("raised:", e)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"raised: no zeros on {hosts.address['h2']}", \
+        result.stdout + result.stderr
+
+
+@pytest.mark.timeout(120)
+def test_a_node_killed_there_is_host_lost_here_and_its_channels_are_poisoned(hosts):
+    result = run_program(hosts, """
+        import signal
+
+        @pycsp.sshprocess(ssh_host="h1")
+        def dies(cin, cout):
+            cin()
+            os.kill(os.getppid(), signal.SIGKILL)   # the node that runs this process
+
+        @pycsp.process
+        def waits(cin):
+            try:
+                cin()
+            except pycsp.ChannelPoisonException:
+                return "poisoned"
+
+        if __name__ == "__main__":
+            pycsp.configure(host=os.environ["TEST_GATEWAY"])
+            a, b = pycsp.Channel(), pycsp.Channel()
+            w = waits(+b)
+            try:
+                pycsp.Parallel(producer(-a, 3), dies(+a, -b), w)
+            except pycsp.HostLost as e:
+                print("HostLost:", "dies on h1" in str(e), isinstance(e, pycsp.ProcessCrashed))
+            print(w.return_value)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["HostLost: True True", "poisoned"], \
+        result.stdout + result.stderr
+
+
+@pytest.mark.timeout(120)
+def test_a_host_cut_off_is_host_lost_within_the_ssh_keepalive(hosts, tmp_path):
+    script = PRELUDE + textwrap.dedent("""
+        import time
+
+        @pycsp.sshprocess(ssh_host="h2")
+        def stuck(cin):
+            cin()
+            cin()     # the host is cut off while this waits
+
+        @pycsp.process
+        def once(cout):
+            cout(1)   # and no retire: stuck waits for a second message
+
+        if __name__ == "__main__":
+            pycsp.configure(host=os.environ["TEST_GATEWAY"])
+            a = pycsp.Channel()
+            t0 = time.monotonic()
+            try:
+                pycsp.Parallel(stuck(+a), once(-a))
+            except pycsp.HostLost as e:
+                print("HostLost after", round(time.monotonic() - t0), "s")
+    """)
+    env = dict(_child_env(), TEST_GATEWAY=hosts.gateway,
+               PYCSP_SSH_OPTIONS=f"-F {hosts.ssh_config} -o ServerAliveInterval=1 "
+                                 f"-o ServerAliveCountMax=2")
+    program = tmp_path / "stuck.py"
+    program.write_text(script)
+    proc = subprocess.Popen([sys.executable, str(program)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        # The node is there and waits: its ssh session runs on h2.
+        deadline = 30
+        import time
+        start = time.monotonic()
+        while time.monotonic() - start < deadline:
+            pids = subprocess.run(["ip", "netns", "pids", hosts.netns("h2")],
+                                  capture_output=True, text=True).stdout.split()
+            if any("pycsp.net.node" in _cmdline(p) for p in pids):
+                break
+            time.sleep(0.2)
+        else:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"the node never started on h2:\n{out}\n{err}")
+        time.sleep(1)
+        hosts.link_down("h2")
+        try:
+            out, err = proc.communicate(timeout=40)
+        finally:
+            hosts.link_up("h2")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    seconds = int(out.split()[-2])
+    assert out.startswith("HostLost after") and seconds < 30, out + err
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@pytest.mark.timeout(120)
+def test_cluster_processes_from_a_pbs_nodefile_are_placed_strided(hosts, tmp_path):
+    nodefile = tmp_path / "nodefile"
+    nodefile.write_text("h1\nh1\nh2\nh2\n")
+    result = run_program(hosts, """
+        @pycsp.clusterprocess(cluster_hint="strided")
+        def report(cout):
+            cout(where())
+            pycsp.retire(cout)
+
+        if __name__ == "__main__":
+            pycsp.configure(host=os.environ["TEST_GATEWAY"])
+            a = pycsp.Channel()
+            got = collect(+a)
+            pycsp.Parallel(*[report(-a) for _ in range(4)], got)
+            print(got.return_value.count(os.environ["TEST_H1"]),
+                  got.return_value.count(os.environ["TEST_H2"]))
+    """, env={"PBS_NODEFILE": str(nodefile)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2", "2"], result.stdout + result.stderr
+
+
+@pytest.mark.timeout(120)
+def test_cluster_processes_in_a_slurm_allocation_start_with_srun(hosts):
+    result = run_program(hosts, """
+        @pycsp.clusterprocess(cluster_pin=1)
+        def report(cout):
+            cout(where())
+            pycsp.retire(cout)
+
+        if __name__ == "__main__":
+            pycsp.configure(host=os.environ["TEST_GATEWAY"])
+            a = pycsp.Channel()
+            got = collect(+a)
+            pycsp.Parallel(report(-a), got)
+            print(got.return_value)
+    """, env={"SLURM_JOB_NODELIST": "h[1-2]",
+              "PATH": NET_BIN + os.pathsep + os.environ["PATH"],
+              "PYCSP_TEST_SRUN_NETNS": f"h1={hosts.netns('h1')},h2={hosts.netns('h2')}",
+              "PYCSP_SSH_OPTIONS": "-o BatchMode=yes -F /nonexistent"})   # srun, not ssh
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str([hosts.address["h2"]]), result.stdout + result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_channel_homed_on_loopback_cannot_go_to_another_host(hosts):
+    result = run_program(hosts, """
+        @pycsp.sshprocess(ssh_host="h1")
+        def far(cin):
+            cin()
+
+        if __name__ == "__main__":
+            a = pycsp.Channel()     # homes bind 127.0.0.1 unless configured
+            try:
+                far(+a)
+            except ValueError as e:
+                print("refused:", "pycsp.net.configure(host=...)" in str(e))
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "refused: True", result.stdout + result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_bad_settings_are_refused_where_they_are_given(hosts, tmp_path):
+    nodefile = tmp_path / "nodefile"
+    nodefile.write_text("h1\n")
+    result = run_program(hosts, """
+        for make in (lambda: pycsp.sshprocess(ssh_hots="h1"),
+                     lambda: pycsp.clusterprocess(cluster_hint="random")(where)()):
+            try:
+                make()
+            except (TypeError, ValueError) as e:
+                print(type(e).__name__, str(e).split(":")[0])
+        try:
+            pycsp.SSHProcess(where, ssh_host="h1", ssh_password="x")
+        except ValueError as e:
+            print("ValueError", "key" in str(e))
+    """, env={"PBS_NODEFILE": str(nodefile)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "TypeError @sshprocess", "PlacementError cluster_hint='random'",
+        "ValueError True"], result.stdout + result.stderr
