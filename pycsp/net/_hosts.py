@@ -228,7 +228,24 @@ class SSHProcess(Process):
     ``ssh_host``, ``ssh_port`` (22), ``ssh_user``, ``ssh_python`` (this
     interpreter's path: the hosts share its file system) and, as in 0.9.2,
     ``pycsp_host``/``pycsp_port`` (ignored: the node homes no channel).
-    ``ssh_password`` is refused: use a key."""
+    ``ssh_password`` is refused: use a key.
+
+    The function must be defined at the top level of a module or of the
+    program's file (the host loads it from there, as 0.9.2 did).  Channel
+    ends in the arguments are reached from the host through their channels'
+    homes here (a channel not homed yet is homed under a made-up name), so
+    homes must bind an address the host reaches: ``configure(host=...)``.
+
+    Args:
+        fn: the function.
+        args: its positional arguments (picklable; channel ends anywhere in
+            lists, tuples and dicts).
+        kwargs: its keyword arguments, and the ssh settings above.
+
+    Raises:
+        ValueError: ``ssh_password`` given, or channels homed on loopback.
+        TypeError: ``fn`` is not defined at a module's top level.
+    """
 
     __slots__ = ()
 
@@ -249,7 +266,18 @@ class ClusterProcess(Process):
     one of its nodes, else on a host of ``cluster_nodefile`` (default
     ``$PBS_NODEFILE``) over ssh.  Settings: ``cluster_nodefile``,
     ``cluster_pin`` (line X of the host list), ``cluster_hint`` ("blocked",
-    "strided" or "local"), ``cluster_ssh_port``, ``cluster_python``."""
+    "strided" or "local"), ``cluster_ssh_port``, ``cluster_python``.  As for
+    SSHProcess, the function is found by its module and name there.
+
+    Args:
+        fn: the function.
+        args: its positional arguments.
+        kwargs: its keyword arguments, and the cluster settings above.
+
+    Raises:
+        ValueError: no host list (not in an allocation, no nodefile), or a
+            bad ``cluster_hint`` or ``cluster_pin``.
+    """
 
     __slots__ = ()
 
@@ -309,11 +337,38 @@ def _settled(fn, kind, decorator, settings):
 
 
 sshprocess = _remote_decorator(SSHProcess, _SSH_SETTINGS, "@sshprocess")
-sshprocess.__doc__ = ("PyCSP 0.9.2's ``@sshprocess(ssh_host=..., ssh_port=22, ssh_user=None, "
-                      "ssh_python=None)``: the function's processes run on that host "
-                      "(see SSHProcess).")
+sshprocess.__doc__ = """PyCSP 0.9.2's ``@sshprocess``: the function's processes run on
+another host, started there over ssh (see SSHProcess)::
+
+    @sshprocess(ssh_host="node2")
+    def filt(cin, cout): ...
+
+    Parallel(producer(-A), filt(+A, -B), consumer(+B))
+
+Args:
+    func: the function (``@sshprocess`` without settings: ``ssh_host`` is
+        then "localhost", run without ssh).
+    settings: ``ssh_host``, ``ssh_port`` (22), ``ssh_user``, ``ssh_python``
+        (default: this interpreter's path), and 0.9.2's ``pycsp_host``,
+        ``pycsp_port`` (accepted, unused); each may also be given, or
+        overridden, when a process is made: ``filt(+A, -B, ssh_host="n3")``.
+
+Raises:
+    TypeError: a setting that is none of those.
+"""
 clusterprocess = _remote_decorator(ClusterProcess, _CLUSTER_SETTINGS, "@clusterprocess")
-clusterprocess.__doc__ = ("PyCSP 0.9.2's ``@clusterprocess(cluster_nodefile='$PBS_NODEFILE', "
-                          "cluster_pin=None, cluster_hint='blocked', cluster_ssh_port=22, "
-                          "cluster_python=None)``: the function's processes run on the hosts "
-                          "of the allocation (see ClusterProcess).")
+clusterprocess.__doc__ = """PyCSP 0.9.2's ``@clusterprocess``: the function's processes run
+on the hosts of the allocation: with Slurm's srun inside a Slurm allocation,
+else over ssh on the hosts of a PBS nodefile (see ClusterProcess).
+
+Args:
+    func: the function (``@clusterprocess`` without settings).
+    settings: ``cluster_nodefile`` ("$PBS_NODEFILE": a path, or $NAME for
+        the path in an environment variable), ``cluster_pin`` (line X of the
+        host list), ``cluster_hint`` ("blocked": fill each host's lines first;
+        "strided": alternate hosts; "local": this host), ``cluster_ssh_port``
+        (22), ``cluster_python`` (default: this interpreter's path).
+
+Raises:
+    TypeError: a setting that is none of those.
+"""
