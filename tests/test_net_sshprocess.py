@@ -302,3 +302,23 @@ def test_bad_settings_are_refused_where_they_are_given(hosts, tmp_path):
     assert result.stdout.splitlines() == [
         "TypeError @sshprocess", "PlacementError cluster_hint='random'",
         "ValueError True"], result.stdout + result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_localhost_runs_the_node_here_without_ssh(hosts):
+    result = run_program(hosts, """
+        @pycsp.sshprocess                 # 0.9.2's default ssh_host is "localhost"
+        def double(cin, cout):
+            cout(2 * cin())
+            pycsp.retire(cout)
+            return "SSH_CONNECTION" not in os.environ    # ssh sets it in its sessions
+
+        if __name__ == "__main__":
+            a, b = pycsp.Channel(), pycsp.Channel()   # homes on loopback: fine here
+            d = double(+a, -b)
+            got = collect(+b)
+            pycsp.Parallel(producer(-a, 1), d, got)
+            print(got.return_value, d.return_value)
+    """, env={"PYCSP_SSH_OPTIONS": "-F /nonexistent"})   # ssh would fail
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[0] True", result.stdout + result.stderr
