@@ -183,6 +183,12 @@ typedef struct {
     int due;
 } csp_sigwatch;
 void csp_sigwatch_begin(csp_sigwatch *sw);
+/* The blocked main thread's longest sleep, seconds.  A signal with a Python
+ * handler cuts the sleep short (the futex wait returns EINTR), so this bounds
+ * only a signal that came while the thread was on its way to sleep, or one
+ * another thread caught.  It was 20 ms: 50 wake-ups a second of every idle
+ * main thread, each a context switch and a call of signal.set_wakeup_fd. */
+#define CSP_SIGNAL_SLICE 0.1
 int csp_sigwatch_due(csp_sigwatch *sw);
 void csp_sigwatch_end(csp_sigwatch *sw);
 

@@ -156,3 +156,56 @@ def test_an_end_retired_by_a_signal_handler_ends_the_alternation_waiting_on_it(b
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["retired: this reader end is retired", "in time True"], \
         result.stdout
+
+
+WAKEUPS_SCRIPT = """
+import threading, time
+import pycsp.{backend} as csp
+
+def voluntary_switches(tid):
+    with open(f"/proc/self/task/{{tid}}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches"):
+                return int(line.split()[1])
+
+main_tid = threading.get_native_id()
+counts = []
+
+def watch():
+    time.sleep(0.5)   # the main thread is asleep in cin() by now
+    counts.append(voluntary_switches(main_tid))
+    time.sleep(2.0)
+    counts.append(voluntary_switches(main_tid))
+
+@csp.io
+def nap(seconds):
+    time.sleep(seconds)
+
+@csp.process
+def sleeper(end):
+    nap(3)  # running (no deadlock) until the watcher has counted
+    end.poison()
+
+if __name__ == "__main__":
+    ch = csp.Channel()
+    cin = ch.reader()
+    csp.Spawn(sleeper(ch.writer()))
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        cin()   # blocked until the sleeper poisons
+    except csp.ChannelPoisonException:
+        pass
+    print(counts[1] - counts[0])
+    csp.shutdown()
+"""
+
+
+@pytest.mark.timeout(30)
+def test_a_blocked_main_thread_sleeps_until_a_signal_comes(backend):
+    """A signal cuts the main thread's sleep short, so it need not wake every
+    20 ms to look for one (before: ~100 wake-ups in these 2 s, each a context
+    switch; with 256 blocked processes a quarter of ring-256's)."""
+    result = run_script(WAKEUPS_SCRIPT.format(backend=backend), timeout=25)
+    assert result.returncode == 0, result.stderr
+    wakeups = int(result.stdout.strip())
+    assert wakeups <= 40, wakeups

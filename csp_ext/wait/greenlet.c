@@ -274,7 +274,7 @@ green_idle(green_sched *s)
     double until = s->ntimers ? s->timers[0].deadline : -1.0;
     csp_sigwatch sw;
     if (s->is_main_thread) {
-        double slice = csp_monotonic() + 0.02;
+        double slice = csp_monotonic() + CSP_SIGNAL_SLICE;
         if (until < 0 || slice < until)
             until = slice;
         csp_sigwatch_begin(&sw);

@@ -5,8 +5,9 @@
  *
  * The loop: look at the word; release the GIL; poll it for a while, then
  * sleep on its futex until a peer's finish wakes us or the slice ends;
- * take the GIL back; look again.  Slices bound every sleep: the main thread
- * looks at signals every 20 ms (handlers run with none of our offers linked,
+ * take the GIL back; look again.  Slices bound every sleep: a signal cuts the
+ * main thread's sleep short, and CSP_SIGNAL_SLICE bounds it for one that came
+ * just before it (handlers run with none of our offers linked,
  * so a handler may use channels and one that raises loses no message: the
  * waiter gives up with CSP_RETRY and the operation starts again), and a
  * waiter whose claimer may die (another process) looks at it now and then.
@@ -71,7 +72,9 @@ csp_wait_for_word(const csp_wait_way *way, void *self, _Atomic uint32_t *word, d
             continue;
         }
         double until = deadline;
-        double slice = sw ? 0.02 : way->slice;
+        double slice = way->slice;
+        if (sw && (slice <= 0 || slice > CSP_SIGNAL_SLICE))
+            slice = CSP_SIGNAL_SLICE;
         if (slice > 0) {
             double end = csp_monotonic() + slice;
             if (until < 0 || end < until)
