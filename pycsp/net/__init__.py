@@ -13,6 +13,11 @@ programs name (``python -m pycsp.net.keys new FILE``, then
 channel homed elsewhere (NotImplementedError), mobile ends between programs,
 launching processes on other hosts, lost-node detection.  Needs pyzmq
 (``pip install "pycsp[net]"``); nothing else of pycsp imports it.
+
+Built beside this slice, not used by it yet: the launchers (``_launch``: ssh
+and srun with secrets on stdin), placement (``_placement``: Slurm host lists,
+PBS nodefiles, PyCSP 0.9.2's cluster hints) and the cross-host commit
+protocol as a state machine (``_commit``).
 """
 from typing import TYPE_CHECKING
 
