@@ -55,7 +55,7 @@ def hosts():
         yield h
 
 
-def run_program(hosts, body, *, env=None, timeout=90):
+def run_program(hosts, body, *, env=None, timeout=45):
     """Run PRELUDE + body as a program from a file (the hosts load the
     functions of a process from its file, as PyCSP 0.9.2 did)."""
     import tempfile
