@@ -322,3 +322,37 @@ def test_localhost_runs_the_node_here_without_ssh(hosts):
     """, env={"PYCSP_SSH_OPTIONS": "-F /nonexistent"})   # ssh would fail
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[0] True", result.stdout + result.stderr
+
+
+@pytest.mark.timeout(120)
+def test_a_0_9_2_program_runs_its_sshprocess_on_another_host(hosts):
+    """pycsp.parallel's names, as a PyCSP 0.9.2 program uses them: the
+    @process runs as a thread here, the @sshprocess on h1."""
+    result = run_program(hosts, """
+        from pycsp.parallel import *
+
+        @sshprocess(ssh_host="h1")
+        def source(cout):
+            for i in range(5):
+                cout(i)
+            retire(cout)
+
+        @process
+        def sink(cin):
+            total = 0
+            try:
+                while True:
+                    total += cin()
+            except ChannelRetireException:
+                return total
+
+        if __name__ == "__main__":
+            Configuration().set(PYCSP_HOST, os.environ["TEST_GATEWAY"])
+            c = Channel()
+            s = sink(c.reader())
+            Parallel(source(c.writer()), s)
+            print(s.return_value)
+            shutdown()
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "10", result.stdout + result.stderr

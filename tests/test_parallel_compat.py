@@ -619,21 +619,43 @@ def _remote(x):
 
 
 @pytest.mark.parametrize("make", [
-    lambda: par.sshprocess(_remote)(1),
-    lambda: par.sshprocess(ssh_host="example.org", ssh_user="me")(_remote)(1),
-    lambda: par.SSHProcess(_remote, 1),
-    lambda: par.clusterprocess(_remote)(1),
-    lambda: par.clusterprocess(cluster_nodefile="nodes")(_remote)(1),
-    lambda: par.ClusterProcess(_remote, 1),
     lambda: par.Channel("A", connect=("example.org", 9999)),
     lambda: par.multiprocess(pycsp_host="example.org", pycsp_port=9998)(_remote)(1),
     lambda: par.MultiProcess(_remote, 1, pycsp_port=9998),
-], ids=["sshprocess", "sshprocess(...)", "SSHProcess", "clusterprocess", "clusterprocess(...)",
-        "ClusterProcess", "Channel(connect=)", "multiprocess(pycsp_port=)",
-        "MultiProcess(pycsp_port=)"])
-def test_network_facing_names_raise_a_clear_error(make):
+], ids=["Channel(connect=)", "multiprocess(pycsp_port=)", "MultiProcess(pycsp_port=)"])
+def test_network_facing_names_not_built_yet_raise_a_clear_error(make):
     with pytest.raises(NotImplementedError, match="pycsp.net"):
         make()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: par.sshprocess(_remote)(1),
+    lambda: par.sshprocess(ssh_host="example.org", ssh_user="me")(_remote)(1),
+    lambda: par.SSHProcess(_remote, 1, ssh_host="example.org"),
+], ids=["sshprocess", "sshprocess(...)", "SSHProcess"])
+def test_ssh_processes_are_pycsp_nets(make):
+    """Made, not started (tests/test_net_sshprocess.py runs them on other hosts)."""
+    import pycsp.net
+
+    made = make()
+    assert isinstance(made, pycsp.net.SSHProcess) and made.args == (1,)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: par.clusterprocess(_remote)(1),
+    lambda: par.clusterprocess(cluster_nodefile="$PYCSP_TEST_NO_SUCH_VARIABLE")(_remote)(1),
+    lambda: par.ClusterProcess(_remote, 1),
+], ids=["clusterprocess", "clusterprocess(...)", "ClusterProcess"])
+def test_a_cluster_process_outside_an_allocation_says_what_is_missing(make, monkeypatch):
+    for name in ("PBS_NODEFILE", "SLURM_JOB_NODELIST", "SLURM_NODELIST"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match="is not set"):
+        make()
+
+
+def test_unknown_settings_of_a_network_decorator_are_refused():
+    with pytest.raises(TypeError, match="unknown settings"):
+        par.sshprocess(ssh_hots="example.org")
 
 
 def test_defining_a_network_process_is_not_yet_an_error():

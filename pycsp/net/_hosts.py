@@ -29,7 +29,8 @@ import sys
 from csp_ext import ShmChannel
 
 from .._ends import find_ends, retire_all
-from .._process import Process, factory
+from .._process import Process
+from ..parallel._network import _CLUSTER_SETTINGS, _SSH_SETTINGS, _remote_decorator
 from ..processes._fork import ProcessCrashed
 from . import _launch, _node, _settings
 from ._channel import HomedChannel
@@ -299,41 +300,12 @@ class ClusterProcess(Process):
 
 
 _placements: dict = {}
-_SSH_SETTINGS = ("ssh_host", "ssh_port", "ssh_user", "ssh_password", "ssh_python",
-                 "pycsp_host", "pycsp_port")
-_CLUSTER_SETTINGS = ("cluster_nodefile", "cluster_pin", "cluster_hint", "cluster_ssh_port",
-                     "cluster_python")
 
 
 def _ssh_launcher(port, user):
     def launch(host, argv):
         return _launch.ssh_argv(host, argv, port=port, user=user, cwd=os.getcwd())
     return launch
-
-
-def _remote_decorator(kind, names, decorator):
-    def decorate(func=None, **settings):
-        unknown = set(settings) - set(names)
-        if unknown:
-            raise TypeError(f"{decorator}: unknown settings {sorted(unknown)}; "
-                            f"known: {', '.join(names)}")
-        if func is not None:
-            return factory(func, kind, decorator)
-        return lambda fn: _settled(fn, kind, decorator, settings)
-
-    decorate.__name__ = decorator.lstrip("@")
-    return decorate
-
-
-def _settled(fn, kind, decorator, settings):
-    made = factory(fn, kind, decorator)
-
-    def make_process(*args, **kwargs):
-        return kind(fn, *args, **{**settings, **kwargs})
-
-    for attr in ("__name__", "__qualname__", "__doc__", "__module__", "__wrapped__"):
-        setattr(make_process, attr, getattr(made, attr))
-    return make_process
 
 
 sshprocess = _remote_decorator(SSHProcess, _SSH_SETTINGS, "@sshprocess")

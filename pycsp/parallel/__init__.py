@@ -4,9 +4,9 @@
 ``MultiProcess(fn, ...)``) as an OS process, and both kinds mix in one
 ``Parallel``, ``Sequence`` or ``Spawn``: they share pycsp.processes'
 shared-memory channels, which every thread of every process can use.
-Deadlock is detected across both kinds.  The names that need a network
-(``sshprocess``, ``clusterprocess``, ``Channel(connect=...)``) raise
-NotImplementedError until pycsp.net exists.
+Deadlock is detected across both kinds.  ``sshprocess`` and
+``clusterprocess`` make pycsp.net's processes on other hosts (pyzmq needed
+then); ``Channel(connect=...)`` raises NotImplementedError (not built yet).
 """
 from typing import TYPE_CHECKING
 

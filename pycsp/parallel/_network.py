@@ -1,11 +1,12 @@
 """The names of PyCSP 0.9.2's pycsp.parallel that need a network.
 
-Processes on other machines (``sshprocess``, ``clusterprocess``), channels
-hosted by another interpreter (``Channel(connect=...)``) and where a process
-listens (``pycsp_host``, ``pycsp_port``) come with pycsp.net, which is not
-built yet: until then each raises NotImplementedError saying so, when a
-process or channel is made (a module that only defines such a process still
-imports).  ``Configuration`` keeps its settings for pycsp.net.
+Processes on other machines (``sshprocess``, ``clusterprocess``) are
+pycsp.net's, imported when the first one is made (pyzmq needed then, not
+before: a module that only defines one imports without it).  Channels hosted
+by another interpreter (``Channel(connect=...)``) and where a process listens
+(``pycsp_host``, ``pycsp_port`` of a MultiProcess) are not built yet: each
+raises NotImplementedError saying so.  ``Configuration`` keeps its settings
+for pycsp.net.
 """
 from .._process import Process, factory
 
@@ -29,52 +30,76 @@ def refuse_connect(connect):
         f"and OS process of this program (pass it, or its ends, to them)")
 
 
-class _RemoteProcess(Process):
-    """A process that would run on another machine: making one raises."""
-
-    __slots__ = ()
-    where = ""
-
-    def __init__(self, fn, *args, **kwargs):
+def _net_hosts():
+    """pycsp.net's processes on other hosts, imported on first use: pycsp.parallel
+    itself needs no pyzmq, and only a program that makes such a process does."""
+    try:
+        from ..net import _hosts
+    except ImportError as e:
         raise NotImplementedError(
-            f"pycsp.parallel: {type(self).__name__} runs {getattr(fn, '__name__', fn)!r} "
-            f"{self.where}; that {_NOT_YET}.  On this machine use @multiprocess (an OS "
-            f"process) or @process (a thread)")
+            f"pycsp.parallel: processes on other hosts need pycsp.net, which needs pyzmq: "
+            f"pip install \"pycsp[net]\" ({e})") from None
+    return _hosts
 
 
-class SSHProcess(_RemoteProcess):
-    """PyCSP 0.9.2: ``SSHProcess(fn, *args, **kwargs)``, a process started on a
-    host over ssh.  Not yet: making one raises NotImplementedError (see the
-    module's doc)."""
+class SSHProcess(Process):
+    """PyCSP 0.9.2: ``SSHProcess(fn, *args, ssh_host=..., **kwargs)``, a process
+    started on a host over ssh: pycsp.net's SSHProcess (made by this call;
+    NotImplementedError without pyzmq).  In a Parallel of pycsp.parallel it
+    is watched by a thread of this process."""
 
     __slots__ = ()
-    where = "on another host over ssh"
+
+    def __new__(cls, fn, *args, **kwargs):
+        return _net_hosts().SSHProcess(fn, *args, **kwargs)
 
 
-class ClusterProcess(_RemoteProcess):
+class ClusterProcess(Process):
     """PyCSP 0.9.2: ``ClusterProcess(fn, *args, **kwargs)``, a process placed on
-    a node of a cluster.  Not yet: making one raises NotImplementedError (see
-    the module's doc)."""
+    a host of the allocation (Slurm, or a PBS nodefile): pycsp.net's
+    ClusterProcess (made by this call; NotImplementedError without pyzmq)."""
 
     __slots__ = ()
-    where = "on a node of a cluster"
+
+    def __new__(cls, fn, *args, **kwargs):
+        return _net_hosts().ClusterProcess(fn, *args, **kwargs)
 
 
-def _remote_decorator(kind, decorator):
+_SSH_SETTINGS = ("ssh_host", "ssh_port", "ssh_user", "ssh_password", "ssh_python",
+                 "pycsp_host", "pycsp_port")
+_CLUSTER_SETTINGS = ("cluster_nodefile", "cluster_pin", "cluster_hint", "cluster_ssh_port",
+                     "cluster_python")
+
+
+def _remote_decorator(kind, names, decorator):
     def decorate(func=None, **settings):
+        unknown = set(settings) - set(names)
+        if unknown:
+            raise TypeError(f"{decorator}: unknown settings {sorted(unknown)}; "
+                            f"known: {', '.join(names)}")
         if func is not None:
             return factory(func, kind, decorator)
-        return lambda fn: factory(fn, kind, decorator)
+
+        def with_settings(fn):
+            made = factory(fn, kind, decorator)
+
+            def make_process(*args, **kwargs):
+                return kind(fn, *args, **{**settings, **kwargs})
+
+            for attr in ("__name__", "__qualname__", "__doc__", "__module__", "__wrapped__"):
+                setattr(make_process, attr, getattr(made, attr))
+            return make_process
+        return with_settings
 
     decorate.__name__ = decorator.lstrip("@")
     decorate.__doc__ = (f"PyCSP 0.9.2's {decorator}, on a function ``func`` or with settings "
-                        f"(``{decorator}(**settings)``): making a process with it raises "
-                        f"NotImplementedError; it {_NOT_YET}.")
+                        f"(``{decorator}(**settings)``): its processes run on other hosts "
+                        f"(pycsp.net's {decorator}; NotImplementedError without pyzmq).")
     return decorate
 
 
-sshprocess = _remote_decorator(SSHProcess, "@sshprocess")
-clusterprocess = _remote_decorator(ClusterProcess, "@clusterprocess")
+sshprocess = _remote_decorator(SSHProcess, _SSH_SETTINGS, "@sshprocess")
+clusterprocess = _remote_decorator(ClusterProcess, _CLUSTER_SETTINGS, "@clusterprocess")
 
 # PyCSP 0.9.2's keys of Configuration, with its values.
 #: Configuration key (PyCSP 0.9.2): how long a connect may take, in seconds.
