@@ -236,6 +236,9 @@ class SSHProcess(Process):
     ends in the arguments are reached from the host through their channels'
     homes here (a channel not homed yet is homed under a made-up name), so
     homes must bind an address the host reaches: ``configure(host=...)``.
+    The ends are handed over: once the host has joined their channels, the
+    ends here retire (the process moved away), so give such a process ends
+    of its own (``+A``, ``-A``), not ones this program goes on using.
 
     Args:
         fn: the function.
