@@ -429,3 +429,37 @@ def test_channel_ends_do_not_travel_between_programs_yet(key_file):
         assert values(hout, "GOT") == ["plain"]
     finally:
         stop(proc)
+
+
+def test_a_0_9_2_program_reaches_a_homed_channel_with_channel_connect(key_file):
+    """pycsp.parallel's Channel(name, connect=) is pycsp.net's: a PyCSP 0.9.2
+    style program writes to a channel another program homes."""
+    proc, port = start_home("""
+        A = pycsp.Channel("A")
+        print("PORT", A.address[1], flush=True)
+        @pycsp.process
+        def consumer(cin):
+            return [cin() for _ in range(3)]
+        print("GOT", pycsp.Parallel(consumer(+A))[0], flush=True)
+    """, key_file, linger=None)
+    try:
+        result = run_script(f"""
+            import os
+            os.environ["PYCSP_NET_KEY_FILE"] = {key_file!r}
+            from pycsp.parallel import *
+            A = Channel("A", connect=("127.0.0.1", {port}))
+
+            @process
+            def producer(cout):
+                for i in range(3):
+                    cout(("from 0.9.2", i))
+
+            Parallel(producer(A.writer()))
+            shutdown()
+        """, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        code, out, err = finish(proc)
+        assert code == 0, err
+        assert values(out, "GOT") == [[("from 0.9.2", i) for i in range(3)]]
+    finally:
+        stop(proc)

@@ -619,10 +619,9 @@ def _remote(x):
 
 
 @pytest.mark.parametrize("make", [
-    lambda: par.Channel("A", connect=("example.org", 9999)),
     lambda: par.multiprocess(pycsp_host="example.org", pycsp_port=9998)(_remote)(1),
     lambda: par.MultiProcess(_remote, 1, pycsp_port=9998),
-], ids=["Channel(connect=)", "multiprocess(pycsp_port=)", "MultiProcess(pycsp_port=)"])
+], ids=["multiprocess(pycsp_port=)", "MultiProcess(pycsp_port=)"])
 def test_network_facing_names_not_built_yet_raise_a_clear_error(make):
     with pytest.raises(NotImplementedError, match="pycsp.net"):
         make()
@@ -651,6 +650,11 @@ def test_a_cluster_process_outside_an_allocation_says_what_is_missing(make, monk
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ValueError, match="is not set"):
         make()
+
+
+def test_channel_connect_needs_the_name_it_is_homed_under():
+    with pytest.raises(ValueError, match="needs the name"):
+        par.Channel(connect=("127.0.0.1", 9))
 
 
 def test_unknown_settings_of_a_network_decorator_are_refused():

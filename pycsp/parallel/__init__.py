@@ -5,8 +5,9 @@
 ``Parallel``, ``Sequence`` or ``Spawn``: they share pycsp.processes'
 shared-memory channels, which every thread of every process can use.
 Deadlock is detected across both kinds.  ``sshprocess`` and
-``clusterprocess`` make pycsp.net's processes on other hosts (pyzmq needed
-then); ``Channel(connect=...)`` raises NotImplementedError (not built yet).
+``clusterprocess`` make pycsp.net's processes on other hosts, and
+``Channel(name, connect=...)`` reaches a channel that another program homes
+with pycsp.net (pyzmq needed then).
 """
 from typing import TYPE_CHECKING
 

@@ -3,7 +3,7 @@ import types
 
 from csp_ext import ShmChannel
 
-from ._network import refuse_connect
+from ._network import remote_channel
 
 
 class _ChannelType(type):
@@ -11,7 +11,7 @@ class _ChannelType(type):
 
     def __call__(cls, name=None, buffer=0, connect=None):
         if connect is not None:
-            refuse_connect(connect)
+            return remote_channel(name, connect)
         return ShmChannel(name=name, buffer=buffer)
 
     def __instancecheck__(cls, obj):
@@ -26,9 +26,10 @@ class Channel(metaclass=_ChannelType):
     that every thread and OS process of the program can use (pycsp.processes'
     shared-memory channel; messages travel pickled).
 
-    ``name`` labels it; ``buffer=N`` lets N messages wait.  ``connect``
-    (PyCSP 0.9.2: a channel hosted by another interpreter) raises
-    NotImplementedError: that comes with pycsp.net.
+    ``name`` labels it; ``buffer=N`` lets N messages wait.  ``connect=(host,
+    port)`` (PyCSP 0.9.2: a channel hosted by another interpreter) reaches
+    the channel that another program homes under ``name`` with pycsp.net
+    (pycsp.net's ``Channel(name, connect=)``; pyzmq needed then).
     """
 
     __class_getitem__ = classmethod(types.GenericAlias)  # Channel[int](), as the backends'

@@ -2,10 +2,10 @@
 
 Processes on other machines (``sshprocess``, ``clusterprocess``) are
 pycsp.net's, imported when the first one is made (pyzmq needed then, not
-before: a module that only defines one imports without it).  Channels hosted
-by another interpreter (``Channel(connect=...)``) and where a process listens
-(``pycsp_host``, ``pycsp_port`` of a MultiProcess) are not built yet: each
-raises NotImplementedError saying so.  ``Configuration`` keeps its settings
+before: a module that only defines one imports without it), and so is a
+channel hosted by another program (``Channel(name, connect=...)``).  Where a
+process listens (``pycsp_host``, ``pycsp_port`` of a MultiProcess) is not
+built yet: it raises NotImplementedError saying so.  ``Configuration`` keeps its settings
 for pycsp.net.
 """
 from .._process import Process, factory
@@ -23,11 +23,18 @@ def refuse_listening_address(pycsp_host, pycsp_port):
             f"processes of this program")
 
 
-def refuse_connect(connect):
-    raise NotImplementedError(
-        f"pycsp.parallel: Channel(connect={connect!r}) reaches a channel hosted by another "
-        f"interpreter; that {_NOT_YET}.  A Channel made here is shared by every thread "
-        f"and OS process of this program (pass it, or its ends, to them)")
+def remote_channel(name, connect):
+    """pycsp.net's channel homed under ``name`` by another program, at ``connect``."""
+    if name is None:
+        raise ValueError("pycsp.parallel: Channel(connect=...) needs the name the channel is "
+                         "homed under in the other program")
+    try:
+        from ..net._remote import RemoteChannel
+    except ImportError as e:
+        raise NotImplementedError(
+            f"pycsp.parallel: Channel(connect=...) needs pycsp.net, which needs pyzmq: "
+            f"pip install \"pycsp[net]\" ({e})") from None
+    return RemoteChannel(name, tuple(connect))
 
 
 def _net_hosts():
