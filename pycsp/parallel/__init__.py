@@ -34,7 +34,7 @@ from ._network import ClusterProcess as ClusterProcess, Configuration as Configu
 from ._network import SSHProcess as SSHProcess, clusterprocess as clusterprocess
 from ._network import sshprocess as sshprocess
 
-if TYPE_CHECKING:  # what Channel(...) makes (its connect= refuses until pycsp.net exists)
+if TYPE_CHECKING:  # what Channel(...) makes without connect= (with it: pycsp.net's RemoteChannel)
     from csp_ext import ShmChannel
 
     Channel = ShmChannel
