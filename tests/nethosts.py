@@ -64,12 +64,35 @@ def _pid_alive(pid):
     return True
 
 
+def _kill_all(pids):
+    for pid in pids:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
 def remove_leftovers():
-    """Namespaces and bridges of runs whose process is gone."""
+    """Namespaces, what still runs in them (their sshd), and bridges of runs
+    whose process is gone (killed before it could stop its hosts)."""
     for line in _ip("netns", "list").stdout.splitlines():
         m = re.match(rf"({PREFIX}(\d+)[a-z]h\d+)\b", line)
         if m and not _pid_alive(int(m.group(2))):
+            _kill_all(_ip("netns", "pids", m.group(1), check=False).stdout.split())
             _ip("netns", "delete", m.group(1), check=False)
+    # An sshd whose namespace was deleted by a run before this rule existed
+    # still runs: known by its config's folder, which names the run's pid.
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        m = re.search(r"/pycsp-nethosts-(\d+)-", cmdline)
+        if m and "sshd" in cmdline and not _pid_alive(int(m.group(1))):
+            _kill_all([entry])
     for line in _ip("-o", "link", "show", "type", "bridge").stdout.splitlines():
         m = re.search(rf"\b({PREFIX}(\d+)[a-z]br)\b", line)
         if m and not _pid_alive(int(m.group(2))):
@@ -126,7 +149,7 @@ class NetHosts:
 
     def start(self):
         remove_leftovers()
-        self.dir = tempfile.mkdtemp(prefix="pycsp-nethosts-")
+        self.dir = tempfile.mkdtemp(prefix=f"pycsp-nethosts-{os.getpid()}-")
         self.subnet = _free_subnet()
         hosts = list(self.subnet.hosts())
         self.gateway = str(hosts[0])
@@ -163,13 +186,7 @@ class NetHosts:
         self._sshd.clear()
         for name in self.names:
             # Whatever still runs in a host (a node left by a failed test) goes with it.
-            pids = subprocess.run(["ip", "netns", "pids", self._netns[name]], capture_output=True,
-                                  text=True).stdout.split()
-            for pid in pids:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
+            _kill_all(_ip("netns", "pids", self._netns[name], check=False).stdout.split())
             _ip("netns", "delete", self._netns[name], check=False)
         _ip("link", "delete", self._bridge, check=False)
         if self.dir:

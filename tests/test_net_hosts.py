@@ -103,3 +103,40 @@ def test_stopping_removes_the_hosts_and_what_runs_in_them():
     assert sleeper.wait(10) == -9
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert ns not in listed
+
+
+KILLED_RUN = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+from nethosts import NetHosts
+hosts = NetHosts(1).__enter__()
+print(hosts.netns("h1"), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)     # no teardown
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_run_killed_with_its_hosts_up_leaves_nothing_once_leftovers_are_removed():
+    tests = os.path.dirname(os.path.abspath(__file__))
+    run = subprocess.run([sys.executable, "-c", KILLED_RUN, tests], capture_output=True,
+                         text=True, timeout=50)
+    assert run.returncode == -9, run.stderr
+    ns = run.stdout.strip()
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+    assert pids, "its sshd should still run"
+    remove_leftovers()
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert ns not in listed
+    import time
+    deadline = time.monotonic() + 10
+    while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)    # SIGKILL is sent; the kernel and init finish it
+    assert all(_gone(pid) for pid in pids), pids
+
+
+def _gone(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "State:\tZ" in f.read()     # killed, not yet reaped
+    except FileNotFoundError:
+        return True
