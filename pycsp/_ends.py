@@ -63,18 +63,28 @@ def retire_all(*roots):
             end.retire()
 
 
-def with_fresh_ends(obj):
-    """A copy of ``obj`` where every channel end is replaced by a new end of the same channel."""
+def map_leaves(obj, replace):
+    """A copy of ``obj`` with ``replace(x)`` for every x that is not a list, a
+    plain tuple, a dict (its values), a set or a frozenset, searched inside those."""
+    if isinstance(obj, list):
+        return [map_leaves(x, replace) for x in obj]
+    if isinstance(obj, tuple):
+        return type(obj)(map_leaves(x, replace) for x in obj) if type(obj) is tuple else obj
+    if isinstance(obj, dict):
+        return {k: map_leaves(v, replace) for k, v in obj.items()}
+    if isinstance(obj, (set, frozenset)):
+        return type(obj)(map_leaves(x, replace) for x in obj)
+    return replace(obj)
+
+
+def _fresh_end(obj):
     if isinstance(obj, READ_ENDS):
         return obj.channel.reader()
     if isinstance(obj, WRITE_ENDS):
         return obj.channel.writer()
-    if isinstance(obj, list):
-        return [with_fresh_ends(x) for x in obj]
-    if isinstance(obj, tuple):
-        return type(obj)(with_fresh_ends(x) for x in obj) if type(obj) is tuple else obj
-    if isinstance(obj, dict):
-        return {k: with_fresh_ends(v) for k, v in obj.items()}
-    if isinstance(obj, (set, frozenset)):
-        return type(obj)(with_fresh_ends(x) for x in obj)
     return obj
+
+
+def with_fresh_ends(obj):
+    """A copy of ``obj`` where every channel end is replaced by a new end of the same channel."""
+    return map_leaves(obj, _fresh_end)

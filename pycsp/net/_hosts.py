@@ -24,11 +24,12 @@ import itertools
 import os
 import pickle
 import struct
+import subprocess
 import sys
 
 from csp_ext import ShmChannel
 
-from .._ends import find_ends, retire_all
+from .._ends import find_ends, map_leaves, retire_all
 from .._process import Process
 from ..parallel._network import _CLUSTER_SETTINGS, _SSH_SETTINGS, _remote_decorator
 from ..processes._fork import ProcessCrashed
@@ -74,16 +75,23 @@ def _home_of(channel: ShmChannel) -> tuple[str, tuple[str, int]]:
     return name, node.address
 
 
+_LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
 def _for_host(obj, host: str):
-    """`obj` with the channel ends in it (in lists, tuples, dicts) made
+    """`obj` with the channel ends in it (in lists, tuples, dicts, sets) made
     EndOnHost; other channel objects cannot go."""
+    return map_leaves(obj, lambda x: _end_for_host(x, host))
+
+
+def _end_for_host(obj, host: str):
     from ..processes import ChannelEndRead, ChannelEndWrite
 
     if isinstance(obj, (ChannelEndRead, ChannelEndWrite)):
         if obj.retired:
             raise ValueError(f"pycsp.net: a retired channel end cannot go to {host}")
         name, address = _home_of(obj.channel)
-        if address[0] in ("127.0.0.1", "localhost", "::1") and host not in _LOCAL_NAMES:
+        if address[0] in _LOCAL_NAMES and host not in _LOCAL_NAMES:
             raise ValueError(
                 f"pycsp.net: channels are homed at {address[0]}:{address[1]}, which {host} "
                 f"cannot reach; set the address homes bind, reachable from there, before the "
@@ -92,16 +100,7 @@ def _for_host(obj, host: str):
     if isinstance(obj, (ShmChannel, HomedChannel)):
         raise TypeError(f"pycsp.net: pass channel ends (+ch, -ch) to a process on {host}, "
                         f"not the channel {obj!r}")
-    if isinstance(obj, list):
-        return [_for_host(x, host) for x in obj]
-    if isinstance(obj, tuple) and type(obj) is tuple:
-        return tuple(_for_host(x, host) for x in obj)
-    if isinstance(obj, dict) and type(obj) is dict:
-        return {k: _for_host(v, host) for k, v in obj.items()}
     return obj
-
-
-_LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 def _function_reference(fn) -> tuple[str, str, str | None]:
@@ -148,7 +147,6 @@ class _OnHost:
         # args and kwargs are the ends here (poisoned if the host is lost);
         # the handover carries where their channels are homed.
         host, argv, handover = self.where, self.argv, self.handover
-        import subprocess
 
         # stderr is this process's: what the function prints there, and the
         # launcher's own complaints, show up as they come.

@@ -80,17 +80,10 @@ def main() -> int:
 
 
 def _rebuild(obj):
+    from .._ends import map_leaves
     from ._hosts import EndOnHost
 
-    if isinstance(obj, EndOnHost):
-        return obj.rebuild()
-    if isinstance(obj, list):
-        return [_rebuild(x) for x in obj]
-    if type(obj) is tuple:
-        return tuple(_rebuild(x) for x in obj)
-    if type(obj) is dict:
-        return {k: _rebuild(v) for k, v in obj.items()}
-    return obj
+    return map_leaves(obj, lambda x: x.rebuild() if isinstance(x, EndOnHost) else x)
 
 
 if __name__ == "__main__":
