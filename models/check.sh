@@ -83,7 +83,7 @@ export model work
 # The scenarios (see init in shm_select.pml): 1-5 without a death, 6-8 with
 # one process killed at any moment.  The death scenarios run twice: waiting
 # like a thread other than a process's main thread (untimed futex sleep) and
-# like the main thread (20 ms slices: -DSLICED_WAIT).
+# like the main thread (bounded slices: -DSLICED_WAIT).
 plan() {   # lines: name "props" flags...
     local extra=$1
     {

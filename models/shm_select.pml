@@ -25,7 +25,7 @@
  *   - time: check_claimer's 0.1 s grace and spin_while_pending's polling
  *     budget become "at any moment" (an over-approximation: every timing
  *     the C allows is explored); no deadlines, no TIMEOUT guards, no
- *     signals/CSP_RETRY (the main thread's 20 ms slices would also hide a
+ *     signals/CSP_RETRY (the main thread's bounded slices would also hide a
  *     lost wake-up: the model waits like a non-main thread, untimed);
  *   - deadlock accounting (n_active, break_deadlock, mark_blocked): the
  *     model checks that no process is wedged without that last resort;
@@ -306,7 +306,7 @@ inline check_claimer(w)
 
 /* shm_waiter_wait -> waiter_wait_watched, no deadline.  A thread other
  * than a process's main thread sleeps untimed; the main thread (the CSP
- * process of a forked child) in 20 ms slices: SLICED_WAIT.
+ * process of a forked child) in bounded slices (0.1 s): SLICED_WAIT.
  * spin_while_pending is abstracted: polling only re-reads status */
 inline shm_waiter_wait(st)
 {
@@ -333,7 +333,7 @@ inline shm_waiter_wait(st)
                 infutex[me] = 1;
 #endif
 #ifdef SLICED_WAIT
-                /* a main thread waits in 20 ms slices (csp_sigwatch) */
+                /* a main thread waits in bounded slices (csp_sigwatch) */
                 if
                 :: infutex[me] == 0 -> skip
                 :: infutex[me] = 0          /* the slice ran out */

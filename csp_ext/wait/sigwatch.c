@@ -1,7 +1,8 @@
 /* sigwatch.c - has a signal arrived while the main thread was blocked?
  *
  * A blocked main thread wakes when a signal interrupts its sleep, and at the
- * latest after CSP_SIGNAL_SLICE, so that Python signal handlers can run.  They run with none of its offers linked (a handler may use channels,
+ * latest after CSP_SIGNAL_SLICE, so that Python signal handlers can run.
+ * They run with none of its offers linked (a handler may use channels,
  * and one that raises must not lose a message), so the offers are withdrawn
  * first and linked again afterwards, at the back of their queues.  Doing that
  * on every wake-up made the main thread lose every race for a shared channel;
