@@ -20,7 +20,7 @@ opposite order every other round.  Kinds:
                      program hosts, whose reader (a thread process) waits
     net-64M-write    a 64 MiB numpy array written by the client to the home's local reader
     net-64M-read     the same array written by the home's local writer, read by the client
-    net-plain-64M-write   net-64M-write with security="none"
+    net-plain-64M-write, net-plain-64M-read   the same with security="none"
     zmq-curve-64M    raw pyzmq: the array sent with copy=False and acknowledged, CurveZMQ on
     zmq-64M          the same without CurveZMQ
     mpc-64M          multiprocessing.connection: send_bytes of the array's buffer, acknowledged
@@ -43,13 +43,15 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TREE = ROOT  # the pycsp source tree measured (--tree)
 BIG = 64 * 1024 * 1024
 SMALL = 8
 AUTHKEY = b"pycsp-net-bench"
 PYCSP092_DEFAULTS = ("/tmp/bench-venv092/bin/python", "/work/peers/pycsp092/bin/python")
 
 KINDS = ("net-rtt", "net-plain-rtt", "zmq-curve-rtt", "zmq-rtt", "mpc-rtt", "092-rtt",
-         "net-64M-write", "net-64M-read", "net-plain-64M-write", "zmq-curve-64M", "zmq-64M",
+         "net-64M-write", "net-64M-read", "net-plain-64M-write", "net-plain-64M-read",
+         "zmq-curve-64M", "zmq-64M",
          "mpc-64M", "commstime", "commstime-net")
 LOCAL_ONLY = ("commstime", "commstime-net")
 
@@ -72,6 +74,8 @@ RATIOS = (
     ("64M write (no Curve) / raw pyzmq copy=False", "net-plain-64M-write", "zmq-64M", "",
      None),
     ("64M read / raw pyzmq copy=False", "net-64M-read", "zmq-64M", "", None),
+    ("64M read (no Curve) / raw pyzmq copy=False", "net-plain-64M-read", "zmq-64M", "",
+     None),
     ("64M write / multiprocessing.connection", "net-64M-write", "mpc-64M", ">= 4",
      lambda r: r >= 4),
     ("Commstime with pycsp.net / without", "commstime-net", "commstime", "<= 1.05",
@@ -130,7 +134,8 @@ def serve_net(kind, host, key_file):
     pycsp = net_configure(kind, key_file, host)
     channel = pycsp.Channel("A")
     ready(channel.address[1])
-    message = big_array() if kind == "net-64M-read" else None
+    reads = kind.endswith("64M-read")
+    message = big_array() if reads else None
 
     @pycsp.process
     def reader(cin):
@@ -143,7 +148,7 @@ def serve_net(kind, host, key_file):
             cout(message)
 
     try:
-        pycsp.Parallel(writer(-channel) if kind == "net-64M-read" else reader(+channel))
+        pycsp.Parallel(writer(-channel) if reads else reader(+channel))
     except pycsp.ChannelPoisonException:
         pass
 
@@ -151,7 +156,7 @@ def serve_net(kind, host, key_file):
 def client_net(kind, host, port, key_file, target):
     pycsp = net_configure(kind, key_file)
     channel = pycsp.Channel("A", connect=(host, port))
-    if kind == "net-64M-read":
+    if kind.endswith("64M-read"):
         result = figure(kind, +channel, target)
     else:
         cout = -channel
@@ -185,7 +190,7 @@ def serve_zmq(kind, host):
     ready(router.bind_to_random_port(f"tcp://{host}"))
     while True:
         identity, message = router.recv_multipart(copy=False)
-        if message.bytes == b"stop":
+        if len(message) == 4 and message.bytes == b"stop":  # .bytes copies
             break
         # the transfer is acknowledged; the ping-pong echoes
         router.send_multipart([identity, b"ok" if len(message) == BIG else message],
@@ -325,7 +330,7 @@ def environment(kind, address):
         env.pop("PYTHONPATH", None)  # its own pycsp, not this tree's
         env["PYCSP_HOST"] = address
     else:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [TREE, env.get("PYTHONPATH")]))
     if "curve" in kind:
         import zmq
         public, secret = zmq.curve_keypair()
@@ -340,7 +345,7 @@ def measure(kind, places, opts, key_file):
     python = opts.pycsp092 if kind.startswith("092") else sys.executable
     env = environment(kind, places.address)
     # 0.9.2 runs from a folder without this tree's pycsp (its package is also pycsp)
-    cwd = tempfile.gettempdir() if kind.startswith("092") else ROOT
+    cwd = tempfile.gettempdir() if kind.startswith("092") else TREE
     me = os.path.abspath(__file__)
     role = [python, me, "--role"]
     server = subprocess.Popen(places.server_prefix + role + ["server", kind, places.address,
@@ -370,7 +375,7 @@ def commstime(kind, opts):
     out = subprocess.run([sys.executable, "-m", "pycsp.bench.kernels", "--backend", backend,
                           "--kernel", "commstime", "--n", str(opts.commstime_n),
                           "--repeats", "3"],
-                         capture_output=True, text=True, env=env, cwd=ROOT,
+                         capture_output=True, text=True, env=env, cwd=TREE,
                          timeout=opts.timeout)
     if out.returncode != 0:
         raise RuntimeError(f"{kind}: failed: {out.stderr[-2000:]}")
@@ -420,10 +425,14 @@ def main(argv=None):
     parser.add_argument("--commstime-n", type=int, default=20000,
                         help="Commstime cycles per measurement")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per client")
+    parser.add_argument("--tree", default=ROOT,
+                        help="the pycsp source tree to measure, built in place (default: this one)")
     parser.add_argument("--json")
     parser.add_argument("--role", choices=("server", "client"), help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     opts = parser.parse_args(argv)
+    global TREE
+    TREE = os.path.abspath(opts.tree)
     if opts.role == "server":
         serve(*opts.args)
         return 0
@@ -452,7 +461,7 @@ def main(argv=None):
         with tempfile.TemporaryDirectory() as folder:
             key_file = os.path.join(folder, "bench.key")
             subprocess.run([sys.executable, "-m", "pycsp.net.keys", "new", key_file],
-                           check=True, capture_output=True, cwd=ROOT,
+                           check=True, capture_output=True, cwd=TREE,
                            env=environment("net", places.address))
             for round_number in range(opts.rounds):
                 order = kinds if round_number % 2 == 0 else kinds[::-1]
