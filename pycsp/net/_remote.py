@@ -173,7 +173,7 @@ class _Link:
         """A reply's frames, as bytes, but a big one as the zmq.Frame received:
         not copied (a message's out-of-band buffers become views of it)."""
         frames = [self.socket.recv()]
-        while self.socket.rcvmore:
+        while self.socket.getsockopt(zmq.RCVMORE):  # the .rcvmore attribute costs 4 us more
             frame = self.socket.recv(copy=False)
             frames.append(frame if len(frame) >= _wire.OUT_OF_BAND_FROM else frame.bytes)
         return frames
