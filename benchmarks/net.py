@@ -316,25 +316,25 @@ class Places:
             self.server_prefix = hosts.run_argv("h1", [])
             self.client_prefix = hosts.run_argv("h2", [])
             self.address = hosts.address["h1"]
+            self.client_address = hosts.address["h2"]
             self.where = (f"veth between two namespace hosts ({hosts.address['h2']} -> "
                           f"{hosts.address['h1']})")
         else:
             self.server_prefix = self.client_prefix = []
-            self.address = "127.0.0.1"
+            self.address = self.client_address = "127.0.0.1"
             self.where = "loopback (127.0.0.1)"
 
 
-def environment(kind, address):
+def environment(kind, address, curve_keys=None):
+    """The environment of a program of ``kind`` on the host at ``address``."""
     env = dict(os.environ)
     if kind.startswith("092"):
         env.pop("PYTHONPATH", None)  # its own pycsp, not this tree's
-        env["PYCSP_HOST"] = address
+        env["PYCSP_HOST"] = address  # where 0.9.2 binds its own socket
     else:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [TREE, env.get("PYTHONPATH")]))
-    if "curve" in kind:
-        import zmq
-        public, secret = zmq.curve_keypair()
-        env["BENCH_CURVE_PUBLIC"], env["BENCH_CURVE_SECRET"] = public.decode(), secret.decode()
+    if curve_keys:
+        env["BENCH_CURVE_PUBLIC"], env["BENCH_CURVE_SECRET"] = curve_keys
     return env
 
 
@@ -343,7 +343,12 @@ def measure(kind, places, opts, key_file):
     if kind in LOCAL_ONLY:
         return commstime(kind, opts)
     python = opts.pycsp092 if kind.startswith("092") else sys.executable
-    env = environment(kind, places.address)
+    curve_keys = None
+    if kind.startswith("zmq-curve"):
+        import zmq
+        curve_keys = tuple(key.decode() for key in zmq.curve_keypair())
+    env = environment(kind, places.address, curve_keys)
+    client_env = environment(kind, places.client_address, curve_keys)
     # 0.9.2 runs from a folder without this tree's pycsp (its package is also pycsp)
     cwd = tempfile.gettempdir() if kind.startswith("092") else TREE
     me = os.path.abspath(__file__)
@@ -357,7 +362,7 @@ def measure(kind, places, opts, key_file):
             raise RuntimeError(f"{kind}: the server did not start ({line})")
         out = subprocess.run(places.client_prefix + role + [
             "client", kind, places.address, line[1], key_file, str(opts.target)],
-            capture_output=True, text=True, env=env, cwd=cwd, timeout=opts.timeout)
+            capture_output=True, text=True, env=client_env, cwd=cwd, timeout=opts.timeout)
         if out.returncode != 0:
             raise RuntimeError(f"{kind}: the client failed: {out.stderr[-2000:]}")
         server.wait(30)
