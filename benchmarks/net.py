@@ -427,7 +427,7 @@ def main(argv=None):
     parser.add_argument("--pycsp092", default=os.environ.get("PYCSP092_PYTHON") or next(
         (p for p in PYCSP092_DEFAULTS if os.path.exists(p)), PYCSP092_DEFAULTS[0]),
         help="PyCSP 0.9.2's interpreter")
-    parser.add_argument("--commstime-n", type=int, default=20000,
+    parser.add_argument("--commstime-n", type=int, default=100000,
                         help="Commstime cycles per measurement")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per client")
     parser.add_argument("--tree", default=ROOT,
