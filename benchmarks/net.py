@@ -173,7 +173,8 @@ def zmq_socket(context, kind, socket_type, server):
     sock = context.socket(socket_type)
     sock.linger = 0
     if "curve" in kind:
-        public, secret = (os.environ["BENCH_CURVE_" + part].encode() for part in ("PUBLIC", "SECRET"))
+        public, secret = (os.environ[f"BENCH_CURVE_{part}"].encode()
+                          for part in ("PUBLIC", "SECRET"))
         if server:
             sock.curve_server = True
             sock.curve_publickey, sock.curve_secretkey = public, secret

@@ -10,12 +10,12 @@ LEAVE tells the home that the program holding an end has ended without
 retiring it: the home no longer waits for it at its own exit (the join
 stays, as a local end that was never retired does).
 
-Bodies: a channel name (UTF-8) for HELLO, JOIN and POISON; a pickled message
-for WRITE and DATA, one frame, then each of its large out-of-band buffers
-(protocol 5: numpy arrays, PickleBuffer; not bytes or bytearray, which
-pickle copies) as a frame of its own, so that they are sent and received
-without copies in user space; UTF-8 text for ERROR
-and REFUSED.  Channel ends of this machine's arena cannot travel between
+Bodies: a channel name (UTF-8) for HELLO, JOIN and POISON; for WRITE and
+DATA a pickled message (protocol 5), one frame, then each of its large
+out-of-band buffers (contiguous numpy arrays, PickleBuffer; not bytes or
+bytearray, which pickle copies) as a frame of its own, so that they are sent
+and received without copies in user space; UTF-8 text for ERROR and
+REFUSED.  Channel ends of this machine's arena cannot travel between
 programs (their pickle names an offset in the sender's memory), so both
 directions refuse them instead of rebuilding them in the wrong arena.
 """
