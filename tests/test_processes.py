@@ -658,6 +658,54 @@ def test_ctrl_c_poisons_out_the_processes(backend):
         assert lines.count("poisoned out") == 3, out + err
 
 
+CTRL_C_IN_A_PROCESS_SCRIPT = """
+import time
+import pycsp.{backend} as csp
+
+""" + SAY + """
+@csp.process
+def blocked(cin):
+    say("blocked")
+    try:
+        cin()
+    except csp.ChannelPoisonException:
+        say("poisoned out")
+        raise
+
+@csp.process
+def busy():
+    say("busy")
+    until = time.monotonic() + 3
+    while time.monotonic() < until:  # Python running when Ctrl-C comes
+        pass
+
+ch = csp.Channel()
+keep_open = ch.writer()
+try:
+    csp.Parallel([blocked(ch.reader()) for _ in range(3)], busy())
+except KeyboardInterrupt:
+    say("caught KeyboardInterrupt")
+
+""" + REPORT_CHILDREN_LEFT
+
+
+@pytest.mark.timeout(40)
+def test_ctrl_c_while_a_process_runs_python_poisons_out_the_others(backend):
+    """greenlets: the KeyboardInterrupt is raised in the greenlet that runs
+    Python when the signal comes, not in the main program's wait; it ended that
+    process alone and the blocked ones were never stopped (the cause of
+    test_ctrl_c_poisons_out_the_processes[greenlets] failing once in CI, where
+    the ticker's loop ran Python at the wrong moment)."""
+    proc, out, err, _ = ctrl_c_once_started(CTRL_C_IN_A_PROCESS_SCRIPT.format(backend=backend),
+                                            4, timeout=15)
+    assert proc.returncode == 0, err
+    lines = out.split("\n")
+    assert "caught KeyboardInterrupt" in lines, out + err
+    assert "children left: 0" in lines, out + err
+    if backend != "processes":
+        assert lines.count("poisoned out") == 3, out + err
+
+
 CTRL_C_IN_SHUTDOWN_SCRIPT = """
 import os
 import sys

@@ -481,6 +481,30 @@ process_function_failed(PyObject *proc)
     return 0;
 }
 
+/* A KeyboardInterrupt ends the body of process t: Ctrl-C's handler ran in
+ * t's Python, as it runs in whichever greenlet executes bytecode when the
+ * signal comes.  As with threads, where it always reaches the main thread,
+ * the main program gets it too: the root task's wait is interrupted (as by
+ * forward_signal), so that its Parallel stops the other processes. */
+static void
+forward_interrupt(TaskObject *t)
+{
+    green_sched *s = t->sched;
+    TaskObject *root = s->root_task;
+    if (!PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) || !root || t == root ||
+        s->signal_exc[0] || atomic_load(&root->status) != CSP_WAITING)
+        return;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    s->signal_exc[0] = Py_XNewRef(type);
+    s->signal_exc[1] = Py_XNewRef(value);
+    s->signal_exc[2] = Py_XNewRef(tb);
+    PyErr_Restore(type, value, tb);  /* the process's own outcome, as before */
+    timer_remove(s, root);
+    csp_task_cancel(root, CSP_CANCELLED);
+    runq_push(s, root);
+}
+
 /* The body is over: `prepared` is process_call_prepare's, `result` the
  * call's (a new reference, or NULL).  Stores the result or hands the
  * exception to proc._failed, finishes the task (the body's exception, if
@@ -501,8 +525,10 @@ process_main_end(TaskObject *t, process_call *call, int prepared, PyObject *resu
         rc = PyObject_SetAttr(proc, csp_st->str_return_value, result);
         Py_DECREF(result);
     }
-    else
+    else {
+        forward_interrupt(t);
         rc = process_function_failed(proc);
+    }
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     if (csp_task_finish(t, join) < 0)
