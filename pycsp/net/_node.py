@@ -77,12 +77,16 @@ class Node:
 
     def home(self, channel: csp_ext.ShmChannel, name: str) -> None:
         """Make ``channel`` reachable under ``name``; ValueError if the name is taken."""
-        answer = csp_ext.ShmChannel(buffer=1)
-        self.registry_out(("home", name, channel, answer.writer()))
-        refused = answer.reader()()
+        refused = self.ask("home", name, channel)
         if refused is not None:
             raise ValueError(f"pycsp.net: {refused}")
         self.homed_here[channel] = name
+
+    def ask(self, kind: str, name: object = None, thing: object = None):
+        """The agent's answer to one registry request (``_agent.Agent.answer``)."""
+        answer = csp_ext.ShmChannel(buffer=1)
+        self.registry_out((kind, name, thing, answer.writer()))
+        return answer.reader()()
 
     def name_of(self, channel: csp_ext.ShmChannel) -> str | None:
         """The name this process homed ``channel`` under, or None."""
@@ -121,6 +125,11 @@ def same_modules_path() -> str:
 
 def _same_modules_env():
     return dict(os.environ, PYTHONPATH=same_modules_path())
+
+
+def current() -> Node | None:
+    """This program's node if its agent was started, else None."""
+    return _node
 
 
 def this_node() -> Node:
