@@ -114,7 +114,8 @@ def test_an_end_read_from_the_home_by_a_remote_reader_is_usable_and_comes_back_h
     """The home's own process writes a plain channel's end (and channels) into a homed
     channel; the reader is in the other program (the home's agent reads them for it: this
     was answered ERROR and the message lost).  The reader uses the end, then sends it back:
-    in its home program it is the core's end again, which works in alternation."""
+    in its home program it is the core's end again, which works in alternation; so is an
+    end the other program joined by another name of the home's host."""
     proc, port = start_home("""
         A = pycsp.Channel("A")
         B = pycsp.Channel("B")
@@ -125,6 +126,7 @@ def test_an_end_read_from_the_home_by_a_remote_reader_is_usable_and_comes_back_h
         print("READ", repr(data_in()), flush=True)
         back = (+B)()
         print("BACK", type(back).__name__, back is not None, flush=True)
+        print("BACK_BY_NAME", type((+B)()).__name__, flush=True)
         @pycsp.process
         def use(cout):
             cout("through the returned end")
@@ -144,6 +146,8 @@ def test_an_end_read_from_the_home_by_a_remote_reader_is_usable_and_comes_back_h
             print("NAMED", named.name, named.address == A.address)
             end("from the other program")
             (-B)(end)
+            by_name = pycsp.Channel("A", connect=("localhost", PORT))
+            (-B)(+by_name)
         """, key_file, port)
         assert values(out, "TYPES") == [["RemoteChannelEndWrite", "RemoteChannel",
                                           "RemoteChannel"]]
@@ -153,6 +157,7 @@ def test_an_end_read_from_the_home_by_a_remote_reader_is_usable_and_comes_back_h
         assert code == 0, err
         assert values(hout, "READ") == ["from the other program"]
         assert "BACK ChannelEndWrite True" in hout
+        assert "BACK_BY_NAME ChannelEndRead" in hout
         assert values(hout, "ALT") == ["through the returned end"]
         assert values(hout, "WRITERS") == [1]
     finally:
@@ -315,7 +320,7 @@ def test_a_message_cannot_name_a_join_or_arena_memory_the_home_does_not_hold(key
             cout = -A
             class ForgedEnd:
                 def __reduce__(self):
-                    return (_mobile.arrive_end, (A.address, "A", 0, 0, 10**6, True, False))
+                    return (_mobile.arrive_end, ((A.address, A.home), "A", 0, 0, 10**6, True, False))
             class ArenaEnd:
                 def __reduce__(self):
                     return (csp_ext._shm_rebuild_end, (4096, None, 1))

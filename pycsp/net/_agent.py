@@ -91,11 +91,13 @@ class Agent:
     def __init__(self, config, registry_in):
         self.security = config["security"]
         self.max_message = config["max_message"]
+        self.home = config["home"]  # names this home in HELLO's reply and in mobile ends
         self.context = zmq.Context()
         self.zap = _link.ZapHandler(self.context, self.security.allowed) \
             if self.security.curve else None
         self.router = None
         self.port = None
+        self.address = None
         self.registry_in = registry_in
         self.channels = {}  # name -> ShmChannel homed here
         self.names = {}  # a homed channel's arena offset -> its name
@@ -118,6 +120,7 @@ class Agent:
             try:
                 self.router, self.port = _link.bind_home(self.context, self.security, host, port,
                                                          self.max_message)
+                self.address = (host, self.port)
                 return None
             except zmq.ZMQError as exc:
                 if exc.errno != zmq.EADDRINUSE or time.monotonic() >= deadline:
@@ -294,7 +297,7 @@ class Agent:
             self.reply(identity, header, _wire.NO_CHANNEL, name.encode())
         elif op == _wire.HELLO:
             self.reply(identity, header, _wire.OK, str(self.max_message).encode(),
-                       ref=channel.buffer)
+                       ref=channel.buffer, home=self.home)
         elif op == _wire.JOIN:
             number = next(self.end_numbers)
             self.joins[number] = _Join(channel, channel.writer() if header.ref
@@ -304,8 +307,8 @@ class Agent:
             channel.poison()
             self.reply(identity, header, _wire.OK)
 
-    def reply(self, identity, header, op, body=None, ref=0):
-        frames = [identity, _wire.pack(op, 0, os.getpid(), header.stream, header.seq, ref)]
+    def reply(self, identity, header, op, body=None, ref=0, home=0):
+        frames = [identity, _wire.pack(op, home, os.getpid(), header.stream, header.seq, ref)]
         if body is not None:
             frames.append(body)
         self.router.send_multipart(frames, copy=_copy(frames))
@@ -436,7 +439,7 @@ def main():
     agent = Agent(config, config["registry"])
     error = agent.bind(config["host"], config["port"], config["bind_timeout"],
                        config["bind_retry_delay"])
-    _mobile.serve_as_agent(agent, (config["host"], agent.port))
+    _mobile.serve_as_agent(agent)
     sys.stdout.write(f"BIND {error}\n" if error else f"OK {agent.port}\n")
     sys.stdout.flush()
     if error:

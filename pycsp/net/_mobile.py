@@ -1,9 +1,12 @@
 """Channels and channel ends in messages between programs: what travels, what arrives.
 
-An end travels as where its join is kept: its channel's home (address), the
-channel's name there, the join's number at that home, and reader or writer.
-Never an arena offset: the home looks the number up in its own table of
-joins, so a message cannot name memory of the home's arena.
+An end travels as where its join is kept: its channel's home (address and
+number), the channel's name there, the join's number at that home, and
+reader or writer.  Never an arena offset: the home looks the join's number up
+in its own table, so a message cannot name memory of the home's arena.  The
+home's number (drawn by each program's node, given in HELLO's reply) tells a
+program that an end is of its own channel, whatever address the sender
+reached the home by (two hosts' loopback addresses look alike).
 
 - An end of a channel homed in another program (a RemoteChannelEnd) travels
   as its join at that home.
@@ -49,9 +52,12 @@ class _ProgramSide:
         # here, so the id is not reused).
         self.adopted: dict[int, tuple[object, str, int]] = {}
 
-    def address(self) -> tuple[str, int] | None:
+    def address(self) -> tuple[str, int]:
+        return _node.this_node().address
+
+    def number(self) -> int | None:
         node = _node.current()
-        return node.address if node is not None else None
+        return node.home_number if node is not None else None
 
     def max_message(self) -> int:
         return _node.this_node().settings.max_message
@@ -77,11 +83,14 @@ class _ProgramSide:
 class _AgentSide:
     """The home of this program's channels, seen from its agent."""
 
-    def __init__(self, agent, address: tuple[str, int]) -> None:
-        self.agent, self._address = agent, address
+    def __init__(self, agent) -> None:
+        self.agent = agent
 
     def address(self) -> tuple[str, int]:
-        return self._address
+        return self.agent.address
+
+    def number(self) -> int:
+        return self.agent.home
 
     def max_message(self) -> int:
         return self.agent.max_message
@@ -102,11 +111,11 @@ class _AgentSide:
 _here: _ProgramSide | _AgentSide = _ProgramSide()
 
 
-def serve_as_agent(agent, address: tuple[str, int]) -> None:
+def serve_as_agent(agent) -> None:
     """In a home's agent: ends of its program are its own joins, and ends of
     other homes pass through without being held."""
     global _here
-    _here = _AgentSide(agent, address)
+    _here = _AgentSide(agent)
     _remote.agent_process = True
 
 
@@ -126,13 +135,13 @@ def _reduce(obj):
     if isinstance(obj, (RemoteChannelEndRead, RemoteChannelEndWrite)):
         obj.moved = True
         channel = obj.channel
-        return arrive_end, (channel.address, channel.name, channel.buffer, channel.max_message,
-                            obj.number, obj.is_writer, obj.retired)
+        return arrive_end, (_home_of(channel), channel.name, channel.buffer,
+                            channel.max_message, obj.number, obj.is_writer, obj.retired)
     if isinstance(obj, RemoteChannel):
-        return arrive_channel, (obj.address, obj.name, obj.buffer, obj.max_message)
+        return arrive_channel, (_home_of(obj), obj.name, obj.buffer, obj.max_message)
     channel = obj.channel if isinstance(obj, HomedChannel) else obj
     name = _here.name_of(channel)  # first: it may start this program's node
-    return arrive_channel, (_here_address(), name, channel.buffer, _here.max_message())
+    return arrive_channel, (_home_here(), name, channel.buffer, _here.max_message())
 
 
 def _local_end(end):
@@ -142,14 +151,17 @@ def _local_end(end):
         name, number = _here.name_of(channel), 0
     else:
         name, number = _here.adopt(end)
-    return arrive_end, (_here_address(), name, channel.buffer, _here.max_message(), number,
+    return arrive_end, (_home_here(), name, channel.buffer, _here.max_message(), number,
                         isinstance(end, ShmChannelEndWrite), end.retired)
 
 
-def _here_address() -> tuple[str, int]:
-    address = _here.address()
-    assert address is not None, "adopt and name_of start this program's node"
-    return address
+def _home_here() -> tuple[tuple[str, int], int]:
+    """This program's home: (address, number)."""
+    return _here.address(), _here.number()
+
+
+def _home_of(channel: RemoteChannel) -> tuple[tuple[str, int], int]:
+    return channel.address, channel.home
 
 
 _wire.let_travel((ShmChannel, ShmChannelEndRead, ShmChannelEndWrite, HomedChannel,
@@ -158,29 +170,37 @@ _wire.let_travel((ShmChannel, ShmChannelEndRead, ShmChannelEndWrite, HomedChanne
 
 # ---------------------------------------------------------------- arriving
 
-def arrive_end(address, name, buffer, max_message, number, is_writer, retired):
+def _is_here(home_number) -> bool:
+    return bool(home_number) and home_number == _here.number()
+
+
+def arrive_end(home, name, buffer, max_message, number, is_writer, retired):
     """An end as it arrives (unpickled from a message of an authenticated peer)."""
-    address = (str(address[0]), int(address[1]))
-    if not retired and address == _here.address():
+    (host, port), home_number = home
+    address = (str(host), int(port))
+    if not retired and _is_here(home_number):
         end = _here.reclaim(int(number))
         if end is None:
             raise ValueError(f"pycsp.net: a message holds an end of channel {name!r} that "
                              f"its home (this program) does not know (join {number})")
         return end
-    channel = _remote._rebuild_channel(str(name), address, int(buffer), int(max_message))
+    channel = _remote._rebuild_channel(str(name), address, int(buffer), int(max_message),
+                                       int(home_number))
     kind = RemoteChannelEndWrite if is_writer else RemoteChannelEndRead
     end = kind(channel, int(number), bool(retired), held=False)
     end.hold()
     return end
 
 
-def arrive_channel(address, name, buffer, max_message):
+def arrive_channel(home, name, buffer, max_message):
     """A channel as it arrives: a RemoteChannel, or this program's own."""
-    address = (str(address[0]), int(address[1]))
-    if address == _here.address():
+    (host, port), home_number = home
+    address = (str(host), int(port))
+    if _is_here(home_number):
         channel = _here.channel(name)
         if channel is None:
             raise ValueError(f"pycsp.net: a message names channel {name!r}, which is not "
                              f"homed in this program")
-        return HomedChannel(channel, address) if channel.name == name else channel
-    return _remote._rebuild_channel(str(name), address, int(buffer), int(max_message))
+        return HomedChannel(channel, _here.address()) if channel.name == name else channel
+    return _remote._rebuild_channel(str(name), address, int(buffer), int(max_message),
+                                    int(home_number))

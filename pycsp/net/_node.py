@@ -16,6 +16,7 @@ import atexit
 import multiprocessing
 import os
 import pickle
+import random
 import select
 import subprocess
 import sys
@@ -38,6 +39,8 @@ _node: Node | None = None
 class Node:
     def __init__(self, settings: _settings.Settings) -> None:
         self.settings = settings
+        # Names this program's home: an end that arrives with it is one of ours.
+        self.home_number = random.getrandbits(63) or 1
         # What this process homed (a channel's hash and equality are its own).
         self.homed_here: dict[csp_ext.ShmChannel, str] = {}
         registry = csp_ext.ShmChannel(buffer=16)
@@ -52,7 +55,8 @@ class Node:
         config = {"record": record, "parent": os.getpid(), "registry": registry.reader(),
                   "security": settings.security, "host": settings.host, "port": settings.port,
                   "max_message": settings.max_message, "bind_timeout": settings.bind_timeout,
-                  "bind_retry_delay": settings.bind_retry_delay, "linger": settings.linger}
+                  "bind_retry_delay": settings.bind_retry_delay, "linger": settings.linger,
+                  "home": self.home_number}
         self.process.stdin.write(pickle.dumps(config))
         self.process.stdin.flush()
         line = self._first_line()

@@ -215,7 +215,7 @@ class RemoteChannel:
     (0.9.2's SOCKETS_CONNECT_TIMEOUT bounds the wait).
     """
 
-    __slots__ = ("name", "address", "buffer", "max_message")
+    __slots__ = ("name", "address", "buffer", "max_message", "home")
 
     def __init__(self, name: str, address: tuple[str, int]) -> None:
         host, port = address
@@ -235,6 +235,7 @@ class RemoteChannel:
                                           f"pycsp.net: no channel named {name!r} is homed at")
         self.buffer = header.ref
         self.max_message = int(body[0]) if body else 0
+        self.home = header.incarnation  # the home's number (``_mobile``)
 
     def _request(self, op, ref=0, body=None, timeout=None):
         header, reply = _link_to(self.address).request(op, ref, body, timeout)
@@ -267,17 +268,18 @@ class RemoteChannel:
             pass
 
     def __reduce__(self):
-        return (_rebuild_channel, (self.name, self.address, self.buffer, self.max_message))
+        return (_rebuild_channel, (self.name, self.address, self.buffer, self.max_message,
+                                   self.home))
 
     def __repr__(self):
         host, port = self.address
         return f"<Channel {self.name!r} homed at {host}:{port} buffer={self.buffer}>"
 
 
-def _rebuild_channel(name, address, buffer, max_message):
+def _rebuild_channel(name, address, buffer, max_message, home=0):
     channel = RemoteChannel.__new__(RemoteChannel)
     channel.name, channel.address, channel.buffer = name, address, buffer
-    channel.max_message = max_message
+    channel.max_message, channel.home = max_message, home
     return channel
 
 

@@ -45,7 +45,7 @@ HOLDER = struct.Struct("!Q")  # HOLD's and LEAVE's body: the program that holds 
 
 class Header(NamedTuple):
     op: int
-    incarnation: int
+    incarnation: int  # in HELLO's reply: the home's number (``_mobile``)
     pid: int
     stream: int
     seq: int
