@@ -214,6 +214,61 @@ def test_an_end_passed_on_twice_then_retired_by_its_last_holder(key_file):
             stop(b_proc)
 
 
+def test_a_sender_that_uses_an_end_after_sending_it_uses_the_same_join(key_file):
+    """P sends its writer end of H's channel to Q (through a channel Q homes) and goes on
+    writing on it: both programs' messages arrive (one join, in two places).  Q's retire
+    retires that join, the channel's only writer: H's reader sees retire, and P's next
+    write raises ChannelRetireException (not an error about an end H does not know)."""
+    proc, port = start_home("""
+        box = pycsp.Channel("box", buffer=2)
+        used = pycsp.Channel("used", buffer=1)
+        done = pycsp.Channel("done", buffer=1)
+        print("PORT", box.address[1], flush=True)
+        box_in = +box
+        got = [box_in(), box_in()]
+        try:
+            box_in()
+        except pycsp.ChannelRetireException:
+            got.append("retired")
+        print("GOT", got, flush=True)
+    """, key_file)
+    p_proc = q_proc = None
+    try:
+        q_proc = start_script(peer_source("""
+            mail = pycsp.Channel("mail", buffer=1)
+            print("PORT", mail.address[1], flush=True)
+            e = (+mail)()
+            (+pycsp.Channel("used", connect=("127.0.0.1", PORT)))()
+            e("from Q")
+            e.retire()
+            (-pycsp.Channel("done", connect=("127.0.0.1", PORT)))(True)
+        """, key_file, port))
+        p_proc = start_script(peer_source(f"""
+            box = pycsp.Channel("box", connect=("127.0.0.1", PORT))
+            mail = pycsp.Channel("mail", connect=("127.0.0.1", {_first_port(q_proc)}))
+            w = -box
+            (-mail)(w)
+            w("from P, after sending it")
+            (-pycsp.Channel("used", connect=("127.0.0.1", PORT)))(True)
+            (+pycsp.Channel("done", connect=("127.0.0.1", PORT)))()
+            try:
+                w("again")
+            except pycsp.ChannelRetireException:
+                print("P_RETIRED", True, flush=True)
+        """, key_file, port))
+        for other in (q_proc, p_proc):
+            code, out, err = finish(other)
+            assert code == 0, err
+        assert values(out, "P_RETIRED") == [True]
+        code, hout, err = finish(proc)
+        assert code == 0, err
+        assert values(hout, "GOT") == [["from P, after sending it", "from Q", "retired"]]
+    finally:
+        for other in (proc, p_proc, q_proc):
+            if other is not None:
+                stop(other)
+
+
 def _first_port(proc):
     line = proc.stdout.readline()
     assert line.startswith("PORT "), line + proc.stderr.read()

@@ -105,6 +105,9 @@ class Agent:
         self.auto_names = itertools.count(1)
         self.joins = {}  # end number -> _Join
         self.end_numbers = itertools.count(1)
+        # Joins retired through one holder, which another may still name (an
+        # end sent on and used after): answered RETIRED, as a retired end is.
+        self.retired_numbers = set()
         self.last_seq = {}  # (incarnation, pid, stream) -> the last sequence number served
         self.replies = queue.SimpleQueue()  # frames that workers want sent
         self.wake_in, self.wake_out = os.pipe()
@@ -283,7 +286,9 @@ class Agent:
         op = header.op
         if op in (_wire.WRITE, _wire.READ, _wire.RETIRE, _wire.LEAVE, _wire.HOLD):
             join = self.joins.get(header.ref)
-            if join is None:
+            if join is None and header.ref in self.retired_numbers:
+                self.reply(identity, header, _wire.RETIRED)
+            elif join is None:
                 self.reply(identity, header, _wire.ERROR, f"no end {header.ref} here".encode())
             elif op in (_wire.LEAVE, _wire.HOLD):
                 self.note_holder(join, op, body)
@@ -348,6 +353,7 @@ class Agent:
         """Bookkeeping once ``op`` on ``join`` was answered (main thread)."""
         if op == _wire.RETIRE:
             self.joins.pop(number, None)
+            self.retired_numbers.add(number)
             if join.thread is not None:
                 join.requests.put(None)  # its worker ends
 
