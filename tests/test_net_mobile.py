@@ -59,7 +59,8 @@ def test_reply_channel_pattern_and_retire_through_the_moved_end(key_file):
             for n in range(3):
                 ask((n, answer_out))
                 got.append(answer_in())
-            print("WRITERS", answers.statistics()["writers"])
+                if n == 0:  # (after the last answer the server may have retired it)
+                    print("WRITERS", answers.statistics()["writers"])
             try:
                 answer_in()
             except pycsp.ChannelRetireException:
