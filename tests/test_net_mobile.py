@@ -288,6 +288,7 @@ def test_the_home_serves_a_moved_end_after_its_sender_ended(key_file, tmp_path, 
     h_proc, h_port = start_home("""
         data = pycsp.Channel("data")
         sent = pycsp.Channel("sent")
+        held = pycsp.Channel("held", buffer=1)
         print("PORT", data.address[1], flush=True)
         (+sent)()
         print("HOME_MAIN_DONE", True, flush=True)
@@ -307,6 +308,11 @@ def test_the_home_serves_a_moved_end_after_its_sender_ended(key_file, tmp_path, 
         mail_in = +mail
         moved = mail_in()
         mail_in.retire()
+        if MAIL_PORT is not None:
+            # After its HOLD, on the same link: H knows that Q holds it before P ends.
+            held_out = -pycsp.Channel("held", connect=("127.0.0.1", PORT))
+            held_out(True)
+            held_out.retire()  # Q holds nothing else at H until it is told to go
         wait_for_go()
         data = pycsp.Channel("data", connect=("127.0.0.1", PORT))
         @pycsp.process
@@ -319,7 +325,6 @@ def test_the_home_serves_a_moved_end_after_its_sender_ended(key_file, tmp_path, 
         print("GOT", repr(pycsp.Parallel(writer(moved), reader(+data))[1]), flush=True)
     """)
     p_source = textwrap.dedent("""
-        import time
         data = pycsp.Channel("data", connect=("127.0.0.1", PORT))
         sent = pycsp.Channel("sent", connect=("127.0.0.1", PORT))
         if MAIL_PORT is None:
@@ -328,7 +333,8 @@ def test_the_home_serves_a_moved_end_after_its_sender_ended(key_file, tmp_path, 
         else:
             mail = pycsp.Channel("mail", connect=("127.0.0.1", MAIL_PORT))
         (-mail)(-data)
-        time.sleep(1.0)  # Q has the end by now (and holds it at H)
+        if MAIL_PORT is None:
+            (+pycsp.Channel("held", connect=("127.0.0.1", PORT)))()
         (-sent)(True)
     """)
     q_proc = p_proc = None
