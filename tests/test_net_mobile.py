@@ -184,7 +184,7 @@ def test_an_end_passed_on_twice_then_retired_by_its_last_holder(key_file):
     """, key_file)
     b_proc = None
     try:
-        b_proc = start_script(peer_source(f"""
+        b_proc = start_script(peer_source("""
             to_b = pycsp.Channel("to_b", connect=("127.0.0.1", PORT))
             to_c = pycsp.Channel("to_c")
             print("PORT", to_c.address[1], flush=True)
@@ -382,7 +382,8 @@ def test_a_message_cannot_name_a_join_or_arena_memory_the_home_does_not_hold(key
             cout = -A
             class ForgedEnd:
                 def __reduce__(self):
-                    return (_mobile.arrive_end, ((A.address, A.home), "A", 0, 0, 10**6, True, False))
+                    home = (A.address, A.home)
+                    return (_mobile.arrive_end, (home, "A", 0, 0, 10**6, True, False))
             class ArenaEnd:
                 def __reduce__(self):
                     return (csp_ext._shm_rebuild_end, (4096, None, 1))
