@@ -1,7 +1,8 @@
 """Named channels across two programs on 127.0.0.1: plain reads and writes (rendezvous
 and buffered, any-to-any), poison and retire reaching both sides, connect and bind errors,
-and alternation over a channel homed elsewhere refused.  Every party that uses a channel
-is a CSP process (an OS process) of its program unless said otherwise."""
+and alternation over a channel homed elsewhere refused (ends in messages:
+test_net_mobile.py).  Every party that uses a channel is a CSP process (an OS process) of
+its program unless said otherwise."""
 import ast
 import time
 
@@ -404,9 +405,10 @@ def test_a_home_that_ends_leaves_its_remote_parties_a_channel_lost_exception(key
         stop(proc)
 
 
-def test_channel_ends_do_not_travel_between_programs_yet(key_file):
-    """Mobile ends across programs are out of this slice: a message that holds an end
-    (or a channel) is refused at the writer, which can go on writing."""
+def test_channels_of_one_os_process_do_not_travel_between_programs(key_file):
+    """pycsp.net's channels and ends travel in messages (tests/test_net_mobile.py);
+    pycsp.threads' channels live in one OS process: a message that holds one is refused
+    at the writer, which can go on writing."""
     proc, port = start_home("""
         A = pycsp.Channel("A", buffer=1)
         print("PORT", A.address[1], flush=True)
@@ -414,16 +416,18 @@ def test_channel_ends_do_not_travel_between_programs_yet(key_file):
     """, key_file)
     try:
         out = run_peer("""
+            from pycsp import threads
             A = pycsp.Channel("A", connect=("127.0.0.1", PORT))
             cout = -A
-            for what in (pycsp.Channel(), +pycsp.Channel(), cout, A, [1, {"x": -pycsp.Channel()}]):
+            local = threads.Channel()
+            for what in (local, +local, [1, {"x": -local}]):
                 try:
                     cout(what)
                 except TypeError as exc:
-                    print("REFUSED", repr("mobile ends" in str(exc)))
+                    print("REFUSED", repr("one OS process" in str(exc)))
             cout("plain")
         """, key_file, port)
-        assert values(out, "REFUSED") == [True] * 5
+        assert values(out, "REFUSED") == [True] * 3
         code, hout, err = finish(proc)
         assert code == 0, err
         assert values(hout, "GOT") == ["plain"]

@@ -100,6 +100,47 @@ def test_a_process_on_another_host_reads_and_writes_channels_homed_here(hosts):
 
 
 @pytest.mark.timeout(120)
+def test_channel_ends_travel_to_a_process_on_another_host_and_back(hosts):
+    """The reply-channel pattern with a server on h1: each request carries the writer
+    end of a plain channel of this program (homed here when first sent); the server
+    answers on it there, then sends it back, where it is this program's own end again."""
+    result = run_program(hosts, """
+        @pycsp.sshprocess(ssh_host="h1")
+        def server(requests, answers):
+            for _ in range(3):
+                n, reply = requests()
+                reply((n * n, where(), type(reply).__name__))
+            answers(requests()[1])
+
+        @pycsp.process
+        def client(ask, answers_in, reply_out, reply_in):
+            got = []
+            for n in range(3):
+                ask((n, reply_out))
+                got.append(reply_in())
+            ask((None, reply_out))
+            back = answers_in()
+            back("through the end that came back")
+            return got, type(back).__name__, reply_in()
+
+        if __name__ == "__main__":
+            pycsp.configure(host=os.environ["TEST_GATEWAY"])
+            requests, answers, replies = pycsp.Channel(), pycsp.Channel(), pycsp.Channel(buffer=1)
+            c = client(-requests, +answers, -replies, +replies)
+            pycsp.Parallel(server(+requests, -answers), c)
+            got, kind, last = c.return_value
+            print(got)
+            print(kind, last)
+            print(replies.statistics()["writers"])
+    """)
+    assert result.returncode == 0, result.stderr
+    h1 = hosts.address["h1"]
+    assert result.stdout.splitlines() == [
+        str([(n * n, h1, "RemoteChannelEndWrite") for n in range(3)]),
+        "ChannelEndWrite through the end that came back", "1"], result.stdout + result.stderr
+
+
+@pytest.mark.timeout(120)
 def test_an_exception_there_is_raised_by_parallel_here_and_poisons_the_peers(hosts):
     result = run_program(hosts, """
         @pycsp.sshprocess(ssh_host="h2")

@@ -13,9 +13,9 @@ are homed there.
 First slice of issue #16: plain reads and writes (rendezvous and buffered,
 any-to-any), poison and retire across programs, secured by a key file both
 programs name (``python -m pycsp.net.keys new FILE``, then
-``pycsp.net.configure(key_file=FILE)``).  Not yet: alternation over a
-channel homed elsewhere (NotImplementedError), mobile ends between programs,
-launching processes on other hosts, lost-node detection.  Needs pyzmq
+``pycsp.net.configure(key_file=FILE)``); channels and their ends sent in
+messages to other programs (``_mobile``).  Not yet: alternation over a
+channel homed elsewhere (NotImplementedError), lost-node detection.  Needs pyzmq
 (``pip install "pycsp[net]"``); nothing else of pycsp imports it.
 
 Built beside this slice, not used by it yet: the launchers (``_launch``: ssh
@@ -40,7 +40,7 @@ from ..processes import *  # noqa: F403 - the processes backend's names
 from ..processes import __all__ as _processes_names
 from ..parallel._multiprocess import MultiProcess as MultiProcess
 from ..parallel._multiprocess import multiprocess as multiprocess
-from . import _wire
+from . import _mobile  # noqa: F401 - channels and ends travel in messages between programs
 from ._channel import Channel as Channel, HomedChannel
 from ._guards import InputGuard as InputGuard, OutputGuard as OutputGuard
 from ._hosts import ClusterProcess as ClusterProcess, HostLost as HostLost
@@ -56,7 +56,6 @@ version = VERSION + ("net",)
 # Poison and retire propagation, and Process * n, find these as they find the core's.
 _ends.register_end_types(read_ends=(RemoteChannelEndRead,), write_ends=(RemoteChannelEndWrite,),
                          channels=(HomedChannel, RemoteChannel))
-_wire.refuse_to_send(HomedChannel, RemoteChannel, RemoteChannelEndRead, RemoteChannelEndWrite)
 
 if not TYPE_CHECKING:
     __all__ = list(_processes_names) + [

@@ -24,6 +24,14 @@ and then serves one ROUTER socket:
 Channels are homed by ``_node`` through a shared-memory registry channel
 (any process of the program can write it); the agent stops when its stdin
 (a pipe from the program) closes, after the replies it queued have left.
+
+Mobile ends (``_mobile``): an end of this program's channel that goes to
+another program in a message becomes a join here (``adopt``: the agent keeps
+a copy of the end, which stands for the same join, and homes its channel
+under a made-up name if it was not homed); an end of a channel homed here
+that comes back is the agent's copy again (``reclaim``).  Messages that pass
+through the agent, both ways, carry ends so: a local end read for a remote
+reader travels as a join of this home.
 """
 from __future__ import annotations
 
@@ -41,7 +49,7 @@ import zmq
 
 import csp_ext
 
-from . import _link, _wire
+from . import _link, _mobile, _wire
 
 # Run as ``python -c BOOT ARENA_FD``: maps the arena before pycsp.processes
 # is imported (it would make a new one otherwise).
@@ -56,7 +64,7 @@ _DRAIN_QUIET_SECONDS = 0.25
 class _Join:
     """A remote party's end of a home channel, and the worker thread that uses it."""
 
-    __slots__ = ("channel", "end", "requests", "thread", "pending", "left")
+    __slots__ = ("channel", "end", "requests", "thread", "pending", "left", "holder")
 
     def __init__(self, channel, end):
         self.channel = channel
@@ -68,6 +76,9 @@ class _Join:
         # may be served at once in the main thread without passing an earlier one.
         self.pending = 0
         self.left = False  # its program ended without retiring it (LEAVE)
+        # The program that holds it, once it arrived in a message (HOLD):
+        # only its LEAVE counts.  None: whoever joined it.
+        self.holder = None
 
 
 _SKIP = csp_ext.SkipGuard()
@@ -80,15 +91,23 @@ class Agent:
     def __init__(self, config, registry_in):
         self.security = config["security"]
         self.max_message = config["max_message"]
+        self.home = config["home"]  # names this home in HELLO's reply and in mobile ends
         self.context = zmq.Context()
         self.zap = _link.ZapHandler(self.context, self.security.allowed) \
             if self.security.curve else None
         self.router = None
         self.port = None
+        self.address = None
         self.registry_in = registry_in
         self.channels = {}  # name -> ShmChannel homed here
+        self.names = {}  # a homed channel's arena offset -> its name
+        self.homing = threading.Lock()
+        self.auto_names = itertools.count(1)
         self.joins = {}  # end number -> _Join
         self.end_numbers = itertools.count(1)
+        # Joins retired through one holder, which another may still name (an
+        # end sent on and used after): answered RETIRED, as a retired end is.
+        self.retired_numbers = set()
         self.last_seq = {}  # (incarnation, pid, stream) -> the last sequence number served
         self.replies = queue.SimpleQueue()  # frames that workers want sent
         self.wake_in, self.wake_out = os.pipe()
@@ -104,6 +123,7 @@ class Agent:
             try:
                 self.router, self.port = _link.bind_home(self.context, self.security, host, port,
                                                          self.max_message)
+                self.address = (host, self.port)
                 return None
             except zmq.ZMQError as exc:
                 if exc.errno != zmq.EADDRINUSE or time.monotonic() >= deadline:
@@ -114,13 +134,74 @@ class Agent:
 
     def serve_registry(self):
         while True:
-            kind, name, channel, reply = self.registry_in()
-            if kind == "home":
+            kind, name, thing, reply = self.registry_in()
+            try:
+                answer = self.answer(kind, name, thing)
+            except Exception as exc:  # a bug here must not stop the registry
+                answer = RuntimeError(f"pycsp.net: this program's agent: "
+                                      f"{type(exc).__name__}: {exc}")
+            reply(answer)
+
+    def answer(self, kind, name, thing):
+        """A process of the program asks (``_node.Node.ask``)."""
+        if kind == "home":
+            with self.homing:
                 if name in self.channels:
-                    reply(f"a channel named {name!r} is homed in this program already")
-                else:
-                    self.channels[name] = channel
-                    reply(None)
+                    return f"a channel named {name!r} is homed in this program already"
+                self.channels[name] = thing
+                self.names.setdefault(thing._offset, name)
+            return None
+        if kind == "adopt":
+            return self.adopt(thing)
+        if kind == "name":
+            return self.name_of(thing)
+        if kind == "reclaim":
+            return self.reclaim(name)
+        if kind == "channel":
+            return self.channels.get(name)
+        raise ValueError(f"no registry request {kind!r}")
+
+    # -- mobile ends (any thread) ------------------------------------------
+
+    def name_of(self, channel):
+        """The name ``channel`` is homed under, homing it under a made-up
+        name if it is not yet (it is going to another program)."""
+        with self.homing:
+            name = self.names.get(channel._offset)
+            if name is None:
+                name = f"_pycsp_sent_{os.getpid()}_{next(self.auto_names)}"
+                self.channels[name] = channel
+                self.names[channel._offset] = name
+            return name
+
+    def adopt(self, end):
+        """(channel name, join number) for an end of this program that goes
+        to another program; ``end`` (a copy: the same join) is kept for it.
+        Until its new holder retires or leaves it, the home serves it on at
+        its exit (``awaited``)."""
+        name = self.name_of(end.channel)
+        number = next(self.end_numbers)
+        self.joins[number] = _Join(self.channels[name], end)
+        return name, number
+
+    def reclaim(self, number):
+        """The end of join ``number``, which came back to this program in a
+        message (None if there is no such join): no other program holds it now."""
+        join = self.joins.get(number)
+        if join is None:
+            return None
+        join.left = True
+        return join.end
+
+    def note_holder(self, join, op, body):
+        """HOLD: the program named in ``body`` holds the join now; LEAVE: the
+        program that holds it ended (a LEAVE of a program that sent it away,
+        or of another holder of a copy, does not count)."""
+        holder = body[0].bytes if body else None
+        if op == _wire.HOLD:
+            join.holder, join.left = holder, False
+        elif join.holder is None or holder == join.holder:
+            join.left = True
 
     # -- the socket (the main thread) -----------------------------------
 
@@ -203,10 +284,15 @@ class Agent:
         self.last_seq[sender] = header.seq
         identity, body = frames[0], frames[2:]
         op = header.op
-        if op in (_wire.WRITE, _wire.READ, _wire.RETIRE, _wire.LEAVE):
+        if op in (_wire.WRITE, _wire.READ, _wire.RETIRE, _wire.LEAVE, _wire.HOLD):
             join = self.joins.get(header.ref)
-            if join is None:
+            if join is None and header.ref in self.retired_numbers:
+                self.reply(identity, header, _wire.RETIRED)
+            elif join is None:
                 self.reply(identity, header, _wire.ERROR, f"no end {header.ref} here".encode())
+            elif op in (_wire.LEAVE, _wire.HOLD):
+                self.note_holder(join, op, body)
+                self.reply(identity, header, _wire.OK)
             else:
                 self.serve_on(header.ref, join, identity, header, body)
             return
@@ -216,7 +302,7 @@ class Agent:
             self.reply(identity, header, _wire.NO_CHANNEL, name.encode())
         elif op == _wire.HELLO:
             self.reply(identity, header, _wire.OK, str(self.max_message).encode(),
-                       ref=channel.buffer)
+                       ref=channel.buffer, home=self.home)
         elif op == _wire.JOIN:
             number = next(self.end_numbers)
             self.joins[number] = _Join(channel, channel.writer() if header.ref
@@ -226,8 +312,8 @@ class Agent:
             channel.poison()
             self.reply(identity, header, _wire.OK)
 
-    def reply(self, identity, header, op, body=None, ref=0):
-        frames = [identity, _wire.pack(op, 0, os.getpid(), header.stream, header.seq, ref),
+    def reply(self, identity, header, op, body=None, ref=0, home=0):
+        frames = [identity, _wire.pack(op, home, os.getpid(), header.stream, header.seq, ref),
                   *_frames_of(body)]
         self.router.send_multipart(frames, copy=_copy(frames))
 
@@ -272,10 +358,9 @@ class Agent:
         """Bookkeeping once ``op`` on ``join`` was answered (main thread)."""
         if op == _wire.RETIRE:
             self.joins.pop(number, None)
+            self.retired_numbers.add(number)
             if join.thread is not None:
                 join.requests.put(None)  # its worker ends
-        elif op == _wire.LEAVE:
-            join.left = True
 
     def serve_join(self, number, join):
         """The join's worker: serves the requests that had to wait, in order."""
@@ -371,6 +456,7 @@ def main():
     agent = Agent(config, config["registry"])
     error = agent.bind(config["host"], config["port"], config["bind_timeout"],
                        config["bind_retry_delay"])
+    _mobile.serve_as_agent(agent)
     sys.stdout.write(f"BIND {error}\n" if error else f"OK {agent.port}\n")
     sys.stdout.flush()
     if error:

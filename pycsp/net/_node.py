@@ -17,6 +17,7 @@ import contextlib
 import multiprocessing
 import os
 import pickle
+import random
 import select
 import subprocess
 import sys
@@ -39,6 +40,8 @@ _node: Node | None = None
 class Node:
     def __init__(self, settings: _settings.Settings) -> None:
         self.settings = settings
+        # Names this program's home: an end that arrives with it is one of ours.
+        self.home_number = random.getrandbits(63) or 1
         # What this process homed (a channel's hash and equality are its own).
         self.homed_here: dict[csp_ext.ShmChannel, str] = {}
         registry = csp_ext.ShmChannel(buffer=16)
@@ -53,7 +56,8 @@ class Node:
         config = {"record": record, "parent": os.getpid(), "registry": registry.reader(),
                   "security": settings.security, "host": settings.host, "port": settings.port,
                   "max_message": settings.max_message, "bind_timeout": settings.bind_timeout,
-                  "bind_retry_delay": settings.bind_retry_delay, "linger": settings.linger}
+                  "bind_retry_delay": settings.bind_retry_delay, "linger": settings.linger,
+                  "home": self.home_number}
         self.process.stdin.write(pickle.dumps(config))
         self.process.stdin.flush()
         line = self._first_line()
@@ -78,12 +82,16 @@ class Node:
 
     def home(self, channel: csp_ext.ShmChannel, name: str) -> None:
         """Make ``channel`` reachable under ``name``; ValueError if the name is taken."""
-        answer = csp_ext.ShmChannel(buffer=1)
-        self.registry_out(("home", name, channel, answer.writer()))
-        refused = answer.reader()()
+        refused = self.ask("home", name, channel)
         if refused is not None:
             raise ValueError(f"pycsp.net: {refused}")
         self.homed_here[channel] = name
+
+    def ask(self, kind: str, name: object = None, thing: object = None):
+        """The agent's answer to one registry request (``_agent.Agent.answer``)."""
+        answer = csp_ext.ShmChannel(buffer=1)
+        self.registry_out((kind, name, thing, answer.writer()))
+        return answer.reader()()
 
     def name_of(self, channel: csp_ext.ShmChannel) -> str | None:
         """The name this process homed ``channel`` under, or None."""
@@ -122,6 +130,11 @@ def same_modules_path() -> str:
 
 def _same_modules_env():
     return dict(os.environ, PYTHONPATH=same_modules_path())
+
+
+def current() -> Node | None:
+    """This program's node if its agent was started, else None."""
+    return _node
 
 
 def this_node() -> Node:

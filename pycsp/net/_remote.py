@@ -11,6 +11,11 @@ Joins: ``reader()``/``writer()`` join the home's channel as one more reader
 or writer (one round trip); the join belongs to the home's agent, which
 holds it until the end retires.  Ends of such a channel cannot take part in
 an alternation yet (NotImplementedError: see ``refuse_alternation``).
+
+An end can also arrive in a message (``_mobile``): it stands for the join
+that was sent, and registers its program with the home as the join's holder
+(HOLD, sent without waiting for the answer); the program that sent it no
+longer leaves it at the home when it ends.
 """
 from __future__ import annotations
 
@@ -58,6 +63,11 @@ _context_lock = threading.Lock()
 _incarnation = random.getrandbits(63)
 _streams = itertools.count(1)
 _mine = _PerProcess()
+# Names this program (its processes share it: not drawn again at fork) as
+# the holder of ends that arrived in messages.
+_HOLDER = _wire.HOLDER.pack(random.getrandbits(63))
+# Set in a home's agent, which hands ends on in messages without holding them.
+agent_process = False
 
 
 def _after_fork_in_child():
@@ -169,6 +179,17 @@ class _Link:
             elif self.lost:
                 raise self._lost()
 
+    def send_only(self, op, ref=0, body=None):
+        """Send a request without waiting for its reply: the reply is dropped
+        when it comes, as a reply to an older request than the next one."""
+        if self.lost:
+            return
+        self.seq += 1
+        frames = [_wire.pack(op, _incarnation, os.getpid(), self.stream, self.seq, ref)]
+        if body is not None:
+            frames.append(body)
+        self.socket.send_multipart(frames)
+
     def _receive(self):
         """A reply's frames, as bytes, but a big one as the zmq.Frame received:
         not copied (a message's out-of-band buffers become views of it)."""
@@ -204,7 +225,7 @@ class RemoteChannel:
     (0.9.2's SOCKETS_CONNECT_TIMEOUT bounds the wait).
     """
 
-    __slots__ = ("name", "address", "buffer", "max_message")
+    __slots__ = ("name", "address", "buffer", "max_message", "home")
 
     def __init__(self, name: str, address: tuple[str, int]) -> None:
         host, port = address
@@ -224,6 +245,7 @@ class RemoteChannel:
                                           f"pycsp.net: no channel named {name!r} is homed at")
         self.buffer = header.ref
         self.max_message = int(body[0]) if body else 0
+        self.home = header.incarnation  # the home's number (``_mobile``)
 
     def _request(self, op, ref=0, body=None, timeout=None):
         header, reply = _link_to(self.address).request(op, ref, body, timeout)
@@ -256,27 +278,44 @@ class RemoteChannel:
             pass
 
     def __reduce__(self):
-        return (_rebuild_channel, (self.name, self.address, self.buffer, self.max_message))
+        return (_rebuild_channel, (self.name, self.address, self.buffer, self.max_message,
+                                   self.home))
 
     def __repr__(self):
         host, port = self.address
         return f"<Channel {self.name!r} homed at {host}:{port} buffer={self.buffer}>"
 
 
-def _rebuild_channel(name, address, buffer, max_message):
+def _rebuild_channel(name, address, buffer, max_message, home=0):
     channel = RemoteChannel.__new__(RemoteChannel)
     channel.name, channel.address, channel.buffer = name, address, buffer
-    channel.max_message = max_message
+    channel.max_message, channel.home = max_message, home
     return channel
 
 
 class _RemoteEnd:
-    __slots__ = ("channel", "number", "retired")
+    # moved: sent to another program in a message (this one no longer holds
+    # it at the home); held: this program holds it (False: it arrived in a
+    # message and has not told the home yet, or it is in a home's agent).
+    __slots__ = ("channel", "number", "retired", "moved", "held")
     is_writer = False
 
-    def __init__(self, channel: RemoteChannel, number: int, retired: bool = False) -> None:
+    def __init__(self, channel: RemoteChannel, number: int, retired: bool = False,
+                 held: bool = True) -> None:
         self.channel, self.number, self.retired = channel, number, retired
+        self.moved, self.held = False, held
+        if held and not agent_process:
+            _note_made_here(self)
+
+    def hold(self) -> None:
+        """This program holds the end now (it arrived in a message): tell its
+        home, without waiting; nothing in a home's agent."""
+        if self.held or agent_process:
+            return
+        self.held = True
         _note_made_here(self)
+        if not self.retired:
+            _link_to(self.channel.address).send_only(_wire.HOLD, self.number, _HOLDER)
 
     def _check(self):
         if self.retired:
@@ -305,7 +344,7 @@ class _RemoteEnd:
         self.channel.poison()
 
     def __reduce__(self):
-        return (_rebuild_end, (type(self), self.channel, self.number, self.retired))
+        return (_rebuild_end, (type(self), self.channel, self.number, self.retired, self.held))
 
     def __repr__(self):
         kind = "ChannelEndWrite" if self.is_writer else "ChannelEndRead"
@@ -314,17 +353,19 @@ class _RemoteEnd:
 
 # Ends made in this process, kept until it ends even when the program drops
 # them (a dropped end is not retired, here as locally): each one that is
-# not retired then is left at its home.
-_made_here: list[_RemoteEnd] = []
+# not retired then is left at its home.  One per join: an end that arrives
+# again (a reply end sent with every request) replaces the one before.
+_made_here: dict[tuple[tuple[str, int], int], _RemoteEnd] = {}
 _made_here_pid = 0
 
 
 def _note_made_here(end):
     global _made_here, _made_here_pid
     if _made_here_pid != os.getpid():  # a forked child's ends are its own
-        _made_here, _made_here_pid = [], os.getpid()
+        _made_here, _made_here_pid = {}, os.getpid()
+        _zmq_context()  # closed at exit after the ends left (atexit: last in, first out)
         atexit.register(_leave_at_exit, os.getpid())
-    _made_here.append(end)
+    _made_here[(end.channel.address, end.number)] = end
 
 
 def _leave_at_exit(pid):
@@ -332,16 +373,20 @@ def _leave_at_exit(pid):
     the home does not wait for it when it ends itself (_agent.Agent.serve)."""
     if os.getpid() != pid:
         return
-    for end in list(_made_here):
-        if not end.retired:
+    for end in list(_made_here.values()):
+        if not end.retired and not end.moved:
             try:
-                end.channel._request(_wire.LEAVE, end.number, timeout=_LEAVE_TIMEOUT)
+                end.channel._request(_wire.LEAVE, end.number, _HOLDER, timeout=_LEAVE_TIMEOUT)
             except (TimeoutError, ChannelSocketException):
                 pass  # the home is gone or does not answer: nothing waits there
 
 
-def _rebuild_end(kind, channel, number, retired):
-    return kind(channel, number, retired)
+def _rebuild_end(kind, channel, number, retired, held=True):
+    """The end as pickled by a process of this program (the same join): it
+    holds it at the home if the agent handed it on from another program."""
+    end = kind(channel, number, retired, held)
+    end.hold()
+    return end
 
 
 class RemoteChannelEndRead(_RemoteEnd):

@@ -8,16 +8,20 @@ echoes the sequence number of its request.
 
 LEAVE tells the home that the program holding an end has ended without
 retiring it: the home no longer waits for it at its own exit (the join
-stays, as a local end that was never retired does).
+stays, as a local end that was never retired does).  HOLD tells it that a
+program now holds an end that arrived in a message (``_mobile``); a LEAVE
+counts only from the program that holds the end.
 
 Bodies: a channel name (UTF-8) for HELLO, JOIN and POISON; for WRITE and
 DATA a pickled message (protocol 5), one frame, then each of its large
 out-of-band buffers (contiguous numpy arrays, PickleBuffer; not bytes or
 bytearray, which pickle copies) as a frame of its own, so that they are sent
 and received without copies in user space; UTF-8 text for ERROR and
-REFUSED.  Channel ends of this machine's arena cannot travel between
-programs (their pickle names an offset in the sender's memory), so both
-directions refuse them instead of rebuilding them in the wrong arena.
+REFUSED; the program's number (``HOLDER``) for HOLD and LEAVE.  Channels
+and channel ends in messages travel as ``_mobile`` says (where their channel
+is homed and the join's number there); the core's own pickle of a
+shared-memory end names an offset in the sender's memory, so it is refused
+both ways instead of being rebuilt in the wrong arena.
 """
 from __future__ import annotations
 
@@ -32,18 +36,19 @@ MAGIC = b"PN"
 VERSION = 1
 
 # Requests (program -> home)
-HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE = 1, 2, 3, 4, 5, 6, 7
-REQUESTS = frozenset((HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE))
+HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE, HOLD = 1, 2, 3, 4, 5, 6, 7, 8
+REQUESTS = frozenset((HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE, HOLD))
 # Replies (home -> program)
 OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED = 20, 21, 22, 23, 24, 25, 26
 REPLIES = frozenset((OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED))
 
 _HEADER = struct.Struct("!2sBBQIIQq")  # magic, version, op, incarnation, pid, stream, seq, ref
+HOLDER = struct.Struct("!Q")  # HOLD's and LEAVE's body: the program that holds the end
 
 
 class Header(NamedTuple):
     op: int
-    incarnation: int
+    incarnation: int  # in HELLO's reply: the home's number (``_mobile``)
     pid: int
     stream: int
     seq: int
@@ -64,17 +69,20 @@ def parse(frame: bytes, expected: frozenset[int]) -> Header | None:
     return Header(op, incarnation, pid, stream, seq, ref)
 
 
-_local_only = (csp_ext.ShmChannel, csp_ext.ShmChannelEndRead, csp_ext.ShmChannelEndWrite,
-               csp_ext.Channel, csp_ext.ChannelEndRead, csp_ext.ChannelEndWrite)
+_local_only = (csp_ext.Channel, csp_ext.ChannelEndRead, csp_ext.ChannelEndWrite)
 _LOCAL_REBUILDERS = frozenset(("_shm_rebuild_channel", "_shm_rebuild_end"))
+_travellers: tuple[type, ...] = ()
+_reduce_traveller = None
 
 
 class _Pickler(pickle.Pickler):
     def reducer_override(self, obj):
+        if isinstance(obj, _travellers):
+            return _reduce_traveller(obj)
         if isinstance(obj, _local_only):
             raise TypeError(
-                f"pycsp.net: {obj!r} cannot be sent to another program: channels and channel "
-                f"ends do not travel between programs yet (issue #16: mobile ends)")
+                f"pycsp.net: {obj!r} cannot be sent to another program: it is a channel of "
+                f"one OS process; use pycsp.net's channels (Channel(), Channel(name))")
         return NotImplemented
 
 
@@ -86,10 +94,11 @@ class _Unpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def refuse_to_send(*types: type) -> None:
-    """Refuse objects of ``types`` in messages, as channel ends are."""
-    global _local_only
-    _local_only += types
+def let_travel(types: tuple[type, ...], reduce) -> None:
+    """Pickle objects of ``types`` in messages as ``reduce(obj)`` says
+    (channels and their ends: ``_mobile``), before their own pickling."""
+    global _travellers, _reduce_traveller
+    _travellers, _reduce_traveller = tuple(types), reduce
 
 
 # Smaller buffers are copied into the pickle: a frame of their own (and the
@@ -101,7 +110,7 @@ def dumps(obj: object) -> list[bytes | memoryview]:
     """``obj`` pickled for another program, as frames: the pickle, then each of
     its contiguous buffers of OUT_OF_BAND_FROM bytes or more, not copied (the
     frames refer to ``obj``'s memory: send them before changing it).
-    TypeError for channel ends."""
+    TypeError for a channel of one OS process."""
     buffers = []
 
     def out_of_band(buffer: pickle.PickleBuffer) -> bool:
