@@ -1,10 +1,11 @@
 """Programs for the pycsp.net tests: a home and its peers, each a fresh Python on 127.0.0.1."""
+import ast
 import os
 import subprocess
 import textwrap
 
 import pytest
-from conftest import finish_script, start_script
+from conftest import finish_script, run_script, start_script
 
 
 def new_key_file(folder, name="run.key"):
@@ -50,6 +51,19 @@ def peer_source(body, key_file, port, *, security=None):
             "import pycsp.net as pycsp\n"
             f"pycsp.configure({settings})\n"
             f"PORT = {port}\n" + textwrap.dedent(body))
+
+
+def run_peer(body, key_file, port, timeout=60):
+    """Run a peer program (``peer_source``) to its end; its stdout (it must succeed)."""
+    result = run_script(peer_source(body, key_file, port), timeout=timeout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def values(out, tag):
+    """The Python values printed on lines ``TAG value``."""
+    return [ast.literal_eval(line.split(" ", 1)[1]) for line in out.splitlines()
+            if line.startswith(tag + " ")]
 
 
 def finish(proc, timeout=30):

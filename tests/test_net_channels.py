@@ -3,12 +3,12 @@ and buffered, any-to-any), poison and retire reaching both sides, connect and bi
 and alternation over a channel homed elsewhere refused (ends in messages:
 test_net_mobile.py).  Every party that uses a channel is a CSP process (an OS process) of
 its program unless said otherwise."""
-import ast
 import time
 
 import pytest
 from conftest import run_script, start_script
-from net_support import finish, new_key_file, peer_source, start_home, stop
+from net_support import (finish, new_key_file, peer_source, run_peer, start_home, stop,
+                         values)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -16,18 +16,6 @@ pytestmark = pytest.mark.timeout(90)
 @pytest.fixture
 def key_file(tmp_path):
     return new_key_file(tmp_path)
-
-
-def run_peer(body, key_file, port, timeout=60):
-    result = run_script(peer_source(body, key_file, port), timeout=timeout)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
-
-
-def values(out, tag):
-    """The Python values printed on lines ``TAG value``."""
-    return [ast.literal_eval(line.split(" ", 1)[1]) for line in out.splitlines()
-            if line.startswith(tag + " ")]
 
 
 def test_producer_here_consumer_there(key_file):

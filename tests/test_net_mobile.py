@@ -2,13 +2,13 @@
 mobile ends): the reply-channel pattern, an end passed on twice, retire and poison through a
 moved end, the sender ending after the move, an end that comes back to its home program, and
 what a message cannot make a home do."""
-import ast
 import textwrap
 import time
 
 import pytest
-from conftest import run_script, start_script
-from net_support import finish, new_key_file, peer_source, start_home, stop
+from conftest import start_script
+from net_support import (finish, new_key_file, peer_source, run_peer, start_home, stop,
+                         values)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -16,18 +16,6 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture
 def key_file(tmp_path):
     return new_key_file(tmp_path)
-
-
-def run_peer(body, key_file, port, timeout=60):
-    result = run_script(peer_source(body, key_file, port), timeout=timeout)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
-
-
-def values(out, tag):
-    """The Python values printed on lines ``TAG value``."""
-    return [ast.literal_eval(line.split(" ", 1)[1]) for line in out.splitlines()
-            if line.startswith(tag + " ")]
 
 
 def test_reply_channel_pattern_and_retire_through_the_moved_end(key_file):

@@ -611,54 +611,10 @@ while live_children() and time.monotonic() < deadline:
 say("children left:", len(live_children()))
 """
 
+# Three processes blocked on a channel and a fourth, {other} (a process
+# named "other" that says one line when it starts); Ctrl-C once all started.
 CTRL_C_CAUGHT_SCRIPT = """
 import sys
-import pycsp.{backend} as csp
-
-""" + SAY + """
-@csp.process
-def blocked(cin):
-    say("blocked")
-    try:
-        cin()
-    except csp.ChannelPoisonException:
-        say("poisoned out")
-        raise
-
-@csp.process
-def ticker(cin):
-    say("ticker")
-    while True:
-        csp.AltSelect(csp.InputGuard(cin), csp.TimeoutGuard(0.05))
-
-ch = csp.Channel()
-keep_open = ch.writer()
-side = csp.Channel()
-keep_side_open = side.writer()
-try:
-    csp.Parallel([blocked(ch.reader()) for _ in range(3)], ticker(side.reader()))
-except KeyboardInterrupt:
-    say("caught KeyboardInterrupt")
-
-""" + REPORT_CHILDREN_LEFT
-
-
-@pytest.mark.timeout(40)
-def test_ctrl_c_poisons_out_the_processes(backend):
-    proc, out, err, _ = ctrl_c_once_started(CTRL_C_CAUGHT_SCRIPT.format(backend=backend), 4,
-                                            timeout=10)
-    assert proc.returncode == 0, err
-    lines = out.split("\n")
-    assert "caught KeyboardInterrupt" in lines
-    # No child OS process is left behind (processes backend; trivially 0 otherwise).
-    assert "children left: 0" in lines, out + err
-    if backend != "processes":
-        # Threads and greenlets cannot be killed: every blocked process was
-        # poisoned out of its channel read. (OS processes may simply be ended.)
-        assert lines.count("poisoned out") == 3, out + err
-
-
-CTRL_C_IN_A_PROCESS_SCRIPT = """
 import time
 import pycsp.{backend} as csp
 
@@ -671,22 +627,55 @@ def blocked(cin):
     except csp.ChannelPoisonException:
         say("poisoned out")
         raise
-
-@csp.process
-def busy():
-    say("busy")
-    until = time.monotonic() + 3
-    while time.monotonic() < until:  # Python running when Ctrl-C comes
-        pass
-
+{other}
 ch = csp.Channel()
 keep_open = ch.writer()
 try:
-    csp.Parallel([blocked(ch.reader()) for _ in range(3)], busy())
+    csp.Parallel([blocked(ch.reader()) for _ in range(3)], other())
 except KeyboardInterrupt:
     say("caught KeyboardInterrupt")
 
 """ + REPORT_CHILDREN_LEFT
+
+TICKER = """
+side = csp.Channel()
+keep_side_open = side.writer()
+
+@csp.process
+def other():
+    say("ticker")
+    cin = side.reader()
+    while True:
+        csp.AltSelect(csp.InputGuard(cin), csp.TimeoutGuard(0.05))
+"""
+
+BUSY = """
+@csp.process
+def other():
+    say("busy")
+    until = time.monotonic() + 3
+    while time.monotonic() < until:  # Python running when Ctrl-C comes
+        pass
+"""
+
+
+def assert_ctrl_c_stopped_them(backend, other):
+    proc, out, err, _ = ctrl_c_once_started(
+        CTRL_C_CAUGHT_SCRIPT.format(backend=backend, other=other), 4, timeout=15)
+    assert proc.returncode == 0, err
+    lines = out.split("\n")
+    assert "caught KeyboardInterrupt" in lines, out + err
+    # No child OS process is left behind (processes backend; trivially 0 otherwise).
+    assert "children left: 0" in lines, out + err
+    if backend != "processes":
+        # Threads and greenlets cannot be killed: every blocked process was
+        # poisoned out of its channel read. (OS processes may simply be ended.)
+        assert lines.count("poisoned out") == 3, out + err
+
+
+@pytest.mark.timeout(40)
+def test_ctrl_c_poisons_out_the_processes(backend):
+    assert_ctrl_c_stopped_them(backend, TICKER)
 
 
 @pytest.mark.timeout(40)
@@ -696,14 +685,7 @@ def test_ctrl_c_while_a_process_runs_python_poisons_out_the_others(backend):
     process alone and the blocked ones were never stopped (the cause of
     test_ctrl_c_poisons_out_the_processes[greenlets] failing once in CI, where
     the ticker's loop ran Python at the wrong moment)."""
-    proc, out, err, _ = ctrl_c_once_started(CTRL_C_IN_A_PROCESS_SCRIPT.format(backend=backend),
-                                            4, timeout=15)
-    assert proc.returncode == 0, err
-    lines = out.split("\n")
-    assert "caught KeyboardInterrupt" in lines, out + err
-    assert "children left: 0" in lines, out + err
-    if backend != "processes":
-        assert lines.count("poisoned out") == 3, out + err
+    assert_ctrl_c_stopped_them(backend, BUSY)
 
 
 CTRL_C_IN_SHUTDOWN_SCRIPT = """
