@@ -223,3 +223,11 @@ def finish_script(proc, timeout):
             f"script did not exit within {timeout}s\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
         )
     return out, err
+
+
+@pytest.fixture
+def key_file(tmp_path):
+    """A pycsp.net key file made by the documented command, for a test's programs."""
+    from net_support import new_key_file
+
+    return new_key_file(tmp_path)

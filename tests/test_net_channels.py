@@ -7,15 +7,9 @@ import time
 
 import pytest
 from conftest import run_script, start_script
-from net_support import (finish, new_key_file, peer_source, run_peer, start_home, stop,
-                         values)
+from net_support import finish, peer_source, run_peer, start_home, stop, values
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-def key_file(tmp_path):
-    return new_key_file(tmp_path)
 
 
 def test_producer_here_consumer_there(key_file):

@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 from conftest import run_script
-from net_support import finish, new_key_file, peer_source, start_home, stop
+from net_support import finish, peer_source, start_home, stop
 
 from pycsp.net import _wire
 
@@ -97,11 +97,6 @@ def expected():
 def described(out):
     return [ast.literal_eval(line.split(" ", 1)[1]) for line in out.splitlines()
             if line.startswith("GOT ")]
-
-
-@pytest.fixture
-def key_file(tmp_path):
-    return new_key_file(tmp_path)
 
 
 def test_big_messages_from_a_remote_writer_arrive_whole(key_file):

@@ -7,15 +7,9 @@ import time
 
 import pytest
 from conftest import start_script
-from net_support import (finish, new_key_file, peer_source, run_peer, start_home, stop,
-                         values)
+from net_support import finish, peer_source, run_peer, start_home, stop, values
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def key_file(tmp_path):
-    return new_key_file(tmp_path)
 
 
 def test_reply_channel_pattern_and_retire_through_the_moved_end(key_file):
