@@ -9,9 +9,11 @@ an OS process) plus channels that other programs reach::
 First slice of issue #16: plain reads and writes (rendezvous and buffered,
 any-to-any), poison and retire across programs, secured by a key file both
 programs name (``python -m pycsp.net.keys new FILE``, then
-``pycsp.net.configure(key_file=FILE)``).  Not yet: alternation over a
-channel homed elsewhere (NotImplementedError), mobile ends between programs,
-launching processes on other hosts, lost-node detection.  Needs pyzmq
+``pycsp.net.configure(key_file=FILE)``), and processes of other programs
+that die or go silent past the heartbeat timeout: the channels of the ends
+they joined are poisoned at the home, and one that comes back is fenced
+(``_liveness``, ``_heartbeat``).  Not yet: alternation over a channel homed
+elsewhere (NotImplementedError), mobile ends between programs.  Needs pyzmq
 (``pip install "pycsp[net]"``); nothing else of pycsp imports it.
 
 Built beside this slice, not used by it yet: the launchers (``_launch``: ssh

@@ -52,7 +52,8 @@ class Node:
         config = {"record": record, "parent": os.getpid(), "registry": registry.reader(),
                   "security": settings.security, "host": settings.host, "port": settings.port,
                   "max_message": settings.max_message, "bind_timeout": settings.bind_timeout,
-                  "bind_retry_delay": settings.bind_retry_delay, "linger": settings.linger}
+                  "bind_retry_delay": settings.bind_retry_delay, "linger": settings.linger,
+                  "heartbeat_timeout": settings.heartbeat_timeout}
         self.process.stdin.write(pickle.dumps(config))
         self.process.stdin.flush()
         line = self._first_line()

@@ -10,6 +10,11 @@ LEAVE tells the home that the program holding an end has ended without
 retiring it: the home no longer waits for it at its own exit (the join
 stays, as a local end that was never retired does).
 
+PING is a process's heartbeat to a home it talks to (no reply while the
+home counts it alive); BYE says that the process ends normally, so the home
+stops watching it (answered OK).  FENCED answers any request of a process
+that the home declared dead (``_liveness``): it must not go on.
+
 Bodies: a channel name (UTF-8) for HELLO, JOIN and POISON; a pickled message
 for WRITE and DATA; UTF-8 text for ERROR and REFUSED.  Messages are pickled
 with protocol 5; channel ends of this machine's arena cannot travel between
@@ -29,11 +34,11 @@ MAGIC = b"PN"
 VERSION = 1
 
 # Requests (program -> home)
-HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE = 1, 2, 3, 4, 5, 6, 7
-REQUESTS = frozenset((HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE))
+HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE, PING, BYE = 1, 2, 3, 4, 5, 6, 7, 8, 9
+REQUESTS = frozenset((HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE, PING, BYE))
 # Replies (home -> program)
-OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED = 20, 21, 22, 23, 24, 25, 26
-REPLIES = frozenset((OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED))
+OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED, FENCED = 20, 21, 22, 23, 24, 25, 26, 27
+REPLIES = frozenset((OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED, FENCED))
 
 _HEADER = struct.Struct("!2sBBQIIQq")  # magic, version, op, incarnation, pid, stream, seq, ref
 
