@@ -27,31 +27,37 @@ def key_file(tmp_path):
 
 
 class Lines:
-    """A program's stdout lines as they come, waited for with a timeout."""
+    """A program's stdout (or stderr) lines as they come, waited for with a timeout."""
 
-    def __init__(self, proc):
+    def __init__(self, proc, stream="stdout"):
         self.proc, self.lines, self.seen = proc, queue.Queue(), []
-        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read, args=(getattr(proc, stream),), daemon=True).start()
 
-    def _read(self):
-        for line in self.proc.stdout:
+    def _read(self, stream):
+        for line in stream:
             self.lines.put(line)
         self.lines.put(None)
 
-    def wait_for(self, tag, timeout=30):
-        """The value printed on the first line ``TAG value`` not taken yet."""
+    def wait_for_text(self, text, timeout=30):
+        """The first line not taken yet that holds ``text``."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                pytest.fail(f"no {tag!r} line within {timeout} s; got {self.seen}")
+                pytest.fail(f"no line with {text!r} within {timeout} s; got {self.seen}")
             if line is None:
-                pytest.fail(f"the program ended before printing {tag!r}; got {self.seen}\n"
-                            f"{self.proc.stderr.read()}")
+                pytest.fail(f"the program ended before printing {text!r}; got {self.seen}")
             self.seen.append(line)
-            if line.startswith(tag + " "):
-                return ast.literal_eval(line.split(" ", 1)[1])
+            if text in line:
+                return line
+
+    def wait_for(self, tag, timeout=30):
+        """The value printed on the first line ``TAG value`` not taken yet."""
+        line = self.wait_for_text(tag + " ", timeout)
+        while not line.startswith(tag + " "):
+            line = self.wait_for_text(tag + " ", timeout)
+        return ast.literal_eval(line.split(" ", 1)[1])
 
     def rest(self, timeout=30):
         """(returncode, stdout lines not read yet, stderr) once the program ended."""
@@ -172,12 +178,12 @@ def test_a_dead_writers_pending_message_is_never_taken(key_file, tmp_path):
         assert Lines(peer).wait_for("WRITING") is True
         time.sleep(0.5)  # the write waits at the home
         peer.kill()
-        time.sleep(TIMEOUT + 3.0)
+        home_stderr = Lines(home, stream="stderr")
+        assert "'A'" in home_stderr.wait_for_text("declared dead", timeout=TIMEOUT + MARGIN)
         go.touch()
         lines = Lines(home)
         assert lines.wait_for("READ") == "poisoned"
-        code, _, err = lines.rest()
-        assert code == 0, err
+        assert home.wait(30) == 0, home_stderr.seen
     finally:
         stop(peer)
         stop(home)
