@@ -27,7 +27,7 @@ from zmq.utils.monitor import recv_monitor_message
 from ..processes import _fork
 from . import _link, _wire
 
-_BYE_TIMEOUT = 1.0
+_BYE_TIMEOUT = 3.0  # a home still connecting under load may take a while
 _fenced_hooks: list = []
 
 
@@ -102,13 +102,7 @@ class _Heartbeat:
         next_beat = time.monotonic()
         try:
             while not self.stopping:
-                with self.lock:
-                    new, self.new_homes = self.new_homes, []
-                for address in new:
-                    home = _Home(address, self.context, self.settings)
-                    for sock in (home.socket, home.monitor):
-                        homes[sock] = home
-                        poller.register(sock, zmq.POLLIN)
+                self.open_new(homes, poller)
                 now = time.monotonic()
                 if now >= next_beat:
                     self.send_all(homes, _wire.PING)
@@ -118,12 +112,23 @@ class _Heartbeat:
                         os.read(self.wake_in, 4096)
                     else:
                         self.take(homes[what], what)
+            self.open_new(homes, poller)  # a process that ends at once beat to none yet
             self.say_goodbye(homes, poller)
         except zmq.ContextTerminated:
             pass  # the process is ending
         finally:
             for home in set(homes.values()):
                 home.close()
+
+    def open_new(self, homes, poller):
+        """A socket (and its monitor) for each home added since the last call."""
+        with self.lock:
+            new, self.new_homes = self.new_homes, []
+        for address in new:
+            home = _Home(address, self.context, self.settings)
+            for sock in (home.socket, home.monitor):
+                homes[sock] = home
+                poller.register(sock, zmq.POLLIN)
 
     def send_all(self, homes, op):
         """Send ``op`` to every home that did not fence this process; those it went to."""
