@@ -208,6 +208,28 @@ def test_an_oversized_message_is_refused_before_it_is_unpickled(tmp_path):
     assert not unpickled.exists()
 
 
+def test_a_message_whose_frames_together_are_oversized_is_refused_unpickled(tmp_path):
+    """libzmq's cap is per frame; out-of-band buffers make a message several
+    frames: the home refuses one whose frames together pass max_message."""
+    key_file = new_key_file(tmp_path)
+    unpickled, payload = evil_payload(tmp_path)
+    proc, port = start_home(HOME_READS_ONCE, key_file, max_message=4096)
+    try:
+        peer = RawPeer(port, _keys.read_key_file(key_file))
+        header, _ = peer.request(_wire.JOIN, 1, b"A")
+        assert header.op == _wire.OK
+        peer.seq += 1
+        peer.socket.send_multipart([_wire.pack(_wire.WRITE, 12345, os.getpid(), 1, peer.seq,
+                                               header.ref), payload, bytes(3000), bytes(3000)])
+        header, body = peer.reply()
+        assert header.op == _wire.ERROR and b"max_message" in body[0]
+        peer.close()
+        good_writer_gets_through(key_file, port, proc)
+    finally:
+        stop(proc)
+    assert not unpickled.exists()
+
+
 def test_a_frame_that_does_not_parse_is_dropped_unread(tmp_path):
     key_file = new_key_file(tmp_path)
     unpickled, payload = evil_payload(tmp_path)

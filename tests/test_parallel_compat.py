@@ -618,13 +618,21 @@ def _remote(x):
     return x
 
 
-@pytest.mark.parametrize("make", [
-    lambda: par.multiprocess(pycsp_host="example.org", pycsp_port=9998)(_remote)(1),
-    lambda: par.MultiProcess(_remote, 1, pycsp_port=9998),
+@pytest.mark.parametrize("make, address", [
+    (lambda: par.multiprocess(pycsp_host="example.org", pycsp_port=9998)(_remote)(1),
+     ("example.org", 9998)),
+    (lambda: par.MultiProcess(_remote, 1, pycsp_port=9998), ("", 9998)),
 ], ids=["multiprocess(pycsp_port=)", "MultiProcess(pycsp_port=)"])
-def test_network_facing_names_not_built_yet_raise_a_clear_error(make):
-    with pytest.raises(NotImplementedError, match="pycsp.net"):
-        make()
+def test_a_listening_address_is_kept_by_copies_and_pickles(make, address):
+    """Made, not started (tests/test_net_multiprocess.py runs them)."""
+    import pickle
+
+    made = make()
+    assert made.listen_at == address and made.args == (1,)
+    copies = made * 2
+    assert [p.listen_at for p in copies] == [address, address]
+    again = pickle.loads(pickle.dumps(made))
+    assert type(again) is par.MultiProcess and again.listen_at == address
 
 
 @pytest.mark.parametrize("make", [

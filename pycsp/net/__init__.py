@@ -6,6 +6,10 @@ an OS process) plus channels that other programs reach::
     A = pycsp.Channel("A")                          # homed here; A.address -> (host, port)
     B = pycsp.Channel("B", connect=(host, port))    # homed in another program
 
+``MultiProcess(fn, pycsp_host=, pycsp_port=)`` (PyCSP 0.9.2's) runs ``fn`` as
+an OS process with a node of its own at that address: the channels it names
+are homed there.
+
 First slice of issue #16: plain reads and writes (rendezvous and buffered,
 any-to-any), poison and retire across programs, secured by a key file both
 programs name (``python -m pycsp.net.keys new FILE``, then
@@ -36,6 +40,8 @@ from .._errors import ChannelSocketException as ChannelSocketException
 from .._names import VERSION
 from ..processes import *  # noqa: F403 - the processes backend's names
 from ..processes import __all__ as _processes_names
+from ..parallel._multiprocess import MultiProcess as MultiProcess
+from ..parallel._multiprocess import multiprocess as multiprocess
 from . import _wire
 from ._channel import Channel as Channel, HomedChannel
 from ._guards import InputGuard as InputGuard, OutputGuard as OutputGuard
@@ -59,4 +65,5 @@ if not TYPE_CHECKING:
         "ChannelSocketException", "ChannelConnectException", "ChannelBindException",
         "ChannelLostException", "InsecureLinkWarning", "configure",
         "SSHProcess", "sshprocess", "ClusterProcess", "clusterprocess", "HostLost",
+        "MultiProcess", "multiprocess",
     ]

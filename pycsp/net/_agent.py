@@ -258,9 +258,8 @@ class Agent:
             self.reply(identity, header, _wire.OK)
 
     def reply(self, identity, header, op, body=None, ref=0):
-        frames = [identity, _wire.pack(op, 0, os.getpid(), header.stream, header.seq, ref)]
-        if body is not None:
-            frames.append(body)
+        frames = [identity, _wire.pack(op, 0, os.getpid(), header.stream, header.seq, ref),
+                  *_frames_of(body)]
         self.router.send_multipart(frames, copy=_copy(frames))
 
     def fenced_reply(self, identity, header):
@@ -298,9 +297,15 @@ class Agent:
             if not body:
                 self.reply(identity, header, _wire.ERROR, b"a write without a message")
                 return
-            if len(body[0]) <= _INLINE_UNPICKLE_LIMIT:
+            size = _wire.size(body)
+            if size > self.max_message:
+                # libzmq caps each frame; this caps the message's frames together
+                self.reply(identity, header, _wire.ERROR,
+                           f"a message of {size} bytes is larger than max_message".encode())
+                return
+            if size <= _INLINE_UNPICKLE_LIMIT:
                 try:
-                    message = _wire.loads(body[0].buffer)
+                    message = _wire.loads(body)
                 except Exception as exc:
                     self.reply(identity, header, _wire.ERROR, _error_text(exc))
                     return
@@ -336,7 +341,7 @@ class Agent:
             identity, header, body, message = item
             if message is _NOT_READ and header.op == _wire.WRITE:
                 try:
-                    message = _wire.loads(body[0].buffer)
+                    message = _wire.loads(body)
                 except Exception as exc:
                     self.hand_back(number, join, identity, header, (_wire.ERROR, _error_text(exc)))
                     continue
@@ -344,9 +349,8 @@ class Agent:
 
     def hand_back(self, number, join, identity, header, outcome):
         op, data = outcome
-        frames = [identity, _wire.pack(op, 0, os.getpid(), header.stream, header.seq)]
-        if data is not None:
-            frames.append(data)
+        frames = [identity, _wire.pack(op, 0, os.getpid(), header.stream, header.seq),
+                  *_frames_of(data)]
         self.replies.put((number, join, header, frames))
         try:
             os.write(self.wake_out, b"!")
@@ -396,10 +400,17 @@ class Agent:
         self.context.term()
 
 
+def _frames_of(body):
+    """A reply's body frames: none, one (bytes), or a message's (a list)."""
+    if body is None:
+        return []
+    return body if isinstance(body, list) else [body]
+
+
 def _copy(frames):
     """Whether to send ``frames`` by copy: a zero-copy send costs more than
     copying a small message (pyzmq tracks the buffer until libzmq frees it)."""
-    return len(frames[-1]) < _ZERO_COPY_FROM
+    return all(len(frame) < _ZERO_COPY_FROM for frame in frames)
 
 
 def _error_text(exc):

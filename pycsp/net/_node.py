@@ -13,6 +13,7 @@ of other programs that hold joins (at most ``linger`` seconds: see
 from __future__ import annotations
 
 import atexit
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -135,6 +136,30 @@ def this_node() -> Node:
             _node = Node(_settings.current())
             atexit.register(_stop_at_exit, os.getpid())
         return _node
+
+
+@contextlib.contextmanager
+def listening_at(host: str, port: int):
+    """This OS process's node, while the body runs, is one of its own bound at
+    (host, port) (host '': the program's setting; port 0: any free one):
+    PyCSP 0.9.2's MultiProcess(pycsp_host=, pycsp_port=).  Its children
+    forked meanwhile home their channels on it too.  On the way out it serves
+    the parties of other programs that still hold ends (``linger``), then stops."""
+    global _node
+    if multiprocessing.parent_process() is not None:
+        raise RuntimeError("pycsp.net: a process that listens for other programs runs in "
+                           "the main program or a child it forked, not one started by 'spawn'")
+    settings = _settings.current()
+    settings = settings._replace(host=host or settings.host, port=port)
+    own = Node(settings)
+    with _lock:
+        inherited, _node = _node, own
+    try:
+        yield own
+    finally:
+        with _lock:
+            _node = inherited
+        own.stop()
 
 
 def _stop_at_exit(pid):

@@ -15,9 +15,12 @@ home counts it alive); BYE says that the process ends normally, so the home
 stops watching it (answered OK).  FENCED answers any request of a process
 that the home declared dead (``_liveness``): it must not go on.
 
-Bodies: a channel name (UTF-8) for HELLO, JOIN and POISON; a pickled message
-for WRITE and DATA; UTF-8 text for ERROR and REFUSED.  Messages are pickled
-with protocol 5; channel ends of this machine's arena cannot travel between
+Bodies: a channel name (UTF-8) for HELLO, JOIN and POISON; for WRITE and
+DATA a pickled message (protocol 5), one frame, then each of its large
+out-of-band buffers (contiguous numpy arrays, PickleBuffer; not bytes or
+bytearray, which pickle copies) as a frame of its own, so that they are sent
+and received without copies in user space; UTF-8 text for ERROR and
+REFUSED.  Channel ends of this machine's arena cannot travel between
 programs (their pickle names an offset in the sender's memory), so both
 directions refuse them instead of rebuilding them in the wrong arena.
 """
@@ -94,13 +97,41 @@ def refuse_to_send(*types: type) -> None:
     _local_only += types
 
 
-def dumps(obj: object) -> bytes:
-    """``obj`` pickled for another program (TypeError for channel ends)."""
+# Smaller buffers are copied into the pickle: a frame of their own (and the
+# zero-copy send's bookkeeping) costs more than the copy.
+OUT_OF_BAND_FROM = 64 * 1024
+
+
+def dumps(obj: object) -> list[bytes | memoryview]:
+    """``obj`` pickled for another program, as frames: the pickle, then each of
+    its contiguous buffers of OUT_OF_BAND_FROM bytes or more, not copied (the
+    frames refer to ``obj``'s memory: send them before changing it).
+    TypeError for channel ends."""
+    buffers = []
+
+    def out_of_band(buffer: pickle.PickleBuffer) -> bool:
+        try:
+            raw = buffer.raw()
+        except BufferError:  # not contiguous: pickle copies it in-band (or refuses)
+            return True
+        if raw.nbytes < OUT_OF_BAND_FROM:
+            return True
+        buffers.append(raw)
+        return False
+
     out = io.BytesIO()
-    _Pickler(out, protocol=5).dump(obj)
-    return out.getvalue()
+    _Pickler(out, protocol=5, buffer_callback=out_of_band).dump(obj)
+    return [out.getbuffer(), *buffers]
 
 
-def loads(data: bytes | memoryview) -> object:
-    """A message from an authenticated peer (never call it on any other's bytes)."""
-    return _Unpickler(io.BytesIO(data)).load()
+def size(frames: list) -> int:
+    """The bytes of a message's frames, together."""
+    return sum(memoryview(frame).nbytes for frame in frames)
+
+
+def loads(frames: list) -> object:
+    """A message from an authenticated peer: ``dumps``'s frames, received
+    (never call it on any other's bytes).  Its out-of-band buffers become
+    objects over the frames' memory, without a copy: a numpy array is a
+    writable view of its frame."""
+    return _Unpickler(io.BytesIO(frames[0]), buffers=frames[1:]).load()

@@ -3,7 +3,7 @@ import types
 
 from csp_ext import ShmChannel
 
-from ._network import remote_channel
+from ._network import homed_channel_types, named_channel, remote_channel
 
 
 class _ChannelType(type):
@@ -12,13 +12,17 @@ class _ChannelType(type):
     def __call__(cls, name=None, buffer=0, connect=None):
         if connect is not None:
             return remote_channel(name, connect)
+        if name is not None:
+            homed = named_channel(name, buffer)
+            if homed is not None:
+                return homed
         return ShmChannel(name=name, buffer=buffer)
 
     def __instancecheck__(cls, obj):
-        return isinstance(obj, ShmChannel)
+        return isinstance(obj, (ShmChannel, *homed_channel_types()))
 
     def __subclasscheck__(cls, other):
-        return issubclass(other, ShmChannel)
+        return issubclass(other, (ShmChannel, *homed_channel_types()))
 
 
 class Channel(metaclass=_ChannelType):
@@ -26,7 +30,10 @@ class Channel(metaclass=_ChannelType):
     that every thread and OS process of the program can use (pycsp.processes'
     shared-memory channel; messages travel pickled).
 
-    ``name`` labels it; ``buffer=N`` lets N messages wait.  ``connect=(host,
+    ``name`` labels it; ``buffer=N`` lets N messages wait.  In a
+    MultiProcess given ``pycsp_host``/``pycsp_port``, a named channel is also
+    homed on its node for other programs (pycsp.net's; ``.address``).
+    ``connect=(host,
     port)`` (PyCSP 0.9.2: a channel hosted by another interpreter) reaches
     the channel that another program homes under ``name`` with pycsp.net
     (pycsp.net's ``Channel(name, connect=)``; pyzmq needed then).

@@ -3,14 +3,16 @@
 In pycsp.parallel's Parallel, Sequence and Spawn a MultiProcess runs as a
 child OS process (as every process does in pycsp.processes), beside the
 threads that other processes run as.  Its arguments and return value travel
-as with pycsp.processes (pickled when they cross).
+as with pycsp.processes (pickled when they cross).  Given ``pycsp_host`` or
+``pycsp_port`` (PyCSP 0.9.2: where the process listens), the channels it
+names are homed on a node of its own at that address (pycsp.net).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, overload
 
 from .._process import Process, factory
-from ._network import refuse_listening_address
+from ._network import listening_address, listening_at
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -22,17 +24,58 @@ class MultiProcess(Process):
     """``MultiProcess(fn, *args, **kwargs)``: a process that runs as an OS process.
 
     ``pycsp_host`` and ``pycsp_port`` (PyCSP 0.9.2: where the process listens
-    for other interpreters) are taken out of the keyword arguments; left empty
-    they mean "anywhere" and change nothing; any other value raises
-    NotImplementedError (that comes with pycsp.net).
+    for other interpreters) are taken out of the keyword arguments.  Left
+    empty ('' and None or 0) they change nothing.  Given, the process runs
+    a pycsp.net node of its own bound there (host '': the program's,
+    see pycsp.net.configure; port 0: any free one), and every channel its
+    body makes with a name, ``Channel("A")``, is homed on it: another
+    program reaches it with ``Channel("A", connect=(host, port))``, and
+    ``.address`` says where.  The process ends once those channels are
+    served (pycsp.net.configure's ``linger``).  Needs pyzmq
+    (NotImplementedError when the process is made, without it); a port
+    already taken raises ChannelBindException from the Parallel.
+
+    Attributes:
+        listen_at: (host, port) where the channels it names are homed, or
+            None (neither was given).
     """
 
-    __slots__ = ()
+    __slots__ = ("listen_at",)
+    listen_at: tuple[str, int] | None
 
     def __init__(self, fn: Callable[..., object], *args: Any, pycsp_host: str = "",
                  pycsp_port: int | None = None, **kwargs: Any) -> None:
-        refuse_listening_address(pycsp_host, pycsp_port)
+        self.listen_at = listening_address(pycsp_host, pycsp_port)
         super().__init__(fn, *args, **kwargs)
+
+    def _run_body(self):
+        if self.listen_at is None:
+            super()._run_body()
+            return
+        try:
+            with listening_at(self.listen_at):
+                super()._run_body()
+        except Exception as exc:  # noqa: BLE001 - its node could not start: the process failed
+            self._failed(exc)
+
+    def __mul__(self, n):
+        made = super().__mul__(n)
+        if made is not NotImplemented:
+            for copy in made[1:]:
+                copy.listen_at = self.listen_at
+        return made
+
+    __rmul__ = __mul__
+
+    def __reduce__(self):
+        rebuild, args = super().__reduce__()
+        return (_with_listen_address, (rebuild, args, self.listen_at))
+
+
+def _with_listen_address(rebuild, args, listen_at):
+    proc = rebuild(*args)
+    proc.listen_at = listen_at
+    return proc
 
 
 @overload

@@ -3,24 +3,77 @@
 Processes on other machines (``sshprocess``, ``clusterprocess``) are
 pycsp.net's, imported when the first one is made (pyzmq needed then, not
 before: a module that only defines one imports without it), and so is a
-channel hosted by another program (``Channel(name, connect=...)``).  Where a
-process listens (``pycsp_host``, ``pycsp_port`` of a MultiProcess) is not
-built yet: it raises NotImplementedError saying so.  ``Configuration`` keeps its settings
-for pycsp.net.
+channel hosted by another program (``Channel(name, connect=...)``), and so
+is the node of a MultiProcess given ``pycsp_host``/``pycsp_port``: the
+channels it names are homed there, for other programs to connect to.
+``Configuration`` keeps its settings for pycsp.net.
 """
+import contextlib
+
 from .._process import Process, factory
 
-_NOT_YET = "comes with pycsp.net (running beyond one machine), which is not built yet"
+# True in the OS process of a MultiProcess given pycsp_host/pycsp_port, while
+# its body runs: Channel(name) there is homed on its node.
+_listening = False
 
 
-def refuse_listening_address(pycsp_host, pycsp_port):
-    """NotImplementedError unless (host, port) say "anywhere" ('' and None or 0)."""
-    if pycsp_host not in ("", None) or pycsp_port not in (None, 0):
+def listening_address(pycsp_host, pycsp_port):
+    """Where a MultiProcess homes the channels it names: (host, port), or None
+    when neither is given ('' and None or 0: a plain OS process).  ``host``
+    '' is the program's (pycsp.net.configure, PYCSP_HOST, else 127.0.0.1),
+    port 0 any free one.  NotImplementedError without pyzmq."""
+    if pycsp_host in ("", None) and pycsp_port in (None, 0):
+        return None
+    if not isinstance(pycsp_host, (str, type(None))):
+        raise TypeError(f"pycsp.parallel: pycsp_host is a str, not {type(pycsp_host).__name__}")
+    if isinstance(pycsp_port, bool) or not isinstance(pycsp_port, (int, type(None))):
+        raise TypeError(f"pycsp.parallel: pycsp_port is an int, not {type(pycsp_port).__name__}")
+    if pycsp_port is not None and not 0 <= pycsp_port <= 65535:
+        raise ValueError(f"pycsp.parallel: pycsp_port={pycsp_port} is no TCP port")
+    _net_module("_node", "a MultiProcess with pycsp_host/pycsp_port (its channels homed for "
+                "other programs)")
+    return (pycsp_host or "", pycsp_port or 0)
+
+
+@contextlib.contextmanager
+def listening_at(address):
+    """While the body of a MultiProcess runs in its OS process: a node of its
+    own bound at ``address``, which homes the channels it names."""
+    global _listening
+    with _net_module("_node", "").listening_at(*address):
+        _listening = True
+        try:
+            yield
+        finally:
+            _listening = False
+
+
+def named_channel(name, buffer):
+    """``Channel(name)``: homed on this process's node when it listens (a
+    pycsp.net HomedChannel), else None (a channel of this program alone)."""
+    if not _listening:
+        return None
+    return _net_module("_channel", "").home(name, buffer)
+
+
+def homed_channel_types():
+    """pycsp.net's channel kinds that Channel(name) may make, once imported."""
+    import sys
+
+    module = sys.modules.get("pycsp.net._channel")
+    return (module.HomedChannel,) if module is not None else ()
+
+
+def _net_module(name, what):
+    """pycsp.net's module ``name``, imported on first use (pyzmq needed then)."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"pycsp.net.{name}")
+    except ImportError as e:
         raise NotImplementedError(
-            f"pycsp.parallel: pycsp_host={pycsp_host!r}, pycsp_port={pycsp_port!r} set where a "
-            f"process listens for other interpreters; that {_NOT_YET}.  Leave them out: the "
-            f"channels of pycsp.parallel are shared memory between the threads and OS "
-            f"processes of this program")
+            f"pycsp.parallel: {what} needs pycsp.net, which needs pyzmq: "
+            f"pip install \"pycsp[net]\" ({e})") from None
 
 
 def remote_channel(name, connect):
@@ -28,25 +81,13 @@ def remote_channel(name, connect):
     if name is None:
         raise ValueError("pycsp.parallel: Channel(connect=...) needs the name the channel is "
                          "homed under in the other program")
-    try:
-        from ..net._remote import RemoteChannel
-    except ImportError as e:
-        raise NotImplementedError(
-            f"pycsp.parallel: Channel(connect=...) needs pycsp.net, which needs pyzmq: "
-            f"pip install \"pycsp[net]\" ({e})") from None
-    return RemoteChannel(name, tuple(connect))
+    return _net_module("_remote", "Channel(connect=...)").RemoteChannel(name, tuple(connect))
 
 
 def _net_hosts():
     """pycsp.net's processes on other hosts, imported on first use: pycsp.parallel
     itself needs no pyzmq, and only a program that makes such a process does."""
-    try:
-        from ..net import _hosts
-    except ImportError as e:
-        raise NotImplementedError(
-            f"pycsp.parallel: processes on other hosts need pycsp.net, which needs pyzmq: "
-            f"pip install \"pycsp[net]\" ({e})") from None
-    return _hosts
+    return _net_module("_hosts", "a process on another host")
 
 
 class SSHProcess(Process):
