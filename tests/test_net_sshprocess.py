@@ -218,6 +218,7 @@ def test_a_node_cut_off_past_the_heartbeat_timeout_is_poisoned_then_fenced(hosts
         @pycsp.process
         def waits(cin):
             cin()
+            open(os.environ["TEST_FIRST_READ"], "w").close()
             try:
                 cin()
             except pycsp.ChannelPoisonException:
@@ -234,7 +235,8 @@ def test_a_node_cut_off_past_the_heartbeat_timeout_is_poisoned_then_fenced(hosts
                 print("HOSTLOST", repr("fenced" in str(e)), time.monotonic())
             print("POISONED_AT", w.return_value)
     """)
-    env = dict(_child_env(), TEST_GATEWAY=hosts.gateway,
+    first_read = tmp_path / "first_read"
+    env = dict(_child_env(), TEST_GATEWAY=hosts.gateway, TEST_FIRST_READ=str(first_read),
                PYCSP_SSH_OPTIONS=f"-F {hosts.ssh_config} -o ServerAliveInterval=60")
     program = tmp_path / "idle.py"
     program.write_text(script)
@@ -242,8 +244,13 @@ def test_a_node_cut_off_past_the_heartbeat_timeout_is_poisoned_then_fenced(hosts
                             stderr=subprocess.PIPE, text=True)
     import time
     try:
-        _wait_for_node(hosts, "h2", proc)
-        time.sleep(2)             # it has written its first message, and idles
+        started = time.monotonic()
+        while not first_read.exists():     # the node started (slow under load) and wrote
+            if time.monotonic() - started > 60 or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("no first message from the node:\n" + "\n".join(proc.communicate()))
+            time.sleep(0.1)
+        time.sleep(0.5)           # it idles now
         down_at = time.monotonic()
         hosts.link_down("h2")
         try:
