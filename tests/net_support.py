@@ -17,18 +17,22 @@ def new_key_file(folder, name="run.key"):
     return path
 
 
-def start_home(body, key_file, *, max_message=None, security=None, linger=1.0):
+def start_home(body, key_file, *, max_message=None, security=None, linger=1.0,
+               heartbeat=None):
     """Start a program that homes channels; ``body`` prints ``PORT <port>`` first.
 
     ``body`` is indented code run after ``import pycsp.net as pycsp`` and
     configure(); returns (Popen, port).  ``linger``: how long the home serves
     the other program's unretired ends once it ends (None: pycsp.net's default).
+    ``heartbeat``: (interval, timeout) for configure(), or None for the defaults.
     """
     settings = [f"key_file={key_file!r}"]
     if linger is not None:
         settings.append(f"linger={linger}")
     if max_message is not None:
         settings.append(f"max_message={max_message}")
+    if heartbeat is not None:
+        settings.append(_heartbeat_settings(heartbeat))
     if security is not None:
         settings = [f"security={security!r}"]
     source = ("import sys, warnings\n"
@@ -44,8 +48,15 @@ def start_home(body, key_file, *, max_message=None, security=None, linger=1.0):
     return proc, int(line.split()[1])
 
 
-def peer_source(body, key_file, port, *, security=None):
+def _heartbeat_settings(heartbeat):
+    interval, timeout = heartbeat
+    return f"heartbeat_interval={interval}, heartbeat_timeout={timeout}"
+
+
+def peer_source(body, key_file, port, *, security=None, heartbeat=None):
     settings = f"security={security!r}" if security else f"key_file={key_file!r}"
+    if heartbeat is not None:
+        settings += ", " + _heartbeat_settings(heartbeat)
     return ("import sys, warnings\n"
             "warnings.simplefilter('ignore', UserWarning)\n"
             "import pycsp.net as pycsp\n"

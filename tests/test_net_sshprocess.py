@@ -225,19 +225,8 @@ def test_a_host_cut_off_is_host_lost_within_the_ssh_keepalive(hosts, tmp_path):
                             stderr=subprocess.PIPE, text=True)
     try:
         # The node is there and waits: its ssh session runs on h2.
-        deadline = 30
+        _wait_for_node(hosts, "h2", proc)
         import time
-        start = time.monotonic()
-        while time.monotonic() - start < deadline:
-            pids = subprocess.run(["ip", "netns", "pids", hosts.netns("h2")],
-                                  capture_output=True, text=True).stdout.split()
-            if any("pycsp.net.node" in _cmdline(p) for p in pids):
-                break
-            time.sleep(0.2)
-        else:
-            proc.kill()
-            out, err = proc.communicate()
-            pytest.fail(f"the node never started on h2:\n{out}\n{err}")
         time.sleep(1)
         hosts.link_down("h2")
         try:
@@ -251,6 +240,97 @@ def test_a_host_cut_off_is_host_lost_within_the_ssh_keepalive(hosts, tmp_path):
     assert proc.returncode == 0, err
     seconds = int(out.split()[-2])
     assert out.startswith("HostLost after") and seconds < 30, out + err
+
+
+@pytest.mark.timeout(120)
+def test_a_node_cut_off_past_the_heartbeat_timeout_is_poisoned_then_fenced(hosts, tmp_path):
+    """ssh's keepalive is slower than pycsp's heartbeat here: the home declares the node
+    dead while its link is down (its joins are poisoned: the reader here stops), and
+    when the link comes back the home refuses the node, which ends (HostLost, fenced)."""
+    script = PRELUDE + textwrap.dedent("""
+        import time
+
+        @pycsp.sshprocess(ssh_host="h2")
+        def idle(cout):
+            cout(1)
+            time.sleep(60)    # cut off, declared dead and fenced while this sleeps
+            cout(2)
+
+        @pycsp.process
+        def waits(cin):
+            cin()
+            open(os.environ["TEST_FIRST_READ"], "w").close()
+            try:
+                cin()
+            except pycsp.ChannelPoisonException:
+                return time.monotonic()
+
+        if __name__ == "__main__":
+            pycsp.configure(host=os.environ["TEST_GATEWAY"], heartbeat_interval=0.25,
+                            heartbeat_timeout=2.0)
+            a = pycsp.Channel()
+            w = waits(+a)
+            try:
+                pycsp.Parallel(idle(-a), w)
+            except pycsp.HostLost as e:
+                print("HOSTLOST", repr("fenced" in str(e)), time.monotonic())
+            print("POISONED_AT", w.return_value)
+    """)
+    first_read = tmp_path / "first_read"
+    env = dict(_child_env(), TEST_GATEWAY=hosts.gateway, TEST_FIRST_READ=str(first_read),
+               PYCSP_SSH_OPTIONS=f"-F {hosts.ssh_config} -o ServerAliveInterval=60")
+    program = tmp_path / "idle.py"
+    program.write_text(script)
+    proc = subprocess.Popen([sys.executable, str(program)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    import time
+    try:
+        started = time.monotonic()
+        while not first_read.exists():     # the node started (slow under load) and wrote
+            if time.monotonic() - started > 60 or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("no first message from the node:\n" + "\n".join(proc.communicate()))
+            time.sleep(0.1)
+        time.sleep(0.5)           # it idles now
+        down_at = time.monotonic()
+        hosts.link_down("h2")
+        try:
+            time.sleep(6)         # three heartbeat timeouts
+        finally:
+            hosts.link_up("h2")
+        up_at = time.monotonic()
+        out, err = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    lines = dict(line.split(" ", 1) for line in out.splitlines())
+    fenced, lost_at = lines["HOSTLOST"].split()
+    assert fenced == "True", out + err
+    assert down_at < float(lines["POISONED_AT"]) < up_at, out + err
+    assert float(lost_at) > up_at, out + err
+    assert "declared dead" in err, err
+    assert not _nodes_on(hosts, "h2")
+
+
+def _wait_for_node(hosts, name, proc, timeout=30):
+    """Until a pycsp.net.node runs on host ``name`` (``proc``'s)."""
+    import time
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if _nodes_on(hosts, name):
+            return
+        time.sleep(0.2)
+    proc.kill()
+    out, err = proc.communicate()
+    pytest.fail(f"the node never started on {name}:\n{out}\n{err}")
+
+
+def _nodes_on(hosts, name):
+    pids = subprocess.run(["ip", "netns", "pids", hosts.netns(name)],
+                          capture_output=True, text=True).stdout.split()
+    return [p for p in pids if "pycsp.net.node" in _cmdline(p)]
 
 
 def _cmdline(pid):

@@ -10,18 +10,19 @@ an OS process) plus channels that other programs reach::
 an OS process with a node of its own at that address: the channels it names
 are homed there.
 
-First slice of issue #16: plain reads and writes (rendezvous and buffered,
+Issue #16 so far: plain reads and writes (rendezvous and buffered,
 any-to-any), poison and retire across programs, secured by a key file both
 programs name (``python -m pycsp.net.keys new FILE``, then
 ``pycsp.net.configure(key_file=FILE)``); channels and their ends sent in
-messages to other programs (``_mobile``).  Not yet: alternation over a
-channel homed elsewhere (NotImplementedError), lost-node detection.  Needs pyzmq
+messages to other programs (``_mobile``); big numpy buffers as frames of
+their own; processes of other programs that die or go silent past the
+heartbeat timeout: the channels of the ends they joined are poisoned at the
+home, and one that comes back is fenced (``_liveness``, ``_heartbeat``);
+processes on other hosts (``_hosts``, with the launchers ``_launch`` and
+``_placement``).  Not yet: alternation over a channel homed elsewhere
+(NotImplementedError); the cross-host commit protocol that it needs is a
+state machine (``_commit``) that nothing drives yet.  Needs pyzmq
 (``pip install "pycsp[net]"``); nothing else of pycsp imports it.
-
-Built beside this slice, not used by it yet: the launchers (``_launch``: ssh
-and srun with secrets on stdin), placement (``_placement``: Slurm host lists,
-PBS nodefiles, PyCSP 0.9.2's cluster hints) and the cross-host commit
-protocol as a state machine (``_commit``).
 """
 from typing import TYPE_CHECKING
 

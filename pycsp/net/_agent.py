@@ -17,6 +17,13 @@ and then serves one ROUTER socket:
   admit, or that repeat a (incarnation, pid, stream) sequence number already
   seen are dropped before any body is read.  Only a WRITE's body is
   unpickled, in the worker, from an admitted peer.
+- Every process that talks to the home sends it heartbeats; one not heard
+  from for ``heartbeat_timeout`` is declared dead (``_liveness``): the
+  channels of the joins it made, and of the joins with an operation of it in
+  progress, are poisoned, so that the parties still here and elsewhere stop
+  (a message such a writer had offered is never taken; a read that had
+  already taken a message when its reader died loses that message: at most
+  once), and whatever it sends afterwards is refused (FENCED).
 - The agent counts as a running process for deadlock accounting for as long
   as it lives: a party in another program may always come, so the program
   never raises DeadlockError while it homes network channels.
@@ -35,6 +42,7 @@ reader travels as a join of this home.
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import os
 import pickle
@@ -50,6 +58,7 @@ import zmq
 import csp_ext
 
 from . import _link, _mobile, _wire
+from ._liveness import PeerWatch
 
 # Run as ``python -c BOOT ARENA_FD``: maps the arena before pycsp.processes
 # is imported (it would make a new one otherwise).
@@ -64,7 +73,8 @@ _DRAIN_QUIET_SECONDS = 0.25
 class _Join:
     """A remote party's end of a home channel, and the worker thread that uses it."""
 
-    __slots__ = ("channel", "end", "requests", "thread", "pending", "left", "holder")
+    __slots__ = ("channel", "end", "requests", "thread", "pending", "pending_from", "left",
+                 "holder")
 
     def __init__(self, channel, end):
         self.channel = channel
@@ -75,6 +85,7 @@ class _Join:
         # sent yet (only the main thread changes it): while it is 0, a request
         # may be served at once in the main thread without passing an earlier one.
         self.pending = 0
+        self.pending_from = collections.Counter()  # incarnation -> its requests among them
         self.left = False  # its program ended without retiring it (LEAVE)
         # The program that holds it, once it arrived in a message (HOLD):
         # only its LEAVE counts.  None: whoever joined it.
@@ -92,6 +103,7 @@ class Agent:
         self.security = config["security"]
         self.max_message = config["max_message"]
         self.home = config["home"]  # names this home in HELLO's reply and in mobile ends
+        self.watch = PeerWatch(config["heartbeat_timeout"])
         self.context = zmq.Context()
         self.zap = _link.ZapHandler(self.context, self.security.allowed) \
             if self.security.curve else None
@@ -217,7 +229,10 @@ class Agent:
             poller.register(self.zap.socket, zmq.POLLIN)
         deadline = None
         while deadline is None or (time.monotonic() < deadline and self.awaited()):
-            for what, _ in poller.poll(None if deadline is None else 100):
+            wait = self.watch.poll_ms()
+            if deadline is not None:
+                wait = 100 if wait is None else min(wait, 100)
+            for what, _ in poller.poll(wait):
                 if what is self.router:
                     self.take_request()
                 elif what == self.wake_in:
@@ -228,6 +243,8 @@ class Agent:
                         deadline = time.monotonic() + linger
                 else:
                     self.zap.answer()
+            for peer in self.watch.overdue():
+                self.declare_dead(peer)
         self.drain()
 
     def awaited(self):
@@ -261,12 +278,17 @@ class Agent:
             pass
         while True:
             try:
-                number, join, op, frames = self.replies.get_nowait()
+                number, join, header, frames = self.replies.get_nowait()
             except queue.Empty:
                 return
+            if self.watch.is_dead(header.incarnation):
+                frames = self.fenced_reply(frames[0], header)
             self.router.send_multipart(frames, copy=_copy(frames))
             join.pending -= 1
-            self.after(number, join, op)
+            join.pending_from[header.incarnation] -= 1
+            if not join.pending_from[header.incarnation]:
+                del join.pending_from[header.incarnation]
+            self.after(number, join, header.op)
 
     def take_request(self):
         try:
@@ -277,13 +299,22 @@ class Agent:
         if header is None or not _link.authenticated(frames[1], self.security):
             self.dropped += 1
             return
+        identity, body = frames[0], frames[2:]
+        if not self.watch.heard(header.incarnation, header.pid):
+            self.router.send_multipart(self.fenced_reply(identity, header))
+            return
         sender = (header.incarnation, header.pid, header.stream)
         if header.seq <= self.last_seq.get(sender, 0):
             self.dropped += 1  # a duplicate: served once already
             return
         self.last_seq[sender] = header.seq
-        identity, body = frames[0], frames[2:]
         op = header.op
+        if op == _wire.PING:
+            return
+        if op == _wire.BYE:
+            self.watch.goodbye(header.incarnation)
+            self.reply(identity, header, _wire.OK)
+            return
         if op in (_wire.WRITE, _wire.READ, _wire.RETIRE, _wire.LEAVE, _wire.HOLD):
             join = self.joins.get(header.ref)
             if join is None and header.ref in self.retired_numbers:
@@ -307,6 +338,7 @@ class Agent:
             number = next(self.end_numbers)
             self.joins[number] = _Join(channel, channel.writer() if header.ref
                                        else channel.reader())
+            self.watch.made_join(header.incarnation, number)
             self.reply(identity, header, _wire.OK, ref=number)
         elif op == _wire.POISON:
             channel.poison()
@@ -316,6 +348,29 @@ class Agent:
         frames = [identity, _wire.pack(op, home, os.getpid(), header.stream, header.seq, ref),
                   *_frames_of(body)]
         self.router.send_multipart(frames, copy=_copy(frames))
+
+    def fenced_reply(self, identity, header):
+        """The frames that refuse a request of a process declared dead."""
+        return [identity, _wire.pack(_wire.FENCED, 0, os.getpid(), header.stream, header.seq),
+                f"declared dead: no heartbeat for {self.watch.timeout:g} s".encode()]
+
+    # -- processes of other programs that died -------------------------
+
+    def declare_dead(self, peer):
+        """Poison the channels of the joins ``peer`` made (and did not leave)
+        and of the joins with an operation of it in progress."""
+        held = [join for number, join in self.joins.items()
+                if (number in peer.made and not join.left)
+                or join.pending_from.get(peer.incarnation)]
+        channels = list({id(join.channel): join.channel for join in held}.values())
+        for channel in channels:
+            channel.poison()
+        if channels:
+            names = ", ".join(sorted(repr(name) for name, homed in list(self.channels.items())
+                                     if any(homed is c for c in channels)))
+            print(f"pycsp.net: no heartbeat from process {peer.pid} of another program for "
+                  f"{self.watch.timeout:g} s: declared dead; the channels it held are "
+                  f"poisoned: {names}", file=sys.stderr, flush=True)
 
     # -- a remote party's end -------------------------------------------
 
@@ -348,6 +403,7 @@ class Agent:
                 self.after(number, join, op)
                 return
         join.pending += 1
+        join.pending_from[header.incarnation] += 1
         if join.thread is None:
             join.thread = threading.Thread(target=self.serve_join, args=(number, join),
                                            name=f"pycsp.net end {number}", daemon=True)
@@ -381,7 +437,7 @@ class Agent:
         op, data = outcome
         frames = [identity, _wire.pack(op, 0, os.getpid(), header.stream, header.seq),
                   *_frames_of(data)]
-        self.replies.put((number, join, header.op, frames))
+        self.replies.put((number, join, header, frames))
         try:
             os.write(self.wake_out, b"!")
         except BlockingIOError:

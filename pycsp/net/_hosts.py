@@ -38,13 +38,17 @@ from ._channel import HomedChannel
 from ._placement import Placement, allocation_hosts
 
 _RESULT_MAGIC = b"PYCSPRS1"
+#: How pycsp.net.node exits when a home fenced it (``node._exit_when_fenced``).
+FENCED_EXIT_STATUS = 4
 _auto_names = itertools.count(1)
 
 
 class HostLost(ProcessCrashed):
     """A process on another host ended without an answer: the host, its link or
     the node running the process was lost (the message says which host and
-    what its launcher reported).  Its channel ends here were poisoned."""
+    what its launcher reported), or the node was fenced: a home declared it
+    dead (no heartbeat within its timeout) and refused it when it came back.
+    Its channel ends here were poisoned."""
 
 
 class EndOnHost:
@@ -130,11 +134,13 @@ class _OnHost:
         self.where = where
         self.__name__ = getattr(fn, "__name__", "process")
         self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
-        security = _settings.current().security
+        settings = _settings.current()
+        security = settings.security
         self.handover = pickle.dumps({
             "function": _function_reference(fn),
             "args": _for_host(args, where), "kwargs": _for_host(dict(kwargs), where),
             "curve": security.curve, "keys": tuple(security.keys) if security.keys else None,
+            "heartbeat": (settings.heartbeat_interval, settings.heartbeat_timeout),
             "sys_path": [p for p in sys.path if p],
         }, protocol=5)
         # The same pycsp and csp_ext as here, found first (a checkout, say).
@@ -175,6 +181,10 @@ class _OnHost:
             # Its channels are poisoned (the ends here may be retired already).
             for end in find_ends(args, kwargs):
                 end.channel.poison()
+            if code == FENCED_EXIT_STATUS:
+                raise HostLost(f"{self.__name__} on {host}: its node was fenced: a home "
+                               f"declared it dead (no heartbeat within its timeout) and "
+                               f"refused it when it came back; the node ended")
             raise HostLost(f"{self.__name__} on {host}: no answer; its launcher "
                            f"({argv[0]}) exited with status {code} (its own messages, "
                            f"if any, are on stderr above)")

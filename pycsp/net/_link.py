@@ -26,9 +26,6 @@ PEER_USER_ID = "pycsp-peer"  # what the ZAP handler names an admitted peer
 #: The largest message a home accepts by default (bytes); ``configure(max_message=)``.
 DEFAULT_MAX_MESSAGE = 256 * 1024 * 1024
 SECURITY_MODES = ("curve", "none")
-# A home that answers no ZMTP heartbeat for this long is taken as lost.
-HEARTBEAT_INTERVAL_MS = 1000
-HEARTBEAT_TIMEOUT_MS = 5000
 
 
 class InsecureLinkWarning(UserWarning):
@@ -86,13 +83,24 @@ def bind_home(context: zmq.Context, security: Security, host: str, port: int,
     return sock, int(endpoint.rsplit(":", 1)[1])
 
 
-def connect_to_home(context: zmq.Context, security: Security, host: str,
-                    port: int) -> zmq.Socket:
-    """A DEALER socket to a home at ``host:port`` (the connection is made in the background)."""
+def connect_to_home(context: zmq.Context, security: Security, host: str, port: int,
+                    heartbeat: tuple[float, float], *, only_when_connected: bool = False,
+                    connect_timeout: float = 0.0) -> zmq.Socket:
+    """A DEALER socket to a home at ``host:port`` (the connection is made in the background).
+
+    ``heartbeat``: (interval, timeout) in seconds of ZMTP's heartbeats: a home
+    that answers none for the timeout ends the connection (taken as lost).
+    ``only_when_connected``: a send while no connection is up fails
+    (zmq.Again) instead of waiting for one.  ``connect_timeout``: seconds
+    before a TCP connect that goes unanswered is tried again (0: the
+    system's, minutes).
+    """
     sock = context.socket(zmq.DEALER)
     sock.linger = 0
-    sock.heartbeat_ivl = HEARTBEAT_INTERVAL_MS
-    sock.heartbeat_timeout = HEARTBEAT_TIMEOUT_MS
+    sock.heartbeat_ivl = int(heartbeat[0] * 1000)
+    sock.heartbeat_timeout = int(heartbeat[1] * 1000)
+    sock.immediate = only_when_connected
+    sock.connect_timeout = int(connect_timeout * 1000)
     if security.curve:
         assert security.keys is not None
         # The key file's public key is the home's: the handshake fails unless

@@ -57,7 +57,8 @@ class Node:
                   "security": settings.security, "host": settings.host, "port": settings.port,
                   "max_message": settings.max_message, "bind_timeout": settings.bind_timeout,
                   "bind_retry_delay": settings.bind_retry_delay, "linger": settings.linger,
-                  "home": self.home_number}
+                  "home": self.home_number,
+                  "heartbeat_timeout": settings.heartbeat_timeout}
         self.process.stdin.write(pickle.dumps(config))
         self.process.stdin.flush()
         line = self._first_line()

@@ -32,7 +32,7 @@ from zmq.utils.monitor import recv_monitor_message
 import csp_ext
 
 from .._errors import ChannelConnectException, ChannelLostException, ChannelSocketException
-from . import _link, _settings, _wire
+from . import _heartbeat, _link, _settings, _wire
 
 _ALT_MISSING = (
     "alternation over a channel homed in another program needs pycsp.net's cross-host "
@@ -103,18 +103,22 @@ class _Link:
     A home whose connection breaks after its handshake succeeded is lost for
     good (nothing is resent after a reconnect: a request might have been
     served already): the request waiting then, and every later one, raises
-    ChannelLostException.  ZeroMQ's heartbeats find a silent peer.
+    ChannelLostException.  ZeroMQ's heartbeats find a silent peer.  So does a
+    home that fenced this process (``_heartbeat``), for every thread's link.
     """
 
     def __init__(self, address, settings):
-        self.address = address
+        self.address, self.settings = address, settings
         self.connect_timeout = settings.connect_timeout
-        self.socket = _link.connect_to_home(_zmq_context(), settings.security, *address)
+        self.socket = _link.connect_to_home(
+            _zmq_context(), settings.security, *address,
+            (settings.heartbeat_interval, settings.heartbeat_timeout))
         self.monitor = self.socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED
                                                       | zmq.EVENT_DISCONNECTED)
         self.stream = next(_streams)
         self.seq = 0
         self.handshaken = False
+        self.beating = False  # this process sends the home heartbeats
         self.lost = False
         self.poller = zmq.Poller()
         self.poller.register(self.socket, zmq.POLLIN)
@@ -128,11 +132,25 @@ class _Link:
                 return
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.handshaken = True
+                self._beat()
             elif event == zmq.EVENT_DISCONNECTED and self.handshaken:
                 self.lost = True
 
+    def _beat(self):
+        """A home is there (not before: nothing to tell a home that never
+        answered): from now on it watches this process, which sends it heartbeats."""
+        if not self.beating:
+            self.beating = True
+            _heartbeat.watch(self.address, _zmq_context(), self.settings, _incarnation,
+                             next(_streams))
+
     def _lost(self):
         host, port = self.address
+        if _heartbeat.is_fenced(self.address):
+            return ChannelLostException(
+                self.address, f"pycsp.net: the home at {host}:{port} declared this process "
+                f"dead (it heard no heartbeat from it within its timeout: stopped, or cut "
+                f"off) and fenced it; its channels are lost to this process")
         return ChannelLostException(self.address, f"pycsp.net: the connection to the home at "
                                     f"{host}:{port} broke (it ended, or its host is gone); "
                                     f"its channels are lost to this process")
@@ -142,7 +160,7 @@ class _Link:
         past ``timeout`` seconds).  A reply to an older request is dropped.
         Until the first handshake succeeded, waits at most 0.9.2's
         SOCKETS_CONNECT_TIMEOUT for it (ChannelConnectException)."""
-        if self.lost:
+        if self.lost or _heartbeat.is_fenced(self.address):
             raise self._lost()
         self.seq += 1
         frames = [_wire.pack(op, _incarnation, os.getpid(), self.stream, self.seq, ref)]
@@ -175,6 +193,10 @@ class _Link:
                 header = _wire.parse(reply[0], _wire.REPLIES)
                 if header is not None and header.seq == self.seq:
                     self.handshaken = True
+                    self._beat()
+                    if header.op == _wire.FENCED:
+                        _heartbeat.fence(self.address)
+                        raise self._lost()
                     return header, reply[1:]
             elif self.lost:
                 raise self._lost()

@@ -16,6 +16,8 @@ from . import _link
 from ._keys import KeyPair
 
 DEFAULT_LINGER = 10.0
+DEFAULT_HEARTBEAT_INTERVAL = 1.0
+DEFAULT_HEARTBEAT_TIMEOUT = 5.0
 _lock = threading.Lock()
 _asked: dict = {}  # what configure() was given
 _in_use: Settings | None = None
@@ -30,11 +32,15 @@ class Settings(NamedTuple):
     bind_timeout: float
     bind_retry_delay: float
     linger: float
+    heartbeat_interval: float
+    heartbeat_timeout: float
 
 
 def configure(*, key_file: str | None = None, security: str | None = None,
               host: str | None = None, port: int | None = None,
-              max_message: int | None = None, linger: float | None = None) -> None:
+              max_message: int | None = None, linger: float | None = None,
+              heartbeat_interval: float | None = None,
+              heartbeat_timeout: float | None = None) -> None:
     """Set up this program's network links; call it before the first network channel.
 
     Args:
@@ -53,13 +59,24 @@ def configure(*, key_file: str | None = None, security: str | None = None,
             keeps its homed channels served for parties in other programs
             that still hold ends of them: until each has retired (or its
             program ended) or the channel is poisoned.
+        heartbeat_interval: how often (seconds, default 1) each process of
+            this program tells the homes it talks to that it lives.
+        heartbeat_timeout: how long (seconds, default 5) a side stays silent
+            before the other gives it up: a home declares a process of
+            another program dead (it poisons the channels of the joins that
+            process held, and fences it if it comes back), and a process
+            takes a home it hears nothing from as lost (ChannelLostException).
+            Longer than the interval; longer than the longest a process
+            holds the GIL (its heartbeat thread needs it).
 
     Raises:
         RuntimeError: a network channel was made already.
-        ValueError: ``security`` is neither mode.
+        ValueError: ``security`` is neither mode, or the heartbeat settings
+            are not positive with the interval below the timeout.
     """
     given = {"key_file": key_file, "security": security, "host": host, "port": port,
-             "max_message": max_message, "linger": linger}
+             "max_message": max_message, "linger": linger,
+             "heartbeat_interval": heartbeat_interval, "heartbeat_timeout": heartbeat_timeout}
     with _lock:
         if _in_use is not None:
             raise RuntimeError("pycsp.net.configure(): a network channel was made already; "
@@ -69,16 +86,30 @@ def configure(*, key_file: str | None = None, security: str | None = None,
                              f"{', '.join(_link.SECURITY_MODES)}, not {security!r}")
         if security == "none":  # warns here, where the program asked for it
             _link.security_from("none", None)
+        interval, timeout = _heartbeat_of({**_asked, **{k: v for k, v in given.items()
+                                                        if v is not None}})
+        if not 0 < interval < timeout:
+            raise ValueError(f"pycsp.net: heartbeat_interval ({interval:g} s) must be positive "
+                             f"and below heartbeat_timeout ({timeout:g} s)")
         _asked.update({k: v for k, v in given.items() if v is not None})
 
 
-def adopt_handover(curve: bool, keys: tuple[bytes, bytes] | None) -> None:
+def _heartbeat_of(asked: dict) -> tuple[float, float]:
+    return (float(asked.get("heartbeat_interval", DEFAULT_HEARTBEAT_INTERVAL)),
+            float(asked.get("heartbeat_timeout", DEFAULT_HEARTBEAT_TIMEOUT)))
+
+
+def adopt_handover(curve: bool, keys: tuple[bytes, bytes] | None,
+                   heartbeat: tuple[float, float] | None = None) -> None:
     """In a node started on another host (pycsp.net.node): the links'
-    security of the program that started it, handed over by its launcher."""
+    security and heartbeat settings of the program that started it, handed
+    over by its launcher."""
     with _lock:
         if _in_use is not None:
             raise RuntimeError("pycsp.net: a network channel was made before the handover")
         _asked["handed_over"] = (curve, keys)
+        if heartbeat is not None:
+            _asked["heartbeat_interval"], _asked["heartbeat_timeout"] = heartbeat
 
 
 def current() -> Settings:
@@ -113,4 +144,5 @@ def _resolve() -> Settings:
                     float(config.get(_network.SOCKETS_CONNECT_TIMEOUT)),
                     float(config.get(_network.SOCKETS_BIND_TIMEOUT)),
                     float(config.get(_network.SOCKETS_BIND_RETRY_DELAY)),
-                    float(_asked.get("linger", DEFAULT_LINGER)))
+                    float(_asked.get("linger", DEFAULT_LINGER)),
+                    *_heartbeat_of(_asked))

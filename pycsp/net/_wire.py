@@ -12,6 +12,11 @@ stays, as a local end that was never retired does).  HOLD tells it that a
 program now holds an end that arrived in a message (``_mobile``); a LEAVE
 counts only from the program that holds the end.
 
+PING is a process's heartbeat to a home it talks to (no reply while the
+home counts it alive); BYE says that the process ends normally, so the home
+stops watching it (answered OK).  FENCED answers any request of a process
+that the home declared dead (``_liveness``): it must not go on.
+
 Bodies: a channel name (UTF-8) for HELLO, JOIN and POISON; for WRITE and
 DATA a pickled message (protocol 5), one frame, then each of its large
 out-of-band buffers (contiguous numpy arrays, PickleBuffer; not bytes or
@@ -36,11 +41,11 @@ MAGIC = b"PN"
 VERSION = 1
 
 # Requests (program -> home)
-HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE, HOLD = 1, 2, 3, 4, 5, 6, 7, 8
-REQUESTS = frozenset((HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE, HOLD))
+HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE, HOLD, PING, BYE = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+REQUESTS = frozenset((HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE, HOLD, PING, BYE))
 # Replies (home -> program)
-OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED = 20, 21, 22, 23, 24, 25, 26
-REPLIES = frozenset((OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED))
+OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED, FENCED = 20, 21, 22, 23, 24, 25, 26, 27
+REPLIES = frozenset((OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED, FENCED))
 
 _HEADER = struct.Struct("!2sBBQIIQq")  # magic, version, op, incarnation, pid, stream, seq, ref
 HOLDER = struct.Struct("!Q")  # HOLD's and LEAVE's body: the program that holds the end

@@ -7,7 +7,10 @@ name, its arguments), runs the function as a process of its own program
 stdout, which only the answer uses: whatever the function prints goes to
 stderr.  It watches stdin after the handover: end of file means the
 program that started it is gone, and it ends at once (exit status 3), so it
-never outlives that program.
+never outlives that program.  Nor does it outlive being declared dead: when
+the program's home fences it (it heard no heartbeat from the node within its
+timeout: the node was stopped, or its link was down), any process of the
+node that learns it makes the node exit at once with ``FENCED_EXIT_STATUS``.
 """
 from __future__ import annotations
 
@@ -49,6 +52,29 @@ def _watch_launcher() -> None:
         os._exit(3)
 
 
+def _exit_when_fenced() -> None:
+    """End the node (status FENCED_EXIT_STATUS) once a home fenced any of its processes.
+
+    The CSP process runs in a child of this one: a pipe inherited by it
+    carries the news to a thread here."""
+    from . import _heartbeat
+    from ._hosts import FENCED_EXIT_STATUS
+
+    fenced_in, fenced_out = os.pipe()
+
+    def tell(address):
+        os.write(fenced_out, f"{address[0]}:{address[1]}\n".encode())
+
+    def wait():
+        where = os.read(fenced_in, 4096).decode(errors="replace").split("\n")[0]
+        print(f"pycsp.net.node: the home at {where} declared this node dead and fenced it; "
+              f"ending", file=sys.stderr, flush=True)
+        os._exit(FENCED_EXIT_STATUS)
+
+    _heartbeat.on_fenced(tell)
+    threading.Thread(target=wait, daemon=True, name="pycsp-net-fenced").start()
+
+
 def main() -> int:
     answer_fd = os.dup(1)
     os.dup2(2, 1)      # the function's prints go to stderr; stdout is the answer's
@@ -61,7 +87,8 @@ def main() -> int:
     from . import _settings
     from ._hosts import _JOINED, write_frame, write_result
 
-    _settings.adopt_handover(handover["curve"], handover["keys"])
+    _settings.adopt_handover(handover["curve"], handover["keys"], handover.get("heartbeat"))
+    _exit_when_fenced()
     try:
         fn = _load_function(*handover["function"])
         args = _rebuild(handover["args"])

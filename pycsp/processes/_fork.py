@@ -164,6 +164,24 @@ def _own_recursion_limit():
     _inherited_frames = frames
 
 
+_child_end_hooks: list = []
+
+
+def on_child_end(hook) -> None:
+    """Run ``hook()`` in each CSP process started here after its body ended
+    (returned or raised) and its result was sent: it leaves with os._exit,
+    which runs no atexit handler (pycsp.net says goodbye to its homes)."""
+    _child_end_hooks.append(hook)
+
+
+def _run_child_end_hooks():
+    for hook in _child_end_hooks:
+        try:
+            hook()
+        except Exception:  # noqa: BLE001 - the process's outcome is sent already
+            traceback.print_exc()
+
+
 def _child(proc, index, results, parent_pid, notify_fd=-1):
     """Body of a forked child; never returns.
 
@@ -198,6 +216,7 @@ def _child(proc, index, results, parent_pid, notify_fd=-1):
                 except OSError:  # the parent is gone (or was stopped): nobody waits to be told
                     pass
             _runtime.shutdown_every_runtime()
+        _run_child_end_hooks()
         csp_ext.shm_end_body()
     except BaseException:  # noqa: B036 - nothing may escape a forked child
         traceback.print_exc()
