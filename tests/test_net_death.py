@@ -327,3 +327,53 @@ def test_configure_refuses_heartbeat_settings_that_cannot_work():
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:4] == ["ValueError True"] * 3 + ["ok"], result.stdout
+
+
+def _port_line(proc):
+    line = proc.stdout.readline()
+    assert line.startswith("PORT "), line + proc.stderr.read()
+    return int(line.split()[1])
+
+
+def test_a_moved_end_is_its_holders_the_senders_death_does_not_poison_it(key_file):
+    """P joins the home's channel and sends its writer end to Q (a mobile end); P is
+    then killed: the channel must live on (Q holds that join now), and Q's write
+    arrives.  Then Q is killed: now the channel is poisoned.  Before the home handed
+    the join over at Q's HOLD, P's death poisoned the channel Q was using; and before
+    HOLD started Q's heartbeat, Q (which sent the home nothing else) was declared dead."""
+    home, port = start_home(POISONED_READER, key_file, heartbeat=HEARTBEAT)
+    q = p = None
+    try:
+        q = start_peer(f"""
+            import time
+            mail = pycsp.Channel("mail", buffer=1)
+            print("PORT", mail.address[1], flush=True)
+            w = (+mail)()
+            print("HAVE", True, flush=True)
+            time.sleep({2 * TIMEOUT + MARGIN / 2})  # past P's death being seen at the home
+            w("from Q")
+            print("WROTE", True, flush=True)
+            time.sleep(60)
+        """, key_file, port)
+        p = start_peer(f"""
+            import time
+            A = pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            mail = pycsp.Channel("mail", connect=("127.0.0.1", {_port_line(q)}))
+            (-mail)(-A)
+            print("SENT", True, flush=True)
+            time.sleep(60)
+        """, key_file, port)
+        assert Lines(p).wait_for("SENT") is True
+        q_lines = Lines(q)
+        assert q_lines.wait_for("HAVE") is True
+        p.kill()
+        assert q_lines.wait_for("WROTE", timeout=2 * TIMEOUT + 2 * MARGIN) is True
+        q.kill()
+        lines = Lines(home)
+        assert lines.wait_for("GOT", timeout=TIMEOUT + 2 * MARGIN) == ["from Q"]
+        code, _, err = lines.rest()
+        assert code == 0, err
+    finally:
+        for proc in (p, q, home):
+            if proc is not None:
+                stop(proc)

@@ -323,6 +323,8 @@ class Agent:
                 self.reply(identity, header, _wire.ERROR, f"no end {header.ref} here".encode())
             elif op in (_wire.LEAVE, _wire.HOLD):
                 self.note_holder(join, op, body)
+                if op == _wire.HOLD:  # its holder's death poisons it now, not its sender's
+                    self.watch.hand_over(header.ref, header.incarnation)
                 self.reply(identity, header, _wire.OK)
             else:
                 self.serve_on(header.ref, join, identity, header, body)

@@ -7,8 +7,9 @@ serves, or just holding ends.  The home notes when it last heard from each
 process, by incarnation (a random number drawn per process, so that a pid
 used again is another process).  A process not heard from for
 ``heartbeat_timeout`` seconds is declared dead (killed, stopped, its host
-or link down); the agent then poisons the channels of the joins it made and
-of the joins with an operation of it in progress, and refuses (FENCED)
+or link down); the agent then poisons the channels of the joins it made (or
+holds: an end that arrived in a message is its holder's) and of the joins
+with an operation of it in progress, and refuses (FENCED)
 whatever it sends afterwards: a process that comes back is fenced for good.
 A process that ends normally says BYE and is forgotten.
 
@@ -56,6 +57,13 @@ class PeerWatch:
         peer = self.peers.get(incarnation)
         if peer is not None:
             peer.made.add(number)
+
+    def hand_over(self, number: int, incarnation: int) -> None:
+        """Join ``number`` moved in a message to ``incarnation`` (HOLD): it is
+        that process's from now on; its sender's death no longer poisons it."""
+        for peer in self.peers.values():
+            peer.made.discard(number)
+        self.made_join(incarnation, number)
 
     def goodbye(self, incarnation: int) -> None:
         """The process ends normally: its silence from now on is no death."""

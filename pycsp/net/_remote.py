@@ -211,6 +211,9 @@ class _Link:
         if body is not None:
             frames.append(body)
         self.socket.send_multipart(frames)
+        # The home is there (the end came from it), and from now on it watches
+        # this process, which may send nothing else for a long time.
+        self._beat()
 
     def _receive(self):
         """A reply's frames, as bytes, but a big one as the zmq.Frame received:
