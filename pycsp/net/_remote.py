@@ -32,6 +32,7 @@ from zmq.utils.monitor import recv_monitor_message
 import csp_ext
 
 from .._errors import ChannelConnectException, ChannelLostException, ChannelSocketException
+from ..processes import _fork
 from . import _heartbeat, _link, _settings, _wire
 
 _ALT_MISSING = (
@@ -404,6 +405,17 @@ def _leave_at_exit(pid):
                 end.channel._request(_wire.LEAVE, end.number, _HOLDER, timeout=_LEAVE_TIMEOUT)
             except (TimeoutError, ChannelSocketException):
                 pass  # the home is gone or does not answer: nothing waits there
+
+
+def _leave_at_child_end():
+    """A CSP process of pycsp.processes ends by os._exit, which runs no atexit
+    handler: it leaves its ends here (before its BYE: on_child_end runs the
+    hooks last registered first, and _heartbeat registered its own first)."""
+    if _made_here_pid == os.getpid():
+        _leave_at_exit(_made_here_pid)
+
+
+_fork.on_child_end(_leave_at_child_end)
 
 
 def _rebuild_end(kind, channel, number, retired, held=True):
