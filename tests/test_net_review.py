@@ -34,3 +34,42 @@ def test_a_csp_process_that_joined_and_ended_without_retiring_leaves_the_home(ke
         assert time.monotonic() - t0 < 5, err  # not the default linger, 10 s
     finally:
         stop(proc)
+
+
+@pytest.mark.timeout(60)
+def test_declaring_a_process_dead_while_the_registry_thread_adopts_an_end():
+    """The agent's main thread declares a peer dead (it walks the joins) while its
+    registry thread adopts an end that a process of the program sends away (it adds a
+    join): the walk must not fail ("dictionary changed size during iteration"), which
+    would end the agent's loop, and with it every channel it homes."""
+    import sys
+    import threading
+
+    from pycsp.net import _agent
+    from pycsp.net._liveness import Peer, PeerWatch
+
+    agent = _agent.Agent.__new__(_agent.Agent)
+    agent.watch, agent.channels = PeerWatch(1.0), {}
+    agent.joins = {number: _agent._Join(None, None) for number in range(1, 300_001)}
+    adding = threading.Event()
+    done = threading.Event()
+
+    def adopt_ends():
+        number = len(agent.joins)
+        while not done.is_set():
+            number += 1
+            agent.joins[number] = _agent._Join(None, None)
+            adding.set()
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    adopter = threading.Thread(target=adopt_ends, daemon=True)
+    adopter.start()
+    try:
+        adding.wait(10)
+        for _ in range(5):
+            agent.declare_dead(Peer(7, 1234, 0.0))
+    finally:
+        done.set()
+        adopter.join(10)
+        sys.setswitchinterval(switch)
