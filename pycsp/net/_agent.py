@@ -361,7 +361,8 @@ class Agent:
     def declare_dead(self, peer):
         """Poison the channels of the joins ``peer`` made (and did not leave)
         and of the joins with an operation of it in progress."""
-        held = [join for number, join in self.joins.items()
+        # list(): the registry thread adds joins meanwhile (adopt)
+        held = [join for number, join in list(self.joins.items())
                 if (number in peer.made and not join.left)
                 or join.pending_from.get(peer.incarnation)]
         channels = list({id(join.channel): join.channel for join in held}.values())
