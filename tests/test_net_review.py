@@ -73,3 +73,37 @@ def test_declaring_a_process_dead_while_the_registry_thread_adopts_an_end():
         done.set()
         adopter.join(10)
         sys.setswitchinterval(switch)
+
+
+def test_a_csp_process_that_handed_its_end_to_a_sibling_does_not_leave_it(key_file):
+    """A CSP process joins, sends its end to a sibling over a channel of their program,
+    and ends: the sibling holds the join now, so the first one's end must not tell the
+    home that the program left it (the home, which ended meanwhile, would stop serving
+    the sibling)."""
+    proc, port = start_home("""
+        import time
+        A = pycsp.Channel("A", buffer=5)
+        print("PORT", A.address[1], flush=True)
+        time.sleep(1.0)  # the other program joined by now; then serve it while it holds
+    """, key_file, linger=20.0)
+    try:
+        out = run_peer("""
+            import time
+            @pycsp.process
+            def joiner(hand_on):
+                hand_on(pycsp.Channel("A", connect=("127.0.0.1", PORT)).writer())
+            @pycsp.process
+            def sibling(handed):
+                cout = handed()
+                time.sleep(2.5)  # the joiner ended, and the home's program too
+                cout(42)
+                print("WROTE", 42, flush=True)
+                cout.retire()
+            L = pycsp.Channel()
+            pycsp.Parallel(joiner(-L), sibling(+L))
+        """, key_file, port)
+        assert values(out, "WROTE") == [42]
+        code, out, err = finish(proc)
+        assert code == 0, err
+    finally:
+        stop(proc)

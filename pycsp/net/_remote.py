@@ -322,14 +322,15 @@ def _rebuild_channel(name, address, buffer, max_message, home=0):
 class _RemoteEnd:
     # moved: sent to another program in a message (this one no longer holds
     # it at the home); held: this program holds it (False: it arrived in a
-    # message and has not told the home yet, or it is in a home's agent).
-    __slots__ = ("channel", "number", "retired", "moved", "held")
+    # message and has not told the home yet, or it is in a home's agent);
+    # shared: pickled for another process of this program, which may hold it now.
+    __slots__ = ("channel", "number", "retired", "moved", "held", "shared")
     is_writer = False
 
     def __init__(self, channel: RemoteChannel, number: int, retired: bool = False,
                  held: bool = True) -> None:
         self.channel, self.number, self.retired = channel, number, retired
-        self.moved, self.held = False, held
+        self.moved, self.held, self.shared = False, held, False
         if held and not agent_process:
             _note_made_here(self)
 
@@ -370,6 +371,7 @@ class _RemoteEnd:
         self.channel.poison()
 
     def __reduce__(self):
+        self.shared = True
         return (_rebuild_end, (type(self), self.channel, self.number, self.retired, self.held))
 
     def __repr__(self):
@@ -394,13 +396,14 @@ def _note_made_here(end):
     _made_here[(end.channel.address, end.number)] = end
 
 
-def _leave_at_exit(pid):
+def _leave_at_exit(pid, keep_shared=False):
     """This program ends: tell each home of an end it did not retire, so that
-    the home does not wait for it when it ends itself (_agent.Agent.serve)."""
+    the home does not wait for it when it ends itself (_agent.Agent.serve).
+    ``keep_shared``: not the ends handed to other processes of the program."""
     if os.getpid() != pid:
         return
     for end in list(_made_here.values()):
-        if not end.retired and not end.moved:
+        if not end.retired and not end.moved and not (keep_shared and end.shared):
             try:
                 end.channel._request(_wire.LEAVE, end.number, _HOLDER, timeout=_LEAVE_TIMEOUT)
             except (TimeoutError, ChannelSocketException):
@@ -409,10 +412,12 @@ def _leave_at_exit(pid):
 
 def _leave_at_child_end():
     """A CSP process of pycsp.processes ends by os._exit, which runs no atexit
-    handler: it leaves its ends here (before its BYE: on_child_end runs the
-    hooks last registered first, and _heartbeat registered its own first)."""
+    handler: it leaves the ends it made or received from another program here
+    (before its BYE: on_child_end runs the hooks last registered first, and
+    _heartbeat registered its own first).  Not one it handed to another
+    process of the program: LEAVE is the program's, and that one may hold it."""
     if _made_here_pid == os.getpid():
-        _leave_at_exit(_made_here_pid)
+        _leave_at_exit(_made_here_pid, keep_shared=True)
 
 
 _fork.on_child_end(_leave_at_child_end)
