@@ -107,3 +107,44 @@ def test_a_csp_process_that_handed_its_end_to_a_sibling_does_not_leave_it(key_fi
         assert code == 0, err
     finally:
         stop(proc)
+
+
+def test_a_process_killed_while_holding_an_end_its_sibling_joined_poisons_the_join(key_file):
+    """A CSP process joins, hands its end to a sibling over a channel of their program and
+    ends normally (BYE); the sibling writes once and is killed (-9) between writes.  The
+    home's reader waits for a second message: the join's holder is dead, so its channel
+    must be poisoned within the heartbeat timeout, as when the one that joined is killed
+    (the sibling holds the join now: its death counts, not the joiner's BYE)."""
+    from conftest import run_script
+    from net_support import peer_source
+    heartbeat = (0.25, 2.0)
+    proc, port = start_home("""
+        A = pycsp.Channel("A")
+        print("PORT", A.address[1], flush=True)
+        cin = +A
+        print("GOT", cin(), flush=True)
+        try:
+            print("GOT", cin(), flush=True)
+        except pycsp.ChannelPoisonException:
+            print("POISONED", 1, flush=True)
+    """, key_file, heartbeat=heartbeat)
+    try:
+        run_script(peer_source("""
+            import os, signal, time
+            @pycsp.process
+            def joiner(hand_on):
+                hand_on(pycsp.Channel("A", connect=("127.0.0.1", PORT)).writer())
+            @pycsp.process
+            def sibling(handed):
+                cout = handed()
+                time.sleep(1.0)  # the joiner ended (and said BYE) by now
+                cout(1)
+                os.kill(os.getpid(), signal.SIGKILL)
+            L = pycsp.Channel()
+            pycsp.Parallel(joiner(-L), sibling(+L))
+        """, key_file, port, heartbeat=heartbeat), timeout=30)
+        code, out, err = finish(proc, timeout=20)
+        assert values(out, "GOT") == [1]
+        assert values(out, "POISONED") == [1], err
+    finally:
+        stop(proc)
