@@ -424,9 +424,12 @@ _fork.on_child_end(_leave_at_child_end)
 
 
 def _rebuild_end(kind, channel, number, retired, held=True):
-    """The end as pickled by a process of this program (the same join): it
-    holds it at the home if the agent handed it on from another program."""
-    end = kind(channel, number, retired, held)
+    """The end as pickled by a process of this program (the same join), or
+    handed on by the agent from another program: the process it arrives in
+    holds it at the home from now on (HOLD: its death poisons the join, not
+    the death or the BYE of the process that sent it), whether the sender
+    held it (``held``) or not."""
+    end = kind(channel, number, retired, held=False)
     end.hold()
     return end
 
