@@ -148,3 +148,41 @@ def test_a_process_killed_while_holding_an_end_its_sibling_joined_poisons_the_jo
         assert values(out, "POISONED") == [1], err
     finally:
         stop(proc)
+
+
+def test_an_end_whose_sending_failed_is_still_left_at_its_home(key_file):
+    """A program tries to send its end of A (homed in one program) in a message on a
+    poisoned channel C (homed in another): the write raises, nobody received the end, so
+    the program still holds it and, ending without retiring it, must tell A's home
+    (LEAVE), which would else serve it for its whole linger (the default, 10 s)."""
+    proc, port = start_home("""
+        import time
+        A = pycsp.Channel("A")
+        print("PORT", A.address[1], flush=True)
+        time.sleep(1.5)  # the other program joined A by now
+    """, key_file, linger=None)
+    carrier_home, carrier_port = start_home("""
+        import time
+        C = pycsp.Channel("C")
+        print("PORT", C.address[1], flush=True)
+        C.poison()
+        time.sleep(1.5)
+    """, key_file)
+    try:
+        out = run_peer(f"""
+            cout = pycsp.Channel("A", connect=("127.0.0.1", PORT)).writer()
+            carrier = pycsp.Channel("C", connect=("127.0.0.1", {carrier_port})).writer()
+            try:
+                carrier(cout)
+            except pycsp.ChannelPoisonException:
+                print("REFUSED", 1, flush=True)
+        """, key_file, port)
+        assert values(out, "REFUSED") == [1]
+        t0 = time.monotonic()
+        code, out, err = finish(proc)
+        assert code == 0, err
+        assert time.monotonic() - t0 < 5, err  # not the default linger, 10 s
+        assert finish(carrier_home)[0] == 0
+    finally:
+        stop(proc)
+        stop(carrier_home)
