@@ -459,7 +459,11 @@ class RemoteChannelEndWrite(_RemoteEnd):
 
     def __call__(self, msg):
         self._check()
-        frames = _wire.dumps(msg)
+        _sending.ends = carried = []
+        try:
+            frames = _wire.dumps(msg)
+        finally:
+            _sending.ends = None
         size = _wire.size(frames)
         if self.channel.max_message and size > self.channel.max_message:
             raise ValueError(f"pycsp.net: a message of {size} bytes pickled is larger than "
@@ -468,6 +472,22 @@ class RemoteChannelEndWrite(_RemoteEnd):
         header, reply = self.channel._request(_wire.WRITE, self.number, frames)
         if header.op != _wire.OK:
             self._outcome(header, reply)
+        for end in carried:  # a reader has them now, not this program
+            end.moved = True
+
+
+# The remote ends that the message being written by this thread carries:
+# moved only once a reader took it (a write refused leaves them held here).
+_sending = threading.local()
+
+
+def moving(end: _RemoteEnd) -> None:
+    """``end`` is being pickled into a message for another program (``_mobile``)."""
+    carried = getattr(_sending, "ends", None)
+    if carried is None:
+        end.moved = True  # not a write of this process's (the agent hands it on)
+    else:
+        carried.append(end)
 
 
 REMOTE_TYPES = (RemoteChannel, RemoteChannelEndRead, RemoteChannelEndWrite)
