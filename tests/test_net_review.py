@@ -186,3 +186,39 @@ def test_an_end_whose_sending_failed_is_still_left_at_its_home(key_file):
     finally:
         stop(proc)
         stop(carrier_home)
+
+
+def test_an_end_sent_back_home_in_a_refused_write_is_still_held_by_its_sender(key_file):
+    """A program tries to send its end of A back to A's home, on a poisoned channel C of
+    the same home: the write is refused, so the program still holds the end, and the
+    home (whose own program ended meanwhile) must go on serving it within its linger.
+    The home's agent unpickled the message (it reclaims the end there): only a write
+    that a reader took hands the end back."""
+    proc, port = start_home("""
+        import time
+        A = pycsp.Channel("A", buffer=1)
+        C = pycsp.Channel("C")
+        print("PORT", A.address[1], flush=True)
+        C.poison()
+        time.sleep(1.5)  # the other program joined A by now
+    """, key_file, linger=20.0)
+    try:
+        out = run_peer("""
+            import time
+            cout = pycsp.Channel("A", connect=("127.0.0.1", PORT)).writer()
+            carrier = pycsp.Channel("C", connect=("127.0.0.1", PORT)).writer()
+            try:
+                carrier(cout)
+            except pycsp.ChannelPoisonException:
+                print("REFUSED", 1, flush=True)
+            time.sleep(2.5)  # the home's program ended by now; its agent serves on
+            cout(42)
+            print("WROTE", 42, flush=True)
+            cout.retire()
+        """, key_file, port)
+        assert values(out, "REFUSED") == [1]
+        assert values(out, "WROTE") == [42]
+        code, out, err = finish(proc)
+        assert code == 0, err
+    finally:
+        stop(proc)
