@@ -1,9 +1,13 @@
-"""pycsp.net: cases where the day's three branches (mobile ends, out-of-band frames,
-node death and fencing) meet, found in review.  Two programs on 127.0.0.1 (net_support)."""
+"""pycsp.net where mobile ends, the agent's threads and node death meet: who holds a
+join and who leaves it, when a process ends, a send fails or a process dies.  Two or
+three programs on 127.0.0.1 (net_support)."""
+import sys
+import threading
 import time
 
 import pytest
-from net_support import finish, run_peer, start_home, stop, values
+from conftest import run_script
+from net_support import finish, peer_source, run_peer, start_home, stop, values
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -42,9 +46,6 @@ def test_declaring_a_process_dead_while_the_registry_thread_adopts_an_end():
     registry thread adopts an end that a process of the program sends away (it adds a
     join): the walk must not fail ("dictionary changed size during iteration"), which
     would end the agent's loop, and with it every channel it homes."""
-    import sys
-    import threading
-
     from pycsp.net import _agent
     from pycsp.net._liveness import Peer, PeerWatch
 
@@ -115,8 +116,6 @@ def test_a_process_killed_while_holding_an_end_its_sibling_joined_poisons_the_jo
     home's reader waits for a second message: the join's holder is dead, so its channel
     must be poisoned within the heartbeat timeout, as when the one that joined is killed
     (the sibling holds the join now: its death counts, not the joiner's BYE)."""
-    from conftest import run_script
-    from net_support import peer_source
     heartbeat = (0.25, 2.0)
     proc, port = start_home("""
         A = pycsp.Channel("A")
