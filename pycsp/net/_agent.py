@@ -36,7 +36,8 @@ Mobile ends (``_mobile``): an end of this program's channel that goes to
 another program in a message becomes a join here (``adopt``: the agent keeps
 a copy of the end, which stands for the same join, and homes its channel
 under a made-up name if it was not homed); an end of a channel homed here
-that comes back is the agent's copy again (``reclaim``).  Messages that pass
+that comes back is the agent's copy again (``reclaim``; no other program
+holds it once a reader took the message: a write refused leaves it held).  Messages that pass
 through the agent, both ways, carry ends so: a local end read for a remote
 reader travels as a join of this home.
 """
@@ -120,6 +121,9 @@ class Agent:
         # Joins retired through one holder, which another may still name (an
         # end sent on and used after): answered RETIRED, as a retired end is.
         self.retired_numbers = set()
+        # The joins of this home that the message a thread is unpickling
+        # carries back (``reclaim``): handed back only if a reader takes it.
+        self.unpickling = threading.local()
         self.last_seq = {}  # (incarnation, pid, stream) -> the last sequence number served
         self.replies = queue.SimpleQueue()  # frames that workers want sent
         self.wake_in, self.wake_out = os.pipe()
@@ -202,7 +206,11 @@ class Agent:
         join = self.joins.get(number)
         if join is None:
             return None
-        join.left = True
+        carried = getattr(self.unpickling, "joins", None)
+        if carried is None:
+            join.left = True  # a process of the program received it (the registry)
+        else:
+            carried.append(join)
         return join.end
 
     def note_holder(self, join, op, body):
@@ -361,7 +369,8 @@ class Agent:
     def declare_dead(self, peer):
         """Poison the channels of the joins ``peer`` made (and did not leave)
         and of the joins with an operation of it in progress."""
-        held = [join for number, join in self.joins.items()
+        # list(): the registry thread adds joins meanwhile (adopt)
+        held = [join for number, join in list(self.joins.items())
                 if (number in peer.made and not join.left)
                 or join.pending_from.get(peer.incarnation)]
         channels = list({id(join.channel): join.channel for join in held}.values())
@@ -381,7 +390,7 @@ class Agent:
         without blocking (a party here is waiting for it: the usual case, and
         no thread hand-off), else in the join's worker, in order."""
         op = header.op
-        message = _NOT_READ
+        message, carried = _NOT_READ, ()
         if op == _wire.WRITE:
             if not body:
                 self.reply(identity, header, _wire.ERROR, b"a write without a message")
@@ -394,13 +403,14 @@ class Agent:
                 return
             if size <= _INLINE_UNPICKLE_LIMIT:
                 try:
-                    message = _wire.loads(body)
+                    message, carried = self.load(body)
                 except Exception as exc:
                     self.reply(identity, header, _wire.ERROR, _error_text(exc))
                     return
         if join.pending == 0 and (op != _wire.WRITE or message is not _NOT_READ):
             outcome = self.perform(join, op, message, at_once=True)
             if outcome is not None:
+                _hand_back_if_taken(outcome, carried)
                 self.reply(identity, header, *outcome)
                 self.after(number, join, op)
                 return
@@ -410,7 +420,7 @@ class Agent:
             join.thread = threading.Thread(target=self.serve_join, args=(number, join),
                                            name=f"pycsp.net end {number}", daemon=True)
             join.thread.start()
-        join.requests.put((identity, header, body, message))
+        join.requests.put((identity, header, body, message, carried))
 
     def after(self, number, join, op):
         """Bookkeeping once ``op`` on ``join`` was answered (main thread)."""
@@ -426,14 +436,24 @@ class Agent:
             item = join.requests.get()
             if item is None:
                 return
-            identity, header, body, message = item
+            identity, header, body, message, carried = item
             if message is _NOT_READ and header.op == _wire.WRITE:
                 try:
-                    message = _wire.loads(body)
+                    message, carried = self.load(body)
                 except Exception as exc:
                     self.hand_back(number, join, identity, header, (_wire.ERROR, _error_text(exc)))
                     continue
-            self.hand_back(number, join, identity, header, self.perform(join, header.op, message))
+            outcome = self.perform(join, header.op, message)
+            _hand_back_if_taken(outcome, carried)
+            self.hand_back(number, join, identity, header, outcome)
+
+    def load(self, body):
+        """A WRITE's message, and the joins of this home it carries back."""
+        self.unpickling.joins = carried = []
+        try:
+            return _wire.loads(body), carried
+        finally:
+            self.unpickling.joins = None
 
     def hand_back(self, number, join, identity, header, outcome):
         op, data = outcome
@@ -486,6 +506,14 @@ class Agent:
         # Waits (at most the linger) for queued replies to leave; the
         # workers own no socket, so nothing else holds the context.
         self.context.term()
+
+
+def _hand_back_if_taken(outcome, carried):
+    """A write carrying joins of this home back succeeded: no other program
+    holds them now (a write refused leaves them with their sender)."""
+    if outcome[0] == _wire.OK:
+        for join in carried:
+            join.left = True
 
 
 def _frames_of(body):

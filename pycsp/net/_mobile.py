@@ -25,7 +25,8 @@ reached the home by (two hosts' loopback addresses look alike).
 
 Sending an end adds no join: the end sent and the end that arrives stand for
 one join, as between the OS processes of one program, so retire it in one
-place.  A RemoteChannelEnd that was sent is no longer held by its sender: at
+place.  A RemoteChannelEnd that was sent (a reader took the message: a
+write refused sends nothing) is no longer held by its sender: at
 its exit the sender does not tell the home to stop waiting for it (LEAVE),
 whoever holds it now does.
 
@@ -133,7 +134,7 @@ def _reduce(obj):
     if isinstance(obj, (ShmChannelEndRead, ShmChannelEndWrite)):
         return _local_end(obj)
     if isinstance(obj, (RemoteChannelEndRead, RemoteChannelEndWrite)):
-        obj.moved = True
+        _remote.moving(obj)
         channel = obj.channel
         return arrive_end, (_home_of(channel), channel.name, channel.buffer,
                             channel.max_message, obj.number, obj.is_writer, obj.retired)

@@ -32,6 +32,7 @@ from zmq.utils.monitor import recv_monitor_message
 import csp_ext
 
 from .._errors import ChannelConnectException, ChannelLostException, ChannelSocketException
+from ..processes import _fork
 from . import _heartbeat, _link, _settings, _wire
 
 _ALT_MISSING = (
@@ -321,14 +322,15 @@ def _rebuild_channel(name, address, buffer, max_message, home=0):
 class _RemoteEnd:
     # moved: sent to another program in a message (this one no longer holds
     # it at the home); held: this program holds it (False: it arrived in a
-    # message and has not told the home yet, or it is in a home's agent).
-    __slots__ = ("channel", "number", "retired", "moved", "held")
+    # message and has not told the home yet, or it is in a home's agent);
+    # shared: pickled for another process of this program, which may hold it now.
+    __slots__ = ("channel", "number", "retired", "moved", "held", "shared")
     is_writer = False
 
     def __init__(self, channel: RemoteChannel, number: int, retired: bool = False,
                  held: bool = True) -> None:
         self.channel, self.number, self.retired = channel, number, retired
-        self.moved, self.held = False, held
+        self.moved, self.held, self.shared = False, held, False
         if held and not agent_process:
             _note_made_here(self)
 
@@ -369,6 +371,7 @@ class _RemoteEnd:
         self.channel.poison()
 
     def __reduce__(self):
+        self.shared = True
         return (_rebuild_end, (type(self), self.channel, self.number, self.retired, self.held))
 
     def __repr__(self):
@@ -393,23 +396,40 @@ def _note_made_here(end):
     _made_here[(end.channel.address, end.number)] = end
 
 
-def _leave_at_exit(pid):
+def _leave_at_exit(pid, keep_shared=False):
     """This program ends: tell each home of an end it did not retire, so that
-    the home does not wait for it when it ends itself (_agent.Agent.serve)."""
+    the home does not wait for it when it ends itself (_agent.Agent.serve).
+    ``keep_shared``: not the ends handed to other processes of the program."""
     if os.getpid() != pid:
         return
     for end in list(_made_here.values()):
-        if not end.retired and not end.moved:
+        if not end.retired and not end.moved and not (keep_shared and end.shared):
             try:
                 end.channel._request(_wire.LEAVE, end.number, _HOLDER, timeout=_LEAVE_TIMEOUT)
             except (TimeoutError, ChannelSocketException):
                 pass  # the home is gone or does not answer: nothing waits there
 
 
+def _leave_at_child_end():
+    """A CSP process of pycsp.processes ends by os._exit, which runs no atexit
+    handler: it leaves the ends it made or received from another program here
+    (before its BYE: on_child_end runs the hooks last registered first, and
+    _heartbeat registered its own first).  Not one it handed to another
+    process of the program: LEAVE is the program's, and that one may hold it."""
+    if _made_here_pid == os.getpid():
+        _leave_at_exit(_made_here_pid, keep_shared=True)
+
+
+_fork.on_child_end(_leave_at_child_end)
+
+
 def _rebuild_end(kind, channel, number, retired, held=True):
-    """The end as pickled by a process of this program (the same join): it
-    holds it at the home if the agent handed it on from another program."""
-    end = kind(channel, number, retired, held)
+    """The end as pickled by a process of this program (the same join), or
+    handed on by the agent from another program: the process it arrives in
+    holds it at the home from now on (HOLD: its death poisons the join, not
+    the death or the BYE of the process that sent it), whether the sender
+    held it (``held``) or not."""
+    end = kind(channel, number, retired, held=False)
     end.hold()
     return end
 
@@ -439,7 +459,11 @@ class RemoteChannelEndWrite(_RemoteEnd):
 
     def __call__(self, msg):
         self._check()
-        frames = _wire.dumps(msg)
+        _sending.ends = carried = []
+        try:
+            frames = _wire.dumps(msg)
+        finally:
+            _sending.ends = None
         size = _wire.size(frames)
         if self.channel.max_message and size > self.channel.max_message:
             raise ValueError(f"pycsp.net: a message of {size} bytes pickled is larger than "
@@ -448,6 +472,22 @@ class RemoteChannelEndWrite(_RemoteEnd):
         header, reply = self.channel._request(_wire.WRITE, self.number, frames)
         if header.op != _wire.OK:
             self._outcome(header, reply)
+        for end in carried:  # a reader has them now, not this program
+            end.moved = True
+
+
+# The remote ends that the message being written by this thread carries:
+# moved only once a reader took it (a write refused leaves them held here).
+_sending = threading.local()
+
+
+def moving(end: _RemoteEnd) -> None:
+    """``end`` is being pickled into a message for another program (``_mobile``)."""
+    carried = getattr(_sending, "ends", None)
+    if carried is None:
+        end.moved = True  # not a write of this process's (the agent hands it on)
+    else:
+        carried.append(end)
 
 
 REMOTE_TYPES = (RemoteChannel, RemoteChannelEndRead, RemoteChannelEndWrite)

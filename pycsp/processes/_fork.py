@@ -170,12 +170,13 @@ _child_end_hooks: list = []
 def on_child_end(hook) -> None:
     """Run ``hook()`` in each CSP process started here after its body ended
     (returned or raised) and its result was sent: it leaves with os._exit,
-    which runs no atexit handler (pycsp.net says goodbye to its homes)."""
+    which runs no atexit handler (pycsp.net leaves its ends at their homes,
+    then says goodbye).  As atexit does, the hook registered last runs first."""
     _child_end_hooks.append(hook)
 
 
 def _run_child_end_hooks():
-    for hook in _child_end_hooks:
+    for hook in reversed(_child_end_hooks):
         try:
             hook()
         except Exception:  # noqa: BLE001 - the process's outcome is sent already
