@@ -1,6 +1,7 @@
 """pycsp.net where mobile ends, the agent's threads and node death meet: who holds a
 join and who leaves it, when a process ends, a send fails or a process dies.  Two or
 three programs on 127.0.0.1 (net_support)."""
+import gc
 import sys
 import threading
 import time
@@ -62,8 +63,12 @@ def test_declaring_a_process_dead_while_the_registry_thread_adopts_an_end():
             agent.joins[number] = _agent._Join(None, None)
             adding.set()
 
+    def switch_threads(phase, info):
+        time.sleep(0)  # a collection during the walk lets the adopter run (as a finalizer may)
+
     switch = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
+    gc.callbacks.append(switch_threads)
     adopter = threading.Thread(target=adopt_ends, daemon=True)
     adopter.start()
     try:
@@ -71,6 +76,7 @@ def test_declaring_a_process_dead_while_the_registry_thread_adopts_an_end():
         for _ in range(5):
             agent.declare_dead(Peer(7, 1234, 0.0))
     finally:
+        gc.callbacks.remove(switch_threads)
         done.set()
         adopter.join(10)
         sys.setswitchinterval(switch)

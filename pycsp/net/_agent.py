@@ -369,15 +369,17 @@ class Agent:
     def declare_dead(self, peer):
         """Poison the channels of the joins ``peer`` made (and did not leave)
         and of the joins with an operation of it in progress."""
-        # list(): the registry thread adds joins meanwhile (adopt)
-        held = [join for number, join in list(self.joins.items())
+        # A copy: the registry thread adds joins meanwhile (adopt).  dict.copy()
+        # runs without a switch of threads; list(d.items()) does not (the tuples
+        # it makes may start the garbage collector, which may run Python code).
+        held = [join for number, join in self.joins.copy().items()
                 if (number in peer.made and not join.left)
                 or join.pending_from.get(peer.incarnation)]
         channels = list({id(join.channel): join.channel for join in held}.values())
         for channel in channels:
             channel.poison()
         if channels:
-            names = ", ".join(sorted(repr(name) for name, homed in list(self.channels.items())
+            names = ", ".join(sorted(repr(name) for name, homed in self.channels.copy().items()
                                      if any(homed is c for c in channels)))
             print(f"pycsp.net: no heartbeat from process {peer.pid} of another program for "
                   f"{self.watch.timeout:g} s: declared dead; the channels it held are "
