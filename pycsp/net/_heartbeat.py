@@ -22,7 +22,6 @@ import threading
 import time
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from ..processes import _fork
 from . import _link, _wire
@@ -47,11 +46,7 @@ class _Home:
         self.up = self.was_up = False
 
     def note_events(self):
-        while True:
-            try:
-                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)["event"]
-            except zmq.Again:
-                return
+        for event in _link.pending_events(self.monitor):
             self.up = event == zmq.EVENT_HANDSHAKE_SUCCEEDED
             self.was_up = self.was_up or self.up
 

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import zmq
 from zmq.utils import z85
+from zmq.utils.monitor import recv_monitor_message
 
 from ._keys import KeyPair, new_key_pair, read_key_file
 
@@ -147,3 +148,12 @@ class ZapHandler:
 
     def close(self) -> None:
         self.socket.close(0)
+
+
+def pending_events(monitor: zmq.Socket):
+    """The events a socket's monitor has queued (``get_monitor_socket``), without waiting."""
+    while True:
+        try:
+            yield recv_monitor_message(monitor, zmq.NOBLOCK)["event"]
+        except zmq.Again:
+            return

@@ -27,7 +27,6 @@ import threading
 import time
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 import csp_ext
 
@@ -126,11 +125,7 @@ class _Link:
         self.poller.register(self.monitor, zmq.POLLIN)
 
     def _note_events(self):
-        while True:
-            try:
-                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)["event"]
-            except zmq.Again:
-                return
+        for event in _link.pending_events(self.monitor):
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.handshaken = True
                 self._beat()
