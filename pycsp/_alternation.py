@@ -96,7 +96,10 @@ def _normalize(guard, action, where):
                     f"InputGuard, OutputGuard, SkipGuard or TimeoutGuard)")
 
 
-def _parse_alternation(guards):
+def _parse_alternation(guards, normalize=None, writer_ends=ChannelEndWrite):
+    """Entries for ``guards``; ``normalize`` and ``writer_ends`` let another
+    kind of end (pycsp.net's) reuse the spellings."""
+    normalize = normalize or _normalize
     if isinstance(guards, (str, bytes)) or not hasattr(guards, "__iter__"):
         raise TypeError(f"Alternation takes a list of guards, not {type(guards).__name__}")
     entries = []
@@ -104,19 +107,19 @@ def _parse_alternation(guards):
         where = f"Alternation guard {n}"
         if isinstance(item, dict):
             for g, action in item.items():
-                entries.append(_normalize(g, action, where))
+                entries.append(normalize(g, action, where))
         elif isinstance(item, tuple) and len(item) == 3:
             cout, msg, action = item
-            if not isinstance(cout, ChannelEndWrite):
+            if not isinstance(cout, writer_ends):
                 _other_kinds.check(cout)
                 raise TypeError(f"{where}: (cout, msg, action) needs a writer end first, "
                                 f"not {type(cout).__name__}")
-            entries.append((OutputGuard(cout, msg), cout, _OUTPUT, _check_action(action, where)))
-        elif isinstance(item, tuple) and len(item) == 2 and not isinstance(item[0], ChannelEndWrite):
+            entries.append(normalize((cout, msg), action, where))
+        elif isinstance(item, tuple) and len(item) == 2 and not isinstance(item[0], writer_ends):
             g, action = item
-            entries.append(_normalize(g, action, where))
+            entries.append(normalize(g, action, where))
         else:
-            entries.append(_normalize(item, None, where))
+            entries.append(normalize(item, None, where))
     if not entries:
         raise ValueError("an Alternation needs at least one guard")
     return entries

@@ -19,9 +19,10 @@ their own; processes of other programs that die or go silent past the
 heartbeat timeout: the channels of the ends they joined are poisoned at the
 home, and one that comes back is fenced (``_liveness``, ``_heartbeat``);
 processes on other hosts (``_hosts``, with the launchers ``_launch`` and
-``_placement``).  Not yet: alternation over a channel homed elsewhere
-(NotImplementedError); the cross-host commit protocol that it needs is a
-state machine (``_commit``) that nothing drives yet.  Needs pyzmq
+``_placement``); alternation over channels homed in several programs
+(``_alt`` the alternating side, ``_arms`` the home's, with the core's proxy
+offers).  ``_commit`` is the design model's protocol as a state machine,
+tested on its own; the running protocol is ``_alt``/``_arms``.  Needs pyzmq
 (``pip install "pycsp[net]"``); nothing else of pycsp imports it.
 """
 from typing import TYPE_CHECKING

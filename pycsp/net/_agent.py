@@ -59,6 +59,7 @@ import zmq
 import csp_ext
 
 from . import _link, _mobile, _wire
+from ._arms import Arms, error_text, hand_back_if_taken
 from ._liveness import PeerWatch
 
 # Run as ``python -c BOOT ARENA_FD``: maps the arena before pycsp.processes
@@ -130,6 +131,7 @@ class Agent:
         os.set_blocking(self.wake_in, False)
         os.set_blocking(self.wake_out, False)
         self.dropped = 0
+        self.arms = Arms(self)  # remote parties' alternations (``_arms``)
 
     def bind(self, host, port, timeout, retry_delay):
         """Bind the home socket, retrying a taken port until ``timeout`` (0.9.2's
@@ -169,6 +171,8 @@ class Agent:
             return None
         if kind == "adopt":
             return self.adopt(thing)
+        if kind == "twin":
+            return self.twin(thing)
         if kind == "name":
             return self.name_of(thing)
         if kind == "reclaim":
@@ -198,6 +202,15 @@ class Agent:
         name = self.name_of(end.channel)
         number = next(self.end_numbers)
         self.joins[number] = _Join(self.channels[name], end)
+        return name, number
+
+    def twin(self, end):
+        """(channel name, join number) for an end that a process of this
+        program uses in an alternation with guards homed elsewhere (``_alt``
+        reaches it through this home as any remote party): its program is
+        this one, so the home never waits for it at its exit."""
+        name, number = self.adopt(end)
+        self.joins[number].left = True
         return name, number
 
     def reclaim(self, number):
@@ -245,6 +258,8 @@ class Agent:
                     self.take_request()
                 elif what == self.wake_in:
                     self.send_replies()
+                    if self.arms.poked:
+                        self.arms.on_poke()
                 elif what == stop_fd:
                     if not os.read(stop_fd, 4096):
                         poller.unregister(stop_fd)
@@ -323,7 +338,13 @@ class Agent:
             self.watch.goodbye(header.incarnation)
             self.reply(identity, header, _wire.OK)
             return
-        if op in (_wire.WRITE, _wire.READ, _wire.RETIRE, _wire.LEAVE, _wire.HOLD):
+        if op == _wire.ANSWER:
+            self.arms.answer(identity, header)
+            return
+        if op == _wire.DISARM:
+            self.arms.disarm(header, body)
+            return
+        if op in (_wire.WRITE, _wire.READ, _wire.RETIRE, _wire.LEAVE, _wire.HOLD, _wire.ARM):
             join = self.joins.get(header.ref)
             if join is None and header.ref in self.retired_numbers:
                 self.reply(identity, header, _wire.RETIRED)
@@ -334,6 +355,8 @@ class Agent:
                 if op == _wire.HOLD:  # its holder's death poisons it now, not its sender's
                     self.watch.hand_over(header.ref, header.incarnation)
                 self.reply(identity, header, _wire.OK)
+            elif op == _wire.ARM:
+                self.arms.arm(identity, header, join, body)
             else:
                 self.serve_on(header.ref, join, identity, header, body)
             return
@@ -375,6 +398,7 @@ class Agent:
         held = [join for number, join in self.joins.copy().items()
                 if (number in peer.made and not join.left)
                 or join.pending_from.get(peer.incarnation)]
+        self.arms.peer_dead(peer.incarnation)
         channels = list({id(join.channel): join.channel for join in held}.values())
         for channel in channels:
             channel.poison()
@@ -407,12 +431,12 @@ class Agent:
                 try:
                     message, carried = self.load(body)
                 except Exception as exc:
-                    self.reply(identity, header, _wire.ERROR, _error_text(exc))
+                    self.reply(identity, header, _wire.ERROR, error_text(exc))
                     return
         if join.pending == 0 and (op != _wire.WRITE or message is not _NOT_READ):
             outcome = self.perform(join, op, message, at_once=True)
             if outcome is not None:
-                _hand_back_if_taken(outcome, carried)
+                hand_back_if_taken(outcome, carried)
                 self.reply(identity, header, *outcome)
                 self.after(number, join, op)
                 return
@@ -443,10 +467,10 @@ class Agent:
                 try:
                     message, carried = self.load(body)
                 except Exception as exc:
-                    self.hand_back(number, join, identity, header, (_wire.ERROR, _error_text(exc)))
+                    self.hand_back(number, join, identity, header, (_wire.ERROR, error_text(exc)))
                     continue
             outcome = self.perform(join, header.op, message)
-            _hand_back_if_taken(outcome, carried)
+            hand_back_if_taken(outcome, carried)
             self.hand_back(number, join, identity, header, outcome)
 
     def load(self, body):
@@ -462,6 +486,10 @@ class Agent:
         frames = [identity, _wire.pack(op, 0, os.getpid(), header.stream, header.seq),
                   *_frames_of(data)]
         self.replies.put((number, join, header, frames))
+        self.wake()
+
+    def wake(self):
+        """Wake the main thread (from another thread): replies, or a poke."""
         try:
             os.write(self.wake_out, b"!")
         except BlockingIOError:
@@ -499,23 +527,16 @@ class Agent:
         except csp_ext.ChannelRetireException:
             return _wire.RETIRED, None
         except Exception as exc:
-            return _wire.ERROR, _error_text(exc)
+            return _wire.ERROR, error_text(exc)
 
     def close(self):
+        self.arms.close()
         self.router.close(linger=1000)
         if self.zap is not None:
             self.zap.close()
         # Waits (at most the linger) for queued replies to leave; the
         # workers own no socket, so nothing else holds the context.
         self.context.term()
-
-
-def _hand_back_if_taken(outcome, carried):
-    """A write carrying joins of this home back succeeded: no other program
-    holds them now (a write refused leaves them with their sender)."""
-    if outcome[0] == _wire.OK:
-        for join in carried:
-            join.left = True
 
 
 def _frames_of(body):
@@ -529,10 +550,6 @@ def _copy(frames):
     """Whether to send ``frames`` by copy: a zero-copy send costs more than
     copying a small message (pyzmq tracks the buffer until libzmq frees it)."""
     return all(len(frame) < _ZERO_COPY_FROM for frame in frames)
-
-
-def _error_text(exc):
-    return f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
 
 
 def main():

@@ -52,6 +52,7 @@ class _ProgramSide:
         # stays one join at the agent however often it is sent (kept alive
         # here, so the id is not reused).
         self.adopted: dict[int, tuple[object, str, int]] = {}
+        self.twins: dict[int, tuple[object, object]] = {}  # id(end) -> (end, its twin)
 
     def address(self) -> tuple[str, int]:
         return _node.this_node().address
@@ -73,6 +74,19 @@ class _ProgramSide:
 
     def name_of(self, channel: ShmChannel) -> str:
         return _answer(_node.this_node().ask("name", None, channel))
+
+    def twin(self, end) -> RemoteChannelEndRead | RemoteChannelEndWrite:
+        """An end of this program's node for the same join as ``end``, to
+        choose with guards homed elsewhere (``_guards``); one per end object."""
+        known = self.twins.get(id(end))
+        if known is None:
+            name, number = _answer(_node.this_node().ask("twin", None, end))
+            channel = _remote._rebuild_channel(name, self.address(), end.channel.buffer,
+                                               self.max_message(), self.number() or 0)
+            kind = RemoteChannelEndWrite if isinstance(end, ShmChannelEndWrite) \
+                else RemoteChannelEndRead
+            known = self.twins[id(end)] = (end, kind(channel, number, held=False))
+        return known[1]
 
     def reclaim(self, number: int):
         return _answer(_node.this_node().ask("reclaim", number))

@@ -9,8 +9,8 @@ makes its own.
 
 Joins: ``reader()``/``writer()`` join the home's channel as one more reader
 or writer (one round trip); the join belongs to the home's agent, which
-holds it until the end retires.  Ends of such a channel cannot take part in
-an alternation yet (NotImplementedError: see ``refuse_alternation``).
+holds it until the end retires.  Ends of such a channel take part in
+alternations through ``_alt`` (the commit protocol across homes).
 
 An end can also arrive in a message (``_mobile``): it stands for the join
 that was sent, and registers its program with the home as the join's holder
@@ -33,17 +33,6 @@ import csp_ext
 from .._errors import ChannelConnectException, ChannelLostException, ChannelSocketException
 from ..processes import _fork
 from . import _heartbeat, _link, _settings, _wire
-
-_ALT_MISSING = (
-    "alternation over a channel homed in another program needs pycsp.net's cross-host "
-    "commit protocol (issue #16; models/README.md), which is not built yet: read or write "
-    "such an end outside Alternation/AltSelect/PriSelect/FairSelect/InputGuard/OutputGuard, "
-    "or home the channel in this program")
-
-
-def refuse_alternation(end: object) -> NotImplementedError:
-    return NotImplementedError(f"pycsp.net (first slice): {end!r}: {_ALT_MISSING}")
-
 
 _LAST_REPLY_GRACE_MS = 200
 _LEAVE_TIMEOUT = 1.0
@@ -120,6 +109,7 @@ class _Link:
         self.handshaken = False
         self.beating = False  # this process sends the home heartbeats
         self.lost = False
+        self.claims = []  # CLAIMs that came while waiting for a reply (``_alt``)
         self.poller = zmq.Poller()
         self.poller.register(self.socket, zmq.POLLIN)
         self.poller.register(self.monitor, zmq.POLLIN)
@@ -186,8 +176,10 @@ class _Link:
                     ready = dict(self.poller.poll(_LAST_REPLY_GRACE_MS))
             if self.socket in ready:
                 reply = self._receive()
-                header = _wire.parse(reply[0], _wire.REPLIES)
-                if header is not None and header.seq == self.seq:
+                header = _wire.parse(reply[0], _wire.FROM_HOME)
+                if header is not None and header.op == _wire.CLAIM:
+                    self.claims.append(header)  # for the alternation that armed it (``_alt``)
+                elif header is not None and header.seq == self.seq:
                     self.handshaken = True
                     self._beat()
                     if header.op == _wire.FENCED:
@@ -210,6 +202,21 @@ class _Link:
         # The home is there (the end came from it), and from now on it watches
         # this process, which may send nothing else for a long time.
         self._beat()
+
+    def take_claims(self):
+        """Without waiting: the CLAIMs that came (kept while waiting for replies,
+        then read from the socket); replies to older requests are dropped.
+        ChannelLostException if the home is lost."""
+        while self.socket.poll(0):
+            header = _wire.parse(self._receive()[0], _wire.FROM_HOME)
+            if header is not None and header.op == _wire.CLAIM:
+                self.claims.append(header)
+        if self.monitor.poll(0):
+            self._note_events()
+        if self.lost and not self.claims:
+            raise self._lost()
+        claims, self.claims = self.claims, []
+        return claims
 
     def _receive(self):
         """A reply's frames, as bytes, but a big one as the zmq.Frame received:

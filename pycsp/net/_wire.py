@@ -12,6 +12,13 @@ stays, as a local end that was never retired does).  HOLD tells it that a
 program now holds an end that arrived in a message (``_mobile``); a LEAVE
 counts only from the program that holds the end.
 
+ARM, DISARM, ANSWER and CLAIM are an alternation over ends homed in other
+programs (``_alt`` is the alternating side, ``_arms`` the home's): ARM tries
+one guard at its home and, if it is not ready, leaves it armed there (ARMED);
+a home that finds a guard ready CLAIMs the party, which ANSWERs (yes: the
+reply is the guard's commit, DATA or OK, or RELEASED); DISARM withdraws every
+guard of an alternation that ended.
+
 PING is a process's heartbeat to a home it talks to (no reply while the
 home counts it alive); BYE says that the process ends normally, so the home
 stops watching it (answered OK).  FENCED answers any request of a process
@@ -42,10 +49,23 @@ VERSION = 1
 
 # Requests (program -> home)
 HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE, HOLD, PING, BYE = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
-REQUESTS = frozenset((HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE, HOLD, PING, BYE))
+ARM, DISARM, ANSWER = 11, 12, 13  # alternation across homes (``_alt``, ``_arms``)
+REQUESTS = frozenset((HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE, HOLD, PING, BYE,
+                      ARM, DISARM, ANSWER))
 # Replies (home -> program)
 OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED, FENCED = 20, 21, 22, 23, 24, 25, 26, 27
-REPLIES = frozenset((OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED, FENCED))
+ARMED, RELEASED = 29, 30
+REPLIES = frozenset((OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED, FENCED,
+                     ARMED, RELEASED))
+# Sent by a home unasked, to a process whose alternation it armed: "may this
+# guard commit?" (seq: the alternation, ref: the claim's number).
+CLAIM = 28
+FROM_HOME = REPLIES | {CLAIM}
+# ARM's first body frame: the alternating party (a number per thread; the
+# header's incarnation names the process), its alternation, the guard's index
+# in it, and whether to try only (never arm).
+ARM_BODY = struct.Struct("!QQqB")
+DISARM_BODY = struct.Struct("!QQ")  # the party and its alternation
 
 _HEADER = struct.Struct("!2sBBQIIQq")  # magic, version, op, incarnation, pid, stream, seq, ref
 HOLDER = struct.Struct("!Q")  # HOLD's and LEAVE's body: the program that holds the end

@@ -1,0 +1,209 @@
+"""An alternation over ends of channels homed in other programs: the alternating side.
+
+The commit point of an alternation in one program is a compare-and-swap on
+the alternating party's record (rules/match.h, C1).  Across programs the
+party is its own arbiter: one thread, which says yes to at most one home at
+a time, so that exactly one guard commits.
+
+1. In guard order, each channel guard is ARMed at its home (one round trip).
+   The home tries it at once (a party there waits for it: it commits, and
+   the alternation is done) or keeps it armed and answers ARMED.  A Skip (or
+   a Timeout of no time) ends the pass: the guards before it are only tried,
+   never left armed (the home answers ARMED without keeping them).
+2. Then the party waits for a home to CLAIM it: a home claims an armed
+   guard when it finds it ready (``_arms``: a party of the home's program
+   came, or another program's armed guard matches it).  The party ANSWERs
+   the first claim; the reply is the commit of that guard (DATA or OK) or
+   RELEASED (its partner went away meanwhile: the party waits on).  Claims
+   that come meanwhile wait for that reply, so a home that holds another
+   party's claim never waits on a party that waits on it (homes claim two
+   parties in a fixed order: ``_arms``).
+3. Once it committed, timed out or failed, the party DISARMs its guards at
+   every home that holds one (claims still in flight there are dropped).
+
+A Timeout guard is the wait's deadline; it is chosen only if no home holds
+a claim of the party then.  PriSelect's order holds for the guards tried in
+step 1; afterwards whichever home claims first wins (AltSelect's any), and
+FairSelect starts step 1 at a guard chosen at random.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import threading
+import time
+
+import zmq
+
+import csp_ext
+
+from .._errors import ChannelSocketException
+from . import _wire
+from ._remote import _link_to, _sending
+
+
+class RemoteInputGuard:
+    """An input guard on an end of a channel homed in another program."""
+
+    __slots__ = ("end", "action")
+
+    def __init__(self, end, action=None):
+        self.end, self.action = end, action
+
+
+class RemoteOutputGuard:
+    """An output guard on an end of a channel homed in another program."""
+
+    __slots__ = ("end", "msg", "action")
+
+    def __init__(self, end, msg, action=None):
+        self.end, self.msg, self.action = end, msg, action
+
+
+class _Party(threading.local):
+    """This thread as an alternating party: its number (with the process's
+    incarnation, it names the party at every home) and its alternations."""
+
+    numbers = itertools.count(1)
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.number = next(_Party.numbers)
+        self.alternations = itertools.count(1)
+
+
+_party = _Party()
+
+
+def _reset_at_fork():
+    _Party.numbers = itertools.count(1)  # the child's incarnation is new: numbers may repeat
+
+
+os.register_at_fork(after_in_child=_reset_at_fork)
+
+
+def choose(guards, fair=False):
+    """Commit exactly one of ``guards``: (position, message read or None).
+
+    ``guards``: in scan order, each RemoteInputGuard, RemoteOutputGuard,
+    SkipGuard or TimeoutGuard."""
+    if fair:
+        start = random.randrange(len(guards))
+        order = list(range(start, len(guards))) + list(range(start))
+    else:
+        order = list(range(len(guards)))
+    alternation = next(_party.alternations)
+    armed = {}  # link -> True: homes that keep a guard of this alternation
+    carried = {}  # position -> the ends its message carries (output guards)
+    deadline = None
+    try:
+        for position in order:
+            guard = guards[position]
+            if isinstance(guard, csp_ext.SkipGuard):
+                return position, None
+            if isinstance(guard, csp_ext.TimeoutGuard):
+                if guard.seconds <= 0:
+                    return position, None
+                if deadline is None or time.monotonic() + guard.seconds < deadline[0]:
+                    deadline = (time.monotonic() + guard.seconds, position)
+                continue
+            try_only = _ends_early(guards, order, position)
+            outcome = _arm(guard, position, alternation, try_only, carried)
+            if outcome is not None:
+                return position, outcome[0]
+            if not try_only:
+                armed[_link_to(guard.end.channel.address)] = True
+        return _wait(guards, armed, deadline, alternation, carried)
+    finally:
+        _disarm(armed, alternation)
+
+
+def _ends_early(guards, order, position):
+    """Whether a Skip or a Timeout of no time comes after ``position``."""
+    later = order[order.index(position) + 1:]
+    return any(isinstance(guards[p], csp_ext.SkipGuard)
+               or (isinstance(guards[p], csp_ext.TimeoutGuard) and guards[p].seconds <= 0)
+               for p in later)
+
+
+def _arm(guard, position, alternation, try_only, carried_by):
+    """ARM one guard at its home: (message,) if it committed, None if armed."""
+    end = guard.end
+    end._check()
+    body = [_wire.ARM_BODY.pack(_party.number, alternation, position, 1 if try_only else 0)]
+    carried = ()
+    if isinstance(guard, RemoteOutputGuard):
+        _sending.ends = carried = carried_by[position] = []
+        try:
+            frames = _wire.dumps(guard.msg)
+        finally:
+            _sending.ends = None
+        size = _wire.size(frames)
+        if end.channel.max_message and size > end.channel.max_message:
+            raise ValueError(f"pycsp.net: a message of {size} bytes pickled is larger than "
+                             f"channel {end.channel.name!r}'s home accepts "
+                             f"({end.channel.max_message}; configure(max_message=) there)")
+        body += frames
+    header, reply = end.channel._request(_wire.ARM, end.number, body)
+    if header.op == _wire.ARMED:
+        return None
+    return (_committed(guard, header, reply, carried),)
+
+
+def _committed(guard, header, reply, carried):
+    """The message of a guard that committed (None for an output guard)."""
+    end = guard.end
+    if header.op == _wire.DATA:
+        return _wire.loads(reply)
+    if header.op == _wire.OK:
+        for moved in carried:  # a reader has them now
+            moved.moved = True
+        return None
+    end._outcome(header, reply)
+    raise ChannelSocketException(end.channel.address, f"pycsp.net: unexpected reply "
+                                 f"{header.op} to an alternation")
+
+
+def _wait(guards, armed, deadline, alternation, carried):
+    """Wait for a claim of a home that keeps a guard, answer it: the commit."""
+    poller = zmq.Poller()
+    for link in armed:
+        poller.register(link.socket, zmq.POLLIN)
+        poller.register(link.monitor, zmq.POLLIN)
+    while True:
+        for link in armed:
+            for claim in link.take_claims():
+                outcome = _answer(guards, link, claim, alternation, carried)
+                if outcome is not None:
+                    return outcome
+        if deadline is not None and time.monotonic() >= deadline[0]:
+            return deadline[1], None
+        wait = None if deadline is None else max(0.0, deadline[0] - time.monotonic()) * 1000
+        poller.poll(wait)
+
+
+def _answer(guards, link, claim, alternation, carried):
+    """Say yes to a home's claim: (position, message) if the guard committed,
+    None if the home released the party (or the claim is of an earlier
+    alternation, which ended: the home dropped it on that one's DISARM)."""
+    if claim.seq != alternation:
+        return None
+    header, reply = link.request(_wire.ANSWER, claim.ref)
+    if header.op == _wire.RELEASED:
+        return None
+    position = header.ref
+    if not 0 <= position < len(guards):
+        raise ChannelSocketException(link.address, "pycsp.net: a home committed a guard "
+                                     "that the alternation does not have")
+    return position, _committed(guards[position], header, reply, carried.get(position, ()))
+
+
+def _disarm(armed, alternation):
+    """Withdraw the alternation's guards at every home that keeps one."""
+    body = _wire.DISARM_BODY.pack(_party.number, alternation)
+    for link in armed:
+        try:
+            link.send_only(_wire.DISARM, 0, body)
+        except zmq.ZMQError:
+            pass  # a home gone keeps nothing

@@ -1,0 +1,289 @@
+"""An alternation over ends of channels homed in other programs: the home's side.
+
+A remote party's guard that was not ready when it came (ARM) is kept armed
+here until a partner comes, its alternation ends (DISARM) or its process is
+declared dead.  Partners are found two ways:
+
+- In the core: a party of this program (or a remote party's plain read or
+  write, which the agent performs in the core) on the guard's channel.  The
+  core's commit needs a record to claim, which a remote party has not here,
+  so the agent keeps a *proxy offer* in the channel's queue instead
+  (``csp_ext._ShmProxy``): a party that pops it cannot claim it, drops it,
+  queues itself as usual, and wakes the agent.  ``arm`` of the proxy looks
+  for a partner and links the offer in one step under the channel's lock,
+  so no partner goes unnoticed between the two.
+- Here: a remote party's armed guard against another one's of the opposite
+  direction on a rendezvous channel (neither is in the core's queues).
+
+Either way the agent CLAIMs the remote party (two, in a fixed order: the
+lower party first, so that homes claiming the same parties never wait on
+each other) and only when it said yes makes the commit: an attempt that does
+not block in the core (a select with a Skip; if the partner went away
+meanwhile, the party is RELEASED and its guard stays armed), or the message
+handed from one armed writer to one armed reader.  So a remote party
+commits exactly one guard (``_alt``) and a party here is committed by the
+core's own claim.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+
+import csp_ext
+
+from . import _wire
+
+
+class _Arm:
+    """One armed guard of a remote party's alternation."""
+
+    __slots__ = ("party", "alternation", "number", "join", "position", "is_write", "frames",
+                 "message", "carried", "identity", "pid", "stream", "claim")
+
+    def __init__(self, party, alternation, number, join, position, is_write, frames, message,
+                 carried, identity, header):
+        self.party, self.alternation = party, alternation
+        self.number, self.join, self.position = number, join, position
+        self.is_write, self.frames, self.message, self.carried = is_write, frames, message, carried
+        self.identity, self.pid, self.stream = identity, header.pid, header.stream
+        self.claim = None  # the number of the claim in flight for it
+
+
+class _Match:
+    """A commit in the making: claims of one armed guard (against the core)
+    or of an armed reader and an armed writer (the first claimed first)."""
+
+    __slots__ = ("number", "arms", "answers")
+
+    def __init__(self, number, arms):
+        self.number, self.arms = number, arms
+        self.answers = {}  # arm -> (identity, header) of its party's yes, awaiting the outcome
+
+
+class Arms:
+    def __init__(self, agent):
+        self.agent = agent
+        self.by_alternation = {}  # (party, alternation) -> [_Arm]
+        self.by_channel = {}  # channel offset -> (channel, [reader arms], [writer arms])
+        self.matches = {}  # claim number -> _Match
+        self.busy = set()  # (offset, is_write): a match in flight for that side
+        self.claim_numbers = itertools.count(1)
+        self.proxy = None
+        self.poked = False
+
+    # -- requests (the agent's main thread) -------------------------------
+
+    def arm(self, identity, header, join, body):
+        """ARM: try the guard at once; if it is not ready, keep it armed."""
+        agent = self.agent
+        if not body or len(body[0]) != _wire.ARM_BODY.size:
+            agent.reply(identity, header, _wire.ERROR, b"an ARM without its guard")
+            return
+        party_number, alternation, position, try_only = _wire.ARM_BODY.unpack(body[0])
+        is_write = isinstance(join.end, csp_ext.ShmChannelEndWrite)
+        frames, message, carried = body[1:], None, ()
+        if is_write:
+            if not frames:
+                agent.reply(identity, header, _wire.ERROR, b"an output guard without a message")
+                return
+            size = _wire.size(frames)
+            if size > agent.max_message:
+                agent.reply(identity, header, _wire.ERROR,
+                            f"a message of {size} bytes is larger than max_message".encode())
+                return
+            try:
+                message, carried = agent.load(frames)
+            except Exception as exc:
+                agent.reply(identity, header, _wire.ERROR, error_text(exc))
+                return
+        outcome = agent.perform(join, _wire.WRITE if is_write else _wire.READ, message,
+                                at_once=True)
+        if outcome is not None:
+            hand_back_if_taken(outcome, carried)
+            agent.reply(identity, header, *outcome, ref=position)
+            return
+        agent.reply(identity, header, _wire.ARMED)
+        if try_only:
+            return
+        arm = _Arm((header.incarnation, party_number), alternation, header.ref, join, position,
+                   is_write, frames, message, carried, identity, header)
+        self.by_alternation.setdefault((arm.party, alternation), []).append(arm)
+        offset = join.channel._offset
+        entry = self.by_channel.get(offset)
+        if entry is None:
+            entry = self.by_channel[offset] = (join.channel, [], [])
+        entry[2 if is_write else 1].append(arm)
+        self._start_proxy()
+        self.match(offset)
+
+    def disarm(self, header, body):
+        """DISARM: the party's alternation ended; drop its guards (no reply)."""
+        if body and len(body[0]) == _wire.DISARM_BODY.size:
+            party_number, alternation = _wire.DISARM_BODY.unpack(body[0])
+            self.drop((header.incarnation, party_number), alternation)
+
+    def answer(self, identity, header):
+        """ANSWER: the party says yes to claim ``header.ref``."""
+        match = self.matches.get(header.ref)
+        arm = None if match is None else next(
+            (a for a in match.arms if a.claim == header.ref and a.stream == header.stream
+             and a.party[0] == header.incarnation), None)
+        if arm is None:  # a claim dropped meanwhile (its partner's alternation ended)
+            self.agent.reply(identity, header, _wire.RELEASED)
+            return
+        match.answers[arm] = (identity, header)
+        if len(match.answers) < len(match.arms):
+            self.claim(match.arms[len(match.answers)], match)  # the second party now
+        elif len(match.arms) == 1:
+            self.commit_in_core(match)
+        else:
+            self.commit_pair(match)
+
+    def peer_dead(self, incarnation):
+        """A process declared dead: its alternations end."""
+        for party, alternation in [key for key in self.by_alternation if key[0][0] == incarnation]:
+            self.drop(party, alternation)
+
+    def on_poke(self):
+        """A party popped a proxy offer: look at every channel with guards armed."""
+        self.poked = False
+        for offset in list(self.by_channel):
+            self.match(offset)
+
+    # -- matching -----------------------------------------------------------
+
+    def match(self, offset):
+        """Start a match for each side of the channel that has an armed guard
+        not being claimed, if its partner is here; else leave the proxy linked."""
+        entry = self.by_channel.get(offset)
+        if entry is None:
+            return
+        channel, readers, writers = entry
+        if not readers and not writers:
+            del self.by_channel[offset]
+            if self.proxy is not None:
+                self.proxy.disarm(channel, False)
+                self.proxy.disarm(channel, True)
+            return
+        for is_write, arms in ((False, readers), (True, writers)):
+            if (offset, is_write) in self.busy:
+                continue
+            free = [arm for arm in arms if arm.claim is None]
+            if not free:
+                if not arms:
+                    self.proxy.disarm(channel, is_write)
+                continue
+            if not is_write and channel.buffer == 0 and (offset, True) not in self.busy:
+                pair = next(((r, w) for r in free for w in writers
+                             if w.claim is None and w.party != r.party), None)
+                if pair is not None:
+                    self.proxy.disarm(channel, False)
+                    self.proxy.disarm(channel, True)
+                    self.busy.update(((offset, False), (offset, True)))
+                    first, second = sorted(pair, key=lambda a: a.party)
+                    self.claim(first, _Match(next(self.claim_numbers), [first, second]))
+                    break
+            if self.proxy.arm(channel, is_write):
+                self.busy.add((offset, is_write))
+                self.claim(free[0], _Match(next(self.claim_numbers), [free[0]]))
+
+    def claim(self, arm, match):
+        """Ask ``arm``'s party whether the guard may commit (it answers with ANSWER)."""
+        arm.claim = match.number
+        self.matches[match.number] = match
+        self.agent.router.send_multipart(
+            [arm.identity, _wire.pack(_wire.CLAIM, self.agent.home, os.getpid(), arm.stream,
+                                      arm.alternation, match.number)])
+
+    def commit_in_core(self, match):
+        (arm,) = match.arms
+        agent = self.agent
+        outcome = agent.perform(arm.join, _wire.WRITE if arm.is_write else _wire.READ,
+                                arm.message, at_once=True)
+        identity, header = match.answers[arm]
+        self.end_match(match)
+        if outcome is None:  # the partner went away: the guard stays armed
+            agent.reply(identity, header, _wire.RELEASED)
+        else:
+            hand_back_if_taken(outcome, arm.carried)
+            agent.reply(identity, header, *outcome, ref=arm.position)
+            self.drop(arm.party, arm.alternation)
+        self.match(arm.join.channel._offset)
+
+    def commit_pair(self, match):
+        """Hand the armed writer's message to the armed reader (both said yes)."""
+        reader, writer = sorted(match.arms, key=lambda a: a.is_write)
+        agent = self.agent
+        channel = reader.join.channel
+        self.end_match(match)
+        if channel.statistics()["poisoned"]:
+            outcomes = {reader: (_wire.POISONED, None), writer: (_wire.POISONED, None)}
+        else:
+            # The message goes on as its writer's frames: ends in it that
+            # belong to this home stay with the reader, as a join of this home.
+            outcomes = {reader: (_wire.DATA, writer.frames), writer: (_wire.OK, None)}
+        for arm, (op, body) in outcomes.items():
+            identity, header = match.answers[arm]
+            agent.reply(identity, header, op, body, ref=arm.position)
+            self.drop(arm.party, arm.alternation)
+        self.match(channel._offset)
+
+    def end_match(self, match):
+        self.matches.pop(match.number, None)
+        for arm in match.arms:
+            arm.claim = None
+            self.busy.discard((arm.join.channel._offset, arm.is_write))
+
+    def drop(self, party, alternation):
+        """Drop every guard of an alternation; a match in flight with one of
+        them is cancelled (a partner that said yes already is RELEASED)."""
+        arms = self.by_alternation.pop((party, alternation), ())
+        offsets = set()
+        for arm in arms:
+            entry = self.by_channel.get(arm.join.channel._offset)
+            if entry is not None:
+                side = entry[2 if arm.is_write else 1]
+                if arm in side:
+                    side.remove(arm)
+            offsets.add(arm.join.channel._offset)
+            match = self.matches.get(arm.claim) if arm.claim is not None else None
+            if match is not None:
+                for other, (identity, header) in match.answers.items():
+                    if other is not arm:
+                        self.agent.reply(identity, header, _wire.RELEASED)
+                self.end_match(match)
+                offsets.update(a.join.channel._offset for a in match.arms)
+        for offset in offsets:
+            self.match(offset)
+
+    # -- the proxy's thread -----------------------------------------------
+
+    def _start_proxy(self):
+        if self.proxy is None:
+            self.proxy = csp_ext._ShmProxy()
+            threading.Thread(target=self._wait_for_pokes, name="pycsp.net proxy",
+                             daemon=True).start()
+
+    def _wait_for_pokes(self):
+        while True:
+            if self.proxy.wait(None):
+                self.poked = True
+                self.agent.wake()
+
+    def close(self):
+        if self.proxy is not None:
+            self.proxy.close()
+
+
+def hand_back_if_taken(outcome, carried):
+    """A write carrying joins of this home back succeeded: no other program
+    holds them now (a write refused leaves them with their sender)."""
+    if outcome[0] == _wire.OK:
+        for join in carried:
+            join.left = True
+
+
+def error_text(exc):
+    return f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
+

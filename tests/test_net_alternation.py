@@ -1,0 +1,365 @@
+"""Alternation over channels homed in other programs (pycsp.net, issue #16 item 2).
+
+Every test runs real programs on 127.0.0.1: homes (``start_home``) and peers
+(``run_peer``/``start_script``), with CurveZMQ.  What must hold is API.md's:
+exactly one guard of an alternation commits, whoever its partner is (a
+process of the home, a remote plain read or write, or another program's
+alternation), and every message is received exactly once.
+"""
+import collections
+import signal
+import time
+
+import pytest
+from net_support import finish, peer_source, run_peer, start_home, stop, values
+
+from conftest import start_script
+
+pytest.importorskip("zmq")
+
+pytestmark = pytest.mark.timeout(180)
+
+# A home of channel NAME whose process writes the values of WRITES, one every
+# DELAY seconds, then serves on (the test stops it).
+WRITING_HOME = """
+    C = pycsp.Channel({name!r})
+    print("PORT", C.address[1], flush=True)
+    @pycsp.process
+    def write(cout):
+        import time
+        for value in {writes!r}:
+            time.sleep({delay})
+            cout(value)
+        print("WROTE", "all", flush=True)
+    pycsp.Parallel(write(-C))
+    import time; time.sleep(120)
+"""
+
+# A home of channel NAME with nobody of its own on it.
+IDLE_HOME = """
+    C = pycsp.Channel({name!r}{buffer})
+    print("PORT", C.address[1], flush=True)
+    import time; time.sleep(120)
+"""
+
+
+def idle_home(key_file, name, buffer=0):
+    return start_home(IDLE_HOME.format(name=name, buffer=f", buffer={buffer}" if buffer else ""),
+                      key_file)
+
+
+def test_an_alternation_reads_from_two_homes_as_their_writers_come(key_file):
+    """Guards on channels homed in two programs; each home's own process writes
+    later than the alternation armed: each message is read exactly once."""
+    home_a, port_a = start_home(WRITING_HOME.format(name="A", writes=[1, 2], delay=0.3),
+                                key_file)
+    home_b, port_b = start_home(WRITING_HOME.format(name="B", writes=[10, 20], delay=0.5),
+                                key_file)
+    try:
+        out = run_peer("""
+            a = +pycsp.Channel("A", connect=("127.0.0.1", PORT[0]))
+            b = +pycsp.Channel("B", connect=("127.0.0.1", PORT[1]))
+            for _ in range(4):
+                print("GOT", pycsp.AltSelect(a, b)[1], flush=True)
+        """, key_file, (port_a, port_b))
+        assert sorted(values(out, "GOT")) == [1, 2, 10, 20]
+    finally:
+        stop(home_a)
+        stop(home_b)
+
+
+def test_an_output_guard_commits_once_and_the_other_home_gets_nothing(key_file, tmp_path):
+    """PriSelect over two output guards: the home with a reader takes its
+    message; the other guard was armed and is withdrawn, so a reader that
+    comes there later finds no writer."""
+    flag = tmp_path / "peer-done"
+    home_a, port_a = start_home("""
+        C = pycsp.Channel("A")
+        print("PORT", C.address[1], flush=True)
+        @pycsp.process
+        def read(cin):
+            import time; time.sleep(0.5)
+            print("A-READ", cin(), flush=True)
+        pycsp.Parallel(read(+C))
+        import time; time.sleep(120)
+    """, key_file)
+    home_b, port_b = start_home("""
+        C = pycsp.Channel("B")
+        print("PORT", C.address[1], flush=True)
+        import os, time
+        while not os.path.exists(FLAG):  # the peer is done
+            time.sleep(0.05)
+        print("B-LATE", pycsp.AltSelect(+C, pycsp.TimeoutGuard(0.5))[1], flush=True)
+        import time; time.sleep(120)
+    """.replace("FLAG", repr(str(flag))), key_file)
+    try:
+        out = run_peer("""
+            a = -pycsp.Channel("A", connect=("127.0.0.1", PORT[0]))
+            b = -pycsp.Channel("B", connect=("127.0.0.1", PORT[1]))
+            guard, _ = pycsp.PriSelect((b, "to-b"), (a, "to-a"))
+            print("CHOSE", repr("a" if guard is a else "b"), flush=True)
+        """, key_file, (port_a, port_b))
+        assert values(out, "CHOSE") == ["a"]
+        flag.touch()
+        assert home_a.stdout.readline().split() == ["A-READ", "to-a"]
+        assert home_b.stdout.readline().split() == ["B-LATE", "None"]
+    finally:
+        stop(home_a)
+        stop(home_b)
+
+
+def test_two_programs_alternating_on_one_channel_homed_in_a_third_meet(key_file):
+    """Neither party is in the home's core: the home matches the two armed
+    guards itself (claims both, hands the message over)."""
+    home, port = idle_home(key_file, "A")
+    try:
+        reader = start_script(peer_source("""
+            cin = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            other = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            guard, msg = pycsp.AltSelect(cin, pycsp.TimeoutGuard(30))
+            print("READ", repr(msg), flush=True)
+        """, key_file, port))
+        time.sleep(1.0)  # the reader is armed first
+        out = run_peer("""
+            cout = -pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            print("WROTE", pycsp.AltSelect((cout, {"n": 5}), pycsp.TimeoutGuard(30))[0] is cout,
+                  flush=True)
+        """, key_file, port)
+        assert values(out, "WROTE") == [True]
+        code, out, err = finish(reader)
+        assert code == 0, err
+        assert values(out, "READ") == [{"n": 5}]
+    finally:
+        stop(home)
+
+
+def test_every_message_is_read_exactly_once_by_competing_alternations(key_file):
+    """Writers in two programs write numbered messages to channels homed in two
+    others; two programs alternate over both channels, and the homes' own
+    processes alternate too: the union of what was read is what was written."""
+    n = 60
+    readers_home = """
+        C = pycsp.Channel({name!r})
+        D = pycsp.Channel({name!r} + "-done", buffer=100)
+        print("PORT", C.address[1], flush=True)
+        @pycsp.process
+        def local_reader(cin):
+            import time
+            got = []
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                guard, msg = pycsp.AltSelect(cin, pycsp.TimeoutGuard(1.5))
+                if guard is cin:
+                    got.append(msg)
+                elif got:
+                    break
+            print("LOCAL", repr(got), flush=True)
+        pycsp.Parallel(local_reader(+C))
+        import time; time.sleep(120)
+    """
+    home_a, port_a = start_home(readers_home.format(name="A"), key_file)
+    home_b, port_b = start_home(readers_home.format(name="B"), key_file)
+    reader_source = """
+        a = +pycsp.Channel("A", connect=("127.0.0.1", PORT[0]))
+        b = +pycsp.Channel("B", connect=("127.0.0.1", PORT[1]))
+        got = []
+        while True:
+            guard, msg = pycsp.AltSelect(a, b, pycsp.TimeoutGuard(3))
+            if guard is not a and guard is not b:
+                break
+            got.append(msg)
+        print("GOT", repr(got), flush=True)
+    """
+    writer_source = """
+        a = -pycsp.Channel("A", connect=("127.0.0.1", PORT[0]))
+        b = -pycsp.Channel("B", connect=("127.0.0.1", PORT[1]))
+        for i in range({n}):
+            (a if i % 2 else b)(({tag!r}, i))
+    """
+    ports = (port_a, port_b)
+    try:
+        readers = [start_script(peer_source(reader_source, key_file, ports)) for _ in range(2)]
+        writers = [start_script(peer_source(writer_source.format(n=n, tag=tag), key_file, ports))
+                   for tag in ("w1", "w2")]
+        for proc in writers:
+            code, out, err = finish(proc, timeout=120)
+            assert code == 0, err
+        got = []
+        for proc in readers:
+            code, out, err = finish(proc, timeout=60)
+            assert code == 0, err
+            got += values(out, "GOT")[0]
+        for home in (home_a, home_b):
+            line = home.stdout.readline()
+            assert line.startswith("LOCAL "), line
+            got += values(line, "LOCAL")[0]
+        counts = collections.Counter(got)
+        assert sorted(counts) == sorted((tag, i) for tag in ("w1", "w2") for i in range(n))
+        assert set(counts.values()) == {1}
+    finally:
+        stop(home_a)
+        stop(home_b)
+
+
+def test_skip_only_tries_and_leaves_nothing_armed(key_file, tmp_path):
+    """With a Skip, nothing ready: Skip is chosen, and no guard stays armed at
+    the home (a writer that comes later is not taken by it)."""
+    flag = tmp_path / "peer-done"
+    home, port = start_home("""
+        C = pycsp.Channel("A")
+        print("PORT", C.address[1], flush=True)
+        import os, time
+        while not os.path.exists(FLAG):  # the peer is done
+            time.sleep(0.05)
+        cout = -C
+        print("LATE", pycsp.AltSelect((cout, 1), pycsp.TimeoutGuard(0.5))[0] is cout, flush=True)
+        import time; time.sleep(120)
+    """.replace("FLAG", repr(str(flag))), key_file)
+    try:
+        out = run_peer("""
+            cin = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            guard, msg = pycsp.PriSelect(cin, pycsp.SkipGuard())
+            print("SKIPPED", isinstance(guard, pycsp.SkipGuard), flush=True)
+        """, key_file, port)
+        assert values(out, "SKIPPED") == [True]
+        flag.touch()
+        assert home.stdout.readline().split() == ["LATE", "False"]
+    finally:
+        stop(home)
+
+
+def test_a_timeout_ends_the_wait_and_withdraws_the_guards(key_file, tmp_path):
+    flag = tmp_path / "peer-done"
+    home, port = start_home("""
+        C = pycsp.Channel("A")
+        print("PORT", C.address[1], flush=True)
+        import os, time
+        while not os.path.exists(FLAG):  # the peer is done
+            time.sleep(0.05)
+        cout = -C
+        print("LATE", pycsp.AltSelect((cout, 1), pycsp.TimeoutGuard(0.5))[0] is cout, flush=True)
+        import time; time.sleep(120)
+    """.replace("FLAG", repr(str(flag))), key_file)
+    try:
+        out = run_peer("""
+            import time
+            cin = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            t0 = time.monotonic()
+            guard, msg = pycsp.AltSelect(cin, pycsp.TimeoutGuard(0.4))
+            print("TIMEOUT", isinstance(guard, pycsp.TimeoutGuard), flush=True)
+            print("WAITED", time.monotonic() - t0 >= 0.4, flush=True)
+        """, key_file, port)
+        assert values(out, "TIMEOUT") == [True]
+        assert values(out, "WAITED") == [True]
+        flag.touch()
+        assert home.stdout.readline().split() == ["LATE", "False"]
+    finally:
+        stop(home)
+
+
+def test_poison_of_an_armed_guards_channel_reaches_the_alternation(key_file):
+    home, port = start_home("""
+        C = pycsp.Channel("A")
+        print("PORT", C.address[1], flush=True)
+        import time
+        time.sleep(1.0)
+        C.poison()
+        time.sleep(120)
+    """, key_file)
+    try:
+        out = run_peer("""
+            cin = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            try:
+                pycsp.AltSelect(cin, pycsp.TimeoutGuard(30))
+            except pycsp.ChannelPoisonException:
+                print("POISONED", True, flush=True)
+        """, key_file, port)
+        assert values(out, "POISONED") == [True]
+    finally:
+        stop(home)
+
+
+def test_buffered_channels_and_actions(key_file):
+    """A buffered channel homed elsewhere: an output guard fills the buffer at
+    once, an input guard drains it; Alternation.execute runs the action."""
+    home, port = idle_home(key_file, "A", buffer=2)
+    try:
+        out = run_peer("""
+            ch = pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            cin, cout = +ch, -ch
+            for i in range(2):
+                print("PUT", pycsp.AltSelect((cout, i))[0] is cout, flush=True)
+            got = []
+            for _ in range(2):
+                pycsp.Alternation([{cin: lambda channel_input: got.append(channel_input)}]).execute()
+            print("GOT", repr(got), flush=True)
+            print("FAIR", pycsp.FairSelect(pycsp.InputGuard(cin), pycsp.SkipGuard())[0]
+                  is not cin, flush=True)
+        """, key_file, port)
+        assert values(out, "PUT") == [True, True]
+        assert values(out, "GOT") == [[0, 1]]
+        assert values(out, "FAIR") == [True]
+    finally:
+        stop(home)
+
+
+def test_an_alternation_mixes_channels_of_its_program_with_channels_homed_elsewhere(key_file):
+    """A plain channel of the alternating program (its writer a process of that
+    program) beside a channel homed in another program: each message is read
+    once, and the program ends at once afterwards (nothing waits at its node)."""
+    home, port = start_home(WRITING_HOME.format(name="A", writes=["remote"], delay=1.0),
+                            key_file)
+    try:
+        t0 = time.monotonic()
+        out = run_peer("""
+            cin = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            local = pycsp.Channel()
+            @pycsp.process
+            def write_later(cout):
+                import time; time.sleep(0.3)
+                cout("local")
+            pycsp.Spawn(write_later(-local))
+            lin = +local
+            got = []
+            for _ in range(2):
+                guard, msg = pycsp.AltSelect(cin, lin)
+                got.append((msg, guard is lin))
+            print("GOT", repr(sorted(got)), flush=True)
+        """, key_file, port)
+        assert values(out, "GOT") == [[("local", True), ("remote", False)]]
+        assert time.monotonic() - t0 < 8
+    finally:
+        stop(home)
+
+
+def test_an_armed_party_killed_leaves_the_home_serving(key_file):
+    """A party killed while its guard is armed: the home drops its guards once
+    it is declared dead; a remote writer then meets another reader."""
+    home, port = start_home("""
+        C = pycsp.Channel("A")
+        print("PORT", C.address[1], flush=True)
+        import time; time.sleep(120)
+    """, key_file, heartbeat=(0.2, 1.0))
+    try:
+        doomed = start_script(peer_source("""
+            cin = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            print("ARMING", flush=True)
+            pycsp.AltSelect(cin, pycsp.TimeoutGuard(60))
+        """, key_file, port, heartbeat=(0.2, 1.0)))
+        assert doomed.stdout.readline().strip() == "ARMING"
+        time.sleep(0.5)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.communicate()
+        time.sleep(1.5)
+        out = run_peer("""
+            import threading
+            ch = pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            cin, cout = +ch, -ch
+            t = threading.Thread(target=cout, args=("hello",))
+            t.start()
+            print("GOT", repr(pycsp.AltSelect(cin, pycsp.TimeoutGuard(20))[1]), flush=True)
+            t.join()
+        """, key_file, port, heartbeat=(0.2, 1.0))
+        assert values(out, "GOT") == ["hello"]
+    finally:
+        stop(home)
