@@ -127,6 +127,8 @@ typedef struct {
     X(PyTypeObject, ShmEndWriteType)                                                \
     X(PyObject, rebuild_channel_fn)  /* csp_ext._shm_rebuild_channel (pickling) */  \
     X(PyObject, rebuild_end_fn)      /* csp_ext._shm_rebuild_end */                 \
+    /* shared/proxy.c */                                                            \
+    X(PyTypeObject, ShmProxyType)                                                   \
     /* shared/message.c */                                                          \
     X(PyTypeObject, ShmBufferType)                                                  \
     X(PyObject, pickle_dumps)                                                       \
@@ -319,6 +321,7 @@ int csp_shared_select(const csp_alt_guard *gs, Py_ssize_t n, Py_ssize_t *chosen,
 int csp_shm_init_module(PyObject *m);
 int csp_shm_arena_init_module(PyObject *m);
 int csp_shm_channel_init_module(PyObject *m);
+int csp_shm_proxy_init_module(PyObject *m);   /* shared/proxy.c */
 
 /* alt.c */
 int csp_alt_init_module(PyObject *m);

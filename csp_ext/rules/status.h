@@ -27,4 +27,10 @@ enum csp_status {
 #define CSP_IS_CLAIMED(st) (((uint32_t)(st) & CSP_CLAIMED_BIT) != 0)
 #define CSP_CLAIMER(st) ((pid_t)((uint32_t)(st) & ~CSP_CLAIMED_BIT))
 
+/* The status of a proxy offer's record (shared/proxy.c), for good: never
+ * WAITING, so no claim of it succeeds (a failed claim pokes its agent
+ * instead, wait/process.c), and clear of CSP_CLAIMED_BIT, so nobody takes it
+ * for a claim in progress. */
+#define CSP_PROXY 0x40000000u
+
 #endif

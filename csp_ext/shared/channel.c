@@ -87,6 +87,8 @@ chan_recover(csp_chan *c)
             int64_t index = o->index;
             o->prev = o->next = 0;
             atomic_store_explicit(&o->linked, 0, memory_order_release);
+            /* A proxy offer's claim fails and pokes its agent, which then
+             * finds the channel poisoned. */
             if (waiter && waiter < limit) {
                 shm_waiter *w = SHM_PTR(shm_waiter, waiter);
                 if (shm_waiter_claim(w))
@@ -158,6 +160,7 @@ static const csp_rules in_the_arena = {
     .ring_alloc = ring_alloc,
     .ring_free = shm_free,
 };
+const csp_rules *const shm_channel_rules = &in_the_arena;
 
 /* Withdraw every offer of w still linked (after it woke, or after it died). */
 static void
@@ -412,8 +415,14 @@ new_shared_channel(int64_t capacity)
     return off;
 }
 
-static void
-release_shared_channel(shm_off off)
+void
+shm_channel_hold(shm_off off)
+{
+    atomic_fetch_add(&SHM_PTR(shm_channel, off)->refs, 1);
+}
+
+void
+shm_channel_release(shm_off off)
 {
     shm_channel *c = SHM_PTR(shm_channel, off);
     if (atomic_fetch_sub(&c->refs, 1) != 1)
@@ -464,12 +473,12 @@ shmchan_new(PyTypeObject *Py_UNUSED(type), PyObject *args, PyObject *kwds)
     if (!off)
         return NULL;
     if (name != Py_None && keep_label_in_arena(off, name) < 0) {
-        release_shared_channel(off);
+        shm_channel_release(off);
         return NULL;
     }
     ShmChannelObject *c = wrap_channel(off, name);
     if (!c)
-        release_shared_channel(off);
+        shm_channel_release(off);
     return (PyObject *)c;
 }
 
@@ -498,7 +507,7 @@ shmchan_dealloc(ShmChannelObject *c)
         PyObject_ClearWeakRefs((PyObject *)c);
     /* A copy inherited through fork holds no reference of its own. */
     if (c->owner == shm_my_pid)
-        release_shared_channel(c->chan);
+        shm_channel_release(c->chan);
     Py_XDECREF(c->name);
     PyTypeObject *tp = Py_TYPE(c);
     tp->tp_free((PyObject *)c);
@@ -636,23 +645,47 @@ shmchan_get_buffer(ShmChannelObject *c, void *Py_UNUSED(x))
     return PyLong_FromLongLong(CH(c)->s.capacity);
 }
 
+shm_off
+shm_channel_offset(PyObject *obj)
+{
+    if (!PyObject_TypeCheck(obj, csp_st->ShmChannelType)) {
+        PyErr_Format(PyExc_TypeError, "expected a channel of the processes backend, not %.100s",
+                     Py_TYPE(obj)->tp_name);
+        return 0;
+    }
+    return ((ShmChannelObject *)obj)->chan;
+}
+
+/* Offers of a queue: of waiter records (blocked processes, or stale) in
+ * *waiting, of proxy records (parties of other programs) in *proxies. */
+static void
+count_offers(shm_off head, long long *waiting, long long *proxies)
+{
+    for (shm_off o = head; o; o = SHM_PTR(shm_offer, o)->next) {
+        shm_waiter *w = SHM_PTR(shm_waiter, SHM_PTR(shm_offer, o)->waiter);
+        if (atomic_load_explicit(&w->status, memory_order_relaxed) == CSP_PROXY)
+            ++*proxies;
+        else
+            ++*waiting;
+    }
+}
+
 static PyObject *
 shmchan_stats(ShmChannelObject *self, PyObject *Py_UNUSED(i))
 {
     csp_chan *c = &CH(self)->s;
     chan_lock(c);
-    long long nr = 0, nw = 0;
-    for (shm_off o = c->rq_head; o; o = SHM_PTR(shm_offer, o)->next)
-        nr++;
-    for (shm_off o = c->wq_head; o; o = SHM_PTR(shm_offer, o)->next)
-        nw++;
+    long long nr = 0, nw = 0, pr = 0, pw = 0;
+    count_offers(c->rq_head, &nr, &pr);
+    count_offers(c->wq_head, &nw, &pw);
     /* Copied under the lock, built after: a GC run inside Py_BuildValue may
      * run code that uses this channel. */
     long long count = c->count, nreaders = c->nreaders, nwriters = c->nwriters;
     int poisoned = c->poisoned, no_readers = c->no_readers, no_writers = c->no_writers;
     chan_unlock(c);
-    return Py_BuildValue("{s:L,s:L,s:L,s:L,s:L,s:O,s:O,s:O,s:L}", "buffered", count,
-                         "blocked_readers", nr, "blocked_writers", nw, "readers", nreaders,
+    return Py_BuildValue("{s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:O,s:O,s:O,s:L}", "buffered", count,
+                         "blocked_readers", nr, "blocked_writers", nw, "proxy_readers", pr,
+                         "proxy_writers", pw, "readers", nreaders,
                          "writers", nwriters, "poisoned", poisoned ? Py_True : Py_False,
                          "readers_retired", no_readers ? Py_True : Py_False, "writers_retired",
                          no_writers ? Py_True : Py_False, "refs",
@@ -673,7 +706,9 @@ static PyMethodDef shmchan_methods[] = {
      "A dict of what the channel holds now: ``buffered``, ``blocked_readers``,\n"
      "``blocked_writers``, ``readers`` and ``writers`` (joined ends, in every OS\n"
      "process), the flags ``poisoned``, ``readers_retired``, ``writers_retired``,\n"
-     "and ``refs`` (references to the channel in the arena)."},
+     "``refs`` (references to the channel in the arena), and ``proxy_readers``,\n"
+     "``proxy_writers``: queued proxy offers of parties in other programs\n"
+     "(pycsp.net), not counted as blocked."},
     {"__reduce__", (PyCFunction)shmchan_reduce, METH_NOARGS, NULL},
     CSP_CLASS_GETITEM,
     {NULL}
@@ -1172,6 +1207,6 @@ csp_shm_channel_init_module(PyObject *m)
     if (!csp_st->rebuild_channel_fn || !csp_st->rebuild_end_fn)
         return -1;
     shm_install_waiter_hooks(&waiter_hooks);
-    shm_message_install_channel_release(release_shared_channel);
+    shm_message_install_channel_release(shm_channel_release);
     return csp_shm_message_init_module(m);
 }

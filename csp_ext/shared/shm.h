@@ -106,6 +106,20 @@ typedef struct shm_waiter {
     _Atomic shm_off vm_handoff;
 } shm_waiter;
 
+/* The record of a proxy offer (shared/proxy.c): where a party of another
+ * program, alternating on a channel of this arena, stands in the channel's
+ * queues.  Its status is CSP_PROXY for good, so no claim of it succeeds;
+ * a claim that finds it pokes the agent that keeps it instead, which then
+ * claims the party over the network and tries the channel itself.  Offers
+ * name it as their waiter, so its status word sits where a waiter's does. */
+typedef struct {
+    _Atomic uint32_t status;     /* CSP_PROXY */
+    _Atomic uint32_t poked;      /* futex word: set by a failed claim or poke() */
+    int32_t pid;                 /* the process that keeps it */
+    int32_t pad;
+} shm_proxy_record;
+_Static_assert(offsetof(shm_proxy_record, status) == offsetof(shm_waiter, status),
+               "a proxy record's status is where a waiter's is");
 
 /* Offers live in the waiter's block of offers (shm_waiter.offers). */
 typedef csp_offer shm_offer;
@@ -154,8 +168,11 @@ uint64_t shm_block_size(shm_off off);       /* usable bytes of a block */
 shm_waiter *shm_my_waiter(void);            /* NULL with exception */
 shm_waiter *shm_existing_waiter(void);      /* this thread's, or NULL if it has none */
 int shm_waiter_prepare(shm_waiter *w, int64_t noffers);
-/* Claim a waiting waiter for a commit: 1 if we own its result now. */
+/* Claim a waiting waiter for a commit: 1 if we own its result now.  A
+ * proxy record is never claimed: it is poked. */
 int shm_waiter_claim(shm_waiter *w);
+/* Set a proxy record's poked word and wake its agent (no GIL needed). */
+void shm_proxy_poke(shm_proxy_record *p);
 /* Publish a claimed waiter's result and wake it. */
 void shm_waiter_finish(shm_waiter *w, uint32_t status, int64_t chosen, shm_off msg);
 /* Count w as blocked (deadline < 0) before its offers become visible, that
@@ -195,6 +212,15 @@ void shm_install_waiter_hooks(const shm_waiter_hooks *hooks);
 #define SHM_MSG_BLOCK(handle) ((handle) & ~(shm_off)SHM_MSG_REMOTE)
 void shm_message_discard(shm_off off);      /* a message nobody will read */
 void shm_message_install_channel_release(void (*release)(shm_off chan));
+
+/* shared/channel.c, for proxy offers (shared/proxy.c).  The matching rules
+ * in the arena (their lock is the channel's); the channel of a ShmChannel
+ * object (0 with TypeError if it is none); one more reference to a channel
+ * in the arena, and giving one back. */
+extern const csp_rules *const shm_channel_rules;
+shm_off shm_channel_offset(PyObject *obj);
+void shm_channel_hold(shm_off chan);
+void shm_channel_release(shm_off chan);
 
 
 #endif

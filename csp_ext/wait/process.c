@@ -164,7 +164,22 @@ int
 shm_waiter_claim(shm_waiter *w)
 {
     uint32_t expect = CSP_WAITING;
-    return atomic_compare_exchange_strong(&w->status, &expect, CSP_CLAIMED_BY(shm_my_pid));
+    if (atomic_compare_exchange_strong(&w->status, &expect, CSP_CLAIMED_BY(shm_my_pid)))
+        return 1;
+    /* A proxy offer never commits: the party it stands for is in another
+     * program, and its agent must claim it there (shared/proxy.c). */
+    if (__builtin_expect(expect == CSP_PROXY, 0))
+        shm_proxy_poke((shm_proxy_record *)w);
+    return 0;
+}
+
+void
+shm_proxy_poke(shm_proxy_record *p)
+{
+    /* Only the first poke since the agent last looked needs a wake-up: a
+     * later one finds the word set, and so does the agent's next wait. */
+    if (atomic_exchange_explicit(&p->poked, 1, memory_order_acq_rel) == 0)
+        shared_futex_wake(&p->poked);
 }
 
 /* 1 if process `pid` has ended (gone, or a zombie nobody reaped yet). */
