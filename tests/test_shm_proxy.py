@@ -401,10 +401,14 @@ def test_repeated_make_arm_close_gives_every_block_back():
 
     cycle(True)
     before = csp_ext.shm_stats()["blocks_in_use"]
+    type_refs = sys.getrefcount(csp_ext._ShmProxy)
     for i in range(500):
-        cycle(i % 2 == 0)
+        cycle(i % 2 == 0)   # odd rounds: dealloc without close
     gc.collect()
     assert csp_ext.shm_stats()["blocks_in_use"] == before
+    # Measured outside the assert: its rewriting holds the operands.
+    type_refs_after = sys.getrefcount(csp_ext._ShmProxy)
+    assert type_refs_after == type_refs
     for ch in chans:
         s = stats(ch)
         assert s["proxy_readers"] == s["proxy_writers"] == 0, s
@@ -417,6 +421,7 @@ def test_dropping_the_last_channel_object_keeps_the_armed_channel_alive_until_cl
     assert p.arm(ch, False) is False
     refs = stats(ch)["refs"]
     assert refs == 2                                 # the object's and the proxy's
+    gc.collect()                                     # earlier tests' garbage goes first
     before = csp_ext.shm_stats()["blocks_in_use"]
     del ch
     gc.collect()
