@@ -351,6 +351,31 @@ def test_messages_pass_exactly_once_while_proxies_are_armed_again_and_again(prox
     assert s["proxy_readers"] == s["proxy_writers"] == s["blocked_readers"] == 0, s
 
 
+@pytest.mark.timeout(30)
+def test_recovering_a_channel_whose_lock_holder_died_pokes_and_leaves_the_proxy_alone():
+    """Recovery poisons the channel and drops its queues: it claims the proxy
+    offer (which fails and pokes) and never finishes or frees the record."""
+    result = run_script("""
+        import os
+        import pycsp.processes as csp, csp_ext
+        ch, other = csp.Channel(), csp.Channel()
+        p = csp_ext._ShmProxy()
+        print(p.arm(ch, False), p.arm(other, True))
+        pid = os.fork()
+        if pid == 0:
+            csp_ext._shm_die_holding_channel_lock(ch)
+        os.waitpid(pid, 0)
+        s = ch.statistics()                      # takes the lock: recovers
+        print(s["poisoned"], s["proxy_readers"], p.wait(0), p.arm(ch, False), p.arm(ch, True))
+        print(other.statistics()["proxy_writers"], p.wait(0))
+        p.close()
+        print(other.statistics()["proxy_writers"])
+    """, timeout=20)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False", "True", "0", "True", "True", "True",
+                                     "1", "False", "0"]
+
+
 # ---- 8: close, dealloc, fork, misuse ----------------------------------------
 
 @pytest.mark.timeout(30)
