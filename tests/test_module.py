@@ -14,7 +14,7 @@ Py_TPFLAGS_HEAPTYPE = 1 << 9
 
 TYPES = ["Task", "Join", "Channel", "ChannelEndRead", "ChannelEndWrite", "InputGuard",
          "OutputGuard", "SkipGuard", "TimeoutGuard", "ShmChannel", "ShmChannelEndRead",
-         "ShmChannelEndWrite", "ShmBuffer"]
+         "ShmChannelEndWrite", "ShmBuffer", "_ShmProxy"]
 
 
 @pytest.mark.timeout(30)

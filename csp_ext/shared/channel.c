@@ -1180,7 +1180,22 @@ answer_dump_signal(PyObject *Py_UNUSED(m), PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* _shm_die_holding_channel_lock(channel): test only.  Take the channel's
+ * lock and exit without giving it back, as a process killed inside a channel
+ * operation would: the next locker recovers the channel (chan_recover). */
+static PyObject *
+die_holding_channel_lock(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    shm_off chan = shm_channel_offset(arg);
+    if (!chan)
+        return NULL;
+    shm_lock_acquire(&SHM_PTR(shm_channel, chan)->lock);   /* (raw: no recovery here) */
+    _exit(0);
+}
+
 static PyMethodDef shmchan_module_methods[] = {
+    {"_shm_die_holding_channel_lock", die_holding_channel_lock, METH_O,
+     "Test only: exit holding the channel's lock."},
     {"_interrupted_shared_wait", interrupted_shared_wait, METH_NOARGS,
      "what this thread waits for on shared channels while signal handlers interrupt it"},
     {"_shared_waits", shared_waits, METH_NOARGS,
