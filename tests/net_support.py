@@ -64,9 +64,10 @@ def peer_source(body, key_file, port, *, security=None, heartbeat=None):
             f"PORT = {port}\n" + textwrap.dedent(body))
 
 
-def run_peer(body, key_file, port, timeout=60):
-    """Run a peer program (``peer_source``) to its end; its stdout (it must succeed)."""
-    result = run_script(peer_source(body, key_file, port), timeout=timeout)
+def run_peer(body, key_file, port, timeout=60, **options):
+    """Run a peer program (``peer_source``, with its ``options``) to its end;
+    its stdout (it must succeed)."""
+    result = run_script(peer_source(body, key_file, port, **options), timeout=timeout)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 

@@ -332,13 +332,23 @@ def test_an_alternation_mixes_channels_of_its_program_with_channels_homed_elsewh
         stop(home)
 
 
-def test_an_armed_party_killed_leaves_the_home_serving(key_file):
-    """A party killed while its guard is armed: the home drops its guards once
-    it is declared dead; a remote writer then meets another reader."""
+def test_an_armed_party_killed_poisons_its_channel_and_nothing_hangs(key_file):
+    """A party killed while its guard is armed: declared dead, its join's
+    channel is poisoned (as for any operation in progress), so the home's
+    writer, which the armed guard was waiting for, stops; and the home goes
+    on serving alternations on its other channels."""
     home, port = start_home("""
         C = pycsp.Channel("A")
+        B = pycsp.Channel("B", buffer=1)
         print("PORT", C.address[1], flush=True)
-        import time; time.sleep(120)
+        cout = -C
+        import time; time.sleep(1.5)  # the peer armed, then was killed
+        try:
+            cout("x")
+        except pycsp.ChannelPoisonException:
+            print("POISONED", True, flush=True)
+        (-B)("still here")
+        time.sleep(120)
     """, key_file, heartbeat=(0.2, 1.0))
     try:
         doomed = start_script(peer_source("""
@@ -350,16 +360,60 @@ def test_an_armed_party_killed_leaves_the_home_serving(key_file):
         time.sleep(0.5)
         doomed.send_signal(signal.SIGKILL)
         doomed.communicate()
-        time.sleep(1.5)
+        assert home.stdout.readline().split() == ["POISONED", "True"]
         out = run_peer("""
-            import threading
-            ch = pycsp.Channel("A", connect=("127.0.0.1", PORT))
-            cin, cout = +ch, -ch
-            t = threading.Thread(target=cout, args=("hello",))
-            t.start()
-            print("GOT", repr(pycsp.AltSelect(cin, pycsp.TimeoutGuard(20))[1]), flush=True)
-            t.join()
+            b = +pycsp.Channel("B", connect=("127.0.0.1", PORT))
+            print("GOT", repr(pycsp.AltSelect(b, pycsp.TimeoutGuard(20))[1]), flush=True)
         """, key_file, port, heartbeat=(0.2, 1.0))
-        assert values(out, "GOT") == ["hello"]
+        assert values(out, "GOT") == ["still here"]
     finally:
         stop(home)
+
+
+def test_alternating_writers_meet_alternating_readers_across_two_homes(key_file):
+    """Every party alternates and none is in a home's core: two writer programs
+    choose between output guards on channels homed in two programs, two reader
+    programs between input guards on the same two.  Homes match armed guards
+    pairwise, claiming parties that other homes claim too (in party order):
+    nothing hangs, and every message is read exactly once."""
+    n = 40
+    home_a, port_a = idle_home(key_file, "A")
+    home_b, port_b = idle_home(key_file, "B")
+    reader_source = """
+        a = +pycsp.Channel("A", connect=("127.0.0.1", PORT[0]))
+        b = +pycsp.Channel("B", connect=("127.0.0.1", PORT[1]))
+        got = []
+        while True:
+            guard, msg = pycsp.AltSelect(a, b, pycsp.TimeoutGuard(4))
+            if guard is not a and guard is not b:
+                break
+            got.append(msg)
+        print("GOT", repr(got), flush=True)
+    """
+    writer_source = """
+        a = -pycsp.Channel("A", connect=("127.0.0.1", PORT[0]))
+        b = -pycsp.Channel("B", connect=("127.0.0.1", PORT[1]))
+        for i in range({n}):
+            pycsp.AltSelect((a, ({tag!r}, i)), (b, ({tag!r}, i)))
+        print("DONE", True, flush=True)
+    """
+    ports = (port_a, port_b)
+    try:
+        readers = [start_script(peer_source(reader_source, key_file, ports)) for _ in range(2)]
+        writers = [start_script(peer_source(writer_source.format(n=n, tag=tag), key_file, ports))
+                   for tag in ("w1", "w2")]
+        for proc in writers:
+            code, out, err = finish(proc, timeout=150)
+            assert code == 0, err
+            assert values(out, "DONE") == [True]
+        got = []
+        for proc in readers:
+            code, out, err = finish(proc, timeout=60)
+            assert code == 0, err
+            got += values(out, "GOT")[0]
+        counts = collections.Counter(got)
+        assert sorted(counts) == sorted((tag, i) for tag in ("w1", "w2") for i in range(n))
+        assert set(counts.values()) == {1}
+    finally:
+        stop(home_a)
+        stop(home_b)

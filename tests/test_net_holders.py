@@ -52,6 +52,7 @@ def test_declaring_a_process_dead_while_the_registry_thread_adopts_an_end():
 
     agent = _agent.Agent.__new__(_agent.Agent)
     agent.watch, agent.channels = PeerWatch(1.0), {}
+    agent.arms = _agent.Arms(agent)
     agent.joins = {number: _agent._Join(None, None) for number in range(1, 300_001)}
     adding = threading.Event()
     done = threading.Event()

@@ -53,6 +53,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 
 import zmq
 
@@ -572,6 +573,10 @@ def main():
     try:
         agent.serve(sys.stdin.fileno(), config["linger"])
         agent.close()
+    except BaseException:
+        # shm_exit below ends the process before Python would print it
+        traceback.print_exc()
+        raise
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

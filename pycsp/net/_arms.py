@@ -39,7 +39,7 @@ class _Arm:
     """One armed guard of a remote party's alternation."""
 
     __slots__ = ("party", "alternation", "number", "join", "position", "is_write", "frames",
-                 "message", "carried", "identity", "pid", "stream", "claim")
+                 "message", "carried", "identity", "pid", "stream", "match", "claimed")
 
     def __init__(self, party, alternation, number, join, position, is_write, frames, message,
                  carried, identity, header):
@@ -47,7 +47,8 @@ class _Arm:
         self.number, self.join, self.position = number, join, position
         self.is_write, self.frames, self.message, self.carried = is_write, frames, message, carried
         self.identity, self.pid, self.stream = identity, header.pid, header.stream
-        self.claim = None  # the number of the claim in flight for it
+        self.match = None  # the match it is part of, if any
+        self.claimed = False  # its party was sent the match's claim
 
 
 class _Match:
@@ -127,7 +128,7 @@ class Arms:
         """ANSWER: the party says yes to claim ``header.ref``."""
         match = self.matches.get(header.ref)
         arm = None if match is None else next(
-            (a for a in match.arms if a.claim == header.ref and a.stream == header.stream
+            (a for a in match.arms if a.claimed and a.stream == header.stream
              and a.party[0] == header.incarnation), None)
         if arm is None:  # a claim dropped meanwhile (its partner's alternation ended)
             self.agent.reply(identity, header, _wire.RELEASED)
@@ -142,8 +143,11 @@ class Arms:
 
     def peer_dead(self, incarnation):
         """A process declared dead: its alternations end."""
+        offsets = set()
         for party, alternation in [key for key in self.by_alternation if key[0][0] == incarnation]:
-            self.drop(party, alternation)
+            offsets.update(self.drop(party, alternation, rematch=False))
+        for offset in offsets:
+            self.match(offset)
 
     def on_poke(self):
         """A party popped a proxy offer: look at every channel with guards armed."""
@@ -169,29 +173,35 @@ class Arms:
         for is_write, arms in ((False, readers), (True, writers)):
             if (offset, is_write) in self.busy:
                 continue
-            free = [arm for arm in arms if arm.claim is None]
+            free = [arm for arm in arms if arm.match is None]
             if not free:
                 if not arms:
                     self.proxy.disarm(channel, is_write)
                 continue
             if not is_write and channel.buffer == 0 and (offset, True) not in self.busy:
                 pair = next(((r, w) for r in free for w in writers
-                             if w.claim is None and w.party != r.party), None)
+                             if w.match is None and w.party != r.party), None)
                 if pair is not None:
                     self.proxy.disarm(channel, False)
                     self.proxy.disarm(channel, True)
-                    self.busy.update(((offset, False), (offset, True)))
-                    first, second = sorted(pair, key=lambda a: a.party)
-                    self.claim(first, _Match(next(self.claim_numbers), [first, second]))
+                    self.start(sorted(pair, key=lambda a: a.party))
                     break
             if self.proxy.arm(channel, is_write):
-                self.busy.add((offset, is_write))
-                self.claim(free[0], _Match(next(self.claim_numbers), [free[0]]))
+                self.start([free[0]])
+
+    def start(self, arms):
+        """A match of ``arms`` (claimed in that order); their sides are busy
+        until it ends."""
+        match = _Match(next(self.claim_numbers), arms)
+        self.matches[match.number] = match
+        for arm in arms:
+            arm.match = match
+            self.busy.add((arm.join.channel._offset, arm.is_write))
+        self.claim(arms[0], match)
 
     def claim(self, arm, match):
         """Ask ``arm``'s party whether the guard may commit (it answers with ANSWER)."""
-        arm.claim = match.number
-        self.matches[match.number] = match
+        arm.claimed = True
         self.agent.router.send_multipart(
             [arm.identity, _wire.pack(_wire.CLAIM, self.agent.home, os.getpid(), arm.stream,
                                       arm.alternation, match.number)])
@@ -203,13 +213,15 @@ class Arms:
                                 arm.message, at_once=True)
         identity, header = match.answers[arm]
         self.end_match(match)
+        offsets = ()
         if outcome is None:  # the partner went away: the guard stays armed
             agent.reply(identity, header, _wire.RELEASED)
         else:
             hand_back_if_taken(outcome, arm.carried)
             agent.reply(identity, header, *outcome, ref=arm.position)
-            self.drop(arm.party, arm.alternation)
-        self.match(arm.join.channel._offset)
+            offsets = self.drop(arm.party, arm.alternation, rematch=False)
+        for offset in {arm.join.channel._offset, *offsets}:
+            self.match(offset)
 
     def commit_pair(self, match):
         """Hand the armed writer's message to the armed reader (both said yes)."""
@@ -223,21 +235,25 @@ class Arms:
             # The message goes on as its writer's frames: ends in it that
             # belong to this home stay with the reader, as a join of this home.
             outcomes = {reader: (_wire.DATA, writer.frames), writer: (_wire.OK, None)}
+        offsets = {channel._offset}
         for arm, (op, body) in outcomes.items():
             identity, header = match.answers[arm]
             agent.reply(identity, header, op, body, ref=arm.position)
-            self.drop(arm.party, arm.alternation)
-        self.match(channel._offset)
+            offsets.update(self.drop(arm.party, arm.alternation, rematch=False))
+        for offset in offsets:
+            self.match(offset)
 
     def end_match(self, match):
         self.matches.pop(match.number, None)
         for arm in match.arms:
-            arm.claim = None
+            arm.match, arm.claimed = None, False
             self.busy.discard((arm.join.channel._offset, arm.is_write))
 
-    def drop(self, party, alternation):
+    def drop(self, party, alternation, rematch=True):
         """Drop every guard of an alternation; a match in flight with one of
-        them is cancelled (a partner that said yes already is RELEASED)."""
+        them is cancelled (a partner that said yes already is RELEASED).
+        The channels it was armed on are matched again, unless ``rematch`` is
+        false (the caller does it, after dropping more); their offsets."""
         arms = self.by_alternation.pop((party, alternation), ())
         offsets = set()
         for arm in arms:
@@ -247,15 +263,17 @@ class Arms:
                 if arm in side:
                     side.remove(arm)
             offsets.add(arm.join.channel._offset)
-            match = self.matches.get(arm.claim) if arm.claim is not None else None
+            match = arm.match
             if match is not None:
                 for other, (identity, header) in match.answers.items():
                     if other is not arm:
                         self.agent.reply(identity, header, _wire.RELEASED)
                 self.end_match(match)
                 offsets.update(a.join.channel._offset for a in match.arms)
-        for offset in offsets:
-            self.match(offset)
+        if rematch:
+            for offset in offsets:
+                self.match(offset)
+        return offsets
 
     # -- the proxy's thread -----------------------------------------------
 
@@ -266,8 +284,13 @@ class Arms:
                              daemon=True).start()
 
     def _wait_for_pokes(self):
-        while True:
-            if self.proxy.wait(None):
+        proxy = self.proxy
+        while not proxy.closed:
+            try:
+                poked = proxy.wait(None)
+            except ValueError:  # closed meanwhile: the agent stops
+                return
+            if poked:
                 self.poked = True
                 self.agent.wake()
 
