@@ -404,8 +404,7 @@ class Agent:
         for channel in channels:
             channel.poison()
         if channels:
-            names = ", ".join(sorted(repr(name) for name, homed in self.channels.copy().items()
-                                     if any(homed is c for c in channels)))
+            names = ", ".join(sorted(repr(self.names.get(c._offset)) for c in channels))
             print(f"pycsp.net: no heartbeat from process {peer.pid} of another program for "
                   f"{self.watch.timeout:g} s: declared dead; the channels it held are "
                   f"poisoned: {names}", file=sys.stderr, flush=True)
