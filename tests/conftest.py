@@ -34,6 +34,10 @@ BACKENDS = os.environ.get("PYCSP_TEST_BACKENDS", "threads,greenlets,processes").
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# Backends a separate program is started on by name (``pycsp.<name>``, --backend):
+# a net backend is the module that the ``csp`` fixture makes, homes and all.
+PROGRAM_BACKENDS = [b for b in BACKENDS if b not in NET_BACKENDS]
+
 # Backends where a message is the object itself (a reference), not a copy.
 REFERENCE_BACKENDS = [b for b in BACKENDS if b in ("threads", "greenlets")]
 
@@ -80,7 +84,8 @@ def pytest_generate_tests(metafunc):
         names = BACKENDS
         if metafunc.definition.get_closest_marker("by_reference"):
             names = REFERENCE_BACKENDS
-        if metafunc.definition.get_closest_marker("local_only"):
+        if (metafunc.definition.get_closest_marker("local_only")
+                or "csp" not in metafunc.fixturenames):  # the name alone makes no homes
             names = [b for b in names if b not in NET_BACKENDS]
         metafunc.parametrize("backend", names, ids=str)
 

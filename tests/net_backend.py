@@ -114,6 +114,8 @@ def backend_module(variant, homes):
     class Channel(metaclass=_HomedElsewhere):
         """``Channel(name=None, buffer=0)``: a new channel homed in another program."""
 
+        __class_getitem__ = classmethod(types.GenericAlias)
+
     module = types.ModuleType(f"pycsp.{variant}", net.__doc__)
     for name in dir(net):
         if not name.startswith("__"):
@@ -121,3 +123,20 @@ def backend_module(variant, homes):
     module.__all__ = list(net.__all__)
     module.Channel = Channel
     return module
+
+
+# Why a test does not run on the net backends (``@pytest.mark.local_only(reason)``).
+DEADLOCK_IS_LOCAL = (
+    "expects DeadlockError: a program raises it when all its processes wait on its own "
+    "channels; one that waits on a channel homed in another program may be woken from "
+    "there, so no deadlock is declared (termination detection across programs, NET.md, "
+    "is not built)")
+STATISTICS_ARE_THE_HOMES = (
+    "reads Channel.statistics(): the home's in-process counters; a channel reached with "
+    "connect= has none")
+MULTIPLYING_MAKES_CHANNELS = (
+    "Channel * n makes n new channels: a channel reached with connect= stands for one "
+    "channel that another program homes, and cannot make more")
+DUMP_SEES_THE_ARENA = (
+    "dump_state reports what this program's arena records: a process waiting in a round "
+    "trip to another program's home waits on no channel of the arena")
