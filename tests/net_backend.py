@@ -16,8 +16,8 @@ links (``pycsp.net.configure`` is fixed at its first channel), so one test run
 takes one of the two.
 
 What a test sees differently from pycsp.processes: a channel's ``name`` is the
-one it is homed under, made unique per session (``"A~17"`` for ``Channel("A")``,
-``"channel~18"`` for ``Channel()``).
+one it is homed under, unique in its home for the session: ``Channel("A")`` is
+"A" the first time, "A~17" after that; ``Channel()`` is "channel~18".
 """
 import itertools
 import os

@@ -14,8 +14,10 @@ process of the test program, forked or not, may ask:
     ("home", name, buffer) -> ("ok", name it is homed under) or ("error", the exception)
     ("stop",)              -> ("ok", None), then the program ends
 
-Names are made unique here (a session makes many channels called "A"); the
-channels stay homed until the program ends.  It also ends when its stdin
+Names are made unique here: a name keeps itself the first time, a later
+channel of that name (a session makes many called "A") and a channel
+without a name get a number ("A~17", "channel~18").  The channels stay
+homed until the program ends.  It also ends when its stdin
 closes: the test run that started it is gone.
 """
 import os
@@ -48,7 +50,7 @@ def main():
         os.environ["PYCSP_TEST_HOME_AUTHKEY"]))
     threading.Thread(target=_end_with_the_test_run, daemon=True).start()
     print("READY", listener.address[1], homed[0].address[1], flush=True)
-    serial = 0
+    serial, taken = 0, set()
     while True:
         try:
             conn = listener.accept()
@@ -61,7 +63,8 @@ def main():
                 return
             _, name, buffer = request
             serial += 1
-            unique = f"{name or 'channel'}~{serial}"
+            unique = name if name and name not in taken else f"{name or 'channel'}~{serial}"
+            taken.add(unique)
             try:
                 homed.append(pycsp.Channel(unique, buffer=buffer))
             except Exception as exc:  # raised again in the test (a bad buffer, say)
