@@ -87,6 +87,8 @@ def pytest_generate_tests(metafunc):
         if (metafunc.definition.get_closest_marker("local_only")
                 or "csp" not in metafunc.fixturenames):  # the name alone makes no homes
             names = [b for b in names if b not in NET_BACKENDS]
+        if metafunc.definition.get_closest_marker("net_only"):
+            names = [b for b in names if b in NET_BACKENDS]
         metafunc.parametrize("backend", names, ids=str)
 
 
