@@ -3,11 +3,17 @@
 Every test that takes the ``csp`` fixture runs once per backend; the id in the
 report is the backend name (``test_rendezvous[threads]``).
 
-Over the network (issue #16), not in the default run: ``PYCSP_TEST_BACKENDS=net``
-or ``PYCSP_TEST_BACKENDS=net-curve`` (one of them per run: a program's links have
-one security) runs the shared tests with pycsp.net, every channel homed in one of
-two programs started for the session on 127.0.0.1 (``net_backend.py``).  A test
-marked ``local_only(reason)`` does not run there; the reason says why it cannot.
+Over the network (issue #16), not in the default run:
+
+    PYCSP_TEST_BACKENDS=net python -m pytest tests -m net
+    PYCSP_TEST_BACKENDS=net-curve python -m pytest tests -m net
+
+(one of them per run: a program's links have one security) runs the shared tests
+with pycsp.net, every channel homed in one of two programs started for the
+session on 127.0.0.1 (``net_backend.py``); ``-m net`` leaves out the tests that do
+not take a backend.  A test marked ``local_only(reason)`` does not run there (the
+reason says why it cannot), nor does one that takes only the backend's name: it
+starts a program of its own by that name, which no home serves.
 """
 import importlib
 import os
@@ -90,6 +96,14 @@ def pytest_generate_tests(metafunc):
         if metafunc.definition.get_closest_marker("net_only"):
             names = [b for b in names if b in NET_BACKENDS]
         metafunc.parametrize("backend", names, ids=str)
+
+
+def pytest_collection_modifyitems(items):
+    """Mark the tests that run on a net backend ``net``: ``-m net`` selects them."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") in NET_BACKENDS:
+            item.add_marker(pytest.mark.net)
 
 
 @pytest.fixture

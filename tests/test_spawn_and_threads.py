@@ -228,6 +228,7 @@ def test_thread_and_main_both_blocked_is_a_deadlock(csp):
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("runner", ["Parallel", "Spawn"])
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_deadlock_among_what_a_process_spawned_is_detected(csp, runner):
     """processes: the process lingering for its Spawns left a credit nobody
     took, or was waited for without accounting: the deadlock hung."""
