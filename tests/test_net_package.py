@@ -101,3 +101,23 @@ def test_components_check_remote_ends_when_pycsp_common_came_first():
     """, timeout=50)
     assert result.returncode == 0, result.stderr
     assert "REFUSED Identity: cin must be a reader end" in result.stdout, result.stdout
+
+
+@pytest.mark.timeout(60)
+def test_a_name_that_cannot_travel_is_refused_where_it_is_homed():
+    """Other programs name the channel in UTF-8: a lone surrogate could be homed
+    but never reached (their Channel(connect=) raised UnicodeEncodeError)."""
+    result = run_script("""
+        import warnings
+        warnings.simplefilter("ignore")
+        import pycsp.net as pycsp
+        pycsp.configure(security="none", linger=0)
+        try:
+            pycsp.Channel("caf\\udcff")
+            print("HOMED")
+        except ValueError as exc:
+            print("REFUSED", "UTF-8" in str(exc))
+        print("FINE", pycsp.Channel("café").name)
+    """, timeout=50)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["REFUSED True", "FINE café"], result.stdout

@@ -67,6 +67,11 @@ class HomedChannel:
 def home(name: str, buffer: int) -> HomedChannel:
     if not isinstance(name, str):
         raise TypeError(f"pycsp.net: a channel's name is a str, not {type(name).__name__}")
+    try:
+        name.encode("utf-8")  # as it travels in every HELLO and JOIN
+    except UnicodeEncodeError:
+        raise ValueError(f"pycsp.net: a channel's name travels as UTF-8; {name!r} cannot "
+                         f"(a lone surrogate), so no other program could reach it") from None
     node = _node.this_node()
     channel = ShmChannel(name=name, buffer=buffer)
     node.home(channel, name)
