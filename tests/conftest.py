@@ -2,6 +2,18 @@
 
 Every test that takes the ``csp`` fixture runs once per backend; the id in the
 report is the backend name (``test_rendezvous[threads]``).
+
+Over the network (issue #16), not in the default run:
+
+    PYCSP_TEST_BACKENDS=net python -m pytest tests -m net
+    PYCSP_TEST_BACKENDS=net-curve python -m pytest tests -m net
+
+(one of them per run: a program's links have one security) runs the shared tests
+with pycsp.net, every channel homed in one of two programs started for the
+session on 127.0.0.1 (``net_backend.py``); ``-m net`` leaves out the tests that do
+not take a backend.  A test marked ``local_only(reason)`` does not run there (the
+reason says why it cannot), nor does one that takes only the backend's name: it
+starts a program of its own by that name, which no home serves.
 """
 import importlib
 import os
@@ -12,6 +24,7 @@ import textwrap
 import time
 
 import pytest
+from net_backend import NET_BACKENDS
 
 # A run started in the background by a non-interactive shell (a CI job, `cmd &`)
 # inherits SIGINT ignored, and so would every program a test starts: the tests
@@ -27,8 +40,19 @@ BACKENDS = os.environ.get("PYCSP_TEST_BACKENDS", "threads,greenlets,processes").
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# Backends a separate program is started on by name (``pycsp.<name>``, --backend):
+# a net backend is the module that the ``csp`` fixture makes, homes and all.
+PROGRAM_BACKENDS = [b for b in BACKENDS if b not in NET_BACKENDS]
+
 # Backends where a message is the object itself (a reference), not a copy.
-REFERENCE_BACKENDS = [b for b in BACKENDS if b != "processes"]
+REFERENCE_BACKENDS = [b for b in BACKENDS if b in ("threads", "greenlets")]
+
+# Backends whose messages are pickled copies (OS processes, over the network or not).
+COPYING_BACKENDS = ("processes",) + NET_BACKENDS
+
+if all(variant in BACKENDS for variant in NET_BACKENDS):
+    raise pytest.UsageError("PYCSP_TEST_BACKENDS: run net and net-curve in two runs (a "
+                            "program's links have one security: pycsp.net.configure)")
 
 
 # Set by .ci/sanitize: gcc 12's libasan has no fork handler, so a child forked
@@ -66,21 +90,56 @@ def pytest_generate_tests(metafunc):
         names = BACKENDS
         if metafunc.definition.get_closest_marker("by_reference"):
             names = REFERENCE_BACKENDS
+        if (metafunc.definition.get_closest_marker("local_only")
+                or "csp" not in metafunc.fixturenames):  # the name alone makes no homes
+            names = [b for b in names if b not in NET_BACKENDS]
+        if metafunc.definition.get_closest_marker("net_only"):
+            names = [b for b in names if b in NET_BACKENDS]
         metafunc.parametrize("backend", names, ids=str)
 
 
+def pytest_collection_modifyitems(items):
+    """Mark the tests that run on a net backend ``net``: ``-m net`` selects them."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") in NET_BACKENDS:
+            item.add_marker(pytest.mark.net)
+
+
 @pytest.fixture
-def csp(backend):
+def csp(backend, request):
     """The backend module, used as a user would: ``import pycsp.<name> as csp``."""
+    if backend in NET_BACKENDS:
+        return request.getfixturevalue("net_backend")
     return importlib.import_module(f"pycsp.{backend}")
 
 
+@pytest.fixture(scope="session")
+def net_backend(tmp_path_factory):
+    """pycsp.net, with every channel homed in one of two programs of the session."""
+    import net_backend as net
+
+    backend = next(b for b in BACKENDS if b in NET_BACKENDS)
+    if backend == "net":
+        where, key_file = "none", None
+    else:
+        key_file = new_key_file(tmp_path_factory.mktemp("net-keys"))
+        where = key_file
+    net.configure_this_program(backend, key_file)
+    homes = net.Homes(where, _child_env())
+    yield net.backend_module(backend, homes)
+    homes.stop()
+
+
 def by_backend(backend, **sizes):
-    """Pick a size for this backend: ``by_backend(b, default=10_000, processes=200)``.
+    """Pick a size for this backend: ``by_backend(b, default=10_000, processes=200)``
+    (the net backends take ``net=``, else the processes size).
 
     OS processes cost far more than threads or greenlets; stress sizes scale down
     for them rather than skip.
     """
+    if backend in NET_BACKENDS:
+        return sizes.get("net", sizes.get("processes", sizes["default"]))
     return sizes.get(backend, sizes["default"])
 
 
@@ -223,6 +282,12 @@ def finish_script(proc, timeout):
             f"script did not exit within {timeout}s\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
         )
     return out, err
+
+
+def new_key_file(folder):
+    from net_support import new_key_file
+
+    return new_key_file(folder)
 
 
 @pytest.fixture

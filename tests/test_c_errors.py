@@ -9,6 +9,7 @@ import weakref
 import pytest
 
 from conftest import BACKENDS, run_script
+from net_backend import STATISTICS_ARE_THE_HOMES
 
 csp_ext = pytest.importorskip("csp_ext")
 
@@ -393,6 +394,7 @@ def test_select_commits_a_ready_guard_before_a_later_retired_end(csp, first):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.local_only(STATISTICS_ARE_THE_HOMES)
 def test_retire_after_poison_and_twice(csp):
     """Retire after poison changes nothing (poison wins), and so does a second
     retire of the same end."""

@@ -9,7 +9,8 @@ from collections import Counter
 
 import pytest
 
-from conftest import make_nap, stream_processes
+from conftest import COPYING_BACKENDS, by_backend, make_nap, stream_processes
+from net_backend import MULTIPLYING_MAKES_CHANNELS
 
 
 def poll_read(csp, cin):
@@ -126,8 +127,8 @@ def test_buffered_channel_fifo_across_processes(csp):
 
 
 @pytest.mark.timeout(30)
-def test_large_buffer_keeps_order(csp):
-    n = 100_000
+def test_large_buffer_keeps_order(csp, backend):
+    n = by_backend(backend, default=100_000, net=5_000)  # net: a round trip per message
     ch = csp.Channel(buffer=n)
     w, r = ch.writer(), ch.reader()
     for i in range(n):
@@ -241,6 +242,7 @@ def test_each_end_counts_as_one_more_writer(csp):
         r()
 
 
+@pytest.mark.local_only(MULTIPLYING_MAKES_CHANNELS)
 def test_channel_times_three_gives_three_distinct_channels(csp):
     for chans in (csp.Channel() * 3, 3 * csp.Channel()):
         assert isinstance(chans, list)
@@ -250,6 +252,7 @@ def test_channel_times_three_gives_three_distinct_channels(csp):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.local_only(MULTIPLYING_MAKES_CHANNELS)
 def test_multiplied_channels_are_independent(csp):
     chans = csp.Channel(buffer=1) * 3
     outs = [c.writer() for c in chans]
@@ -265,6 +268,7 @@ def test_multiplied_channels_are_independent(csp):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.local_only(MULTIPLYING_MAKES_CHANNELS)
 def test_buffered_multiplied_channels_keep_buffer(csp):
     for chans in (csp.Channel(buffer=2) * 2, 2 * csp.Channel(buffer=2)):
         for c in chans:
@@ -288,13 +292,13 @@ def test_message_identity_follows_backend(csp, backend):
     @csp.process
     def consumer(cin):
         msg = cin()
-        if backend != "processes":
+        if backend not in COPYING_BACKENDS:
             msg["list"].append(4)  # visible to the writer: it is the same object
         return msg
 
     ch = csp.Channel()
     _, got = csp.Parallel(producer(ch.writer()), consumer(ch.reader()))
-    if backend == "processes":
+    if backend in COPYING_BACKENDS:
         assert got == {"list": [1, 2, 3]}
         assert got is not payload
         assert payload == {"list": [1, 2, 3]}
@@ -305,12 +309,12 @@ def test_message_identity_follows_backend(csp, backend):
 
 @pytest.mark.timeout(20)
 def test_buffered_message_is_passed_by_reference(csp, backend):
-    obj = object() if backend != "processes" else None
+    obj = object() if backend not in COPYING_BACKENDS else None
     ch = csp.Channel(buffer=1)
     w, r = ch.writer(), ch.reader()
     w(obj)
     got = r()
-    if backend == "processes":
+    if backend in COPYING_BACKENDS:
         assert got is None
     else:
         assert got is obj
@@ -322,7 +326,7 @@ def test_unpicklable_message(csp, backend):
     ch = csp.Channel(buffer=2)
     w, r = ch.writer(), ch.reader()
     bad = lambda: None  # noqa: E731  (lambdas cannot be pickled)
-    if backend == "processes":
+    if backend in COPYING_BACKENDS:
         with pytest.raises((pickle.PicklingError, TypeError, AttributeError)):
             w(bad)
         w("fine")

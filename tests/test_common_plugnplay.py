@@ -7,6 +7,7 @@ so the end of a network spreads through it.
 import pytest
 
 from conftest import run_script, stream_processes
+from net_backend import DEADLOCK_IS_LOCAL
 from pycsp.common.plugNplay import (Delta2, Identity, Mux2, Pairs, Plus, Prefix, SkipProcess,
                                     Successor, Tail)
 
@@ -150,6 +151,7 @@ def test_pairs_ends_by_poison_from_its_reader(csp):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_pairs_inner_network_counts_for_deadlock_detection(csp):
     # Pairs runs its three processes on its own backend (OS processes under
     # processes): with nobody writing its input, the whole program is blocked,

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from conftest import stream_processes
+from net_backend import DEADLOCK_IS_LOCAL
 from pycsp.common.toolkit import execute, file_r, file_w, runner, which
 
 
@@ -76,6 +77,7 @@ def test_file_r_reads_an_open_file_object(csp, tmp_path):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_file_r_without_retire_on_eof_leaves_its_end_joined(csp, tmp_path):
     path = tmp_path / "in.txt"
     path.write_text("only\n")
@@ -288,6 +290,7 @@ def test_execute_retires_stdin_when_the_command_stops_reading(csp):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_execute_without_retire_on_eof_leaves_stdout_joined(csp):
     stdout = csp.Channel()
 

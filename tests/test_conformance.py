@@ -24,7 +24,7 @@ from fractions import Fraction
 
 import pytest
 
-from conftest import BACKENDS, ROOT, _child_env
+from conftest import PROGRAM_BACKENDS, ROOT, _child_env
 
 PROGRAMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conformance")
 
@@ -36,8 +36,8 @@ MAX_DUMPS = 8    # stacks shown for a hung program (the first processes of its g
 def variants(spawn=False):
     """The backends a program runs on, as pytest params with readable ids:
     threads, greenlets, processes and (if ``spawn``) processes-spawn."""
-    names = list(BACKENDS)
-    if spawn and "processes" in BACKENDS:
+    names = list(PROGRAM_BACKENDS)
+    if spawn and "processes" in PROGRAM_BACKENDS:
         names.append(SPAWN)
     return pytest.mark.parametrize("variant", names, ids=str)
 

@@ -2,6 +2,7 @@
 import pytest
 
 from conftest import make_nap, run_script
+from net_backend import DEADLOCK_IS_LOCAL
 
 
 def test_deadlock_error_is_an_exception(csp):
@@ -9,6 +10,7 @@ def test_deadlock_error_is_an_exception(csp):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_single_process_reading_with_no_writer_running(csp):
     @csp.process
     def lonely(cin):
@@ -21,6 +23,7 @@ def test_single_process_reading_with_no_writer_running(csp):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_cycle_of_readers(csp):
     @csp.process
     def first_reads(cin, cout):
@@ -32,6 +35,7 @@ def test_cycle_of_readers(csp):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_cycle_of_rendezvous_writers(csp):
     @csp.process
     def first_writes(cout, cin):
@@ -44,6 +48,7 @@ def test_cycle_of_rendezvous_writers(csp):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_deadlock_after_work_is_done(csp):
     """Others finish their work first; once only blocked processes remain, raise."""
 
@@ -79,6 +84,7 @@ def test_deadlock_after_work_is_done(csp):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_blocked_select_without_timeout_is_a_deadlock(csp):
     @csp.process
     def chooser(cin1, cin2):
@@ -94,6 +100,7 @@ def test_blocked_select_without_timeout_is_a_deadlock(csp):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_main_program_read_with_nothing_else(csp):
     ch = csp.Channel()
     keep = ch.writer()
@@ -103,6 +110,7 @@ def test_main_program_read_with_nothing_else(csp):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_main_program_rendezvous_write_with_nothing_else(csp):
     ch = csp.Channel()
     keep = ch.reader()
@@ -112,6 +120,7 @@ def test_main_program_rendezvous_write_with_nothing_else(csp):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_main_program_write_to_full_buffer_with_nothing_else(csp):
     ch = csp.Channel(buffer=2)
     keep = ch.reader()
@@ -126,6 +135,7 @@ def test_main_program_write_to_full_buffer_with_nothing_else(csp):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_main_program_select_with_nothing_else(csp):
     ch = csp.Channel()
     keep = ch.writer()
@@ -135,6 +145,7 @@ def test_main_program_select_with_nothing_else(csp):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_usable_after_a_deadlock(csp):
     @csp.process
     def lonely(cin):
@@ -255,6 +266,7 @@ def test_busy_process_is_not_a_deadlock(csp):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_deadlock_inside_nested_parallel(csp):
     @csp.process
     def stuck(cin):
@@ -271,6 +283,7 @@ def test_deadlock_inside_nested_parallel(csp):
 
 
 @pytest.mark.timeout(20)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_deadlock_in_sequence(csp):
     @csp.process
     def stuck(cin):

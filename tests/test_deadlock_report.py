@@ -12,7 +12,8 @@ import time
 import pytest
 
 import csp_ext
-from conftest import BACKENDS, _child_env, by_backend
+from conftest import BACKENDS, PROGRAM_BACKENDS, _child_env, by_backend
+from net_backend import DEADLOCK_IS_LOCAL, DUMP_SEES_THE_ARENA
 
 HERE = os.path.basename(__file__)
 
@@ -37,6 +38,7 @@ def deadlock_of(csp, *procs):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_two_process_cycle(csp):
     @csp.process
     def producer(cout, cin):
@@ -74,6 +76,7 @@ def test_two_process_cycle(csp):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_reader_whose_writers_all_left(csp):
     @csp.process
     def writer(cout):
@@ -94,6 +97,7 @@ def test_reader_whose_writers_all_left(csp):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_alternation_that_waits_on_three_channels(csp):
     @csp.process
     def chooser(a, b, c):
@@ -114,6 +118,7 @@ def test_alternation_that_waits_on_three_channels(csp):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_unnamed_channel_keeps_its_short_id(csp):
     """The id a report gives an unnamed channel is the one it has everywhere
     for its life (in every OS process, on the processes backend)."""
@@ -132,6 +137,7 @@ def test_unnamed_channel_keeps_its_short_id(csp):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_deadlock_inside_a_nested_parallel(csp):
     """The report of the outer Parallel has the inner processes (on the
     processes backend they are in another OS process)."""
@@ -166,6 +172,7 @@ def test_deadlock_inside_a_nested_parallel(csp):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_main_program_blocked(csp):
     ch = csp.Channel("lonely")
     keep = ch.writer()
@@ -180,6 +187,7 @@ def test_main_program_blocked(csp):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_report_survives_pickling(csp):
     @csp.process
     def lonely(cin):
@@ -194,6 +202,7 @@ def test_report_survives_pickling(csp):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_plain_deadlock_when_the_report_fails(csp, monkeypatch):
     """The deadlock is raised whatever happens to its report."""
     from pycsp import _deadlock
@@ -226,6 +235,7 @@ def test_set_deadlock_report_checks_its_argument():
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DUMP_SEES_THE_ARENA)
 def test_dump_state_while_a_network_runs(csp, backend):
     """Called by one process of a running network: every process of this OS
     process with its state; on the processes backend the others as the arena
@@ -306,7 +316,7 @@ if __name__ == "__main__":
 """
 
 
-SIGNAL_CASES = [(b, "") for b in BACKENDS] + [("processes", "spawn")] * ("processes" in BACKENDS)
+SIGNAL_CASES = [(b, "") for b in PROGRAM_BACKENDS] + [("processes", "spawn")] * ("processes" in BACKENDS)
 
 
 @pytest.mark.timeout(90)
@@ -340,6 +350,7 @@ def test_dump_state_on_checks_its_argument(csp):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_an_end_received_in_a_message_counts_as_held(csp):
     """The process that was sent the writer of 'c' (a mobile end) is the
     one the reader of 'c' waits for: a cycle, not "no process left"."""
@@ -409,7 +420,7 @@ if __name__ == "__main__":
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("backend_name", [b for b in BACKENDS if b != "greenlets"])
+@pytest.mark.parametrize("backend_name", [b for b in PROGRAM_BACKENDS if b != "greenlets"])
 def test_dump_in_a_handler_that_used_channels(backend_name, tmp_path):
     """A handler that interrupted a wait and used a channel of its own: the
     dump no longer reads that operation's offers as the wait's (they named a
@@ -428,6 +439,7 @@ def test_dump_in_a_handler_that_used_channels(backend_name, tmp_path):
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_a_ring_of_1200_is_reported_as_a_cycle(csp, backend):
     """The cycle search is iterative (a recursive one raised RecursionError
     instead of DeadlockError past about 1000 processes)."""
@@ -447,6 +459,7 @@ def test_a_ring_of_1200_is_reported_as_a_cycle(csp, backend):
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_many_stranded_readers_are_reported_quickly(csp, backend):
     """The report is linear in the number of processes (it was quadratic:
     10,000 stranded readers took 90 s)."""
@@ -464,6 +477,7 @@ def test_many_stranded_readers_are_reported_quickly(csp, backend):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_an_end_held_by_the_process_waiting_in_parallel(csp):
     """The parent holds the writer the reader waits for, but waits for the
     reader in Parallel: the report shows that cycle (it said "no process
@@ -489,6 +503,7 @@ def test_an_end_held_by_the_process_waiting_in_parallel(csp):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_names_that_are_hard_to_keep(csp):
     """Names with lone surrogates, NULs, non-str names: the channel works and
     a report names it the same way in every OS process."""
@@ -509,6 +524,7 @@ def test_names_that_are_hard_to_keep(csp):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_a_thread_not_started_by_pycsp_is_named_as_a_thread(csp):
     import threading
     ch, other = csp.Channel("t"), csp.Channel("m")
@@ -535,6 +551,7 @@ def test_a_thread_not_started_by_pycsp_is_named_as_a_thread(csp):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_dump_with_a_long_multibyte_name(csp, backend):
     """A label cut where the arena's copy for dumps ends, inside a character,
     does not make the dump raise."""

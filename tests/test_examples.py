@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from conftest import BACKENDS, ROOT, _child_env
+from conftest import PROGRAM_BACKENDS, ROOT, _child_env
 
 EXAMPLES = os.path.join(ROOT, "examples")
 SPAWN = "processes-spawn"
@@ -56,8 +56,8 @@ def run_clean(name, variant):
 
 
 def on_every_backend(spawn=False):
-    names = list(BACKENDS)
-    if spawn and "processes" in BACKENDS:
+    names = list(PROGRAM_BACKENDS)
+    if spawn and "processes" in PROGRAM_BACKENDS:
         names.append(SPAWN)
     return pytest.mark.parametrize("variant", names, ids=str)
 

@@ -3,7 +3,7 @@ import importlib
 
 import pytest
 
-from conftest import BACKENDS
+from conftest import PROGRAM_BACKENDS
 
 EXCEPTIONS = ["ChannelPoisonException", "ChannelRetireException", "DeadlockError"]
 
@@ -40,7 +40,7 @@ def test_exception_same_object_in_pycsp_and_every_backend(name):
     import pycsp
 
     expected = getattr(pycsp, name)
-    for backend in BACKENDS:
+    for backend in PROGRAM_BACKENDS:
         mod = importlib.import_module(f"pycsp.{backend}")
         assert getattr(mod, name) is expected, f"pycsp.{backend}.{name} is not pycsp.{name}"
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from conftest import by_backend
+from net_backend import STATISTICS_ARE_THE_HOMES
 
 SELECTS = ["Alternation.select", "Alternation.execute", "AltSelect", "PriSelect", "FairSelect"]
 
@@ -241,6 +242,7 @@ def _run_and_check(csp, net):
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.local_only(STATISTICS_ARE_THE_HOMES)
 def test_random_networks_match_the_model(csp, backend):
     @_settings(backend)
     @given(net=networks())
@@ -251,6 +253,7 @@ def test_random_networks_match_the_model(csp, backend):
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.local_only(STATISTICS_ARE_THE_HOMES)
 def test_alternations_facing_alternations_match_the_model(csp, backend):
     """Only alternations: input and output guards on both ends of every channel."""
     @_settings(backend)
@@ -390,6 +393,7 @@ def _channel_machine(csp):
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.local_only(STATISTICS_ARE_THE_HOMES)
 def test_buffered_channel_matches_deque_model(csp, backend):
     machine = _channel_machine(csp)
     machine.TestCase.settings = settings(

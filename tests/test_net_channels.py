@@ -444,3 +444,35 @@ def test_a_0_9_2_program_reaches_a_homed_channel_with_channel_connect(key_file):
         assert values(out, "GOT") == [[("from 0.9.2", i) for i in range(3)]]
     finally:
         stop(proc)
+
+
+def test_a_thread_that_used_a_remote_channel_leaves_no_socket_open(key_file):
+    """A plain thread has sockets of its own to each home; when it ends they
+    are closed, not left to the garbage collector (which warns)."""
+    proc, port = start_home("""
+        A, done = pycsp.Channel("A", buffer=2), pycsp.Channel("done")
+        print("PORT", A.address[1], flush=True)
+        cout = -A
+        cout("for the thread")
+        cout("for the main thread")
+        (+done)()
+    """, key_file)
+    try:
+        result = run_script(peer_source("""
+            import gc, threading, warnings
+            warnings.simplefilter("always", ResourceWarning)
+            A = pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            got = []
+            reader = threading.Thread(target=lambda: got.append((+A)()))
+            reader.start()
+            reader.join()
+            gc.collect()
+            print("GOT", repr(got + [(+A)()]), flush=True)
+            (-pycsp.Channel("done", connect=("127.0.0.1", PORT)))(True)
+        """, key_file, port), timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert values(result.stdout, "GOT") == [["for the thread", "for the main thread"]]
+        assert "Unclosed socket" not in result.stderr, result.stderr
+        finish(proc)
+    finally:
+        stop(proc)

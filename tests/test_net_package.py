@@ -50,3 +50,74 @@ def test_the_net_extra_adds_pyzmq_and_the_test_extra_has_it():
     assert '"pyzmq>=25"' in extras["net"]
     assert '"pyzmq>=25"' in extras["test"]
     assert '"pycsp.net"' in text  # the package is installed
+
+
+# Ends of channels homed elsewhere, made without a home: what is checked
+# before any request goes out.
+def _remote_ends():
+    from pycsp.net._remote import RemoteChannelEndRead, RemoteChannelEndWrite
+
+    return (RemoteChannelEndRead.__new__(RemoteChannelEndRead),
+            RemoteChannelEndWrite.__new__(RemoteChannelEndWrite))
+
+
+def test_an_end_of_a_channel_homed_elsewhere_is_a_channel_end():
+    import pycsp.net as net
+
+    cin, cout = _remote_ends()
+    assert isinstance(cin, net.ChannelEndRead) and not isinstance(cin, net.ChannelEndWrite)
+    assert isinstance(cout, net.ChannelEndWrite) and not isinstance(cout, net.ChannelEndRead)
+    local = net.Channel()
+    assert isinstance(local.reader(), net.ChannelEndRead)
+    assert isinstance(local.writer(), net.ChannelEndWrite)
+
+
+def test_a_remote_end_called_wrongly_raises_the_cores_type_error():
+    import pycsp.processes as processes
+
+    cin, cout = _remote_ends()
+    local = processes.Channel(buffer=1)
+    for remote, core in ((cout, local.writer()), (cin, local.reader())):
+        for args, kwargs in (((1, 2), {}), ((), {"msg": 1}), ((1,), {"msg": 2})):
+            with pytest.raises(TypeError) as expected:
+                core(*args, **kwargs)
+            with pytest.raises(TypeError) as got:
+                remote(*args, **kwargs)
+            assert str(got.value) == str(expected.value)
+
+
+@pytest.mark.timeout(60)
+def test_components_check_remote_ends_when_pycsp_common_came_first():
+    """pycsp.common imported before pycsp.net still knows a remote end's direction."""
+    result = run_script("""
+        from pycsp.common import plugNplay
+        import pycsp.net
+        from pycsp.net._remote import RemoteChannelEndWrite
+        cout = RemoteChannelEndWrite.__new__(RemoteChannelEndWrite)
+        try:
+            plugNplay.Identity(cout, cout)
+        except TypeError as exc:
+            print("REFUSED", exc)
+    """, timeout=50)
+    assert result.returncode == 0, result.stderr
+    assert "REFUSED Identity: cin must be a reader end" in result.stdout, result.stdout
+
+
+@pytest.mark.timeout(60)
+def test_a_name_that_cannot_travel_is_refused_where_it_is_homed():
+    """Other programs name the channel in UTF-8: a lone surrogate could be homed
+    but never reached (their Channel(connect=) raised UnicodeEncodeError)."""
+    result = run_script("""
+        import warnings
+        warnings.simplefilter("ignore")
+        import pycsp.net as pycsp
+        pycsp.configure(security="none", linger=0)
+        try:
+            pycsp.Channel("caf\\udcff")
+            print("HOMED")
+        except ValueError as exc:
+            print("REFUSED", "UTF-8" in str(exc))
+        print("FINE", pycsp.Channel("café").name)
+    """, timeout=50)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["REFUSED True", "FINE café"], result.stdout

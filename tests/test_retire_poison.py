@@ -71,7 +71,7 @@ def test_retire_function_retires_every_end_given(csp):
 @pytest.mark.parametrize("how", ["retire", "poison"])
 def test_retire_and_poison_take_lists_of_ends(csp, how):
     """As PyCSP 0.9.2's pycsp.parallel did: ``retire(cin_list)``, nested too."""
-    chans = csp.Channel(buffer=1) * 3
+    chans = [csp.Channel(buffer=1) for _ in range(3)]  # not Channel() * 3: net has none
     writers = [ch.writer() for ch in chans]
     readers = [ch.reader() for ch in chans]
     getattr(csp, how)([writers[0], (writers[1], [writers[2]])])
@@ -393,7 +393,7 @@ def test_poison_propagation_stops_a_pipeline(csp):
         except csp.ChannelPoisonException:
             return got
 
-    a, b, c = csp.Channel() * 3
+    a, b, c = csp.Channel(), csp.Channel(), csp.Channel()  # not Channel() * 3: net has none
     results = csp.Parallel(source(-a), stage(+a, -b), stage(+b, -c), sink(+c))
     assert results == [None, None, None, list(range(2, 12))]
 

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from conftest import assert_lone_reader_deadlocks, run_script
+from net_backend import DEADLOCK_IS_LOCAL
 
 
 # --------------------------------------------------------------------------- Spawn in a process
@@ -112,6 +113,7 @@ def test_failure_of_a_process_spawned_by_a_process_is_reported(csp):
 # --------------------------------------------------------------------------- deadlock accounting
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_deadlock_still_detected_after_a_spawned_process_finished(csp):
     """processes: the finished child still counted as running until shutdown."""
 
@@ -182,6 +184,7 @@ def test_thread_reads_a_channel_that_the_main_program_writes(csp):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_deadlock_detected_after_a_thread_that_used_channels_ended(csp):
     """The thread's count goes with it: later deadlocks are still found."""
     ch = csp.Channel()
@@ -194,6 +197,7 @@ def test_deadlock_detected_after_a_thread_that_used_channels_ended(csp):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_thread_and_main_both_blocked_is_a_deadlock(csp):
     a, b = csp.Channel(), csp.Channel()
     a_in, b_in = a.reader(), b.reader()
@@ -224,6 +228,7 @@ def test_thread_and_main_both_blocked_is_a_deadlock(csp):
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("runner", ["Parallel", "Spawn"])
+@pytest.mark.local_only(DEADLOCK_IS_LOCAL)
 def test_deadlock_among_what_a_process_spawned_is_detected(csp, runner):
     """processes: the process lingering for its Spawns left a credit nobody
     took, or was waited for without accounting: the deadlock hung."""

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.stress
 @pytest.mark.timeout(120)
 def test_ten_thousand_processes_in_one_parallel(csp, backend):
     """10,000 processes at once on one any-to-any channel, one communication each."""
-    pairs = by_backend(backend, default=5_000, processes=250)  # processes: 500 OS processes
+    pairs = by_backend(backend, default=5_000, processes=250, net=50)  # 500 OS processes, net: 100
 
     @csp.process
     def writer(cout, v):
@@ -34,7 +34,7 @@ def test_ten_thousand_processes_in_one_parallel(csp, backend):
 @pytest.mark.timeout(120)
 def test_ten_thousand_processes_private_channels(csp, backend):
     """10,000 processes, 5,000 pairs each on its own channel: results in order."""
-    pairs = by_backend(backend, default=5_000, processes=250)  # processes: 500 OS processes
+    pairs = by_backend(backend, default=5_000, processes=250, net=50)  # 500 OS processes, net: 100
 
     @csp.process
     def writer(cout, v):

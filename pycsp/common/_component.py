@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from csp_ext import Channel, ShmChannel
 
-from .._ends import READ_ENDS, WRITE_ENDS
+from .. import _ends
 from .._process import Process
 
 if TYPE_CHECKING:
@@ -34,8 +34,9 @@ def check_end(owner, parameter, value, reader, optional=False):
     if value is None and optional:
         return
     wanted = "a reader end (+channel)" if reader else "a writer end (-channel)"
-    if isinstance(value, READ_ENDS + WRITE_ENDS):
-        if isinstance(value, READ_ENDS) == reader:
+    # _ends' tuples, read now: types registered later (pycsp.net's) count too.
+    if isinstance(value, _ends.READ_ENDS + _ends.WRITE_ENDS):
+        if isinstance(value, _ends.READ_ENDS) == reader:
             return
         got = "a writer end" if reader else "a reader end"
     elif isinstance(value, (Channel, ShmChannel)):

@@ -44,6 +44,7 @@ from ..parallel._multiprocess import MultiProcess as MultiProcess
 from ..parallel._multiprocess import multiprocess as multiprocess
 from . import _mobile  # noqa: F401 - channels and ends travel in messages between programs
 from ._channel import Channel as Channel, HomedChannel
+from ._channel import ChannelEndRead as ChannelEndRead, ChannelEndWrite as ChannelEndWrite
 from ._guards import InputGuard as InputGuard, OutputGuard as OutputGuard
 from ._hosts import ClusterProcess as ClusterProcess, HostLost as HostLost
 from ._hosts import SSHProcess as SSHProcess, clusterprocess as clusterprocess

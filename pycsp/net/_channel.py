@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import types
 
-from csp_ext import ShmChannel
+from csp_ext import ShmChannel, ShmChannelEndRead, ShmChannelEndWrite
 
 from . import _node
-from ._remote import RemoteChannel
+from ._remote import RemoteChannel, RemoteChannelEndRead, RemoteChannelEndWrite
 
 
 class HomedChannel:
@@ -67,6 +67,11 @@ class HomedChannel:
 def home(name: str, buffer: int) -> HomedChannel:
     if not isinstance(name, str):
         raise TypeError(f"pycsp.net: a channel's name is a str, not {type(name).__name__}")
+    try:
+        name.encode("utf-8")  # as it travels in every HELLO and JOIN
+    except UnicodeEncodeError:
+        raise ValueError(f"pycsp.net: a channel's name travels as UTF-8; {name!r} cannot "
+                         f"(a lone surrogate), so no other program could reach it") from None
     node = _node.this_node()
     channel = ShmChannel(name=name, buffer=buffer)
     node.home(channel, name)
@@ -110,4 +115,30 @@ class Channel(metaclass=_ChannelType):
         ValueError: a channel of that name is homed here already.
     """
 
+    __class_getitem__ = classmethod(types.GenericAlias)
+
+
+class _EndType(type):
+    """Every kind of reader (writer) end is an instance of ChannelEndRead (ChannelEndWrite)."""
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, cls._kinds)
+
+    def __subclasscheck__(cls, other):
+        return issubclass(other, cls._kinds)
+
+
+class ChannelEndRead(metaclass=_EndType):
+    """A reader end: of a channel of this program (pycsp.processes') or of
+    one homed in another program."""
+
+    _kinds = (ShmChannelEndRead, RemoteChannelEndRead)
+    __class_getitem__ = classmethod(types.GenericAlias)
+
+
+class ChannelEndWrite(metaclass=_EndType):
+    """A writer end: of a channel of this program (pycsp.processes') or of
+    one homed in another program."""
+
+    _kinds = (ShmChannelEndWrite, RemoteChannelEndWrite)
     __class_getitem__ = classmethod(types.GenericAlias)

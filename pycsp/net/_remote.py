@@ -98,6 +98,7 @@ class _Link:
 
     def __init__(self, address, settings):
         self.address, self.settings = address, settings
+        self.pid = os.getpid()
         self.connect_timeout = settings.connect_timeout
         self.socket = _link.connect_to_home(
             _zmq_context(), settings.security, *address,
@@ -113,6 +114,16 @@ class _Link:
         self.poller = zmq.Poller()
         self.poller.register(self.socket, zmq.POLLIN)
         self.poller.register(self.monitor, zmq.POLLIN)
+
+    def __del__(self):
+        # The thread that made this link ended (its threading.local went):
+        # close its sockets here, not leave them to the garbage collector,
+        # which warns (ResourceWarning).  Never a parent's socket in a
+        # forked child: ZeroMQ is not fork-safe.
+        if getattr(self, "pid", None) == os.getpid():  # None: __init__ did not finish
+            for socket in (getattr(self, "monitor", None), getattr(self, "socket", None)):
+                if socket is not None:
+                    socket.close(linger=0)
 
     def _note_events(self):
         for event in _link.pending_events(self.monitor):
@@ -436,12 +447,22 @@ def _rebuild_end(kind, channel, number, retired, held=True):
     return end
 
 
+# The core's words for a wrong call (csp_ext's arguments.c), so that a
+# program reads the same TypeError whichever channel its end belongs to.
+_WRITER_CALL = ("a writer end takes exactly one message: cout(msg); "
+                "to read, use a reader end (ch.reader(), +ch or IN(ch))")
+_READER_CALL = ("a reader end is called with no arguments: msg = cin(); "
+                "to write, use a writer end (ch.writer(), -ch or OUT(ch))")
+
+
 class RemoteChannelEndRead(_RemoteEnd):
     """A reader end of a channel homed in another program: ``cin()`` reads."""
 
     __slots__ = ()
 
-    def __call__(self):
+    def __call__(self, *args, **kwargs):
+        if args or kwargs:
+            raise TypeError(_READER_CALL)
         self._check()
         header, reply = self.channel._request(_wire.READ, self.number)
         if header.op == _wire.DATA:
@@ -459,7 +480,10 @@ class RemoteChannelEndWrite(_RemoteEnd):
     __slots__ = ()
     is_writer = True
 
-    def __call__(self, msg):
+    def __call__(self, *args, **kwargs):
+        if len(args) != 1 or kwargs:
+            raise TypeError(_WRITER_CALL)
+        msg, = args
         self._check()
         _sending.ends = carried = []
         try:
