@@ -24,13 +24,12 @@ a time, so that exactly one guard commits.
 A Timeout guard is the wait's deadline; it is chosen only if no home holds
 a claim of the party then.  PriSelect's order holds for the guards tried in
 step 1; afterwards whichever home claims first wins (AltSelect's any), and
-FairSelect starts step 1 at a guard chosen at random.
+FairSelect tries channel guards least recently chosen first, as the core does.
 """
 from __future__ import annotations
 
 import itertools
 import os
-import random
 import threading
 import time
 
@@ -88,11 +87,7 @@ def choose(guards, fair=False):
 
     ``guards``: in scan order, each RemoteInputGuard, RemoteOutputGuard,
     SkipGuard or TimeoutGuard."""
-    if fair:
-        start = random.randrange(len(guards))
-        order = list(range(start, len(guards))) + list(range(start))
-    else:
-        order = list(range(len(guards)))
+    order = _fair_order(guards) if fair else list(range(len(guards)))
     alternation = next(_party.alternations)
     armed = {}  # link -> True: homes that keep a guard of this alternation
     carried = {}  # position -> the ends its message carries (output guards)
@@ -111,12 +106,33 @@ def choose(guards, fair=False):
             try_only = _ends_early(guards, order, position)
             outcome = _arm(guard, position, alternation, try_only, carried)
             if outcome is not None:
-                return position, outcome[0]
+                return _chose(guards, (position, outcome[0]))
             if not try_only:
                 armed[_link_to(guard.end.channel.address)] = True
-        return _wait(guards, armed, deadline, alternation, carried)
+        return _chose(guards, _wait(guards, armed, deadline, alternation, carried))
     finally:
         _disarm(armed, alternation)
+
+
+_fair_clock = itertools.count(1)
+_CHANNEL_GUARDS = (RemoteInputGuard, RemoteOutputGuard)
+
+
+def _fair_order(guards):
+    """FairSelect's scan order, as the core's: channel guards least recently
+    chosen first (by their end), then Skip and Timeout guards in order."""
+    channel_guards = sorted((p for p, g in enumerate(guards) if isinstance(g, _CHANNEL_GUARDS)),
+                            key=lambda p: guards[p].end.fair_stamp)
+    return channel_guards + [p for p, g in enumerate(guards)
+                             if not isinstance(g, _CHANNEL_GUARDS)]
+
+
+def _chose(guards, outcome):
+    """Stamp the chosen guard's end for FairSelect; ``outcome`` unchanged."""
+    guard = guards[outcome[0]]
+    if isinstance(guard, _CHANNEL_GUARDS):
+        guard.end.fair_stamp = next(_fair_clock)
+    return outcome
 
 
 def _ends_early(guards, order, position):

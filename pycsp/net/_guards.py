@@ -38,7 +38,11 @@ def _normalize(guard, action, where):
     if isinstance(guard, RemoteChannelEndWrite):
         raise TypeError(f"{where}: a writer end needs a message: use (cout, msg) or "
                         f"OutputGuard(cout, msg)")
-    entry = core._normalize(guard, action, where)
+    try:
+        entry = core._normalize(guard, action, where)
+    except _guard_kinds.Found:  # a remote end in a spelling that is no guard
+        raise TypeError(f"{where}: not a guard: {guard!r} (expected a reader end, (cout, msg), "
+                        f"InputGuard, OutputGuard, SkipGuard or TimeoutGuard)") from None
     c_guard, end, kind, action = entry
     if isinstance(c_guard, (csp_ext.SkipGuard, csp_ext.TimeoutGuard)):
         return entry

@@ -337,13 +337,14 @@ class _RemoteEnd:
     # it at the home); held: this program holds it (False: it arrived in a
     # message and has not told the home yet, or it is in a home's agent);
     # shared: pickled for another process of this program, which may hold it now.
-    __slots__ = ("channel", "number", "retired", "moved", "held", "shared")
+    __slots__ = ("channel", "number", "retired", "moved", "held", "shared", "fair_stamp")
     is_writer = False
 
     def __init__(self, channel: RemoteChannel, number: int, retired: bool = False,
                  held: bool = True) -> None:
         self.channel, self.number, self.retired = channel, number, retired
         self.moved, self.held, self.shared = False, held, False
+        self.fair_stamp = 0  # when FairSelect last chose it (``_alt``)
         if held and not agent_process:
             _note_made_here(self)
 
