@@ -417,3 +417,51 @@ def test_alternating_writers_meet_alternating_readers_across_two_homes(key_file)
     finally:
         stop(home_a)
         stop(home_b)
+
+
+def test_an_alternation_interrupted_while_arming_leaves_nothing_armed(key_file, tmp_path):
+    """A Ctrl-C that lands while an ARM's reply is awaited: the home may keep
+    that guard armed, so the alternation's end must withdraw it there too.
+    Else the home claims the dead alternation, which never answers, and every
+    later guard on that side of the channel waits behind it (here the same
+    program's next alternation, which the home's writer then never reaches)."""
+    flag = tmp_path / "peer-armed-again"
+    home, port = start_home("""
+        C = pycsp.Channel("A")
+        print("PORT", C.address[1], flush=True)
+        import os, time
+        while not os.path.exists(FLAG):
+            time.sleep(0.05)
+        time.sleep(0.5)  # the peer's second alternation is armed by now
+        cout = -C
+        print("WROTE", pycsp.AltSelect((cout, "x"), pycsp.TimeoutGuard(8))[0] is cout, flush=True)
+        time.sleep(120)
+    """.replace("FLAG", repr(str(flag))), key_file)
+    try:
+        out = run_peer("""
+            import pathlib
+            from pycsp.net import _remote, _wire
+            cin = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            request = _remote.RemoteChannel._request
+            def interrupted_arm(self, op, ref=0, body=None, timeout=None):
+                if op != _wire.ARM:
+                    return request(self, op, ref, body, timeout)
+                try:  # sent; the Ctrl-C comes before the reply
+                    return request(self, op, ref, body, timeout=0)
+                except TimeoutError:
+                    raise KeyboardInterrupt from None
+            _remote.RemoteChannel._request = interrupted_arm
+            try:
+                pycsp.AltSelect(cin, pycsp.TimeoutGuard(30))
+            except KeyboardInterrupt:
+                print("INTERRUPTED", True, flush=True)
+            _remote.RemoteChannel._request = request
+            pathlib.Path(FLAG).touch()
+            guard, msg = pycsp.AltSelect(cin, pycsp.TimeoutGuard(5))
+            print("GOT", repr(msg), flush=True)
+        """.replace("FLAG", repr(str(flag))), key_file, port)
+        assert values(out, "INTERRUPTED") == [True]
+        assert values(out, "GOT") == ["x"]
+        assert home.stdout.readline().split() == ["WROTE", "True"]
+    finally:
+        stop(home)
