@@ -7,6 +7,7 @@ process of the home, a remote plain read or write, or another program's
 alternation), and every message is received exactly once.
 """
 import collections
+import textwrap
 import signal
 import time
 
@@ -465,3 +466,125 @@ def test_an_alternation_interrupted_while_arming_leaves_nothing_armed(key_file, 
         assert home.stdout.readline().split() == ["WROTE", "True"]
     finally:
         stop(home)
+
+
+# Stress: guards of every kind over three homes.  Each party picks, per
+# operation, a PriSelect with a Skip (retried later if skipped), an AltSelect
+# with a short Timeout (retried), a FairSelect, or a plain write, over a random
+# choice of the channels; each program's choices are seeded.
+STRESS_CHOICE = """
+    import os, random, time
+    rng = random.Random({seed})
+    FLAG = {flag!r}
+
+    def send(ends, msg):
+        while True:
+            chosen = rng.sample(ends, rng.randint(1, len(ends)))
+            r = rng.random()
+            if r < 0.2:
+                guard = pycsp.PriSelect(*[(end, msg) for end in chosen], pycsp.SkipGuard())[0]
+                if guard in chosen:
+                    return
+                time.sleep(0.005)
+            elif r < 0.4:
+                guard = pycsp.AltSelect(*[(end, msg) for end in chosen], pycsp.TimeoutGuard(0.05))[0]
+                if guard in chosen:
+                    return
+            elif r < 0.5:
+                chosen[0](msg)
+                return
+            else:
+                pycsp.FairSelect(*[(end, msg) for end in chosen])
+                return
+
+    def receive_all(ends):
+        got, quiet = [], 0
+        while quiet < 2:
+            r = rng.random()
+            if r < 0.2:
+                guard, msg = pycsp.PriSelect(*ends, pycsp.SkipGuard())
+                if guard not in ends:
+                    time.sleep(0.005)
+                    continue
+            else:
+                select = pycsp.FairSelect if r < 0.5 else pycsp.AltSelect
+                guard, msg = select(*ends, pycsp.TimeoutGuard(0.5))
+                if guard not in ends:
+                    quiet = quiet + 1 if os.path.exists(FLAG) else 0
+                    continue
+            quiet = 0
+            got.append(msg)
+        return got
+"""
+
+
+@pytest.mark.timeout(120)
+def test_stress_alternating_parties_over_three_homes_each_message_once(key_file, tmp_path):
+    """Two writer and two reader programs alternate (Skip, Timeout, Fair and
+    plain mixed) over a rendezvous channel homed in one program, a buffered one
+    in another, and a rendezvous one in a third whose own processes alternate
+    on it too: every message is received exactly once, and nothing hangs."""
+    n, n_local = 30, 15
+    flag = str(tmp_path / "writers-done")
+    home_a, port_a = idle_home(key_file, "A")
+    home_b, port_b = idle_home(key_file, "B", buffer=2)
+    home_c, port_c = start_home(STRESS_CHOICE.format(seed=3, flag=flag) + """
+    C = pycsp.Channel("C")
+    print("PORT", C.address[1], flush=True)
+    @pycsp.process
+    def local_writer(cout):
+        for i in range({n_local}):
+            send([cout], ("home", i))
+        print("LOCALWROTE", True, flush=True)
+    @pycsp.process
+    def local_reader(cin):
+        print("LOCAL", repr(receive_all([cin])), flush=True)
+    pycsp.Parallel(local_writer(-C), local_reader(+C))
+    time.sleep(120)
+    """.format(n_local=n_local), key_file)
+    ports = (port_a, port_b, port_c)
+    connect = """
+        chans = [pycsp.Channel(name, connect=("127.0.0.1", port))
+                 for name, port in zip("ABC", PORT)]
+    """
+    writer = connect + """
+        ends = [-ch for ch in chans]
+        for i in range({n}):
+            send(ends, ({tag!r}, i))
+        print("DONE", True, flush=True)
+    """
+    reader = connect + """
+        print("GOT", repr(receive_all([+ch for ch in chans])), flush=True)
+    """
+    choice = textwrap.dedent(STRESS_CHOICE)
+    try:
+        readers = [start_script(peer_source(choice.format(seed=10 + k, flag=flag)
+                                            + textwrap.dedent(reader), key_file, ports))
+                   for k in range(2)]
+        writers = [start_script(peer_source(choice.format(seed=20 + k, flag=flag)
+                                            + textwrap.dedent(writer).format(n=n, tag=tag),
+                                            key_file, ports))
+                   for k, tag in enumerate(("w1", "w2"))]
+        for proc in writers:
+            code, out, err = finish(proc, timeout=60)
+            assert code == 0, err
+            assert values(out, "DONE") == [True]
+        lines = [home_c.stdout.readline()]
+        assert lines[0].startswith("LOCALWROTE "), lines
+        open(flag, "w").close()
+        got = []
+        for proc in readers:
+            code, out, err = finish(proc, timeout=30)
+            assert code == 0, err
+            got += values(out, "GOT")[0]
+        line = home_c.stdout.readline()
+        assert line.startswith("LOCAL "), line
+        got += values(line, "LOCAL")[0]
+        counts = collections.Counter(got)
+        expected = [(tag, i) for tag in ("w1", "w2") for i in range(n)]
+        expected += [("home", i) for i in range(n_local)]
+        assert sorted(counts) == sorted(expected)
+        assert set(counts.values()) == {1}
+    finally:
+        for home in (home_a, home_b, home_c):
+            stop(home)
