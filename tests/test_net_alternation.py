@@ -588,3 +588,29 @@ def test_stress_alternating_parties_over_three_homes_each_message_once(key_file,
     finally:
         for home in (home_a, home_b, home_c):
             stop(home)
+
+
+def test_a_party_with_both_guards_on_one_channel_meets_others_never_itself(key_file):
+    """An input and an output guard of one alternation on the same channel
+    homed elsewhere: alone, it times out (its guards never match each other);
+    with another program's reader there, its output guard commits."""
+    home, port = idle_home(key_file, "A")
+    try:
+        both = start_script(peer_source("""
+            ch = pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            cin, cout = +ch, -ch
+            guard, msg = pycsp.AltSelect(cin, (cout, "self"), pycsp.TimeoutGuard(0.5))
+            print("ALONE", isinstance(guard, pycsp.TimeoutGuard), flush=True)
+            guard, msg = pycsp.AltSelect(cin, (cout, "out"), pycsp.TimeoutGuard(20))
+            print("CHOSE", repr("cout" if guard is cout else str(guard)), flush=True)
+        """, key_file, port))
+        assert both.stdout.readline().split() == ["ALONE", "True"]
+        out = run_peer("""
+            print("GOT", repr((+pycsp.Channel("A", connect=("127.0.0.1", PORT)))()), flush=True)
+        """, key_file, port)
+        assert values(out, "GOT") == ["out"]
+        code, out, err = finish(both)
+        assert code == 0, err
+        assert values(out, "CHOSE") == ["cout"]
+    finally:
+        stop(home)
