@@ -614,3 +614,38 @@ def test_a_party_with_both_guards_on_one_channel_meets_others_never_itself(key_f
         assert values(out, "CHOSE") == ["cout"]
     finally:
         stop(home)
+
+
+def test_ctrl_c_while_waiting_for_a_claim_withdraws_the_guard(key_file, tmp_path):
+    """A real SIGINT in the alternation's wait: KeyboardInterrupt, and the
+    guard is withdrawn at its home (the program's next alternation there gets
+    the home's message, which nothing took for the interrupted one)."""
+    flag = tmp_path / "peer-armed-again"
+    home, port = start_home("""
+        C = pycsp.Channel("A")
+        print("PORT", C.address[1], flush=True)
+        import os, time
+        while not os.path.exists(FLAG):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        cout = -C
+        print("WROTE", pycsp.AltSelect((cout, "x"), pycsp.TimeoutGuard(8))[0] is cout, flush=True)
+        time.sleep(120)
+    """.replace("FLAG", repr(str(flag))), key_file)
+    try:
+        out = run_peer("""
+            import os, pathlib, signal, threading
+            cin = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+            try:
+                pycsp.AltSelect(cin, pycsp.TimeoutGuard(30))
+            except KeyboardInterrupt:
+                print("INTERRUPTED", True, flush=True)
+            pathlib.Path(FLAG).touch()
+            print("GOT", repr(pycsp.AltSelect(cin, pycsp.TimeoutGuard(5))[1]), flush=True)
+        """.replace("FLAG", repr(str(flag))), key_file, port)
+        assert values(out, "INTERRUPTED") == [True]
+        assert values(out, "GOT") == ["x"]
+        assert home.stdout.readline().split() == ["WROTE", "True"]
+    finally:
+        stop(home)
