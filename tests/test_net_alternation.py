@@ -515,6 +515,27 @@ STRESS_CHOICE = """
             quiet = 0
             got.append(msg)
         return got
+
+    def exchange(ins, outs, msgs):
+        # reads from ins and writes msgs to outs, in one choice each time
+        got, quiet, sent = [], 0, 0
+        while quiet < 2:
+            guards = list(ins)
+            if sent < len(msgs):
+                chosen = rng.sample(outs, rng.randint(1, len(outs)))
+                guards += [(end, msgs[sent]) for end in chosen]
+            guard, msg = pycsp.AltSelect(*guards, pycsp.TimeoutGuard(0.5))
+            if guard in ins:
+                got.append(msg)
+                quiet = 0
+            elif guard in outs:
+                sent += 1
+                quiet = 0
+                if sent == len(msgs):
+                    print("SENT", True, flush=True)
+            elif sent == len(msgs) and os.path.exists(FLAG):
+                quiet += 1
+        return got
 """
 
 
@@ -523,7 +544,8 @@ def test_stress_alternating_parties_over_three_homes_each_message_once(key_file,
     """Two writer and two reader programs alternate (Skip, Timeout, Fair and
     plain mixed) over a rendezvous channel homed in one program, a buffered one
     in another, and a rendezvous one in a third whose own processes alternate
-    on it too: every message is received exactly once, and nothing hangs."""
+    on it too, and a fifth program reads and writes in the same alternations:
+    every message is received exactly once, and nothing hangs."""
     n, n_local = 30, 15
     flag = str(tmp_path / "writers-done")
     home_a, port_a = idle_home(key_file, "A")
@@ -556,6 +578,13 @@ def test_stress_alternating_parties_over_three_homes_each_message_once(key_file,
     reader = connect + """
         print("GOT", repr(receive_all([+ch for ch in chans])), flush=True)
     """
+    # Reads and writes in one alternation: an input and an output guard on one
+    # channel, and guards of both directions at each home.
+    both = connect + """
+        msgs = [("x", i) for i in range({n})]
+        print("GOT", repr(exchange([+ch for ch in chans], [-ch for ch in chans], msgs)),
+              flush=True)
+    """
     choice = textwrap.dedent(STRESS_CHOICE)
     try:
         readers = [start_script(peer_source(choice.format(seed=10 + k, flag=flag)
@@ -565,15 +594,19 @@ def test_stress_alternating_parties_over_three_homes_each_message_once(key_file,
                                             + textwrap.dedent(writer).format(n=n, tag=tag),
                                             key_file, ports))
                    for k, tag in enumerate(("w1", "w2"))]
+        mixed = start_script(peer_source(choice.format(seed=30, flag=flag)
+                                         + textwrap.dedent(both).format(n=n_local),
+                                         key_file, ports))
         for proc in writers:
             code, out, err = finish(proc, timeout=60)
             assert code == 0, err
             assert values(out, "DONE") == [True]
+        assert mixed.stdout.readline().split() == ["SENT", "True"]
         lines = [home_c.stdout.readline()]
         assert lines[0].startswith("LOCALWROTE "), lines
         open(flag, "w").close()
         got = []
-        for proc in readers:
+        for proc in readers + [mixed]:
             code, out, err = finish(proc, timeout=30)
             assert code == 0, err
             got += values(out, "GOT")[0]
@@ -582,7 +615,7 @@ def test_stress_alternating_parties_over_three_homes_each_message_once(key_file,
         got += values(line, "LOCAL")[0]
         counts = collections.Counter(got)
         expected = [(tag, i) for tag in ("w1", "w2") for i in range(n)]
-        expected += [("home", i) for i in range(n_local)]
+        expected += [(tag, i) for tag in ("home", "x") for i in range(n_local)]
         assert sorted(counts) == sorted(expected)
         assert set(counts.values()) == {1}
     finally:
