@@ -682,3 +682,49 @@ def test_ctrl_c_while_waiting_for_a_claim_withdraws_the_guard(key_file, tmp_path
         assert home.stdout.readline().split() == ["WROTE", "True"]
     finally:
         stop(home)
+
+
+# A home of channel A whose process, once FLAG exists, offers "x" for up to 8 s.
+LATE_WRITER_HOME = """
+    C = pycsp.Channel("A")
+    print("PORT", C.address[1], flush=True)
+    import os, time
+    while not os.path.exists(FLAG):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    cout = -C
+    print("WROTE", pycsp.AltSelect((cout, "x"), pycsp.TimeoutGuard(8))[0] is cout, flush=True)
+    time.sleep(120)
+"""
+
+# The peer's first alternation loses its DISARM (a Ctrl-C between two homes'
+# DISARMs, say): its guard stays armed at the home.
+LOST_DISARM = """
+    import pathlib
+    from pycsp.net import _alt
+    cin = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+    disarm = _alt._disarm
+    _alt._disarm = lambda armed, alternation: None
+    print("FIRST", isinstance(pycsp.AltSelect(cin, pycsp.TimeoutGuard(0.3))[0],
+                              pycsp.TimeoutGuard), flush=True)
+    _alt._disarm = disarm
+    pathlib.Path(FLAG).touch()
+"""
+
+
+def test_a_later_alternation_of_a_party_drops_its_earlier_ones_at_the_home(key_file, tmp_path):
+    """A party alternates once at a time: its ARM of a later alternation tells
+    the home that the earlier ones ended, even if their DISARM never came.
+    Else the home claims the earlier one, which never answers, and the later
+    one on the same side of the channel waits behind it."""
+    flag = tmp_path / "peer-armed-again"
+    home, port = start_home(LATE_WRITER_HOME.replace("FLAG", repr(str(flag))), key_file)
+    try:
+        out = run_peer((textwrap.dedent(LOST_DISARM) + textwrap.dedent("""
+            print("GOT", repr(pycsp.AltSelect(cin, pycsp.TimeoutGuard(5))[1]), flush=True)
+        """)).replace("FLAG", repr(str(flag))), key_file, port)
+        assert values(out, "FIRST") == [True]
+        assert values(out, "GOT") == ["x"]
+        assert home.stdout.readline().split() == ["WROTE", "True"]
+    finally:
+        stop(home)
