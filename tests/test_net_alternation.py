@@ -728,3 +728,25 @@ def test_a_later_alternation_of_a_party_drops_its_earlier_ones_at_the_home(key_f
         assert home.stdout.readline().split() == ["WROTE", "True"]
     finally:
         stop(home)
+
+
+def test_a_party_that_ends_leaves_nothing_armed_at_the_home(key_file, tmp_path):
+    """A program whose alternation lost its DISARM ends normally (BYE): the
+    home drops that program's guards, so another program's alternation on
+    the same side of the channel gets the home's message."""
+    flag = tmp_path / "second-armed"
+    home, port = start_home(LATE_WRITER_HOME.replace("FLAG", repr(str(flag))), key_file)
+    try:
+        out = run_peer(LOST_DISARM.replace("FLAG", repr(str(tmp_path / "unused"))), key_file,
+                       port)
+        assert values(out, "FIRST") == [True]
+        out = run_peer("""
+            import pathlib
+            cin = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            pathlib.Path(FLAG).touch()
+            print("GOT", repr(pycsp.AltSelect(cin, pycsp.TimeoutGuard(5))[1]), flush=True)
+        """.replace("FLAG", repr(str(flag))), key_file, port)
+        assert values(out, "GOT") == ["x"]
+        assert home.stdout.readline().split() == ["WROTE", "True"]
+    finally:
+        stop(home)

@@ -152,7 +152,7 @@ class Arms:
             self.commit_pair(match)
 
     def peer_dead(self, incarnation):
-        """A process declared dead: its alternations end."""
+        """A process declared dead, or that ended (BYE): its alternations end."""
         offsets = set()
         for party, alternation in [key for key in self.by_alternation if key[0][0] == incarnation]:
             offsets.update(self.drop(party, alternation, rematch=False))
