@@ -487,7 +487,8 @@ STRESS_CHOICE = """
                     return
                 time.sleep(0.005)
             elif r < 0.4:
-                guard = pycsp.AltSelect(*[(end, msg) for end in chosen], pycsp.TimeoutGuard(0.05))[0]
+                guards = [(end, msg) for end in chosen] + [pycsp.TimeoutGuard(0.05)]
+                guard = pycsp.AltSelect(*guards)[0]
                 if guard in chosen:
                     return
             elif r < 0.5:
