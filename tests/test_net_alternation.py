@@ -7,6 +7,7 @@ process of the home, a remote plain read or write, or another program's
 alternation), and every message is received exactly once.
 """
 import collections
+import textwrap
 import signal
 import time
 
@@ -417,3 +418,336 @@ def test_alternating_writers_meet_alternating_readers_across_two_homes(key_file)
     finally:
         stop(home_a)
         stop(home_b)
+
+
+def test_an_alternation_interrupted_while_arming_leaves_nothing_armed(key_file, tmp_path):
+    """A Ctrl-C that lands while an ARM's reply is awaited: the home may keep
+    that guard armed, so the alternation's end must withdraw it there too.
+    Else the home claims the dead alternation, which never answers, and every
+    later guard on that side of the channel waits behind it (here the same
+    program's next alternation, which the home's writer then never reaches)."""
+    flag = tmp_path / "peer-armed-again"
+    home, port = start_home("""
+        C = pycsp.Channel("A")
+        print("PORT", C.address[1], flush=True)
+        import os, time
+        while not os.path.exists(FLAG):
+            time.sleep(0.05)
+        time.sleep(0.5)  # the peer's second alternation is armed by now
+        cout = -C
+        print("WROTE", pycsp.AltSelect((cout, "x"), pycsp.TimeoutGuard(8))[0] is cout, flush=True)
+        time.sleep(120)
+    """.replace("FLAG", repr(str(flag))), key_file)
+    try:
+        out = run_peer("""
+            import pathlib
+            from pycsp.net import _remote, _wire
+            cin = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            request = _remote.RemoteChannel._request
+            def interrupted_arm(self, op, ref=0, body=None, timeout=None):
+                if op != _wire.ARM:
+                    return request(self, op, ref, body, timeout)
+                try:  # sent; the Ctrl-C comes before the reply
+                    return request(self, op, ref, body, timeout=0)
+                except TimeoutError:
+                    raise KeyboardInterrupt from None
+            _remote.RemoteChannel._request = interrupted_arm
+            try:
+                pycsp.AltSelect(cin, pycsp.TimeoutGuard(30))
+            except KeyboardInterrupt:
+                print("INTERRUPTED", True, flush=True)
+            _remote.RemoteChannel._request = request
+            pathlib.Path(FLAG).touch()
+            guard, msg = pycsp.AltSelect(cin, pycsp.TimeoutGuard(5))
+            print("GOT", repr(msg), flush=True)
+        """.replace("FLAG", repr(str(flag))), key_file, port)
+        assert values(out, "INTERRUPTED") == [True]
+        assert values(out, "GOT") == ["x"]
+        assert home.stdout.readline().split() == ["WROTE", "True"]
+    finally:
+        stop(home)
+
+
+# Stress: guards of every kind over three homes.  Each party picks, per
+# operation, a PriSelect with a Skip (retried later if skipped), an AltSelect
+# with a short Timeout (retried), a FairSelect, or a plain write, over a random
+# choice of the channels; each program's choices are seeded.
+STRESS_CHOICE = """
+    import os, random, time
+    rng = random.Random({seed})
+    FLAG = {flag!r}
+
+    def send(ends, msg):
+        while True:
+            chosen = rng.sample(ends, rng.randint(1, len(ends)))
+            r = rng.random()
+            if r < 0.2:
+                guard = pycsp.PriSelect(*[(end, msg) for end in chosen], pycsp.SkipGuard())[0]
+                if guard in chosen:
+                    return
+                time.sleep(0.005)
+            elif r < 0.4:
+                guards = [(end, msg) for end in chosen] + [pycsp.TimeoutGuard(0.05)]
+                guard = pycsp.AltSelect(*guards)[0]
+                if guard in chosen:
+                    return
+            elif r < 0.5:
+                chosen[0](msg)
+                return
+            else:
+                pycsp.FairSelect(*[(end, msg) for end in chosen])
+                return
+
+    def receive_all(ends):
+        got, quiet = [], 0
+        while quiet < 2:
+            r = rng.random()
+            if r < 0.2:
+                guard, msg = pycsp.PriSelect(*ends, pycsp.SkipGuard())
+                if guard not in ends:
+                    time.sleep(0.005)
+                    continue
+            else:
+                select = pycsp.FairSelect if r < 0.5 else pycsp.AltSelect
+                guard, msg = select(*ends, pycsp.TimeoutGuard(0.5))
+                if guard not in ends:
+                    quiet = quiet + 1 if os.path.exists(FLAG) else 0
+                    continue
+            quiet = 0
+            got.append(msg)
+        return got
+
+    def exchange(ins, outs, msgs):
+        # reads from ins and writes msgs to outs, in one choice each time
+        got, quiet, sent = [], 0, 0
+        while quiet < 2:
+            guards = list(ins)
+            if sent < len(msgs):
+                chosen = rng.sample(outs, rng.randint(1, len(outs)))
+                guards += [(end, msgs[sent]) for end in chosen]
+            guard, msg = pycsp.AltSelect(*guards, pycsp.TimeoutGuard(0.5))
+            if guard in ins:
+                got.append(msg)
+                quiet = 0
+            elif guard in outs:
+                sent += 1
+                quiet = 0
+                if sent == len(msgs):
+                    print("SENT", True, flush=True)
+            elif sent == len(msgs) and os.path.exists(FLAG):
+                quiet += 1
+        return got
+"""
+
+
+@pytest.mark.timeout(120)
+def test_stress_alternating_parties_over_three_homes_each_message_once(key_file, tmp_path):
+    """Two writer and two reader programs alternate (Skip, Timeout, Fair and
+    plain mixed) over a rendezvous channel homed in one program, a buffered one
+    in another, and a rendezvous one in a third whose own processes alternate
+    on it too, and a fifth program reads and writes in the same alternations:
+    every message is received exactly once, and nothing hangs."""
+    n, n_local = 30, 15
+    flag = str(tmp_path / "writers-done")
+    home_a, port_a = idle_home(key_file, "A")
+    home_b, port_b = idle_home(key_file, "B", buffer=2)
+    home_c, port_c = start_home(STRESS_CHOICE.format(seed=3, flag=flag) + """
+    C = pycsp.Channel("C")
+    print("PORT", C.address[1], flush=True)
+    @pycsp.process
+    def local_writer(cout):
+        for i in range({n_local}):
+            send([cout], ("home", i))
+        print("LOCALWROTE", True, flush=True)
+    @pycsp.process
+    def local_reader(cin):
+        print("LOCAL", repr(receive_all([cin])), flush=True)
+    pycsp.Parallel(local_writer(-C), local_reader(+C))
+    time.sleep(120)
+    """.format(n_local=n_local), key_file)
+    ports = (port_a, port_b, port_c)
+    connect = """
+        chans = [pycsp.Channel(name, connect=("127.0.0.1", port))
+                 for name, port in zip("ABC", PORT)]
+    """
+    writer = connect + """
+        ends = [-ch for ch in chans]
+        for i in range({n}):
+            send(ends, ({tag!r}, i))
+        print("DONE", True, flush=True)
+    """
+    reader = connect + """
+        print("GOT", repr(receive_all([+ch for ch in chans])), flush=True)
+    """
+    # Reads and writes in one alternation: an input and an output guard on one
+    # channel, and guards of both directions at each home.
+    both = connect + """
+        msgs = [("x", i) for i in range({n})]
+        print("GOT", repr(exchange([+ch for ch in chans], [-ch for ch in chans], msgs)),
+              flush=True)
+    """
+    choice = textwrap.dedent(STRESS_CHOICE)
+    try:
+        readers = [start_script(peer_source(choice.format(seed=10 + k, flag=flag)
+                                            + textwrap.dedent(reader), key_file, ports))
+                   for k in range(2)]
+        writers = [start_script(peer_source(choice.format(seed=20 + k, flag=flag)
+                                            + textwrap.dedent(writer).format(n=n, tag=tag),
+                                            key_file, ports))
+                   for k, tag in enumerate(("w1", "w2"))]
+        mixed = start_script(peer_source(choice.format(seed=30, flag=flag)
+                                         + textwrap.dedent(both).format(n=n_local),
+                                         key_file, ports))
+        for proc in writers:
+            code, out, err = finish(proc, timeout=60)
+            assert code == 0, err
+            assert values(out, "DONE") == [True]
+        assert mixed.stdout.readline().split() == ["SENT", "True"]
+        lines = [home_c.stdout.readline()]
+        assert lines[0].startswith("LOCALWROTE "), lines
+        open(flag, "w").close()
+        got = []
+        for proc in readers + [mixed]:
+            code, out, err = finish(proc, timeout=30)
+            assert code == 0, err
+            got += values(out, "GOT")[0]
+        line = home_c.stdout.readline()
+        assert line.startswith("LOCAL "), line
+        got += values(line, "LOCAL")[0]
+        counts = collections.Counter(got)
+        expected = [(tag, i) for tag in ("w1", "w2") for i in range(n)]
+        expected += [(tag, i) for tag in ("home", "x") for i in range(n_local)]
+        assert sorted(counts) == sorted(expected)
+        assert set(counts.values()) == {1}
+    finally:
+        for home in (home_a, home_b, home_c):
+            stop(home)
+
+
+def test_a_party_with_both_guards_on_one_channel_meets_others_never_itself(key_file):
+    """An input and an output guard of one alternation on the same channel
+    homed elsewhere: alone, it times out (its guards never match each other);
+    with another program's reader there, its output guard commits."""
+    home, port = idle_home(key_file, "A")
+    try:
+        both = start_script(peer_source("""
+            ch = pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            cin, cout = +ch, -ch
+            guard, msg = pycsp.AltSelect(cin, (cout, "self"), pycsp.TimeoutGuard(0.5))
+            print("ALONE", isinstance(guard, pycsp.TimeoutGuard), flush=True)
+            guard, msg = pycsp.AltSelect(cin, (cout, "out"), pycsp.TimeoutGuard(20))
+            print("CHOSE", repr("cout" if guard is cout else str(guard)), flush=True)
+        """, key_file, port))
+        assert both.stdout.readline().split() == ["ALONE", "True"]
+        out = run_peer("""
+            print("GOT", repr((+pycsp.Channel("A", connect=("127.0.0.1", PORT)))()), flush=True)
+        """, key_file, port)
+        assert values(out, "GOT") == ["out"]
+        code, out, err = finish(both)
+        assert code == 0, err
+        assert values(out, "CHOSE") == ["cout"]
+    finally:
+        stop(home)
+
+
+def test_ctrl_c_while_waiting_for_a_claim_withdraws_the_guard(key_file, tmp_path):
+    """A real SIGINT in the alternation's wait: KeyboardInterrupt, and the
+    guard is withdrawn at its home (the program's next alternation there gets
+    the home's message, which nothing took for the interrupted one)."""
+    flag = tmp_path / "peer-armed-again"
+    home, port = start_home("""
+        C = pycsp.Channel("A")
+        print("PORT", C.address[1], flush=True)
+        import os, time
+        while not os.path.exists(FLAG):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        cout = -C
+        print("WROTE", pycsp.AltSelect((cout, "x"), pycsp.TimeoutGuard(8))[0] is cout, flush=True)
+        time.sleep(120)
+    """.replace("FLAG", repr(str(flag))), key_file)
+    try:
+        out = run_peer("""
+            import os, pathlib, signal, threading
+            cin = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+            try:
+                pycsp.AltSelect(cin, pycsp.TimeoutGuard(30))
+            except KeyboardInterrupt:
+                print("INTERRUPTED", True, flush=True)
+            pathlib.Path(FLAG).touch()
+            print("GOT", repr(pycsp.AltSelect(cin, pycsp.TimeoutGuard(5))[1]), flush=True)
+        """.replace("FLAG", repr(str(flag))), key_file, port)
+        assert values(out, "INTERRUPTED") == [True]
+        assert values(out, "GOT") == ["x"]
+        assert home.stdout.readline().split() == ["WROTE", "True"]
+    finally:
+        stop(home)
+
+
+# A home of channel A whose process, once FLAG exists, offers "x" for up to 8 s.
+LATE_WRITER_HOME = """
+    C = pycsp.Channel("A")
+    print("PORT", C.address[1], flush=True)
+    import os, time
+    while not os.path.exists(FLAG):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    cout = -C
+    print("WROTE", pycsp.AltSelect((cout, "x"), pycsp.TimeoutGuard(8))[0] is cout, flush=True)
+    time.sleep(120)
+"""
+
+# The peer's first alternation loses its DISARM (a Ctrl-C between two homes'
+# DISARMs, say): its guard stays armed at the home.
+LOST_DISARM = """
+    import pathlib
+    from pycsp.net import _alt
+    cin = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+    disarm = _alt._disarm
+    _alt._disarm = lambda armed, alternation: None
+    print("FIRST", isinstance(pycsp.AltSelect(cin, pycsp.TimeoutGuard(0.3))[0],
+                              pycsp.TimeoutGuard), flush=True)
+    _alt._disarm = disarm
+    pathlib.Path(FLAG).touch()
+"""
+
+
+def test_a_later_alternation_of_a_party_drops_its_earlier_ones_at_the_home(key_file, tmp_path):
+    """A party alternates once at a time: its ARM of a later alternation tells
+    the home that the earlier ones ended, even if their DISARM never came.
+    Else the home claims the earlier one, which never answers, and the later
+    one on the same side of the channel waits behind it."""
+    flag = tmp_path / "peer-armed-again"
+    home, port = start_home(LATE_WRITER_HOME.replace("FLAG", repr(str(flag))), key_file)
+    try:
+        out = run_peer((textwrap.dedent(LOST_DISARM) + textwrap.dedent("""
+            print("GOT", repr(pycsp.AltSelect(cin, pycsp.TimeoutGuard(5))[1]), flush=True)
+        """)).replace("FLAG", repr(str(flag))), key_file, port)
+        assert values(out, "FIRST") == [True]
+        assert values(out, "GOT") == ["x"]
+        assert home.stdout.readline().split() == ["WROTE", "True"]
+    finally:
+        stop(home)
+
+
+def test_a_party_that_ends_leaves_nothing_armed_at_the_home(key_file, tmp_path):
+    """A program whose alternation lost its DISARM ends normally (BYE): the
+    home drops that program's guards, so another program's alternation on
+    the same side of the channel gets the home's message."""
+    flag = tmp_path / "second-armed"
+    home, port = start_home(LATE_WRITER_HOME.replace("FLAG", repr(str(flag))), key_file)
+    try:
+        out = run_peer(LOST_DISARM.replace("FLAG", repr(str(tmp_path / "unused"))), key_file,
+                       port)
+        assert values(out, "FIRST") == [True]
+        out = run_peer("""
+            import pathlib
+            cin = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            pathlib.Path(FLAG).touch()
+            print("GOT", repr(pycsp.AltSelect(cin, pycsp.TimeoutGuard(5))[1]), flush=True)
+        """.replace("FLAG", repr(str(flag))), key_file, port)
+        assert values(out, "GOT") == ["x"]
+        assert home.stdout.readline().split() == ["WROTE", "True"]
+    finally:
+        stop(home)

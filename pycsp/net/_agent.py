@@ -337,6 +337,7 @@ class Agent:
             return
         if op == _wire.BYE:
             self.watch.goodbye(header.incarnation)
+            self.arms.peer_dead(header.incarnation)  # a guard whose DISARM was lost
             self.reply(identity, header, _wire.OK)
             return
         if op == _wire.ANSWER:

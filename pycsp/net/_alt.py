@@ -104,11 +104,17 @@ def choose(guards, fair=False):
                     deadline = (time.monotonic() + guard.seconds, position)
                 continue
             try_only = _ends_early(guards, order, position)
+            link = _link_to(guard.end.channel.address)
+            held_before = link in armed
+            if not try_only:
+                # Before the ARM leaves: if its reply never comes (Ctrl-C), the
+                # home may keep the guard all the same, and only DISARM drops it.
+                armed[link] = True
             outcome = _arm(guard, position, alternation, try_only, carried)
             if outcome is not None:
+                if not held_before:
+                    armed.pop(link, None)  # it answered: it keeps nothing of this one
                 return _chose(guards, (position, outcome[0]))
-            if not try_only:
-                armed[_link_to(guard.end.channel.address)] = True
         return _chose(guards, _wait(guards, armed, deadline, alternation, carried))
     finally:
         _disarm(armed, alternation)
@@ -192,6 +198,7 @@ def _wait(guards, armed, deadline, alternation, carried):
             for claim in link.take_claims():
                 outcome = _answer(guards, link, claim, alternation, carried)
                 if outcome is not None:
+                    del armed[link]  # the home that committed dropped the rest itself
                     return outcome
         if deadline is not None and time.monotonic() >= deadline[0]:
             return deadline[1], None

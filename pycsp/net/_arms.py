@@ -82,6 +82,7 @@ class Arms:
             agent.reply(identity, header, _wire.ERROR, b"an ARM without its guard")
             return
         party_number, alternation, position, try_only = _wire.ARM_BODY.unpack(body[0])
+        self.drop_earlier((header.incarnation, party_number), alternation)
         is_write = isinstance(join.end, csp_ext.ShmChannelEndWrite)
         frames, message, carried = body[1:], None, ()
         if is_write:
@@ -124,6 +125,15 @@ class Arms:
             party_number, alternation = _wire.DISARM_BODY.unpack(body[0])
             self.drop((header.incarnation, party_number), alternation)
 
+    def drop_earlier(self, party, alternation):
+        """A party alternates once at a time: its ARM of ``alternation`` means
+        its earlier ones ended, even where their DISARM never came (a Ctrl-C
+        between two homes' DISARMs); a guard of one left armed would be
+        claimed, never answered, and hold up its side of the channel."""
+        for key in [key for key in self.by_alternation
+                    if key[0] == party and key[1] < alternation]:
+            self.drop(*key)
+
     def answer(self, identity, header):
         """ANSWER: the party says yes to claim ``header.ref``."""
         match = self.matches.get(header.ref)
@@ -142,7 +152,7 @@ class Arms:
             self.commit_pair(match)
 
     def peer_dead(self, incarnation):
-        """A process declared dead: its alternations end."""
+        """A process declared dead, or that ended (BYE): its alternations end."""
         offsets = set()
         for party, alternation in [key for key in self.by_alternation if key[0][0] == incarnation]:
             offsets.update(self.drop(party, alternation, rematch=False))
