@@ -24,14 +24,31 @@ opposite order every other round.  Kinds:
     zmq-curve-64M    raw pyzmq: the array sent with copy=False and acknowledged, CurveZMQ on
     zmq-64M          the same without CurveZMQ
     mpc-64M          multiprocessing.connection: send_bytes of the array's buffer, acknowledged
+    net-alt-ready    alternation across two homes: home programs H1 and H2 home channels A
+                     and B; the alternating program P loops on AltSelect(+A, +B) and
+                     answers each message with a plain write on the reply channel RA or RB
+                     homed at the home that wrote it, which that home's process reads before
+                     it writes again.  P answers a home's message once the other home's
+                     message came (one iteration later), so the homes take turns.  Here
+                     the writer is already waiting when P alternates (variant (a)): the
+                     guard tried commits at ARM, one round trip per guard tried.  us per
+                     iteration (one AltSelect and one reply write), timed in P
+    net-alt-late     the same, but a home's process writes only once P's guard is armed
+                     there (it polls its channel's statistics() for the proxy offer):
+                     variant (b), every guard ARMed, then CLAIM/ANSWER
+    net-alt-both-ready, net-alt-both-late   the same two, the homes' processes alternating
+                     too: they write with AltSelect(OutputGuard(A, msg))
     commstime        Commstime on pycsp.processes (pycsp/bench/kernels.py), us per communication
     commstime-net    the same kernel with pycsp.net imported (``--backend pycsp.net``); not
                      run under --hosts (nothing crosses a network)
 
 Round trips are in us, the arrays in GB/s (1e9 bytes/s).  The ratios of
 issue #16 are taken per round (each from figures of the same round) and
-printed as medians with min-max, with the target beside.  Alternation across
-homes is not built yet, so not measured.
+printed as medians with min-max, with the target beside.  For the alternation
+kinds P also reports where each iteration went: the AltSelect and the reply
+write timed apart, and its requests to the homes per iteration, counted by
+kind (ARMs answered ARMED or committed, ANSWERs, DISARMs, WRITEs); under
+``--hosts`` H1, P and H2 are three namespace hosts.
 """
 import argparse
 import json
@@ -52,8 +69,11 @@ PYCSP092_DEFAULTS = ("/tmp/bench-venv092/bin/python", "/work/peers/pycsp092/bin/
 KINDS = ("net-rtt", "net-plain-rtt", "zmq-curve-rtt", "zmq-rtt", "mpc-rtt", "092-rtt",
          "net-64M-write", "net-64M-read", "net-plain-64M-write", "net-plain-64M-read",
          "zmq-curve-64M", "zmq-64M",
-         "mpc-64M", "commstime", "commstime-net")
+         "mpc-64M", "net-alt-ready", "net-alt-late", "net-alt-both-ready", "net-alt-both-late",
+         "commstime", "commstime-net")
 LOCAL_ONLY = ("commstime", "commstime-net")
+ALT_KINDS = ("net-alt-ready", "net-alt-late", "net-alt-both-ready", "net-alt-both-late")
+WARM_UP = 200  # calls before a round trip's timed loop (seconds_per_call)
 
 
 def unit(kind):
@@ -78,6 +98,12 @@ RATIOS = (
      None),
     ("64M write / multiprocessing.connection", "net-64M-write", "mpc-64M", ">= 4",
      lambda r: r >= 4),
+    *((f"{kind} iteration / raw pyzmq Curve rtt", kind, "zmq-curve-rtt", "<= 2.5",
+       lambda r: r <= 2.5) for kind in ALT_KINDS),
+    *((f"{kind} AltSelect alone / raw pyzmq Curve rtt", f"{kind}:alt", "zmq-curve-rtt", "",
+       None) for kind in ALT_KINDS),
+    # how many remote round trips (a plain remote write's) an iteration costs
+    *((f"{kind} iteration / remote rtt", kind, "net-rtt", "", None) for kind in ALT_KINDS),
     ("Commstime with pycsp.net / without", "commstime-net", "commstime", "<= 1.05",
      lambda r: r <= 1.05),
 )
@@ -105,7 +131,7 @@ def figure(kind, call, target):
     """The client's figure for ``kind``: us per call, or GB/s of the 64 MiB array."""
     if unit(kind) == "GB/s":
         return BIG / seconds_per_call(call, target, 2, 1, 4) / 1e9
-    return seconds_per_call(call, target, 200, 100, 1000) * 1e6
+    return seconds_per_call(call, target, WARM_UP, 100, 1000) * 1e6
 
 
 def big_array():
@@ -163,6 +189,108 @@ def client_net(kind, host, port, key_file, target):
         message = big_array() if unit(kind) == "GB/s" else bytes(SMALL)
         result = figure(kind, lambda: cout(message), target)
     channel.poison()
+    return result
+
+
+# -- pycsp.net: alternation across two homes ----------------------------------------------
+
+def serve_net_alt(kind, host, key_file, index):
+    """Home H1 (index 1: channels A, RA) or H2 (index 2: B, RB): its process
+    writes to its channel, then reads P's answer, until poisoned."""
+    pycsp = net_configure(kind, key_file, host)
+    name = "AB"[int(index) - 1]
+    channel, answers = pycsp.Channel(name), pycsp.Channel("R" + name)
+    ready(channel.address[1])
+    late, alternates = kind.endswith("-late"), "-both" in kind
+    message = bytes(SMALL)
+
+    def wait_for_the_armed_guard():
+        # P's ARM that found no writer left a proxy offer in the channel's queue
+        while True:
+            stats = channel.statistics()
+            if stats["proxy_readers"] or stats["poisoned"]:
+                return
+            os.sched_yield()
+
+    @pycsp.process
+    def home(cout, cin):
+        while True:
+            if late:
+                wait_for_the_armed_guard()
+            if alternates:
+                pycsp.AltSelect(pycsp.OutputGuard(cout, message))
+            else:
+                cout(message)
+            cin()
+
+    try:
+        pycsp.Parallel(home(-channel, +answers))
+    except pycsp.ChannelPoisonException:
+        pass
+
+
+def count_requests(counts):
+    """Count this process's requests to homes in ``counts``, by kind: ARM split
+    into those answered ARMED and those that committed at once."""
+    from pycsp.net import _remote, _wire
+    names = {_wire.ANSWER: "ANSWER", _wire.WRITE: "WRITE", _wire.READ: "READ"}
+    request, send_only = _remote._Link.request, _remote._Link.send_only
+
+    def counted_request(self, op, *args, **kwargs):
+        header, reply = request(self, op, *args, **kwargs)
+        if op == _wire.ARM:
+            counts["ARM armed" if header.op == _wire.ARMED else "ARM committed"] += 1
+        else:
+            counts[names.get(op, str(op))] += 1
+        return header, reply
+
+    def counted_send_only(self, op, *args, **kwargs):
+        counts["DISARM" if op == _wire.DISARM else str(op)] += 1
+        return send_only(self, op, *args, **kwargs)
+
+    _remote._Link.request, _remote._Link.send_only = counted_request, counted_send_only
+
+
+def client_net_alt(kind, hosts, ports, key_file, target):
+    """P: AltSelect over A (homed at H1) and B (at H2); each message answered on
+    its home's reply channel once the other home's message came."""
+    import collections
+    pycsp = net_configure(kind, key_file)
+    homes = list(zip(hosts.split(","), map(int, ports.split(","))))
+    channels = [pycsp.Channel(name, connect=home) for name, home in zip("AB", homes)]
+    answers = [pycsp.Channel("R" + name, connect=home) for name, home in zip("AB", homes)]
+    ends = [+channel for channel in channels]
+    answer_ends = [-channel for channel in answers]
+    counts = collections.Counter()
+    count_requests(counts)
+    state = {"calls": 0, "waiting": None, "last": None, "alt": 0.0, "answer": 0.0}
+
+    def iteration():
+        state["calls"] += 1
+        if state["calls"] == WARM_UP + 1:  # the timed loop starts: count from here
+            counts.clear()
+            state["alt"] = state["answer"] = 0.0
+        start = time.perf_counter()
+        guard, msg = pycsp.AltSelect(ends[0], ends[1])
+        chosen = 0 if guard is ends[0] else 1
+        chose = time.perf_counter()
+        if state["waiting"] is not None:
+            answer_ends[state["waiting"]](msg)
+        done = time.perf_counter()
+        state["alt"] += chose - start
+        state["answer"] += done - chose
+        counts["from H1" if chosen == 0 else "from H2"] += 1
+        if chosen == state["last"]:
+            counts["same home twice"] += 1
+        state["waiting"] = state["last"] = chosen
+
+    result = figure(kind, iteration, target)
+    timed = state["calls"] - WARM_UP
+    print("detail", json.dumps({
+        "alt": state["alt"] / timed * 1e6, "answer": state["answer"] / timed * 1e6,
+        "per iteration": {k: v / timed for k, v in sorted(counts.items())}}))
+    for channel in channels + answers:
+        channel.poison()
     return result
 
 
@@ -284,8 +412,10 @@ def client_092(kind, host, port, target):
 
 # -- the roles ---------------------------------------------------------------------------
 
-def serve(kind, host, key_file):
-    if kind.startswith("net"):
+def serve(kind, host, key_file, index=None):
+    if kind in ALT_KINDS:
+        serve_net_alt(kind, host, key_file, index)
+    elif kind.startswith("net"):
         serve_net(kind, host, key_file)
     elif kind.startswith("zmq"):
         serve_zmq(kind, host)
@@ -296,6 +426,8 @@ def serve(kind, host, key_file):
 
 
 def client(kind, host, port, key_file, target):
+    if kind in ALT_KINDS:
+        return client_net_alt(kind, host, port, key_file, target)
     if kind.startswith("net"):
         return client_net(kind, host, port, key_file, target)
     if kind.startswith("zmq"):
@@ -308,8 +440,9 @@ def client(kind, host, port, key_file, target):
 # -- the driver ----------------------------------------------------------------------------
 
 class Places:
-    """Where the server and the client run: both on this host (loopback), or
-    in two namespace hosts joined by veth."""
+    """Where the programs run: all on this host (loopback), or in namespace hosts
+    joined by veth: the server (H1) on h1, the client (P) on h2, and the second
+    home of the alternation kinds (H2) on h3."""
 
     def __init__(self, hosts=None):
         self.hosts = hosts
@@ -320,9 +453,13 @@ class Places:
             self.client_address = hosts.address["h2"]
             self.where = (f"veth between two namespace hosts ({hosts.address['h2']} -> "
                           f"{hosts.address['h1']})")
+            if "h3" in hosts.address:
+                self.second_prefix = hosts.run_argv("h3", [])
+                self.second_address = hosts.address["h3"]
+                self.where += f"; the second home on a third ({self.second_address})"
         else:
-            self.server_prefix = self.client_prefix = []
-            self.address = self.client_address = "127.0.0.1"
+            self.server_prefix = self.client_prefix = self.second_prefix = []
+            self.address = self.client_address = self.second_address = "127.0.0.1"
             self.where = "loopback (127.0.0.1)"
 
 
@@ -339,10 +476,24 @@ def environment(kind, address, curve_keys=None):
     return env
 
 
+def start_server(prefix, role, kind, address, key_file, env, cwd, *extra):
+    """A server program and the port it listens on (it says "ready PORT")."""
+    server = subprocess.Popen(prefix + role + ["server", kind, address, key_file, *extra],
+                              stdout=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    line = server.stdout.readline().split()
+    if len(line) != 2 or line[0] != "ready":
+        server.kill()
+        server.wait()
+        server.stdout.close()
+        raise RuntimeError(f"{kind}: the server did not start ({line})")
+    return server, line[1]
+
+
 def measure(kind, places, opts, key_file):
-    """One figure of ``kind``, from a fresh server and client."""
+    """One figure of ``kind`` from fresh programs, and the client's details
+    (the alternation kinds': where an iteration went), or None."""
     if kind in LOCAL_ONLY:
-        return commstime(kind, opts)
+        return commstime(kind, opts), None
     python = opts.pycsp092 if kind.startswith("092") else sys.executable
     curve_keys = None
     if kind.startswith("zmq-curve"):
@@ -354,25 +505,37 @@ def measure(kind, places, opts, key_file):
     cwd = tempfile.gettempdir() if kind.startswith("092") else TREE
     me = os.path.abspath(__file__)
     role = [python, me, "--role"]
-    server = subprocess.Popen(places.server_prefix + role + ["server", kind, places.address,
-                                                              key_file],
-                              stdout=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    servers = []
     try:
-        line = server.stdout.readline().split()
-        if len(line) != 2 or line[0] != "ready":
-            raise RuntimeError(f"{kind}: the server did not start ({line})")
+        if kind in ALT_KINDS:
+            homes = ((places.server_prefix, places.address, "1"),
+                     (places.second_prefix, places.second_address, "2"))
+            for prefix, address, index in homes:
+                servers.append(start_server(prefix, role, kind, address, key_file,
+                                            environment(kind, address), cwd, index))
+            host = ",".join(address for _, address, _ in homes)
+            port = ",".join(port for _, port in servers)
+        else:
+            servers.append(start_server(places.server_prefix, role, kind, places.address,
+                                        key_file, env, cwd))
+            host, port = places.address, servers[0][1]
         out = subprocess.run(places.client_prefix + role + [
-            "client", kind, places.address, line[1], key_file, str(opts.target)],
+            "client", kind, host, port, key_file, str(opts.target)],
             capture_output=True, text=True, env=client_env, cwd=cwd, timeout=opts.timeout)
         if out.returncode != 0:
             raise RuntimeError(f"{kind}: the client failed: {out.stderr[-2000:]}")
-        server.wait(30)
-        return float(out.stdout.split()[-1])
+        for server, _ in servers:
+            server.wait(30)
+        lines = out.stdout.split("\n")
+        details = next((json.loads(line.split(None, 1)[1]) for line in lines
+                        if line.startswith("detail ")), None)
+        return float(out.stdout.split()[-1]), details
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-        server.stdout.close()
+        for server, _ in servers:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+            server.stdout.close()
 
 
 def commstime(kind, opts):
@@ -399,7 +562,26 @@ def per_round_ratios(figures, numerator, denominator):
             if n is not None and d is not None]
 
 
-def report(figures, rounds, where, failures):
+def alternation_table(figures, details):
+    """Where an iteration of each alternation kind went, medians over the rounds."""
+    if not any(d for values in details.values() for d in values):
+        return
+    print("\n| alternation kind | iteration | AltSelect | reply write | requests per iteration "
+          "(medians) |\n| --- | ---: | ---: | ---: | --- |")
+    for kind, values in details.items():
+        rounds = [d for d in values if d]
+        if not rounds:
+            continue
+        iteration = [v for v in figures[kind] if v is not None]
+        names = sorted({name for d in rounds for name in d["per iteration"]})
+        requests = ", ".join(
+            f"{name} {statistics.median(d['per iteration'].get(name, 0) for d in rounds):.2f}"
+            for name in names)
+        print(f"| {kind} | {spread(iteration, 1)} | {spread([d['alt'] for d in rounds], 1)} "
+              f"| {spread([d['answer'] for d in rounds], 1)} | {requests} |")
+
+
+def report(figures, details, rounds, where, failures):
     print(f"\npycsp.net over {where}, {rounds} rounds, medians (min-max)\n")
     print("| what | median (min-max) | unit |\n| --- | ---: | --- |")
     for kind, values in figures.items():
@@ -407,9 +589,13 @@ def report(figures, rounds, where, failures):
         if values:
             print(f"| {kind} | {spread(values, 3 if unit(kind) == 'GB/s' else 1)} "
                   f"| {unit(kind)} |")
+    alternation_table(figures, details)
+    series = dict(figures)  # and each alternation kind's AltSelect part, as KIND:alt
+    for kind, values in details.items():
+        series[f"{kind}:alt"] = [d["alt"] if d else None for d in values]
     print("\n| ratio, per round | median (min-max) | target | met |\n| --- | ---: | --- | --- |")
     for name, numerator, denominator, target, met in RATIOS:
-        ratios = per_round_ratios(figures, numerator, denominator)
+        ratios = per_round_ratios(series, numerator, denominator)
         if ratios:
             verdict = "" if met is None else ("yes" if met(statistics.median(ratios)) else "no")
             print(f"| {name} | {spread(ratios, 2)} | {target} | {verdict} |")
@@ -444,7 +630,8 @@ def main(argv=None):
         return 0
     if opts.role == "client":
         kind, host, port, key_file, target = opts.args
-        print(client(kind, host, int(port), key_file, float(target)))
+        print(client(kind, host, port if kind in ALT_KINDS else int(port), key_file,
+                     float(target)))
         return 0
     kinds = opts.only.split(",") if opts.only else [
         k for k in KINDS if not (opts.hosts and k in LOCAL_ONLY)]
@@ -459,8 +646,9 @@ def main(argv=None):
     if opts.hosts:
         sys.path.insert(0, os.path.join(ROOT, "tests"))
         from nethosts import NetHosts
-        hosts = NetHosts(2).__enter__()
+        hosts = NetHosts(3 if set(kinds) & set(ALT_KINDS) else 2).__enter__()
     figures = {kind: [] for kind in kinds}
+    details = {kind: [] for kind in kinds if kind in ALT_KINDS}
     failures = {}
     try:
         places = Places(hosts)
@@ -472,25 +660,26 @@ def main(argv=None):
             for round_number in range(opts.rounds):
                 order = kinds if round_number % 2 == 0 else kinds[::-1]
                 for kind in order:
-                    if kind in failures:
-                        figures[kind].append(None)
-                        continue
-                    try:
-                        figures[kind].append(measure(kind, places, opts, key_file))
-                    except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
-                        failures[kind] = str(exc)
-                        figures[kind].append(None)
+                    result, detail = None, None
+                    if kind not in failures:
+                        try:
+                            result, detail = measure(kind, places, opts, key_file)
+                        except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
+                            failures[kind] = str(exc)
+                    figures[kind].append(result)
+                    if kind in details:
+                        details[kind].append(detail)
                 print(f"round {round_number + 1}: " + ", ".join(
                     f"{k} {figures[k][-1]:.3g}" for k in kinds if figures[k][-1] is not None),
                     file=sys.stderr, flush=True)
     finally:
         if hosts:
             hosts.__exit__(None, None, None)
-    report(figures, opts.rounds, places.where, failures)
+    report(figures, details, opts.rounds, places.where, failures)
     if opts.json:
         with open(opts.json, "w") as f:
-            json.dump({"where": places.where, "figures": figures, "failures": failures}, f,
-                      indent=1)
+            json.dump({"where": places.where, "figures": figures, "details": details,
+                       "failures": failures}, f, indent=1)
     return 0
 
 
