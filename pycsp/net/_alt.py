@@ -200,6 +200,10 @@ def _wait(guards, armed, deadline, alternation, carried):
                 if outcome is not None:
                     del armed[link]  # the home that committed dropped the rest itself
                     return outcome
+        if any(link.claims for link in armed):
+            # came while an answer was awaited: read off the socket already,
+            # so the poll below would not see them
+            continue
         if deadline is not None and time.monotonic() >= deadline[0]:
             return deadline[1], None
         wait = None if deadline is None else max(0.0, deadline[0] - time.monotonic()) * 1000
