@@ -12,6 +12,23 @@ csp_raise_bad_call(int is_writer)
 }
 
 int
+csp_parse_deadline(PyObject *timeout, const char *what, double *deadline)
+{
+    *deadline = -1.0;
+    if (timeout == Py_None)
+        return 0;
+    double seconds = PyFloat_AsDouble(timeout);
+    if (seconds == -1.0 && PyErr_Occurred())
+        return -1;
+    if (!(seconds >= 0.0)) {
+        PyErr_Format(PyExc_ValueError, "%s timeout must be >= 0 or None", what);
+        return -1;
+    }
+    *deadline = csp_monotonic() + seconds;
+    return 0;
+}
+
+int
 csp_parse_capacity(PyObject *buffer, Py_ssize_t *capacity)
 {
     *capacity = 0;

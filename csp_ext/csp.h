@@ -286,6 +286,9 @@ csp_check_call(size_t nargsf, PyObject *kwnames, int is_writer)
     return -1;
 }
 int csp_parse_capacity(PyObject *buffer, Py_ssize_t *capacity);
+/* A wait's `timeout` (seconds >= 0, or None: no deadline) as a deadline on
+ * csp_monotonic()'s clock (-1.0: none); `what` names the call in the error. */
+int csp_parse_deadline(PyObject *timeout, const char *what, double *deadline);
 /* Channel * n or n * Channel: 0 with *chan and *n, 1 = not a count, -1 = error. */
 int csp_parse_multiplier(PyObject *a, PyObject *b, PyTypeObject *type, PyObject **chan,
                          Py_ssize_t *n);

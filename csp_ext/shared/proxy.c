@@ -275,17 +275,9 @@ proxy_wait(ShmProxyObject *p, PyObject *args, PyObject *kwds)
         return NULL;
     if (check_usable(p) < 0)
         return NULL;
-    double deadline = -1.0;
-    if (timeout != Py_None) {
-        double seconds = PyFloat_AsDouble(timeout);
-        if (seconds == -1.0 && PyErr_Occurred())
-            return NULL;
-        if (!(seconds >= 0.0)) {
-            PyErr_SetString(PyExc_ValueError, "wait(timeout): timeout must be >= 0 or None");
-            return NULL;
-        }
-        deadline = csp_monotonic() + seconds;
-    }
+    double deadline;
+    if (csp_parse_deadline(timeout, "_ShmProxy.wait()", &deadline) < 0)
+        return NULL;
     /* Signals reach Python only in the main thread: its sleeps are sliced, so
      * that one that came just before a sleep waits at most a slice (one
      * during the sleep cuts it short). */

@@ -679,17 +679,9 @@ join_wait(JoinObject *j, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"timeout", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:wait", kwlist, &timeout))
         return NULL;
-    double deadline = -1.0;
-    if (timeout != Py_None) {
-        double seconds = PyFloat_AsDouble(timeout);
-        if (seconds == -1.0 && PyErr_Occurred())
-            return NULL;
-        if (!(seconds >= 0.0)) {
-            PyErr_SetString(PyExc_ValueError, "Join.wait() timeout must be >= 0");
-            return NULL;
-        }
-        deadline = csp_monotonic() + seconds;
-    }
+    double deadline;
+    if (csp_parse_deadline(timeout, "Join.wait()", &deadline) < 0)
+        return NULL;
     while (j->remaining > 0) {
         if (j->waiter) {
             PyErr_SetString(PyExc_RuntimeError, "Join.wait() is already waited on");

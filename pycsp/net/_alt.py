@@ -39,7 +39,7 @@ import csp_ext
 
 from .._errors import ChannelSocketException
 from . import _wire
-from ._remote import _link_to, _sending
+from ._remote import _link_to, message_frames
 
 
 class RemoteInputGuard:
@@ -156,16 +156,8 @@ def _arm(guard, position, alternation, try_only, carried_by):
     body = [_wire.ARM_BODY.pack(_party.number, alternation, position, 1 if try_only else 0)]
     carried = ()
     if isinstance(guard, RemoteOutputGuard):
-        _sending.ends = carried = carried_by[position] = []
-        try:
-            frames = _wire.dumps(guard.msg)
-        finally:
-            _sending.ends = None
-        size = _wire.size(frames)
-        if end.channel.max_message and size > end.channel.max_message:
-            raise ValueError(f"pycsp.net: a message of {size} bytes pickled is larger than "
-                             f"channel {end.channel.name!r}'s home accepts "
-                             f"({end.channel.max_message}; configure(max_message=) there)")
+        frames, carried = message_frames(end.channel, guard.msg)
+        carried_by[position] = carried
         body += frames
     header, reply = end.channel._request(_wire.ARM, end.number, body)
     if header.op == _wire.ARMED:

@@ -486,16 +486,7 @@ class RemoteChannelEndWrite(_RemoteEnd):
             raise TypeError(_WRITER_CALL)
         msg, = args
         self._check()
-        _sending.ends = carried = []
-        try:
-            frames = _wire.dumps(msg)
-        finally:
-            _sending.ends = None
-        size = _wire.size(frames)
-        if self.channel.max_message and size > self.channel.max_message:
-            raise ValueError(f"pycsp.net: a message of {size} bytes pickled is larger than "
-                             f"channel {self.channel.name!r}'s home accepts "
-                             f"({self.channel.max_message}; configure(max_message=) there)")
+        frames, carried = message_frames(self.channel, msg)
         header, reply = self.channel._request(_wire.WRITE, self.number, frames)
         if header.op != _wire.OK:
             self._outcome(header, reply)
@@ -506,6 +497,23 @@ class RemoteChannelEndWrite(_RemoteEnd):
 # The remote ends that the message being written by this thread carries:
 # moved only once a reader took it (a write refused leaves them held here).
 _sending = threading.local()
+
+
+def message_frames(channel: RemoteChannel, msg: object) -> tuple[list, list]:
+    """``msg`` pickled for ``channel``'s home: its frames, and the remote ends
+    it carries (moved once a reader took it).  ValueError if it is larger than
+    the home accepts."""
+    _sending.ends = carried = []
+    try:
+        frames = _wire.dumps(msg)
+    finally:
+        _sending.ends = None
+    size = _wire.size(frames)
+    if channel.max_message and size > channel.max_message:
+        raise ValueError(f"pycsp.net: a message of {size} bytes pickled is larger than "
+                         f"channel {channel.name!r}'s home accepts "
+                         f"({channel.max_message}; configure(max_message=) there)")
+    return frames, carried
 
 
 def moving(end: _RemoteEnd) -> None:
