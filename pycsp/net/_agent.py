@@ -419,16 +419,11 @@ class Agent:
         op = header.op
         message, carried = _NOT_READ, ()
         if op == _wire.WRITE:
-            if not body:
-                self.reply(identity, header, _wire.ERROR, b"a write without a message")
+            refused = self.refusal(body, "a write")
+            if refused is not None:
+                self.reply(identity, header, _wire.ERROR, refused)
                 return
-            size = _wire.size(body)
-            if size > self.max_message:
-                # libzmq caps each frame; this caps the message's frames together
-                self.reply(identity, header, _wire.ERROR,
-                           f"a message of {size} bytes is larger than max_message".encode())
-                return
-            if size <= _INLINE_UNPICKLE_LIMIT:
+            if _wire.size(body) <= _INLINE_UNPICKLE_LIMIT:
                 try:
                     message, carried = self.load(body)
                 except Exception as exc:
@@ -448,6 +443,17 @@ class Agent:
                                            name=f"pycsp.net end {number}", daemon=True)
             join.thread.start()
         join.requests.put((identity, header, body, message, carried))
+
+    def refusal(self, frames, what):
+        """ERROR's text if a message's ``frames`` cannot be taken (``what``
+        names the request), else None."""
+        if not frames:
+            return f"{what} without a message".encode()
+        size = _wire.size(frames)
+        if size > self.max_message:
+            # libzmq caps each frame; this caps the message's frames together
+            return f"a message of {size} bytes is larger than max_message".encode()
+        return None
 
     def after(self, number, join, op):
         """Bookkeeping once ``op`` on ``join`` was answered (main thread)."""

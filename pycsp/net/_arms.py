@@ -38,15 +38,15 @@ from . import _wire
 class _Arm:
     """One armed guard of a remote party's alternation."""
 
-    __slots__ = ("party", "alternation", "number", "join", "position", "is_write", "frames",
-                 "message", "carried", "identity", "pid", "stream", "match", "claimed")
+    __slots__ = ("party", "alternation", "join", "position", "is_write", "frames", "message",
+                 "carried", "identity", "stream", "match", "claimed")
 
-    def __init__(self, party, alternation, number, join, position, is_write, frames, message,
-                 carried, identity, header):
+    def __init__(self, party, alternation, join, position, is_write, frames, message, carried,
+                 identity, stream):
         self.party, self.alternation = party, alternation
-        self.number, self.join, self.position = number, join, position
+        self.join, self.position = join, position
         self.is_write, self.frames, self.message, self.carried = is_write, frames, message, carried
-        self.identity, self.pid, self.stream = identity, header.pid, header.stream
+        self.identity, self.stream = identity, stream
         self.match = None  # the match it is part of, if any
         self.claimed = False  # its party was sent the match's claim
 
@@ -68,7 +68,6 @@ class Arms:
         self.by_alternation = {}  # (party, alternation) -> [_Arm]
         self.by_channel = {}  # channel offset -> (channel, [reader arms], [writer arms])
         self.matches = {}  # claim number -> _Match
-        self.busy = set()  # (offset, is_write): a match in flight for that side
         self.claim_numbers = itertools.count(1)
         self.proxy = None
         self.poked = False
@@ -86,13 +85,9 @@ class Arms:
         is_write = isinstance(join.end, csp_ext.ShmChannelEndWrite)
         frames, message, carried = body[1:], None, ()
         if is_write:
-            if not frames:
-                agent.reply(identity, header, _wire.ERROR, b"an output guard without a message")
-                return
-            size = _wire.size(frames)
-            if size > agent.max_message:
-                agent.reply(identity, header, _wire.ERROR,
-                            f"a message of {size} bytes is larger than max_message".encode())
+            refused = agent.refusal(frames, "an output guard")
+            if refused is not None:
+                agent.reply(identity, header, _wire.ERROR, refused)
                 return
             try:
                 message, carried = agent.load(frames)
@@ -108,8 +103,8 @@ class Arms:
         agent.reply(identity, header, _wire.ARMED)
         if try_only:
             return
-        arm = _Arm((header.incarnation, party_number), alternation, header.ref, join, position,
-                   is_write, frames, message, carried, identity, header)
+        arm = _Arm((header.incarnation, party_number), alternation, join, position, is_write,
+                   frames, message, carried, identity, header.stream)
         self.by_alternation.setdefault((arm.party, alternation), []).append(arm)
         offset = join.channel._offset
         entry = self.by_channel.get(offset)
@@ -181,14 +176,14 @@ class Arms:
                 self.proxy.disarm(channel, True)
             return
         for is_write, arms in ((False, readers), (True, writers)):
-            if (offset, is_write) in self.busy:
+            if _in_a_match(arms):  # that side waits for its match to end
                 continue
             free = [arm for arm in arms if arm.match is None]
             if not free:
                 if not arms:
                     self.proxy.disarm(channel, is_write)
                 continue
-            if not is_write and channel.buffer == 0 and (offset, True) not in self.busy:
+            if not is_write and channel.buffer == 0 and not _in_a_match(writers):
                 pair = next(((r, w) for r in free for w in writers
                              if w.match is None and w.party != r.party), None)
                 if pair is not None:
@@ -200,13 +195,12 @@ class Arms:
                 self.start([free[0]])
 
     def start(self, arms):
-        """A match of ``arms`` (claimed in that order); their sides are busy
-        until it ends."""
+        """A match of ``arms`` (claimed in that order); their sides start no
+        other match until it ends."""
         match = _Match(next(self.claim_numbers), arms)
         self.matches[match.number] = match
         for arm in arms:
             arm.match = match
-            self.busy.add((arm.join.channel._offset, arm.is_write))
         self.claim(arms[0], match)
 
     def claim(self, arm, match):
@@ -257,7 +251,6 @@ class Arms:
         self.matches.pop(match.number, None)
         for arm in match.arms:
             arm.match, arm.claimed = None, False
-            self.busy.discard((arm.join.channel._offset, arm.is_write))
 
     def drop(self, party, alternation, rematch=True):
         """Drop every guard of an alternation; a match in flight with one of
@@ -307,6 +300,10 @@ class Arms:
     def close(self):
         if self.proxy is not None:
             self.proxy.close()
+
+
+def _in_a_match(arms):
+    return any(arm.match is not None for arm in arms)
 
 
 def hand_back_if_taken(outcome, carried):
