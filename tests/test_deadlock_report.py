@@ -637,6 +637,13 @@ def blocked(cin):
     except KeyboardInterrupt:
         open("interrupted", "w").close()
 
+def parent_of(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[1]  # after "pid (comm) state"
+    except FileNotFoundError:  # a process that ended since the listing
+        return None
+
 def in_a_thread(cin):
     csp.Spawn(blocked(cin))
 
@@ -649,7 +656,7 @@ if __name__ == "__main__":
     thread.join()
     time.sleep(0.5)
     children = [int(p) for p in os.listdir("/proc") if p.isdigit() and p not in before
-                and open(f"/proc/{p}/stat").read().split()[3] == str(os.getpid())]
+                and parent_of(p) == str(os.getpid())]
     for child in children:
         os.kill(child, signal.SIGINT)
     released = False
