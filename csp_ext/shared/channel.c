@@ -213,12 +213,30 @@ record_publishing(void *self)
     ((shm_waiter *)self)->pending = 0;
 }
 
+/* Whether one of w's first n offers is on a channel that other programs
+ * may use (its lock held: reachable is set under it). */
+static int
+offers_reachable(shm_waiter *w, int64_t n)
+{
+    shm_offer *offers = SHM_PTR(shm_offer, w->offers);
+    for (int64_t i = 0; i < n; i++)
+        if (SHM_PTR(shm_channel, offers[i].chan)->reachable)
+            return 1;
+    return 0;
+}
+
+/* Under the locks of every channel it offers on.  A wait that a party of
+ * another program may end counts as running, as one with a deadline does:
+ * only waits that this program alone can end make a deadlock.  (Not a wait
+ * of the agent's, which serves a party elsewhere: a process of the program
+ * must come to end it.) */
 static void
 record_blocked(void *self, int64_t noffers, double deadline)
 {
     shm_waiter *w = self;
     w->noffers = noffers;
-    shm_waiter_mark_blocked(w, deadline);
+    if (w->service || !offers_reachable(w, noffers))
+        shm_waiter_mark_blocked(w, deadline);
 }
 
 static int
@@ -306,6 +324,89 @@ static const csp_waiting as_record = {
 };
 
 /* ------------------------------------------------------------------ */
+/* Reachable from other programs (pycsp.net): deadlock accounting         */
+
+/* The waiters of a queue, counted as blocked, count as running again
+ * (proxy records stand for parties elsewhere: never counted). */
+static void
+count_queue_as_running(shm_off head)
+{
+    for (shm_off o = head; o; o = SHM_PTR(shm_offer, o)->next) {
+        shm_waiter *w = SHM_PTR(shm_waiter, SHM_PTR(shm_offer, o)->waiter);
+        if (atomic_load(&w->status) != CSP_PROXY)
+            shm_waiter_count_as_running(w);
+    }
+}
+
+/* A growing list of channels, each with a reference of ours (so that a
+ * reader that takes the message they came in cannot free them meanwhile). */
+typedef struct {
+    shm_off *chans;
+    uint32_t n, cap;
+} channel_refs;
+
+static void
+refs_add_carried(channel_refs *refs, shm_off msg)
+{
+    uint32_t n = shm_message_channels(msg, NULL, 0);
+    if (!n)
+        return;
+    if (refs->n + n > refs->cap) {
+        uint32_t cap = (refs->n + n) * 2;
+        shm_off *grown = realloc(refs->chans, cap * sizeof(shm_off));
+        if (!grown)
+            return;   /* no memory: those stay unmarked (deadlock detection may be early) */
+        refs->chans = grown;
+        refs->cap = cap;
+    }
+    shm_message_channels(msg, refs->chans + refs->n, n);
+    for (uint32_t i = 0; i < n; i++)
+        atomic_fetch_add(&SHM_PTR(shm_channel, refs->chans[refs->n + i])->refs, 1);
+    refs->n += n;
+}
+
+static void mark_reachable(shm_off chan);
+
+/* Mark them (if `reachable`), then give their references back. */
+static void
+refs_release(channel_refs *refs, int reachable)
+{
+    for (uint32_t i = 0; i < refs->n; i++) {
+        if (reachable)
+            mark_reachable(refs->chans[i]);
+        shm_channel_release(refs->chans[i]);
+    }
+    free(refs->chans);
+    refs->chans = NULL;
+    refs->n = refs->cap = 0;
+}
+
+/* Other programs may use channel `chan` from now on.  A wait on it may end
+ * from afar, so it never makes a deadlock: those blocked on it count as
+ * running again.  So may the channels whose ends wait in it, in its buffer
+ * or in a queued writer's message: a party elsewhere may read them. */
+static void
+mark_reachable(shm_off chan)
+{
+    shm_channel *ch = SHM_PTR(shm_channel, chan);
+    csp_chan *c = &ch->s;
+    channel_refs carried = {0};
+    chan_lock(c);
+    if (!atomic_load(&ch->reachable)) {
+        atomic_store(&ch->reachable, 1);
+        count_queue_as_running(c->rq_head);
+        count_queue_as_running(c->wq_head);
+        csp_ref *ring = c->count ? csp_ring(&in_the_arena, c) : NULL;
+        for (int64_t i = 0; i < c->count; i++)
+            refs_add_carried(&carried, ring[(c->head + i) % c->slots]);
+        for (shm_off o = c->wq_head; o; o = SHM_PTR(shm_offer, o)->next)
+            refs_add_carried(&carried, SHM_PTR(shm_offer, o)->msg);
+    }
+    chan_unlock(c);
+    refs_release(&carried, 1);
+}
+
+/* ------------------------------------------------------------------ */
 /* Read and write                                                      */
 
 static PyObject *
@@ -347,12 +448,20 @@ shm_write(ShmEndObject *e, PyObject *obj)
     if (!msg)
         return -1;
     w->pending = msg;  /* freed by the parent's reap if this process dies now */
+    /* A message left in a buffer may be read from afar later: the channels
+     * it carries are reachable if the buffer's channel is (see
+     * mark_reachable, which marks those already in the buffer). */
+    channel_refs carried = {0};
+    if (c->capacity > 0)
+        refs_add_carried(&carried, msg);
     csp_ref unused;
     if (csp_communicate(&in_the_arena, &as_record, w, c, 1, msg, &unused) < 0) {
+        refs_release(&carried, 0);
         shm_message_discard(msg);
         vm_hold_release(&hold);
         return -1;
     }
+    refs_release(&carried, atomic_load(&CH(e->channel)->reachable));
     /* The reader or the buffer owns the block; a reader may still be
      * copying big buffers from our memory. */
     return hold.views ? shm_message_delivered(&hold) : 0;
@@ -670,6 +779,15 @@ count_offers(shm_off head, long long *waiting, long long *proxies)
     }
 }
 
+/* _mark_reachable(): other programs may use the channel from now on
+ * (pycsp.net homes it), see mark_reachable. */
+static PyObject *
+shmchan_mark_reachable(ShmChannelObject *self, PyObject *Py_UNUSED(i))
+{
+    mark_reachable(self->chan);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 shmchan_stats(ShmChannelObject *self, PyObject *Py_UNUSED(i))
 {
@@ -709,6 +827,11 @@ static PyMethodDef shmchan_methods[] = {
      "``refs`` (references to the channel in the arena), and ``proxy_readers``,\n"
      "``proxy_writers``: queued proxy offers of parties in other programs\n"
      "(pycsp.net), not counted as blocked."},
+    {"_mark_reachable", (PyCFunction)shmchan_mark_reachable, METH_NOARGS,
+     "_mark_reachable($self, /)\n--\n\n"
+     "Other programs may use the channel from now on (pycsp.net homes it): a\n"
+     "process blocked on it counts as running for deadlock detection, since a\n"
+     "party elsewhere may still serve it."},
     {"__reduce__", (PyCFunction)shmchan_reduce, METH_NOARGS, NULL},
     CSP_CLASS_GETITEM,
     {NULL}
@@ -966,6 +1089,9 @@ csp_shared_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen, Py
     csp_guard *gs = PyMem_Calloc((size_t)n, sizeof(csp_guard));
     csp_guard **locked = PyMem_Calloc((size_t)n, sizeof(csp_guard *));
     vm_hold *holds = NULL;   /* made for the first output guard of a rendezvous */
+    /* made for the first buffered output guard whose message carries channels */
+    channel_refs *carried = NULL;
+    int64_t written = -1;    /* the output guard whose message went */
     int result = -1;
     if (!gs || !locked) {
         PyErr_NoMemory();
@@ -998,14 +1124,23 @@ csp_shared_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen, Py
             goto done;
         if (g->c->capacity == 0 && holds[k].views)
             seq = holds[k].seq;
+        if (g->c->capacity > 0 && shm_message_channels(g->msg, NULL, 0)) {
+            if (!carried && !(carried = PyMem_Calloc((size_t)n, sizeof(channel_refs)))) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            refs_add_carried(&carried[k], g->msg);   /* as for a write (shm_write) */
+        }
     }
     int64_t pick;
     csp_ref got;
     do {
         if (csp_select(&in_the_arena, &as_record, w, gs, n, locked, &pick, &got) < 0)
             goto done;
-        if (gs[pick].kind == CSP_GUARD_OUTPUT)
+        if (gs[pick].kind == CSP_GUARD_OUTPUT) {
             gs[pick].msg = 0;   /* the reader's, or the buffer's */
+            written = pick;
+        }
         *msg = got ? shm_message_decode(got) : NULL;
         /* A writer that ended before we could copy never offered: choose
          * again (a timeout guard starts its wait afresh). */
@@ -1025,6 +1160,11 @@ done:
     if (holds)
         for (Py_ssize_t k = 0; k < n; k++)
             vm_hold_release(&holds[k]);
+    if (carried)
+        for (Py_ssize_t k = 0; k < n; k++)
+            refs_release(&carried[k], k == written
+                                          && atomic_load(&((shm_channel *)gs[k].c)->reachable));
+    PyMem_Free(carried);
     PyMem_Free(holds);
     PyMem_Free(gs);
     PyMem_Free(locked);

@@ -716,6 +716,21 @@ drop_block(shm_off off)
     shm_free(off);
 }
 
+uint32_t
+shm_message_channels(shm_off msg, shm_off *out, uint32_t cap)
+{
+    if (!msg || SHM_MSG_IS_INLINE(msg))
+        return 0;
+    shm_off off = SHM_MSG_BLOCK(msg);
+    msg_header h = *SHM_PTR(msg_header, off);
+    if (check_layout(off, &h) != 0)
+        return 0;
+    const uint64_t *lens = (const uint64_t *)(SHM_PTR(msg_header, off) + 1);
+    for (uint32_t i = 0; i < h.nchan && i < cap; i++)
+        out[i] = lens[h.nbuf + i];
+    return h.nchan;
+}
+
 /* The origin of a REMOTE block (a copy: the block is shared memory). */
 static vm_origin
 remote_origin(shm_off off)

@@ -102,7 +102,9 @@ typedef struct shm_waiter {
     _Atomic uint32_t vm_ack;
     _Atomic uint32_t vm_seq;
     _Atomic int32_t vm_reader;
-    int32_t vm_pad;
+    /* A thread of pycsp.net's agent (csp_ext.shm_serve_quietly): a deadlock
+     * never wakes it, for it serves other programs, not this one's CSP. */
+    int32_t service;
     _Atomic shm_off vm_handoff;
 } shm_waiter;
 
@@ -131,6 +133,10 @@ typedef struct {
     shm_lock lock;
     _Atomic int64_t refs;        /* Python objects and in-flight pickles referring to it */
     shm_off name;                /* repr of its name, NUL-terminated UTF-8 (reports), or 0 */
+    /* Other programs may use it (pycsp.net homes it; set under the lock, never
+     * cleared): a wait on it may end from afar, so it counts as running. */
+    _Atomic int32_t reachable;
+    int32_t pad;
 } shm_channel;
 
 extern char *shm_base;
@@ -178,6 +184,9 @@ void shm_waiter_finish(shm_waiter *w, uint32_t status, int64_t chosen, shm_off m
 /* Count w as blocked (deadline < 0) before its offers become visible, that
  * is, while the channel locks that published them are still held. */
 void shm_waiter_mark_blocked(shm_waiter *w, double deadline);
+/* w, counted as blocked, counts as running again (under the lock of a
+ * channel it waits on, which became reachable from other programs). */
+void shm_waiter_count_as_running(shm_waiter *w);
 /* Wait (GIL held on entry/exit) until a peer finishes w, deadline passes
  * (CSP_TIMEOUT) or a signal handler raises (-1).  Offers must be linked.
  * CSP_RETRY: the offers were withdrawn and signal handlers ran; the caller
@@ -196,6 +205,10 @@ typedef struct {
     void (*discard)(shm_off msg);
 } shm_waiter_hooks;
 void shm_install_waiter_hooks(const shm_waiter_hooks *hooks);
+
+/* shared/message.c.  The channels pickled into message `msg` (a handle):
+ * their number, and the first `cap` of their offsets in `out`. */
+uint32_t shm_message_channels(shm_off msg, shm_off *out, uint32_t cap);
 
 /* shared/message.c.  A message handle (what offers, ring slots and waiter
  * records carry) is either the offset of a message block, always a multiple

@@ -223,6 +223,12 @@ waiter_reactivate(shm_waiter *w)
 }
 
 void
+shm_waiter_count_as_running(shm_waiter *w)
+{
+    waiter_reactivate(w);
+}
+
+void
 shm_waiter_finish(shm_waiter *w, uint32_t status, int64_t chosen, shm_off msg)
 {
     w->chosen = chosen;
@@ -244,13 +250,13 @@ break_deadlock(void)
     int64_t eligible = 0;
     for (shm_off off = shm_hdr->waiters; off; off = SHM_PTR(shm_waiter, off)->next) {
         shm_waiter *w = SHM_PTR(shm_waiter, off);
-        eligible += !w->dead && atomic_load(&w->inactive);
+        eligible += !w->dead && !w->service && atomic_load(&w->inactive);
     }
     shm_waiter **claimed = malloc(sizeof(shm_waiter *) * (size_t)(eligible ? eligible : 1));
     int64_t n = 0;
     for (shm_off off = shm_hdr->waiters; off; off = SHM_PTR(shm_waiter, off)->next) {
         shm_waiter *w = SHM_PTR(shm_waiter, off);
-        if (w->dead || !atomic_load(&w->inactive) || !shm_waiter_claim(w))
+        if (w->dead || w->service || !atomic_load(&w->inactive) || !shm_waiter_claim(w))
             continue;
         if (claimed && n < eligible)
             claimed[n++] = w;
@@ -448,6 +454,42 @@ py_shm_linger_seen(PyObject *Py_UNUSED(m), PyObject *arg)
     shm_hdr_lock();
     w->lingered = 0;
     shm_lock_release(&shm_hdr->lock);
+    Py_RETURN_NONE;
+}
+
+/* shm_serve_quietly(): the calling thread serves other programs (a thread
+ * of pycsp.net's agent): a deadlock of this program never wakes it.  It
+ * counts as running while it serves (a party of the program may wait for
+ * what it does: its reply, the channel end a message carries away), not
+ * while it waits for a request (shm_idle) or blocks on a channel. */
+static PyObject *
+py_shm_serve_quietly(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    shm_waiter *w = shm_my_waiter();
+    if (!w)
+        return NULL;
+    shm_hdr_lock();   /* break_deadlock reads it under the lock */
+    w->service = 1;
+    shm_lock_release(&shm_hdr->lock);
+    Py_RETURN_NONE;
+}
+
+/* shm_idle(idle): the calling thread starts (True) or stops (False) waiting
+ * for something other than a channel that only another program can bring
+ * (a request): meanwhile it counts as blocked. */
+static PyObject *
+py_shm_idle(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    int idle = PyObject_IsTrue(arg);
+    if (idle < 0)
+        return NULL;
+    shm_waiter *w = shm_my_waiter();
+    if (!w)
+        return NULL;
+    if (idle)
+        shm_waiter_mark_blocked(w, -1.0);
+    else
+        waiter_reactivate(w);
     Py_RETURN_NONE;
 }
 
@@ -663,7 +705,13 @@ py_shm_adopt(PyObject *Py_UNUSED(m), PyObject *arg)
     if (!w)
         return NULL;
     w->pid = getpid();
+    /* A record this thread made before (an exec'd process whose imports
+     * touched a channel) would count as running for good: the adopted one,
+     * counted already, replaces it. */
+    shm_waiter *before = my_waiter;
     my_waiter = w;
+    if (before && before != w && (before = registry_take(0, SHM_OFF(before))) != NULL)
+        reap_record(before);
     Py_RETURN_NONE;
 }
 
@@ -773,6 +821,12 @@ static PyMethodDef shm_methods[] = {
      "(and, if it crashed, its descendants')."},
     {"shm_linger", py_shm_linger, METH_NOARGS,
      "This process waits for its Spawns after its result: credit a waiting parent."},
+    {"shm_serve_quietly", py_shm_serve_quietly, METH_NOARGS,
+     "shm_serve_quietly(): this thread serves other programs (pycsp.net's agent): "
+     "a deadlock never wakes it."},
+    {"shm_idle", py_shm_idle, METH_O,
+     "shm_idle(idle): this thread waits (True) or stops waiting (False) for a request "
+     "that only another program can bring: meanwhile it counts as blocked."},
     {"shm_linger_seen", py_shm_linger_seen, METH_O,
      "In the parent: it has read that the child (its record) lingers."},
     {"shm_end_body", py_shm_end_body, METH_NOARGS,

@@ -151,7 +151,14 @@ class Agent:
 
     # -- homing channels (the registry thread) --------------------------
 
-    def serve_registry(self):
+    def serve_registry(self, counted=None):
+        # It counts as running while it serves a request (the process that
+        # asked waits for its reply), but a deadlock never wakes it.
+        try:
+            csp_ext.shm_serve_quietly()
+        finally:
+            if counted is not None:
+                counted.set()
         while True:
             kind, name, thing, reply = self.registry_in()
             try:
@@ -169,6 +176,7 @@ class Agent:
                     return f"a channel named {name!r} is homed in this program already"
                 self.channels[name] = thing
                 self.names.setdefault(thing._offset, name)
+            thing._mark_reachable()
             return None
         if kind == "adopt":
             return self.adopt(thing)
@@ -193,6 +201,7 @@ class Agent:
                 name = f"_pycsp_sent_{os.getpid()}_{next(self.auto_names)}"
                 self.channels[name] = channel
                 self.names[channel._offset] = name
+                channel._mark_reachable()
             return name
 
     def adopt(self, end):
@@ -254,7 +263,15 @@ class Agent:
             wait = self.watch.poll_ms()
             if deadline is not None:
                 wait = 100 if wait is None else min(wait, 100)
-            for what, _ in poller.poll(wait):
+            # Waiting for requests, it counts as blocked: this program's own
+            # processes alone make a deadlock (those waiting on a channel
+            # homed here count as running: csp_ext's _mark_reachable).
+            csp_ext.shm_idle(True)
+            try:
+                ready = poller.poll(wait)
+            finally:
+                csp_ext.shm_idle(False)
+            for what, _ in ready:
                 if what is self.router:
                     self.take_request()
                 elif what == self.wake_in:
@@ -465,8 +482,13 @@ class Agent:
 
     def serve_join(self, number, join):
         """The join's worker: serves the requests that had to wait, in order."""
+        csp_ext.shm_serve_quietly()
         while True:
-            item = join.requests.get()
+            csp_ext.shm_idle(True)  # a request comes from another program
+            try:
+                item = join.requests.get()
+            finally:
+                csp_ext.shm_idle(False)
             if item is None:
                 return
             identity, header, body, message, carried = item
@@ -574,8 +596,14 @@ def main():
     if error:
         csp_ext.shm_end_body()
         csp_ext.shm_exit(1)
-    threading.Thread(target=agent.serve_registry, name="pycsp.net registry",
-                     daemon=True).start()
+    registry_counted = threading.Event()
+    threading.Thread(target=agent.serve_registry, args=(registry_counted,),
+                     name="pycsp.net registry", daemon=True).start()
+    # The program counted this process as running from before it started:
+    # until the registry thread counts, a request to it must not look like
+    # a wait for nobody.
+    registry_counted.wait()
+    csp_ext.shm_serve_quietly()
     try:
         agent.serve(sys.stdin.fileno(), config["linger"])
         agent.close()
