@@ -877,6 +877,18 @@ def test_os_exit_3_in_a_child_raises_process_crashed_naming_code_3():
 
 
 @pytest.mark.timeout(60)
+def test_os_exit_0_in_a_child_raises_process_crashed_too():
+    """Status 0 without a return value is no return: before, Parallel returned None
+    for it, and its peers hung (seen: a remote process's AltSelect ending so)."""
+    run = run_fault("child_dies.py", "exit0", timeout=40)
+    assert run.proc.returncode == 0, run.report()
+    [crash] = [l for l in run.lines if l.startswith("ProcessCrashed:")] or [None]
+    assert crash is not None, run.report()
+    assert "code 0 without returning" in crash, crash
+    assert "peer poisoned: reader" in run.lines and "peer poisoned: writer" in run.lines, run.report()
+
+
+@pytest.mark.timeout(60)
 def test_crash_in_c_raises_process_crashed_naming_sigsegv():
     run = run_fault("child_dies.py", "segv", timeout=40)
     assert run.proc.returncode == 0, run.report()

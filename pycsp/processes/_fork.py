@@ -368,6 +368,7 @@ class ChildGroup:
         self.crashed = []
         self.crashes_collected = 0
         self.has_result = set()  # indices of the children whose result was collected
+        self.sent = {}  # index -> result, read off the results channel, not yet collected
         # A wait or a kill on this group runs: the SIGCHLD reaper, which may
         # run between any two of their steps, keeps off.
         self.busy = False
@@ -428,6 +429,11 @@ class ChildGroup:
         child = children.pop(fd)
         os.close(fd)
         crashed = child.end()
+        if not crashed and isinstance(child, _Child) and not self._result_sent(child.index):
+            # It left with status 0 (os._exit(0)) without returning or raising:
+            # a crash as any other; the processes it spawned died with it.
+            csp_ext.shm_reap(child.pid, True)
+            crashed = True
         if crashed:
             # Poison its ends now, so that its peers stop instead of hanging.
             poison_all(child.proc.args, child.proc.kwargs)
@@ -531,16 +537,28 @@ class ChildGroup:
         for fd in list(self.children):
             self.children.pop(fd).end_stopped(fd, deadline)
 
+    def _take_results(self):
+        """Read the results sent so far off the channel, in the order they came
+        (failures are numbered in time)."""
+        while True:
+            index, msg = csp_ext.select((self.results_in, csp_ext.SkipGuard()))
+            if index == 1:
+                return
+            self.sent[msg[0]] = msg[1]
+
+    def _result_sent(self, index):
+        """Whether the child ``index`` (ended: what it sent is in) sent its result."""
+        if index in self.has_result or index in self.sent:
+            return True
+        self._take_results()
+        return index in self.sent
+
     def collect(self):
         """Give each process its return value, or its exception (ProcessCrashed
         for a child that died without sending one, or while it lingered);
         return those that failed since the last call."""
-        outcome = {}  # in the order the results came: failures are numbered in time
-        while True:
-            index, msg = csp_ext.select((self.results_in, csp_ext.SkipGuard()))
-            if index == 1:
-                break
-            outcome[msg[0]] = msg[1]
+        self._take_results()
+        outcome, self.sent = self.sent, {}
         self.has_result.update(outcome)
         failed = [self.procs[index] for index, got in outcome.items()
                   if self.take_outcome(self.procs[index], got)]

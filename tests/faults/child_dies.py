@@ -1,8 +1,9 @@
 """A child that ends without returning, or with an exception.
 
-usage: child_dies.py MODE     (MODE: exit3 | segv | exception)
+usage: child_dies.py MODE     (MODE: exit3 | exit0 | segv | exception)
 
 exit3:     the child calls os._exit(3).
+exit0:     the child calls os._exit(0): status 0, but no return value either.
 segv:      the child crashes in C (ctypes.string_at(0)).
 exception: the child raises BoomError("boom 42", 7) deep in a helper.
 In every mode a peer is blocked reading the child's channel and another peer
@@ -35,6 +36,8 @@ def victim(cout, cin):
     time.sleep(0.3)  # let the peers block
     if MODE == "exit3":
         os._exit(3)
+    elif MODE == "exit0":
+        os._exit(0)
     elif MODE == "segv":
         import ctypes
 
