@@ -21,8 +21,7 @@ home, and one that comes back is fenced (``_liveness``, ``_heartbeat``);
 processes on other hosts (``_hosts``, with the launchers ``_launch`` and
 ``_placement``); alternation over channels homed in several programs
 (``_alt`` the alternating side, ``_arms`` the home's, with the core's proxy
-offers).  ``_commit`` is the design model's protocol as a state machine,
-tested on its own; the running protocol is ``_alt``/``_arms``.  Needs pyzmq
+offers).  Needs pyzmq
 (``pip install "pycsp[net]"``); nothing else of pycsp imports it.
 """
 from typing import TYPE_CHECKING
