@@ -100,6 +100,41 @@ def test_a_process_on_another_host_reads_and_writes_channels_homed_here(hosts):
 
 
 @pytest.mark.timeout(120)
+def test_a_process_on_another_host_alternates_over_channels_homed_here(hosts):
+    """Input guards on two channels homed here, then output guards: exactly one
+    commits each time, and every message arrives once."""
+    result = run_program(hosts, """
+        @pycsp.sshprocess(ssh_host="h1")
+        def merge(a_in, b_in, low_out, high_out, n):
+            got = []
+            for _ in range(2 * n):
+                end, msg = pycsp.AltSelect(pycsp.InputGuard(a_in), pycsp.InputGuard(b_in))
+                got.append(msg)
+            for x in sorted(got):
+                pycsp.AltSelect(pycsp.OutputGuard(low_out, x), pycsp.OutputGuard(high_out, x))
+            pycsp.retire(low_out, high_out)
+            return where()
+
+        @pycsp.process
+        def numbers(cout, n):  # (not retiring: a guard on a retired channel raises)
+            for i in range(n):
+                cout(i)
+
+        if __name__ == "__main__":
+            pycsp.configure(host=os.environ["TEST_GATEWAY"])
+            a, b, low, high = (pycsp.Channel() for _ in range(4))
+            m = merge(+a, +b, -low, -high, 10)
+            one, other = collect(+low), collect(+high)
+            pycsp.Parallel(numbers(-a, 10), numbers(-b, 10), m, one, other)
+            print(m.return_value)
+            print(sorted(one.return_value + other.return_value))
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        hosts.address["h1"], str(sorted(list(range(10)) * 2))], result.stdout + result.stderr
+
+
+@pytest.mark.timeout(120)
 def test_channel_ends_travel_to_a_process_on_another_host_and_back(hosts):
     """The reply-channel pattern with a server on h1: each request carries the writer
     end of a plain channel of this program (homed here when first sent); the server
