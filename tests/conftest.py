@@ -74,12 +74,21 @@ _settled_thread_count = [_os_thread_count()]
 
 @pytest.fixture(autouse=QUIET_BEFORE_FORK)
 def _previous_threads_exited():
-    deadline = time.monotonic() + 2.0
-    while _os_thread_count() > _settled_thread_count[0]:
-        if time.monotonic() > deadline:
-            _settled_thread_count[0] = _os_thread_count()
+    # Until no thread has ended for 2 s (at most 30 s): the 1,200 threads of a
+    # threads test may take longer than that to exit on a loaded machine, and
+    # a fixed 2 s would take those still exiting for threads that stay.
+    started = last_change = time.monotonic()
+    count = _os_thread_count()
+    while count > _settled_thread_count[0]:
+        now = time.monotonic()
+        if now - last_change > 2.0 or now - started > 30.0:
+            _settled_thread_count[0] = count
             break
         time.sleep(0.002)
+        fewer = _os_thread_count()
+        if fewer < count:
+            last_change = time.monotonic()
+        count = fewer
     yield
 
 
