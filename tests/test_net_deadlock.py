@@ -6,31 +6,37 @@ channel that other programs may use (homed here, or whose end went to
 another program) counts as running: a party elsewhere may still come.  So
 a deadlock among the program's own channels raises DeadlockError, as under
 pycsp.processes, and a wait that another program can end never does."""
+import textwrap
+
 import pytest
 from net_support import finish, run_peer, start_home, stop, values
 
 pytestmark = pytest.mark.timeout(120)
 
+# Two processes of the home that wait on each other over channels of its own.
+CROSSED = textwrap.dedent("""
+    @pycsp.process
+    def crossed(cout, cin):
+        cout(1)
+        cin()
+
+    x, y = pycsp.Channel(), pycsp.Channel()  # named, they would be homed
+    try:
+        pycsp.Parallel(crossed(-x, +y), crossed(-y, +x))
+    except pycsp.DeadlockError as error:
+        print("DEADLOCK", len(error.blocked), flush=True)
+""")
+
 
 def test_a_deadlock_among_its_own_channels_raises_and_the_home_serves_on(key_file):
     """Before, the agent counted as running for good: this program hung."""
-    proc, _ = start_home("""
+    proc, _ = start_home(textwrap.dedent("""
         homed = pycsp.Channel("A")
         print("PORT", homed.address[1], flush=True)
-
-        @pycsp.process
-        def crossed(cout, cin):
-            cout(1)
-            cin()
-
-        x, y = pycsp.Channel(), pycsp.Channel()  # named, they would be homed
-        try:
-            pycsp.Parallel(crossed(-x, +y), crossed(-y, +x))
-        except pycsp.DeadlockError as error:
-            print("DEADLOCK", len(error.blocked), flush=True)
+    """) + CROSSED + textwrap.dedent("""
         # the agent's registry was not woken by the deadlock: it homes another
         print("HOMED", pycsp.Channel("B").address[1] > 0, flush=True)
-    """, key_file)
+    """), key_file)
     try:
         code, out, err = finish(proc, timeout=60)
         assert code == 0, err
@@ -154,25 +160,14 @@ def test_an_idle_worker_of_the_agent_does_not_hide_a_deadlock(key_file):
     """Another program's read waits at the home (a worker thread of the agent serves
     it) until a process of the home writes; the worker then waits for the next request,
     and a deadlock of the home's processes is found all the same."""
-    proc, port = start_home("""
+    proc, port = start_home(textwrap.dedent("""
         import time
         homed = pycsp.Channel("A")
         print("PORT", homed.address[1], flush=True)
         while homed.statistics()["blocked_readers"] == 0:  # the other program's read
             time.sleep(0.01)
         (-homed)("for the worker")
-
-        @pycsp.process
-        def crossed(cout, cin):
-            cout(1)
-            cin()
-
-        x, y = pycsp.Channel(), pycsp.Channel()  # named, they would be homed
-        try:
-            pycsp.Parallel(crossed(-x, +y), crossed(-y, +x))
-        except pycsp.DeadlockError as error:
-            print("DEADLOCK", len(error.blocked), flush=True)
-    """, key_file)
+    """) + CROSSED, key_file)
     try:
         out = run_peer("""
             print("READ", repr((+pycsp.Channel("A", connect=("127.0.0.1", PORT)))()))
