@@ -326,25 +326,27 @@ static const csp_waiting as_record = {
 /* ------------------------------------------------------------------ */
 /* Reachable from other programs (pycsp.net): deadlock accounting         */
 
-/* The waiters of a queue, counted as blocked, count as running again
- * (proxy records stand for parties elsewhere: never counted). */
+/* The waiters of a queue, counted as blocked, count as running again.
+ * Not proxy records (parties elsewhere, never counted) nor the agent's own
+ * waits (a process of the program must end those: record_blocked). */
 static void
 count_queue_as_running(shm_off head)
 {
     for (shm_off o = head; o; o = SHM_PTR(shm_offer, o)->next) {
         shm_waiter *w = SHM_PTR(shm_waiter, SHM_PTR(shm_offer, o)->waiter);
-        if (atomic_load(&w->status) != CSP_PROXY)
+        if (atomic_load(&w->status) != CSP_PROXY && !w->service)
             shm_waiter_count_as_running(w);
     }
 }
 
-/* A growing list of channels, each with a reference of ours (so that a
- * reader that takes the message they came in cannot free them meanwhile). */
+/* Channels to mark, each with a reference of ours: the message they came in
+ * may be read, and dropped, once the channel's lock is given back. */
 typedef struct {
     shm_off *chans;
     uint32_t n, cap;
 } channel_refs;
 
+/* Add the channels that message `msg` carries (its holder's lock held). */
 static void
 refs_add_carried(channel_refs *refs, shm_off msg)
 {
@@ -365,45 +367,69 @@ refs_add_carried(channel_refs *refs, shm_off msg)
     refs->n += n;
 }
 
-static void mark_reachable(shm_off chan);
-
-/* Mark them (if `reachable`), then give their references back. */
+/* Other programs may use channel `first` from now on.  A wait on it may end
+ * from afar, so it never makes a deadlock: those blocked on it count as
+ * running again.  So may the channels whose ends wait in its buffer (a party
+ * elsewhere may read them), and theirs: a worklist, for a chain may be long.
+ * (A queued writer's message needs nothing: the writer counts as running
+ * now, and marks what its message carries if it lands in the buffer.) */
 static void
-refs_release(channel_refs *refs, int reachable)
+mark_reachable(shm_off first)
 {
-    for (uint32_t i = 0; i < refs->n; i++) {
-        if (reachable)
-            mark_reachable(refs->chans[i]);
-        shm_channel_release(refs->chans[i]);
+    channel_refs todo = {0};
+    shm_off chan = first;
+    int referenced = 0;   /* chan came off the worklist: ours to release */
+    for (;;) {
+        shm_channel *ch = SHM_PTR(shm_channel, chan);
+        csp_chan *c = &ch->s;
+        chan_lock(c);
+        if (!atomic_load(&ch->reachable)) {
+            atomic_store(&ch->reachable, 1);
+            count_queue_as_running(c->rq_head);
+            count_queue_as_running(c->wq_head);
+            csp_ref *ring = c->count ? csp_ring(&in_the_arena, c) : NULL;
+            for (int64_t i = 0; i < c->count; i++)
+                refs_add_carried(&todo, ring[(c->head + i) % c->slots]);
+        }
+        chan_unlock(c);
+        if (referenced)
+            shm_channel_release(chan);
+        if (!todo.n)
+            break;
+        chan = todo.chans[--todo.n];
+        referenced = 1;
     }
-    free(refs->chans);
-    refs->chans = NULL;
-    refs->n = refs->cap = 0;
+    free(todo.chans);
 }
 
-/* Other programs may use channel `chan` from now on.  A wait on it may end
- * from afar, so it never makes a deadlock: those blocked on it count as
- * running again.  So may the channels whose ends wait in it, in its buffer
- * or in a queued writer's message: a party elsewhere may read them. */
+/* After a write of `msg`, which carries channels, into the buffer of `chan`:
+ * if `chan` is reachable and `msg` waits in its buffer, a party elsewhere may
+ * read it, so what it carries is reachable too.  (Read at once by a process
+ * of the program, it needs nothing; read by the agent, the agent's pickling
+ * marks it; if `chan` becomes reachable later, mark_reachable finds it in the
+ * buffer.  A handle reused by another message meanwhile only marks more.) */
 static void
-mark_reachable(shm_off chan)
+mark_carried_in_buffer(shm_off chan, shm_off msg)
 {
     shm_channel *ch = SHM_PTR(shm_channel, chan);
-    csp_chan *c = &ch->s;
+    if (!atomic_load(&ch->reachable))
+        return;
     channel_refs carried = {0};
+    csp_chan *c = &ch->s;
     chan_lock(c);
-    if (!atomic_load(&ch->reachable)) {
-        atomic_store(&ch->reachable, 1);
-        count_queue_as_running(c->rq_head);
-        count_queue_as_running(c->wq_head);
-        csp_ref *ring = c->count ? csp_ring(&in_the_arena, c) : NULL;
-        for (int64_t i = 0; i < c->count; i++)
-            refs_add_carried(&carried, ring[(c->head + i) % c->slots]);
-        for (shm_off o = c->wq_head; o; o = SHM_PTR(shm_offer, o)->next)
-            refs_add_carried(&carried, SHM_PTR(shm_offer, o)->msg);
+    csp_ref *ring = c->count ? csp_ring(&in_the_arena, c) : NULL;
+    for (int64_t i = 0; i < c->count; i++) {
+        if (ring[(c->head + i) % c->slots] == msg) {
+            refs_add_carried(&carried, msg);
+            break;
+        }
     }
     chan_unlock(c);
-    refs_release(&carried, 1);
+    for (uint32_t i = 0; i < carried.n; i++) {
+        mark_reachable(carried.chans[i]);
+        shm_channel_release(carried.chans[i]);
+    }
+    free(carried.chans);
 }
 
 /* ------------------------------------------------------------------ */
@@ -448,20 +474,15 @@ shm_write(ShmEndObject *e, PyObject *obj)
     if (!msg)
         return -1;
     w->pending = msg;  /* freed by the parent's reap if this process dies now */
-    /* A message left in a buffer may be read from afar later: the channels
-     * it carries are reachable if the buffer's channel is (see
-     * mark_reachable, which marks those already in the buffer). */
-    channel_refs carried = {0};
-    if (c->capacity > 0)
-        refs_add_carried(&carried, msg);
+    int carries = c->capacity > 0 && shm_message_channels(msg, NULL, 0);   /* ours until sent */
     csp_ref unused;
     if (csp_communicate(&in_the_arena, &as_record, w, c, 1, msg, &unused) < 0) {
-        refs_release(&carried, 0);
         shm_message_discard(msg);
         vm_hold_release(&hold);
         return -1;
     }
-    refs_release(&carried, atomic_load(&CH(e->channel)->reachable));
+    if (carries)
+        mark_carried_in_buffer(e->channel->chan, msg);
     /* The reader or the buffer owns the block; a reader may still be
      * copying big buffers from our memory. */
     return hold.views ? shm_message_delivered(&hold) : 0;
@@ -1090,8 +1111,9 @@ csp_shared_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen, Py
     csp_guard **locked = PyMem_Calloc((size_t)n, sizeof(csp_guard *));
     vm_hold *holds = NULL;   /* made for the first output guard of a rendezvous */
     /* made for the first buffered output guard whose message carries channels */
-    channel_refs *carried = NULL;
+    char *carries = NULL;
     int64_t written = -1;    /* the output guard whose message went */
+    shm_off written_msg = 0;
     int result = -1;
     if (!gs || !locked) {
         PyErr_NoMemory();
@@ -1125,11 +1147,11 @@ csp_shared_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen, Py
         if (g->c->capacity == 0 && holds[k].views)
             seq = holds[k].seq;
         if (g->c->capacity > 0 && shm_message_channels(g->msg, NULL, 0)) {
-            if (!carried && !(carried = PyMem_Calloc((size_t)n, sizeof(channel_refs)))) {
+            if (!carries && !(carries = PyMem_Calloc((size_t)n, 1))) {
                 PyErr_NoMemory();
                 goto done;
             }
-            refs_add_carried(&carried[k], g->msg);   /* as for a write (shm_write) */
+            carries[k] = 1;   /* as for a write (shm_write) */
         }
     }
     int64_t pick;
@@ -1138,8 +1160,9 @@ csp_shared_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen, Py
         if (csp_select(&in_the_arena, &as_record, w, gs, n, locked, &pick, &got) < 0)
             goto done;
         if (gs[pick].kind == CSP_GUARD_OUTPUT) {
-            gs[pick].msg = 0;   /* the reader's, or the buffer's */
             written = pick;
+            written_msg = gs[pick].msg;
+            gs[pick].msg = 0;   /* the reader's, or the buffer's */
         }
         *msg = got ? shm_message_decode(got) : NULL;
         /* A writer that ended before we could copy never offered: choose
@@ -1160,11 +1183,9 @@ done:
     if (holds)
         for (Py_ssize_t k = 0; k < n; k++)
             vm_hold_release(&holds[k]);
-    if (carried)
-        for (Py_ssize_t k = 0; k < n; k++)
-            refs_release(&carried[k], k == written
-                                          && atomic_load(&((shm_channel *)gs[k].c)->reachable));
-    PyMem_Free(carried);
+    if (carries && written >= 0 && carries[written])
+        mark_carried_in_buffer(((ShmEndObject *)alt[written].end)->channel->chan, written_msg);
+    PyMem_Free(carries);
     PyMem_Free(holds);
     PyMem_Free(gs);
     PyMem_Free(locked);

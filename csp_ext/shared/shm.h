@@ -22,7 +22,7 @@ typedef uint64_t shm_off;   /* 0 = none */
 #define SHM_HUGE_PAGE ((uintptr_t)2 << 20)
 
 #define SHM_MAGIC 0x6873707363797050ULL   /* "Pycspsh" */
-#define SHM_VERSION 6
+#define SHM_VERSION 7
 #define SHM_NCLASSES 48
 
 /* A process-shared robust lock (shared/lock.c): a process that dies

@@ -196,6 +196,14 @@ shm_process_gone(pid_t pid)
     return r == 0 || (r > 0 && (state == 'Z' || state == 'X'));
 }
 
+/* The waiter stops blocking: count it as running again. */
+static void
+waiter_reactivate(shm_waiter *w)
+{
+    if (atomic_exchange(&w->inactive, 0) && w->counted)
+        atomic_fetch_add(&shm_hdr->n_active, 1);
+}
+
 /* A waiter claimed by a process that died before finishing it would wait
  * forever: after a while in that state, look at the claimer. */
 static void
@@ -210,16 +218,9 @@ check_claimer(shm_waiter *w, double *claimed_since)
         return;
     *claimed_since = now;
     uint32_t claim = atomic_load(&w->status);
-    if (CSP_IS_CLAIMED(claim) && shm_process_gone(CSP_CLAIMER(claim)))
-        atomic_compare_exchange_strong(&w->status, &claim, CSP_POISONED);
-}
-
-/* The waiter stops blocking: count it as running again. */
-static void
-waiter_reactivate(shm_waiter *w)
-{
-    if (atomic_exchange(&w->inactive, 0) && w->counted)
-        atomic_fetch_add(&shm_hdr->n_active, 1);
+    if (CSP_IS_CLAIMED(claim) && shm_process_gone(CSP_CLAIMER(claim))
+        && atomic_compare_exchange_strong(&w->status, &claim, CSP_POISONED))
+        waiter_reactivate(w);   /* as its finisher would have: it runs again */
 }
 
 void
@@ -305,11 +306,9 @@ spin_while_pending(_Atomic uint32_t *word)
 void
 shm_waiter_mark_blocked(shm_waiter *w, double deadline)
 {
-    if (deadline < 0) {
-        atomic_store(&w->inactive, 1);
-        if (w->counted)
-            shm_deadlock_uncount(1);
-    }
+    /* An exchange: marked twice (shm_idle), it is uncounted once. */
+    if (deadline < 0 && !atomic_exchange(&w->inactive, 1) && w->counted)
+        shm_deadlock_uncount(1);
 }
 
 /* The wait of a thread of an OS process: poll (while that pays), then
@@ -414,7 +413,9 @@ py_shm_end_body(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
     shm_hdr_lock();
     if (w->counted) {
         w->counted = 0;
-        if (w->parent_waiting)
+        if (atomic_exchange(&w->inactive, 0))
+            ;   /* counted as blocked (an idle agent): its count is off already */
+        else if (w->parent_waiting)
             w->credit++;
         else
             uncount = 1;
@@ -710,8 +711,12 @@ py_shm_adopt(PyObject *Py_UNUSED(m), PyObject *arg)
      * counted already, replaces it. */
     shm_waiter *before = my_waiter;
     my_waiter = w;
-    if (before && before != w && (before = registry_take(0, SHM_OFF(before))) != NULL)
-        reap_record(before);
+    if (before && before != w) {
+        if (thread_record_key_ok && pthread_getspecific(thread_record_key) == before)
+            pthread_setspecific(thread_record_key, NULL);   /* not reaped twice at its exit */
+        if ((before = registry_take(0, SHM_OFF(before))) != NULL)
+            reap_record(before);
+    }
     Py_RETURN_NONE;
 }
 
@@ -786,6 +791,24 @@ py_set_parent_death_signal(PyObject *Py_UNUSED(m), PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* _shm_forge_claim(record, pid): test only.  Make the waiting record look
+ * claimed by process `pid` (one that died before it finished it): True if
+ * the record was waiting. */
+static PyObject *
+py_shm_forge_claim(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    PyObject *rec;
+    int pid;
+    if (!PyArg_ParseTuple(args, "Oi", &rec, &pid))
+        return NULL;
+    shm_waiter *w = record_arg(rec);
+    if (!w)
+        return NULL;
+    uint32_t expect = CSP_WAITING;
+    return PyBool_FromLong(
+        atomic_compare_exchange_strong(&w->status, &expect, CSP_CLAIMED_BY(pid)));
+}
+
 /* _shm_die_holding_lock(what): test only.  Take the arena lock, leave the
  * state a process killed half-way through an update could leave ("free_list":
  * free list heads that are no blocks; "registry": a waiter record whose
@@ -810,6 +833,8 @@ py_shm_die_holding_lock(PyObject *Py_UNUSED(m), PyObject *arg)
 }
 
 static PyMethodDef shm_methods[] = {
+    {"_shm_forge_claim", py_shm_forge_claim, METH_VARARGS,
+     "Test only: make a waiting record look claimed by process pid."},
     {"_shm_die_holding_lock", py_shm_die_holding_lock, METH_O,
      "Test only: exit holding the arena lock, leaving a half-done update."},
     {"set_parent_death_signal", py_set_parent_death_signal, METH_O,

@@ -266,8 +266,8 @@ class Agent:
             # Waiting for requests, it counts as blocked: this program's own
             # processes alone make a deadlock (those waiting on a channel
             # homed here count as running: csp_ext's _mark_reachable).
-            csp_ext.shm_idle(True)
-            try:
+            try:  # (a signal that lands in shm_idle(True) still meets the finally)
+                csp_ext.shm_idle(True)
                 ready = poller.poll(wait)
             finally:
                 csp_ext.shm_idle(False)
@@ -484,8 +484,8 @@ class Agent:
         """The join's worker: serves the requests that had to wait, in order."""
         csp_ext.shm_serve_quietly()
         while True:
-            csp_ext.shm_idle(True)  # a request comes from another program
             try:
+                csp_ext.shm_idle(True)  # a request comes from another program
                 item = join.requests.get()
             finally:
                 csp_ext.shm_idle(False)
