@@ -880,6 +880,79 @@ def test_os_exit_in_a_child_raises_process_crashed_naming_its_code(mode, says):
 
 
 @pytest.mark.timeout(60)
+def test_a_return_value_that_does_not_unpickle_waits_for_the_siblings():
+    """It is raised once every process ended, as before a child's result was read
+    when it was reaped (then it ended the wait at once, and the sibling was killed)."""
+    result = run_script("""
+        import time
+        import pycsp.processes as csp
+
+        class TwoArguments(Exception):
+            def __init__(self, a, b):
+                super().__init__(a)
+
+        @csp.process
+        def returns_it():
+            return TwoArguments("x", "y")
+
+        @csp.process
+        def sibling():
+            time.sleep(1.0)
+            print("sibling finished", flush=True)
+
+        try:
+            csp.Parallel(returns_it(), sibling())
+        except TypeError as error:
+            print("TypeError", "TwoArguments" in str(error))
+    """, timeout=40)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["sibling finished", "TypeError True"], result.stdout
+
+
+@pytest.mark.timeout(60)
+def test_a_lingering_child_reaped_while_its_result_is_collected_returned():
+    """A child that spawned a process returns and lingers; it ends while collect()
+    holds its result, read off the channel but not yet noted (a sleep widens that
+    window), and the SIGCHLD reaper runs then: it must not take the child for one
+    that left without a result (it did: ProcessCrashed, its ends poisoned)."""
+    result = run_script("""
+        import os, time
+        import csp_ext
+        import pycsp.processes as csp
+        from pycsp.processes import _fork
+
+        me, select = os.getpid(), csp_ext.select
+
+        class SlowAfterARead:
+            def __getattr__(self, name):
+                return getattr(csp_ext, name)
+
+            def select(self, guards, *args):
+                got = select(guards, *args)
+                if got[0] == 0 and os.getpid() == me:
+                    time.sleep(1.0)  # the child ends meanwhile: its reaper runs in here
+                return got
+
+        _fork.csp_ext = SlowAfterARead()
+
+        @csp.process
+        def spawned():
+            time.sleep(0.3)
+
+        @csp.process
+        def lingers(cout):
+            csp.Spawn(spawned())
+            return "its value"
+
+        c = csp.Channel()
+        keep = c.writer()
+        print(csp.Parallel(lingers(c.writer())), c.statistics()["poisoned"])
+    """, timeout=40)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["['its value'] False"], result.stdout + result.stderr
+
+
+@pytest.mark.timeout(60)
 def test_crash_in_c_raises_process_crashed_naming_sigsegv():
     run = run_fault("child_dies.py", "segv", timeout=40)
     assert run.proc.returncode == 0, run.report()

@@ -47,27 +47,55 @@ def test_an_end_read_at_once_by_a_local_reader_stays_private():
     assert out == ["DeadlockError"]
 
 
-def test_an_end_left_in_a_reachable_buffer_is_reachable():
-    """The same end left in the buffer (nobody reads yet) may be read from afar:
-    a wait on its channel is no deadlock, and the timeout guard ends it."""
-    out = lines_of("""
+@pytest.mark.parametrize("reachable", [True, False], ids=["reachable", "private"])
+@pytest.mark.parametrize("how", ["buffered", "queued"])
+def test_an_end_left_in_a_reachable_buffer_is_reachable(how, reachable):
+    """The writer end of a private channel is left in the buffer of a reachable
+    channel (or queued for it while the buffer is full, then moved in by a read): a
+    wait on the private channel is no deadlock, for a party from afar may read the
+    end.  Here that party is a thread of the main program that has no record (it
+    counts for nothing) until it acts, 2 s later.  The control, the same channel not
+    reachable, is a deadlock."""
+    out = lines_of(f"""
+        import threading, time
         import pycsp.processes as csp
 
         @csp.process
-        def waits(x_in):
-            print(csp.AltSelect(csp.InputGuard(x_in), csp.TimeoutGuard(1.5))[1])
+        def leaves(c_out, x_out):
+            c_out(x_out)  # into the buffer, or queued until `makes_room` reads
 
         @csp.process
-        def leaves(c_out, x_out):
-            c_out(x_out)  # into the buffer
+        def makes_room(c_in):
+            time.sleep(0.5)  # `leaves` is queued by now
+            c_in()
+
+        @csp.process
+        def waits(x_in):
+            print(x_in())
 
         c, x = csp.Channel(buffer=1), csp.Channel()
-        c._mark_reachable()
-        c_in = c.reader()
-        csp.Parallel(waits(x.reader()), leaves(c.writer(), x.writer()))
-        print("no deadlock")
+        if {reachable}:
+            c._mark_reachable()
+        c_in, c_out = c.reader(), c.writer()
+        queued = "{how}" == "queued"
+        if queued:
+            c_out(0)  # the buffer is full
+
+        def from_afar():
+            time.sleep(2.0)
+            while True:
+                got = c_in()
+                if got != 0:
+                    return got("from afar")
+
+        threading.Thread(target=from_afar, daemon=True).start()
+        procs = [leaves(c.writer(), x.writer()), waits(x.reader())]
+        try:
+            csp.Parallel(*procs, *([makes_room(c.reader())] if queued else []))
+        except csp.DeadlockError:
+            print("DeadlockError")
     """)
-    assert out == ["None", "no deadlock"]
+    assert out == (["from afar"] if reachable else ["DeadlockError"]), out
 
 
 @pytest.mark.parametrize("how", ["write", "alternation"])

@@ -369,6 +369,7 @@ class ChildGroup:
         self.crashes_collected = 0
         self.has_result = set()  # indices of the children whose result was collected
         self.sent = {}  # index -> result, read off the results channel, not yet collected
+        self.undecodable = []  # results read off when a child was reaped that did not unpickle
         # A wait or a kill on this group runs: the SIGCHLD reaper, which may
         # run between any two of their steps, keeps off.
         self.busy = False
@@ -429,7 +430,10 @@ class ChildGroup:
         child = children.pop(fd)
         os.close(fd)
         crashed = child.end()
-        if not crashed and isinstance(child, _Child) and not self._result_sent(child.index):
+        # (A child that lingered sent its result: the SIGCHLD reaper may run
+        # while collect() holds it, read off but not yet noted.)
+        if (not crashed and isinstance(child, _Child) and not child.lingered
+                and not self._result_sent(child.index)):
             # It left with status 0 (os._exit(0)) without returning or raising:
             # a crash as any other; the processes it spawned died with it.
             csp_ext.shm_reap(child.pid, True)
@@ -550,13 +554,19 @@ class ChildGroup:
         """Whether the child ``index`` (ended: what it sent is in) sent its result."""
         if index in self.has_result or index in self.sent:
             return True
-        self._take_results()
+        try:
+            self._take_results()
+        except Exception as exc:  # a return value that does not unpickle: collect() raises it
+            self.undecodable.append(exc)
+            return True  # a result came, whose child is not known
         return index in self.sent
 
     def collect(self):
         """Give each process its return value, or its exception (ProcessCrashed
         for a child that died without sending one, or while it lingered);
         return those that failed since the last call."""
+        if self.undecodable:  # as the read below would have raised it, once every child ended
+            raise self.undecodable.pop(0)
         self._take_results()
         outcome, self.sent = self.sent, {}
         self.has_result.update(outcome)
