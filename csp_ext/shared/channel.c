@@ -474,7 +474,7 @@ shm_write(ShmEndObject *e, PyObject *obj)
     if (!msg)
         return -1;
     w->pending = msg;  /* freed by the parent's reap if this process dies now */
-    int carries = c->capacity > 0 && shm_message_channels(msg, NULL, 0);   /* ours until sent */
+    int carries = c->capacity > 0 && shm_message_carries_channels(msg);
     csp_ref unused;
     if (csp_communicate(&in_the_arena, &as_record, w, c, 1, msg, &unused) < 0) {
         shm_message_discard(msg);
@@ -1146,7 +1146,7 @@ csp_shared_select(const csp_alt_guard *alt, Py_ssize_t n, Py_ssize_t *chosen, Py
             goto done;
         if (g->c->capacity == 0 && holds[k].views)
             seq = holds[k].seq;
-        if (g->c->capacity > 0 && shm_message_channels(g->msg, NULL, 0)) {
+        if (g->c->capacity > 0 && shm_message_carries_channels(g->msg)) {
             if (!carries && !(carries = PyMem_Calloc((size_t)n, 1))) {
                 PyErr_NoMemory();
                 goto done;

@@ -716,6 +716,12 @@ drop_block(shm_off off)
     shm_free(off);
 }
 
+int
+shm_message_carries_channels(shm_off msg)
+{
+    return msg && !SHM_MSG_IS_INLINE(msg) && SHM_PTR(msg_header, SHM_MSG_BLOCK(msg))->nchan != 0;
+}
+
 uint32_t
 shm_message_channels(shm_off msg, shm_off *out, uint32_t cap)
 {

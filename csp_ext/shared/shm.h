@@ -209,6 +209,9 @@ void shm_install_waiter_hooks(const shm_waiter_hooks *hooks);
 /* shared/message.c.  The channels pickled into message `msg` (a handle):
  * their number, and the first `cap` of their offsets in `out`. */
 uint32_t shm_message_channels(shm_off msg, shm_off *out, uint32_t cap);
+/* Whether `msg`, just encoded by this thread (not yet sent), carries channels:
+ * no layout check (the block is its own), a write's hot path. */
+int shm_message_carries_channels(shm_off msg);
 
 /* shared/message.c.  A message handle (what offers, ring slots and waiter
  * records carry) is either the offset of a message block, always a multiple
