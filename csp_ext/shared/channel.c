@@ -551,17 +551,53 @@ shm_channel_hold(shm_off off)
     atomic_fetch_add(&SHM_PTR(shm_channel, off)->refs, 1);
 }
 
+/* Per thread: channels whose last reference went while this thread was
+ * freeing another (a buffered message holds the end of the next channel,
+ * whose buffer holds the next...): freed one after the other, not by
+ * recursion, which a long chain turned into a stack overflow. */
+static _Thread_local int freeing_channels;
+static _Thread_local shm_off *channels_to_free;
+static _Thread_local size_t nchannels_to_free, channels_to_free_cap;
+
+static void
+free_channel(shm_off off)
+{
+    shm_channel *c = SHM_PTR(shm_channel, off);
+    csp_ring_drain(&in_the_arena, &c->s);   /* may release more channels */
+    shm_free(c->s.ring);
+    shm_free(c->name);
+    shm_lock_destroy(&c->lock);
+    shm_free(off);
+}
+
 void
 shm_channel_release(shm_off off)
 {
     shm_channel *c = SHM_PTR(shm_channel, off);
     if (atomic_fetch_sub(&c->refs, 1) != 1)
         return;
-    csp_ring_drain(&in_the_arena, &c->s);
-    shm_free(c->s.ring);
-    shm_free(c->name);
-    shm_lock_destroy(&c->lock);
-    shm_free(off);
+    if (freeing_channels) {
+        if (nchannels_to_free == channels_to_free_cap) {
+            size_t cap = channels_to_free_cap ? channels_to_free_cap * 2 : 64;
+            shm_off *grown = realloc(channels_to_free, cap * sizeof(shm_off));
+            if (!grown) {
+                free_channel(off);   /* no memory: recursion, as before */
+                return;
+            }
+            channels_to_free = grown;
+            channels_to_free_cap = cap;
+        }
+        channels_to_free[nchannels_to_free++] = off;
+        return;
+    }
+    freeing_channels = 1;
+    for (;;) {
+        free_channel(off);
+        if (!nchannels_to_free)
+            break;
+        off = channels_to_free[--nchannels_to_free];
+    }
+    freeing_channels = 0;
 }
 
 /* The channel's label for deadlock reports and dumps, repr(name), kept in
