@@ -363,43 +363,57 @@ refs_add_carried(channel_refs *refs, shm_off msg)
     }
     shm_message_channels(msg, refs->chans + refs->n, n);
     for (uint32_t i = 0; i < n; i++)
-        atomic_fetch_add(&SHM_PTR(shm_channel, refs->chans[refs->n + i])->refs, 1);
+        shm_channel_hold(refs->chans[refs->n + i]);
     refs->n += n;
+}
+
+/* Channel `chan` is reachable from other programs: those blocked on it count
+ * as running again, and the channels whose ends wait in its buffer join
+ * `todo` (referenced) to be marked in turn. */
+static void
+mark_one(shm_off chan, channel_refs *todo)
+{
+    shm_channel *ch = SHM_PTR(shm_channel, chan);
+    csp_chan *c = &ch->s;
+    chan_lock(c);
+    if (!atomic_load(&ch->reachable)) {
+        atomic_store(&ch->reachable, 1);
+        count_queue_as_running(c->rq_head);
+        count_queue_as_running(c->wq_head);
+        csp_ref *ring = c->count ? csp_ring(&in_the_arena, c) : NULL;
+        for (int64_t i = 0; i < c->count; i++)
+            refs_add_carried(todo, ring[(c->head + i) % c->slots]);
+    }
+    chan_unlock(c);
+}
+
+/* Mark the channels of `todo` (each referenced, given back here) and what
+ * their buffers carry: a worklist, for a chain may be long. */
+static void
+mark_referenced(channel_refs *todo)
+{
+    while (todo->n) {
+        shm_off chan = todo->chans[--todo->n];
+        mark_one(chan, todo);
+        shm_channel_release(chan);
+    }
+    free(todo->chans);
+    todo->chans = NULL;
+    todo->cap = 0;
 }
 
 /* Other programs may use channel `first` from now on.  A wait on it may end
  * from afar, so it never makes a deadlock: those blocked on it count as
  * running again.  So may the channels whose ends wait in its buffer (a party
- * elsewhere may read them), and theirs: a worklist, for a chain may be long.
- * (A queued writer's message needs nothing: the writer counts as running
- * now, and marks what its message carries if it lands in the buffer.) */
+ * elsewhere may read them), and theirs.  (A queued writer's message needs
+ * nothing: the writer counts as running now, and marks what its message
+ * carries if it lands in the buffer.) */
 static void
 mark_reachable(shm_off first)
 {
     channel_refs todo = {0};
-    shm_off chan = first;
-    int referenced = 0;   /* chan came off the worklist: ours to release */
-    for (;;) {
-        shm_channel *ch = SHM_PTR(shm_channel, chan);
-        csp_chan *c = &ch->s;
-        chan_lock(c);
-        if (!atomic_load(&ch->reachable)) {
-            atomic_store(&ch->reachable, 1);
-            count_queue_as_running(c->rq_head);
-            count_queue_as_running(c->wq_head);
-            csp_ref *ring = c->count ? csp_ring(&in_the_arena, c) : NULL;
-            for (int64_t i = 0; i < c->count; i++)
-                refs_add_carried(&todo, ring[(c->head + i) % c->slots]);
-        }
-        chan_unlock(c);
-        if (referenced)
-            shm_channel_release(chan);
-        if (!todo.n)
-            break;
-        chan = todo.chans[--todo.n];
-        referenced = 1;
-    }
-    free(todo.chans);
+    mark_one(first, &todo);
+    mark_referenced(&todo);
 }
 
 /* After a write of `msg`, which carries channels, into the buffer of `chan`:
@@ -425,11 +439,7 @@ mark_carried_in_buffer(shm_off chan, shm_off msg)
         }
     }
     chan_unlock(c);
-    for (uint32_t i = 0; i < carried.n; i++) {
-        mark_reachable(carried.chans[i]);
-        shm_channel_release(carried.chans[i]);
-    }
-    free(carried.chans);
+    mark_referenced(&carried);
 }
 
 /* ------------------------------------------------------------------ */
