@@ -106,6 +106,7 @@ chan_recover(csp_chan *c)
 static void
 chan_lock(csp_chan *c)
 {
+    shm_wakes_defer_begin();   /* wakes of waiters finished under it: after the unlock */
     if (shm_lock_acquire(&((shm_channel *)c)->lock) == 1)
         chan_recover(c);
 }
@@ -114,6 +115,7 @@ static void
 chan_unlock(csp_chan *c)
 {
     shm_lock_release(&((shm_channel *)c)->lock);
+    shm_wakes_defer_end();
 }
 
 static int

@@ -179,8 +179,12 @@ int shm_waiter_prepare(shm_waiter *w, int64_t noffers);
 int shm_waiter_claim(shm_waiter *w);
 /* Set a proxy record's poked word and wake its agent (no GIL needed). */
 void shm_proxy_poke(shm_proxy_record *p);
-/* Publish a claimed waiter's result and wake it. */
+/* Publish a claimed waiter's result and wake it (within a deferral scope:
+ * when the outermost scope ends). */
 void shm_waiter_finish(shm_waiter *w, uint32_t status, int64_t chosen, shm_off msg);
+/* A scope (nested: counted per thread) whose wakes wait for its end. */
+void shm_wakes_defer_begin(void);
+void shm_wakes_defer_end(void);
 /* Count w as blocked (deadline < 0) before its offers become visible, that
  * is, while the channel locks that published them are still held. */
 void shm_waiter_mark_blocked(shm_waiter *w, double deadline);

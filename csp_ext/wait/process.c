@@ -53,6 +53,52 @@ shared_futex_wake(_Atomic uint32_t *addr)
     csp_futex_wake_op((void *)addr, 1);
 }
 
+/* Wakes held back while this thread holds channel locks (or serves a
+ * request, pycsp.net's agent): a wakee that preempts its waker on this CPU
+ * would otherwise find the channel still locked, or hold up the waker's
+ * next step (the agent's reply).  The result is published at once; only
+ * the futex wake waits, and at most until the outermost scope ends. */
+#define SHM_DEFERRED_WAKES 16
+static _Thread_local int defer_depth __attribute__((tls_model("initial-exec")));
+static _Thread_local int n_deferred __attribute__((tls_model("initial-exec")));
+static _Thread_local _Atomic uint32_t *deferred[SHM_DEFERRED_WAKES]
+    __attribute__((tls_model("initial-exec")));
+
+void
+shm_wakes_defer_begin(void)
+{
+    defer_depth++;
+}
+
+static void
+wake_deferred(void)
+{
+    while (n_deferred > 0)
+        shared_futex_wake(deferred[--n_deferred]);
+}
+
+void
+shm_wakes_defer_end(void)
+{
+    if (--defer_depth > 0)
+        return;
+    defer_depth = 0;
+    wake_deferred();
+}
+
+static void
+wake_waiter(_Atomic uint32_t *status)
+{
+    if (defer_depth > 0 && n_deferred < SHM_DEFERRED_WAKES) {
+        for (int i = 0; i < n_deferred; i++)
+            if (deferred[i] == status)
+                return;
+        deferred[n_deferred++] = status;
+        return;
+    }
+    shared_futex_wake(status);
+}
+
 static void
 after_fork_in_child(void)
 {
@@ -237,7 +283,7 @@ shm_waiter_finish(shm_waiter *w, uint32_t status, int64_t chosen, shm_off msg)
     waiter_reactivate(w);
     atomic_store(&w->status, status);
     if (atomic_load(&w->sleeping))
-        shared_futex_wake(&w->status);
+        wake_waiter(&w->status);
 }
 
 /* Every process is blocked without a deadline: wake the blocked ones with
@@ -360,6 +406,9 @@ static const csp_wait_way record_way = {
 int
 shm_waiter_wait(shm_waiter *w, double deadline)
 {
+    /* Never sleep on wakes of our own held back (a scope of
+     * shm_hold_wakes around something that blocked after all). */
+    wake_deferred();
     double started = csp_monotonic();
     int st = csp_wait_watched(&record_way, w, &w->status, deadline,
                               PyThread_get_thread_ident() == csp_main_thread_ident);
@@ -492,6 +541,30 @@ py_shm_idle(PyObject *Py_UNUSED(m), PyObject *arg)
     else
         waiter_reactivate(w);
     Py_RETURN_NONE;
+}
+
+/* shm_hold_wakes(hold): from True to False, the waiters this thread
+ * finishes are woken only at False (pycsp.net's agent: the reply to the
+ * remote party leaves before the local party it met takes the CPU).  The
+ * results are published at once; a wait of this thread wakes them first. */
+static PyObject *
+py_shm_hold_wakes(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    int hold = PyObject_IsTrue(arg);
+    if (hold < 0)
+        return NULL;
+    if (hold)
+        shm_wakes_defer_begin();
+    else if (defer_depth > 0)
+        shm_wakes_defer_end();
+    Py_RETURN_NONE;
+}
+
+/* _shm_held_wakes(): test only.  How many wakes this thread holds back. */
+static PyObject *
+py_shm_held_wakes(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLong(n_deferred);
 }
 
 /* shm_wait_children(records, waiting, slept=True) -> slept: deadlock
@@ -833,6 +906,8 @@ py_shm_die_holding_lock(PyObject *Py_UNUSED(m), PyObject *arg)
 }
 
 static PyMethodDef shm_methods[] = {
+    {"_shm_held_wakes", py_shm_held_wakes, METH_NOARGS,
+     "Test only: how many wakes this thread holds back."},
     {"_shm_forge_claim", py_shm_forge_claim, METH_VARARGS,
      "Test only: make a waiting record look claimed by process pid."},
     {"_shm_die_holding_lock", py_shm_die_holding_lock, METH_O,
@@ -852,6 +927,9 @@ static PyMethodDef shm_methods[] = {
     {"shm_idle", py_shm_idle, METH_O,
      "shm_idle(idle): this thread waits (True) or stops waiting (False) for a request "
      "that only another program can bring: meanwhile it counts as blocked."},
+    {"shm_hold_wakes", py_shm_hold_wakes, METH_O,
+     "shm_hold_wakes(hold): between True and False, waiters this thread finishes are "
+     "woken at False (their results are published at once)."},
     {"shm_linger_seen", py_shm_linger_seen, METH_O,
      "In the parent: it has read that the child (its record) lingers."},
     {"shm_end_body", py_shm_end_body, METH_NOARGS,

@@ -60,7 +60,7 @@ import zmq
 import csp_ext
 
 from . import _link, _mobile, _wire
-from ._arms import Arms, error_text, hand_back_if_taken
+from ._arms import Arms, error_text, hand_back_if_taken, wakes_held
 from ._liveness import PeerWatch
 
 # Run as ``python -c BOOT ARENA_FD``: maps the arena before pycsp.processes
@@ -447,10 +447,12 @@ class Agent:
                     self.reply(identity, header, _wire.ERROR, error_text(exc))
                     return
         if join.pending == 0 and (op != _wire.WRITE or message is not _NOT_READ):
-            outcome = self.perform(join, op, message, at_once=True)
+            with wakes_held:
+                outcome = self.perform(join, op, message, at_once=True)
+                if outcome is not None:
+                    hand_back_if_taken(outcome, carried)
+                    self.reply(identity, header, *outcome)
             if outcome is not None:
-                hand_back_if_taken(outcome, carried)
-                self.reply(identity, header, *outcome)
                 self.after(number, join, op)
                 return
         join.pending += 1

@@ -94,11 +94,13 @@ class Arms:
             except Exception as exc:
                 agent.reply(identity, header, _wire.ERROR, error_text(exc))
                 return
-        outcome = agent.perform(join, _wire.WRITE if is_write else _wire.READ, message,
-                                at_once=True)
+        with wakes_held:
+            outcome = agent.perform(join, _wire.WRITE if is_write else _wire.READ, message,
+                                    at_once=True)
+            if outcome is not None:
+                hand_back_if_taken(outcome, carried)
+                agent.reply(identity, header, *outcome, ref=position)
         if outcome is not None:
-            hand_back_if_taken(outcome, carried)
-            agent.reply(identity, header, *outcome, ref=position)
             return
         agent.reply(identity, header, _wire.ARMED)
         if try_only:
@@ -213,16 +215,18 @@ class Arms:
     def commit_in_core(self, match):
         (arm,) = match.arms
         agent = self.agent
-        outcome = agent.perform(arm.join, _wire.WRITE if arm.is_write else _wire.READ,
-                                arm.message, at_once=True)
         identity, header = match.answers[arm]
+        with wakes_held:
+            outcome = agent.perform(arm.join, _wire.WRITE if arm.is_write else _wire.READ,
+                                    arm.message, at_once=True)
+            if outcome is not None:
+                hand_back_if_taken(outcome, arm.carried)
+                agent.reply(identity, header, *outcome, ref=arm.position)
         self.end_match(match)
         offsets = ()
         if outcome is None:  # the partner went away: the guard stays armed
             agent.reply(identity, header, _wire.RELEASED)
         else:
-            hand_back_if_taken(outcome, arm.carried)
-            agent.reply(identity, header, *outcome, ref=arm.position)
             offsets = self.drop(arm.party, arm.alternation, rematch=False)
         for offset in {arm.join.channel._offset, *offsets}:
             self.match(offset)
@@ -304,6 +308,23 @@ class Arms:
 
 def _in_a_match(arms):
     return any(arm.match is not None for arm in arms)
+
+
+class _WakesHeld:
+    """``with wakes_held:`` the parties here that an operation meets are woken
+    at its end, once the reply to the remote party has left: woken at once,
+    one would take this CPU before the reply goes (scopes nest)."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        csp_ext.shm_hold_wakes(True)
+
+    def __exit__(self, *exc_info):
+        csp_ext.shm_hold_wakes(False)
+
+
+wakes_held = _WakesHeld()
 
 
 def hand_back_if_taken(outcome, carried):
