@@ -8,8 +8,9 @@ and then serves one ROUTER socket:
 - A remote party's plain read or write becomes the same operation on the
   home's channel in the shared core, on the end that the agent holds for
   the remote party's join: at once in the main thread when a party here is
-  already waiting (a select with a skip), else in a worker thread of that
-  join.  The reply (OK or DATA) is sent only when that operation completed,
+  already waiting (a select with a skip), else by a worker thread, the
+  join's until none of its requests waits (idle workers are kept for other
+  joins, a few at most).  The reply (OK or DATA) is sent only when that operation completed,
   so a remote writer returns only once a reader took its message
   (rendezvous holds across programs).  Poison and retire
   reach the home's channel, hence every party of it, local or remote.
@@ -74,16 +75,15 @@ _DRAIN_QUIET_SECONDS = 0.25
 
 
 class _Join:
-    """A remote party's end of a home channel, and the worker thread that uses it."""
+    """A remote party's end of a home channel, and the worker that serves its
+    requests that had to wait, while it has some."""
 
-    __slots__ = ("channel", "end", "requests", "thread", "pending", "pending_from", "left",
-                 "holder")
+    __slots__ = ("channel", "end", "worker", "pending", "pending_from", "left", "holder")
 
     def __init__(self, channel, end):
         self.channel = channel
         self.end = end
-        self.requests = queue.SimpleQueue()
-        self.thread = None
+        self.worker = None  # a _Worker while requests are pending (main thread's)
         # Requests handed to the worker whose reply the main thread has not
         # sent yet (only the main thread changes it): while it is 0, a request
         # may be served at once in the main thread without passing an earlier one.
@@ -95,6 +95,18 @@ class _Join:
         self.holder = None
 
 
+class _Worker:
+    """A thread that performs the requests which cannot complete at once, in
+    order, for the one join it serves until that join has none pending; then
+    it waits, idle, to serve another (at most _IDLE_WORKERS wait so)."""
+
+    __slots__ = ("requests",)
+
+    def __init__(self):
+        self.requests = queue.SimpleQueue()
+
+
+_IDLE_WORKERS = 4
 _SKIP = csp_ext.SkipGuard()
 _NOT_READ = object()  # a WRITE's message left for the worker to unpickle
 _INLINE_UNPICKLE_LIMIT = 64 * 1024  # bigger messages are unpickled off the main loop
@@ -119,10 +131,16 @@ class Agent:
         self.homing = threading.Lock()
         self.auto_names = itertools.count(1)
         self.joins = {}  # end number -> _Join
-        self.end_numbers = itertools.count(1)
-        # Joins retired through one holder, which another may still name (an
-        # end sent on and used after): answered RETIRED, as a retired end is.
-        self.retired_numbers = set()
+        self.idle_workers = []  # _Worker (main thread's)
+        # Join numbers are handed out in order (under ``homing``): a number
+        # handed out that names no join now was retired through one holder,
+        # and another may still name it (an end sent on and used after): it
+        # is answered RETIRED, as a retired end is.
+        self.last_end_number = 0
+        # Channels homed only because ends of them went to other programs
+        # (a reply channel per request): arena offset -> joins not retired.
+        # The last one retired, the channel is forgotten here.
+        self.for_ends_only = {}
         # The joins of this home that the message a thread is unpickling
         # carries back (``reclaim``): handed back only if a reader takes it.
         self.unpickling = threading.local()
@@ -176,6 +194,7 @@ class Agent:
                     return f"a channel named {name!r} is homed in this program already"
                 self.channels[name] = thing
                 self.names.setdefault(thing._offset, name)
+                self.for_ends_only.pop(thing._offset, None)  # homed by name: for good
             thing._mark_reachable()
             return None
         if kind == "adopt":
@@ -196,23 +215,54 @@ class Agent:
         """The name ``channel`` is homed under, homing it under a made-up
         name if it is not yet (it is going to another program)."""
         with self.homing:
-            name = self.names.get(channel._offset)
-            if name is None:
-                name = f"_pycsp_sent_{os.getpid()}_{next(self.auto_names)}"
-                self.channels[name] = channel
-                self.names[channel._offset] = name
-                channel._mark_reachable()
-            return name
+            return self.homed_name(channel)
+
+    def homed_name(self, channel, for_an_end=False):
+        """``name_of`` under ``homing``: the channel itself goes to another
+        program (it stays homed here for good), or, ``for_an_end``, an end of
+        it (forgotten once no such end is held: ``forget_join``)."""
+        name = self.names.get(channel._offset)
+        if name is None:
+            name = f"_pycsp_sent_{os.getpid()}_{next(self.auto_names)}"
+            self.channels[name] = channel
+            self.names[channel._offset] = name
+            channel._mark_reachable()
+            if for_an_end:
+                self.for_ends_only[channel._offset] = 0
+        elif not for_an_end:
+            self.for_ends_only.pop(channel._offset, None)
+        return name
+
+    def new_end_number(self):
+        """Under ``homing``."""
+        self.last_end_number += 1
+        return self.last_end_number
 
     def adopt(self, end):
         """(channel name, join number) for an end of this program that goes
         to another program; ``end`` (a copy: the same join) is kept for it.
         Until its new holder retires or leaves it, the home serves it on at
         its exit (``awaited``)."""
-        name = self.name_of(end.channel)
-        number = next(self.end_numbers)
-        self.joins[number] = _Join(self.channels[name], end)
+        with self.homing:
+            name = self.homed_name(end.channel, for_an_end=True)
+            number = self.new_end_number()
+            self.joins[number] = _Join(self.channels[name], end)
+            if end.channel._offset in self.for_ends_only:
+                self.for_ends_only[end.channel._offset] += 1
         return name, number
+
+    def forget_join(self, number, join):
+        """``join`` is retired: nothing names it here now (main thread)."""
+        with self.homing:
+            self.joins.pop(number, None)
+            offset = join.channel._offset
+            left = self.for_ends_only.get(offset)
+            if left is not None:
+                if left > 1:
+                    self.for_ends_only[offset] = left - 1
+                else:  # no program holds an end of it now: forget the channel
+                    del self.for_ends_only[offset]
+                    self.channels.pop(self.names.pop(offset), None)
 
     def twin(self, end):
         """(channel name, join number) for an end that a process of this
@@ -329,6 +379,8 @@ class Agent:
             join.pending_from[header.incarnation] -= 1
             if not join.pending_from[header.incarnation]:
                 del join.pending_from[header.incarnation]
+            if not join.pending:
+                self.release_worker(join)
             self.after(number, join, header.op)
 
     def take_request(self):
@@ -365,7 +417,7 @@ class Agent:
             return
         if op in (_wire.WRITE, _wire.READ, _wire.RETIRE, _wire.LEAVE, _wire.HOLD, _wire.ARM):
             join = self.joins.get(header.ref)
-            if join is None and header.ref in self.retired_numbers:
+            if join is None and 0 < header.ref <= self.last_end_number:
                 self.reply(identity, header, _wire.RETIRED)
             elif join is None:
                 self.reply(identity, header, _wire.ERROR, f"no end {header.ref} here".encode())
@@ -387,9 +439,10 @@ class Agent:
             self.reply(identity, header, _wire.OK, str(self.max_message).encode(),
                        ref=channel.buffer, home=self.home)
         elif op == _wire.JOIN:
-            number = next(self.end_numbers)
-            self.joins[number] = _Join(channel, channel.writer() if header.ref
-                                       else channel.reader())
+            end = channel.writer() if header.ref else channel.reader()
+            with self.homing:
+                number = self.new_end_number()
+                self.joins[number] = _Join(channel, end)
             self.watch.made_join(header.incarnation, number)
             self.reply(identity, header, _wire.OK, ref=number)
         elif op == _wire.POISON:
@@ -457,11 +510,9 @@ class Agent:
                 return
         join.pending += 1
         join.pending_from[header.incarnation] += 1
-        if join.thread is None:
-            join.thread = threading.Thread(target=self.serve_join, args=(number, join),
-                                           name=f"pycsp.net end {number}", daemon=True)
-            join.thread.start()
-        join.requests.put((identity, header, body, message, carried))
+        if join.worker is None:
+            join.worker = self.idle_workers.pop() if self.idle_workers else self.new_worker()
+        join.worker.requests.put((number, join, identity, header, body, message, carried))
 
     def refusal(self, frames, what):
         """ERROR's text if a message's ``frames`` cannot be taken (``what``
@@ -477,23 +528,36 @@ class Agent:
     def after(self, number, join, op):
         """Bookkeeping once ``op`` on ``join`` was answered (main thread)."""
         if op == _wire.RETIRE:
-            self.joins.pop(number, None)
-            self.retired_numbers.add(number)
-            if join.thread is not None:
-                join.requests.put(None)  # its worker ends
+            self.forget_join(number, join)
 
-    def serve_join(self, number, join):
-        """The join's worker: serves the requests that had to wait, in order."""
+    def new_worker(self):
+        worker = _Worker()
+        threading.Thread(target=self.serve_as_worker, args=(worker,),
+                         name="pycsp.net worker", daemon=True).start()
+        return worker
+
+    def release_worker(self, join):
+        """``join`` has no request pending: its worker may serve another one
+        (main thread).  A worker per join for good would grow the agent by a
+        thread for each join that ever waited (a reply end per request)."""
+        worker, join.worker = join.worker, None
+        if len(self.idle_workers) < _IDLE_WORKERS:
+            self.idle_workers.append(worker)
+        else:
+            worker.requests.put(None)  # it ends
+
+    def serve_as_worker(self, worker):
+        """A worker: serves the requests that had to wait, in the order given."""
         csp_ext.shm_serve_quietly()
         while True:
             try:
                 csp_ext.shm_idle(True)  # a request comes from another program
-                item = join.requests.get()
+                item = worker.requests.get()
             finally:
                 csp_ext.shm_idle(False)
             if item is None:
                 return
-            identity, header, body, message, carried = item
+            number, join, identity, header, body, message, carried = item
             if message is _NOT_READ and header.op == _wire.WRITE:
                 try:
                     message, carried = self.load(body)

@@ -36,11 +36,16 @@ reader): it hands ends on there, and holds none (``serve_as_agent``).
 """
 from __future__ import annotations
 
+import sys
+
 from csp_ext import ShmChannel, ShmChannelEndRead, ShmChannelEndWrite
 
 from . import _node, _remote, _wire
 from ._channel import HomedChannel
 from ._remote import RemoteChannel, RemoteChannelEndRead, RemoteChannelEndWrite
+
+
+_PRUNE_FROM = 64  # ends in ``_ProgramSide.adopted`` before it is pruned
 
 
 class _ProgramSide:
@@ -52,6 +57,7 @@ class _ProgramSide:
         # stays one join at the agent however often it is sent (kept alive
         # here, so the id is not reused).
         self.adopted: dict[int, tuple[object, str, int]] = {}
+        self.prune_adopted_at = _PRUNE_FROM
         self.twins: dict[int, tuple[object, object]] = {}  # id(end) -> (end, its twin)
 
     def address(self) -> tuple[str, int]:
@@ -70,7 +76,19 @@ class _ProgramSide:
             return known[1], known[2]
         name, number = _answer(_node.this_node().ask("adopt", None, end))
         self.adopted[id(end)] = (end, name, number)
+        if len(self.adopted) >= self.prune_adopted_at:
+            self.prune_adopted()
         return name, number
+
+    def prune_adopted(self) -> None:
+        """Forget the ends that nothing but ``adopted`` holds: they cannot be
+        sent again (a reply channel per request would grow it for good, and
+        keep every such channel alive).  Amortised: when it doubled."""
+        for key, (end, _, _) in list(self.adopted.items()):
+            # the tuple in the dict, ``end`` here, getrefcount's argument
+            if sys.getrefcount(end) <= 3:
+                del self.adopted[key]
+        self.prune_adopted_at = max(_PRUNE_FROM, 2 * len(self.adopted))
 
     def name_of(self, channel: ShmChannel) -> str:
         return _answer(_node.this_node().ask("name", None, channel))

@@ -375,6 +375,7 @@ class _RemoteEnd:
         """Leave the channel (at its home); harmless twice."""
         if not self.retired:
             self.retired = True
+            _forget_made_here(self)  # nothing to leave at the exit
             try:
                 self.channel._request(_wire.RETIRE, self.number)
             except ChannelLostException:
@@ -410,18 +411,34 @@ def _note_made_here(end):
     _made_here[(end.channel.address, end.number)] = end
 
 
+def _forget_made_here(end):
+    key = (end.channel.address, end.number)
+    if _made_here_pid == os.getpid() and _made_here.get(key) is end:
+        del _made_here[key]
+
+
 def _leave_at_exit(pid, keep_shared=False):
     """This program ends: tell each home of an end it did not retire, so that
     the home does not wait for it when it ends itself (_agent.Agent.serve).
-    ``keep_shared``: not the ends handed to other processes of the program."""
+    ``keep_shared``: not the ends handed to other processes of the program.
+    To each home, every LEAVE but the last is sent without waiting; the last
+    one's reply comes after the others were served (one socket keeps order),
+    so an exit costs one round trip per home, not one per end."""
     if os.getpid() != pid:
         return
+    by_home = {}
     for end in list(_made_here.values()):
         if not end.retired and not end.moved and not (keep_shared and end.shared):
-            try:
-                end.channel._request(_wire.LEAVE, end.number, _HOLDER, timeout=_LEAVE_TIMEOUT)
-            except (TimeoutError, ChannelSocketException):
-                pass  # the home is gone or does not answer: nothing waits there
+            by_home.setdefault(end.channel.address, []).append(end)
+    for address, ends in by_home.items():
+        try:
+            link = _link_to(address)
+            for end in ends[:-1]:
+                link.send_only(_wire.LEAVE, end.number, _HOLDER)
+            ends[-1].channel._request(_wire.LEAVE, ends[-1].number, _HOLDER,
+                                      timeout=_LEAVE_TIMEOUT)
+        except (TimeoutError, ChannelSocketException, zmq.ZMQError):
+            pass  # the home is gone or does not answer: nothing waits there
 
 
 def _leave_at_child_end():
