@@ -28,7 +28,9 @@ SLEEPING_READER = """
 
     thread = threading.Thread(target=reader, args=(c.reader(), back.writer()), daemon=True)
     thread.start()
-    time.sleep(0.3)  # past its spin: asleep on its futex
+    # Past its spin, asleep on its futex: mid-way between the ends of its
+    # 0.1 s slices (at one, it is briefly awake: no wake to hold).
+    time.sleep(0.25)
 
     def write_at_once(msg):
         chosen, _ = csp_ext.select((csp_ext.OutputGuard(c.writer(), msg), csp_ext.SkipGuard()))
@@ -95,3 +97,21 @@ def test_an_operation_outside_any_scope_holds_nothing_after_it():
         thread.join(10)
     """)
     assert out == ["held 0", "read back back [4]"]
+
+
+def test_a_big_message_written_inside_a_scope_wakes_its_reader_before_its_copy():
+    """A message whose buffers stay in the writer's memory (>= 4 MiB: the reader
+    copies them, and the write waits for that) needs its reader awake: the wait for
+    the copy wakes what the thread holds (before: the reader slept on until its
+    0.1 s slice ended, and the wake was still held after the write).  Found by review."""
+    out = lines_of("""
+        import pickle
+        big = [pickle.PickleBuffer(bytearray(8 << 20))]
+        csp_ext.shm_hold_wakes(True)
+        write_at_once(big)
+        print("held after the write", csp_ext._shm_held_wakes())
+        csp_ext.shm_hold_wakes(False)
+        print("read back", back.reader()(), len(memoryview(got[0][0])))
+        thread.join(10)
+    """)
+    assert out == ["held after the write 0", "read back back 8388608"]

@@ -39,7 +39,8 @@
  *      exactly one commits, as with selectDone in Go's select.
  *  C2. A claimer holds the lock of the claimed offer's channel from the claim
  *      until it has taken the offer's message and unlinked it; it finishes
- *      the waiter (result, then status, then wake) before releasing the lock.
+ *      the waiter (result, then status) before releasing the lock.  The wake
+ *      may follow the unlock (shared memory: after the outermost one).
  *  C3. The waiter reads its result only after seeing a final status (an
  *      acquire load pairing with the finisher's release store).
  *

@@ -185,6 +185,8 @@ void shm_waiter_finish(shm_waiter *w, uint32_t status, int64_t chosen, shm_off m
 /* A scope (nested: counted per thread) whose wakes wait for its end. */
 void shm_wakes_defer_begin(void);
 void shm_wakes_defer_end(void);
+/* Wake what this thread holds, scope or not: it is about to wait for one of them. */
+void shm_wakes_now(void);
 /* Count w as blocked (deadline < 0) before its offers become visible, that
  * is, while the channel locks that published them are still held. */
 void shm_waiter_mark_blocked(shm_waiter *w, double deadline);

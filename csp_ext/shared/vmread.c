@@ -262,7 +262,9 @@ vm_wait_answer(shm_waiter *w, uint32_t seq, uint32_t answers, _Atomic int32_t *p
     /* No PyErr_CheckSignals here: the communication has committed, so the
      * handlers run once the operation returns (its message neither lost nor
      * sent twice).  The wait counts as running for deadlock accounting: the
-     * peer is busy copying, not blocked. */
+     * peer is busy copying, not blocked.  The peer must be awake to copy:
+     * a wake this thread holds (shm_hold_wakes) goes first. */
+    shm_wakes_now();
     Py_BEGIN_ALLOW_THREADS
     for (;;) {
         uint32_t v = atomic_load(&w->vm_ack);

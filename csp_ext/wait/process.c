@@ -7,7 +7,8 @@
  * A waiter's status word is the commit point between processes: a peer
  * that finds an offer claims the waiter (CAS WAITING -> CLAIMED) while
  * holding that offer's channel lock, fills in the result, then publishes the
- * final status and wakes it (futex on the shared word).  An alternation has
+ * final status; it wakes it (futex on the shared word) once it released its
+ * outermost channel lock, or at the end of a shm_hold_wakes scope.  An alternation has
  * one offer per guard but one waiter, so only one guard can be claimed.
  */
 #include "shared/shm.h"
@@ -78,6 +79,12 @@ wake_deferred(void)
 }
 
 void
+shm_wakes_now(void)
+{
+    wake_deferred();
+}
+
+void
 shm_wakes_defer_end(void)
 {
     if (--defer_depth > 0)
@@ -103,6 +110,7 @@ static void
 after_fork_in_child(void)
 {
     my_waiter = NULL;
+    defer_depth = n_deferred = 0;   /* the parent's scopes and wakes */
     /* The forking thread's record is its parent's, not this process's. */
     if (thread_record_key_ok)
         pthread_setspecific(thread_record_key, NULL);

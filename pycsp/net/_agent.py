@@ -78,11 +78,13 @@ class _Join:
     """A remote party's end of a home channel, and the worker that serves its
     requests that had to wait, while it has some."""
 
-    __slots__ = ("channel", "end", "worker", "pending", "pending_from", "left", "holder")
+    __slots__ = ("channel", "end", "worker", "pending", "pending_from", "left", "holder",
+                 "adopted")
 
-    def __init__(self, channel, end):
+    def __init__(self, channel, end, adopted=False):
         self.channel = channel
         self.end = end
+        self.adopted = adopted  # an end of this program sent away (``Agent.adopt``)
         self.worker = None  # a _Worker while requests are pending (main thread's)
         # Requests handed to the worker whose reply the main thread has not
         # sent yet (only the main thread changes it): while it is 0, a request
@@ -246,15 +248,17 @@ class Agent:
         with self.homing:
             name = self.homed_name(end.channel, for_an_end=True)
             number = self.new_end_number()
-            self.joins[number] = _Join(self.channels[name], end)
+            self.joins[number] = _Join(self.channels[name], end, adopted=True)
             if end.channel._offset in self.for_ends_only:
                 self.for_ends_only[end.channel._offset] += 1
         return name, number
 
     def forget_join(self, number, join):
         """``join`` is retired: nothing names it here now (main thread)."""
+        self.watch.forget_join(number)
         with self.homing:
-            self.joins.pop(number, None)
+            if self.joins.pop(number, None) is not join or not join.adopted:
+                return  # retired twice (the first one counted), or joined by name
             offset = join.channel._offset
             left = self.for_ends_only.get(offset)
             if left is not None:
@@ -443,6 +447,8 @@ class Agent:
             with self.homing:
                 number = self.new_end_number()
                 self.joins[number] = _Join(channel, end)
+                # its name is known elsewhere now: homed for good
+                self.for_ends_only.pop(channel._offset, None)
             self.watch.made_join(header.incarnation, number)
             self.reply(identity, header, _wire.OK, ref=number)
         elif op == _wire.POISON:

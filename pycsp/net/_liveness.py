@@ -65,6 +65,11 @@ class PeerWatch:
             peer.made.discard(number)
         self.made_join(incarnation, number)
 
+    def forget_join(self, number: int) -> None:
+        """Join ``number`` was retired: nobody's death poisons it now."""
+        for peer in self.peers.values():
+            peer.made.discard(number)
+
     def goodbye(self, incarnation: int) -> None:
         """The process ends normally: its silence from now on is no death."""
         self.peers.pop(incarnation, None)

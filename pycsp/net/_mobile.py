@@ -48,6 +48,15 @@ from ._remote import RemoteChannel, RemoteChannelEndRead, RemoteChannelEndWrite
 _PRUNE_FROM = 64  # ends in ``_ProgramSide.adopted`` before it is pruned
 
 
+def _unshared_refcount() -> int:
+    """What sys.getrefcount says, in ``prune_adopted``'s loop, of an end that
+    only ``adopted`` holds (measured so: interpreters count differently)."""
+    held = {0: (object(), None, None)}
+    for _, (thing, _, _) in list(held.items()):
+        return sys.getrefcount(thing)
+    raise AssertionError("unreachable")
+
+
 class _ProgramSide:
     """The home of this program's channels, seen from one of its processes:
     the node's agent, asked through the registry."""
@@ -84,10 +93,10 @@ class _ProgramSide:
         """Forget the ends that nothing but ``adopted`` holds: they cannot be
         sent again (a reply channel per request would grow it for good, and
         keep every such channel alive).  Amortised: when it doubled."""
+        unshared = _unshared_refcount()
         for key, (end, _, _) in list(self.adopted.items()):
-            # the tuple in the dict, ``end`` here, getrefcount's argument
-            if sys.getrefcount(end) <= 3:
-                del self.adopted[key]
+            if sys.getrefcount(end) <= unshared:
+                self.adopted.pop(key, None)
         self.prune_adopted_at = max(_PRUNE_FROM, 2 * len(self.adopted))
 
     def name_of(self, channel: ShmChannel) -> str:
