@@ -26,13 +26,13 @@ SERVER = """
 """
 
 
-def test_reply_ends_that_wait_at_the_home_do_not_leave_a_thread_each(key_file):
-    """Each reply is written before its reader waits, so the requester's agent serves
-    it in a worker thread.  Before: a thread (and its waiter record) per reply end, kept
-    for the program's life; now idle workers are reused."""
-    proc, port = start_home(SERVER.format(retires=False), key_file)
+def growth(key_file, *, retires, statistic, warm_up, requests, pause=0.0):
+    """How much ``csp_ext.shm_stats()[statistic]`` of the requesting program grew over
+    ``requests`` requests (after ``warm_up``), each with a fresh reply channel's end,
+    its reply read ``pause`` seconds after the request was written."""
+    proc, port = start_home(SERVER.format(retires=retires), key_file)
     try:
-        out = run_peer("""
+        out = run_peer(f"""
             import time
             import csp_ext
             requests = -pycsp.Channel("requests", connect=("127.0.0.1", PORT))
@@ -40,49 +40,37 @@ def test_reply_ends_that_wait_at_the_home_do_not_leave_a_thread_each(key_file):
             def ask(i):
                 reply = pycsp.Channel()
                 requests((i, -reply))
-                time.sleep(0.05)  # the reply comes first: it waits at this home
+                time.sleep({pause})
                 return (+reply)()
 
-            assert [ask(i) for i in range(3)] == [1, 2, 3]
-            before = csp_ext.shm_stats()["waiters"]
-            assert [ask(i) for i in range(20)] == list(range(1, 21))
-            print("GREW", csp_ext.shm_stats()["waiters"] - before)
+            assert [ask(i) for i in range({warm_up})] == list(range(1, {warm_up} + 1))
+            before = csp_ext.shm_stats()[{statistic!r}]
+            assert [ask(i) for i in range({requests})] == list(range(1, {requests} + 1))
+            print("GREW", csp_ext.shm_stats()[{statistic!r}] - before)
             requests.channel.poison()
         """, key_file, port)
-        assert values(out, "GREW")[0] <= 2, out
         code, _, err = finish(proc)
         assert code == 0, err
+        return values(out, "GREW")[0]
     finally:
         stop(proc)
+
+
+def test_reply_ends_that_wait_at_the_home_do_not_leave_a_thread_each(key_file):
+    """Each reply is written before its reader waits (the pause), so the requester's
+    agent serves it in a worker thread.  Before: a thread (and its waiter record) per
+    reply end, kept for the program's life (20 here); now idle workers are reused."""
+    assert growth(key_file, retires=False, statistic="waiters", warm_up=3, requests=20,
+                  pause=0.05) <= 2
 
 
 def test_reply_channels_whose_ends_were_retired_are_freed(key_file):
     """The replying program retires each reply end it used: the requester's agent
     forgets the channel it homed for that end, and the requester the end it sent,
     so the channel's memory in the arena is freed.  Before: one arena block (and
-    the agent's tables) more per request, for the program's life."""
-    proc, port = start_home(SERVER.format(retires=True), key_file)
-    try:
-        out = run_peer("""
-            import csp_ext
-            requests = -pycsp.Channel("requests", connect=("127.0.0.1", PORT))
-
-            def ask(i):
-                reply = pycsp.Channel()
-                requests((i, -reply))
-                return (+reply)()
-
-            assert [ask(i) for i in range(50)] == list(range(1, 51))
-            before = csp_ext.shm_stats()["blocks_in_use"]
-            assert [ask(i) for i in range(300)] == list(range(1, 301))
-            print("GREW", csp_ext.shm_stats()["blocks_in_use"] - before)
-            requests.channel.poison()
-        """, key_file, port)
-        assert values(out, "GREW")[0] < 100, out
-        code, _, err = finish(proc)
-        assert code == 0, err
-    finally:
-        stop(proc)
+    the agent's tables) more per request, for the program's life (299 here)."""
+    assert growth(key_file, retires=True, statistic="blocks_in_use", warm_up=50,
+                  requests=300) < 100
 
 
 SERVER_JOINS_BY_NAME = """
