@@ -71,26 +71,18 @@ shm_wakes_defer_begin(void)
     defer_depth++;
 }
 
-static void
-wake_deferred(void)
+void
+shm_wakes_now(void)
 {
     while (n_deferred > 0)
         shared_futex_wake(deferred[--n_deferred]);
 }
 
 void
-shm_wakes_now(void)
-{
-    wake_deferred();
-}
-
-void
 shm_wakes_defer_end(void)
 {
-    if (--defer_depth > 0)
-        return;
-    defer_depth = 0;
-    wake_deferred();
+    if (--defer_depth == 0)
+        shm_wakes_now();
 }
 
 static void
@@ -416,7 +408,7 @@ shm_waiter_wait(shm_waiter *w, double deadline)
 {
     /* Never sleep on wakes of our own held back (a scope of
      * shm_hold_wakes around something that blocked after all). */
-    wake_deferred();
+    shm_wakes_now();
     double started = csp_monotonic();
     int st = csp_wait_watched(&record_way, w, &w->status, deadline,
                               PyThread_get_thread_ident() == csp_main_thread_ident);
