@@ -112,7 +112,6 @@ _IDLE_WORKERS = 4
 _SKIP = csp_ext.SkipGuard()
 _NOT_READ = object()  # a WRITE's message left for the worker to unpickle
 _INLINE_UNPICKLE_LIMIT = 64 * 1024  # bigger messages are unpickled off the main loop
-_ZERO_COPY_FROM = 64 * 1024
 
 
 class Agent:
@@ -294,7 +293,7 @@ class Agent:
         """HOLD: the program named in ``body`` holds the join now; LEAVE: the
         program that holds it ended (a LEAVE of a program that sent it away,
         or of another holder of a copy, does not count)."""
-        holder = body[0].bytes if body else None
+        holder = bytes(body[0]) if body else None
         if op == _wire.HOLD:
             join.holder, join.left = holder, False
         elif join.holder is None or holder == join.holder:
@@ -378,7 +377,7 @@ class Agent:
                 return
             if self.watch.is_dead(header.incarnation):
                 frames = self.fenced_reply(frames[0], header)
-            self.router.send_multipart(frames, copy=_copy(frames))
+            _link.send_frames(self.router, frames)
             join.pending -= 1
             join.pending_from[header.incarnation] -= 1
             if not join.pending_from[header.incarnation]:
@@ -388,17 +387,20 @@ class Agent:
             self.after(number, join, header.op)
 
     def take_request(self):
+        router = self.router
         try:
-            frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
+            identity = router.recv(_link.NOBLOCK)
         except zmq.Again:
             return
-        header = _wire.parse(frames[1].bytes, _wire.REQUESTS) if len(frames) >= 2 else None
-        if header is None or not _link.authenticated(frames[1], self.security):
+        # the header as received: its metadata says whom the ZAP handler admitted
+        header_frame = router.recv(0, copy=False) if router.getsockopt(_link.RCVMORE) else None
+        body = _link.receive_rest(router, [])
+        header = None if header_frame is None else _wire.parse(header_frame.bytes, _wire.REQUESTS)
+        if header is None or not _link.authenticated(header_frame, self.security):
             self.dropped += 1
             return
-        identity, body = frames[0], frames[2:]
         if not self.watch.heard(header.incarnation, header.pid):
-            self.router.send_multipart(self.fenced_reply(identity, header))
+            _link.send_frames(router, self.fenced_reply(identity, header))
             return
         sender = (header.incarnation, header.pid, header.stream)
         if header.seq <= self.last_seq.get(sender, 0):
@@ -435,7 +437,7 @@ class Agent:
             else:
                 self.serve_on(header.ref, join, identity, header, body)
             return
-        name = body[0].bytes.decode("utf-8", "replace") if body else ""
+        name = bytes(body[0]).decode("utf-8", "replace") if body else ""
         channel = self.channels.get(name)
         if channel is None:
             self.reply(identity, header, _wire.NO_CHANNEL, name.encode())
@@ -458,7 +460,7 @@ class Agent:
     def reply(self, identity, header, op, body=None, ref=0, home=0):
         frames = [identity, _wire.pack(op, home, os.getpid(), header.stream, header.seq, ref),
                   *_frames_of(body)]
-        self.router.send_multipart(frames, copy=_copy(frames))
+        _link.send_frames(self.router, frames)
 
     def fenced_reply(self, identity, header):
         """The frames that refuse a request of a process declared dead."""
@@ -495,11 +497,12 @@ class Agent:
         op = header.op
         message, carried = _NOT_READ, ()
         if op == _wire.WRITE:
-            refused = self.refusal(body, "a write")
+            size = _wire.size(body)
+            refused = self.refusal(body, "a write", size)
             if refused is not None:
                 self.reply(identity, header, _wire.ERROR, refused)
                 return
-            if _wire.size(body) <= _INLINE_UNPICKLE_LIMIT:
+            if size <= _INLINE_UNPICKLE_LIMIT:
                 try:
                     message, carried = self.load(body)
                 except Exception as exc:
@@ -520,12 +523,11 @@ class Agent:
             join.worker = self.idle_workers.pop() if self.idle_workers else self.new_worker()
         join.worker.requests.put((number, join, identity, header, body, message, carried))
 
-    def refusal(self, frames, what):
-        """ERROR's text if a message's ``frames`` cannot be taken (``what``
-        names the request), else None."""
+    def refusal(self, frames, what, size):
+        """ERROR's text if a message's ``frames`` of ``size`` bytes cannot be
+        taken (``what`` names the request), else None."""
         if not frames:
             return f"{what} without a message".encode()
-        size = _wire.size(frames)
         if size > self.max_message:
             # libzmq caps each frame; this caps the message's frames together
             return f"a message of {size} bytes is larger than max_message".encode()
@@ -645,12 +647,6 @@ def _frames_of(body):
     if body is None:
         return []
     return body if isinstance(body, list) else [body]
-
-
-def _copy(frames):
-    """Whether to send ``frames`` by copy: a zero-copy send costs more than
-    copying a small message (pyzmq tracks the buffer until libzmq frees it)."""
-    return all(len(frame) < _ZERO_COPY_FROM for frame in frames)
 
 
 def main():

@@ -32,7 +32,7 @@ import threading
 
 import csp_ext
 
-from . import _wire
+from . import _link, _wire
 
 
 class _Arm:
@@ -85,7 +85,7 @@ class Arms:
         is_write = isinstance(join.end, csp_ext.ShmChannelEndWrite)
         frames, message, carried = body[1:], None, ()
         if is_write:
-            refused = agent.refusal(frames, "an output guard")
+            refused = agent.refusal(frames, "an output guard", _wire.size(frames))
             if refused is not None:
                 agent.reply(identity, header, _wire.ERROR, refused)
                 return
@@ -208,9 +208,9 @@ class Arms:
     def claim(self, arm, match):
         """Ask ``arm``'s party whether the guard may commit (it answers with ANSWER)."""
         arm.claimed = True
-        self.agent.router.send_multipart(
-            [arm.identity, _wire.pack(_wire.CLAIM, self.agent.home, os.getpid(), arm.stream,
-                                      arm.alternation, match.number)])
+        _link.send_frames(self.agent.router, [
+            arm.identity, _wire.pack(_wire.CLAIM, self.agent.home, os.getpid(), arm.stream,
+                                     arm.alternation, match.number)])
 
     def commit_in_core(self, match):
         (arm,) = match.arms

@@ -160,39 +160,44 @@ class _Link:
         if self.lost or _heartbeat.is_fenced(self.address):
             raise self._lost()
         self.seq += 1
-        frames = [_wire.pack(op, _incarnation, os.getpid(), self.stream, self.seq, ref)]
-        if body is not None:
-            frames += body if isinstance(body, list) else [body]
-        # pyzmq copies the frames under its copy_threshold (64 KiB) anyway
-        self.socket.send_multipart(frames, copy=False)
-        now = time.monotonic()
-        deadline = None if timeout is None else now + timeout
-        handshake_by = None if self.handshaken else now + self.connect_timeout
+        header = _wire.pack(op, _incarnation, self.pid, self.stream, self.seq, ref)
+        if body is None:
+            self.socket.send(header)
+        else:
+            _link.send_frames(self.socket, [header, *body] if isinstance(body, list)
+                              else [header, body])
+        deadline = None if timeout is None else time.monotonic() + timeout
+        handshake_by = None if self.handshaken else time.monotonic() + self.connect_timeout
         while True:
-            ends = [t for t in (deadline, handshake_by) if t is not None]
-            wait = max(0.0, min(ends) - time.monotonic()) * 1000 if ends else None
-            ready = dict(self.poller.poll(wait))
+            if deadline is None and handshake_by is None:
+                wait = None
+            else:
+                ends = [t for t in (deadline, handshake_by) if t is not None]
+                wait = max(0.0, min(ends) - time.monotonic()) * 1000
+            ready = self.poller.poll(wait)
+            replied = any(what is self.socket for what, _ in ready)
             if not ready:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError
                 if handshake_by is not None and not self.handshaken:
                     raise self._no_handshake()
-            if self.monitor in ready:
+            elif not replied or len(ready) > 1:  # the monitor has news
                 self._note_events()
                 if self.handshaken:
                     handshake_by = None
-                if self.lost and self.socket not in ready:
+                if self.lost and not replied:
                     # A reply that the home sent just before it ended may be
                     # behind the event that says so: a moment for it to come.
-                    ready = dict(self.poller.poll(_LAST_REPLY_GRACE_MS))
-            if self.socket in ready:
+                    replied = bool(self.socket.poll(_LAST_REPLY_GRACE_MS))
+            if replied:
                 reply = self._receive()
                 header = _wire.parse(reply[0], _wire.FROM_HOME)
                 if header is not None and header.op == _wire.CLAIM:
                     self.claims.append(header)  # for the alternation that armed it (``_alt``)
                 elif header is not None and header.seq == self.seq:
-                    self.handshaken = True
-                    self._beat()
+                    if not self.handshaken:
+                        self.handshaken = True
+                        self._beat()
                     if header.op == _wire.FENCED:
                         _heartbeat.fence(self.address)
                         raise self._lost()
@@ -206,10 +211,8 @@ class _Link:
         if self.lost:
             return
         self.seq += 1
-        frames = [_wire.pack(op, _incarnation, os.getpid(), self.stream, self.seq, ref)]
-        if body is not None:
-            frames.append(body)
-        self.socket.send_multipart(frames)
+        header = _wire.pack(op, _incarnation, self.pid, self.stream, self.seq, ref)
+        _link.send_frames(self.socket, [header] if body is None else [header, body])
         # The home is there (the end came from it), and from now on it watches
         # this process, which may send nothing else for a long time.
         self._beat()
@@ -232,11 +235,7 @@ class _Link:
     def _receive(self):
         """A reply's frames, as bytes, but a big one as the zmq.Frame received:
         not copied (a message's out-of-band buffers become views of it)."""
-        frames = [self.socket.recv()]
-        while self.socket.getsockopt(zmq.RCVMORE):  # the .rcvmore attribute costs 4 us more
-            frame = self.socket.recv(copy=False)
-            frames.append(frame if len(frame) >= _wire.OUT_OF_BAND_FROM else frame.bytes)
-        return frames
+        return _link.receive_rest(self.socket, [self.socket.recv()])
 
     def _no_handshake(self):
         host, port = self.address
@@ -520,11 +519,14 @@ def message_frames(channel: RemoteChannel, msg: object) -> tuple[list, list]:
     """``msg`` pickled for ``channel``'s home: its frames, and the remote ends
     it carries (moved once a reader took it).  ValueError if it is larger than
     the home accepts."""
-    _sending.ends = carried = []
-    try:
-        frames = _wire.dumps(msg)
-    finally:
-        _sending.ends = None
+    if type(msg) in _wire.PLAIN_TYPES:
+        frames, carried = _wire.dumps(msg), []  # it carries no end
+    else:
+        _sending.ends = carried = []
+        try:
+            frames = _wire.dumps(msg)
+        finally:
+            _sending.ends = None
     size = _wire.size(frames)
     if channel.max_message and size > channel.max_message:
         raise ValueError(f"pycsp.net: a message of {size} bytes pickled is larger than "
