@@ -109,6 +109,30 @@ def test_an_output_guard_commits_once_and_the_other_home_gets_nothing(key_file, 
         stop(home_b)
 
 
+def test_priselect_takes_the_first_ready_guard_across_homes(key_file):
+    """Three homes: the first has nobody on its channel, the second's and the
+    third's writers wait.  PriSelect commits the second guard, every time."""
+    home_a, port_a = idle_home(key_file, "A")
+    home_b, port_b = start_home(WRITING_HOME.format(name="B", writes=["b"] * 5, delay=0),
+                                key_file)
+    home_c, port_c = start_home(WRITING_HOME.format(name="C", writes=["c"] * 5, delay=0),
+                                key_file)
+    try:
+        out = run_peer("""
+            import time
+            a = +pycsp.Channel("A", connect=("127.0.0.1", PORT[0]))
+            b = +pycsp.Channel("B", connect=("127.0.0.1", PORT[1]))
+            c = +pycsp.Channel("C", connect=("127.0.0.1", PORT[2]))
+            time.sleep(0.5)  # the writers of B and C wait by now
+            print("GOT", [pycsp.PriSelect(a, b, c)[1] for _ in range(5)], flush=True)
+        """, key_file, (port_a, port_b, port_c))
+        assert values(out, "GOT") == [["b"] * 5]
+    finally:
+        stop(home_a)
+        stop(home_b)
+        stop(home_c)
+
+
 def test_two_programs_alternating_on_one_channel_homed_in_a_third_meet(key_file):
     """Neither party is in the home's core: the home matches the two armed
     guards itself (claims both, hands the message over)."""

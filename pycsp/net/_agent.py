@@ -389,12 +389,14 @@ class Agent:
     def take_request(self):
         router = self.router
         try:
-            identity = router.recv(_link.NOBLOCK)
+            first = router.recv(_link.NOBLOCK, copy=False)  # the sender's identity
         except zmq.Again:
             return
+        identity = first.bytes
         # the header as received: its metadata says whom the ZAP handler admitted
-        header_frame = router.recv(0, copy=False) if router.getsockopt(_link.RCVMORE) else None
-        body = _link.receive_rest(router, [])
+        header_frame = router.recv(0, copy=False) if first.more else None
+        more = header_frame is not None and header_frame.more
+        body = _link.receive_rest(router, []) if more else []
         header = None if header_frame is None else _wire.parse(header_frame.bytes, _wire.REQUESTS)
         if header is None or not _link.authenticated(header_frame, self.security):
             self.dropped += 1

@@ -235,7 +235,8 @@ class _Link:
     def _receive(self):
         """A reply's frames, as bytes, but a big one as the zmq.Frame received:
         not copied (a message's out-of-band buffers become views of it)."""
-        return _link.receive_rest(self.socket, [self.socket.recv()])
+        first = self.socket.recv(copy=False)
+        return _link.receive_rest(self.socket, [first.bytes]) if first.more else [first.bytes]
 
     def _no_handshake(self):
         host, port = self.address
