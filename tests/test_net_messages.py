@@ -47,6 +47,26 @@ def test_a_received_array_is_a_writable_view_of_its_frame():
     assert received[1][0] == 7
 
 
+def test_a_message_naming_another_program_s_channel_is_refused():
+    """Whatever path loads takes (a pickle with nothing named in it skips the
+    Unpickler), one that names a channel rebuilt from arena memory is refused."""
+    import csp_ext
+
+    class Forged:
+        def __reduce__(self):
+            return csp_ext._shm_rebuild_channel, (123,)
+
+    with pytest.raises(pickle.UnpicklingError, match="another program's memory"):
+        _wire.loads([pickle.dumps(Forged(), 5)])
+
+
+@pytest.mark.parametrize("message", [
+    b"\x93\x82\x83\x84 bytes like the opcodes that name things", "text \x93", 7, 2.5, None,
+    True, 2 ** 70, (1, 2.0, "three"), [b"x"] * 3, {"key": (None, False)}, bytes(200_000)])
+def test_what_is_sent_is_what_arrives(message):
+    assert _wire.loads(_wire.dumps(message)) == message
+
+
 # -- across two programs ------------------------------------------------------------
 
 # Run in both programs: the messages, and what the receiver reports of each.
