@@ -319,3 +319,49 @@ def test_an_end_used_where_the_handshake_fails_raises_instead_of_hanging(tmp_pat
         good_writer_gets_through(key_file, port, proc)
     finally:
         stop(proc)
+
+
+def test_a_message_with_a_frame_that_is_no_buffer_leaves_nothing_behind():
+    """send_frames refuses it before any frame leaves, as send_multipart does:
+    else the next message would arrive joined to the half-sent one."""
+    from pycsp.net import _link
+    context = zmq.Context()
+    receiver, sender = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
+    try:
+        receiver.bind("inproc://frames")
+        sender.connect("inproc://frames")
+        with pytest.raises(TypeError):
+            _link.send_frames(sender, [b"header", "text is no buffer"])
+        _link.send_frames(sender, [b"next"])
+        assert receiver.recv_multipart() == [b"next"]
+    finally:
+        receiver.close(0)
+        sender.close(0)
+        context.term()
+
+
+def test_a_link_lost_while_something_else_than_the_reply_came_raises(tmp_path):
+    """A home that sends a CLAIM and goes away: the request that finds both the
+    CLAIM and the disconnection at once raises ChannelLostException (it used
+    to keep the CLAIM and wait for ever)."""
+    result = run_script("""
+        import threading, time, warnings, zmq
+        warnings.simplefilter("ignore")
+        import pycsp.net as pycsp
+        from pycsp.net import _remote, _settings, _wire
+        pycsp.configure(security="none")
+        context = zmq.Context()
+        home = context.socket(zmq.ROUTER)
+        port = home.bind_to_random_port("tcp://127.0.0.1")
+        link = _remote._Link(("127.0.0.1", port), _settings.current())
+        link.socket.send(b"hello")  # the home learns who it is
+        identity, _ = home.recv_multipart()
+        home.send_multipart([identity, _wire.pack(_wire.CLAIM, 0, 1, link.stream, 1, 1)])
+        home.close(0)  # gone: the CLAIM and the disconnection wait for the request
+        time.sleep(0.5)
+        try:
+            link.request(_wire.PING)
+        except pycsp.ChannelLostException:
+            print("LOST", len(link.claims), flush=True)
+    """, timeout=30)
+    assert result.stdout.split() == ["LOST", "1"], result.stderr

@@ -47,17 +47,20 @@ def test_a_received_array_is_a_writable_view_of_its_frame():
     assert received[1][0] == 7
 
 
-def test_a_message_naming_another_program_s_channel_is_refused():
-    """Whatever path loads takes (a pickle with nothing named in it skips the
-    Unpickler), one that names a channel rebuilt from arena memory is refused."""
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+@pytest.mark.parametrize("rebuilder", ["_shm_rebuild_channel", "_shm_rebuild_end"])
+def test_a_message_naming_another_program_s_channel_is_refused(protocol, rebuilder):
+    """Whatever path loads takes (most pickles skip the Unpickler), one that
+    names a channel or an end rebuilt from arena memory is refused, in any
+    protocol (0-3 name it as text, with no STACK_GLOBAL)."""
     import csp_ext
 
     class Forged:
         def __reduce__(self):
-            return csp_ext._shm_rebuild_channel, (123,)
+            return getattr(csp_ext, rebuilder), (123,)
 
     with pytest.raises(pickle.UnpicklingError, match="another program's memory"):
-        _wire.loads([pickle.dumps(Forged(), 5)])
+        _wire.loads([pickle.dumps(Forged(), protocol)])
 
 
 @pytest.mark.parametrize("message", [

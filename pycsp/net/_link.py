@@ -121,6 +121,11 @@ def send_frames(socket: zmq.Socket, frames: list) -> None:
     copy_threshold (64 KiB) and sends bigger ones without a copy: they refer
     to their owner's memory until libzmq has sent them.  Frame by frame,
     because send_multipart costs about 2 us more a message."""
+    for frame in frames:
+        # as send_multipart does: a frame that is no buffer is refused before
+        # any frame leaves (else the next message would join a half-sent one)
+        if not isinstance(frame, (bytes, zmq.Frame)):
+            memoryview(frame)
     last = len(frames) - 1
     send = socket.send
     for index, frame in enumerate(frames):

@@ -202,6 +202,8 @@ class _Link:
                         _heartbeat.fence(self.address)
                         raise self._lost()
                     return header, reply[1:]
+                if self.lost and not self.socket.poll(_LAST_REPLY_GRACE_MS):
+                    raise self._lost()  # that was not the reply, and nothing more comes
             elif self.lost:
                 raise self._lost()
 

@@ -171,16 +171,18 @@ def loads(frames: list) -> object:
     objects over the frames' memory, without a copy: a numpy array is a
     writable view of its frame."""
     data = frames[0]
-    if len(frames) == 1 and type(data) is bytes and not _names_a_global(data):
-        # No opcode in it looks a name up (find_class), so _Unpickler would
-        # refuse nothing and no channel end arrives: the same object without
-        # an Unpickler made for it (1.2 -> 0.2 us).  Protocol 5, which every
-        # sender here pickles with, names things only by these opcodes.
+    if len(frames) == 1 and type(data) is bytes and not _may_name_a_rebuilder(data):
+        # What names a global in it names it as text (GLOBAL, INST of
+        # protocols 0-3), and never a rebuilder that _Unpickler refuses: the
+        # same object without an Unpickler made for it (1.2 -> 0.4 us).
         return pickle.loads(data)
     return _Unpickler(io.BytesIO(data), buffers=frames[1:]).load()
 
 
-# Any byte that could be an opcode of protocol 4 and 5 that makes an
-# unpickler look a name up (a data byte that matches only takes the long way)
-_names_a_global = re.compile(b"[" + re.escape(b"".join(
-    (pickle.STACK_GLOBAL, pickle.EXT1, pickle.EXT2, pickle.EXT4))) + b"]").search
+# A pickle that may make find_class look up one of _LOCAL_REBUILDERS: one with
+# a byte that could be an opcode taking the name from the stack or the copyreg
+# registry (STACK_GLOBAL, EXT1/2/4), or with a rebuilder's name as text.  (A
+# data byte that matches only takes the long way.)
+_may_name_a_rebuilder = re.compile(b"[" + re.escape(b"".join(
+    (pickle.STACK_GLOBAL, pickle.EXT1, pickle.EXT2, pickle.EXT4))) + b"]|"
+    + b"|".join(re.escape(name.encode()) for name in sorted(_LOCAL_REBUILDERS))).search
