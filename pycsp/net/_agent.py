@@ -61,7 +61,7 @@ import zmq
 import csp_ext
 
 from . import _link, _mobile, _wire
-from ._arms import Arms, error_text, hand_back_if_taken, wakes_held
+from ._arms import Arms, error_text, hand_back_if_taken
 from ._liveness import PeerWatch
 
 # Run as ``python -c BOOT ARENA_FD``: maps the arena before pycsp.processes
@@ -116,6 +116,7 @@ _INLINE_UNPICKLE_LIMIT = 64 * 1024  # bigger messages are unpickled off the main
 
 class Agent:
     def __init__(self, config, registry_in):
+        self.pid = os.getpid()  # in every reply's header (an agent never forks)
         self.security = config["security"]
         self.max_message = config["max_message"]
         self.home = config["home"]  # names this home in HELLO's reply and in mobile ends
@@ -410,6 +411,11 @@ class Agent:
             return
         self.last_seq[sender] = header.seq
         op = header.op
+        if op == _wire.WRITE or op == _wire.READ:  # the usual request, first
+            join = self.joins.get(header.ref)
+            if join is not None:
+                self.serve_on(header.ref, join, identity, header, body)
+                return
         if op == _wire.PING:
             return
         if op == _wire.BYE:
@@ -460,13 +466,13 @@ class Agent:
             self.reply(identity, header, _wire.OK)
 
     def reply(self, identity, header, op, body=None, ref=0, home=0):
-        frames = [identity, _wire.pack(op, home, os.getpid(), header.stream, header.seq, ref),
+        frames = [identity, _wire.pack(op, home, self.pid, header.stream, header.seq, ref),
                   *_frames_of(body)]
         _link.send_frames(self.router, frames)
 
     def fenced_reply(self, identity, header):
         """The frames that refuse a request of a process declared dead."""
-        return [identity, _wire.pack(_wire.FENCED, 0, os.getpid(), header.stream, header.seq),
+        return [identity, _wire.pack(_wire.FENCED, 0, self.pid, header.stream, header.seq),
                 f"declared dead: no heartbeat for {self.watch.timeout:g} s".encode()]
 
     # -- processes of other programs that died -------------------------
@@ -511,11 +517,14 @@ class Agent:
                     self.reply(identity, header, _wire.ERROR, error_text(exc))
                     return
         if join.pending == 0 and (op != _wire.WRITE or message is not _NOT_READ):
-            with wakes_held:
+            csp_ext.shm_hold_wakes(True)  # ``with wakes_held``, without its two Python calls
+            try:
                 outcome = self.perform(join, op, message, at_once=True)
                 if outcome is not None:
                     hand_back_if_taken(outcome, carried)
                     self.reply(identity, header, *outcome)
+            finally:
+                csp_ext.shm_hold_wakes(False)
             if outcome is not None:
                 self.after(number, join, op)
                 return
@@ -588,7 +597,7 @@ class Agent:
 
     def hand_back(self, number, join, identity, header, outcome):
         op, data = outcome
-        frames = [identity, _wire.pack(op, 0, os.getpid(), header.stream, header.seq),
+        frames = [identity, _wire.pack(op, 0, self.pid, header.stream, header.seq),
                   *_frames_of(data)]
         self.replies.put((number, join, header, frames))
         self.wake()

@@ -27,7 +27,6 @@ core's own claim.
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 
 import csp_ext
@@ -209,7 +208,7 @@ class Arms:
         """Ask ``arm``'s party whether the guard may commit (it answers with ANSWER)."""
         arm.claimed = True
         _link.send_frames(self.agent.router, [
-            arm.identity, _wire.pack(_wire.CLAIM, self.agent.home, os.getpid(), arm.stream,
+            arm.identity, _wire.pack(_wire.CLAIM, self.agent.home, self.agent.pid, arm.stream,
                                      arm.alternation, match.number)])
 
     def commit_in_core(self, match):
