@@ -467,7 +467,7 @@ class Agent:
 
     def reply(self, identity, header, op, body=None, ref=0, home=0):
         frames = [identity, _wire.pack(op, home, self.pid, header.stream, header.seq, ref),
-                  *_frames_of(body)]
+                  *_link.frames_of(body)]
         _link.send_frames(self.router, frames)
 
     def fenced_reply(self, identity, header):
@@ -598,7 +598,7 @@ class Agent:
     def hand_back(self, number, join, identity, header, outcome):
         op, data = outcome
         frames = [identity, _wire.pack(op, 0, self.pid, header.stream, header.seq),
-                  *_frames_of(data)]
+                  *_link.frames_of(data)]
         self.replies.put((number, join, header, frames))
         self.wake()
 
@@ -651,13 +651,6 @@ class Agent:
         # Waits (at most the linger) for queued replies to leave; the
         # workers own no socket, so nothing else holds the context.
         self.context.term()
-
-
-def _frames_of(body):
-    """A reply's body frames: none, one (bytes), or a message's (a list)."""
-    if body is None:
-        return []
-    return body if isinstance(body, list) else [body]
 
 
 def main():

@@ -116,6 +116,13 @@ def connect_to_home(context: zmq.Context, security: Security, host: str, port: i
     return sock
 
 
+def frames_of(body) -> list:
+    """A message's body as frames: none (None), one (bytes), or a list as it is."""
+    if body is None:
+        return []
+    return body if isinstance(body, list) else [body]
+
+
 def send_frames(socket: zmq.Socket, frames: list) -> None:
     """Send ``frames`` as one message.  pyzmq copies frames under its
     copy_threshold (64 KiB) and sends bigger ones without a copy: they refer

@@ -161,11 +161,7 @@ class _Link:
             raise self._lost()
         self.seq += 1
         header = _wire.pack(op, _incarnation, self.pid, self.stream, self.seq, ref)
-        if body is None:
-            self.socket.send(header)
-        else:
-            _link.send_frames(self.socket, [header, *body] if isinstance(body, list)
-                              else [header, body])
+        _link.send_frames(self.socket, [header, *_link.frames_of(body)])
         deadline = None if timeout is None else time.monotonic() + timeout
         handshake_by = None if self.handshaken else time.monotonic() + self.connect_timeout
         while True:
@@ -214,7 +210,7 @@ class _Link:
             return
         self.seq += 1
         header = _wire.pack(op, _incarnation, self.pid, self.stream, self.seq, ref)
-        _link.send_frames(self.socket, [header] if body is None else [header, body])
+        _link.send_frames(self.socket, [header, *_link.frames_of(body)])
         # The home is there (the end came from it), and from now on it watches
         # this process, which may send nothing else for a long time.
         self._beat()
