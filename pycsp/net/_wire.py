@@ -81,6 +81,9 @@ class Header(NamedTuple):
     ref: int  # an end's number at the home (JOIN: 1 for a writer, 0 for a reader; OK: a number)
 
 
+_new_tuple = tuple.__new__
+
+
 def pack(op: int, incarnation: int, pid: int, stream: int, seq: int, ref: int = 0) -> bytes:
     return _HEADER.pack(MAGIC, VERSION, op, incarnation, pid, stream, seq, ref)
 
@@ -89,10 +92,11 @@ def parse(frame: bytes, expected: frozenset[int]) -> Header | None:
     """The header in ``frame``, or None if it is not one of ``expected``'s ops."""
     if len(frame) != _HEADER.size:
         return None
-    magic, version, op, incarnation, pid, stream, seq, ref = _HEADER.unpack(frame)
-    if magic != MAGIC or version != VERSION or op not in expected:
+    fields = _HEADER.unpack(frame)
+    if fields[0] != MAGIC or fields[1] != VERSION or fields[2] not in expected:
         return None
-    return Header(op, incarnation, pid, stream, seq, ref)
+    # Header(*fields[2:]) without the Python frame of a NamedTuple's __new__
+    return _new_tuple(Header, fields[2:])
 
 
 _local_only = (csp_ext.Channel, csp_ext.ChannelEndRead, csp_ext.ChannelEndWrite)
