@@ -109,6 +109,9 @@ class _Worker:
 
 
 _IDLE_WORKERS = 4
+# pyzmq's own send and recv, and zmq_poll, without its Python layer (a few us
+# per request); positional arguments: (data, flags, copy).
+_send, _recv, _zmq_poll = zmq.backend.Socket.send, zmq.backend.Socket.recv, zmq.zmq_poll
 _SKIP = csp_ext.SkipGuard()
 _NOT_READ = object()  # a WRITE's message left for the worker to unpickle
 _INLINE_UNPICKLE_LIMIT = 64 * 1024  # bigger messages are unpickled off the main loop
@@ -306,12 +309,9 @@ class Agent:
         """Serve until the program ends (``stop_fd`` closes), then on while
         parties in other programs still hold joins (see ``awaited``), for at
         most ``linger`` seconds more."""
-        poller = zmq.Poller()
-        poller.register(self.router, zmq.POLLIN)
-        poller.register(self.wake_in, zmq.POLLIN)
-        poller.register(stop_fd, zmq.POLLIN)
+        items = [(self.router, zmq.POLLIN), (self.wake_in, zmq.POLLIN), (stop_fd, zmq.POLLIN)]
         if self.zap is not None:
-            poller.register(self.zap.socket, zmq.POLLIN)
+            items.append((self.zap.socket, zmq.POLLIN))
         deadline = None
         while deadline is None or (time.monotonic() < deadline and self.awaited()):
             wait = self.watch.poll_ms()
@@ -322,7 +322,7 @@ class Agent:
             # homed here count as running: csp_ext's _mark_reachable).
             try:  # (a signal that lands in shm_idle(True) still meets the finally)
                 csp_ext.shm_idle(True)
-                ready = poller.poll(wait)
+                ready = _zmq_poll(items, -1 if wait is None else wait)
             finally:
                 csp_ext.shm_idle(False)
             for what, _ in ready:
@@ -334,7 +334,7 @@ class Agent:
                         self.arms.on_poke()
                 elif what == stop_fd:
                     if not os.read(stop_fd, 4096):
-                        poller.unregister(stop_fd)
+                        items.remove((stop_fd, zmq.POLLIN))
                         deadline = time.monotonic() + linger
                 else:
                     self.zap.answer()
@@ -390,12 +390,12 @@ class Agent:
     def take_request(self):
         router = self.router
         try:
-            first = router.recv(_link.NOBLOCK, copy=False)  # the sender's identity
+            first = _recv(router, _link.NOBLOCK, False)  # the sender's identity
         except zmq.Again:
             return
         identity = first.bytes
         # the header as received: its metadata says whom the ZAP handler admitted
-        header_frame = router.recv(0, copy=False) if first.more else None
+        header_frame = _recv(router, 0, False) if first.more else None
         more = header_frame is not None and header_frame.more
         body = _link.receive_rest(router, []) if more else []
         header = None if header_frame is None else _wire.parse(header_frame.bytes, _wire.REQUESTS)
@@ -466,9 +466,17 @@ class Agent:
             self.reply(identity, header, _wire.OK)
 
     def reply(self, identity, header, op, body=None, ref=0, home=0):
-        frames = [identity, _wire.pack(op, home, self.pid, header.stream, header.seq, ref),
-                  *_link.frames_of(body)]
-        _link.send_frames(self.router, frames)
+        head = _wire.pack(op, home, self.pid, header.stream, header.seq, ref)
+        if body is None or type(body) is bytes:  # the usual replies, without send_frames
+            router = self.router
+            _send(router, identity, _link.SNDMORE, False)
+            if body is None:
+                _send(router, head, 0, False)
+            else:
+                _send(router, head, _link.SNDMORE, False)
+                _send(router, body, 0, False)
+        else:
+            _link.send_frames(self.router, [identity, head, *_link.frames_of(body)])
 
     def fenced_reply(self, identity, header):
         """The frames that refuse a request of a process declared dead."""
@@ -505,10 +513,9 @@ class Agent:
         op = header.op
         message, carried = _NOT_READ, ()
         if op == _wire.WRITE:
-            size = _wire.size(body)
-            refused = self.refusal(body, "a write", size)
-            if refused is not None:
-                self.reply(identity, header, _wire.ERROR, refused)
+            size = len(body[0]) if len(body) == 1 and type(body[0]) is bytes else _wire.size(body)
+            if not body or size > self.max_message:
+                self.reply(identity, header, _wire.ERROR, self.refusal(body, "a write", size))
                 return
             if size <= _INLINE_UNPICKLE_LIMIT:
                 try:
