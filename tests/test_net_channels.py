@@ -476,3 +476,35 @@ def test_a_thread_that_used_a_remote_channel_leaves_no_socket_open(key_file):
         finish(proc)
     finally:
         stop(proc)
+
+
+def test_a_forked_child_uses_a_socket_of_its_own(key_file):
+    """The parent's link to a home is not the child's after os.fork() (ZeroMQ is not
+    fork-safe: the parent's socket would never send the child's request): the child
+    makes its own, found without asking for the pid per request."""
+    proc, port = start_home("""
+        A = pycsp.Channel("A", buffer=3)
+        print("PORT", A.address[1], flush=True)
+        cin = +A
+        print("GOT", sorted(cin() for _ in range(3)), flush=True)
+    """, key_file)
+    try:
+        result = run_script(peer_source("""
+            import os
+            cout = -pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            cout("parent, before")
+            child = os.fork()
+            if child == 0:
+                cout("child")
+                os._exit(0)
+            _, status = os.waitpid(child, 0)
+            cout("parent, after")
+            print("CHILD", os.waitstatus_to_exitcode(status), flush=True)
+        """, key_file, port), timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert values(result.stdout, "CHILD") == [0]
+        code, out, err = finish(proc)
+        assert code == 0, err
+        assert values(out, "GOT") == [["child", "parent, after", "parent, before"]]
+    finally:
+        stop(proc)
