@@ -508,3 +508,37 @@ def test_a_forked_child_uses_a_socket_of_its_own(key_file):
         assert values(out, "GOT") == [["child", "parent, after", "parent, before"]]
     finally:
         stop(proc)
+
+
+def test_forked_children_leave_their_parents_links_alone(key_file):
+    """CSP processes forked after the program used a remote channel touch none of its
+    sockets, and drop none of them either (pyzmq would warn of unclosed sockets)."""
+    proc, port = start_home("""
+        A = pycsp.Channel("A", buffer=2)
+        print("PORT", A.address[1], flush=True)
+        cin = +A
+        print("GOT", [cin(), cin()], flush=True)
+    """, key_file)
+    try:
+        result = run_script(peer_source("""
+            import gc, warnings
+            warnings.simplefilter("always", ResourceWarning)
+            cout = -pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            cout("before")
+
+            @pycsp.process
+            def local_only(n):
+                gc.collect()
+                return 2 * n
+
+            print("RESULTS", pycsp.Parallel(*(local_only(i) for i in range(3))), flush=True)
+            cout("after")
+        """, key_file, port), timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert values(result.stdout, "RESULTS") == [[0, 2, 4]]
+        assert "Unclosed socket" not in result.stderr, result.stderr
+        code, out, err = finish(proc)
+        assert code == 0, err
+        assert values(out, "GOT") == [["before", "after"]]
+    finally:
+        stop(proc)

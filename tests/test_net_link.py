@@ -365,3 +365,37 @@ def test_a_link_lost_while_something_else_than_the_reply_came_raises(tmp_path):
             print("LOST", len(link.claims), flush=True)
     """, timeout=30)
     assert result.stdout.split() == ["LOST", "1"], result.stderr
+
+
+def test_a_write_answered_with_a_reply_it_does_not_expect_raises(tmp_path):
+    """A write's reply is OK or names why it failed; anything else (a home that
+    answers REFUSED, or DATA) raises ChannelSocketException, as a read does
+    (it used to return as if a reader had taken the message)."""
+    result = run_script("""
+        import threading, warnings, zmq
+        warnings.simplefilter("ignore")
+        import pycsp.net as pycsp
+        from pycsp.net import _remote, _wire
+        pycsp.configure(security="none")
+        context = zmq.Context()
+        home = context.socket(zmq.ROUTER)
+        port = home.bind_to_random_port("tcp://127.0.0.1")
+
+        def serve():
+            for op in (_wire.REFUSED, _wire.DATA):
+                identity, header, *body = home.recv_multipart()
+                request = _wire.parse(header, _wire.REQUESTS)
+                home.send_multipart([identity, _wire.pack(op, 0, 1, request.stream,
+                                                          request.seq)])
+
+        threading.Thread(target=serve, daemon=True).start()
+        channel = _remote._rebuild_channel("A", ("127.0.0.1", port), 0, 0)
+        cout = _remote.RemoteChannelEndWrite(channel, 1, held=False)
+        for _ in range(2):
+            try:
+                cout("hello")
+                print("RETURNED", flush=True)
+            except pycsp.ChannelSocketException:
+                print("RAISED", flush=True)
+    """, timeout=30)
+    assert result.stdout.split() == ["RAISED", "RAISED"], result.stdout + result.stderr

@@ -56,6 +56,7 @@ _context_lock = threading.Lock()
 _incarnation = random.getrandbits(63)
 _streams = itertools.count(1)
 _mine = _PerProcess()
+_parents_links: list[_PerProcess] = []  # in a forked child: its ancestors' (never used)
 # Names this program (its processes share it: not drawn again at fork) as
 # the holder of ends that arrived in messages.
 _HOLDER = _wire.HOLDER.pack(random.getrandbits(63))
@@ -66,7 +67,10 @@ agent_process = False
 def _after_fork_in_child():
     global _context, _context_pid, _incarnation, _streams, _context_lock, _mine
     _context, _context_pid = None, 0  # the parent's: never used, never closed, here
-    _mine = _PerProcess()  # the forking thread's links are the parent's sockets
+    # The forking thread's links are the parent's sockets: kept referenced, so
+    # that pyzmq never collects them here (it would warn of unclosed sockets).
+    _parents_links.append(_mine)
+    _mine = _PerProcess()
     _incarnation = random.getrandbits(63)
     _streams = itertools.count(1)
     _context_lock = threading.Lock()
@@ -166,14 +170,7 @@ class _Link:
         if self.lost or _heartbeat.is_fenced(self.address):
             raise self._lost()
         self.seq = seq = self.seq + 1
-        header = _wire.pack(op, _incarnation, self.pid, self.stream, seq, ref)
-        if type(body) is bytes:
-            _send(self.socket, header, _link.SNDMORE, False)
-            _send(self.socket, body, 0, False)
-        elif body is None:
-            _send(self.socket, header, 0, False)
-        else:
-            _link.send_frames(self.socket, [header, *_link.frames_of(body)])
+        self._send_request(_wire.pack(op, _incarnation, self.pid, self.stream, seq, ref), body)
         if timeout is None and self.handshaken:
             reply = self._await_reply(seq)
             if reply is not None:
@@ -219,6 +216,17 @@ class _Link:
             elif self.lost:
                 raise self._lost()
 
+    def _send_request(self, header, body):
+        """A request's frames: the header, then the body (None, bytes, or frames)."""
+        socket = self.socket
+        if type(body) is bytes:  # the usual body, without send_frames' checks
+            _send(socket, header, _link.SNDMORE, False)
+            _send(socket, body, 0, False)
+        elif body is None:
+            _send(socket, header, 0, False)
+        else:
+            _link.send_frames(socket, [header, *_link.frames_of(body)])
+
     def _await_reply(self, seq):
         """The wait of a request in the steady state (handshaken, no
         timeout): its reply's (header, body frames), or None once the monitor
@@ -249,8 +257,7 @@ class _Link:
         if self.lost:
             return
         self.seq += 1
-        header = _wire.pack(op, _incarnation, self.pid, self.stream, self.seq, ref)
-        _link.send_frames(self.socket, [header, *_link.frames_of(body)])
+        self._send_request(_wire.pack(op, _incarnation, self.pid, self.stream, self.seq, ref), body)
         # The home is there (the end came from it), and from now on it watches
         # this process, which may send nothing else for a long time.
         self._beat()
@@ -553,6 +560,8 @@ class RemoteChannelEndWrite(_RemoteEnd):
             _wire.WRITE, self.number, frames[0] if len(frames) == 1 else frames)
         if header.op != _wire.OK:
             self._outcome(header, reply)
+            raise ChannelSocketException(self.channel.address, f"pycsp.net: unexpected reply "
+                                         f"{header.op} to a write")
         for end in carried:  # a reader has them now, not this program
             end.moved = True
 
@@ -570,7 +579,7 @@ def message_frames(channel: RemoteChannel, msg: object) -> tuple[list, list]:
         frames = _wire.dumps(msg)
         if channel.max_message and len(frames[0]) > channel.max_message:
             raise _too_big(channel, len(frames[0]))
-        return frames, ()
+        return frames, []
     _sending.ends = carried = []
     try:
         frames = _wire.dumps(msg)
