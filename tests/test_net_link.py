@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -340,19 +341,25 @@ def test_a_message_with_a_frame_that_is_no_buffer_leaves_nothing_behind():
         context.term()
 
 
+# A program's start that plays a home by hand: a raw ROUTER socket ``home`` on
+# ``port``, pycsp.net's modules imported, no CurveZMQ.
+FAKE_HOME = textwrap.dedent("""
+    import threading, time, warnings, zmq
+    warnings.simplefilter("ignore")
+    import pycsp.net as pycsp
+    from pycsp.net import _remote, _settings, _wire
+    pycsp.configure(security="none")
+    context = zmq.Context()
+    home = context.socket(zmq.ROUTER)
+    port = home.bind_to_random_port("tcp://127.0.0.1")
+""")
+
+
 def test_a_link_lost_while_something_else_than_the_reply_came_raises(tmp_path):
     """A home that sends a CLAIM and goes away: the request that finds both the
     CLAIM and the disconnection at once raises ChannelLostException (it used
     to keep the CLAIM and wait for ever)."""
-    result = run_script("""
-        import threading, time, warnings, zmq
-        warnings.simplefilter("ignore")
-        import pycsp.net as pycsp
-        from pycsp.net import _remote, _settings, _wire
-        pycsp.configure(security="none")
-        context = zmq.Context()
-        home = context.socket(zmq.ROUTER)
-        port = home.bind_to_random_port("tcp://127.0.0.1")
+    result = run_script(FAKE_HOME + textwrap.dedent("""
         link = _remote._Link(("127.0.0.1", port), _settings.current())
         link.socket.send(b"hello")  # the home learns who it is
         identity, _ = home.recv_multipart()
@@ -363,7 +370,7 @@ def test_a_link_lost_while_something_else_than_the_reply_came_raises(tmp_path):
             link.request(_wire.PING)
         except pycsp.ChannelLostException:
             print("LOST", len(link.claims), flush=True)
-    """, timeout=30)
+    """), timeout=30)
     assert result.stdout.split() == ["LOST", "1"], result.stderr
 
 
@@ -371,16 +378,7 @@ def test_a_write_answered_with_a_reply_it_does_not_expect_raises(tmp_path):
     """A write's reply is OK or names why it failed; anything else (a home that
     answers REFUSED, or DATA) raises ChannelSocketException, as a read does
     (it used to return as if a reader had taken the message)."""
-    result = run_script("""
-        import threading, warnings, zmq
-        warnings.simplefilter("ignore")
-        import pycsp.net as pycsp
-        from pycsp.net import _remote, _wire
-        pycsp.configure(security="none")
-        context = zmq.Context()
-        home = context.socket(zmq.ROUTER)
-        port = home.bind_to_random_port("tcp://127.0.0.1")
-
+    result = run_script(FAKE_HOME + textwrap.dedent("""
         def serve():
             for op in (_wire.REFUSED, _wire.DATA):
                 identity, header, *body = home.recv_multipart()
@@ -397,5 +395,5 @@ def test_a_write_answered_with_a_reply_it_does_not_expect_raises(tmp_path):
                 print("RETURNED", flush=True)
             except pycsp.ChannelSocketException:
                 print("RAISED", flush=True)
-    """, timeout=30)
+    """), timeout=30)
     assert result.stdout.split() == ["RAISED", "RAISED"], result.stdout + result.stderr
