@@ -109,9 +109,7 @@ class _Worker:
 
 
 _IDLE_WORKERS = 4
-# pyzmq's own send and recv, and zmq_poll, without its Python layer (a few us
-# per request); positional arguments: (data, flags, copy).
-_send, _recv, _zmq_poll = zmq.backend.Socket.send, zmq.backend.Socket.recv, zmq.zmq_poll
+_send, _recv, _zmq_poll = _link.raw_send, _link.raw_recv, _link.zmq_poll
 _SKIP = csp_ext.SkipGuard()
 _NOT_READ = object()  # a WRITE's message left for the worker to unpickle
 _INLINE_UNPICKLE_LIMIT = 64 * 1024  # bigger messages are unpickled off the main loop

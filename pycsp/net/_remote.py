@@ -35,10 +35,7 @@ from ..processes import _fork
 from . import _heartbeat, _link, _settings, _wire
 
 _LAST_REPLY_GRACE_MS = 200
-# pyzmq's own send and recv, and zmq_poll, without its Python layer (the
-# sugar Socket.send's routing_id/group handling, Poller.poll): a few us less
-# per round trip.  Positional arguments: (data, flags, copy).
-_send, _recv, _zmq_poll = zmq.backend.Socket.send, zmq.backend.Socket.recv, zmq.zmq_poll
+_send, _recv, _zmq_poll = _link.raw_send, _link.raw_recv, _link.zmq_poll
 _LEAVE_TIMEOUT = 1.0
 
 
@@ -120,9 +117,6 @@ class _Link:
         self.beating = False  # this process sends the home heartbeats
         self.lost = False
         self.claims = []  # CLAIMs that came while waiting for a reply (``_alt``)
-        self.poller = zmq.Poller()
-        self.poller.register(self.socket, zmq.POLLIN)
-        self.poller.register(self.monitor, zmq.POLLIN)
         self.poll_items = [(self.socket, zmq.POLLIN), (self.monitor, zmq.POLLIN)]
 
     def __del__(self):
@@ -183,7 +177,7 @@ class _Link:
             else:
                 ends = [t for t in (deadline, handshake_by) if t is not None]
                 wait = max(0.0, min(ends) - time.monotonic()) * 1000
-            ready = self.poller.poll(wait)
+            ready = _zmq_poll(self.poll_items, -1 if wait is None else int(wait))
             replied = any(what is self.socket for what, _ in ready)
             if not ready:
                 if deadline is not None and time.monotonic() >= deadline:
