@@ -542,3 +542,104 @@ def test_forked_children_leave_their_parents_links_alone(key_file):
         assert values(out, "GOT") == [["before", "after"]]
     finally:
         stop(proc)
+
+
+def test_a_signal_handler_may_use_the_home_that_the_interrupted_read_waits_on(key_file):
+    """A handler runs inside the wait of the remote read it interrupts (pyzmq's poll runs
+    it, then polls again).  Its own read of another channel of the same home must not
+    take, and drop, the reply that the interrupted read waits for: here that reply comes
+    while the handler waits, and the interrupted read still gets it afterwards, as on
+    pycsp.processes."""
+    proc, port = start_home("""
+        import time
+        A, B, GO = pycsp.Channel("A"), pycsp.Channel("B"), pycsp.Channel("GO", buffer=2)
+        print("PORT", A.address[1], flush=True)
+
+        @pycsp.io
+        def nap(seconds):
+            time.sleep(seconds)
+
+        @pycsp.process
+        def feed(go, cout, delay, msg):
+            go()  # the other program is set: its alarm comes 0.3 s from now
+            nap(delay)
+            cout(msg)
+
+        pycsp.Parallel(feed(+GO, -A, 0.6, "for the main read"),
+                       feed(+GO, -B, 1.0, "for the handler"))
+    """, key_file)
+    try:
+        out = run_peer("""
+            import signal
+            a_in = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            b_in = +pycsp.Channel("B", connect=("127.0.0.1", PORT))
+            got = []
+
+            def handler(signum, frame):
+                got.append(("handler", b_in()))
+
+            signal.signal(signal.SIGALRM, handler)
+            go = -pycsp.Channel("GO", connect=("127.0.0.1", PORT))
+            go("go")
+            go("go")
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            got.append(("main", a_in()))
+            print("GOT", got, flush=True)
+        """, key_file, port, timeout=30)
+        assert values(out, "GOT") == [[("handler", "for the handler"),
+                                       ("main", "for the main read")]]
+        code, _, err = finish(proc)
+        assert code == 0, err
+    finally:
+        stop(proc)
+
+
+def test_a_signal_handler_may_use_the_home_that_the_interrupted_alternation_waits_on(
+        key_file):
+    """The same for an alternation waiting for a home's claim: the claim comes while
+    the handler's own read of that home waits, and the alternation still commits."""
+    proc, port = start_home("""
+        import time
+        A, B, GO = pycsp.Channel("A"), pycsp.Channel("B"), pycsp.Channel("GO", buffer=2)
+        IDLE = pycsp.Channel("IDLE")
+        print("PORT", A.address[1], flush=True)
+
+        @pycsp.io
+        def nap(seconds):
+            time.sleep(seconds)
+
+        @pycsp.process
+        def feed(go, cout, delay, msg):
+            go()  # the other program is set: its alarm comes 0.3 s from now
+            nap(delay)
+            cout(msg)
+
+        pycsp.Parallel(feed(+GO, -A, 0.6, "for the alternation"),
+                       feed(+GO, -B, 1.0, "for the handler"))
+    """, key_file)
+    try:
+        out = run_peer("""
+            import signal
+            a_in = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            b_in = +pycsp.Channel("B", connect=("127.0.0.1", PORT))
+            idle_in = +pycsp.Channel("IDLE", connect=("127.0.0.1", PORT))  # never written
+            got = []
+
+            def handler(signum, frame):
+                got.append(("handler", b_in()))
+
+            signal.signal(signal.SIGALRM, handler)
+            go = -pycsp.Channel("GO", connect=("127.0.0.1", PORT))
+            go("go")
+            go("go")
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            guard, msg = pycsp.AltSelect(pycsp.InputGuard(a_in), pycsp.InputGuard(idle_in))
+            got.append(("alternation", guard is a_in, msg))
+            print("GOT", got, flush=True)
+        """, key_file, port, timeout=30)
+        assert values(out, "GOT") == [[("handler", "for the handler"),
+                                       ("alternation", True, "for the alternation")]]
+        code, _, err = finish(proc)
+        assert code == 0, err
+    finally:
+        stop(proc)

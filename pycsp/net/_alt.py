@@ -180,11 +180,24 @@ def _committed(guard, header, reply, carried):
 
 
 def _wait(guards, armed, deadline, alternation, carried):
-    """Wait for a claim of a home that keeps a guard, answer it: the commit."""
+    """Wait for a claim of a home that keeps a guard, answer it: the commit.
+    The links to those homes are busy meanwhile (``_remote._link_to``): a
+    signal handler that runs in the poll below and used one of them would
+    read claims that the poll, resumed, would then wait for."""
     poller = zmq.Poller()
-    for link in armed:
+    waiting_on = list(armed)
+    for link in waiting_on:
         poller.register(link.socket, zmq.POLLIN)
         poller.register(link.monitor, zmq.POLLIN)
+        link.busy += 1
+    try:
+        return _claimed(guards, armed, deadline, alternation, carried, poller)
+    finally:
+        for link in waiting_on:
+            link.busy -= 1
+
+
+def _claimed(guards, armed, deadline, alternation, carried, poller):
     while True:
         for link in armed:
             for claim in link.take_claims():

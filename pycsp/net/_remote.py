@@ -45,6 +45,7 @@ class _PerProcess(threading.local):
     def __init__(self):
         self.pid = os.getpid()
         self.links = {}  # (host, port) -> _Link
+        self.spares = {}  # (host, port) -> [_Link]: for signal handlers (``_link_to``)
 
 
 _context: zmq.Context | None = None
@@ -117,6 +118,7 @@ class _Link:
         self.beating = False  # this process sends the home heartbeats
         self.lost = False
         self.claims = []  # CLAIMs that came while waiting for a reply (``_alt``)
+        self.busy = 0  # requests and alternations of this thread using it now (``_link_to``)
         self.poll_items = [(self.socket, zmq.POLLIN), (self.monitor, zmq.POLLIN)]
 
     def __del__(self):
@@ -163,52 +165,56 @@ class _Link:
         SOCKETS_CONNECT_TIMEOUT for it (ChannelConnectException)."""
         if self.lost or _heartbeat.is_fenced(self.address):
             raise self._lost()
-        self.seq = seq = self.seq + 1
-        self._send_request(_wire.pack(op, _incarnation, self.pid, self.stream, seq, ref), body)
-        if timeout is None and self.handshaken:
-            reply = self._await_reply(seq)
-            if reply is not None:
-                return reply
-        deadline = None if timeout is None else time.monotonic() + timeout
-        handshake_by = None if self.handshaken else time.monotonic() + self.connect_timeout
-        while True:
-            if deadline is None and handshake_by is None:
-                wait = None
-            else:
-                ends = [t for t in (deadline, handshake_by) if t is not None]
-                wait = max(0.0, min(ends) - time.monotonic()) * 1000
-            ready = _zmq_poll(self.poll_items, -1 if wait is None else int(wait))
-            replied = any(what is self.socket for what, _ in ready)
-            if not ready:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError
-                if handshake_by is not None and not self.handshaken:
-                    raise self._no_handshake()
-            elif not replied or len(ready) > 1:  # the monitor has news
-                self._note_events()
-                if self.handshaken:
-                    handshake_by = None
-                if self.lost and not replied:
-                    # A reply that the home sent just before it ended may be
-                    # behind the event that says so: a moment for it to come.
-                    replied = bool(self.socket.poll(_LAST_REPLY_GRACE_MS))
-            if replied:
-                reply = self._receive()
-                header = _wire.parse(reply[0], _wire.FROM_HOME)
-                if header is not None and header.op == _wire.CLAIM:
-                    self.claims.append(header)  # for the alternation that armed it (``_alt``)
-                elif header is not None and header.seq == self.seq:
-                    if not self.handshaken:
-                        self.handshaken = True
-                        self._beat()
-                    if header.op == _wire.FENCED:
-                        _heartbeat.fence(self.address)
-                        raise self._lost()
-                    return header, reply[1:]
-                if self.lost and not self.socket.poll(_LAST_REPLY_GRACE_MS):
-                    raise self._lost()  # that was not the reply, and nothing more comes
-            elif self.lost:
-                raise self._lost()
+        self.busy += 1
+        try:
+            self.seq = seq = self.seq + 1
+            self._send_request(_wire.pack(op, _incarnation, self.pid, self.stream, seq, ref), body)
+            if timeout is None and self.handshaken:
+                reply = self._await_reply(seq)
+                if reply is not None:
+                    return reply
+            deadline = None if timeout is None else time.monotonic() + timeout
+            handshake_by = None if self.handshaken else time.monotonic() + self.connect_timeout
+            while True:
+                if deadline is None and handshake_by is None:
+                    wait = None
+                else:
+                    ends = [t for t in (deadline, handshake_by) if t is not None]
+                    wait = max(0.0, min(ends) - time.monotonic()) * 1000
+                ready = _zmq_poll(self.poll_items, -1 if wait is None else int(wait))
+                replied = any(what is self.socket for what, _ in ready)
+                if not ready:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise TimeoutError
+                    if handshake_by is not None and not self.handshaken:
+                        raise self._no_handshake()
+                elif not replied or len(ready) > 1:  # the monitor has news
+                    self._note_events()
+                    if self.handshaken:
+                        handshake_by = None
+                    if self.lost and not replied:
+                        # A reply that the home sent just before it ended may be
+                        # behind the event that says so: a moment for it to come.
+                        replied = bool(self.socket.poll(_LAST_REPLY_GRACE_MS))
+                if replied:
+                    reply = self._receive()
+                    header = _wire.parse(reply[0], _wire.FROM_HOME)
+                    if header is not None and header.op == _wire.CLAIM:
+                        self.claims.append(header)  # for the alternation that armed it
+                    elif header is not None and header.seq == seq:
+                        if not self.handshaken:
+                            self.handshaken = True
+                            self._beat()
+                        if header.op == _wire.FENCED:
+                            _heartbeat.fence(self.address)
+                            raise self._lost()
+                        return header, reply[1:]
+                    if self.lost and not self.socket.poll(_LAST_REPLY_GRACE_MS):
+                        raise self._lost()  # that was not the reply, and nothing more comes
+                elif self.lost:
+                    raise self._lost()
+        finally:
+            self.busy -= 1
 
     def _send_request(self, header, body):
         """A request's frames: the header, then the body (None, bytes, or frames)."""
@@ -251,7 +257,12 @@ class _Link:
         if self.lost:
             return
         self.seq += 1
-        self._send_request(_wire.pack(op, _incarnation, self.pid, self.stream, self.seq, ref), body)
+        self.busy += 1  # a signal handler between its frames must not send its own here
+        try:
+            self._send_request(_wire.pack(op, _incarnation, self.pid, self.stream, self.seq, ref),
+                               body)
+        finally:
+            self.busy -= 1
         # The home is there (the end came from it), and from now on it watches
         # this process, which may send nothing else for a long time.
         self._beat()
@@ -289,11 +300,33 @@ class _Link:
 def _link_to(address):
     # A forked child starts with a fresh _mine (_after_fork_in_child): no
     # getpid() (a system call) per request.
-    links = _mine.links
-    link = links.get(address)
-    if link is None:
-        link = links[address] = _Link(address, _settings.current())
+    link = _mine.links.get(address)
+    if link is None or link.busy:
+        return _another_link(address)
     return link
+
+
+def _another_link(address):
+    """This thread's first link to ``address``, or a spare one while that is busy.
+
+    A link is busy while a request or an alternation of this thread uses it.
+    Only a signal handler, which Python runs inside the wait of that request
+    (pyzmq's poll runs handlers and polls again), asks for a link then: a
+    request of its own on the busy link would read, and drop, the reply that
+    the interrupted request waits for, and that wait would never end.  On a
+    spare link of its own the handler's request is another stream to the home,
+    as another thread's; the interrupted wait finds its reply when it resumes."""
+    links = _mine.links
+    if address not in links:
+        link = links[address] = _Link(address, _settings.current())
+        return link
+    spares = _mine.spares.setdefault(address, [])
+    for spare in spares:
+        if not spare.busy:
+            return spare
+    spare = _Link(address, _settings.current())
+    spares.append(spare)
+    return spare
 
 
 class RemoteChannel:
