@@ -467,20 +467,20 @@ def test_an_alternation_interrupted_while_arming_leaves_nothing_armed(key_file, 
             import pathlib
             from pycsp.net import _remote, _wire
             cin = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
-            request = _remote.RemoteChannel._request
-            def interrupted_arm(self, op, ref=0, body=None, timeout=None):
-                if op != _wire.ARM:
-                    return request(self, op, ref, body, timeout)
-                try:  # sent; the Ctrl-C comes before the reply
-                    return request(self, op, ref, body, timeout=0)
-                except TimeoutError:
-                    raise KeyboardInterrupt from None
-            _remote.RemoteChannel._request = interrupted_arm
+            request, await_reply = _remote._Link.request, _remote._Link._await_reply
+            def interrupted_wait(self, seq):  # sent; the Ctrl-C comes before the reply
+                _remote._Link._await_reply = await_reply  # once
+                raise KeyboardInterrupt
+            def interrupted_arm(self, op, *args, **kwargs):
+                if op == _wire.ARM:
+                    _remote._Link._await_reply = interrupted_wait
+                return request(self, op, *args, **kwargs)
+            _remote._Link.request = interrupted_arm
             try:
                 pycsp.AltSelect(cin, pycsp.TimeoutGuard(30))
             except KeyboardInterrupt:
                 print("INTERRUPTED", True, flush=True)
-            _remote.RemoteChannel._request = request
+            _remote._Link.request = request
             pathlib.Path(FLAG).touch()
             guard, msg = pycsp.AltSelect(cin, pycsp.TimeoutGuard(5))
             print("GOT", repr(msg), flush=True)

@@ -643,3 +643,136 @@ def test_a_signal_handler_may_use_the_home_that_the_interrupted_alternation_wait
         assert code == 0, err
     finally:
         stop(proc)
+
+
+def test_a_remote_read_that_a_signal_handler_interrupts_is_withdrawn_at_its_home(key_file):
+    """Ctrl-C in a remote read that the program survives: the read is taken back at
+    the home (CANCEL), so the next message goes to the next read, as on
+    pycsp.processes (the home used to keep the read, and the message it took then
+    was dropped with its reply)."""
+    proc, port = start_home("""
+        import time
+        A, GO = pycsp.Channel("A"), pycsp.Channel("GO")
+        print("PORT", A.address[1], flush=True)
+
+        @pycsp.io
+        def nap(seconds):
+            time.sleep(seconds)
+
+        @pycsp.process
+        def feed(go, cout):
+            go()
+            nap(0.6)  # the other program's read was interrupted at 0.3 s
+            cout(1)
+            cout(2)
+
+        pycsp.Parallel(feed(+GO, -A))
+    """, key_file)
+    try:
+        out = run_peer("""
+            import signal
+            a_in = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            go = -pycsp.Channel("GO", connect=("127.0.0.1", PORT))
+            signal.signal(signal.SIGALRM, signal.default_int_handler)
+            go("go")
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            try:
+                a_in()
+                print("NOT INTERRUPTED", flush=True)
+            except KeyboardInterrupt:
+                pass
+            print("GOT", [a_in(), a_in()], flush=True)
+        """, key_file, port, timeout=30)
+        assert values(out, "GOT") == [[1, 2]], out
+        code, _, err = finish(proc)
+        assert code == 0, err
+    finally:
+        stop(proc)
+
+
+def test_a_remote_write_that_a_signal_handler_interrupts_is_withdrawn_at_its_home(key_file):
+    """The same for a write: the message it offered is never taken (it used to be
+    delivered after the writer had seen KeyboardInterrupt)."""
+    proc, port = start_home("""
+        import time
+        A, GO = pycsp.Channel("A"), pycsp.Channel("GO")
+        print("PORT", A.address[1], flush=True)
+
+        @pycsp.io
+        def nap(seconds):
+            time.sleep(seconds)
+
+        @pycsp.process
+        def drain(go, cin):
+            go()
+            nap(0.6)  # the other program's write was interrupted at 0.3 s
+            first = cin()
+            g, more = pycsp.AltSelect(pycsp.InputGuard(cin), pycsp.TimeoutGuard(0.5))
+            return [first, more]
+
+        print("GOT", pycsp.Parallel(drain(+GO, +A))[0], flush=True)
+    """, key_file)
+    try:
+        run_peer("""
+            import signal
+            a_out = -pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            go = -pycsp.Channel("GO", connect=("127.0.0.1", PORT))
+            signal.signal(signal.SIGALRM, signal.default_int_handler)
+            go("go")
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            try:
+                a_out("interrupted")
+            except KeyboardInterrupt:
+                pass
+            a_out("after")
+        """, key_file, port, timeout=30)
+        code, out, err = finish(proc)
+        assert code == 0, err
+        assert values(out, "GOT") == [["after", None]], out
+    finally:
+        stop(proc)
+
+
+def test_an_interrupted_read_queued_behind_another_threads_read_is_withdrawn_at_once(
+        key_file):
+    """Two threads read one remote end: the home serves their reads in order, so the
+    main thread's waits behind the other thread's.  Interrupted, it is withdrawn at
+    once (not when the read before it completes, which here waits for the main
+    thread itself: that would never end), and each message goes to a read."""
+    proc, port = start_home("""
+        A, GO = pycsp.Channel("A"), pycsp.Channel("GO")
+        print("PORT", A.address[1], flush=True)
+
+        @pycsp.process
+        def feed(go, cout):
+            go()  # the other program's main thread was interrupted
+            cout(1)
+            cout(2)
+
+        pycsp.Parallel(feed(+GO, -A))
+    """, key_file)
+    try:
+        out = run_peer("""
+            import signal, threading, time
+            a_in = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            go = -pycsp.Channel("GO", connect=("127.0.0.1", PORT))
+            first = []
+            other = threading.Thread(target=lambda: first.append(a_in()))
+            other.start()
+            time.sleep(0.3)  # its read waits at the home
+            signal.signal(signal.SIGALRM, signal.default_int_handler)
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            try:
+                a_in()
+                print("NOT INTERRUPTED", flush=True)
+            except KeyboardInterrupt:
+                pass
+            go("go")
+            other.join()
+            print("GOT", [first[0], a_in()], flush=True)
+        """, key_file, port, timeout=30)
+        assert values(out, "GOT") == [[1, 2]], out
+        code, _, err = finish(proc)
+        assert code == 0, err
+    finally:
+        stop(proc)

@@ -397,3 +397,43 @@ def test_a_write_answered_with_a_reply_it_does_not_expect_raises(tmp_path):
                 print("RAISED", flush=True)
     """), timeout=30)
     assert result.stdout.split() == ["RAISED", "RAISED"], result.stdout + result.stderr
+
+
+def test_a_read_that_completed_at_its_home_before_its_cancel_keeps_its_message(tmp_path):
+    """A signal handler raised in a read, whose home had served it already when the
+    CANCEL came: the message it took is the end's next read's, with no request
+    (it used to be dropped with the reply)."""
+    result = run_script(FAKE_HOME + textwrap.dedent("""
+        import signal
+        seen = []
+
+        def serve():
+            while True:
+                identity, header, *body = home.recv_multipart()
+                request = _wire.parse(header, _wire.REQUESTS)
+                seen.append(request.op)
+                if request.op == _wire.READ and len(seen) == 2:
+                    continue  # the read to interrupt: answered once its CANCEL came
+                seq = request.ref if request.op == _wire.CANCEL else request.seq
+                data = _wire.dumps(f"reply to {seq}")  # the message's frames
+                home.send_multipart([identity, _wire.pack(_wire.DATA, 0, 1, request.stream,
+                                                          seq), *data])
+
+        threading.Thread(target=serve, daemon=True).start()
+        channel = _remote._rebuild_channel("A", ("127.0.0.1", port), 0, 0)
+        cin = _remote.RemoteChannelEndRead(channel, 1, held=False)
+        print("FIRST", cin(), flush=True)
+        signal.signal(signal.SIGALRM, signal.default_int_handler)
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        try:
+            cin()
+        except KeyboardInterrupt:
+            print("INTERRUPTED", flush=True)
+        print("KEPT", cin(), flush=True)
+        print("NEXT", cin(), flush=True)
+        print("OPS", seen, flush=True)
+    """), timeout=30)
+    assert result.stdout.splitlines() == [
+        "FIRST reply to 1", "INTERRUPTED", "KEPT reply to 2", "NEXT reply to 4",
+        f"OPS [{_wire.READ}, {_wire.READ}, {_wire.CANCEL}, {_wire.READ}]"], \
+        result.stdout + result.stderr

@@ -12,7 +12,9 @@ and then serves one ROUTER socket:
   join's until none of its requests waits (idle workers are kept for other
   joins, a few at most).  The reply (OK or DATA) is sent only when that operation completed,
   so a remote writer returns only once a reader took its message
-  (rendezvous holds across programs).  Poison and retire
+  (rendezvous holds across programs).  A request that its party gives up
+  (CANCEL: a signal handler raised in its wait) is withdrawn unless it has
+  completed: answered CANCELLED.  Poison and retire
   reach the home's channel, hence every party of it, local or remote.
 - Requests that do not parse, that come from a peer the ZAP handler did not
   admit, or that repeat a (incarnation, pid, stream) sequence number already
@@ -100,12 +102,25 @@ class _Join:
 class _Worker:
     """A thread that performs the requests which cannot complete at once, in
     order, for the one join it serves until that join has none pending; then
-    it waits, idle, to serve another (at most _IDLE_WORKERS wait so)."""
+    it waits, idle, to serve another (at most _IDLE_WORKERS wait so).
 
-    __slots__ = ("requests",)
+    A request that its process gives up (CANCEL) is withdrawn: skipped if
+    the worker has not started it, else its operation is a select with a
+    guard on the worker's own channel, which the main thread writes to stop
+    it (``cancel``).  ``serving`` and ``cancelled`` (request keys: incarnation,
+    pid, stream, seq) are shared with the main thread under ``lock``."""
+
+    __slots__ = ("requests", "stops", "stop_guard", "lock", "serving", "cancelled")
 
     def __init__(self):
         self.requests = queue.SimpleQueue()
+        stops = csp_ext.ShmChannel(buffer=4)
+        stops._mark_reachable()  # another program's CANCEL writes it
+        self.stops = stops.writer()
+        self.stop_guard = csp_ext.InputGuard(stops.reader())
+        self.lock = threading.Lock()
+        self.serving = None
+        self.cancelled = set()
 
 
 _IDLE_WORKERS = 4
@@ -135,6 +150,7 @@ class Agent:
         self.auto_names = itertools.count(1)
         self.joins = {}  # end number -> _Join
         self.idle_workers = []  # _Worker (main thread's)
+        self.with_workers = {}  # request key -> the _Worker that has it (``cancel``)
         # Join numbers are handed out in order (under ``homing``): a number
         # handed out that names no join now was retired through one holder,
         # and another may still name it (an end sent on and used after): it
@@ -374,9 +390,14 @@ class Agent:
                 number, join, header, frames = self.replies.get_nowait()
             except queue.Empty:
                 return
-            if self.watch.is_dead(header.incarnation):
-                frames = self.fenced_reply(frames[0], header)
-            _link.send_frames(self.router, frames)
+            self.with_workers.pop((header.incarnation, header.pid, header.stream, header.seq),
+                                  None)
+            if frames is None:
+                pass  # a request cancelled before its worker came to it: answered then
+            elif self.watch.is_dead(header.incarnation):
+                _link.send_frames(self.router, self.fenced_reply(frames[0], header))
+            else:
+                _link.send_frames(self.router, frames)
             join.pending -= 1
             join.pending_from[header.incarnation] -= 1
             if not join.pending_from[header.incarnation]:
@@ -404,7 +425,8 @@ class Agent:
             _link.send_frames(router, self.fenced_reply(identity, header))
             return
         sender = (header.incarnation, header.pid, header.stream)
-        if header.seq <= self.last_seq.get(sender, 0):
+        last_seq = self.last_seq.get(sender, 0)
+        if header.seq <= last_seq:
             self.dropped += 1  # a duplicate: served once already
             return
         self.last_seq[sender] = header.seq
@@ -426,6 +448,9 @@ class Agent:
             return
         if op == _wire.DISARM:
             self.arms.disarm(header, body)
+            return
+        if op == _wire.CANCEL:
+            self.cancel(identity, header, last_seq)
             return
         if op in (_wire.WRITE, _wire.READ, _wire.RETIRE, _wire.LEAVE, _wire.HOLD, _wire.ARM):
             join = self.joins.get(header.ref)
@@ -537,7 +562,28 @@ class Agent:
         join.pending_from[header.incarnation] += 1
         if join.worker is None:
             join.worker = self.idle_workers.pop() if self.idle_workers else self.new_worker()
+        self.with_workers[(header.incarnation, header.pid, header.stream, header.seq)] = join.worker
         join.worker.requests.put((number, join, identity, header, body, message, carried))
+
+    def cancel(self, identity, header, last_seq):
+        """CANCEL: withdraw the request ``header.ref`` of that stream if a
+        worker still has it, or if it never came (its sender was interrupted
+        before it left: ``last_seq`` is the stream's last before the CANCEL);
+        else it was answered, and its reply stands."""
+        key = (header.incarnation, header.pid, header.stream, header.ref)
+        worker = self.with_workers.get(key)
+        if worker is not None:
+            with worker.lock:
+                worker.cancelled.add(key)
+                started = worker.serving == key
+            if started:  # its select wakes (a full buffer of stops wakes it as well)
+                csp_ext.select((csp_ext.OutputGuard(worker.stops, None), _SKIP))
+                return
+            # else queued behind another request of its join: the worker skips it
+        elif header.ref <= last_seq:
+            return
+        _link.send_frames(self.router, [identity, _wire.pack(
+            _wire.CANCELLED, 0, self.pid, header.stream, header.ref)])
 
     def refusal(self, frames, what, size):
         """ERROR's text if a message's ``frames`` of ``size`` bytes cannot be
@@ -582,13 +628,26 @@ class Agent:
             if item is None:
                 return
             number, join, identity, header, body, message, carried = item
+            key = (header.incarnation, header.pid, header.stream, header.seq)
+            with worker.lock:
+                skipped = key in worker.cancelled
+                worker.cancelled.discard(key)
+                if not skipped:
+                    worker.serving = key
+            if skipped:
+                self.hand_back(number, join, identity, header, None)
+                continue
+            outcome = None
             if message is _NOT_READ and header.op == _wire.WRITE:
                 try:
                     message, carried = self.load(body)
                 except Exception as exc:
-                    self.hand_back(number, join, identity, header, (_wire.ERROR, error_text(exc)))
-                    continue
-            outcome = self.perform(join, header.op, message)
+                    outcome = (_wire.ERROR, error_text(exc))
+            if outcome is None:
+                outcome = self.perform(join, header.op, message, stoppable=worker)
+            with worker.lock:
+                worker.serving = None
+                worker.cancelled.discard(key)
             hand_back_if_taken(outcome, carried)
             self.hand_back(number, join, identity, header, outcome)
 
@@ -601,9 +660,13 @@ class Agent:
             self.unpickling.joins = None
 
     def hand_back(self, number, join, identity, header, outcome):
-        op, data = outcome
-        frames = [identity, _wire.pack(op, 0, self.pid, header.stream, header.seq),
-                  *_link.frames_of(data)]
+        """The reply to a worker's request, for the main thread to send (no
+        ``outcome``: nothing to send, only the bookkeeping)."""
+        frames = None
+        if outcome is not None:
+            op, data = outcome
+            frames = [identity, _wire.pack(op, 0, self.pid, header.stream, header.seq),
+                      *_link.frames_of(data)]
         self.replies.put((number, join, header, frames))
         self.wake()
 
@@ -615,15 +678,19 @@ class Agent:
             pass  # the pipe is full of wake-ups already
 
     @staticmethod
-    def perform(join, op, message, at_once=False):
+    def perform(join, op, message, at_once=False, stoppable=None):
         """Do ``op`` on the join's end; the reply's op and body.  ``at_once``:
-        None instead if it would block."""
+        None instead if it would block.  ``stoppable``: the worker doing it,
+        whose request may be cancelled meanwhile (CANCELLED)."""
         end = join.end
         try:
             if op == _wire.WRITE:
                 if at_once:
                     if csp_ext.select((csp_ext.OutputGuard(end, message), _SKIP))[0] == 1:
                         return None
+                elif stoppable is not None:
+                    if _until_stopped(csp_ext.OutputGuard(end, message), stoppable) is _STOPPED:
+                        return _wire.CANCELLED, None
                 else:
                     end(message)
                 return _wire.OK, None
@@ -632,6 +699,10 @@ class Agent:
                     index, msg = csp_ext.select((csp_ext.InputGuard(end), _SKIP))
                     if index == 1:
                         return None
+                elif stoppable is not None:
+                    msg = _until_stopped(csp_ext.InputGuard(end), stoppable)
+                    if msg is _STOPPED:
+                        return _wire.CANCELLED, None
                 else:
                     msg = end()
                 try:
@@ -656,6 +727,23 @@ class Agent:
         # Waits (at most the linger) for queued replies to leave; the
         # workers own no socket, so nothing else holds the context.
         self.context.term()
+
+
+_STOPPED = object()
+
+
+def _until_stopped(guard, worker):
+    """Select ``guard`` or the worker's stop: the message read (None for a
+    write), or _STOPPED if the request it serves was cancelled.  A stop left
+    over from a request that completed first is passed over."""
+    guards = (guard, worker.stop_guard)
+    while True:
+        index, msg = csp_ext.select(guards)
+        if index == 0:
+            return msg
+        with worker.lock:
+            if worker.serving in worker.cancelled:
+                return _STOPPED
 
 
 def main():

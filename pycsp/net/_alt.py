@@ -39,7 +39,7 @@ import csp_ext
 
 from .._errors import ChannelSocketException
 from . import _wire
-from ._remote import _link_to, message_frames
+from ._remote import _link_to, keep_late, kept, message_frames, take_kept
 
 
 class RemoteInputGuard:
@@ -88,6 +88,11 @@ def choose(guards, fair=False):
     ``guards``: in scan order, each RemoteInputGuard, RemoteOutputGuard,
     SkipGuard or TimeoutGuard."""
     order = _fair_order(guards) if fair else list(range(len(guards)))
+    if kept:  # a read that a signal handler interrupted took this message after all
+        for position in order:
+            guard = guards[position]
+            if isinstance(guard, RemoteInputGuard) and guard.end in kept:
+                return _chose(guards, (position, take_kept(guard.end)))
     alternation = next(_party.alternations)
     armed = {}  # link -> True: homes that keep a guard of this alternation
     carried = {}  # position -> the ends its message carries (output guards)
@@ -110,7 +115,7 @@ def choose(guards, fair=False):
                 # Before the ARM leaves: if its reply never comes (Ctrl-C), the
                 # home may keep the guard all the same, and only DISARM drops it.
                 armed[link] = True
-            outcome = _arm(guard, position, alternation, try_only, carried)
+            outcome = _arm(link, guard, position, alternation, try_only, carried)
             if outcome is not None:
                 if not held_before:
                     armed.pop(link, None)  # it answered: it keeps nothing of this one
@@ -149,7 +154,7 @@ def _ends_early(guards, order, position):
                for p in later)
 
 
-def _arm(guard, position, alternation, try_only, carried_by):
+def _arm(link, guard, position, alternation, try_only, carried_by):
     """ARM one guard at its home: (message,) if it committed, None if armed."""
     end = guard.end
     end._check()
@@ -159,7 +164,11 @@ def _arm(guard, position, alternation, try_only, carried_by):
         frames, carried = message_frames(end.channel, guard.msg)
         carried_by[position] = carried
         body += frames
-    header, reply = end.channel._request(_wire.ARM, end.number, body)
+    try:
+        header, reply = link.request(_wire.ARM, end.number, body)
+    except BaseException:
+        keep_late(end, link, carried)  # it committed at once after all
+        raise
     if header.op == _wire.ARMED:
         return None
     return (_committed(guard, header, reply, carried),)
@@ -221,7 +230,13 @@ def _answer(guards, link, claim, alternation, carried):
     alternation, which ended: the home dropped it on that one's DISARM)."""
     if claim.seq != alternation:
         return None
-    header, reply = link.request(_wire.ANSWER, claim.ref)
+    try:
+        header, reply = link.request(_wire.ANSWER, claim.ref)
+    except BaseException:
+        late = link.late
+        if late is not None and 0 <= late[0].ref < len(guards):  # it committed after all
+            keep_late(guards[late[0].ref].end, link, carried.get(late[0].ref, ()))
+        raise
     if header.op == _wire.RELEASED:
         return None
     position = header.ref

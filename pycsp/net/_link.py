@@ -141,7 +141,33 @@ def send_frames(socket: zmq.Socket, frames: list) -> None:
     last = len(frames) - 1
     send = socket.send
     for index, frame in enumerate(frames):
-        send(frame, SNDMORE if index < last else 0, copy=False)
+        try:
+            send(frame, SNDMORE if index < last else 0, copy=False)
+        except zmq.ZMQError:
+            raise
+        except BaseException:
+            send_rest(socket, frames[index + 1:])
+            raise
+
+
+def send_rest(socket: zmq.Socket, frames: list) -> None:
+    """The frames left of a message whose send a signal handler interrupted
+    (pyzmq runs handlers in its calls, before or after the frame is queued):
+    never half a message, which would take in the next one's frames.  Had the
+    interrupted frame not been queued, these arrive as a message of their own,
+    which a home drops (it does not parse) or refuses (a body without a frame)."""
+    last = len(frames) - 1
+    for index, frame in enumerate(frames):
+        while True:
+            try:
+                socket.send(frame, SNDMORE if index < last else 0, copy=False)
+                break
+            except zmq.ZMQError:
+                return
+            except BaseException:
+                # yet another handler: sent again (twice at worst: a body that
+                # the home refuses, where half a message would swallow the next)
+                continue
 
 
 def receive_rest(socket: zmq.Socket, frames: list) -> list:

@@ -20,6 +20,7 @@ longer leaves it at the home when it ends.
 from __future__ import annotations
 
 import atexit
+import collections
 import itertools
 import os
 import random
@@ -35,6 +36,8 @@ from ..processes import _fork
 from . import _heartbeat, _link, _settings, _wire
 
 _LAST_REPLY_GRACE_MS = 200
+# Raised by a request itself, not by a signal handler in its wait.
+_NOT_INTERRUPTIONS = (ChannelSocketException, TimeoutError, zmq.ZMQError)
 _send, _recv, _zmq_poll = _link.raw_send, _link.raw_recv, _link.zmq_poll
 _LEAVE_TIMEOUT = 1.0
 
@@ -118,6 +121,9 @@ class _Link:
         self.beating = False  # this process sends the home heartbeats
         self.lost = False
         self.claims = []  # CLAIMs that came while waiting for a reply (``_alt``)
+        # The reply of the last request that a signal handler interrupted, if
+        # it completed at the home all the same (``_withdraw``), else None.
+        self.late = None
         self.busy = 0  # requests and alternations of this thread using it now (``_link_to``)
         self.poll_items = [(self.socket, zmq.POLLIN), (self.monitor, zmq.POLLIN)]
 
@@ -164,63 +170,115 @@ class _Link:
         Until the first handshake succeeded, waits at most 0.9.2's
         SOCKETS_CONNECT_TIMEOUT for it (ChannelConnectException)."""
         if self.lost or _heartbeat.is_fenced(self.address):
+            self.late = None
             raise self._lost()
         self.busy += 1
         try:
             self.seq = seq = self.seq + 1
-            self._send_request(_wire.pack(op, _incarnation, self.pid, self.stream, seq, ref), body)
-            if timeout is None and self.handshaken:
-                reply = self._await_reply(seq)
-                if reply is not None:
-                    return reply
-            deadline = None if timeout is None else time.monotonic() + timeout
-            handshake_by = None if self.handshaken else time.monotonic() + self.connect_timeout
-            while True:
-                if deadline is None and handshake_by is None:
-                    wait = None
-                else:
-                    ends = [t for t in (deadline, handshake_by) if t is not None]
-                    wait = max(0.0, min(ends) - time.monotonic()) * 1000
-                ready = _zmq_poll(self.poll_items, -1 if wait is None else int(wait))
-                replied = any(what is self.socket for what, _ in ready)
-                if not ready:
-                    if deadline is not None and time.monotonic() >= deadline:
-                        raise TimeoutError
-                    if handshake_by is not None and not self.handshaken:
-                        raise self._no_handshake()
-                elif not replied or len(ready) > 1:  # the monitor has news
-                    self._note_events()
-                    if self.handshaken:
-                        handshake_by = None
-                    if self.lost and not replied:
-                        # A reply that the home sent just before it ended may be
-                        # behind the event that says so: a moment for it to come.
-                        replied = bool(self.socket.poll(_LAST_REPLY_GRACE_MS))
-                if replied:
-                    reply = self._receive()
-                    header = _wire.parse(reply[0], _wire.FROM_HOME)
-                    if header is not None and header.op == _wire.CLAIM:
-                        self.claims.append(header)  # for the alternation that armed it
-                    elif header is not None and header.seq == seq:
-                        if not self.handshaken:
-                            self.handshaken = True
-                            self._beat()
-                        if header.op == _wire.FENCED:
-                            _heartbeat.fence(self.address)
-                            raise self._lost()
-                        return header, reply[1:]
-                    if self.lost and not self.socket.poll(_LAST_REPLY_GRACE_MS):
-                        raise self._lost()  # that was not the reply, and nothing more comes
-                elif self.lost:
-                    raise self._lost()
+            try:
+                self._send_request(_wire.pack(op, _incarnation, self.pid, self.stream, seq, ref),
+                                   body)
+                if timeout is None and self.handshaken:
+                    reply = self._await_reply(seq)
+                    if reply is not None:
+                        return reply
+                return self._wait_for_reply(seq, timeout)
+            except _NOT_INTERRUPTIONS:
+                self.late = None
+                raise
+            except BaseException:
+                # A signal handler raised (pyzmq runs them in its calls): take
+                # the request back, as pycsp.processes withdraws a blocked
+                # operation's offers, or learn that it completed first.
+                self.late = self._withdraw(seq)
+                raise
         finally:
             self.busy -= 1
 
+    def _withdraw(self, seq):
+        """Take back the request ``seq``, which a signal handler interrupted:
+        its reply if it completed at the home first (the caller keeps what it
+        brought: ``late``), else None (withdrawn there, never sent, or the
+        home is lost).  The home answers a CANCEL at once: CANCELLED, or the
+        request's own reply, already on its way."""
+        if not self.handshaken:
+            return None  # nothing of it was served: the home was not even reached
+        while True:
+            try:
+                self.send_only(_wire.CANCEL, seq)
+                break
+            except _NOT_INTERRUPTIONS:
+                return None
+            except BaseException:
+                continue  # another handler raised: a CANCEL more is harmless
+        while True:
+            try:
+                reply = self._await_reply(seq)
+                if reply is None:  # the monitor has news
+                    self._note_events()
+                    if self.lost:
+                        return None
+                    continue
+            except _NOT_INTERRUPTIONS:
+                return None
+            except BaseException:
+                continue  # another handler raised: this one is being taken back all the same
+            return None if reply[0].op == _wire.CANCELLED else reply
+
+    def _wait_for_reply(self, seq, timeout):
+        """The general wait of a request: the handshake, a timeout, the monitor's news."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        handshake_by = None if self.handshaken else time.monotonic() + self.connect_timeout
+        while True:
+            if deadline is None and handshake_by is None:
+                wait = None
+            else:
+                ends = [t for t in (deadline, handshake_by) if t is not None]
+                wait = max(0.0, min(ends) - time.monotonic()) * 1000
+            ready = _zmq_poll(self.poll_items, -1 if wait is None else int(wait))
+            replied = any(what is self.socket for what, _ in ready)
+            if not ready:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError
+                if handshake_by is not None and not self.handshaken:
+                    raise self._no_handshake()
+            elif not replied or len(ready) > 1:  # the monitor has news
+                self._note_events()
+                if self.handshaken:
+                    handshake_by = None
+                if self.lost and not replied:
+                    # A reply that the home sent just before it ended may be
+                    # behind the event that says so: a moment for it to come.
+                    replied = bool(self.socket.poll(_LAST_REPLY_GRACE_MS))
+            if replied:
+                reply = self._receive()
+                header = _wire.parse(reply[0], _wire.FROM_HOME)
+                if header is not None and header.op == _wire.CLAIM:
+                    self.claims.append(header)  # for the alternation that armed it
+                elif header is not None and header.seq == seq:
+                    if not self.handshaken:
+                        self.handshaken = True
+                        self._beat()
+                    if header.op == _wire.FENCED:
+                        _heartbeat.fence(self.address)
+                        raise self._lost()
+                    return header, reply[1:]
+                if self.lost and not self.socket.poll(_LAST_REPLY_GRACE_MS):
+                    raise self._lost()  # that was not the reply, and nothing more comes
+            elif self.lost:
+                raise self._lost()
+
     def _send_request(self, header, body):
-        """A request's frames: the header, then the body (None, bytes, or frames)."""
+        """A request's frames: the header, then the body (None, bytes, or frames).
+        A signal handler that raises inside a send is raised once the other
+        frames are sent (``_link.send_rest``)."""
         socket = self.socket
         if type(body) is bytes:  # the usual body, without send_frames' checks
-            _send(socket, header, _link.SNDMORE, False)
+            try:
+                _send(socket, header, _link.SNDMORE, False)
+            except BaseException:
+                _link.send_rest(socket, [body])
+                raise
             _send(socket, body, 0, False)
         elif body is None:
             _send(socket, header, 0, False)
@@ -558,9 +616,16 @@ class RemoteChannelEndRead(_RemoteEnd):
     def __call__(self, *args, **kwargs):
         if args or kwargs:
             raise TypeError(_READER_CALL)
+        if kept and self in kept:
+            return take_kept(self)
         if self.retired:
             self._check()
-        header, reply = _link_to(self.channel.address).request(_wire.READ, self.number)
+        link = _link_to(self.channel.address)
+        try:
+            header, reply = link.request(_wire.READ, self.number)
+        except BaseException:
+            keep_late(self, link, ())
+            raise
         if header.op == _wire.DATA:
             return _wire.loads(reply)
         self._outcome(header, reply)
@@ -583,14 +648,54 @@ class RemoteChannelEndWrite(_RemoteEnd):
         if self.retired:
             self._check()
         frames, carried = message_frames(self.channel, msg)
-        header, reply = _link_to(self.channel.address).request(
-            _wire.WRITE, self.number, frames[0] if len(frames) == 1 else frames)
+        link = _link_to(self.channel.address)
+        try:
+            header, reply = link.request(_wire.WRITE, self.number,
+                                         frames[0] if len(frames) == 1 else frames)
+        except BaseException:
+            keep_late(self, link, carried)
+            raise
         if header.op != _wire.OK:
             self._outcome(header, reply)
             raise ChannelSocketException(self.channel.address, f"pycsp.net: unexpected reply "
                                          f"{header.op} to a write")
         for end in carried:  # a reader has them now, not this program
             end.moved = True
+
+
+# Messages that reads took at their homes after all, when a signal handler had
+# raised in them (``_Link._withdraw``): each end's, for its next read (or the
+# next alternation over it) before any other, as pycsp.processes would never
+# have taken them.
+kept: dict[_RemoteEnd, collections.deque] = {}
+
+
+def keep_late(end, link, carried):
+    """After a signal handler raised in an operation of ``end`` through
+    ``link``: what the operation did at its home all the same stays done (a
+    message read is kept for the end's next read; the ends a message written
+    carried are the reader's now)."""
+    late, link.late = link.late, None
+    if late is None:
+        return
+    header, body = late
+    if header.op == _wire.DATA:
+        try:
+            message = _wire.loads(body)
+        except Exception:
+            return  # not for this program: as a read of it would have raised
+        kept.setdefault(end, collections.deque()).append(message)
+    elif header.op == _wire.OK:
+        for moved in carried:
+            moved.moved = True
+
+
+def take_kept(end):
+    messages = kept[end]
+    message = messages.popleft()
+    if not messages:
+        del kept[end]
+    return message
 
 
 # The remote ends that the message being written by this thread carries:

@@ -51,13 +51,17 @@ VERSION = 1
 # Requests (program -> home)
 HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE, HOLD, PING, BYE = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 ARM, DISARM, ANSWER = 11, 12, 13  # alternation across homes (``_alt``, ``_arms``)
+# A read or write given up by its process (a signal handler raised in its
+# wait): withdraw it if it has not completed (ref: its seq).  No reply of its
+# own: the request given up is answered CANCELLED, or as usual if too late.
+CANCEL = 14
 REQUESTS = frozenset((HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE, HOLD, PING, BYE,
-                      ARM, DISARM, ANSWER))
+                      ARM, DISARM, ANSWER, CANCEL))
 # Replies (home -> program)
 OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED, FENCED = 20, 21, 22, 23, 24, 25, 26, 27
-ARMED, RELEASED = 29, 30
+ARMED, RELEASED, CANCELLED = 29, 30, 31
 REPLIES = frozenset((OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED, FENCED,
-                     ARMED, RELEASED))
+                     ARMED, RELEASED, CANCELLED))
 # Sent by a home unasked, to a process whose alternation it armed: "may this
 # guard commit?" (seq: the alternation, ref: the claim's number).
 CLAIM = 28
