@@ -437,3 +437,52 @@ def test_a_read_that_completed_at_its_home_before_its_cancel_keeps_its_message(t
         "FIRST reply to 1", "INTERRUPTED", "KEPT reply to 2", "NEXT reply to 4",
         f"OPS [{_wire.READ}, {_wire.READ}, {_wire.CANCEL}, {_wire.READ}]"], \
         result.stdout + result.stderr
+
+
+def test_an_alternation_interrupted_after_its_yes_keeps_what_the_home_committed(tmp_path):
+    """A signal handler raised while the alternation awaited the home's answer to
+    its yes (ANSWER), and the home had committed the guard: the message read is the
+    end's next read's (it used to be dropped with the answer)."""
+    result = run_script(FAKE_HOME + textwrap.dedent("""
+        import signal
+        seen = []
+
+        def serve():
+            while True:
+                identity, header, *body = home.recv_multipart()
+                request = _wire.parse(header, _wire.REQUESTS)
+                seen.append(request.op)
+                reply = None
+                if request.op == _wire.READ:
+                    reply = (_wire.DATA, request.seq, 0, f"read {request.seq}")
+                elif request.op == _wire.ARM:
+                    _, alternation, position, _ = _wire.ARM_BODY.unpack(body[0])
+                    home.send_multipart([identity, _wire.pack(_wire.ARMED, 0, 1, request.stream,
+                                                              request.seq)])
+                    claim = _wire.pack(_wire.CLAIM, 0, 1, request.stream, alternation, 7)
+                    home.send_multipart([identity, claim])
+                elif request.op == _wire.CANCEL:  # of the ANSWER, which committed first
+                    reply = (_wire.DATA, request.ref, position, "committed")
+                if reply is not None:
+                    op, seq, ref, message = reply
+                    home.send_multipart([identity, _wire.pack(op, 0, 1, request.stream, seq,
+                                                              ref), *_wire.dumps(message)])
+
+        threading.Thread(target=serve, daemon=True).start()
+        channel = _remote._rebuild_channel("A", ("127.0.0.1", port), 0, 0)
+        cin = _remote.RemoteChannelEndRead(channel, 1, held=False)
+        print("FIRST", cin(), flush=True)
+        signal.signal(signal.SIGALRM, signal.default_int_handler)
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        try:
+            pycsp.AltSelect(pycsp.InputGuard(cin))
+        except KeyboardInterrupt:
+            print("INTERRUPTED", flush=True)
+        print("KEPT", cin(), flush=True)
+        print("OPS", seen, flush=True)
+    """), timeout=30)
+    lines = result.stdout.splitlines()
+    assert lines[:3] == ["FIRST read 1", "INTERRUPTED", "KEPT committed"], \
+        result.stdout + result.stderr
+    # (then the alternation's DISARM, which may come after this line)
+    assert lines[3].startswith(f"OPS {[_wire.READ, _wire.ARM, _wire.ANSWER, _wire.CANCEL]}"[:-1])
