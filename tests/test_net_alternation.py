@@ -123,8 +123,11 @@ def test_priselect_takes_the_first_ready_guard_across_homes(key_file):
             a = +pycsp.Channel("A", connect=("127.0.0.1", PORT[0]))
             b = +pycsp.Channel("B", connect=("127.0.0.1", PORT[1]))
             c = +pycsp.Channel("C", connect=("127.0.0.1", PORT[2]))
-            time.sleep(0.5)  # the writers of B and C wait by now
-            print("GOT", [pycsp.PriSelect(a, b, c)[1] for _ in range(5)], flush=True)
+            got = []
+            for _ in range(5):
+                time.sleep(0.3)  # the writers of B and C wait (again) by now
+                got.append(pycsp.PriSelect(a, b, c)[1])
+            print("GOT", got, flush=True)
         """, key_file, (port_a, port_b, port_c))
         assert values(out, "GOT") == [["b"] * 5]
     finally:

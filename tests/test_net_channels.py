@@ -776,3 +776,49 @@ def test_an_interrupted_read_queued_behind_another_threads_read_is_withdrawn_at_
         assert code == 0, err
     finally:
         stop(proc)
+
+
+def test_a_reply_lost_to_a_handler_in_its_receive_leaves_nothing_waiting(key_file):
+    """A handler that raises inside pyzmq's receive of a read's reply (the frame taken
+    off the socket already): the CANCEL that follows finds the read answered, and
+    the home's answer to the CANCEL ends the wait (it used to wait for ever for a
+    reply that had come).  That message is lost with the frame; the next read
+    gets the next one."""
+    proc, port = start_home("""
+        A = pycsp.Channel("A", buffer=2)
+        print("PORT", A.address[1], flush=True)
+        cout = -A
+        cout("lost with its frame")
+        cout("next")
+        cin = +pycsp.Channel("DONE")
+        cin()
+    """, key_file)
+    try:
+        out = run_peer("""
+            from pycsp.net import _remote
+            a_in = +pycsp.Channel("A", connect=("127.0.0.1", PORT))
+            done = -pycsp.Channel("DONE", connect=("127.0.0.1", PORT))
+            received, interrupt = _remote._recv, [True]
+
+            def receive_then_interrupt(socket, flags, copy):
+                frame = received(socket, flags, copy)
+                if interrupt:  # as a handler that pyzmq ran once the frame was taken
+                    interrupt.clear()
+                    raise KeyboardInterrupt
+                return frame
+
+            _remote._recv = receive_then_interrupt
+            try:
+                a_in()
+                print("NOT INTERRUPTED", flush=True)
+            except KeyboardInterrupt:
+                pass
+            _remote._recv = received
+            print("GOT", repr(a_in()), flush=True)
+            done("done")
+        """, key_file, port, timeout=30)
+        assert values(out, "GOT") == ["next"], out
+        code, _, err = finish(proc)
+        assert code == 0, err
+    finally:
+        stop(proc)

@@ -67,8 +67,11 @@ from ._arms import Arms, error_text, hand_back_if_taken
 from ._liveness import PeerWatch
 
 # Run as ``python -c BOOT ARENA_FD``: maps the arena before pycsp.processes
-# is imported (it would make a new one otherwise).
-BOOT = ("import sys, csp_ext; csp_ext.shm_attach(int(sys.argv[1])); "
+# is imported (it would make a new one otherwise).  A terminal's Ctrl-C
+# reaches the whole foreground process group: the agent leaves it to the
+# program, which may go on (it ends the agent by closing its stdin).
+BOOT = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "import sys, csp_ext; csp_ext.shm_attach(int(sys.argv[1])); "
         "from pycsp.net import _agent; _agent.main()")
 
 
@@ -107,10 +110,12 @@ class _Worker:
     A request that its process gives up (CANCEL) is withdrawn: skipped if
     the worker has not started it, else its operation is a select with a
     guard on the worker's own channel, which the main thread writes to stop
-    it (``cancel``).  ``serving`` and ``cancelled`` (request keys: incarnation,
-    pid, stream, seq) are shared with the main thread under ``lock``."""
+    it (``cancel``).  ``queued``, ``serving`` and ``cancelled`` (request keys:
+    incarnation, pid, stream, seq) are shared with the main thread under
+    ``lock``: a request neither queued nor being served is completed (its
+    reply may still wait to be sent), and too late to withdraw."""
 
-    __slots__ = ("requests", "stops", "stop_guard", "lock", "serving", "cancelled")
+    __slots__ = ("requests", "stops", "stop_guard", "lock", "queued", "serving", "cancelled")
 
     def __init__(self):
         self.requests = queue.SimpleQueue()
@@ -119,7 +124,8 @@ class _Worker:
         self.stops = stops.writer()
         self.stop_guard = csp_ext.InputGuard(stops.reader())
         self.lock = threading.Lock()
-        self.serving = None
+        self.queued = set()  # given to it, not started
+        self.serving = None  # started, not completed
         self.cancelled = set()
 
 
@@ -151,6 +157,7 @@ class Agent:
         self.joins = {}  # end number -> _Join
         self.idle_workers = []  # _Worker (main thread's)
         self.with_workers = {}  # request key -> the _Worker that has it (``cancel``)
+        self.cancel_acks = {}  # request key -> its CANCEL, answered after it (``cancel``)
         # Join numbers are handed out in order (under ``homing``): a number
         # handed out that names no join now was retired through one holder,
         # and another may still name it (an end sent on and used after): it
@@ -390,21 +397,25 @@ class Agent:
                 number, join, header, frames = self.replies.get_nowait()
             except queue.Empty:
                 return
-            self.with_workers.pop((header.incarnation, header.pid, header.stream, header.seq),
-                                  None)
+            key = (header.incarnation, header.pid, header.stream, header.seq)
+            self.with_workers.pop(key, None)
+            cancel = self.cancel_acks.pop(key, None) if self.cancel_acks else None
             if frames is None:
                 pass  # a request cancelled before its worker came to it: answered then
             elif self.watch.is_dead(header.incarnation):
                 _link.send_frames(self.router, self.fenced_reply(frames[0], header))
             else:
                 _link.send_frames(self.router, frames)
+                if cancel is not None:  # its CANCEL's answer, after its own
+                    self.reply(frames[0], cancel, _wire.OK)
             join.pending -= 1
             join.pending_from[header.incarnation] -= 1
             if not join.pending_from[header.incarnation]:
                 del join.pending_from[header.incarnation]
             if not join.pending:
                 self.release_worker(join)
-            self.after(number, join, header.op)
+            if frames is not None:  # (a request skipped did nothing)
+                self.after(number, join, header.op)
 
     def take_request(self):
         router = self.router
@@ -562,28 +573,38 @@ class Agent:
         join.pending_from[header.incarnation] += 1
         if join.worker is None:
             join.worker = self.idle_workers.pop() if self.idle_workers else self.new_worker()
-        self.with_workers[(header.incarnation, header.pid, header.stream, header.seq)] = join.worker
-        join.worker.requests.put((number, join, identity, header, body, message, carried))
+        worker = join.worker
+        key = (header.incarnation, header.pid, header.stream, header.seq)
+        self.with_workers[key] = worker
+        with worker.lock:
+            worker.queued.add(key)
+        worker.requests.put((number, join, identity, header, body, message, carried))
 
     def cancel(self, identity, header, last_seq):
         """CANCEL: withdraw the request ``header.ref`` of that stream if a
         worker still has it, or if it never came (its sender was interrupted
         before it left: ``last_seq`` is the stream's last before the CANCEL);
-        else it was answered, and its reply stands."""
+        else it was answered, and its reply stands.  The CANCEL itself is
+        answered OK after the request's answer (``send_replies`` does it for
+        a request that its worker stops)."""
         key = (header.incarnation, header.pid, header.stream, header.ref)
         worker = self.with_workers.get(key)
-        if worker is not None:
+        if worker is not None:  # its reply is not sent yet
             with worker.lock:
-                worker.cancelled.add(key)
-                started = worker.serving == key
-            if started:  # its select wakes (a full buffer of stops wakes it as well)
-                csp_ext.select((csp_ext.OutputGuard(worker.stops, None), _SKIP))
+                queued, serving = key in worker.queued, worker.serving == key
+                if queued or serving:
+                    worker.cancelled.add(key)
+            if not queued:  # answered after its reply: CANCELLED if stopped, else its outcome
+                self.cancel_acks[key] = header
+                if serving:  # its select wakes (a full buffer of stops wakes it as well)
+                    csp_ext.select((csp_ext.OutputGuard(worker.stops, None), _SKIP))
                 return
-            # else queued behind another request of its join: the worker skips it
+            # queued behind another request of its join: the worker skips it
         elif header.ref <= last_seq:
+            self.reply(identity, header, _wire.OK)  # answered already
             return
-        _link.send_frames(self.router, [identity, _wire.pack(
-            _wire.CANCELLED, 0, self.pid, header.stream, header.ref)])
+        self.reply(identity, header._replace(seq=header.ref), _wire.CANCELLED)
+        self.reply(identity, header, _wire.OK)
 
     def refusal(self, frames, what, size):
         """ERROR's text if a message's ``frames`` of ``size`` bytes cannot be
@@ -630,6 +651,7 @@ class Agent:
             number, join, identity, header, body, message, carried = item
             key = (header.incarnation, header.pid, header.stream, header.seq)
             with worker.lock:
+                worker.queued.discard(key)
                 skipped = key in worker.cancelled
                 worker.cancelled.discard(key)
                 if not skipped:

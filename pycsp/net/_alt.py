@@ -39,7 +39,7 @@ import csp_ext
 
 from .._errors import ChannelSocketException
 from . import _wire
-from ._remote import _link_to, keep_late, kept, message_frames, take_kept
+from ._remote import NOTHING_KEPT, _link_to, keep_late, kept, message_frames, take_kept
 
 
 class RemoteInputGuard:
@@ -91,8 +91,13 @@ def choose(guards, fair=False):
     if kept:  # a read that a signal handler interrupted took this message after all
         for position in order:
             guard = guards[position]
-            if isinstance(guard, RemoteInputGuard) and guard.end in kept:
-                return _chose(guards, (position, take_kept(guard.end)))
+            if isinstance(guard, csp_ext.SkipGuard) or (
+                    isinstance(guard, csp_ext.TimeoutGuard) and guard.seconds <= 0):
+                break  # ready before it, in PriSelect's order
+            if isinstance(guard, RemoteInputGuard):
+                message = take_kept(guard.end)
+                if message is not NOTHING_KEPT:
+                    return _chose(guards, (position, message))
     alternation = next(_party.alternations)
     armed = {}  # link -> True: homes that keep a guard of this alternation
     carried = {}  # position -> the ends its message carries (output guards)

@@ -36,8 +36,11 @@ from ..processes import _fork
 from . import _heartbeat, _link, _settings, _wire
 
 _LAST_REPLY_GRACE_MS = 200
-# Raised by a request itself, not by a signal handler in its wait.
-_NOT_INTERRUPTIONS = (ChannelSocketException, TimeoutError, zmq.ZMQError)
+# The requests taken back when a signal handler raises in them: those that
+# may wait at the home, or commit there.  (A RETIRE, a JOIN, a POISON... is
+# left to its home: its reply is dropped.)
+_WITHDRAWN = frozenset((_wire.READ, _wire.WRITE, _wire.ARM, _wire.ANSWER))
+_NOTHING_RECEIVED = [b""]  # a link's ``received`` once its request took its reply
 _send, _recv, _zmq_poll = _link.raw_send, _link.raw_recv, _link.zmq_poll
 _LEAVE_TIMEOUT = 1.0
 
@@ -66,7 +69,7 @@ agent_process = False
 
 
 def _after_fork_in_child():
-    global _context, _context_pid, _incarnation, _streams, _context_lock, _mine
+    global _context, _context_pid, _incarnation, _streams, _context_lock, _mine, _kept_lock
     _context, _context_pid = None, 0  # the parent's: never used, never closed, here
     # The forking thread's links are the parent's sockets: kept referenced, so
     # that pyzmq never collects them here (it would warn of unclosed sockets).
@@ -75,6 +78,8 @@ def _after_fork_in_child():
     _incarnation = random.getrandbits(63)
     _streams = itertools.count(1)
     _context_lock = threading.Lock()
+    kept.clear()  # the parent's, which it reads itself
+    _kept_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -124,6 +129,10 @@ class _Link:
         # The reply of the last request that a signal handler interrupted, if
         # it completed at the home all the same (``_withdraw``), else None.
         self.late = None
+        self.failing = None  # the exception a request raises itself (``_fail``)
+        # The last message received: a request interrupted before it looked at
+        # it finds its reply here (``_withdraw``).
+        self.received = _NOTHING_RECEIVED
         self.busy = 0  # requests and alternations of this thread using it now (``_link_to``)
         self.poll_items = [(self.socket, zmq.POLLIN), (self.monitor, zmq.POLLIN)]
 
@@ -183,50 +192,64 @@ class _Link:
                     if reply is not None:
                         return reply
                 return self._wait_for_reply(seq, timeout)
-            except _NOT_INTERRUPTIONS:
+            except BaseException as exc:
                 self.late = None
-                raise
-            except BaseException:
-                # A signal handler raised (pyzmq runs them in its calls): take
-                # the request back, as pycsp.processes withdraws a blocked
-                # operation's offers, or learn that it completed first.
-                self.late = self._withdraw(seq)
+                if exc is self.failing or isinstance(exc, zmq.ZMQError):
+                    self.failing = None
+                    raise  # the request's own failure, not a handler's exception
+                if op in _WITHDRAWN:
+                    # A signal handler raised (pyzmq runs them in its calls):
+                    # take the request back, as pycsp.processes withdraws a
+                    # blocked operation's offers, or learn that it completed.
+                    self.late = self._withdraw(seq)
                 raise
         finally:
             self.busy -= 1
+
+    def _fail(self, exc):
+        """``exc``, noted as the request's own failure (``request``: not a
+        signal handler's exception, whatever its type)."""
+        self.failing = exc
+        return exc
 
     def _withdraw(self, seq):
         """Take back the request ``seq``, which a signal handler interrupted:
         its reply if it completed at the home first (the caller keeps what it
         brought: ``late``), else None (withdrawn there, never sent, or the
         home is lost).  The home answers a CANCEL at once: CANCELLED, or the
-        request's own reply, already on its way."""
-        if not self.handshaken:
-            return None  # nothing of it was served: the home was not even reached
+        request's own reply, already on its way; then it acknowledges the CANCEL
+        (so that a reply lost to a handler leaves nothing to wait for)."""
+        header = _wire.parse(self.received[0], _wire.FROM_HOME)
+        if header is not None and header.seq == seq and header.op != _wire.CLAIM:
+            return header, self.received[1:]  # it came, and the handler ran just after
         while True:
             try:
                 self.send_only(_wire.CANCEL, seq)
                 break
-            except _NOT_INTERRUPTIONS:
+            except zmq.ZMQError:
                 return None
             except BaseException:
                 continue  # another handler raised: a CANCEL more is harmless
+        cancel_seq = self.seq
         while True:
             try:
-                reply = self._await_reply(seq)
-                if reply is None:  # the monitor has news
-                    self._note_events()
-                    if self.lost:
-                        return None
-                    continue
-            except _NOT_INTERRUPTIONS:
-                return None
-            except BaseException:
+                # (bounded by the handshake's timeout if the link has not made it yet)
+                reply = self._wait_for_reply(seq, None, cancel_seq)
+            except BaseException as exc:
+                if exc is self.failing or isinstance(exc, zmq.ZMQError):
+                    self.failing = None
+                    return None  # the home is lost, or was never reached
                 continue  # another handler raised: this one is being taken back all the same
+            if reply[0].seq == cancel_seq:
+                # The home acknowledges a CANCEL after the request's own answer:
+                # that never came here (a handler raised in the very receive of
+                # it, which pyzmq had taken off the socket).
+                return None
             return None if reply[0].op == _wire.CANCELLED else reply
 
-    def _wait_for_reply(self, seq, timeout):
-        """The general wait of a request: the handshake, a timeout, the monitor's news."""
+    def _wait_for_reply(self, seq, timeout, or_seq=0):
+        """The general wait of a request: the handshake, a timeout, the monitor's
+        news.  ``or_seq``: the reply to that request ends the wait too."""
         deadline = None if timeout is None else time.monotonic() + timeout
         handshake_by = None if self.handshaken else time.monotonic() + self.connect_timeout
         while True:
@@ -239,9 +262,9 @@ class _Link:
             replied = any(what is self.socket for what, _ in ready)
             if not ready:
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError
+                    raise self._fail(TimeoutError())
                 if handshake_by is not None and not self.handshaken:
-                    raise self._no_handshake()
+                    raise self._fail(self._no_handshake())
             elif not replied or len(ready) > 1:  # the monitor has news
                 self._note_events()
                 if self.handshaken:
@@ -251,22 +274,23 @@ class _Link:
                     # behind the event that says so: a moment for it to come.
                     replied = bool(self.socket.poll(_LAST_REPLY_GRACE_MS))
             if replied:
-                reply = self._receive()
+                self.received = reply = self._receive()
                 header = _wire.parse(reply[0], _wire.FROM_HOME)
                 if header is not None and header.op == _wire.CLAIM:
                     self.claims.append(header)  # for the alternation that armed it
-                elif header is not None and header.seq == seq:
+                elif header is not None and (header.seq == seq or header.seq == or_seq):
                     if not self.handshaken:
                         self.handshaken = True
                         self._beat()
                     if header.op == _wire.FENCED:
                         _heartbeat.fence(self.address)
-                        raise self._lost()
+                        raise self._fail(self._lost())
+                    self.received = _NOTHING_RECEIVED
                     return header, reply[1:]
                 if self.lost and not self.socket.poll(_LAST_REPLY_GRACE_MS):
-                    raise self._lost()  # that was not the reply, and nothing more comes
+                    raise self._fail(self._lost())  # not the reply; nothing more comes
             elif self.lost:
-                raise self._lost()
+                raise self._fail(self._lost())
 
     def _send_request(self, header, body):
         """A request's frames: the header, then the body (None, bytes, or frames).
@@ -285,28 +309,30 @@ class _Link:
         else:
             _link.send_frames(socket, [header, *_link.frames_of(body)])
 
-    def _await_reply(self, seq):
+    def _await_reply(self, seq, or_seq=0):
         """The wait of a request in the steady state (handshaken, no
         timeout): its reply's (header, body frames), or None once the monitor
         has news (the caller's general wait deals with it).  The common case
-        without pyzmq's Python layer: one zmq_poll, the frames, one parse."""
+        without pyzmq's Python layer: one zmq_poll, the frames, one parse.
+        ``or_seq``: the reply to that request ends the wait too."""
         socket, items = self.socket, self.poll_items
         while True:
             ready = _zmq_poll(items, -1)
             if len(ready) != 1 or ready[0][0] is not socket:
                 return None
             first = _recv(socket, 0, False)
-            reply = ([first.bytes] if not first.more
-                     else _link.receive_rest(socket, [first.bytes]))
+            self.received = reply = ([first.bytes] if not first.more
+                                     else _link.receive_rest(socket, [first.bytes]))
             header = _wire.parse(reply[0], _wire.FROM_HOME)
             if header is None:
                 continue
             if header.op == _wire.CLAIM:
                 self.claims.append(header)  # for the alternation that armed it (``_alt``)
-            elif header.seq == seq:
+            elif header.seq == seq or header.seq == or_seq:
                 if header.op == _wire.FENCED:
                     _heartbeat.fence(self.address)
-                    raise self._lost()
+                    raise self._fail(self._lost())
+                self.received = _NOTHING_RECEIVED  # (not to hold a big message's frames)
                 return header, reply[1:]
 
     def send_only(self, op, ref=0, body=None):
@@ -616,8 +642,10 @@ class RemoteChannelEndRead(_RemoteEnd):
     def __call__(self, *args, **kwargs):
         if args or kwargs:
             raise TypeError(_READER_CALL)
-        if kept and self in kept:
-            return take_kept(self)
+        if kept:
+            message = take_kept(self)
+            if message is not NOTHING_KEPT:
+                return message
         if self.retired:
             self._check()
         link = _link_to(self.channel.address)
@@ -627,7 +655,12 @@ class RemoteChannelEndRead(_RemoteEnd):
             keep_late(self, link, ())
             raise
         if header.op == _wire.DATA:
-            return _wire.loads(reply)
+            try:
+                return _wire.loads(reply)
+            except BaseException:  # a handler that raised in it, or the message itself
+                link.late = header, reply
+                keep_late(self, link, ())  # (if it loads now, for the next read)
+                raise
         self._outcome(header, reply)
         raise ChannelSocketException(self.channel.address, f"pycsp.net: unexpected reply "
                                      f"{header.op} to a read")
@@ -668,6 +701,8 @@ class RemoteChannelEndWrite(_RemoteEnd):
 # next alternation over it) before any other, as pycsp.processes would never
 # have taken them.
 kept: dict[_RemoteEnd, collections.deque] = {}
+_kept_lock = threading.Lock()
+NOTHING_KEPT = object()
 
 
 def keep_late(end, link, carried):
@@ -684,18 +719,23 @@ def keep_late(end, link, carried):
             message = _wire.loads(body)
         except Exception:
             return  # not for this program: as a read of it would have raised
-        kept.setdefault(end, collections.deque()).append(message)
+        with _kept_lock:
+            kept.setdefault(end, collections.deque()).append(message)
     elif header.op == _wire.OK:
         for moved in carried:
             moved.moved = True
 
 
 def take_kept(end):
-    messages = kept[end]
-    message = messages.popleft()
-    if not messages:
-        del kept[end]
-    return message
+    """The end's first kept message, or NOTHING_KEPT (another thread took it)."""
+    with _kept_lock:
+        messages = kept.get(end)
+        if not messages:
+            return NOTHING_KEPT
+        message = messages.popleft()
+        if not messages:
+            del kept[end]
+        return message
 
 
 # The remote ends that the message being written by this thread carries:

@@ -52,8 +52,8 @@ VERSION = 1
 HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE, HOLD, PING, BYE = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 ARM, DISARM, ANSWER = 11, 12, 13  # alternation across homes (``_alt``, ``_arms``)
 # A read or write given up by its process (a signal handler raised in its
-# wait): withdraw it if it has not completed (ref: its seq).  No reply of its
-# own: the request given up is answered CANCELLED, or as usual if too late.
+# wait): withdraw it if it has not completed (ref: its seq).  The request
+# given up is answered CANCELLED, or as usual if too late; then the CANCEL OK.
 CANCEL = 14
 REQUESTS = frozenset((HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE, HOLD, PING, BYE,
                       ARM, DISARM, ANSWER, CANCEL))
