@@ -399,32 +399,44 @@ def test_a_write_answered_with_a_reply_it_does_not_expect_raises(tmp_path):
     assert result.stdout.split() == ["RAISED", "RAISED"], result.stdout + result.stderr
 
 
+# A hand-played home that answers each request with ``respond(identity, request,
+# body)`` (its ops in ``seen``), a reader end ``cin`` of its channel 1 read once (the
+# link is handshaken then), and SIGALRM raising KeyboardInterrupt 0.3 s from then.
+SERVED_THEN_INTERRUPTED = """
+    import signal
+    seen = []
+
+    def answer(identity, request, op, seq, ref=0, message=None, frames=()):
+        body = _wire.dumps(message) if message is not None else list(frames)
+        home.send_multipart([identity, _wire.pack(op, 0, 1, request.stream, seq, ref), *body])
+
+    def serve():
+        while True:
+            identity, header, *body = home.recv_multipart()
+            request = _wire.parse(header, _wire.REQUESTS)
+            seen.append(request.op)
+            respond(identity, request, body)
+
+    threading.Thread(target=serve, daemon=True).start()
+    channel = _remote._rebuild_channel("A", ("127.0.0.1", port), 0, 0)
+    cin = _remote.RemoteChannelEndRead(channel, 1, held=False)
+    print("FIRST", cin(), flush=True)
+    signal.signal(signal.SIGALRM, signal.default_int_handler)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+"""
+
+
 def test_a_read_that_completed_at_its_home_before_its_cancel_keeps_its_message(tmp_path):
     """A signal handler raised in a read, whose home had served it already when the
     CANCEL came: the message it took is the end's next read's, with no request
     (it used to be dropped with the reply)."""
     result = run_script(FAKE_HOME + textwrap.dedent("""
-        import signal
-        seen = []
-
-        def serve():
-            while True:
-                identity, header, *body = home.recv_multipart()
-                request = _wire.parse(header, _wire.REQUESTS)
-                seen.append(request.op)
-                if request.op == _wire.READ and len(seen) == 2:
-                    continue  # the read to interrupt: answered once its CANCEL came
-                seq = request.ref if request.op == _wire.CANCEL else request.seq
-                data = _wire.dumps(f"reply to {seq}")  # the message's frames
-                home.send_multipart([identity, _wire.pack(_wire.DATA, 0, 1, request.stream,
-                                                          seq), *data])
-
-        threading.Thread(target=serve, daemon=True).start()
-        channel = _remote._rebuild_channel("A", ("127.0.0.1", port), 0, 0)
-        cin = _remote.RemoteChannelEndRead(channel, 1, held=False)
-        print("FIRST", cin(), flush=True)
-        signal.signal(signal.SIGALRM, signal.default_int_handler)
-        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        def respond(identity, request, body):
+            if request.op == _wire.READ and len(seen) == 2:
+                return  # the read to interrupt: answered once its CANCEL came
+            seq = request.ref if request.op == _wire.CANCEL else request.seq
+            answer(identity, request, _wire.DATA, seq, message=f"reply to {seq}")
+    """) + textwrap.dedent(SERVED_THEN_INTERRUPTED) + textwrap.dedent("""
         try:
             cin()
         except KeyboardInterrupt:
@@ -444,36 +456,19 @@ def test_an_alternation_interrupted_after_its_yes_keeps_what_the_home_committed(
     its yes (ANSWER), and the home had committed the guard: the message read is the
     end's next read's (it used to be dropped with the answer)."""
     result = run_script(FAKE_HOME + textwrap.dedent("""
-        import signal
-        seen = []
+        position = None
 
-        def serve():
-            while True:
-                identity, header, *body = home.recv_multipart()
-                request = _wire.parse(header, _wire.REQUESTS)
-                seen.append(request.op)
-                reply = None
-                if request.op == _wire.READ:
-                    reply = (_wire.DATA, request.seq, 0, f"read {request.seq}")
-                elif request.op == _wire.ARM:
-                    _, alternation, position, _ = _wire.ARM_BODY.unpack(body[0])
-                    home.send_multipart([identity, _wire.pack(_wire.ARMED, 0, 1, request.stream,
-                                                              request.seq)])
-                    claim = _wire.pack(_wire.CLAIM, 0, 1, request.stream, alternation, 7)
-                    home.send_multipart([identity, claim])
-                elif request.op == _wire.CANCEL:  # of the ANSWER, which committed first
-                    reply = (_wire.DATA, request.ref, position, "committed")
-                if reply is not None:
-                    op, seq, ref, message = reply
-                    home.send_multipart([identity, _wire.pack(op, 0, 1, request.stream, seq,
-                                                              ref), *_wire.dumps(message)])
-
-        threading.Thread(target=serve, daemon=True).start()
-        channel = _remote._rebuild_channel("A", ("127.0.0.1", port), 0, 0)
-        cin = _remote.RemoteChannelEndRead(channel, 1, held=False)
-        print("FIRST", cin(), flush=True)
-        signal.signal(signal.SIGALRM, signal.default_int_handler)
-        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        def respond(identity, request, body):
+            global position
+            if request.op == _wire.READ:
+                answer(identity, request, _wire.DATA, request.seq, message=f"read {request.seq}")
+            elif request.op == _wire.ARM:
+                _, alternation, position, _ = _wire.ARM_BODY.unpack(body[0])
+                answer(identity, request, _wire.ARMED, request.seq)
+                answer(identity, request, _wire.CLAIM, alternation, 7)
+            elif request.op == _wire.CANCEL:  # of the ANSWER, which committed first
+                answer(identity, request, _wire.DATA, request.ref, position, "committed")
+    """) + textwrap.dedent(SERVED_THEN_INTERRUPTED) + textwrap.dedent("""
         try:
             pycsp.AltSelect(pycsp.InputGuard(cin))
         except KeyboardInterrupt:
