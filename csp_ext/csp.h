@@ -324,6 +324,7 @@ int csp_shared_select(const csp_alt_guard *gs, Py_ssize_t n, Py_ssize_t *chosen,
 int csp_shm_init_module(PyObject *m);
 int csp_shm_arena_init_module(PyObject *m);
 int csp_shm_channel_init_module(PyObject *m);
+int csp_shm_quiescence_init_module(PyObject *m);
 int csp_shm_proxy_init_module(PyObject *m);   /* shared/proxy.c */
 
 /* alt.c */

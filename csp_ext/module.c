@@ -152,7 +152,7 @@ csp_exec(PyObject *m)
     if (csp_task_init_module(m) < 0 || csp_channel_init_module(m) < 0 ||
         csp_alt_init_module(m) < 0 || csp_green_init_module(m) < 0 ||
         csp_shm_arena_init_module(m) < 0 || csp_shm_init_module(m) < 0 || csp_shm_channel_init_module(m) < 0 ||
-        csp_shm_proxy_init_module(m) < 0 ||
+        csp_shm_proxy_init_module(m) < 0 || csp_shm_quiescence_init_module(m) < 0 ||
         csp_faults_init_module(m) < 0 || csp_errors_init_module(m) < 0)
         goto error;
     int r = pthread_atfork(NULL, NULL, after_fork_in_child);

@@ -237,6 +237,7 @@ record_blocked(void *self, int64_t noffers, double deadline)
 {
     shm_waiter *w = self;
     w->noffers = noffers;
+    atomic_store_explicit(&w->idle_op, deadline < 0 ? w->op_number : 0, memory_order_release);
     if (w->service || !offers_reachable(w, noffers))
         shm_waiter_mark_blocked(w, deadline);
 }
@@ -310,8 +311,13 @@ record_describe(void *self)
     shm_hdr_lock();
     unsigned long long generation = shm_hdr->deadlock_generation;
     long long woken = shm_hdr->deadlock_woken;
+    const char *scope = "shared";
+    if (generation && generation == shm_hdr->run_deadlock_generation) {
+        scope = "run";   /* across programs: shared/quiescence.c */
+        generation = shm_hdr->run_deadlock;
+    }
     shm_lock_release(&shm_hdr->lock);
-    return Py_BuildValue("(sKLN)", "shared", generation, woken, waits);
+    return Py_BuildValue("(sKLN)", scope, generation, woken, waits);
 }
 
 static const csp_waiting as_record = {

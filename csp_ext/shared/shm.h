@@ -63,6 +63,13 @@ typedef struct {
      * record freed and made again starts from zero, its seqs must not). */
     _Atomic uint32_t vm_last_seq;
     uint32_t vm_pad;
+    /* pycsp.net's messages to and from other programs (not heartbeats):
+     * a deadlock across programs needs none in flight (shared/quiescence.c). */
+    _Atomic uint64_t net_sent, net_received;
+    /* The deadlock generation that was a run's (under the lock), and the
+     * run's number for it, the same in every program of the run: their
+     * reports are gathered as one. */
+    uint64_t run_deadlock_generation, run_deadlock;
 } shm_header;
 
 /* One per OS process (per thread that uses channels). */
@@ -106,6 +113,13 @@ typedef struct shm_waiter {
      * never wakes it, for it serves other programs, not this one's CSP. */
     int32_t service;
     _Atomic shm_off vm_handoff;
+    /* Whether it is idle for a deadlock across programs (shared/quiescence.c):
+     * the operation (op_number) that blocks without a deadline, reachable
+     * channels included; and a wait for another program's answer (a remote
+     * operation's reply, a node's result), numbered in remote_waits. */
+    _Atomic uint32_t idle_op;
+    _Atomic int32_t remote_waiting;
+    _Atomic uint32_t remote_waits;
 } shm_waiter;
 
 /* The record of a proxy offer (shared/proxy.c): where a party of another

@@ -65,6 +65,7 @@ import csp_ext
 from . import _link, _mobile, _wire
 from ._arms import Arms, error_text, hand_back_if_taken
 from ._liveness import PeerWatch
+from ._quiescence import RunWatch
 
 # Run as ``python -c BOOT ARENA_FD``: maps the arena before pycsp.processes
 # is imported (it would make a new one otherwise).  A terminal's Ctrl-C
@@ -131,6 +132,7 @@ class _Worker:
 
 _IDLE_WORKERS = 4
 _send, _recv, _zmq_poll = _link.raw_send, _link.raw_recv, _link.zmq_poll
+_net_sent, _net_received = csp_ext.shm_net_sent, csp_ext.shm_net_received
 _SKIP = csp_ext.SkipGuard()
 _NOT_READ = object()  # a WRITE's message left for the worker to unpickle
 _INLINE_UNPICKLE_LIMIT = 64 * 1024  # bigger messages are unpickled off the main loop
@@ -177,6 +179,7 @@ class Agent:
         os.set_blocking(self.wake_out, False)
         self.dropped = 0
         self.arms = Arms(self)  # remote parties' alternations (``_arms``)
+        self.run = RunWatch()  # the nodes this program started (``_quiescence``)
 
     def bind(self, host, port, timeout, retry_delay):
         """Bind the home socket, retrying a taken port until ``timeout`` (0.9.2's
@@ -233,6 +236,8 @@ class Agent:
             return self.reclaim(name)
         if kind == "channel":
             return self.channels.get(name)
+        if kind == "member":
+            return self.run.member(name, thing)
         raise ValueError(f"no registry request {kind!r}")
 
     # -- mobile ends (any thread) ------------------------------------------
@@ -403,8 +408,10 @@ class Agent:
             if frames is None:
                 pass  # a request cancelled before its worker came to it: answered then
             elif self.watch.is_dead(header.incarnation):
+                _net_sent()
                 _link.send_frames(self.router, self.fenced_reply(frames[0], header))
             else:
+                _net_sent()
                 _link.send_frames(self.router, frames)
                 if cancel is not None:  # its CANCEL's answer, after its own
                     self.reply(frames[0], cancel, _wire.OK)
@@ -432,7 +439,15 @@ class Agent:
         if header is None or not _link.authenticated(header_frame, self.security):
             self.dropped += 1
             return
+        op = header.op
+        if op not in _wire.CONTROL:
+            _net_received()
+        elif op == _wire.STATUS:  # a node of this program's run (no heartbeats of its own)
+            self.reply(identity, header, _wire.OK, self.run.report(body))
+            return
         if not self.watch.heard(header.incarnation, header.pid):
+            if op not in _wire.CONTROL:
+                _net_sent()
             _link.send_frames(router, self.fenced_reply(identity, header))
             return
         sender = (header.incarnation, header.pid, header.stream)
@@ -441,7 +456,6 @@ class Agent:
             self.dropped += 1  # a duplicate: served once already
             return
         self.last_seq[sender] = header.seq
-        op = header.op
         if op == _wire.WRITE or op == _wire.READ:  # the usual request, first
             join = self.joins.get(header.ref)
             if join is not None:
@@ -501,6 +515,8 @@ class Agent:
 
     def reply(self, identity, header, op, body=None, ref=0, home=0):
         head = _wire.pack(op, home, self.pid, header.stream, header.seq, ref)
+        if header.op not in _wire.CONTROL:
+            _net_sent()
         if body is None or type(body) is bytes:  # the usual replies, without send_frames
             router = self.router
             _send(router, identity, _link.SNDMORE, False)
@@ -734,6 +750,10 @@ class Agent:
             if op == _wire.RETIRE:
                 end.retire()
             return _wire.OK, None
+        except csp_ext.DeadlockError as exc:  # every program of the run is blocked
+            # (_quiescence): the run's number for it, for the report there
+            key = getattr(exc, "deadlock", (("run", 0, 0),))[0]
+            return _wire.DEADLOCKED, str(key[2] if key[0] == "run" else 0).encode()
         except csp_ext.ChannelPoisonException:
             return _wire.POISONED, None
         except csp_ext.ChannelRetireException:

@@ -207,6 +207,7 @@ class Arms:
     def claim(self, arm, match):
         """Ask ``arm``'s party whether the guard may commit (it answers with ANSWER)."""
         arm.claimed = True
+        csp_ext.shm_net_sent()
         _link.send_frames(self.agent.router, [
             arm.identity, _wire.pack(_wire.CLAIM, self.agent.home, self.agent.pid, arm.stream,
                                      arm.alternation, match.number)])

@@ -23,10 +23,12 @@ from __future__ import annotations
 import itertools
 import os
 import pickle
+import random
 import struct
 import subprocess
 import sys
 
+import csp_ext
 from csp_ext import ShmChannel
 
 from .._ends import find_ends, map_leaves, retire_all
@@ -136,7 +138,14 @@ class _OnHost:
         self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
         settings = _settings.current()
         security = settings.security
+        # Where the node reports to the root of the run, in a closed run
+        # (_quiescence); a node's own nodes are not reported to the root.
+        self.member = random.getrandbits(63) or 1
+        run = None
+        if _settings.closed_run():
+            run = (_node.this_node().address, self.member)
         self.handover = pickle.dumps({
+            "run": run,
             "function": _function_reference(fn),
             "args": _for_host(args, where), "kwargs": _for_host(dict(kwargs), where),
             "curve": security.curve, "keys": tuple(security.keys) if security.keys else None,
@@ -154,6 +163,11 @@ class _OnHost:
         # the handover carries where their channels are homed.
         host, argv, handover = self.where, self.argv, self.handover
 
+        # A member of the run from before it starts until its answer is read:
+        # meanwhile its waits are the node's (it reports them to the root).
+        node = _node.current() if not _settings.is_node() else None
+        if node is not None:
+            node.ask("member", self.member, True)
         # stderr is this process's: what the function prints there, and the
         # launcher's own complaints, show up as they come.
         proc = _launch.start(argv, handover, stdout=subprocess.PIPE)
@@ -164,11 +178,14 @@ class _OnHost:
                 # The node holds joins of its own now; these ends here stood
                 # for them until then (so that no channel retired meanwhile).
                 retire_all(args, kwargs)
-                frame = _read_frame(proc.stdout)
+                frame = _wait_for_answer(proc.stdout) if node is not None else \
+                    _read_frame(proc.stdout)
             if frame is not None and frame[0] == _RESULT:
                 outcome = pickle.loads(frame[1])
             code = proc.wait()
         finally:
+            if node is not None:
+                node.ask("member", self.member, False)
             proc.stdout.close()
             try:
                 proc.stdin.close()   # the node's cue to end, if it has not
@@ -210,6 +227,15 @@ def _read_frame(stream):
         return None
     body = stream.read(size)
     return (kind, body) if len(body) == size else None
+
+
+def _wait_for_answer(stream):
+    """The node's answer: a wait for another program (``_quiescence``)."""
+    csp_ext.shm_remote_wait(True)
+    try:
+        return _read_frame(stream)
+    finally:
+        csp_ext.shm_remote_wait(False)
 
 
 def write_frame(fd: int, kind: bytes, body: bytes = b"") -> None:

@@ -42,6 +42,10 @@ _LAST_REPLY_GRACE_MS = 200
 _WITHDRAWN = frozenset((_wire.READ, _wire.WRITE, _wire.ARM, _wire.ANSWER))
 _NOTHING_RECEIVED = [b""]  # a link's ``received`` once its request took its reply
 _send, _recv, _zmq_poll = _link.raw_send, _link.raw_recv, _link.zmq_poll
+# For a deadlock across programs (``_quiescence``): this thread waits for a
+# home's answer; a message to or from a home (the arrival ends such a wait).
+_remote_wait = csp_ext.shm_remote_wait
+_net_sent, _net_received = csp_ext.shm_net_sent, csp_ext.shm_net_received
 _LEAVE_TIMEOUT = 1.0
 
 
@@ -187,6 +191,7 @@ class _Link:
             try:
                 self._send_request(_wire.pack(op, _incarnation, self.pid, self.stream, seq, ref),
                                    body)
+                _remote_wait(True)  # (its reply's arrival ends it: _net_received)
                 if timeout is None and self.handshaken:
                     reply = self._await_reply(seq)
                     if reply is not None:
@@ -204,6 +209,7 @@ class _Link:
                     self.late = self._withdraw(seq)
                 raise
         finally:
+            _remote_wait(False)
             self.busy -= 1
 
     def _fail(self, exc):
@@ -278,6 +284,7 @@ class _Link:
                 header = _wire.parse(reply[0], _wire.FROM_HOME)
                 if header is not None and header.op == _wire.CLAIM:
                     self.claims.append(header)  # for the alternation that armed it
+                    _remote_wait(True)
                 elif header is not None and (header.seq == seq or header.seq == or_seq):
                     if not self.handshaken:
                         self.handshaken = True
@@ -287,6 +294,8 @@ class _Link:
                         raise self._fail(self._lost())
                     self.received = _NOTHING_RECEIVED
                     return header, reply[1:]
+                else:
+                    _remote_wait(True)  # not its reply: an older request's
                 if self.lost and not self.socket.poll(_LAST_REPLY_GRACE_MS):
                     raise self._fail(self._lost())  # not the reply; nothing more comes
             elif self.lost:
@@ -297,6 +306,7 @@ class _Link:
         A signal handler that raises inside a send is raised once the other
         frames are sent (``_link.send_rest``)."""
         socket = self.socket
+        _net_sent()
         if type(body) is bytes:  # the usual body, without send_frames' checks
             try:
                 _send(socket, header, _link.SNDMORE, False)
@@ -323,10 +333,11 @@ class _Link:
             first = _recv(socket, 0, False)
             self.received = reply = ([first.bytes] if not first.more
                                      else _link.receive_rest(socket, [first.bytes]))
+            _net_received()
             header = _wire.parse(reply[0], _wire.FROM_HOME)
             if header is None:
-                continue
-            if header.op == _wire.CLAIM:
+                pass
+            elif header.op == _wire.CLAIM:
                 self.claims.append(header)  # for the alternation that armed it (``_alt``)
             elif header.seq == seq or header.seq == or_seq:
                 if header.op == _wire.FENCED:
@@ -334,6 +345,7 @@ class _Link:
                     raise self._fail(self._lost())
                 self.received = _NOTHING_RECEIVED  # (not to hold a big message's frames)
                 return header, reply[1:]
+            _remote_wait(True)  # not its reply: wait on
 
     def send_only(self, op, ref=0, body=None):
         """Send a request without waiting for its reply: the reply is dropped
@@ -370,7 +382,10 @@ class _Link:
         """A reply's frames, as bytes, but a big one as the zmq.Frame received:
         not copied (a message's out-of-band buffers become views of it)."""
         first = _recv(self.socket, 0, False)
-        return _link.receive_rest(self.socket, [first.bytes]) if first.more else [first.bytes]
+        frames = (_link.receive_rest(self.socket, [first.bytes]) if first.more
+                  else [first.bytes])
+        _net_received()
+        return frames
 
     def _no_handshake(self):
         host, port = self.address
@@ -528,6 +543,12 @@ class _RemoteEnd:
             raise csp_ext.ChannelPoisonException(f"channel {self.channel.name!r} is poisoned")
         if header.op == _wire.RETIRED:
             raise csp_ext.ChannelRetireException(f"channel {self.channel.name!r} is retired")
+        if header.op == _wire.DEADLOCKED:  # every program of the run is blocked (_quiescence)
+            from .._deadlock import make_error
+
+            number = int(reply[0]) if reply and bytes(reply[0]).isdigit() else 0
+            raise make_error(("run", number, -1, [((0, repr(self.channel.name)),
+                                                   self.is_writer)]), False)
         if header.op == _wire.ERROR:
             raise ChannelSocketException(self.channel.address, "pycsp.net: the home refused: "
                                          + (reply[0].decode("utf-8", "replace") if reply else ""))

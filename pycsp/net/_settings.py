@@ -146,3 +146,18 @@ def _resolve() -> Settings:
                     float(config.get(_network.SOCKETS_BIND_RETRY_DELAY)),
                     float(_asked.get("linger", DEFAULT_LINGER)),
                     *_heartbeat_of(_asked))
+
+
+def closed_run() -> bool:
+    """Whether no program but this one and the nodes it starts can reach its
+    channels: CurveZMQ with keys made for the run (no key file), in a program
+    that was not itself started as a node.  Only then is a run's deadlock
+    across programs detected (``_quiescence``)."""
+    settings = current()
+    return (settings.security.curve and "handed_over" not in _asked
+            and not (_asked.get("key_file") or os.environ.get("PYCSP_NET_KEY_FILE")))
+
+
+def is_node() -> bool:
+    """Whether this program was started on a host by another (pycsp.net.node)."""
+    return "handed_over" in _asked

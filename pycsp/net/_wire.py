@@ -55,13 +55,21 @@ ARM, DISARM, ANSWER = 11, 12, 13  # alternation across homes (``_alt``, ``_arms`
 # wait): withdraw it if it has not completed (ref: its seq).  The request
 # given up is answered CANCELLED, or as usual if too late; then the CANCEL OK.
 CANCEL = 14
+# A node's report to the root of its run (``_quiescence``): whether all its
+# processes are blocked; the reply says whether every program of the run is.
+STATUS = 15
 REQUESTS = frozenset((HELLO, JOIN, WRITE, READ, RETIRE, POISON, LEAVE, HOLD, PING, BYE,
-                      ARM, DISARM, ANSWER, CANCEL))
+                      ARM, DISARM, ANSWER, CANCEL, STATUS))
+# Requests that are not the program's CSP: heartbeats and reports.  Neither
+# they nor their replies count as messages between programs (``_quiescence``).
+CONTROL = frozenset((PING, BYE, STATUS))
 # Replies (home -> program)
 OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED, FENCED = 20, 21, 22, 23, 24, 25, 26, 27
 ARMED, RELEASED, CANCELLED = 29, 30, 31
+# Every program of the run is blocked for good: the operation raises DeadlockError.
+DEADLOCKED = 32
 REPLIES = frozenset((OK, DATA, POISONED, RETIRED, NO_CHANNEL, ERROR, REFUSED, FENCED,
-                     ARMED, RELEASED, CANCELLED))
+                     ARMED, RELEASED, CANCELLED, DEADLOCKED))
 # Sent by a home unasked, to a process whose alternation it armed: "may this
 # guard commit?" (seq: the alternation, ref: the claim's number).
 CLAIM = 28

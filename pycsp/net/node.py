@@ -89,6 +89,10 @@ def main() -> int:
 
     _settings.adopt_handover(handover["curve"], handover["keys"], handover.get("heartbeat"))
     _exit_when_fenced()
+    if handover.get("run"):
+        from ._quiescence import report_to_root
+
+        report_to_root(*handover["run"])
     try:
         fn = _load_function(*handover["function"])
         args = _rebuild(handover["args"])
