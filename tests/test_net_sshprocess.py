@@ -100,6 +100,34 @@ def test_a_process_on_another_host_reads_and_writes_channels_homed_here(hosts):
 
 
 @pytest.mark.timeout(120)
+def test_a_deadlock_across_the_program_and_two_hosts_raises_everywhere(hosts):
+    """Every process waits on a channel or for another host's answer: the
+    program's Parallel raises DeadlockError listing the blocked processes of
+    all hosts (tests/test_net_run_deadlock.py has the cases on one host)."""
+    result = run_program(hosts, """
+        @pycsp.sshprocess(ssh_host="h1")
+        def relay(cin, cout):
+            cout(cin())
+
+        @pycsp.sshprocess(ssh_host="h2")
+        def relay_too(cin, cout):
+            cout(cin())
+
+        if __name__ == "__main__":
+            pycsp.configure(host=os.environ["TEST_GATEWAY"])
+            a, b, c = pycsp.Channel("a"), pycsp.Channel("b"), pycsp.Channel("c")
+            try:
+                # a ring with no message in it: each reads first
+                pycsp.Parallel(relay(+a, -b), relay_too(+b, -c), collect(+c))
+            except pycsp.DeadlockError as error:
+                print(sorted(e.name for e in error.blocked))
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [str(["collect", "relay", "relay_too"])], \
+        result.stdout + result.stderr
+
+
+@pytest.mark.timeout(120)
 def test_a_process_on_another_host_alternates_over_channels_homed_here(hosts):
     """Input guards on two channels homed here, then output guards: exactly one
     commits each time, and every message arrives once."""
@@ -236,7 +264,9 @@ def test_a_host_cut_off_is_host_lost_within_the_ssh_keepalive(hosts, tmp_path):
         @pycsp.sshprocess(ssh_host="h2")
         def stuck(cin):
             cin()
-            cin()     # the host is cut off while this waits
+            while True:  # the host is cut off while this waits (with a
+                # deadline: a wait for good would be the run's deadlock)
+                pycsp.AltSelect(pycsp.InputGuard(cin), pycsp.TimeoutGuard(seconds=0.5))
 
         @pycsp.process
         def once(cout):

@@ -27,9 +27,13 @@ and then serves one ROUTER socket:
   (a message such a writer had offered is never taken; a read that had
   already taken a message when its reader died loses that message: at most
   once), and whatever it sends afterwards is refused (FENCED).
-- The agent counts as a running process for deadlock accounting for as long
-  as it lives: a party in another program may always come, so the program
-  never raises DeadlockError while it homes network channels.
+- The agent's threads count as running for deadlock accounting only while
+  they serve: a process of the program blocked on a channel homed here
+  counts as running (a party in another program may come), so only the
+  program's own channels make its deadlock.  In the root of a run, the agent
+  also gathers its nodes' reports (STATUS, ``_quiescence``) and finds the
+  run's deadlocks; an operation it serves for a party then is answered
+  DEADLOCKED.
 
 Channels are homed by ``_node`` through a shared-memory registry channel
 (any process of the program can write it); the agent stops when its stdin
@@ -133,6 +137,7 @@ class _Worker:
 _IDLE_WORKERS = 4
 _send, _recv, _zmq_poll = _link.raw_send, _link.raw_recv, _link.zmq_poll
 _net_sent, _net_received = csp_ext.shm_net_sent, csp_ext.shm_net_received
+_CONTROL = _wire.CONTROL
 _SKIP = csp_ext.SkipGuard()
 _NOT_READ = object()  # a WRITE's message left for the worker to unpickle
 _INLINE_UNPICKLE_LIMIT = 64 * 1024  # bigger messages are unpickled off the main loop
@@ -440,13 +445,13 @@ class Agent:
             self.dropped += 1
             return
         op = header.op
-        if op not in _wire.CONTROL:
+        if op not in _CONTROL:
             _net_received()
         elif op == _wire.STATUS:  # a node of this program's run (no heartbeats of its own)
             self.reply(identity, header, _wire.OK, self.run.report(body))
             return
         if not self.watch.heard(header.incarnation, header.pid):
-            if op not in _wire.CONTROL:
+            if op not in _CONTROL:
                 _net_sent()
             _link.send_frames(router, self.fenced_reply(identity, header))
             return
@@ -515,7 +520,7 @@ class Agent:
 
     def reply(self, identity, header, op, body=None, ref=0, home=0):
         head = _wire.pack(op, home, self.pid, header.stream, header.seq, ref)
-        if header.op not in _wire.CONTROL:
+        if header.op not in _CONTROL:
             _net_sent()
         if body is None or type(body) is bytes:  # the usual replies, without send_frames
             router = self.router
