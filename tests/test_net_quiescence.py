@@ -11,7 +11,9 @@ from pycsp.net import _quiescence  # noqa: E402
 from pycsp.net._quiescence import _ANSWER, _REPORT, RunWatch  # noqa: E402
 
 IDLE = (0, 0xF00D, 5, 7)  # a node: nothing busy, sent 5, received 7
-ROOT_IDLE = (0, 0xBEEF, 7, 5)  # the root: the other side of the same messages
+# The root: the other side of the same messages; one member stands here
+# (a process waiting for its node); what was blocked (for the break).
+ROOT_IDLE = (0, 0xBEEF, 7, 5, 1, b"blocked")
 
 
 @pytest.fixture
@@ -19,8 +21,11 @@ def root(monkeypatch):
     """The root's own report (``state["root"]``) and the deadlocks it broke."""
     state = {"root": ROOT_IDLE, "broken": []}
     monkeypatch.setattr(_quiescence.csp_ext, "shm_run_snapshot", lambda exclude: state["root"])
-    monkeypatch.setattr(_quiescence.csp_ext, "shm_break_run_deadlock",
-                        lambda number: state["broken"].append(number))
+    def break_it(number, blocked):
+        assert blocked == state["root"][5]  # the root's own snapshot of that wave
+        state["broken"].append(number)
+
+    monkeypatch.setattr(_quiescence.csp_ext, "shm_break_run_deadlock", break_it)
     return state
 
 
@@ -45,8 +50,9 @@ def test_two_waves_alike_with_everything_blocked_and_nothing_in_flight_break_it(
 
 @pytest.mark.parametrize("node, root_facts", [
     ((1, 0xF00D, 5, 7), ROOT_IDLE),           # a process of the node is busy
-    (IDLE, (1, 0xBEEF, 7, 5)),                # one of the root's is
-    ((0, 0xF00D, 6, 7), (0, 0xBEEF, 7, 5)),   # a message of the node's is on its way
+    (IDLE, (1, 0xBEEF, 7, 5, 1, b"")),        # one of the root's is
+    ((0, 0xF00D, 6, 7), ROOT_IDLE),           # a message of the node's is on its way
+    (IDLE, (0, 0xBEEF, 7, 5, 2, b"")),        # a node started by another agent here
 ])
 def test_a_busy_process_or_a_message_in_flight_is_no_deadlock(root, node, root_facts):
     root["root"] = root_facts
@@ -66,7 +72,7 @@ def test_a_change_between_two_waves_is_no_deadlock(root):
     report(watch, 1, IDLE)
     report(watch, 1, (0, 0xF00E, 5, 7))
     assert root["broken"] == []
-    root["root"] = (0, 0xBEE0, 7, 5)  # the root's own
+    root["root"] = (0, 0xBEE0, 7, 5, 1, b"")  # the root's own
     report(watch, 1, (0, 0xF00E, 5, 7))
     assert root["broken"] == []
     report(watch, 1, (0, 0xF00E, 5, 7))
@@ -82,6 +88,7 @@ def test_a_report_taken_before_the_epoch_began_does_not_count(root):
 
 
 def test_every_member_must_report_and_a_member_that_ends_starts_the_waves_again(root):
+    root["root"] = (0, 0xBEEF, 7, 5, 2, b"")
     watch = RunWatch()
     watch.member(1, True)
     watch.member(2, True)
@@ -91,7 +98,7 @@ def test_every_member_must_report_and_a_member_that_ends_starts_the_waves_again(
     report(watch, 2, (0, 1, 0, 0))
     report(watch, 1, IDLE)
     watch.member(3, True)
-    watch.member(3, False)  # the waves before it are over other programs
+    watch.member(3, (0, 0))  # the waves before it are over other programs
     report(watch, 1, IDLE)
     report(watch, 2, (0, 1, 0, 0))
     assert root["broken"] == []
@@ -112,4 +119,41 @@ def test_a_report_that_does_not_parse_is_answered_and_ignored(root):
     watch.member(1, True)
     assert _ANSWER.unpack(watch.report([b"junk"]))[0] == watch.epoch
     assert _ANSWER.unpack(watch.report([]))[0] == watch.epoch
+    assert root["broken"] == []
+
+
+def test_the_messages_of_a_member_that_ended_stay_in_the_sums(root):
+    """Node 2 received one message from the root and sent one before it
+    ended: the root's counts keep them, so its last counts must too."""
+    root["root"] = (0, 0xBEEF, 8, 6, 1, b"")  # one more each way, with node 2
+    watch = RunWatch()
+    watch.member(1, True)
+    watch.member(2, True)
+    watch.member(2, (1, 1))  # its last counts: sent 1, received 1
+    for _ in range(2):
+        report(watch, 1, IDLE)
+    assert len(root["broken"]) == 1
+
+
+def test_a_surplus_left_by_a_member_could_hide_a_message_in_flight(root):
+    """Node 2 sent one message more than it received from the others, then
+    ended: without its counts the sums would balance while the root's
+    message to node 1 is on its way (the review's false deadlock)."""
+    root["root"] = (0, 0xBEEF, 8, 6, 1, b"")  # sent 8 (one on its way to node 1)
+    watch = RunWatch()
+    watch.member(1, True)
+    watch.member(2, True)
+    watch.member(2, (1, 0))  # it sent one (received by the root), read none
+    for _ in range(3):
+        report(watch, 1, IDLE)  # node 1: received 7 of the root's 8
+    assert root["broken"] == []
+
+
+def test_a_member_lost_without_its_last_counts_blinds_the_run(root):
+    watch = RunWatch()
+    watch.member(1, True)
+    watch.member(2, True)
+    watch.member(2, None)  # lost: what it sent and received is not known
+    for _ in range(4):
+        report(watch, 1, IDLE)
     assert root["broken"] == []

@@ -136,8 +136,8 @@ def test_breaking_a_run_deadlock_raises_in_the_blocked_process_with_the_runs_num
 
         p = waits(+c)
         def breaker():
-            settled()
-            print("WOKEN", csp_ext.shm_break_run_deadlock(7), flush=True)
+            blocked = settled()[5]
+            print("WOKEN", csp_ext.shm_break_run_deadlock(7, blocked), flush=True)
         import threading
         t = threading.Thread(target=breaker)
         t.start()
@@ -146,3 +146,36 @@ def test_breaking_a_run_deadlock_raises_in_the_blocked_process_with_the_runs_num
         print("KEY", p.return_value)
     """)
     assert "WOKEN 1" in out and "KEY ('run', 0, 7)" in out, out
+
+
+def test_a_break_leaves_alone_a_wait_that_began_after_its_snapshot():
+    """A node learns of the run's deadlock after its processes may have gone
+    on (woken by their homes): only the operations its report saw blocked
+    end, not a later one of the same process, nor one that a commit took."""
+    out = run("""
+        c, d = pycsp.Channel("c"), pycsp.Channel("d")
+
+        @pycsp.process
+        def reads_twice(cin, din):
+            first = cin()                 # blocked at the snapshot; then served
+            try:
+                din()                     # a later wait: not the deadlock's
+                return ("read", first)
+            except pycsp.DeadlockError:
+                return ("FALSE DEADLOCK", first)
+
+        p = reads_twice(+c, +d)
+
+        @pycsp.process
+        def main_side(cout, dout):
+            blocked = settled()[5]        # the reader waits in its first read
+            cout(1)                       # a commit: that read is over
+            time.sleep(0.3)               # its second read waits now
+            print("ASKED", csp_ext.shm_break_run_deadlock(9, blocked), flush=True)
+            time.sleep(0.5)
+            dout(2)
+
+        pycsp.Parallel(p, main_side(-c, -d))
+        print("RESULT", p.return_value)
+    """)
+    assert "ASKED 0" in out and "RESULT ('read', 1)" in out, out

@@ -15,30 +15,28 @@
 #include "csp.h"
 #include "shared/shm.h"
 
+/* The owner thread writes these plainly; others read them racily, as
+ * words (a torn or stale value only makes a snapshot differ or a break
+ * skip a record: see the callers). */
+#define OWNERS(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+/* Whether w is blocked on a channel, in operation `op`, without a deadline. */
+static int
+blocked_in_core(shm_waiter *w, uint32_t op)
+{
+    return atomic_load(&w->inactive)
+           || (op != 0 && atomic_load(&w->status) == CSP_WAITING
+               && atomic_load_explicit(&w->idle_op, memory_order_acquire) == op);
+}
+
 /* Whether w waits for something only another program can bring, or on a
  * channel without a deadline: idle, though n_active counts it running. */
 static int
-idle_but_counted(shm_waiter *w)
+idle_but_counted(shm_waiter *w, uint32_t op)
 {
     if (w->dead || !w->counted || atomic_load(&w->inactive) || w->waits_for_children)
         return 0;   /* not counted in n_active, or counted as blocked already */
-    if (atomic_load(&w->remote_waiting))
-        return 1;
-    uint32_t op = w->op_number;
-    return op != 0 && atomic_load(&w->status) == CSP_WAITING
-           && atomic_load_explicit(&w->idle_op, memory_order_acquire) == op;
-}
-
-/* Whether one of the offers of w's blocked operation is on a channel that
- * other programs use (set once, under the channel's lock, never cleared). */
-static int
-waits_on_reachable(shm_waiter *w)
-{
-    shm_offer *offers = SHM_PTR(shm_offer, w->offers);
-    for (int64_t i = 0; i < w->noffers; i++)
-        if (SHM_PTR(shm_channel, offers[i].chan)->reachable)
-            return 1;
-    return 0;
+    return atomic_load(&w->remote_waiting) || blocked_in_core(w, op);
 }
 
 /* FNV-1a, 64 bits, over one more word. */
@@ -52,7 +50,17 @@ mix(uint64_t h, uint64_t word)
     return h;
 }
 
-/* shm_run_snapshot(exclude_self) -> (busy, fingerprint, sent, received) */
+/* A record blocked on a channel at a snapshot: the break ends only those
+ * still in the same operation (one that started waiting after the run's
+ * deadlock, a process woken by it and gone on, is not part of it). */
+typedef struct {
+    uint64_t record;
+    uint64_t op;
+} blocked_op;
+
+/* shm_run_snapshot(exclude_self) -> (busy, fingerprint, sent, received,
+ * members, blocked): blocked packs the blocked_op of every record blocked
+ * on a channel, for shm_break_run_deadlock. */
 static PyObject *
 py_shm_run_snapshot(PyObject *Py_UNUSED(m), PyObject *arg)
 {
@@ -62,19 +70,37 @@ py_shm_run_snapshot(PyObject *Py_UNUSED(m), PyObject *arg)
     shm_waiter *me = exclude_self ? shm_existing_waiter() : NULL;
     uint64_t fingerprint = 14695981039346656037ULL;
     int64_t idle = 0;
+    Py_ssize_t nblocked = 0, cap = 16;
+    blocked_op *blocked = PyMem_Malloc(sizeof(blocked_op) * (size_t)cap);
+    if (!blocked)
+        return PyErr_NoMemory();
     shm_hdr_lock();
     for (shm_off off = shm_hdr->waiters; off; off = SHM_PTR(shm_waiter, off)->next) {
         shm_waiter *w = SHM_PTR(shm_waiter, off);
+        uint32_t op = OWNERS(w->op_number);
         if (w == me) {
             /* The caller (the root's agent, serving the question) is not
              * one of the processes it asks about. */
             idle += w->counted && !atomic_load(&w->inactive) && !w->waits_for_children;
             continue;
         }
-        int is_idle = idle_but_counted(w);
+        int is_idle = idle_but_counted(w, op);
         idle += is_idle;
+        if (!w->dead && blocked_in_core(w, op)) {
+            if (nblocked == cap) {
+                blocked_op *more = PyMem_Realloc(blocked, sizeof(blocked_op) * (size_t)(cap * 2));
+                if (!more) {
+                    shm_lock_release(&shm_hdr->lock);
+                    PyMem_Free(blocked);
+                    return PyErr_NoMemory();
+                }
+                blocked = more;
+                cap *= 2;
+            }
+            blocked[nblocked++] = (blocked_op){off, op};
+        }
         fingerprint = mix(fingerprint, off);
-        fingerprint = mix(fingerprint, ((uint64_t)(uint32_t)w->pid << 32) | w->op_number);
+        fingerprint = mix(fingerprint, ((uint64_t)(uint32_t)OWNERS(w->pid) << 32) | op);
         fingerprint = mix(fingerprint, ((uint64_t)atomic_load(&w->remote_waits) << 32)
                                        | ((uint64_t)w->dead << 4) | ((uint64_t)w->counted << 3)
                                        | ((uint64_t)(atomic_load(&w->inactive) != 0) << 2)
@@ -83,37 +109,59 @@ py_shm_run_snapshot(PyObject *Py_UNUSED(m), PyObject *arg)
         fingerprint = mix(fingerprint, ((uint64_t)(uint32_t)w->credit << 32)
                                        | (uint32_t)w->lingered);
     }
-    int64_t active = atomic_load(&shm_hdr->n_active);
+    /* Work handed between the agent's threads and not taken yet: its taker
+     * still looks idle. */
+    int64_t active = atomic_load(&shm_hdr->n_active) + atomic_load(&shm_hdr->run_handoffs);
     uint64_t sent = atomic_load(&shm_hdr->net_sent);
     uint64_t received = atomic_load(&shm_hdr->net_received);
+    int64_t members = atomic_load(&shm_hdr->run_members);
     shm_lock_release(&shm_hdr->lock);
-    return Py_BuildValue("(LKKK)", (long long)(active - idle), (unsigned long long)fingerprint,
-                         (unsigned long long)sent, (unsigned long long)received);
+    PyObject *packed = PyBytes_FromStringAndSize((const char *)blocked,
+                                                 (Py_ssize_t)sizeof(blocked_op) * nblocked);
+    PyMem_Free(blocked);
+    if (!packed)
+        return NULL;
+    return Py_BuildValue("(LKKKLN)", (long long)(active - idle), (unsigned long long)fingerprint,
+                         (unsigned long long)sent, (unsigned long long)received,
+                         (long long)members, packed);
 }
 
-/* shm_break_run_deadlock(number) -> woken: every program of the run is
- * blocked for good (the run's deadlock `number`): end with DeadlockError
- * every wait of this one on a channel (the agent's workers' too: they answer
- * their parties elsewhere so). */
+/* shm_break_run_deadlock(number, blocked) -> asked: every program of the run
+ * is blocked for good (the run's deadlock `number`): end with DeadlockError
+ * the waits of this one that a snapshot found blocked (`blocked`, from
+ * shm_run_snapshot) and that are still in the same operation (the agent's
+ * workers' too, which answer their parties elsewhere so; not its registry).
+ * Each gives up by itself (shm_ask_to_stop): one that a commit claims first
+ * goes on, as one that a later operation of its thread stands in for. */
 static PyObject *
-py_shm_break_run_deadlock(PyObject *Py_UNUSED(m), PyObject *arg)
+py_shm_break_run_deadlock(PyObject *Py_UNUSED(m), PyObject *args)
 {
-    unsigned long long number = PyLong_AsUnsignedLongLong(arg);
-    if ((number == (unsigned long long)-1 && PyErr_Occurred()) || shm_ensure() < 0)
+    unsigned long long number;
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "Ky*:shm_break_run_deadlock", &number, &view))
         return NULL;
+    if (view.len % (Py_ssize_t)sizeof(blocked_op) || shm_ensure() < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "shm_break_run_deadlock: not a snapshot's blocked");
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    Py_ssize_t n_ops = view.len / (Py_ssize_t)sizeof(blocked_op);
     int64_t n = 0;
     shm_hdr_lock();
     for (shm_off off = shm_hdr->waiters; off; off = SHM_PTR(shm_waiter, off)->next) {
         shm_waiter *w = SHM_PTR(shm_waiter, off);
-        uint32_t op = w->op_number;
-        int blocked = atomic_load(&w->inactive)
-                      || (op != 0 && atomic_load_explicit(&w->idle_op, memory_order_acquire) == op);
-        /* Of the agent's threads, only those serving a party elsewhere (on a
-         * homed channel), not its registry, which waits for this program. */
-        if (w->dead || !blocked || (w->service && !waits_on_reachable(w)) || !shm_waiter_claim(w))
+        uint32_t op = OWNERS(w->op_number);
+        int listed = 0;
+        for (Py_ssize_t i = 0; i < n_ops && !listed; i++) {
+            blocked_op b;
+            memcpy(&b, (const char *)view.buf + i * (Py_ssize_t)sizeof(blocked_op), sizeof(b));
+            listed = b.record == off && b.op == op;
+        }
+        if (!listed || w->dead || w->service == SHM_SERVICE_REGISTRY || !blocked_in_core(w, op))
             continue;
         n++;
-        shm_waiter_finish(w, CSP_DEADLOCK, -1, 0);
+        shm_ask_to_stop(w, op);
     }
     shm_hdr->deadlock_generation++;
     shm_hdr->run_deadlock_generation = shm_hdr->deadlock_generation;
@@ -122,7 +170,24 @@ py_shm_break_run_deadlock(PyObject *Py_UNUSED(m), PyObject *arg)
      * make it whole is not known here. */
     shm_hdr->deadlock_woken = -1;
     shm_lock_release(&shm_hdr->lock);
+    PyBuffer_Release(&view);
     return PyLong_FromLongLong((long long)n);
+}
+
+/* shm_run_count(members, handoffs): a process starts (+1) or stops (-1)
+ * standing for a node of the run; work is handed to another of the agent's
+ * threads (+1) or taken there (-1). */
+static PyObject *
+py_shm_run_count(PyObject *Py_UNUSED(m), PyObject *args)
+{
+    long long members, handoffs;
+    if (!PyArg_ParseTuple(args, "LL:shm_run_count", &members, &handoffs) || shm_ensure() < 0)
+        return NULL;
+    if (members)
+        atomic_fetch_add(&shm_hdr->run_members, members);
+    if (handoffs)
+        atomic_fetch_add(&shm_hdr->run_handoffs, handoffs);
+    Py_RETURN_NONE;
 }
 
 /* shm_remote_wait(waiting): this thread starts (True) or stops (False)
@@ -130,16 +195,20 @@ py_shm_break_run_deadlock(PyObject *Py_UNUSED(m), PyObject *arg)
 static PyObject *
 py_shm_remote_wait(PyObject *Py_UNUSED(m), PyObject *arg)
 {
+    int waiting = PyObject_IsTrue(arg);
+    if (waiting < 0)
+        return NULL;
+    if (!waiting) {   /* (in a finally: never an error of its own) */
+        shm_waiter *w = shm_existing_waiter();
+        if (w)
+            atomic_store(&w->remote_waiting, 0);
+        Py_RETURN_NONE;
+    }
     shm_waiter *w = shm_my_waiter();
     if (!w)
         return NULL;
-    if (arg == Py_True) {
-        atomic_fetch_add_explicit(&w->remote_waits, 1, memory_order_relaxed);
-        atomic_store(&w->remote_waiting, 1);
-    }
-    else {
-        atomic_store(&w->remote_waiting, 0);
-    }
+    atomic_fetch_add_explicit(&w->remote_waits, 1, memory_order_relaxed);
+    atomic_store(&w->remote_waiting, 1);
     Py_RETURN_NONE;
 }
 
@@ -170,11 +239,15 @@ py_shm_net_received(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
 
 static PyMethodDef quiescence_methods[] = {
     {"shm_run_snapshot", py_shm_run_snapshot, METH_O,
-     "shm_run_snapshot(exclude_self) -> (busy, fingerprint, sent, received): this program "
-     "as a deadlock across programs sees it."},
-    {"shm_break_run_deadlock", py_shm_break_run_deadlock, METH_O,
-     "shm_break_run_deadlock(number): every program of the run is blocked (its deadlock "
-     "number): end this one's channel waits with DeadlockError."},
+     "shm_run_snapshot(exclude_self) -> (busy, fingerprint, sent, received, members, "
+     "blocked): this program as a deadlock across programs sees it."},
+    {"shm_break_run_deadlock", py_shm_break_run_deadlock, METH_VARARGS,
+     "shm_break_run_deadlock(number, blocked): every program of the run is blocked (its "
+     "deadlock number): end with DeadlockError this one's channel waits that a snapshot "
+     "found blocked and that still are."},
+    {"shm_run_count", py_shm_run_count, METH_VARARGS,
+     "shm_run_count(members, handoffs): add to the run's members standing here, and to the "
+     "agent's hand-offs between its threads not taken yet."},
     {"shm_remote_wait", py_shm_remote_wait, METH_O,
      "shm_remote_wait(waiting): this thread waits (True) or stops waiting (False) for "
      "another program's answer."},

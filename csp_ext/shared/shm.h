@@ -70,6 +70,9 @@ typedef struct {
      * run's number for it, the same in every program of the run: their
      * reports are gathered as one. */
     uint64_t run_deadlock_generation, run_deadlock;
+    /* Processes standing for a node of the run (its members), and work
+     * handed from one of the agent's threads to another, not taken yet. */
+    _Atomic int64_t run_members, run_handoffs;
 } shm_header;
 
 /* One per OS process (per thread that uses channels). */
@@ -111,7 +114,7 @@ typedef struct shm_waiter {
     _Atomic int32_t vm_reader;
     /* A thread of pycsp.net's agent (csp_ext.shm_serve_quietly): a deadlock
      * never wakes it, for it serves other programs, not this one's CSP. */
-    int32_t service;
+    int32_t service;             /* SHM_SERVICE_*, or 0 */
     _Atomic shm_off vm_handoff;
     /* Whether it is idle for a deadlock across programs (shared/quiescence.c):
      * the operation (op_number) that blocks without a deadline, reachable
@@ -120,7 +123,14 @@ typedef struct shm_waiter {
     _Atomic uint32_t idle_op;
     _Atomic int32_t remote_waiting;
     _Atomic uint32_t remote_waits;
+    _Atomic uint32_t break_op;   /* the operation asked to end with CSP_DEADLOCK */
 } shm_waiter;
+
+/* shm_waiter.service: the agent's threads that serve parties in other
+ * programs (a deadlock across programs ends their waits: they answer those
+ * parties so), and its registry thread, which serves this program's own
+ * processes (nothing ends its wait). */
+enum { SHM_SERVICE_PARTIES = 1, SHM_SERVICE_REGISTRY = 2 };
 
 /* The record of a proxy offer (shared/proxy.c): where a party of another
  * program, alternating on a channel of this arena, stands in the channel's
@@ -207,6 +217,8 @@ void shm_waiter_mark_blocked(shm_waiter *w, double deadline);
 /* w, counted as blocked, counts as running again (under the lock of a
  * channel it waits on, which became reachable from other programs). */
 void shm_waiter_count_as_running(shm_waiter *w);
+/* Ask w's operation `op` to end with CSP_DEADLOCK (it gives up by itself). */
+void shm_ask_to_stop(shm_waiter *w, uint32_t op);
 /* Wait (GIL held on entry/exit) until a peer finishes w, deadline passes
  * (CSP_TIMEOUT) or a signal handler raises (-1).  Offers must be linked.
  * CSP_RETRY: the offers were withdrawn and signal handlers ran; the caller

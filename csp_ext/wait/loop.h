@@ -34,6 +34,9 @@ typedef struct csp_wait_way {
     void (*claimed)(void *self, double *since);
     /* The number of the waiter's current operation (state dumps). */
     uint64_t (*op_number)(const void *self);
+    /* Optional, GIL held: a status that someone asked this wait to give up
+     * with (a deadlock across programs: shared/quiescence.c), or 0. */
+    int (*asked_to_stop)(void *self);
 } csp_wait_way;
 
 /* Sleep on the futex while *word is WAITING, until `until` or a signal;
@@ -83,6 +86,12 @@ csp_wait_for_word(const csp_wait_way *way, void *self, _Atomic uint32_t *word, d
         way->sleep(self, until);
         if (atomic_load(word) != CSP_WAITING)
             continue;   /* finished, or claimed and about to be */
+        int asked = way->asked_to_stop ? way->asked_to_stop(self) : 0;
+        if (asked) {
+            if (way->give_up(self, asked))
+                return asked;
+            continue;
+        }
         if (deadline >= 0 && csp_monotonic() >= deadline) {
             if (way->give_up(self, CSP_TIMEOUT))
                 return CSP_TIMEOUT;

@@ -395,12 +395,33 @@ record_op_number(const void *self)
     return ((const shm_waiter *)self)->op_number;
 }
 
+/* A deadlock across programs asks the operation it found blocked to end
+ * (shm_ask_to_stop): the waiter gives up by itself, as at a timeout, so
+ * that a commit that claims it first wins, and a later operation is left
+ * alone. */
+static int
+record_asked_to_stop(void *self)
+{
+    shm_waiter *w = self;
+    uint32_t asked = atomic_load(&w->break_op);
+    return asked != 0 && asked == w->op_number ? CSP_DEADLOCK : 0;
+}
+
+void
+shm_ask_to_stop(shm_waiter *w, uint32_t op)
+{
+    atomic_store(&w->break_op, op);
+    if (atomic_load(&w->sleeping))
+        wake_waiter(&w->status);   /* (the word stays WAITING: a spurious wake-up there) */
+}
+
 static const csp_wait_way record_way = {
     .slice = 0.1,
     .sleep = record_sleep,
     .give_up = record_give_up,
     .claimed = record_claimed,
     .op_number = record_op_number,
+    .asked_to_stop = record_asked_to_stop,
 };
 
 int
@@ -513,13 +534,16 @@ py_shm_linger_seen(PyObject *Py_UNUSED(m), PyObject *arg)
  * what it does: its reply, the channel end a message carries away), not
  * while it waits for a request (shm_idle) or blocks on a channel. */
 static PyObject *
-py_shm_serve_quietly(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
+py_shm_serve_quietly(PyObject *Py_UNUSED(m), PyObject *args)
 {
+    int registry = 0;
+    if (!PyArg_ParseTuple(args, "|p:shm_serve_quietly", &registry))
+        return NULL;
     shm_waiter *w = shm_my_waiter();
     if (!w)
         return NULL;
     shm_hdr_lock();   /* break_deadlock reads it under the lock */
-    w->service = 1;
+    w->service = registry ? SHM_SERVICE_REGISTRY : SHM_SERVICE_PARTIES;
     shm_lock_release(&shm_hdr->lock);
     Py_RETURN_NONE;
 }
@@ -921,9 +945,9 @@ static PyMethodDef shm_methods[] = {
      "(and, if it crashed, its descendants')."},
     {"shm_linger", py_shm_linger, METH_NOARGS,
      "This process waits for its Spawns after its result: credit a waiting parent."},
-    {"shm_serve_quietly", py_shm_serve_quietly, METH_NOARGS,
-     "shm_serve_quietly(): this thread serves other programs (pycsp.net's agent): "
-     "a deadlock never wakes it."},
+    {"shm_serve_quietly", py_shm_serve_quietly, METH_VARARGS,
+     "shm_serve_quietly(registry=False): this thread serves other programs (pycsp.net's "
+     "agent; registry: the program's own requests to it): a deadlock never wakes it."},
     {"shm_idle", py_shm_idle, METH_O,
      "shm_idle(idle): this thread waits (True) or stops waiting (False) for a request "
      "that only another program can bring: meanwhile it counts as blocked."},

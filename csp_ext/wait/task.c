@@ -244,6 +244,7 @@ static const csp_wait_way thread_way = {
     .give_up = thread_give_up,
     .claimed = NULL,
     .op_number = thread_op_number,
+    .asked_to_stop = NULL,
 };
 
 /* Task.block for OS threads. */

@@ -138,6 +138,7 @@ _IDLE_WORKERS = 4
 _send, _recv, _zmq_poll = _link.raw_send, _link.raw_recv, _link.zmq_poll
 _net_sent, _net_received = csp_ext.shm_net_sent, csp_ext.shm_net_received
 _CONTROL = _wire.CONTROL
+_run_count = csp_ext.shm_run_count
 _SKIP = csp_ext.SkipGuard()
 _NOT_READ = object()  # a WRITE's message left for the worker to unpickle
 _INLINE_UNPICKLE_LIMIT = 64 * 1024  # bigger messages are unpickled off the main loop
@@ -207,7 +208,7 @@ class Agent:
         # It counts as running while it serves a request (the process that
         # asked waits for its reply), but a deadlock never wakes it.
         try:
-            csp_ext.shm_serve_quietly()
+            csp_ext.shm_serve_quietly(True)  # the program's own requests
         finally:
             if counted is not None:
                 counted.set()
@@ -407,6 +408,7 @@ class Agent:
                 number, join, header, frames = self.replies.get_nowait()
             except queue.Empty:
                 return
+            _run_count(0, -1)  # (this thread runs)
             key = (header.incarnation, header.pid, header.stream, header.seq)
             self.with_workers.pop(key, None)
             cancel = self.cancel_acks.pop(key, None) if self.cancel_acks else None
@@ -492,7 +494,10 @@ class Agent:
                 self.note_holder(join, op, body)
                 if op == _wire.HOLD:  # its holder's death poisons it now, not its sender's
                     self.watch.hand_over(header.ref, header.incarnation)
-                self.reply(identity, header, _wire.OK)
+                    # Not answered: its sender never waits for it (an answer it
+                    # might never read would count as in flight for good: _quiescence).
+                else:
+                    self.reply(identity, header, _wire.OK)
             elif op == _wire.ARM:
                 self.arms.arm(identity, header, join, body)
             else:
@@ -599,6 +604,7 @@ class Agent:
         self.with_workers[key] = worker
         with worker.lock:
             worker.queued.add(key)
+        _run_count(0, 1)  # handed over: the worker, idle until it takes it, is not (_quiescence)
         worker.requests.put((number, join, identity, header, body, message, carried))
 
     def cancel(self, identity, header, last_seq):
@@ -669,6 +675,7 @@ class Agent:
                 csp_ext.shm_idle(False)
             if item is None:
                 return
+            _run_count(0, -1)  # taken: this thread runs
             number, join, identity, header, body, message, carried = item
             key = (header.incarnation, header.pid, header.stream, header.seq)
             with worker.lock:
@@ -710,6 +717,7 @@ class Agent:
             op, data = outcome
             frames = [identity, _wire.pack(op, 0, self.pid, header.stream, header.seq),
                       *_link.frames_of(data)]
+        _run_count(0, 1)  # for the main thread, idle until it takes it (_quiescence)
         self.replies.put((number, join, header, frames))
         self.wake()
 

@@ -166,8 +166,10 @@ class _OnHost:
         # A member of the run from before it starts until its answer is read:
         # meanwhile its waits are the node's (it reports them to the root).
         node = _node.current() if not _settings.is_node() else None
+        csp_ext.shm_run_count(1, 0)  # (whether or not a watch of the run knows it)
         if node is not None:
             node.ask("member", self.member, True)
+        last_counts = None
         # stderr is this process's: what the function prints there, and the
         # launcher's own complaints, show up as they come.
         proc = _launch.start(argv, handover, stdout=subprocess.PIPE)
@@ -182,10 +184,14 @@ class _OnHost:
                     _read_frame(proc.stdout)
             if frame is not None and frame[0] == _RESULT:
                 outcome = pickle.loads(frame[1])
+                frame = _read_frame(proc.stdout)  # the node's last counts, as it ends
+                if frame is not None and frame[0] == _COUNTS and len(frame[1]) == _COUNT.size:
+                    last_counts = _COUNT.unpack(frame[1])
             code = proc.wait()
         finally:
             if node is not None:
-                node.ask("member", self.member, False)
+                node.ask("member", self.member, last_counts)
+            csp_ext.shm_run_count(-1, 0)
             proc.stdout.close()
             try:
                 proc.stdin.close()   # the node's cue to end, if it has not
@@ -214,6 +220,10 @@ class _OnHost:
 # JOINED: the node has joined every channel of its arguments (its ends here
 # can go); RESULT: (ok, value), the function's return value or exception.
 _JOINED, _RESULT = b"J", b"R"
+# COUNTS: the messages the node sent and received to and from other programs
+# in all, written last, as it ends (``_quiescence``).
+_COUNTS = b"C"
+_COUNT = struct.Struct("!QQ")
 _FRAME_HEAD = struct.Struct("!8scI")
 
 
@@ -243,6 +253,13 @@ def write_frame(fd: int, kind: bytes, body: bytes = b"") -> None:
     data = _FRAME_HEAD.pack(_RESULT_MAGIC, kind, len(body)) + body
     while data:
         data = data[os.write(fd, data):]
+
+
+def write_last_counts(fd: int) -> None:
+    """In the node, as it ends: its last counts of messages (``_COUNTS``)."""
+    from ._quiescence import last_counts
+
+    write_frame(fd, _COUNTS, _COUNT.pack(*last_counts()))
 
 
 def write_result(fd: int, ok: bool, value) -> None:

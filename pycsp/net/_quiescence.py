@@ -51,17 +51,28 @@ class RunWatch:
         self.lock = threading.Lock()  # the registry thread adds members
         self.members: dict[int, tuple | None] = {}  # member -> its report for this epoch
         self.epoch = 1
-        self.start: tuple | None = None  # the root's own report for this epoch
+        self.start: tuple | None = None  # the root's own snapshot for this epoch
         self.previous: dict | None = None  # the last whole wave
         self.broken = 0  # the epoch of the last deadlock broken
+        # Messages of members that ended (their last counts): the others'
+        # counts of messages with them stay in the sums.
+        self.departed_sent = self.departed_received = 0
+        # A member ended without its last counts (lost, killed): the sums
+        # can never be trusted again in this run.
+        self.blind = False
 
-    def member(self, token: int, joined: bool) -> None:
-        """A node of the run is about to start (``joined``), or has ended."""
+    def member(self, token: int, joined) -> None:
+        """A node of the run is about to start (``joined`` True), or has
+        ended (``joined``: its last (sent, received), or None if unknown)."""
         with self.lock:
-            if joined:
+            if joined is True:
                 self.members[token] = None
-            else:
-                self.members.pop(token, None)
+            elif self.members.pop(token, _GONE) is not _GONE:
+                if joined is None:
+                    self.blind = True
+                else:
+                    self.departed_sent += joined[0]
+                    self.departed_received += joined[1]
             self.previous = None  # a wave is over the same programs
             self._next_epoch()
 
@@ -82,12 +93,16 @@ class RunWatch:
             self.start = csp_ext.shm_run_snapshot(True)
         if not self.members or any(r is None for r in self.members.values()):
             return
+        root = self.start
         wave = dict(self.members)
-        wave[None] = self.start
-        if wave == self.previous and _blocked_for_good(wave):
+        wave[None] = root[:4]
+        # Every process standing for a node in this arena is a member here
+        # (another agent of the program may watch others: it never decides).
+        if (wave == self.previous and not self.blind and root[4] == len(self.members)
+                and _blocked_for_good(wave, self.departed_sent, self.departed_received)):
             self.broken = self.epoch
             self.previous = None
-            csp_ext.shm_break_run_deadlock(self.broken)
+            csp_ext.shm_break_run_deadlock(self.broken, root[5])
         else:
             self.previous = wave
         self._next_epoch()
@@ -99,11 +114,14 @@ class RunWatch:
             self.members[token] = None
 
 
-def _blocked_for_good(wave: dict) -> bool:
+_GONE = object()
+
+
+def _blocked_for_good(wave: dict, departed_sent: int, departed_received: int) -> bool:
     """No program has a process busy, and no message is in flight."""
     return (all(busy == 0 for busy, _, _, _ in wave.values())
-            and sum(sent for _, _, sent, _ in wave.values())
-            == sum(received for _, _, _, received in wave.values()))
+            and departed_sent + sum(sent for _, _, sent, _ in wave.values())
+            == departed_received + sum(received for _, _, _, received in wave.values()))
 
 
 def report_to_root(address: tuple[str, int], token: int) -> None:
@@ -112,6 +130,11 @@ def report_to_root(address: tuple[str, int], token: int) -> None:
     the run deadlocked."""
     threading.Thread(target=_report, args=(address, token), daemon=True,
                      name="pycsp-net-run-report").start()
+
+
+def last_counts() -> tuple[int, int]:
+    """In a node, as it ends: the messages it sent and received in all."""
+    return csp_ext.shm_run_snapshot(False)[2:4]
 
 
 def _report(address, token):
@@ -125,12 +148,16 @@ def _report(address, token):
     socket = _link.connect_to_home(context, settings.security, *address,
                                    (settings.heartbeat_interval, settings.heartbeat_timeout))
     seq, seen, last_broken = 0, 0, None
+    blocked_when = {}  # epoch -> what was blocked in the report for it
     try:
         while True:
             seq += 1
-            facts = csp_ext.shm_run_snapshot(False)
+            busy, fingerprint, sent, received, _, blocked = csp_ext.shm_run_snapshot(False)
+            blocked_when[seen] = blocked
+            for old in [e for e in blocked_when if e < seen - 4]:
+                del blocked_when[old]
             socket.send_multipart([_wire.pack(_wire.STATUS, _incarnation, 0, 0, seq),
-                                   _REPORT.pack(token, seen, *facts)])
+                                   _REPORT.pack(token, seen, busy, fingerprint, sent, received)])
             answer = None
             timeout_ms = int(settings.heartbeat_timeout * 1000)
             while answer is None and socket.poll(timeout_ms):
@@ -144,7 +171,10 @@ def _report(address, token):
                     last_broken = broken  # (a deadlock broken before this node joined)
                 elif broken != last_broken:
                     last_broken = broken
-                    csp_ext.shm_break_run_deadlock(broken)
+                    # Only the waits this node reported blocked in that deadlock
+                    # (its processes woken meanwhile may have gone on).
+                    if broken in blocked_when:
+                        csp_ext.shm_break_run_deadlock(broken, blocked_when[broken])
             threading.Event().wait(_REPORT_INTERVAL)
     except Exception as exc:  # the node goes on; only its run's deadlocks are not seen
         print(f"pycsp.net.node: reports to the root of the run stopped: {exc!r}",

@@ -9,8 +9,8 @@ echoes the sequence number of its request.
 LEAVE tells the home that the program holding an end has ended without
 retiring it: the home no longer waits for it at its own exit (the join
 stays, as a local end that was never retired does).  HOLD tells it that a
-program now holds an end that arrived in a message (``_mobile``); a LEAVE
-counts only from the program that holds the end.
+program now holds an end that arrived in a message (``_mobile``; not
+answered); a LEAVE counts only from the program that holds the end.
 
 ARM, DISARM, ANSWER and CLAIM are an alternation over ends homed in other
 programs (``_alt`` is the alternating side, ``_arms`` the home's): ARM tries

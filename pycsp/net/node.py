@@ -14,6 +14,7 @@ node that learns it makes the node exit at once with ``FENCED_EXIT_STATUS``.
 """
 from __future__ import annotations
 
+import atexit
 import importlib
 import importlib.util
 import os
@@ -81,6 +82,10 @@ def main() -> int:
     from ._launch import read_handover
 
     handover = pickle.loads(read_handover())
+    if handover.get("run"):
+        # The last frame, after everything else the node does at its exit
+        # (atexit runs this first-registered handler last).
+        atexit.register(_last_counts, answer_fd)
     sys.path[:0] = [p for p in handover["sys_path"] if p not in sys.path]
     threading.Thread(target=_watch_launcher, daemon=True, name="pycsp-net-launcher").start()
 
@@ -106,8 +111,19 @@ def main() -> int:
     except BaseException as e:  # the process's exception goes back to Parallel there
         outcome = (False, e)
     write_result(answer_fd, *outcome)
-    os.close(answer_fd)
+    if not handover.get("run"):
+        os.close(answer_fd)
     return 0    # a normal exit: the remote ends leave their homes (atexit)
+
+
+def _last_counts(answer_fd: int) -> None:
+    from ._hosts import write_last_counts
+
+    try:
+        write_last_counts(answer_fd)
+        os.close(answer_fd)
+    except OSError:
+        pass  # the program that started this node is gone
 
 
 def _rebuild(obj):
