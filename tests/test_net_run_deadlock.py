@@ -89,6 +89,41 @@ def test_a_deadlock_of_two_nodes_waiting_on_each_other_raises():
     assert result.stderr.count("REMOTE DEADLOCK") == 2, result.stderr
 
 
+ECHO = """
+@pycsp.sshprocess(ssh_host="localhost")
+def echo(cin, cout, n):
+    for _ in range(n):
+        cout(cin())
+
+@pycsp.process
+def ask(cout, cin, n):
+    for i in range(n):
+        cout(i)
+        assert cin() == i
+    return n
+"""
+
+
+def test_a_deadlock_after_a_node_that_ended_is_still_seen():
+    """A node that talked with the program and ended leaves its last counts
+    there (else the program's counts of messages with it would never balance
+    again, and no later deadlock of the run would be seen)."""
+    result = run_program(functions=ECHO, body="""
+        watchdog(50)
+        a, b = pycsp.Channel("a"), pycsp.Channel("b")
+        p = ask(-a, +b, 50)
+        pycsp.Parallel(echo(+a, -b, 50), p)
+        print("ECHO", p.return_value, flush=True)
+        c, d = pycsp.Channel("c"), pycsp.Channel("d")
+        try:
+            pycsp.Parallel(remote_reader(+c, -d), local_reader(+d))
+        except pycsp.DeadlockError:
+            print("DEADLOCK", flush=True)
+    """)
+    assert "ECHO 50" in result.stdout and "DEADLOCK" in result.stdout, \
+        result.stdout + result.stderr
+
+
 SLOW = """
 @pycsp.sshprocess(ssh_host="localhost")
 def slow_writer(cout, seconds):
@@ -121,19 +156,6 @@ def test_a_run_that_goes_on_is_not_taken_for_a_deadlock():
         result.stdout + result.stderr
 
 
-ECHO = """
-@pycsp.sshprocess(ssh_host="localhost")
-def echo(cin, cout, n):
-    for _ in range(n):
-        cout(cin())
-
-@pycsp.process
-def ask(cout, cin, n):
-    for i in range(n):
-        cout(i)
-        assert cin() == i
-    return n
-"""
 
 
 def test_a_message_in_flight_keeps_the_run_going():

@@ -179,3 +179,33 @@ def test_a_break_leaves_alone_a_wait_that_began_after_its_snapshot():
         print("RESULT", p.return_value)
     """)
     assert "ASKED 0" in out and "RESULT ('read', 1)" in out, out
+
+
+def test_a_node_that_ended_leaves_its_last_counts_here_and_one_lost_leaves_it_busy():
+    """Its standin's program keeps the node's counts (every watch over this
+    arena sums them): the others' counts of messages with it stay balanced.
+    Without them (lost) nothing here can be trusted again: busy for good."""
+    out = run("""
+        first = csp_ext.shm_run_snapshot(True)
+        csp_ext.shm_run_member(True)
+        joined = csp_ext.shm_run_snapshot(True)
+        csp_ext.shm_run_member((3, 2))
+        left = csp_ext.shm_run_snapshot(True)
+        print("MEMBERS", first[4], joined[4], left[4], "HAD", first[7], joined[7])
+        print("COUNTS", left[2] - first[2], left[3] - first[3], "BUSY", left[0])
+        csp_ext.shm_run_member(True)
+        csp_ext.shm_run_member(None)
+        print("LOST BUSY", csp_ext.shm_run_snapshot(True)[0])
+    """)
+    assert "MEMBERS 0 1 0 HAD False True" in out, out
+    assert "COUNTS 3 2 BUSY 0" in out and "LOST BUSY 1" in out, out
+
+
+def test_work_handed_between_the_agents_threads_is_busy_until_taken():
+    out = run("""
+        csp_ext.shm_run_handoff(1)
+        handed = csp_ext.shm_run_snapshot(True)[0]
+        csp_ext.shm_run_handoff(-1)
+        print("BUSY", handed, csp_ext.shm_run_snapshot(True)[0])
+    """)
+    assert "BUSY 1 0" in out, out

@@ -59,8 +59,9 @@ typedef struct {
 } blocked_op;
 
 /* shm_run_snapshot(exclude_self) -> (busy, fingerprint, sent, received,
- * members, blocked): blocked packs the blocked_op of every record blocked
- * on a channel, for shm_break_run_deadlock. */
+ * members, blocked, others, had_members): blocked packs the blocked_op of
+ * every record blocked on a channel, for shm_break_run_deadlock; others is
+ * how many live records there are besides the caller's. */
 static PyObject *
 py_shm_run_snapshot(PyObject *Py_UNUSED(m), PyObject *arg)
 {
@@ -69,7 +70,7 @@ py_shm_run_snapshot(PyObject *Py_UNUSED(m), PyObject *arg)
         return NULL;
     shm_waiter *me = exclude_self ? shm_existing_waiter() : NULL;
     uint64_t fingerprint = 14695981039346656037ULL;
-    int64_t idle = 0;
+    int64_t idle = 0, others = 0;
     Py_ssize_t nblocked = 0, cap = 16;
     blocked_op *blocked = PyMem_Malloc(sizeof(blocked_op) * (size_t)cap);
     if (!blocked)
@@ -86,6 +87,7 @@ py_shm_run_snapshot(PyObject *Py_UNUSED(m), PyObject *arg)
         }
         int is_idle = idle_but_counted(w, op);
         idle += is_idle;
+        others += !w->dead;
         if (!w->dead && blocked_in_core(w, op)) {
             if (nblocked == cap) {
                 blocked_op *more = PyMem_Realloc(blocked, sizeof(blocked_op) * (size_t)(cap * 2));
@@ -111,19 +113,22 @@ py_shm_run_snapshot(PyObject *Py_UNUSED(m), PyObject *arg)
     }
     /* Work handed between the agent's threads and not taken yet: its taker
      * still looks idle. */
-    int64_t active = atomic_load(&shm_hdr->n_active) + atomic_load(&shm_hdr->run_handoffs);
+    int64_t active = atomic_load(&shm_hdr->n_active) + atomic_load(&shm_hdr->run_handoffs)
+                     + atomic_load(&shm_hdr->run_blind);
     uint64_t sent = atomic_load(&shm_hdr->net_sent);
     uint64_t received = atomic_load(&shm_hdr->net_received);
     int64_t members = atomic_load(&shm_hdr->run_members);
+    int had_members = atomic_load(&shm_hdr->run_had_members);
     shm_lock_release(&shm_hdr->lock);
     PyObject *packed = PyBytes_FromStringAndSize((const char *)blocked,
                                                  (Py_ssize_t)sizeof(blocked_op) * nblocked);
     PyMem_Free(blocked);
     if (!packed)
         return NULL;
-    return Py_BuildValue("(LKKKLN)", (long long)(active - idle), (unsigned long long)fingerprint,
-                         (unsigned long long)sent, (unsigned long long)received,
-                         (long long)members, packed);
+    return Py_BuildValue("(LKKKLNLO)", (long long)(active - idle),
+                         (unsigned long long)fingerprint, (unsigned long long)sent,
+                         (unsigned long long)received, (long long)members, packed,
+                         (long long)others, had_members ? Py_True : Py_False);
 }
 
 /* shm_break_run_deadlock(number, blocked) -> asked: every program of the run
@@ -174,19 +179,42 @@ py_shm_break_run_deadlock(PyObject *Py_UNUSED(m), PyObject *args)
     return PyLong_FromLongLong((long long)n);
 }
 
-/* shm_run_count(members, handoffs): a process starts (+1) or stops (-1)
- * standing for a node of the run; work is handed to another of the agent's
- * threads (+1) or taken there (-1). */
+/* shm_run_handoff(delta): work is handed to another of the agent's threads
+ * (+1) or taken there (-1). */
 static PyObject *
-py_shm_run_count(PyObject *Py_UNUSED(m), PyObject *args)
+py_shm_run_handoff(PyObject *Py_UNUSED(m), PyObject *arg)
 {
-    long long members, handoffs;
-    if (!PyArg_ParseTuple(args, "LL:shm_run_count", &members, &handoffs) || shm_ensure() < 0)
+    long long delta = PyLong_AsLongLong(arg);
+    if ((delta == -1 && PyErr_Occurred()) || shm_ensure() < 0)
         return NULL;
-    if (members)
-        atomic_fetch_add(&shm_hdr->run_members, members);
-    if (handoffs)
-        atomic_fetch_add(&shm_hdr->run_handoffs, handoffs);
+    atomic_fetch_add(&shm_hdr->run_handoffs, delta);
+    Py_RETURN_NONE;
+}
+
+/* shm_run_member(last_counts): a process of this program starts standing
+ * for a node of the run (True), or stops: the node ended and sent its last
+ * (sent, received), which join this program's counts so that every watch
+ * of the run over this arena keeps them in its sums; or None: they are not
+ * known, and this program is busy for good. */
+static PyObject *
+py_shm_run_member(PyObject *Py_UNUSED(m), PyObject *arg)
+{
+    unsigned long long sent = 0, received = 0;
+    int joined = arg == Py_True, blind = arg == Py_None;
+    if (!joined && !blind && !PyArg_ParseTuple(arg, "KK:shm_run_member", &sent, &received))
+        return NULL;
+    if (shm_ensure() < 0)
+        return NULL;
+    if (joined) {
+        atomic_store(&shm_hdr->run_had_members, 1);
+        atomic_fetch_add(&shm_hdr->run_members, 1);
+        Py_RETURN_NONE;
+    }
+    if (blind)
+        atomic_store(&shm_hdr->run_blind, 1);
+    atomic_fetch_add(&shm_hdr->net_sent, sent);
+    atomic_fetch_add(&shm_hdr->net_received, received);
+    atomic_fetch_sub(&shm_hdr->run_members, 1);
     Py_RETURN_NONE;
 }
 
@@ -240,14 +268,17 @@ py_shm_net_received(PyObject *Py_UNUSED(m), PyObject *Py_UNUSED(ignored))
 static PyMethodDef quiescence_methods[] = {
     {"shm_run_snapshot", py_shm_run_snapshot, METH_O,
      "shm_run_snapshot(exclude_self) -> (busy, fingerprint, sent, received, members, "
-     "blocked): this program as a deadlock across programs sees it."},
+     "blocked, others, had_members): this program as a deadlock across programs sees it."},
     {"shm_break_run_deadlock", py_shm_break_run_deadlock, METH_VARARGS,
      "shm_break_run_deadlock(number, blocked): every program of the run is blocked (its "
      "deadlock number): end with DeadlockError this one's channel waits that a snapshot "
      "found blocked and that still are."},
-    {"shm_run_count", py_shm_run_count, METH_VARARGS,
-     "shm_run_count(members, handoffs): add to the run's members standing here, and to the "
-     "agent's hand-offs between its threads not taken yet."},
+    {"shm_run_handoff", py_shm_run_handoff, METH_O,
+     "shm_run_handoff(delta): work handed to another of the agent's threads (+1), or taken "
+     "there (-1)."},
+    {"shm_run_member", py_shm_run_member, METH_O,
+     "shm_run_member(last_counts): this process stands for a node of the run (True), or "
+     "no longer: the node's last (sent, received), or None if not known."},
     {"shm_remote_wait", py_shm_remote_wait, METH_O,
      "shm_remote_wait(waiting): this thread waits (True) or stops waiting (False) for "
      "another program's answer."},

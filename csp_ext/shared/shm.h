@@ -73,6 +73,10 @@ typedef struct {
     /* Processes standing for a node of the run (its members), and work
      * handed from one of the agent's threads to another, not taken yet. */
     _Atomic int64_t run_members, run_handoffs;
+    /* Set for good: a node was ever started from here (in a node: its own
+     * nodes are not in the run's sums); a node ended without its last counts
+     * (the sums here can never balance truly again: always busy). */
+    _Atomic int32_t run_had_members, run_blind;
 } shm_header;
 
 /* One per OS process (per thread that uses channels). */

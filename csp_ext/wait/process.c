@@ -404,15 +404,22 @@ record_asked_to_stop(void *self)
 {
     shm_waiter *w = self;
     uint32_t asked = atomic_load(&w->break_op);
-    return asked != 0 && asked == w->op_number ? CSP_DEADLOCK : 0;
+    if (asked == 0)
+        return 0;
+    /* Taken once, whether it is for this operation or a stale one (an op
+     * number comes round again after 2^32 operations). */
+    atomic_compare_exchange_strong(&w->break_op, &asked, 0);
+    return asked == w->op_number ? CSP_DEADLOCK : 0;
 }
 
 void
 shm_ask_to_stop(shm_waiter *w, uint32_t op)
 {
     atomic_store(&w->break_op, op);
+    /* A spurious wake-up (the word stays WAITING); a sleeper that missed it
+     * looks at the end of its slice (0.1 s). */
     if (atomic_load(&w->sleeping))
-        wake_waiter(&w->status);   /* (the word stays WAITING: a spurious wake-up there) */
+        wake_waiter(&w->status);
 }
 
 static const csp_wait_way record_way = {

@@ -138,7 +138,7 @@ _IDLE_WORKERS = 4
 _send, _recv, _zmq_poll = _link.raw_send, _link.raw_recv, _link.zmq_poll
 _net_sent, _net_received = csp_ext.shm_net_sent, csp_ext.shm_net_received
 _CONTROL = _wire.CONTROL
-_run_count = csp_ext.shm_run_count
+_run_handoff = csp_ext.shm_run_handoff
 _SKIP = csp_ext.SkipGuard()
 _NOT_READ = object()  # a WRITE's message left for the worker to unpickle
 _INLINE_UNPICKLE_LIMIT = 64 * 1024  # bigger messages are unpickled off the main loop
@@ -408,7 +408,7 @@ class Agent:
                 number, join, header, frames = self.replies.get_nowait()
             except queue.Empty:
                 return
-            _run_count(0, -1)  # (this thread runs)
+            _run_handoff(-1)  # (this thread runs)
             key = (header.incarnation, header.pid, header.stream, header.seq)
             self.with_workers.pop(key, None)
             cancel = self.cancel_acks.pop(key, None) if self.cancel_acks else None
@@ -604,7 +604,7 @@ class Agent:
         self.with_workers[key] = worker
         with worker.lock:
             worker.queued.add(key)
-        _run_count(0, 1)  # handed over: the worker, idle until it takes it, is not (_quiescence)
+        _run_handoff(1)  # handed over: the worker, idle until it takes it, is not (_quiescence)
         worker.requests.put((number, join, identity, header, body, message, carried))
 
     def cancel(self, identity, header, last_seq):
@@ -675,7 +675,7 @@ class Agent:
                 csp_ext.shm_idle(False)
             if item is None:
                 return
-            _run_count(0, -1)  # taken: this thread runs
+            _run_handoff(-1)  # taken: this thread runs
             number, join, identity, header, body, message, carried = item
             key = (header.incarnation, header.pid, header.stream, header.seq)
             with worker.lock:
@@ -717,7 +717,7 @@ class Agent:
             op, data = outcome
             frames = [identity, _wire.pack(op, 0, self.pid, header.stream, header.seq),
                       *_link.frames_of(data)]
-        _run_count(0, 1)  # for the main thread, idle until it takes it (_quiescence)
+        _run_handoff(1)  # for the main thread, idle until it takes it (_quiescence)
         self.replies.put((number, join, header, frames))
         self.wake()
 

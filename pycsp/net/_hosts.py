@@ -144,6 +144,7 @@ class _OnHost:
         run = None
         if _settings.closed_run():
             run = (_node.this_node().address, self.member)
+        self.in_run = run is not None
         self.handover = pickle.dumps({
             "run": run,
             "function": _function_reference(fn),
@@ -166,40 +167,21 @@ class _OnHost:
         # A member of the run from before it starts until its answer is read:
         # meanwhile its waits are the node's (it reports them to the root).
         node = _node.current() if not _settings.is_node() else None
-        csp_ext.shm_run_count(1, 0)  # (whether or not a watch of the run knows it)
-        if node is not None:
-            node.ask("member", self.member, True)
         last_counts = None
-        # stderr is this process's: what the function prints there, and the
-        # launcher's own complaints, show up as they come.
-        proc = _launch.start(argv, handover, stdout=subprocess.PIPE)
-        outcome = code = None
+        csp_ext.shm_run_member(True)  # (whether or not a watch of the run knows it)
         try:
-            frame = _read_frame(proc.stdout)
-            if frame is not None and frame[0] == _JOINED:
-                # The node holds joins of its own now; these ends here stood
-                # for them until then (so that no channel retired meanwhile).
-                retire_all(args, kwargs)
-                frame = _wait_for_answer(proc.stdout) if node is not None else \
-                    _read_frame(proc.stdout)
-            if frame is not None and frame[0] == _RESULT:
-                outcome = pickle.loads(frame[1])
-                frame = _read_frame(proc.stdout)  # the node's last counts, as it ends
-                if frame is not None and frame[0] == _COUNTS and len(frame[1]) == _COUNT.size:
-                    last_counts = _COUNT.unpack(frame[1])
-            code = proc.wait()
-        finally:
             if node is not None:
-                node.ask("member", self.member, last_counts)
-            csp_ext.shm_run_count(-1, 0)
-            proc.stdout.close()
+                node.ask("member", self.member, True)
             try:
-                proc.stdin.close()   # the node's cue to end, if it has not
-            except BrokenPipeError:
-                pass
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+                outcome, code, last_counts = self._run_node(argv, handover, args, kwargs,
+                                                            watched=node is not None)
+            finally:
+                if node is not None:
+                    node.ask("member", self.member, False)
+        finally:
+            # Its last counts join this program's (none: the run's sums can
+            # never be trusted again here).
+            csp_ext.shm_run_member(last_counts)
         if outcome is None:
             # Its channels are poisoned (the ends here may be retired already).
             for end in find_ends(args, kwargs):
@@ -215,6 +197,41 @@ class _OnHost:
         if ok:
             return value
         raise value
+
+    def _run_node(self, argv, handover, args, kwargs, watched):
+        """Start the node and wait for its answer: (outcome or None, exit
+        status, its last counts or None).  ``watched``: the wait for its answer
+        is a wait for another program of the run (``_quiescence``)."""
+        # stderr is this process's: what the function prints there, and the
+        # launcher's own complaints, show up as they come.
+        proc = _launch.start(argv, handover, stdout=subprocess.PIPE)
+        outcome = code = last_counts = None
+        try:
+            frame = _read_frame(proc.stdout)
+            if frame is not None and frame[0] == _JOINED:
+                # The node holds joins of its own now; these ends here stood
+                # for them until then (so that no channel retired meanwhile).
+                retire_all(args, kwargs)
+                frame = _wait_for_answer(proc.stdout) if watched else _read_frame(proc.stdout)
+            if frame is not None and frame[0] == _RESULT:
+                outcome = pickle.loads(frame[1])
+                if self.in_run:
+                    frame = _read_frame(proc.stdout)  # the node's last counts, as it ends
+                    if frame is not None and frame[0] == _COUNTS \
+                            and len(frame[1]) == _COUNT.size:
+                        last_counts = _COUNT.unpack(frame[1])
+            code = proc.wait()
+        finally:
+            proc.stdout.close()
+            try:
+                proc.stdin.close()   # the node's cue to end, if it has not
+            except BrokenPipeError:
+                pass
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        return outcome, code, last_counts
+
 
 # The node's answer on its stdout: frames of magic, kind, length, body.
 # JOINED: the node has joined every channel of its arguments (its ends here
@@ -256,10 +273,13 @@ def write_frame(fd: int, kind: bytes, body: bytes = b"") -> None:
 
 
 def write_last_counts(fd: int) -> None:
-    """In the node, as it ends: its last counts of messages (``_COUNTS``)."""
+    """In the node, as it ends: its last counts of messages (``_COUNTS``), if
+    they are (nothing: the root's watch can no longer trust its sums)."""
     from ._quiescence import last_counts
 
-    write_frame(fd, _COUNTS, _COUNT.pack(*last_counts()))
+    counts = last_counts()
+    if counts is not None:
+        write_frame(fd, _COUNTS, _COUNT.pack(*counts))
 
 
 def write_result(fd: int, ok: bool, value) -> None:

@@ -54,25 +54,15 @@ class RunWatch:
         self.start: tuple | None = None  # the root's own snapshot for this epoch
         self.previous: dict | None = None  # the last whole wave
         self.broken = 0  # the epoch of the last deadlock broken
-        # Messages of members that ended (their last counts): the others'
-        # counts of messages with them stay in the sums.
-        self.departed_sent = self.departed_received = 0
-        # A member ended without its last counts (lost, killed): the sums
-        # can never be trusted again in this run.
-        self.blind = False
 
-    def member(self, token: int, joined) -> None:
-        """A node of the run is about to start (``joined`` True), or has
-        ended (``joined``: its last (sent, received), or None if unknown)."""
+    def member(self, token: int, joined: bool) -> None:
+        """A node of the run is about to start, or has ended (its last counts
+        joined the arena's: ``csp_ext.shm_run_member``)."""
         with self.lock:
-            if joined is True:
+            if joined:
                 self.members[token] = None
-            elif self.members.pop(token, _GONE) is not _GONE:
-                if joined is None:
-                    self.blind = True
-                else:
-                    self.departed_sent += joined[0]
-                    self.departed_received += joined[1]
+            else:
+                self.members.pop(token, None)
             self.previous = None  # a wave is over the same programs
             self._next_epoch()
 
@@ -98,8 +88,7 @@ class RunWatch:
         wave[None] = root[:4]
         # Every process standing for a node in this arena is a member here
         # (another agent of the program may watch others: it never decides).
-        if (wave == self.previous and not self.blind and root[4] == len(self.members)
-                and _blocked_for_good(wave, self.departed_sent, self.departed_received)):
+        if wave == self.previous and root[4] == len(self.members) and _blocked_for_good(wave):
             self.broken = self.epoch
             self.previous = None
             csp_ext.shm_break_run_deadlock(self.broken, root[5])
@@ -114,14 +103,12 @@ class RunWatch:
             self.members[token] = None
 
 
-_GONE = object()
-
-
-def _blocked_for_good(wave: dict, departed_sent: int, departed_received: int) -> bool:
-    """No program has a process busy, and no message is in flight."""
+def _blocked_for_good(wave: dict) -> bool:
+    """No program has a process busy, and no message is in flight (the
+    counts of nodes that ended are in their standins' programs')."""
     return (all(busy == 0 for busy, _, _, _ in wave.values())
-            and departed_sent + sum(sent for _, _, sent, _ in wave.values())
-            == departed_received + sum(received for _, _, _, received in wave.values()))
+            and sum(sent for _, _, sent, _ in wave.values())
+            == sum(received for _, _, _, received in wave.values()))
 
 
 def report_to_root(address: tuple[str, int], token: int) -> None:
@@ -132,9 +119,15 @@ def report_to_root(address: tuple[str, int], token: int) -> None:
                      name="pycsp-net-run-report").start()
 
 
-def last_counts() -> tuple[int, int]:
-    """In a node, as it ends: the messages it sent and received in all."""
-    return csp_ext.shm_run_snapshot(False)[2:4]
+def last_counts() -> tuple[int, int] | None:
+    """In a node, as it ends (its processes and agent gone): the messages it
+    sent and received in all; None if they are not its last (a process of
+    it still lives) or not the whole story (nodes it started itself)."""
+    from .._runtime import shutdown_every_runtime
+
+    shutdown_every_runtime()  # (its Spawns: atexit would wait for them after this)
+    _, _, sent, received, _, _, others, had_members = csp_ext.shm_run_snapshot(True)
+    return None if others or had_members else (sent, received)
 
 
 def _report(address, token):
@@ -152,8 +145,13 @@ def _report(address, token):
     try:
         while True:
             seq += 1
-            busy, fingerprint, sent, received, _, blocked = csp_ext.shm_run_snapshot(False)
-            blocked_when[seen] = blocked
+            busy, fingerprint, sent, received, _, blocked, _, had_members = \
+                csp_ext.shm_run_snapshot(False)
+            if had_members:
+                busy += 1  # its own nodes are not in the run's sums: never idle
+            # The first report that names an epoch is taken before any
+            # decision of it (a later one may follow the root's break).
+            blocked_when.setdefault(seen, blocked)
             for old in [e for e in blocked_when if e < seen - 4]:
                 del blocked_when[old]
             socket.send_multipart([_wire.pack(_wire.STATUS, _incarnation, 0, 0, seq),

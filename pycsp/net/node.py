@@ -83,8 +83,9 @@ def main() -> int:
 
     handover = pickle.loads(read_handover())
     if handover.get("run"):
-        # The last frame, after everything else the node does at its exit
-        # (atexit runs this first-registered handler last).
+        # The last frame, after what the node's modules do at its exit (they
+        # register later; this runs before pycsp's own runtimes' shutdowns,
+        # so it shuts them down first).
         atexit.register(_last_counts, answer_fd)
     sys.path[:0] = [p for p in handover["sys_path"] if p not in sys.path]
     threading.Thread(target=_watch_launcher, daemon=True, name="pycsp-net-launcher").start()
@@ -121,9 +122,13 @@ def _last_counts(answer_fd: int) -> None:
 
     try:
         write_last_counts(answer_fd)
-        os.close(answer_fd)
-    except OSError:
-        pass  # the program that started this node is gone
+    except Exception as exc:  # no last counts: the root stops trusting its sums
+        print(f"pycsp.net.node: its last counts: {exc!r}", file=sys.stderr, flush=True)
+    finally:
+        try:
+            os.close(answer_fd)
+        except OSError:
+            pass
 
 
 def _rebuild(obj):
