@@ -209,3 +209,45 @@ def test_work_handed_between_the_agents_threads_is_busy_until_taken():
         print("BUSY", handed, csp_ext.shm_run_snapshot(True)[0])
     """)
     assert "BUSY 1 0" in out, out
+
+
+def test_a_break_leaves_alone_a_new_record_in_a_freed_ones_place():
+    """A record freed (its thread ended) and made again for another thread
+    has the same offset and counts its operations from 1 again: only its
+    identity tells it from the one a snapshot saw blocked."""
+    out = run("""
+        import struct, threading
+        c, d = pycsp.Channel("c"), pycsp.Channel("d")
+        cin, cout, din, dout = c.reader(), c.writer(), d.reader(), d.writer()
+
+        def first():
+            cin()                               # blocked at the snapshot; then served
+
+        t = threading.Thread(target=first)
+        t.start()
+        blocked = settled(want=1)[5]            # (the main thread runs: busy 1)
+        cout(1)
+        t.join()                                # its record is freed
+
+        got = []
+        def second():
+            try:
+                got.append(din())               # op 1 again, at the same place
+            except pycsp.DeadlockError:
+                got.append("FALSE DEADLOCK")
+
+        u = threading.Thread(target=second)
+        u.start()
+        time.sleep(0.3)
+        now = csp_ext.shm_run_snapshot(True)[5]
+        old = {struct.unpack_from("QQQ", blocked, i)[0::2] for i in range(0, len(blocked), 24)}
+        new = {struct.unpack_from("QQQ", now, i)[0::2] for i in range(0, len(now), 24)}
+        print("SAME PLACE AND OP", bool(old & new))
+        print("ASKED", csp_ext.shm_break_run_deadlock(5, blocked))
+        time.sleep(0.3)
+        dout(2)
+        u.join()
+        print("GOT", got)
+    """)
+    assert "SAME PLACE AND OP True" in out, out  # (else this test shows nothing)
+    assert "ASKED 0" in out and "GOT [2]" in out, out

@@ -54,7 +54,7 @@ mix(uint64_t h, uint64_t word)
  * still in the same operation (one that started waiting after the run's
  * deadlock, a process woken by it and gone on, is not part of it). */
 typedef struct {
-    uint64_t record;
+    uint64_t record, identity;   /* where the record is, and which one it is */
     uint64_t op;
 } blocked_op;
 
@@ -99,9 +99,10 @@ py_shm_run_snapshot(PyObject *Py_UNUSED(m), PyObject *arg)
                 blocked = more;
                 cap *= 2;
             }
-            blocked[nblocked++] = (blocked_op){off, op};
+            blocked[nblocked++] = (blocked_op){off, w->identity, op};
         }
         fingerprint = mix(fingerprint, off);
+        fingerprint = mix(fingerprint, w->identity);
         fingerprint = mix(fingerprint, ((uint64_t)(uint32_t)OWNERS(w->pid) << 32) | op);
         fingerprint = mix(fingerprint, ((uint64_t)atomic_load(&w->remote_waits) << 32)
                                        | ((uint64_t)w->dead << 4) | ((uint64_t)w->counted << 3)
@@ -161,7 +162,7 @@ py_shm_break_run_deadlock(PyObject *Py_UNUSED(m), PyObject *args)
         for (Py_ssize_t i = 0; i < n_ops && !listed; i++) {
             blocked_op b;
             memcpy(&b, (const char *)view.buf + i * (Py_ssize_t)sizeof(blocked_op), sizeof(b));
-            listed = b.record == off && b.op == op;
+            listed = b.record == off && b.identity == w->identity && b.op == op;
         }
         if (!listed || w->dead || w->service == SHM_SERVICE_REGISTRY || !blocked_in_core(w, op))
             continue;

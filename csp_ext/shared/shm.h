@@ -77,6 +77,7 @@ typedef struct {
      * nodes are not in the run's sums); a node ended without its last counts
      * (the sums here can never balance truly again: always busy). */
     _Atomic int32_t run_had_members, run_blind;
+    _Atomic uint64_t last_record_identity;   /* shm_waiter.identity */
 } shm_header;
 
 /* One per OS process (per thread that uses channels). */
@@ -128,6 +129,10 @@ typedef struct shm_waiter {
     _Atomic int32_t remote_waiting;
     _Atomic uint32_t remote_waits;
     _Atomic uint32_t break_op;   /* the operation asked to end with CSP_DEADLOCK */
+    uint32_t pad2;
+    /* Unique in the arena for good (a freed record's block, made again, has
+     * the same offset and counts its operations from 1 again). */
+    uint64_t identity;
 } shm_waiter;
 
 /* shm_waiter.service: the agent's threads that serve parties in other

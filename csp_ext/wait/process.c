@@ -150,6 +150,7 @@ new_counted_record(pid_t pid, pid_t parent)
     w->pid = pid;
     w->parent = parent;
     w->counted = 1;
+    w->identity = atomic_fetch_add(&shm_hdr->last_record_identity, 1) + 1;
     shm_deadlock_count(1);
     shm_hdr_lock();
     w->next = shm_hdr->waiters;

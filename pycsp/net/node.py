@@ -96,8 +96,12 @@ def main() -> int:
     _settings.adopt_handover(handover["curve"], handover["keys"], handover.get("heartbeat"))
     _exit_when_fenced()
     if handover.get("run"):
+        import csp_ext
+
         from ._quiescence import report_to_root
 
+        # This process's record first: running, it counts as busy in the reports.
+        csp_ext.shm_init()
         report_to_root(*handover["run"])
     try:
         fn = _load_function(*handover["function"])
