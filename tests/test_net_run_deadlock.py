@@ -104,16 +104,22 @@ def ask(cout, cin, n):
 """
 
 
+def exchange(n):
+    """A program's body: n messages to a node and back (ECHO)."""
+    return f"""
+        watchdog(50)
+        a, b = pycsp.Channel("a"), pycsp.Channel("b")
+        p = ask(-a, +b, {n})
+        pycsp.Parallel(echo(+a, -b, {n}), p)
+        print("ECHO", p.return_value, flush=True)
+    """
+
+
 def test_a_deadlock_after_a_node_that_ended_is_still_seen():
     """A node that talked with the program and ended leaves its last counts
     there (else the program's counts of messages with it would never balance
     again, and no later deadlock of the run would be seen)."""
-    result = run_program(functions=ECHO, body="""
-        watchdog(50)
-        a, b = pycsp.Channel("a"), pycsp.Channel("b")
-        p = ask(-a, +b, 50)
-        pycsp.Parallel(echo(+a, -b, 50), p)
-        print("ECHO", p.return_value, flush=True)
+    result = run_program(functions=ECHO, body=exchange(50) + """
         c, d = pycsp.Channel("c"), pycsp.Channel("d")
         try:
             pycsp.Parallel(remote_reader(+c, -d), local_reader(+d))
@@ -161,13 +167,7 @@ def test_a_run_that_goes_on_is_not_taken_for_a_deadlock():
 def test_a_message_in_flight_keeps_the_run_going():
     """Many short exchanges between the program and a node: between two of
     them every process may be waiting while a message is on its way."""
-    result = run_program(functions=ECHO, body="""
-        watchdog(50)
-        a, b = pycsp.Channel("a"), pycsp.Channel("b")
-        p = ask(-a, +b, 3000)
-        pycsp.Parallel(echo(+a, -b, 3000), p)
-        print("ECHO", p.return_value, flush=True)
-    """)
+    result = run_program(functions=ECHO, body=exchange(3000))
     assert "ECHO 3000" in result.stdout, result.stdout + result.stderr
 
 
