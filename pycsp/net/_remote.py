@@ -284,7 +284,6 @@ class _Link:
                 header = _wire.parse(reply[0], _wire.FROM_HOME)
                 if header is not None and header.op == _wire.CLAIM:
                     self.claims.append(header)  # for the alternation that armed it
-                    _remote_wait(True)
                 elif header is not None and (header.seq == seq or header.seq == or_seq):
                     if not self.handshaken:
                         self.handshaken = True
@@ -294,8 +293,7 @@ class _Link:
                         raise self._fail(self._lost())
                     self.received = _NOTHING_RECEIVED
                     return header, reply[1:]
-                else:
-                    _remote_wait(True)  # not its reply: an older request's
+                _remote_wait(True)  # not its reply (a claim, an older request's): wait on
                 if self.lost and not self.socket.poll(_LAST_REPLY_GRACE_MS):
                     raise self._fail(self._lost())  # not the reply; nothing more comes
             elif self.lost:
